@@ -1,0 +1,39 @@
+"""A hand-written NumPy implementation of backpropagation for dense networks.
+
+The implementation protocol (see DESIGN.md)::
+
+    loss(params, X, Y, *, activations, cost) -> float
+    gradients(params, X, Y, *, activations, cost) -> [(dW^1, db^1), ..., (dW^L, db^L)]
+    forward(params, X, *, activations) -> A^L
+    update(params, grads, learning_rate) -> new params
+
+``params`` is ``[(W^1, b^1), ..., (W^L, b^L)]`` with W^l of shape (n_l, n_{l-1})
+and b^l of shape (n_l, 1); X is (n_0, m) and Y is (n_L, m), samples as columns.
+"""
+
+from .activations import ACTIVATIONS, Activation
+from .costs import COSTS, Cost, Fused
+from .network import Cache, backward, forward, forward_pass, gradients, init_params, loss
+from .train import STOP_REASONS, History, TrainResult, train, update
+
+__all__ = [
+    "ACTIVATIONS",
+    "COSTS",
+    "STOP_REASONS",
+    "Activation",
+    "Cache",
+    "Cost",
+    "Fused",
+    "History",
+    "TrainResult",
+    "backward",
+    "forward",
+    "forward_pass",
+    "gradients",
+    "init_params",
+    "loss",
+    "train",
+    "update",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,120 @@
+"""Cost functions and their derivatives with respect to the output A, in one table.
+
+Every cost is a pair ``fn(a, y) -> J`` / ``grad(a, y) -> dJ/dA``, with A and Y
+of shape (n_L, m) and m the number of samples (columns); the 1/m of the seed's
+table is part of both.
+
+A cost may also carry *fused* forms for particular output activations: the
+loss computed from the pre-activation Z^L and the output delta
+dZ^L = dJ/dA * g'(Z^L) simplified by hand. ``bce`` with a sigmoid output uses
+them, so a saturated output (A exactly 0 or 1 in float64) still gives a finite
+loss and finite, correct gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[np.floating]
+
+
+class Fused(NamedTuple):
+    """A cost's closed forms for one output activation.
+
+    ``fn(z, y) -> J`` from the output pre-activation Z^L, and
+    ``delta(a, y) -> dZ^L``, both for Z^L, A^L, Y of shape (n_L, m).
+    """
+
+    fn: Callable[[Array, Array], float]
+    delta: Callable[[Array, Array], Array]
+
+
+class Cost(NamedTuple):
+    """A cost J(A, Y), its derivative dJ/dA, and what it needs of the output layer.
+
+    ``output_activations``: the output activations the cost accepts (None: any).
+    ``fused``: closed forms keyed by output activation name (see :class:`Fused`).
+    """
+
+    fn: Callable[[Array, Array], float]
+    grad: Callable[[Array, Array], Array]
+    output_activations: frozenset[str] | None = None
+    fused: Mapping[str, Fused] = MappingProxyType({})
+
+
+# --- mse ---------------------------------------------------------------------
+
+
+def mse(a: Array, y: Array) -> float:
+    """J = 1/(2m) sum (A - Y)^2."""
+    m = a.shape[1]
+    diff = a - y
+    return float(np.vdot(diff, diff)) / (2 * m)
+
+
+def mse_grad(a: Array, y: Array) -> Array:
+    """dJ/dA = (A - Y) / m."""
+    return (a - y) / a.shape[1]
+
+
+# --- bce ---------------------------------------------------------------------
+
+
+def _xlogx(weight: Array, p: Array) -> Array:
+    """weight * log(p), with 0 * log(0) taken as 0 (its limit)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = weight * np.log(p)
+    return np.where(weight == 0, 0.0, out)
+
+
+def bce(a: Array, y: Array) -> float:
+    """J = 1/m sum -Y log A - (1 - Y) log(1 - A).
+
+    From A alone this is infinite where A has rounded to 0 or 1 against the
+    label; :func:`bce_from_logits` (the fused form used with a sigmoid output)
+    is not.
+    """
+    m = a.shape[1]
+    return float(-np.sum(_xlogx(y, a) + _xlogx(1.0 - y, 1.0 - a))) / m
+
+
+def bce_grad(a: Array, y: Array) -> Array:
+    """dJ/dA = (1/m) (-Y/A + (1 - Y)/(1 - A)), the seed's form.
+
+    Unbounded as A approaches 0 or 1; backprop uses :func:`bce_sigmoid_delta`
+    instead whenever the output is a sigmoid.
+    """
+    return (-y / a + (1.0 - y) / (1.0 - a)) / a.shape[1]
+
+
+def bce_from_logits(z: Array, y: Array) -> float:
+    """J = 1/m sum softplus(Z) - Y Z, which is bce(sigmoid(Z), Y).
+
+    -Y log s(Z) - (1 - Y) log(1 - s(Z)) = Y softplus(-Z) + (1 - Y) softplus(Z)
+    and softplus(-Z) = softplus(Z) - Z; softplus(Z) = log(1 + e^Z) is computed
+    as logaddexp(0, Z), finite for every finite Z.
+    """
+    m = z.shape[1]
+    return float(np.sum(np.logaddexp(0.0, z) - y * z)) / m
+
+
+def bce_sigmoid_delta(a: Array, y: Array) -> Array:
+    """dZ^L = dJ/dA * A(1 - A) = (A - Y) / m for a sigmoid output."""
+    return (a - y) / a.shape[1]
+
+
+COSTS: dict[str, Cost] = {
+    "mse": Cost(mse, mse_grad),
+    "bce": Cost(
+        bce,
+        bce_grad,
+        output_activations=frozenset({"sigmoid"}),
+        fused=MappingProxyType({"sigmoid": Fused(bce_from_logits, bce_sigmoid_delta)}),
+    ),
+}
+"""The cost table, keyed by name: ``COSTS["mse"].grad(a, y)``."""
