@@ -31,7 +31,7 @@ def xor(
 def moons(
     m: int = 200, *, noise: float = 0.1, seed: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Two interleaved half circles: m // 2 points on the upper (label 0), the rest below (label 1)."""
+    """Two interleaved half circles: m // 2 points on the upper (label 0), the rest below (1)."""
     m = _validate.check_positive_int(m, "m")
     rng = np.random.default_rng(seed)
     n0 = m // 2
