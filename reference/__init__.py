@@ -1,1 +1,39 @@
-"""The oracles and the harness built on them (filled in by the oracle work)."""
+"""The oracles and the harness built on them.
+
+- :func:`numerical_gradients`: finite differences of every entry, kink-aware.
+- :func:`jax_gradients`: ``jax.grad`` of a model written from the formulas.
+- :func:`check_gradients`: the per-layer checker, with diagnosis and attribution.
+- :mod:`reference.checks`: what finite differences cannot check (purity, the
+  update rule, relu'(0), saturation, metamorphic relations).
+- :func:`load_impl`: the implementation under test, by module path.
+
+Importing it turns on JAX's float64 mode (see ``reference/jax_model.py``).
+"""
+
+from .checker import ATTRIBUTIONS, ParamCheck, Report, check_gradients
+from .checks import CheckResult, run_all
+from .finite_diff import FDGradients, numerical_gradients
+from .impl import ImplementationError, load_impl
+from .jax_model import JAX_ACTIVATIONS, JAX_COSTS, MissingTwinError, jax_gradients
+from .problems import Problem, random_problem, seed_problem, with_relu_margin
+
+__all__ = [
+    "ATTRIBUTIONS",
+    "JAX_ACTIVATIONS",
+    "JAX_COSTS",
+    "CheckResult",
+    "FDGradients",
+    "ImplementationError",
+    "MissingTwinError",
+    "ParamCheck",
+    "Problem",
+    "Report",
+    "check_gradients",
+    "jax_gradients",
+    "load_impl",
+    "numerical_gradients",
+    "random_problem",
+    "run_all",
+    "seed_problem",
+    "with_relu_margin",
+]

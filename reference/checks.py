@@ -1,0 +1,363 @@
+"""The checks finite differences cannot make (DESIGN.md lists why), through the protocol.
+
+Each takes an implementation and a :class:`~reference.problems.Problem` and
+returns a :class:`CheckResult`: ``ok`` True or False, or None where the check
+does not apply (an implementation without ``update``, a gradient too small to
+step along). Expected values are computed here, by hand or from the JAX model,
+never from the implementation under test.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .diagnosis import relative_error
+from .jax_model import jax_model
+from .problems import Problem
+
+SAME = 1e-12
+"""Relative error under which two float64 gradients of the same problem count as equal:
+the metamorphic relations reorder sums, which costs a few ulps, never 1e-12."""
+
+
+@dataclass
+class CheckResult:
+    """One check's verdict: ``ok`` is None when the check does not apply."""
+
+    name: str
+    ok: bool | None
+    message: str
+
+
+def _call(impl, member: str, *args, **kwargs):
+    return getattr(impl, member)(*args, **kwargs)
+
+
+def _grads(impl, p: Problem, params=None, X=None, Y=None):
+    return _call(
+        impl,
+        "gradients",
+        copy.deepcopy(params if params is not None else p.params),
+        (X if X is not None else p.X).copy(),
+        (Y if Y is not None else p.Y).copy(),
+        **p.kwargs(),
+    )
+
+
+def _flat(grads) -> np.ndarray:
+    return np.concatenate([np.ravel(a) for pair in grads for a in pair])
+
+
+def _guard(name: str, fn: Callable[[], CheckResult]) -> CheckResult:
+    try:
+        return fn()
+    except Exception as exc:  # the implementation's failure is the verdict
+        return CheckResult(name, False, f"the implementation raised {type(exc).__name__}: {exc}")
+
+
+def purity(impl, p: Problem) -> CheckResult:
+    """``loss``, ``gradients`` (and ``forward``, ``update``) leave their arguments unchanged."""
+
+    def run() -> CheckResult:
+        params, X, Y = copy.deepcopy(p.params), p.X.copy(), p.Y.copy()
+        calls = [("gradients", lambda: impl.gradients(params, X, Y, **p.kwargs()))]
+        calls.append(("loss", lambda: impl.loss(params, X, Y, **p.kwargs())))
+        if callable(getattr(impl, "forward", None)):
+            calls.append(
+                ("forward", lambda: impl.forward(params, X, activations=list(p.activations)))
+            )
+        for member, call in calls:
+            call()
+            for l, ((W0, b0), (W1, b1)) in enumerate(zip(p.params, params), start=1):
+                for pname, before, after in (("W", W0, W1), ("b", b0, b1)):
+                    if not np.array_equal(before, after):
+                        change = float(np.max(np.abs(after - before)))
+                        return CheckResult(
+                            "purity",
+                            False,
+                            f"{member} changed layer {l}'s {pname} in place "
+                            f"(by up to {change:.3g})",
+                        )
+            for dname, before, after in (("X", p.X, X), ("Y", p.Y, Y)):
+                if not np.array_equal(before, after):
+                    return CheckResult("purity", False, f"{member} changed {dname} in place")
+        return CheckResult("purity", True, "no argument changed")
+
+    return _guard("purity", run)
+
+
+def repeatability(impl, p: Problem) -> CheckResult:
+    """Two calls on the same inputs give the same gradients (nothing accumulates across calls)."""
+
+    def run() -> CheckResult:
+        first, second = _flat(_grads(impl, p)), _flat(_grads(impl, p))
+        err = relative_error(second, first)
+        if err > SAME:
+            ratio = float(np.vdot(second, first) / max(np.vdot(first, first), 1e-300))
+            return CheckResult(
+                "repeatability",
+                False,
+                f"a second call returned different gradients (relative error {err:.3g}, "
+                f"{ratio:.3g} times the first): state carried across calls",
+            )
+        return CheckResult("repeatability", True, "two calls agree")
+
+    return _guard("repeatability", run)
+
+
+def update_rule(impl, p: Problem, learning_rate: float = 0.1) -> CheckResult:
+    """``update(params, grads, alpha)`` is exactly W - alpha dW, b - alpha db, for every layer."""
+    if not callable(getattr(impl, "update", None)):
+        return CheckResult("update", None, "the implementation has no update")
+
+    def run() -> CheckResult:
+        rng = np.random.default_rng(0)
+        grads = [(rng.normal(size=W.shape), rng.normal(size=b.shape)) for W, b in p.params]
+        params, given = copy.deepcopy(p.params), copy.deepcopy(grads)
+        new = impl.update(params, given, learning_rate)
+        if len(new) != len(p.params):
+            return CheckResult(
+                "update", False, f"update returned {len(new)} layers, not {len(p.params)}"
+            )
+        for l, ((W, b), (dW, db), pair) in enumerate(zip(p.params, grads, new), start=1):
+            for pname, theta, g, got in (("W", W, dW, pair[0]), ("b", b, db, pair[1])):
+                want = theta - learning_rate * g
+                got = np.asarray(got)
+                if got.shape != want.shape or not np.allclose(got, want, rtol=1e-14, atol=1e-300):
+                    if got.shape == theta.shape and np.array_equal(got, theta):
+                        what = "unchanged"
+                    elif got.shape == want.shape and np.allclose(got, theta + learning_rate * g):
+                        what = "moved up the gradient (W + alpha dW)"
+                    else:
+                        what = "not W - alpha dW"
+                    return CheckResult("update", False, f"layer {l}'s {pname} is {what}")
+        if not all(np.array_equal(a, b) for a, b in zip(_flat(params), _flat(p.params))):
+            return CheckResult("update", False, "update changed params in place")
+        return CheckResult("update", True, "W - alpha dW and b - alpha db in every layer")
+
+    return _guard("update", run)
+
+
+def descent(impl, p: Problem) -> CheckResult:
+    """A small step against the gradient lowers the loss by about alpha ||g||^2."""
+
+    def run() -> CheckResult:
+        grads = _grads(impl, p)
+        g = _flat(grads)
+        norm = float(np.linalg.norm(g))
+        J0 = float(impl.loss(copy.deepcopy(p.params), p.X, p.Y, **p.kwargs()))
+        if norm < 1e-7 or not np.isfinite(norm):
+            return CheckResult("descent", None, f"gradient norm {norm:.3g}: no direction to test")
+        alpha = 1e-5 * (1 + abs(J0)) / norm**2  # a decrease of 1e-5 (1 + |J|): first order rules
+        if callable(getattr(impl, "update", None)):
+            stepped = impl.update(copy.deepcopy(p.params), copy.deepcopy(grads), alpha)
+            how = "update"
+        else:
+            stepped = [
+                (W - alpha * np.asarray(dW), b - alpha * np.asarray(db))
+                for (W, b), (dW, db) in zip(p.params, grads)
+            ]
+            how = "W - alpha dW"
+        J1 = float(impl.loss(stepped, p.X, p.Y, **p.kwargs()))
+        ratio = (J0 - J1) / (alpha * norm**2)
+        if not 0.5 <= ratio <= 1.5:
+            return CheckResult(
+                "descent",
+                False,
+                f"a step of {how} with alpha = {alpha:.3g} changed the loss by {J1 - J0:.3g}, "
+                f"{ratio:.3g} times the -alpha ||g||^2 expected: the gradient does not point "
+                "uphill or the update does not step downhill",
+            )
+        return CheckResult("descent", True, f"the loss fell by {ratio:.4f} alpha ||g||^2")
+
+    return _guard("descent", run)
+
+
+def relu_at_zero(impl) -> CheckResult:
+    """relu'(0) = 1, the seed's convention, at pre-activations that are exactly zero.
+
+    Network: relu hidden layer with W^1 = 0, b^1 = 0 (so Z^1 = 0 exactly), sigmoid
+    output with W^2 = 1, b^2 = 0, bce, X = 1, Y = 0. By hand: A^2 = 1/2,
+    dZ^2 = (1/2 - 0)/1, dZ^1 = W^2 dZ^2 relu'(0) = 1/2, so db^1 = 1/2 and dW^1 = 1/2.
+    """
+
+    def run() -> CheckResult:
+        params = [(np.zeros((1, 1)), np.zeros((1, 1))), (np.ones((1, 1)), np.zeros((1, 1)))]
+        grads = impl.gradients(
+            params, np.ones((1, 1)), np.zeros((1, 1)), activations=["relu", "sigmoid"], cost="bce"
+        )
+        db1 = float(np.asarray(grads[0][1])[0, 0])
+        if db1 == 0.5:
+            return CheckResult("relu'(0)", True, "relu'(0) = 1 as the seed defines it")
+        if db1 == 0.0:
+            return CheckResult(
+                "relu'(0)", False, "relu'(0) = 0 (JAX's and PyTorch's choice), not the seed's 1"
+            )
+        return CheckResult(
+            "relu'(0)", False, f"db^1 = {db1} at Z^1 = 0, expected 0.5 (relu'(0) = 1)"
+        )
+
+    return _guard("relu'(0)", run)
+
+
+def saturation(impl) -> CheckResult:
+    """Sigmoid + bce at |z| of 40, 60 and 1000: a finite loss and finite gradients equal to JAX's.
+
+    One output unit, W = 1, b = 0, X = z: A = sigmoid(z) rounds to exactly 0 or 1,
+    so only the fused dZ = (A - Y)/m stays finite. A tanh layer in front checks
+    the same through a hidden layer.
+    """
+
+    def run() -> CheckResult:
+        z = np.array([[40.0, -40.0, 60.0, -60.0, 1000.0, -1000.0]])
+        Y = np.array([[0.0, 1.0, 1.0, 0.0, 0.0, 1.0]])
+        cases = [
+            ([(np.ones((1, 1)), np.zeros((1, 1)))], z, ["sigmoid"]),
+            (
+                [
+                    (np.full((2, 1), 0.5), np.zeros((2, 1))),
+                    (np.full((1, 2), 50.0), np.zeros((1, 1))),
+                ],
+                z,
+                ["tanh", "sigmoid"],
+            ),
+        ]
+        for params, X, acts in cases:
+            J = float(impl.loss(copy.deepcopy(params), X, Y, activations=acts, cost="bce"))
+            grads = impl.gradients(copy.deepcopy(params), X, Y, activations=acts, cost="bce")
+            ref = jax_model(params, X, Y, activations=acts, cost="bce")
+            if not np.isfinite(J) or abs(J - ref.loss) > 1e-10 * abs(ref.loss):
+                return CheckResult(
+                    "saturation", False, f"loss {J} at |z| up to 1000, expected {ref.loss}"
+                )
+            for l, (pair, want) in enumerate(zip(grads, ref.grads), start=1):
+                for pname, got, w in (("W", pair[0], want[0]), ("b", pair[1], want[1])):
+                    got = np.asarray(got, dtype=np.float64)
+                    if not np.isfinite(got).all():
+                        return CheckResult(
+                            "saturation",
+                            False,
+                            f"layer {l}'s d{pname} is not finite at |z| up to 1000",
+                        )
+                    if relative_error(got, w) > 1e-10:
+                        return CheckResult(
+                            "saturation",
+                            False,
+                            f"layer {l}'s d{pname} at |z| up to 1000 is {got.ravel()}, "
+                            f"expected {w.ravel()}",
+                        )
+        return CheckResult("saturation", True, "finite and right at |z| of 40, 60 and 1000")
+
+    return _guard("saturation", run)
+
+
+def _compare(name: str, got, want, what: str) -> CheckResult:
+    err = relative_error(_flat(got), _flat(want))
+    if not err <= SAME:
+        return CheckResult(name, False, f"{what} (relative error {err:.3g})")
+    return CheckResult(name, True, f"holds (relative error {err:.1e})")
+
+
+def batch_mean(impl, p: Problem) -> CheckResult:
+    """A batch's gradient is the mean of its samples' gradients: the 1/m, neither missing
+    nor doubled."""
+
+    def run() -> CheckResult:
+        if p.m < 2:
+            return CheckResult("batch mean", None, "needs m >= 2")
+        per_sample = [_flat(_grads(impl, p, X=p.X[:, [s]], Y=p.Y[:, [s]])) for s in range(p.m)]
+        batch = _flat(_grads(impl, p))
+        mean = np.mean(per_sample, axis=0)
+        err = relative_error(batch, mean)
+        if not err <= SAME:
+            ratio = float(np.vdot(batch, mean) / max(np.vdot(mean, mean), 1e-300))
+            return CheckResult(
+                "batch mean",
+                False,
+                f"the batch gradient is {ratio:.4g} times the mean of the per-sample gradients "
+                f"(m = {p.m}; relative error {err:.3g})",
+            )
+        return CheckResult("batch mean", True, f"holds (relative error {err:.1e})")
+
+    return _guard("batch mean", run)
+
+
+def duplicated_batch(impl, p: Problem) -> CheckResult:
+    """Repeating every sample twice leaves the gradient unchanged."""
+
+    def run() -> CheckResult:
+        twice = _grads(impl, p, X=np.hstack([p.X, p.X]), Y=np.hstack([p.Y, p.Y]))
+        return _compare(
+            "duplicated batch",
+            twice,
+            _grads(impl, p),
+            "duplicating every sample changed the gradient",
+        )
+
+    return _guard("duplicated batch", run)
+
+
+def permuted_units(impl, p: Problem, seed: int = 0) -> CheckResult:
+    """Permuting the units of a hidden layer permutes its gradients the same way.
+
+    With a permutation P of layer l's units: W^l -> P W^l, b^l -> P b^l,
+    W^{l+1} -> W^{l+1} P^T; then dW^l -> P dW^l, db^l -> P db^l,
+    dW^{l+1} -> dW^{l+1} P^T, and every other gradient is unchanged.
+    """
+
+    def run() -> CheckResult:
+        hidden = [l for l in range(len(p.params) - 1) if p.params[l][0].shape[0] > 1]
+        if not hidden:
+            return CheckResult("permuted units", None, "no hidden layer with two units or more")
+        rng = np.random.default_rng(seed)
+        l = int(rng.choice(hidden))
+        perm = rng.permutation(p.params[l][0].shape[0])
+        if (perm == np.arange(perm.size)).all():
+            perm = np.roll(perm, 1)
+        params = copy.deepcopy(p.params)
+        W, b = params[l]
+        params[l] = (W[perm], b[perm])
+        W2, b2 = params[l + 1]
+        params[l + 1] = (W2[:, perm], b2)
+        base = _grads(impl, p)
+        want = [(np.asarray(dW), np.asarray(db)) for dW, db in base]
+        want[l] = (want[l][0][perm], want[l][1][perm])
+        want[l + 1] = (want[l + 1][0][:, perm], want[l + 1][1])
+        got = _grads(impl, p, params=params)
+        return _compare(
+            "permuted units",
+            got,
+            want,
+            f"permuting layer {l + 1}'s units did not permute its gradients",
+        )
+
+    return _guard("permuted units", run)
+
+
+PROBLEM_CHECKS: dict[str, Callable[..., CheckResult]] = {
+    "purity": purity,
+    "repeatability": repeatability,
+    "update": update_rule,
+    "descent": descent,
+    "batch mean": batch_mean,
+    "duplicated batch": duplicated_batch,
+    "permuted units": permuted_units,
+}
+"""Checks that take (impl, problem)."""
+
+FIXED_CHECKS: dict[str, Callable[..., CheckResult]] = {
+    "relu'(0)": relu_at_zero,
+    "saturation": saturation,
+}
+"""Checks on fixed, hand-computed problems: take (impl)."""
+
+
+def run_all(impl, problem: Problem) -> list[CheckResult]:
+    """Every non-gradient check on one problem, then the fixed ones."""
+    return [fn(impl, problem) for fn in PROBLEM_CHECKS.values()] + [
+        fn(impl) for fn in FIXED_CHECKS.values()
+    ]

@@ -1,0 +1,99 @@
+"""Naming the kind of mistake a wrong gradient shows.
+
+Given the implementation's gradient ``a`` and the reference ``t`` for one
+parameter array, :func:`diagnose` looks for the patterns hand-written backprop
+produces: a constant factor (2, 1/2, m, 1/m, -1, or another measured value), a
+transposed or zero gradient, non-finite entries. :func:`locate` reads the
+per-layer verdicts for the pattern "right at the output, wrong from layer k
+down", whose cause is layer k's delta.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+_FIT = 1e-6  # how closely a * (1/c) must match t for "a constant factor c" to be named
+
+
+def relative_error(a: np.ndarray, t: np.ndarray) -> float:
+    """||a - t|| / max(||a|| + ||t||, tiny): norm-wise, so dead units and tiny entries
+    do not dominate (DESIGN.md, "The oracles"). 0 for two zero arrays."""
+    denom = float(np.linalg.norm(a) + np.linalg.norm(t))
+    return float(np.linalg.norm(a - t)) / max(denom, np.finfo(np.float64).tiny)
+
+
+def factor_name(c: float, m: int) -> str | None:
+    """The name of a recognisable constant factor, or None. Where two names fit (a
+    factor 2 with m = 2) both are given, the batch-size one first: "m = 2"."""
+    named = []
+    if m > 1:
+        named += [(float(m), "m"), (1.0 / m, "1/m"), (2.0 * m, "2m"), (1.0 / (2 * m), "1/(2m)")]
+    named += [(2.0, "2"), (0.5, "1/2"), (-1.0, "-1"), (4.0, "4"), (0.25, "1/4")]
+    fits = [name for value, name in named if abs(c - value) <= 1e-6 * abs(value)]
+    return " = ".join(fits) if fits else None
+
+
+def factor_hint(name: str) -> str | None:
+    """What a named factor usually means."""
+    hints = [_HINTS[part] for part in name.split(" = ") if part in _HINTS]
+    return " or ".join(hints) if hints else None
+
+
+_HINTS = {
+    "m": "the 1/m of the cost is missing",
+    "1/m": "the 1/m is applied twice",
+    "-1": "the sign is flipped",
+    "2": "a factor 2 too many (mse's 1/2, or a term counted twice)",
+    "1/2": "a factor 1/2 too many",
+}
+
+
+def diagnose(a: np.ndarray, t: np.ndarray, m: int, param: str) -> str:
+    """A sentence on how ``a`` (the implementation's) differs from ``t`` (the reference)."""
+    if not np.isfinite(a).all():
+        return f"d{param} holds NaN or inf where the reference is finite"
+    na, nt = float(np.linalg.norm(a)), float(np.linalg.norm(t))
+    if na == 0.0 and nt > 0.0:
+        return f"d{param} is all zeros where the reference is not (never computed, or overwritten)"
+    if nt == 0.0:
+        return f"d{param} should be exactly zero here, but is not (norm {na:.3g})"
+    if a.ndim == 2 and a.shape[0] == a.shape[1] and a.shape[0] > 1:
+        if relative_error(a, t.T) <= _FIT and relative_error(a, t) > _FIT:
+            return f"d{param} is the transpose of the right gradient"
+    c = float(np.vdot(a, t) / np.vdot(t, t))
+    if abs(c - 1.0) > _FIT and relative_error(a, c * t) <= _FIT:
+        name = factor_name(c, m)
+        if name is None:
+            return f"d{param} is off by a constant factor of {c:.6g}"
+        hint = factor_hint(name)
+        return f"d{param} is off by a constant factor of {name}" + (f": {hint}" if hint else "")
+    index = np.unravel_index(int(np.argmax(np.abs(a - t))), a.shape)
+    return (
+        f"d{param} differs from the reference (relative error {relative_error(a, t):.3g}); "
+        f"worst entry {tuple(int(i) for i in index)}: "
+        f"{float(a[index]):.6g} vs {float(t[index]):.6g}"
+    )
+
+
+def common_factor(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> float | None:
+    """The one constant c with a = c t for every pair, if there is one (and it is not 1)."""
+    a = np.concatenate([p[0].ravel() for p in pairs])
+    t = np.concatenate([p[1].ravel() for p in pairs])
+    tt = float(np.vdot(t, t))
+    if tt == 0.0 or not np.isfinite(a).all():
+        return None
+    c = float(np.vdot(a, t)) / tt
+    if abs(c - 1.0) > _FIT and relative_error(a, c * t) <= _FIT:
+        return c
+    return None
+
+
+def locate(failing_layers: Sequence[int], n_layers: int) -> int | None:
+    """k when layers 1..k fail and k+1..L pass (k < L): the delta of layer k is the first wrong
+    quantity on the way down. None for any other pattern."""
+    failing = sorted(set(failing_layers))
+    if failing and failing == list(range(1, failing[-1] + 1)) and failing[-1] < n_layers:
+        return failing[-1]
+    return None

@@ -1,0 +1,316 @@
+"""Finite-difference gradients: every entry, kink-aware, with an error estimate per entry.
+
+Central differences at two steps, h and h/2, for every parameter theta_k:
+
+    D(h) = (J(theta + h e_k) - J(theta - h e_k)) / 2h
+    estimate = (4 D(h/2) - D(h)) / 3          (Richardson: the h^2 term cancels)
+    error    = |D(h) - D(h/2)| + round-off    (a bound on the estimate's error)
+
+with h = eps^(1/3) max(1, |theta_k|), about 6e-6: the step that balances the
+O(h^2) truncation against the O(eps/h) round-off of a central difference.
+
+Kinks (DESIGN.md, "Kinks"): for every perturbation the side of each kink every
+pre-activation lies on (the relu mask) is compared with the unperturbed one. An
+entry whose masks change on one side only gets the one-sided difference on the
+other side (again at h and h/2, Richardson-extrapolated); one whose masks change
+on both sides is excluded (NaN) and counted, never reported as a bug.
+
+Speed comes from the structure of a dense network: perturbing W^l_ij or b^l_i
+changes only row i of Z^l, so layers below l are never recomputed, layer l+1
+changes by a rank-one term, and the perturbations of a layer travel through the
+layers above it together, as the columns of one matrix product per layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import numpy_model
+from .numpy_model import Model, kink_side
+
+EPS = float(np.finfo(np.float64).eps)
+STEP = EPS ** (1 / 3)  # about 6.06e-6 (Numerical Recipes, 3rd ed., section 5.7)
+
+CENTRAL, FORWARD, BACKWARD, EXCLUDED = 0, 1, 2, 3
+"""How each entry's estimate was formed (``FDGradients.method``)."""
+
+_CHUNK_ELEMENTS = 1 << 21  # perturbed activations held at once (16 MiB of float64)
+
+
+@dataclass
+class FDGradients:
+    """Finite-difference estimates for every entry of every layer.
+
+    Lists are indexed like ``params``: ``grads[l - 1] = (dJ/dW^l, dJ/db^l)``.
+    ``errors`` holds each estimate's error bound and ``method`` how it was
+    formed (CENTRAL, FORWARD, BACKWARD or EXCLUDED; excluded entries are NaN).
+    ``source`` says whose loss was differentiated.
+    """
+
+    grads: list[tuple[np.ndarray, np.ndarray]]
+    errors: list[tuple[np.ndarray, np.ndarray]]
+    method: list[tuple[np.ndarray, np.ndarray]]
+    loss: float
+    source: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def excluded(self) -> int:
+        """How many entries sat too close to a kink on both sides to be estimated."""
+        return int(sum((mW == EXCLUDED).sum() + (mb == EXCLUDED).sum() for mW, mb in self.method))
+
+
+def steps(theta: np.ndarray) -> np.ndarray:
+    """The step for each entry: eps^(1/3) max(1, |theta|)."""
+    return STEP * np.maximum(1.0, np.abs(theta))
+
+
+def _entries(model: Model, l: int, param: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every entry of layer l+1's W or b, in C order: the row of Z it moves, the vector
+    it moves that row by per unit step (A^{l}[j] for W_ij, ones for b_i), and its value."""
+    W, b = model.params[l]
+    n, n_prev = W.shape
+    if param == "W":
+        rows = np.repeat(np.arange(n), n_prev)
+        inputs = model.A[l][np.tile(np.arange(n_prev), n)]
+        return rows, inputs, W.ravel()
+    return np.arange(n), np.ones((n, model.m)), b.ravel()
+
+
+def _perturbed_losses(
+    model: Model, l: int, rows: np.ndarray, inputs: np.ndarray, deltas: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """J(theta + delta_p e_p) - J(theta) for a batch of perturbations p of layer l+1, and
+    whether each one moved any pre-activation across a kink."""
+    L, m, Y = len(model.params), model.m, model.Y
+    P = len(rows)
+    flipped = np.zeros(P, dtype=bool)
+
+    z_row = model.Z[l][rows] + deltas[:, None] * inputs
+    side = kink_side(model.g[l], model.Z[l])
+    if side is not None:
+        flipped |= (kink_side(model.g[l], z_row) != side[rows]).any(axis=1)
+    a_row = model.g[l].fn(z_row)
+    if l == L - 1:  # the output layer: only row i of the cost's terms changes
+        old = model.terms(model.output(model.Z[l][rows], model.A[l + 1][rows]), Y[rows])
+        new = model.terms(model.output(z_row, a_row), Y[rows])
+        return (new - old).sum(axis=1) / m, flipped
+
+    # Layer l+2 moves by the rank-one term W^{l+2}[:, i] (A'_i - A_i); above it, in full.
+    W_next = model.params[l + 1][0]
+    Z = model.Z[l + 1][:, None, :] + W_next[:, rows][:, :, None] * (a_row - model.A[l + 1][rows])
+    for k in range(l + 1, L):
+        side = kink_side(model.g[k], model.Z[k])
+        if side is not None:
+            flipped |= (kink_side(model.g[k], Z) != side[:, None, :]).any(axis=(0, 2))
+        A = model.g[k].fn(Z)
+        if k < L - 1:
+            W, b = model.params[k + 1]
+            Z = (W @ A.reshape(A.shape[0], P * m)).reshape(W.shape[0], P, m) + b[:, :, None]
+    base = model.terms(model.output(model.Z[-1], model.A[-1]), Y)[:, None, :]
+    new = model.terms(model.output(Z, A), Y[:, None, :])
+    return (new - base).sum(axis=(0, 2)) / m, flipped
+
+
+def _batched(model: Model, l: int, rows, inputs, deltas) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_perturbed_losses` in chunks that keep memory bounded."""
+    widest = max(W.shape[0] for W, _ in model.params[l:])
+    chunk = max(1, _CHUNK_ELEMENTS // (widest * model.m))
+    parts = [
+        _perturbed_losses(
+            model, l, rows[s : s + chunk], inputs[s : s + chunk], deltas[s : s + chunk]
+        )
+        for s in range(0, len(rows), chunk)
+    ]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def combine(
+    dJ: np.ndarray, flipped: np.ndarray, h: np.ndarray, roundoff: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Estimates, error bounds and methods from the four perturbed losses of each entry.
+
+    ``dJ`` and ``flipped`` have shape (4, P): the steps +h, -h, +h/2, -h/2.
+    ``roundoff`` is the size of J's rounding error, eps times the sum of |terms|.
+    """
+    up, down, up2, down2 = dJ
+    plus_flips = flipped[0] | flipped[2]
+    minus_flips = flipped[1] | flipped[3]
+    method = np.full(h.shape, CENTRAL, dtype=np.int8)
+    method[minus_flips & ~plus_flips] = FORWARD
+    method[plus_flips & ~minus_flips] = BACKWARD
+    method[plus_flips & minus_flips] = EXCLUDED
+
+    with np.errstate(invalid="ignore"):
+        d_h, d_h2 = (up - down) / (2 * h), (up2 - down2) / h
+        f_h, f_h2 = up / h, 2 * up2 / h
+        b_h, b_h2 = -down / h, -2 * down2 / h
+    coarse = np.choose(np.minimum(method, 2), [d_h, f_h, b_h])
+    fine = np.choose(np.minimum(method, 2), [d_h2, f_h2, b_h2])
+    # Richardson: the leading error term is h^2 for central, h for one-sided differences.
+    estimate = np.where(method == CENTRAL, (4 * fine - coarse) / 3, 2 * fine - coarse)
+    error = np.abs(coarse - fine) + 4 * roundoff / h
+    estimate[method == EXCLUDED] = np.nan
+    error[method == EXCLUDED] = np.nan
+    return estimate, error, method
+
+
+def model_gradients(model: Model, source: str = "the formulas (NumPy model)") -> FDGradients:
+    """Every entry's finite-difference derivative of the model's J (see module docstring)."""
+    J = model.loss()
+    roundoff = (
+        EPS
+        * float(np.sum(np.abs(model.terms(model.output(model.Z[-1], model.A[-1]), model.Y))))
+        / model.m
+    )
+    grads, errors, methods = [], [], []
+    for l, (W, b) in enumerate(model.params):
+        per_param = []
+        for name, shape in (("W", W.shape), ("b", b.shape)):
+            rows, inputs, theta = _entries(model, l, name)
+            h = steps(theta)
+            deltas = np.concatenate([h, -h, h / 2, -h / 2])
+            dJ, flipped = _batched(model, l, np.tile(rows, 4), np.tile(inputs, (4, 1)), deltas)
+            est, err, meth = combine(dJ.reshape(4, -1), flipped.reshape(4, -1), h, roundoff)
+            per_param.append((est.reshape(shape), err.reshape(shape), meth.reshape(shape)))
+        grads.append((per_param[0][0], per_param[1][0]))
+        errors.append((per_param[0][1], per_param[1][1]))
+        methods.append((per_param[0][2], per_param[1][2]))
+    return FDGradients(grads, errors, methods, J, source)
+
+
+def impl_gradients(
+    impl: Any,
+    params: Sequence[tuple[np.ndarray, np.ndarray]],
+    X: np.ndarray,
+    Y: np.ndarray,
+    activations: Sequence[str],
+    cost: str,
+    model: Model | None,
+) -> FDGradients:
+    """Every entry's finite-difference derivative of ``impl.loss`` itself, one call per point.
+
+    The slow path, used when the implementation's loss is not the formulas' (the
+    batched model would then differentiate the wrong function). Kinks are
+    located with ``model``, which sees the pre-activations; without one (a
+    fork's activation with no NumPy twin) every entry is a central difference.
+    """
+    params = [(np.asarray(W), np.asarray(b)) for W, b in params]
+    J0 = float(impl.loss(params, X, Y, activations=activations, cost=cost))
+    roundoff = EPS * max(abs(J0), 1e-300)
+    kinks = model_gradients(model).method if model is not None else None
+    grads, errors, methods = [], [], []
+    for l, (W, b) in enumerate(params):
+        per_param = []
+        for k, theta in enumerate((W, b)):
+            h = steps(theta.ravel())
+            dJ = np.empty((4, h.size))
+            for e in range(h.size):
+                for s, delta in enumerate((h[e], -h[e], h[e] / 2, -h[e] / 2)):
+                    changed = theta.copy()
+                    changed.flat[e] += delta
+                    moved = list(params)
+                    moved[l] = (W, changed) if k == 1 else (changed, b)
+                    J = impl.loss(moved, X, Y, activations=activations, cost=cost)
+                    dJ[s, e] = float(J) - J0
+            meth = kinks[l][k].ravel() if kinks is not None else np.zeros(h.size, np.int8)
+            flipped = np.stack([meth == BACKWARD, meth == FORWARD] * 2) | (meth == EXCLUDED)
+            est, err, meth = combine(dJ, flipped, h, roundoff)
+            per_param.append(tuple(x.reshape(theta.shape) for x in (est, err, meth)))
+        grads.append((per_param[0][0], per_param[1][0]))
+        errors.append((per_param[0][1], per_param[1][1]))
+        methods.append((per_param[0][2], per_param[1][2]))
+    return FDGradients(grads, errors, methods, J0, "the implementation's loss, entry by entry")
+
+
+def loss_matches_model(
+    impl: Any,
+    model: Model,
+    activations: Sequence[str],
+    cost: str,
+    *,
+    points: int = 2,
+    seed: int = 0,
+) -> tuple[bool, float]:
+    """Whether ``impl.loss`` is the model's J: at theta and at ``points`` random nearby points.
+
+    Returns (agrees, worst relative difference). Agreement to 1e-10 relative at
+    points the implementation cannot anticipate is what lets the batched model
+    stand in for the implementation's own loss.
+    """
+    rng = np.random.default_rng(seed)
+    candidates = [model.params]
+    for _ in range(points):
+        candidates.append(
+            [
+                (W + 1e-3 * rng.standard_normal(W.shape), b + 1e-3 * rng.standard_normal(b.shape))
+                for W, b in model.params
+            ]
+        )
+    worst = 0.0
+    for p in candidates:
+        mine = numpy_model.loss_at(model, p)
+        theirs = float(impl.loss(p, model.X, model.Y, activations=activations, cost=cost))
+        diff = abs(theirs - mine) / max(abs(mine), 1e-300)
+        if not np.isfinite(theirs) or not diff <= 1e-10:
+            return False, diff if np.isfinite(diff) else float("inf")
+        worst = max(worst, diff)
+    return True, worst
+
+
+def numerical_gradients(
+    impl: Any,
+    params: Sequence[tuple[np.ndarray, np.ndarray]],
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    activations: Sequence[str],
+    cost: str,
+    method: str = "auto",
+) -> FDGradients:
+    """Central-difference estimates of dJ/dW and dJ/db for every entry of every layer.
+
+    J is ``impl.loss``. With ``method="auto"`` the batched NumPy model stands in
+    for it when ``impl.loss`` agrees with the model at theta and at random
+    nearby points (:func:`loss_matches_model`); otherwise, or with
+    ``method="calls"``, ``impl.loss`` is called for every perturbed point.
+    ``method="model"`` differentiates the formulas' J whatever ``impl.loss`` is.
+    Inputs must be float64 (finite differences at h ~ 6e-6 mean nothing in
+    float32): anything else is a TypeError.
+    """
+    for name, a in [("X", X), ("Y", Y)] + [
+        (f"layer {l}: {n}", arr)
+        for l, (W, b) in enumerate(params, 1)
+        for n, arr in (("W", W), ("b", b))
+    ]:
+        if np.asarray(a).dtype != np.float64:
+            raise TypeError(
+                f"{name} is {np.asarray(a).dtype}; finite differences need float64 "
+                "(convert with .astype(np.float64))"
+            )
+    if method not in ("auto", "model", "calls"):
+        raise ValueError(f"method must be 'auto', 'model' or 'calls', got {method!r}")
+    if not numpy_model.has_twins(activations, cost):
+        if method == "model":
+            missing = [a for a in activations if a not in numpy_model.NUMPY_ACTIVATIONS]
+            raise LookupError(
+                f"no NumPy twin for {missing or [cost]}: add it to NUMPY_ACTIVATIONS / "
+                "NUMPY_COSTS in reference/numpy_model.py"
+            )
+        return impl_gradients(impl, params, X, Y, activations, cost, None)
+    model = numpy_model.build(params, X, Y, activations, cost)
+    if method == "model":
+        return model_gradients(model)
+    if method == "auto":
+        agrees, diff = loss_matches_model(impl, model, activations, cost)
+        if agrees:
+            fd = model_gradients(
+                model, "the implementation's loss (batched: it equals the formulas)"
+            )
+            fd.details["loss_model_difference"] = diff
+            return fd
+    return impl_gradients(impl, model.params, model.X, model.Y, activations, cost, model)

@@ -1,0 +1,128 @@
+"""The finite-difference oracle's own forward model: the formulas again, in NumPy float64.
+
+Written from DESIGN.md's conventions, not from ``backprop``: finite differences
+need a function they can evaluate thousands of times cheaply, in batches, and
+whose relu masks they can see.
+
+    Z^l = W^l A^{l-1} + b^l,   A^l = g_l(Z^l),   J = (1/m) sum term(A^L, Y)
+
+Each activation twin lists its kinks (the z where g' jumps), which is all the
+finite differences need to know to stay off them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+
+class NumpyActivation(NamedTuple):
+    """g(z), elementwise; ``kinks``: the points where g is not differentiable."""
+
+    fn: Callable[[np.ndarray], np.ndarray]
+    kinks: tuple[float, ...] = ()
+
+
+class NumpyCost(NamedTuple):
+    """J = (1/m) sum term(A, Y); ``from_logits[g](z, y)``: the same terms from Z^L."""
+
+    term: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    from_logits: Mapping[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    # 1 / (1 + e^{-z}) = exp(-log(1 + e^{-z})), with log(1 + e^{-z}) = logaddexp(0, -z)
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def _bce_term(a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = -y * np.log(a) - (1.0 - y) * np.log1p(-a)
+    # 0 log 0 = 0: a label of exactly 0 or 1 at a saturated output costs nothing.
+    return np.where(((y == 0) & (a == 0)) | ((y == 1) & (a == 1)), 0.0, t)
+
+
+NUMPY_ACTIVATIONS: dict[str, NumpyActivation] = {
+    "sigmoid": NumpyActivation(_sigmoid),
+    "tanh": NumpyActivation(np.tanh),
+    "relu": NumpyActivation(lambda z: np.where(z >= 0, z, 0.0), kinks=(0.0,)),
+}
+"""NumPy twins of ``backprop.ACTIVATIONS``, by name."""
+
+NUMPY_COSTS: dict[str, NumpyCost] = {
+    "mse": NumpyCost(lambda a, y: 0.5 * (a - y) ** 2),
+    "bce": NumpyCost(_bce_term, {"sigmoid": lambda z, y: np.logaddexp(0.0, z) - y * z}),
+}
+"""NumPy twins of ``backprop.COSTS``, by name."""
+
+
+def has_twins(activations: Sequence[str], cost: str) -> bool:
+    """Whether this model can evaluate the network (a fork's new name may have no twin yet)."""
+    return cost in NUMPY_COSTS and all(a in NUMPY_ACTIVATIONS for a in activations)
+
+
+class Model(NamedTuple):
+    """One problem bound to the twins: the network, its data and its base forward pass."""
+
+    params: list[tuple[np.ndarray, np.ndarray]]
+    X: np.ndarray
+    Y: np.ndarray
+    g: list[NumpyActivation]
+    terms: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    on_logits: bool
+    Z: list[np.ndarray]
+    A: list[np.ndarray]
+
+    @property
+    def m(self) -> int:
+        return self.X.shape[1]
+
+    def loss(self) -> float:
+        """J at the base point."""
+        return float(np.sum(self.terms(self.output(self.Z[-1], self.A[-1]), self.Y))) / self.m
+
+    def output(self, Z: np.ndarray, A: np.ndarray) -> np.ndarray:
+        """What the cost terms read: Z^L for a cost on logits, else A^L."""
+        return Z if self.on_logits else A
+
+
+def build(
+    params: Sequence[tuple[np.ndarray, np.ndarray]],
+    X: np.ndarray,
+    Y: np.ndarray,
+    activations: Sequence[str],
+    cost: str,
+) -> Model:
+    """Bind a problem to the twins and run its forward pass once (float64)."""
+    p = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in params]
+    X = np.asarray(X, np.float64)
+    Y = np.asarray(Y, np.float64)
+    g = [NUMPY_ACTIVATIONS[a] for a in activations]
+    twin = NUMPY_COSTS[cost]
+    logits = twin.from_logits.get(activations[-1])
+    Z, A = [], [X]
+    for (W, b), act in zip(p, g):
+        Z.append(W @ A[-1] + b)
+        A.append(act.fn(Z[-1]))
+    return Model(p, X, Y, g, logits if logits is not None else twin.term, logits is not None, Z, A)
+
+
+def loss_at(model: Model, params: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+    """J of the model's network at other parameters (same data, same twins)."""
+    A = model.X
+    for (W, b), act in zip(params, model.g):
+        Z = W @ A + b
+        A = act.fn(Z)
+    return float(np.sum(model.terms(model.output(Z, A), model.Y))) / model.m
+
+
+def kink_side(act: NumpyActivation, Z: np.ndarray) -> np.ndarray | None:
+    """For each entry, which piece of g it lies on (an integer code), or None if g has no kinks."""
+    if not act.kinks:
+        return None
+    side = np.zeros(Z.shape, dtype=np.int8)
+    for k in act.kinks:
+        side += Z >= k
+    return side

@@ -1,0 +1,146 @@
+"""Problems to check: a network, its data, its activations and its cost.
+
+:func:`seed_problem` is the seed notes' 2-3-2-1 network; :func:`random_problem`
+draws one from a seeded generator; :func:`with_relu_margin` moves biases so
+that no relu pre-activation lies within a margin of its kink, which is how the
+property tests keep finite differences off the kinks without rejecting
+examples.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Params = list[tuple[np.ndarray, np.ndarray]]
+
+KINKED = frozenset({"relu"})
+"""Activations whose derivative jumps at 0 (kept in step with NUMPY_ACTIVATIONS' kinks)."""
+
+
+@dataclass
+class Problem:
+    """Everything one gradient check needs; ``name`` labels it in reports."""
+
+    params: Params
+    X: np.ndarray
+    Y: np.ndarray
+    activations: list[str]
+    cost: str
+    name: str = ""
+    tags: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def sizes(self) -> list[int]:
+        return [self.params[0][0].shape[1]] + [W.shape[0] for W, _ in self.params]
+
+    @property
+    def m(self) -> int:
+        return self.X.shape[1]
+
+    def kwargs(self) -> dict[str, object]:
+        """``activations`` and ``cost`` as the protocol's keyword arguments."""
+        return {"activations": list(self.activations), "cost": self.cost}
+
+    def describe(self) -> str:
+        return (
+            f"{'-'.join(map(str, self.sizes))} [{', '.join(self.activations)}] "
+            f"{self.cost}, m = {self.m}"
+        )
+
+
+def _activation_fn(name: str):
+    from .numpy_model import NUMPY_ACTIVATIONS
+
+    return NUMPY_ACTIVATIONS[name].fn
+
+
+def _nudge(b: float, c: np.ndarray, margin: float) -> float:
+    """The value nearest b for which every c_s + value lies outside (-margin, margin)."""
+    forbidden = sorted((-margin - cs, margin - cs) for cs in c)
+    merged: list[list[float]] = []
+    for lo, hi in forbidden:
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    for lo, hi in merged:
+        if lo < b < hi:
+            return lo if b - lo <= hi - b else hi
+    return b
+
+
+def with_relu_margin(
+    params: Sequence[tuple[np.ndarray, np.ndarray]],
+    X: np.ndarray,
+    activations: Sequence[str],
+    margin: float = 1e-3,
+) -> Params:
+    """``params`` with the biases of kinked layers moved just enough that every
+    pre-activation Z^l_is of those layers satisfies |Z^l_is| >= margin.
+
+    Layer by layer: each unit's bias goes to the nearest value outside the
+    forbidden intervals its samples define. Inputs are not changed.
+    """
+    out: Params = []
+    A = np.asarray(X, np.float64)
+    for (W, b), name in zip(params, activations):
+        W, b = np.array(W, np.float64), np.array(b, np.float64)
+        if name in KINKED:
+            WA = W @ A
+            for i in range(W.shape[0]):
+                b[i, 0] = _nudge(float(b[i, 0]), WA[i], margin)
+        out.append((W, b))
+        A = _activation_fn(name)(W @ A + b)
+    return out
+
+
+def seed_problem(
+    activations: Sequence[str] = ("tanh", "tanh", "sigmoid"), cost: str = "bce", seed: int = 0
+) -> Problem:
+    """The seed notes' network: 2 inputs, hidden layers of 3 and 2 units, 1 output, on XOR."""
+    rng = np.random.default_rng(seed)
+    sizes = [2, 3, 2, 1]
+    params = [
+        (rng.normal(0, 1, (n, p)), rng.normal(0, 0.5, (n, 1))) for p, n in itertools.pairwise(sizes)
+    ]
+    X = np.array([[0.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0]])
+    Y = np.array([[0.0, 1.0, 1.0, 0.0]])
+    params = with_relu_margin(params, X, activations)
+    return Problem(
+        params, X, Y, list(activations), cost, name=f"seed 2-3-2-1 {'/'.join(activations)} {cost}"
+    )
+
+
+def compatible_costs(output_activation: str) -> list[str]:
+    """The costs a network with this output activation can use (bce needs a sigmoid)."""
+    return ["mse", "bce"] if output_activation == "sigmoid" else ["mse"]
+
+
+def random_problem(
+    rng: np.random.Generator,
+    *,
+    depth: tuple[int, int] = (1, 4),
+    width: tuple[int, int] = (1, 6),
+    samples: tuple[int, int] = (1, 6),
+    activation_names: Sequence[str] = ("sigmoid", "tanh", "relu"),
+    name: str = "",
+) -> Problem:
+    """A random network and batch: every layer's activation and the cost drawn, relu kinks
+    kept at a margin, labels in [0, 1] for bce and anywhere for mse."""
+    L = int(rng.integers(depth[0], depth[1] + 1))
+    sizes = [int(n) for n in rng.integers(width[0], width[1] + 1, size=L + 1)]
+    m = int(rng.integers(samples[0], samples[1] + 1))
+    acts = [str(a) for a in rng.choice(list(activation_names), size=L)]
+    cost = str(rng.choice(compatible_costs(acts[-1])))
+    params = [
+        (rng.normal(0, 1 / np.sqrt(p), (n, p)), rng.normal(0, 0.5, (n, 1)))
+        for p, n in itertools.pairwise(sizes)
+    ]
+    X = rng.normal(0, 1, (sizes[0], m))
+    Y = rng.uniform(0, 1, (sizes[-1], m)) if cost == "bce" else rng.normal(0, 1, (sizes[-1], m))
+    params = with_relu_margin(params, X, acts)
+    return Problem(params, X, Y, acts, cost, name=name or "random")
