@@ -1,0 +1,180 @@
+"""Hypothesis strategies for gradient checks, reusable in a fork's own tests.
+
+Like ``hypothesis.extra.numpy``: factories with keyword-only, validated
+``min_*`` / ``max_*`` arguments and small defaults.
+
+- :func:`architectures`: layer widths, an activation per layer drawn from the
+  table, and a cost the output activation allows; with a fair chance of square
+  hidden layers (which hide a missing transpose) beside free ones.
+- :func:`problems`: an architecture with parameters, inputs and targets. The
+  weight scale is drawn per problem on a log scale from ``min_scale`` (tiny) to
+  ``max_scale`` (saturating); relu pre-activations keep ``relu_margin`` from 0,
+  by moving biases (:func:`reference.with_relu_margin`), never by rejecting
+  examples.
+- :func:`pre_activations`: arrays of z for elementwise derivative tests, from
+  ordinary values to saturation, with a margin from the given kinks.
+
+Values are drawn through ``hypothesis.extra.numpy.arrays`` so failures shrink
+towards small networks with simple numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from .problems import Problem, compatible_costs, with_relu_margin
+
+
+def _default_activations() -> list[str]:
+    import backprop  # only the table's names (DESIGN.md: reference may read them)
+
+    return sorted(backprop.ACTIVATIONS)
+
+
+def _check_range(name: str, lo: float, hi: float, floor: float) -> None:
+    for label, v in ((f"min_{name}", lo), (f"max_{name}", hi)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+            raise TypeError(f"{label} must be a finite number, got {v!r}")
+        if v < floor:
+            raise ValueError(f"{label} must be >= {floor}, got {v}")
+    if lo > hi:
+        raise ValueError(f"min_{name} ({lo}) must not exceed max_{name} ({hi})")
+
+
+def _check_int_range(name: str, lo: int, hi: int, floor: int) -> None:
+    for label, v in ((f"min_{name}", lo), (f"max_{name}", hi)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"{label} must be an int, got {v!r}")
+    _check_range(name, lo, hi, floor)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Widths (n_0, ..., n_L), one activation per layer, a cost."""
+
+    sizes: tuple[int, ...]
+    activations: tuple[str, ...]
+    cost: str
+
+
+@st.composite
+def architectures(
+    draw,
+    *,
+    min_depth: int = 1,
+    max_depth: int = 3,
+    min_width: int = 1,
+    max_width: int = 4,
+    activations: Sequence[str] | None = None,
+    costs: Sequence[str] | None = None,
+) -> Architecture:
+    """Dense architectures.
+
+    - ``min_depth``, ``max_depth``: the number of layers L (weight matrices), >= 1.
+    - ``min_width``, ``max_width``: every width n_0..n_L, >= 1.
+    - ``activations``: names to draw each layer's activation from (default: the
+      whole ``backprop.ACTIVATIONS`` table).
+    - ``costs``: names to draw the cost from, among those the output activation
+      allows (``bce`` needs a sigmoid); default ``mse`` and ``bce``.
+
+    Half the draws (roughly) make every hidden layer as wide as the input.
+    """
+    _check_int_range("depth", min_depth, max_depth, 1)
+    _check_int_range("width", min_width, max_width, 1)
+    names = list(activations) if activations is not None else _default_activations()
+    if not names:
+        raise ValueError("activations must name at least one activation")
+    wanted = list(costs) if costs is not None else ["mse", "bce"]
+    L = draw(st.integers(min_depth, max_depth))
+    acts = [draw(st.sampled_from(names)) for _ in range(L)]
+    allowed = [c for c in compatible_costs(acts[-1]) if c in wanted]
+    if not allowed:  # the drawn output cannot take any wanted cost: use one that can
+        acts[-1] = "sigmoid"
+        allowed = [c for c in compatible_costs("sigmoid") if c in wanted] or ["mse"]
+    cost = draw(st.sampled_from(allowed))
+    widths = st.integers(min_width, max_width)
+    if draw(st.booleans()):  # square: every layer but the output as wide as the input
+        n = draw(widths)
+        sizes = [n] * L + [draw(widths)]
+    else:
+        sizes = [draw(widths) for _ in range(L + 1)]
+    return Architecture(tuple(sizes), tuple(acts), cost)
+
+
+@st.composite
+def problems(
+    draw,
+    *,
+    architecture: st.SearchStrategy[Architecture] | None = None,
+    min_samples: int = 1,
+    max_samples: int = 4,
+    min_scale: float = 0.05,
+    max_scale: float = 4.0,
+    relu_margin: float = 1e-3,
+) -> Problem:
+    """A network, its data and its cost, ready for :func:`reference.check_gradients`.
+
+    - ``architecture``: a strategy for the shape (default :func:`architectures`).
+    - ``min_samples``, ``max_samples``: the batch size m, >= 1.
+    - ``min_scale``, ``max_scale``: the weights are drawn in [-1, 1] times a scale
+      s / sqrt(n_{l-1}), s log-uniform in this range; the largest saturate
+      sigmoid and tanh.
+    - ``relu_margin``: every relu pre-activation ends at least this far from 0.
+
+    X is drawn in [-2, 2]; Y in [0, 1] for ``bce``, [-2, 2] for ``mse``.
+    """
+    _check_int_range("samples", min_samples, max_samples, 1)
+    _check_range("scale", min_scale, max_scale, 1e-12)
+    if not isinstance(relu_margin, (int, float)) or not 0 <= relu_margin < 1:
+        raise ValueError(f"relu_margin must be in [0, 1), got {relu_margin!r}")
+    arch = draw(architecture if architecture is not None else architectures())
+    m = draw(st.integers(min_samples, max_samples))
+    scale = float(np.exp(draw(st.floats(np.log(min_scale), np.log(max_scale)))))
+    unit = st.floats(-1.0, 1.0, allow_nan=False, width=64)
+    params = []
+    for n_prev, n in zip(arch.sizes[:-1], arch.sizes[1:]):
+        W = draw(hnp.arrays(np.float64, (n, n_prev), elements=unit)) * (scale / np.sqrt(n_prev))
+        b = draw(hnp.arrays(np.float64, (n, 1), elements=unit)) * 0.5
+        params.append((W, b))
+    X = draw(hnp.arrays(np.float64, (arch.sizes[0], m), elements=st.floats(-2.0, 2.0)))
+    labels = st.floats(0.0, 1.0) if arch.cost == "bce" else st.floats(-2.0, 2.0)
+    Y = draw(hnp.arrays(np.float64, (arch.sizes[-1], m), elements=labels))
+    if relu_margin > 0:
+        params = with_relu_margin(params, X, arch.activations, relu_margin)
+    return Problem(params, X, Y, list(arch.activations), arch.cost, name="hypothesis",
+                   tags={"scale": scale})  # fmt: skip
+
+
+def pre_activations(
+    *,
+    min_value: float = -50.0,
+    max_value: float = 50.0,
+    min_size: int = 1,
+    max_size: int = 16,
+    kinks: Sequence[float] = (),
+    margin: float = 1e-3,
+) -> st.SearchStrategy[np.ndarray]:
+    """1-D float64 arrays of z in [``min_value``, ``max_value``], none within ``margin``
+    of a kink (such values are moved to the kink +/- margin, keeping their side).
+
+    The defaults reach far into saturation (sigmoid and tanh are flat to double
+    precision beyond |z| of about 37 and 19).
+    """
+    _check_int_range("size", min_size, max_size, 1)
+    if min_value > max_value:
+        raise ValueError(f"min_value ({min_value}) must not exceed max_value ({max_value})")
+
+    def keep_off(z: np.ndarray) -> np.ndarray:
+        z = z.copy()
+        for k in kinks:
+            near = np.abs(z - k) < margin
+            z[near] = k + np.where(z[near] >= k, margin, -margin)
+        return z
+
+    elements = st.floats(min_value, max_value, allow_nan=False, allow_infinity=False)
+    return hnp.arrays(np.float64, st.integers(min_size, max_size), elements=elements).map(keep_off)

@@ -1,0 +1,103 @@
+"""The cost table: values by hand, derivatives against both oracles, the fused bce form."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import backprop
+from reference.jax_model import JAX_COSTS
+
+EPS = np.finfo(np.float64).eps
+NAMES = sorted(backprop.COSTS)
+
+
+def test_mse_by_hand():
+    A, Y = np.array([[1.0, 2.0]]), np.array([[0.0, 0.0]])
+    # 1/(2m) sum (A - Y)^2 = (1 + 4) / 4
+    assert backprop.COSTS["mse"].fn(A, Y) == pytest.approx(1.25, rel=1e-15)
+    np.testing.assert_allclose(backprop.COSTS["mse"].grad(A, Y), [[0.5, 1.0]], rtol=1e-15)
+
+
+def test_bce_by_hand():
+    A, Y = np.array([[0.5, 0.25]]), np.array([[1.0, 0.0]])
+    # 1/m (-log 0.5 - log(1 - 0.25)) = (log 2 + log 4/3) / 2
+    want = (math.log(2.0) + math.log(4.0 / 3.0)) / 2
+    assert backprop.COSTS["bce"].fn(A, Y) == pytest.approx(want, rel=1e-15)
+    # 1/m (-y/a + (1 - y)/(1 - a)) = (-2, 4/3) / 2
+    np.testing.assert_allclose(backprop.COSTS["bce"].grad(A, Y), [[-1.0, 2.0 / 3.0]], rtol=1e-15)
+
+
+def test_bce_fused_form_by_hand():
+    fused = backprop.COSTS["bce"].fused["sigmoid"]
+    Z, Y = np.array([[0.0, 1000.0, -1000.0]]), np.array([[1.0, 0.0, 0.0]])
+    # softplus(Z) - Y Z: log 2 - 0, 1000 - 0, ~0; over m = 3
+    assert fused.fn(Z, Y) == pytest.approx((math.log(2.0) + 1000.0) / 3, rel=1e-15)
+    A = np.array([[0.5, 1.0, 0.0]])
+    np.testing.assert_allclose(fused.delta(A, Y), [[-0.5 / 3, 1 / 3, 0.0]], rtol=1e-15)
+
+
+def jax_cost(name, a, y):
+    return jnp.sum(JAX_COSTS[name].term(a, y)) / a.shape[1]
+
+
+@st.composite
+def predictions_and_labels(draw, name):
+    n = draw(st.integers(1, 3))
+    m = draw(st.integers(1, 4))
+    if name == "bce":  # predictions across (0, 1), some within 1e-4 of 0 or 1
+        a = draw(hnp.arrays(np.float64, (n, m), elements=st.floats(1e-4, 1 - 1e-4)))
+        y = draw(hnp.arrays(np.float64, (n, m), elements=st.floats(0.0, 1.0)))
+    else:
+        a = draw(hnp.arrays(np.float64, (n, m), elements=st.floats(-5.0, 5.0)))
+        y = draw(hnp.arrays(np.float64, (n, m), elements=st.floats(-5.0, 5.0)))
+    return a, y
+
+
+@pytest.mark.parametrize("name", NAMES)
+@given(data=st.data())
+def test_cost_derivative_matches_both_oracles(name, data):
+    a, y = data.draw(predictions_and_labels(name))
+    cost = backprop.COSTS[name]
+    got = cost.grad(a, y)
+    want = np.asarray(jax.grad(jax_cost, argnums=1)(name, a, y))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    assert cost.fn(a, y) == pytest.approx(float(jax_cost(name, a, y)), rel=1e-12, abs=1e-15)
+    # finite differences entry by entry, the step kept inside (0, 1) for bce
+    room = np.minimum(a, 1 - a) / 4 if name == "bce" else np.inf
+    h = np.minimum(EPS ** (1 / 3) * np.maximum(1.0, np.abs(a)), room)
+    for idx in np.ndindex(a.shape):
+        e = np.zeros_like(a)
+        e[idx] = h[idx]
+        d1 = (cost.fn(a + e, y) - cost.fn(a - e, y)) / (2 * h[idx])
+        d2 = (cost.fn(a + e / 2, y) - cost.fn(a - e / 2, y)) / h[idx]
+        est = (4 * d2 - d1) / 3
+        bound = 10 * abs(d1 - d2) + 1e-7 * abs(est) + 16 * EPS * (1 + abs(cost.fn(a, y))) / h[idx]
+        assert abs(got[idx] - est) <= bound, (idx, got[idx], est)
+
+
+@given(
+    z=hnp.arrays(np.float64, (2, 3), elements=st.floats(-1e3, 1e3)),
+    y=hnp.arrays(np.float64, (2, 3), elements=st.floats(0.0, 1.0)),
+)
+def test_fused_bce_matches_jax_through_the_sigmoid(z, y):
+    """dZ = (A - Y)/m is d/dZ of bce(sigmoid(Z)), finite at any saturation."""
+    fused = backprop.COSTS["bce"].fused["sigmoid"]
+    a = backprop.ACTIVATIONS["sigmoid"].fn(z)
+    logits = JAX_COSTS["bce"].from_logits["sigmoid"]
+    J, dz = jax.value_and_grad(lambda z_: jnp.sum(logits(z_, y)) / z_.shape[1])(z)
+    # A - Y cancels where A is near Y: allow the rounding of its inputs, eps (|A| + |Y|) / m
+    # (and XLA on the CPU flushes subnormal results to zero: allow 1e-300 absolute).
+    slack = 1e-12 * np.abs(dz) + 4 * EPS * (np.abs(a) + np.abs(y)) / z.shape[1] + 1e-300
+    assert np.all(np.abs(fused.delta(a, y) - np.asarray(dz)) <= slack)
+    assert fused.fn(z, y) == pytest.approx(float(J), rel=1e-12)
+
+
+def test_every_cost_has_a_jax_twin():
+    for name in NAMES:
+        assert name in JAX_COSTS, f"add {name!r} to JAX_COSTS in reference/jax_model.py"
