@@ -1,0 +1,218 @@
+"""Bad input: a clear TypeError or ValueError naming the culprit; nothing changed in place."""
+
+import numpy as np
+import pytest
+
+import backprop
+
+P = backprop.init_params([2, 3, 1], seed=0)
+X = np.array([[0.0, 1.0], [1.0, 0.0]])
+Y = np.array([[0.0, 1.0]])
+KW = {"activations": ["tanh", "sigmoid"], "cost": "bce"}
+
+
+def loss(params=P, X=X, Y=Y, **kw):
+    return backprop.loss(params, X, Y, **{**KW, **kw})
+
+
+def grads(params=P, X=X, Y=Y, **kw):
+    return backprop.gradients(params, X, Y, **{**KW, **kw})
+
+
+def train(**kw):
+    return backprop.train(P, X, Y, **{**KW, "max_iterations": 2, **kw})
+
+
+CASES = {
+    "NaN in X": (
+        lambda: grads(X=np.array([[0.0, np.nan], [1.0, 0.0]])),
+        ValueError,
+        r"X must be finite.*X\[0, 1\] is nan",
+    ),
+    "inf in Y": (
+        lambda: loss(Y=np.array([[0.0, np.inf]]), cost="mse", activations=["tanh", "sigmoid"]),
+        ValueError,
+        r"Y must be finite.*inf",
+    ),
+    "bce label above 1": (
+        lambda: grads(Y=np.array([[0.0, 2.0]])),
+        ValueError,
+        r"outside \[0, 1\].*bce",
+    ),
+    "bce label below 0": (lambda: loss(Y=np.array([[-0.5, 1.0]])), ValueError, r"outside \[0, 1\]"),
+    "W that does not chain": (
+        lambda: grads(params=[P[0], (np.ones((1, 4)), np.ones((1, 1)))]),
+        ValueError,
+        r"layer 2: W has shape \(1, 4\).*layer 1 has 3 units",
+    ),
+    "bias as a vector": (
+        lambda: grads(params=[(P[0][0], np.zeros(3)), P[1]]),
+        ValueError,
+        r"layer 1: b must have shape \(3, 1\).*got shape \(3,\)",
+    ),
+    "bias as a row": (
+        lambda: grads(params=[(P[0][0], np.zeros((1, 3))), P[1]]),
+        ValueError,
+        r"layer 1: b must have shape \(3, 1\)",
+    ),
+    "too few activations": (
+        lambda: grads(activations=["sigmoid"]),
+        ValueError,
+        r"activations has 1 names but params has 2 layers",
+    ),
+    "activations as one string": (
+        lambda: grads(activations="sigmoid"),
+        TypeError,
+        r"activations must be a sequence of names",
+    ),
+    "unknown activation": (
+        lambda: grads(activations=["softsign", "sigmoid"]),
+        ValueError,
+        r"layer 1: unknown activation 'softsign'; known: relu, sigmoid, tanh",
+    ),
+    "unknown cost": (
+        lambda: grads(cost="hinge"),
+        ValueError,
+        r"unknown cost 'hinge'; known: bce, mse",
+    ),
+    "empty batch": (
+        lambda: grads(X=np.zeros((2, 0)), Y=np.zeros((1, 0))),
+        ValueError,
+        r"X is an empty batch",
+    ),
+    "sample counts differ": (
+        lambda: grads(Y=np.array([[0.0, 1.0, 1.0]])),
+        ValueError,
+        r"X has 2 samples.*Y has 3",
+    ),
+    "X rows do not fit W^1": (
+        lambda: grads(X=np.ones((3, 2))),
+        ValueError,
+        r"X has 3 rows but layer 1's W takes 2 inputs",
+    ),
+    "Y rows do not fit the output": (
+        lambda: grads(Y=np.zeros((2, 2))),
+        ValueError,
+        r"Y has 2 rows but the output layer has 1",
+    ),
+    "X one-dimensional": (lambda: grads(X=np.ones(2)), ValueError, r"X must be 2-D"),
+    "bce without a sigmoid output": (
+        lambda: grads(activations=["tanh", "tanh"]),
+        ValueError,
+        r"cost 'bce' needs a sigmoid output layer, got 'tanh' for layer 2",
+    ),
+    "params not a list": (
+        lambda: grads(params=np.ones((3, 2))),
+        TypeError,
+        r"params must be a list of \(W, b\) tuples",
+    ),
+    "empty params": (lambda: grads(params=[]), ValueError, r"params must hold at least one layer"),
+    "a layer not a pair": (
+        lambda: grads(params=[P[0], P[1][0]]),
+        (TypeError, ValueError),
+        r"layer 2",
+    ),
+    "string data": (
+        lambda: grads(X=np.array([["a", "b"], ["c", "d"]])),
+        TypeError,
+        r"X must be a real floating-point array",
+    ),
+    "NaN in a weight": (
+        lambda: grads(params=[(np.full((3, 2), np.nan), P[0][1]), P[1]]),
+        ValueError,
+        r"layer 1: W must be finite",
+    ),
+    "learning rate zero": (
+        lambda: backprop.update(P, backprop.gradients(P, X, Y, **KW), 0.0),
+        ValueError,
+        r"learning_rate must be a positive finite number, got 0.0",
+    ),
+    "learning rate inf": (
+        lambda: train(learning_rate=float("inf")),
+        ValueError,
+        r"learning_rate must be a positive finite number, got inf",
+    ),
+    "learning rate a string": (
+        lambda: train(learning_rate="0.1"),
+        TypeError,
+        r"learning_rate must be a positive finite number",
+    ),
+    "max_iterations zero": (
+        lambda: train(max_iterations=0),
+        ValueError,
+        r"max_iterations must be a positive whole number, got 0",
+    ),
+    "max_iterations a float": (
+        lambda: train(max_iterations=2.5),
+        TypeError,
+        r"max_iterations must be a positive whole number",
+    ),
+    "batch_size zero": (
+        lambda: train(batch_size=0),
+        ValueError,
+        r"batch_size must be a positive whole number",
+    ),
+    "negative tolerance": (
+        lambda: train(tolerance=-1.0),
+        ValueError,
+        r"tolerance must be a number >= 0",
+    ),
+    "grads of the wrong shape": (
+        lambda: backprop.update(
+            P, [(np.ones((2, 3)), np.ones((3, 1))), (np.ones((1, 3)), np.ones((1, 1)))], 0.1
+        ),
+        ValueError,
+        r"layer 1: dW has shape \(2, 3\) but W has shape \(3, 2\)",
+    ),
+    "grads for too few layers": (
+        lambda: backprop.update(P, [(np.ones((3, 2)), np.ones((3, 1)))], 0.1),
+        ValueError,
+        r"one \(dW, db\) pair per layer \(2\), got 1",
+    ),
+    "a bad batch in the stream": (
+        lambda: backprop.train(
+            P, batches=[(X, Y), (X, np.array([[0.0, 3.0]]))], **KW, tolerance=0.0
+        ),
+        ValueError,
+        r"outside \[0, 1\]",
+    ),
+    "forward with a bad X": (
+        lambda: backprop.forward(P, np.ones((5, 1)), activations=KW["activations"]),
+        ValueError,
+        r"X has 5 rows",
+    ),
+    "init sizes too short": (
+        lambda: backprop.init_params([3]),
+        ValueError,
+        r"sizes needs at least two widths",
+    ),
+    "init width zero": (
+        lambda: backprop.init_params([3, 0, 1]),
+        ValueError,
+        r"sizes\[1\] \(the width of layer 1\) must be a positive integer, got 0",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_raises_a_message_naming_it(case):
+    fn, exc, pattern = CASES[case]
+    with pytest.raises(exc, match=pattern):
+        fn()
+
+
+def test_nothing_is_changed_in_place_even_on_error():
+    params = [(W.copy(), b.copy()) for W, b in P]
+    Xc, Yc = X.copy(), np.array([[0.0, 2.0]])
+    with pytest.raises(ValueError):
+        backprop.gradients(params, Xc, Yc, **KW)
+    assert all(
+        np.array_equal(W, W0) and np.array_equal(b, b0) for (W, b), (W0, b0) in zip(params, P)
+    )
+    assert np.array_equal(Xc, X) and np.array_equal(Yc, [[0.0, 2.0]])
+
+
+def test_integer_data_is_taken_losslessly():
+    got = backprop.gradients(P, X.astype(int), Y.astype(int), **KW)
+    want = backprop.gradients(P, X, Y, **KW)
+    assert all(np.array_equal(a, b) for g, w in zip(got, want) for a, b in zip(g, w))
