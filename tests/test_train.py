@@ -84,11 +84,11 @@ def test_minibatch_epochs_are_seeded_and_run_out():
     kw = dict(
         activations=["tanh", "sigmoid"], cost="bce", batch_size=16, epochs=2, seed=3, tolerance=0.0
     )
-    a, ha = backprop.train(params, X, Y, **kw)
-    b, hb = backprop.train(params, X, Y, **kw)
+    _, ha = backprop.train(params, X, Y, **kw)
+    _, hb = backprop.train(params, X, Y, **kw)
     assert ha.stop_reason == "no_more_batches" and ha.iterations == 2 * 3  # 16 + 16 + 8 per epoch
     assert ha.loss == hb.loss
-    c, hc = backprop.train(params, X, Y, **{**kw, "seed": 4})
+    _, hc = backprop.train(params, X, Y, **{**kw, "seed": 4})
     assert hc.loss != ha.loss
 
 
