@@ -92,14 +92,16 @@ def _twin_cost(name: str) -> JaxCost:
 class JaxResult(NamedTuple):
     """The JAX oracle's numbers for one problem, all NumPy float64.
 
-    ``grads[l - 1] = (dJ/dW^l, dJ/db^l)``; ``scales[l - 1]`` are the same
-    products taken in absolute values, |dZ^l| |A^{l-1}|^T and sum |dZ^l|: the
-    size of the terms each gradient entry sums, which bounds its rounding error.
+    ``grads[l - 1] = (dJ/dW^l, dJ/db^l)``. ``rounding[l - 1]`` bounds, entry by
+    entry, the rounding error any float64 backward pass makes in those
+    gradients (:func:`_rounding_bounds`): where a gradient is far smaller than
+    the terms it is computed from (saturation, cancellation) two correct
+    implementations differ by that much, and no more.
     """
 
     loss: float
     grads: list[tuple[np.ndarray, np.ndarray]]
-    scales: list[tuple[np.ndarray, np.ndarray]]
+    rounding: list[tuple[np.ndarray, np.ndarray]]
 
 
 # Networks this small are padded to shared shapes, so that the many small
@@ -120,37 +122,71 @@ def _terms(twin: JaxCost, out_act: str) -> tuple[Callable, bool]:
     return (from_logits, True) if from_logits is not None else (twin.term, False)
 
 
+def _rounding_bounds(params, Zs, As, dZs, dAs, gps, Y, mask, m):
+    """First-order bounds on the rounding error of a float64 backward pass, per entry.
+
+    With eps the unit roundoff and |.| taken entrywise, the error E^l in dZ^l is
+    at most
+        E^L = eps (4 |dA^L| + |dZ^L|) + eps (|A^L| + |Y|) / m (1 + |g'_L|)
+        E^l = |g'_l| (|W^{l+1}|^T E^{l+1} + n_{l+1} eps |W^{l+1}|^T |dZ^{l+1}|)
+              + eps (4 |dA^l| + |dZ^l|)
+    (g' evaluated from a rounded A is off by a few eps absolute; the cost's
+    A - Y cancels to eps (|A| + |Y|)), and the gradients' errors at most
+        dW^l: E^l |A^{l-1}|^T + m eps |dZ^l| |A^{l-1}|^T,   db^l: sum E^l + m eps sum |dZ^l|.
+    """
+    eps = jnp.finfo(jnp.float64).eps
+    L = len(params)
+    out = jnp.where(mask, eps * (jnp.abs(As[L]) + jnp.abs(Y)) / m * (1 + jnp.abs(gps[L - 1])), 0.0)
+    E = eps * (4 * jnp.abs(dAs[L - 1]) + jnp.abs(dZs[L - 1])) + out
+    bounds = [None] * L
+    for l in range(L - 1, -1, -1):
+        absA = jnp.abs(As[l])
+        absdZ = jnp.abs(dZs[l])
+        bounds[l] = (
+            E @ absA.T + m * eps * absdZ @ absA.T,
+            jnp.sum(E, axis=1, keepdims=True) + m * eps * jnp.sum(absdZ, axis=1, keepdims=True),
+        )
+        if l > 0:
+            absW = jnp.abs(params[l][0])
+            n = params[l][0].shape[0]
+            E = jnp.abs(gps[l - 1]) * (absW.T @ E + n * eps * absW.T @ absdZ) + eps * (
+                4 * jnp.abs(dAs[l - 1]) + jnp.abs(dZs[l - 1])
+            )
+    return bounds
+
+
 def _compile(forward_layer: Callable, layers: int, cost_terms: Callable, on_logits: bool):
-    """jit of value_and_grad of J over (params, offsets).
+    """jit of J, its gradients and their rounding bounds.
 
     ``forward_layer(l, Z, which)`` applies layer l+1's activation (``which``
-    selects it at run time on the padded path). The offsets are zeros added to
-    each Z^l, so that d J / d offset^l is dZ^l, from which the scales are formed.
+    selects it at run time on the padded path). Zeros added to every Z^l and
+    A^l make d J / d offset the deltas dZ^l and dA^l the bounds are built from.
     """
 
-    def loss_fn(params, offsets, which, X, Y, mask, m):
-        A, As = X, [X]
+    def loss_fn(params, offZ, offA, which, X, Y, mask, m):
+        A, As, Zs = X, [X], []
         for l in range(layers):
             W, b = params[l]
-            Z = W @ A + b + offsets[l]
-            A = forward_layer(l, Z, which)
+            Z = W @ A + b + offZ[l]
+            A = forward_layer(l, Z, which) + offA[l]
+            Zs.append(Z)
             As.append(A)
         out = Z if on_logits else A
         safe_out = jnp.where(mask, out, 0.5)  # padded entries: finite terms, masked out
         safe_y = jnp.where(mask, Y, 0.5)
         J = jnp.sum(jnp.where(mask, cost_terms(safe_out, safe_y), 0.0)) / m
-        return J, As
+        return J, (Zs, As)
 
-    grad_fn = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)
+    grad_fn = jax.value_and_grad(loss_fn, argnums=(0, 1, 2), has_aux=True)
 
     def run(params, which, X, Y, mask, m):
-        offsets = [jnp.zeros((W.shape[0], X.shape[1])) for W, _ in params]
-        (J, As), (grads, dZs) = grad_fn(params, offsets, which, X, Y, mask, m)
-        scales = [
-            (jnp.abs(dZ) @ jnp.abs(A_prev).T, jnp.sum(jnp.abs(dZ), axis=1, keepdims=True))
-            for dZ, A_prev in zip(dZs, As[:-1])
+        zeros = [jnp.zeros((W.shape[0], X.shape[1])) for W, _ in params]
+        (J, (Zs, As)), (grads, dZs, dAs) = grad_fn(params, zeros, zeros, which, X, Y, mask, m)
+        gps = [
+            jax.jvp(functools.partial(forward_layer, l, which=which), (Z,), (jnp.ones_like(Z),))[1]
+            for l, Z in enumerate(Zs)
         ]
-        return J, grads, scales
+        return J, grads, _rounding_bounds(params, Zs, As, dZs, dAs, gps, Y, mask, m)
 
     return jax.jit(run)
 
@@ -160,7 +196,7 @@ def _exact_fn(activations: tuple[str, ...], cost: str) -> Callable:
     """For larger networks: activations fixed at trace time; jit caches per shape."""
     gs = [_twin_activation(name) for name in activations]
     terms, on_logits = _terms(_twin_cost(cost), activations[-1])
-    return _compile(lambda l, Z, which: gs[l](Z), len(gs), terms, on_logits)
+    return _compile(lambda l, Z, which=None: gs[l](Z), len(gs), terms, on_logits)
 
 
 @functools.cache
@@ -170,7 +206,7 @@ def _padded_fn(layers: int, cost: str, out_act: str, table: tuple[str, ...]) -> 
     out_g = _twin_activation(out_act)
     terms, on_logits = _terms(_twin_cost(cost), out_act)
 
-    def forward_layer(l, Z, which):
+    def forward_layer(l, Z, which=None):
         if l == layers - 1:
             return out_g(Z)
         return jax.lax.switch(which[l], branches, Z)
@@ -186,7 +222,7 @@ def jax_model(
     activations: Sequence[str],
     cost: str,
 ) -> JaxResult:
-    """Loss, gradients and their rounding scales from the JAX model (see :class:`JaxResult`)."""
+    """Loss, gradients and their rounding bounds from the JAX model (see :class:`JaxResult`)."""
     activations = tuple(activations)
     for name in activations:
         _twin_activation(name)
@@ -197,8 +233,8 @@ def jax_model(
         fn = _exact_fn(activations, cost)
         p = [(_f64(W), _f64(b)) for W, b in params]
         mask = np.ones(Y.shape, dtype=bool)
-        J, grads, scales = fn(p, None, _f64(X), _f64(Y), mask, float(m))
-        return JaxResult(float(J), _to_numpy(grads), _to_numpy(scales))
+        J, grads, rounding = fn(p, None, _f64(X), _f64(Y), mask, float(m))
+        return JaxResult(float(J), _to_numpy(grads), _to_numpy(rounding))
 
     width, mb = _bucket(max(sizes)), _bucket(m)
     table = tuple(JAX_ACTIVATIONS)
@@ -207,7 +243,7 @@ def jax_model(
     mask = np.zeros((width, mb), dtype=bool)
     mask[: sizes[-1], :m] = True
     fn = _padded_fn(len(params), cost, activations[-1], table)
-    J, grads, scales = fn(p, which, _pad(X, width, mb), _pad(Y, width, mb), mask, float(m))
+    J, grads, rounding = fn(p, which, _pad(X, width, mb), _pad(Y, width, mb), mask, float(m))
 
     def cut(pairs):
         return [
@@ -215,7 +251,7 @@ def jax_model(
             for (gW, gb), (W, _) in zip(pairs, params)
         ]
 
-    return JaxResult(float(J), cut(grads), cut(scales))
+    return JaxResult(float(J), cut(grads), cut(rounding))
 
 
 def _f64(a: np.ndarray) -> np.ndarray:
