@@ -69,6 +69,7 @@ ATTRIBUTIONS = {
     "and the gradients follow the implementation's own loss",
     "forward+backward": "the forward pass or the cost, and the backward pass: the loss differs "
     "from the formulas and the gradients do not follow it either",
+    "loss": "the loss alone: it differs from the formulas while the gradients are right",
     "check": "the check itself (a kink or precision problem): the implementation agrees with JAX "
     "but not with finite differences; not a bug in the implementation",
     "crash": "the implementation raised an exception",
@@ -210,7 +211,10 @@ def check_gradients(
             copy.deepcopy(params), X.copy(), Y.copy(), activations=list(activations), cost=cost
         )
     except Exception as exc:  # the implementation's failure is the report's subject
-        return fail("crash", f"gradients raised {type(exc).__name__}: {exc}")
+        hint = ""
+        if isinstance(exc, ValueError) and ("mismatch" in str(exc) or "shape" in str(exc)):
+            hint = " (a shape error: check each matrix product; a missing transpose?)"
+        return fail("crash", f"gradients raised {type(exc).__name__}: {exc}{hint}")
     problems = _structure_problem(raw, params)
     if problems:
         return fail("structure", "; ".join(problems))
@@ -319,7 +323,7 @@ def check_gradients(
     grads_ok = all(c.ok for c in checks)
     fd_agrees = all(c.fd_ok is not False for c in checks)
     if not loss_ok:
-        attribution = "forward" if fd_agrees else "forward+backward"
+        attribution = "loss" if grads_ok else "forward" if fd_agrees else "forward+backward"
     elif not grads_ok:
         attribution = "backward"
     elif not fd_agrees:

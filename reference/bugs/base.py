@@ -1,0 +1,130 @@
+"""A correct implementation of the protocol, one overridable method per step.
+
+The catalog's mistakes (``reference.bugs.catalog``) each replace one method;
+everything else is this code, so each differs from a correct implementation by
+exactly the lines its docstring shows. This is an implementation under test,
+written for the catalog; the oracles never use it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def sigmoid(z):
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+class Correct:
+    """Backprop done right: the seed's sections 10-12 with DESIGN.md's conventions."""
+
+    name = "correct"
+    blame: tuple[str | int, str] | None = None
+    """Where the checker should point: (layer, param); layer "L" is the output, "L-1" the
+    layer below it; param "W", "b" or "delta" (both). None: not a one-place mistake."""
+    caught_by: tuple[str, ...] = ()
+    """The checks that must catch it (the detection test enforces them)."""
+
+    # --- activations --------------------------------------------------------
+    def act(self, name: str, z: np.ndarray) -> np.ndarray:
+        if name == "sigmoid":
+            return sigmoid(z)
+        if name == "tanh":
+            return np.tanh(z)
+        if name == "relu":
+            return np.where(z >= 0, z, 0.0)
+        raise ValueError(f"unknown activation {name!r}")
+
+    def act_grad(self, name: str, z: np.ndarray, a: np.ndarray) -> np.ndarray:
+        if name == "sigmoid":
+            return a * (1 - a)
+        if name == "tanh":
+            return 1 - a**2
+        if name == "relu":
+            return (z >= 0).astype(float)
+        raise ValueError(f"unknown activation {name!r}")
+
+    # --- forward and cost ---------------------------------------------------
+    def layer_forward(self, W, b, A_prev, name):
+        Z = W @ A_prev + b
+        return Z, self.act(name, Z)
+
+    def run_forward(self, params, X, activations):
+        Zs, As = [], [X]
+        for (W, b), name in zip(params, activations):
+            Z, A = self.layer_forward(W, b, As[-1], name)
+            Zs.append(Z)
+            As.append(A)
+        return Zs, As
+
+    def fused(self, cost, out) -> bool:
+        """bce on a sigmoid output goes through the logits (finite at any saturation)."""
+        return cost == "bce" and out == "sigmoid"
+
+    def cost_value(self, cost, Z, A, Y, out):
+        m = Y.shape[1]
+        if cost == "mse":
+            return float(np.sum((A - Y) ** 2)) / (2 * m)
+        if self.fused(cost, out):
+            return float(np.sum(np.logaddexp(0.0, Z) - Y * Z)) / m
+        return float(-np.sum(Y * np.log(A) + (1 - Y) * np.log(1 - A))) / m
+
+    # --- backward -----------------------------------------------------------
+    def output_delta(self, cost, Z, A, Y, out):
+        m = Y.shape[1]
+        if self.fused(cost, out):
+            return (A - Y) / m
+        if cost == "mse":
+            dA = (A - Y) / m
+        else:
+            dA = (-Y / A + (1 - Y) / (1 - A)) / m
+        return dA * self.act_grad(out, Z, A)
+
+    def hidden_delta(self, W_next, dZ_next, dW_next, Z, A, name):
+        return (W_next.T @ dZ_next) * self.act_grad(name, Z, A)
+
+    def weight_grad(self, dZ, As, l):
+        """dW^l = dZ^l (A^{l-1})^T; ``As[l - 1]`` is A^{l-1}."""
+        return dZ @ As[l - 1].T
+
+    def bias_grad(self, dZ):
+        return dZ.sum(axis=1, keepdims=True)
+
+    def finish(self, grads, params, activations):
+        """A hook on the finished list (the correct code returns it as it is)."""
+        return grads
+
+    # --- the protocol -------------------------------------------------------
+    def loss(self, params, X, Y, *, activations, cost):
+        Zs, As = self.run_forward(params, X, activations)
+        return self.cost_value(cost, Zs[-1], As[-1], Y, activations[-1])
+
+    def forward(self, params, X, *, activations):
+        return self.run_forward(params, X, activations)[1][-1]
+
+    def gradients(self, params, X, Y, *, activations, cost):
+        Zs, As = self.run_forward(params, X, activations)
+        L = len(params)
+        grads = [None] * L
+        dZ = self.output_delta(cost, Zs[-1], As[-1], Y, activations[-1])
+        for l in range(L, 0, -1):
+            dW, db = self.weight_grad(dZ, As, l), self.bias_grad(dZ)
+            grads[l - 1] = (dW, db)
+            if l > 1:
+                dZ = self.hidden_delta(
+                    params[l - 1][0], dZ, dW, Zs[l - 2], As[l - 1], activations[l - 2]
+                )
+        return self.finish(grads, params, activations)
+
+    def update(self, params, grads, learning_rate):
+        return [
+            (W - learning_rate * dW, b - learning_rate * db)
+            for (W, b), (dW, db) in zip(params, grads)
+        ]
+
+    def __repr__(self) -> str:
+        return f"<backprop mistake {self.name!r}>"
+
+    @property
+    def __name__(self) -> str:  # reports name implementations by __name__
+        return self.name
