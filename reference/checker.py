@@ -332,6 +332,11 @@ def check_gradients(
         attribution = "none"
     ok = loss_ok and grads_ok
     blame, summary = _blame(checks, grads, ref, L, m, loss_ok, loss_info)
+    if attribution in ("forward", "forward+backward") and "jax" in loss_info:
+        summary = (
+            f"the loss differs from the formulas ({impl_loss:.10g} vs JAX's "
+            f"{loss_info['jax']:.10g}) and so do the gradients: {summary}"
+        )
     kinks = fd_result.excluded if fd_result is not None else 0
     return Report(
         ok, attribution, checks, loss_info, kinks, summary, network, name, blame,
@@ -374,10 +379,29 @@ def _blame(checks, grads, ref, L, m, loss_ok, loss_info) -> tuple[dict | None, s
     if len(failing) == 1:
         c = failing[0]
         return blame, f"only layer {c.layer}'s d{c.param} is wrong: {c.diagnosis}"
+    if ref is not None:
+        index = {(c.layer, c.param): k for k, c in enumerate(checks)}
+        pairs = [
+            (
+                grads[c.layer - 1][index[(c.layer, c.param)] % 2],
+                ref.grads[c.layer - 1][index[(c.layer, c.param)] % 2],
+            )
+            for c in failing
+        ]
+        c = diagnosis.common_factor(pairs)
+        if c is not None:
+            name = diagnosis.factor_name(c, m) or f"{c:.6g}"
+            which = ", ".join(f"d{f.param}^{f.layer}" for f in failing)
+            return blame, f"{which} are all off by the same factor {name}; the rest agree"
     if k is not None and k > 0:
         return blame, (
             f"right at the output, wrong from layer {k} down: look at layer {k}'s delta "
             f"dZ^{k} or its activation derivative g'_{k}"
+        )
+    if layers == list(range(1, L + 1)) and len(at_top) == 2:
+        return blame, (
+            f"wrong from the output down: look at the output delta dZ^{L} (the cost's "
+            f"derivative, or the output activation's derivative g'_{L})"
         )
     return blame, f"layers {', '.join(map(str, layers))} are wrong; the highest is layer {top}"
 
