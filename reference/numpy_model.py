@@ -118,6 +118,29 @@ def loss_at(model: Model, params: Sequence[tuple[np.ndarray, np.ndarray]]) -> fl
     return float(np.sum(model.terms(model.output(Z, A), model.Y))) / model.m
 
 
+def rounding_sensitivity(model: Model, draws: int = 3, seed: int = 0) -> float:
+    """How much J moves when every intermediate value is off by one rounding.
+
+    Every Z^l and A^l is multiplied by 1 +/- eps (random signs) on its way
+    through the network; the largest change of J over a few draws measures the
+    rounding noise of an evaluation of J, which a finite difference divides by h.
+    (The rounding of J's own sum is much smaller wherever J is a small
+    difference of large terms, and this is where it matters.)
+    """
+    eps = np.finfo(np.float64).eps
+    rng = np.random.default_rng(seed)
+    J0 = model.loss()
+    worst = 0.0
+    for _ in range(draws):
+        A = model.X
+        for (W, b), act in zip(model.params, model.g):
+            Z = (W @ A + b) * (1 + eps * rng.choice([-1.0, 1.0], size=(W.shape[0], A.shape[1])))
+            A = act.fn(Z) * (1 + eps * rng.choice([-1.0, 1.0], size=Z.shape))
+        J = float(np.sum(model.terms(model.output(Z, A), model.Y))) / model.m
+        worst = max(worst, abs(J - J0))
+    return worst
+
+
 def kink_side(act: NumpyActivation, Z: np.ndarray) -> np.ndarray | None:
     """For each entry, which piece of g it lies on (an integer code), or None if g has no kinks."""
     if not act.kinks:

@@ -1,0 +1,208 @@
+"""The oracles: finite differences and the JAX model, against each other, against an outside
+autodiff system (HIPS autograd), at kinks, and on bad input."""
+
+import autograd
+import autograd.numpy as anp
+import numpy as np
+import pytest
+from hypothesis import given
+
+import backprop
+from reference import finite_diff, jax_gradients, numerical_gradients
+from reference.impl import ImplementationError, load_impl
+from reference.jax_model import MissingTwinError, jax_model
+from reference.problems import Problem
+from reference.strategies import architectures, problems
+
+TINY = np.finfo(np.float64).tiny
+
+
+def autograd_loss(flat_params, X, Y, activations, cost):
+    """The network once more, in autograd.numpy, for an outside opinion."""
+    acts = {
+        "sigmoid": lambda z: 1 / (1 + anp.exp(-z)),
+        "tanh": anp.tanh,
+        "relu": lambda z: anp.where(z >= 0, z, 0.0),
+    }
+    A, Z = X, None
+    for (W, b), name in zip(flat_params, activations):
+        Z = anp.dot(W, A) + b
+        A = acts[name](Z)
+    m = X.shape[1]
+    if cost == "mse":
+        return anp.sum((A - Y) ** 2) / (2 * m)
+    return anp.sum(anp.logaddexp(0.0, Z) - Y * Z) / m  # bce on the sigmoid's logits
+
+
+def rel(a, b):
+    return np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), TINY)
+
+
+moderate = problems(
+    min_scale=0.1, max_scale=2.0, architecture=architectures(max_depth=4, max_width=5)
+)
+
+
+@given(p=moderate)
+def test_both_oracles_agree_with_autograd(p):
+    want = autograd.grad(autograd_loss)(
+        [(W, b) for W, b in p.params], p.X, p.Y, p.activations, p.cost
+    )
+    jax_result = jax_model(p.params, p.X, p.Y, **p.kwargs())
+    fd = numerical_gradients(backprop, p.params, p.X, p.Y, **p.kwargs())
+    for l, (w, j, n, e, r) in enumerate(
+        zip(want, jax_result.grads, fd.grads, fd.errors, jax_result.rounding)
+    ):
+        for k in range(2):
+            denom = max(np.linalg.norm(w[k]) + np.linalg.norm(j[k]), TINY)
+            assert rel(j[k], w[k]) <= max(1e-12, 4 * np.linalg.norm(r[k]) / denom), (l, k)
+            assert rel(n[k], w[k]) <= max(1e-8, 10 * np.linalg.norm(e[k]) / denom), (l, k)
+
+
+@given(p=moderate)
+def test_fd_error_estimates_hold_entry_by_entry(p):
+    """The per-entry error bound is honest: the estimate is within it of the JAX value."""
+    fd = numerical_gradients(backprop, p.params, p.X, p.Y, **p.kwargs())
+    _, ref = jax_gradients(p.params, p.X, p.Y, **p.kwargs())
+    for (nW, nb), (eW, eb), (jW, jb) in zip(fd.grads, fd.errors, ref):
+        for n, e, j in ((nW, eW, jW), (nb, eb, jb)):
+            # 1e-300: XLA flushes subnormal results to zero, NumPy does not
+            assert np.all(np.abs(n - j) <= 10 * e + 1e-12 * np.abs(j) + 1e-300)
+
+
+def test_fd_of_the_formulas_and_of_calls_agree():
+    rng = np.random.default_rng(0)
+    p = Problem(
+        backprop.init_params([3, 4, 2], seed=1),
+        rng.normal(size=(3, 5)),
+        rng.uniform(size=(2, 5)),
+        ["tanh", "sigmoid"],
+        "bce",
+    )
+    batched = numerical_gradients(backprop, p.params, p.X, p.Y, **p.kwargs(), method="model")
+    calls = numerical_gradients(backprop, p.params, p.X, p.Y, **p.kwargs(), method="calls")
+    auto = numerical_gradients(backprop, p.params, p.X, p.Y, **p.kwargs())
+    assert "batched" in auto.source and "entry by entry" in calls.source
+    for (a, b), (c, d) in zip(batched.grads, calls.grads):
+        assert rel(a, c) < 1e-8 and rel(b, d) < 1e-8
+
+
+def test_auto_falls_back_to_calls_when_the_loss_is_not_the_formulas():
+    class HalfLoss:
+        gradients = staticmethod(backprop.gradients)
+
+        @staticmethod
+        def loss(*args, **kwargs):
+            return 0.5 * backprop.loss(*args, **kwargs)
+
+    p = Problem(
+        backprop.init_params([2, 2, 1], seed=0),
+        np.ones((2, 3)),
+        np.zeros((1, 3)),
+        ["tanh", "sigmoid"],
+        "mse",
+    )
+    fd = numerical_gradients(HalfLoss, p.params, p.X, p.Y, **p.kwargs())
+    _, ref = jax_gradients(p.params, p.X, p.Y, **p.kwargs())
+    assert "entry by entry" in fd.source
+    assert rel(fd.grads[0][0], 0.5 * ref[0][0]) < 1e-8  # the derivative of *its* loss
+
+
+def kinked_problem(z_offset):
+    """One relu unit whose pre-activation for sample 0 is exactly z_offset."""
+    W1 = np.array([[1.0, -1.0]])
+    X = np.array([[0.5, 1.0, -2.0], [0.5, 0.0, 1.0]])
+    b1 = np.array([[z_offset]])  # Z^1 = W X + b: sample 0 gives z_offset exactly
+    W2, b2 = np.array([[1.5]]), np.array([[0.2]])
+    return Problem([(W1, b1), (W2, b2)], X, np.array([[1.0, 0.0, 1.0]]), ["relu", "sigmoid"], "bce")
+
+
+@pytest.mark.parametrize("z_offset", [0.0, 1e-9, -1e-9, 3e-6])
+def test_kinks_are_handled_not_reported(z_offset):
+    p = kinked_problem(z_offset)
+    fd = numerical_gradients(backprop, p.params, p.X, p.Y, **p.kwargs())
+    methods = np.concatenate([m.ravel() for pair in fd.method for m in pair])
+    assert (methods != finite_diff.CENTRAL).any(), "the kink went unnoticed"
+    from reference import check_gradients
+
+    report = check_gradients(backprop, p.params, p.X, p.Y, **p.kwargs())
+    assert report.ok, report.render()
+
+
+def test_one_sided_estimates_follow_the_seed_convention_at_zero():
+    """At Z = 0 exactly, mask(theta) is 'active' (relu'(0) = 1): the difference is taken on
+    the side that stays active, so the estimate is the seed's derivative, JAX's twin agrees."""
+    p = kinked_problem(0.0)
+    fd = numerical_gradients(backprop, p.params, p.X, p.Y, **p.kwargs())
+    _, ref = jax_gradients(p.params, p.X, p.Y, **p.kwargs())
+    valid = np.isfinite(fd.grads[0][1])
+    np.testing.assert_allclose(fd.grads[0][1][valid], ref[0][1][valid], rtol=1e-6)
+
+
+def test_a_real_bug_next_to_a_kink_is_still_caught():
+    from reference import check_gradients
+    from reference.bugs import CATALOG
+
+    p = kinked_problem(0.0)
+    report = check_gradients(CATALOG["sign_flipped"], p.params, p.X, p.Y, **p.kwargs())
+    assert not report.ok and "-1" in report.summary
+
+
+def test_float32_is_refused_by_name():
+    params = [(np.ones((1, 2), np.float32), np.zeros((1, 1)))]
+    with pytest.raises(TypeError, match=r"layer 1: W is float32; finite differences need float64"):
+        numerical_gradients(
+            backprop, params, np.ones((2, 2)), np.ones((1, 2)), activations=["tanh"], cost="mse"
+        )
+
+
+def test_missing_jax_twin_says_what_to_add(monkeypatch):
+    monkeypatch.setitem(
+        backprop.ACTIVATIONS,
+        "softsign",
+        backprop.Activation(lambda z: z / (1 + abs(z)), lambda z, a: 1 / (1 + abs(z)) ** 2),
+    )
+    params = backprop.init_params([2, 1], seed=0)
+    with pytest.raises(
+        MissingTwinError,
+        match=r"activation 'softsign' has no JAX twin.*JAX_ACTIVATIONS in reference/jax_model.py",
+    ):
+        jax_gradients(
+            params, np.ones((2, 2)), np.ones((1, 2)), activations=["softsign"], cost="mse"
+        )
+    from reference import check_gradients
+
+    report = check_gradients(
+        backprop, params, np.ones((2, 2)), np.ones((1, 2)), activations=["softsign"], cost="mse"
+    )
+    assert report.ok and any("no JAX comparison" in n for n in report.notes)
+    assert "entry by entry" in report.fd_source
+
+
+def test_wide_networks_take_the_unpadded_path_and_agree():
+    params = backprop.init_params([70, 3, 1], seed=0)
+    X = np.random.default_rng(0).normal(size=(70, 4))
+    Y = np.zeros((1, 4))
+    J, grads = jax_gradients(params, X, Y, activations=["relu", "sigmoid"], cost="bce")
+    want = backprop.gradients(params, X, Y, activations=["relu", "sigmoid"], cost="bce")
+    assert all(rel(a, b) < 1e-13 for g, w in zip(grads, want) for a, b in zip(g, w))
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("no_such_module_anywhere", r"cannot import module 'no_such_module_anywhere'"),
+        ("backprop:nothing_here", r"module 'backprop' has no attribute 'nothing_here'"),
+        ("backprop:", r"write package.module or package.module:object"),
+        ("reference.bugs.base", r"has no callable 'loss' or 'gradients'"),
+    ],
+)
+def test_load_impl_errors_name_the_problem(spec, message):
+    with pytest.raises(ImplementationError, match=message):
+        load_impl(spec)
+
+
+def test_load_impl_finds_modules_and_objects():
+    assert load_impl("backprop") is backprop
+    assert load_impl("reference.bugs:dW2_times_2").name == "dW2_times_2"
+    assert load_impl(backprop) is backprop
