@@ -72,6 +72,7 @@ def architectures(
     max_width: int = 4,
     activations: Sequence[str] | None = None,
     costs: Sequence[str] | None = None,
+    square: bool | None = None,
 ) -> Architecture:
     """Dense architectures.
 
@@ -81,8 +82,9 @@ def architectures(
       whole ``backprop.ACTIVATIONS`` table).
     - ``costs``: names to draw the cost from, among those the output activation
       allows (``bce`` needs a sigmoid); default ``mse`` and ``bce``.
-
-    Half the draws (roughly) make every hidden layer as wide as the input.
+    - ``square``: True makes every layer but the output as wide as the input
+      (square W^1..W^{L-1}, which hide a missing transpose), False draws every
+      width freely, None (the default) chooses either.
     """
     _check_int_range("depth", min_depth, max_depth, 1)
     _check_int_range("width", min_width, max_width, 1)
@@ -98,7 +100,9 @@ def architectures(
         allowed = [c for c in compatible_costs("sigmoid") if c in wanted] or ["mse"]
     cost = draw(st.sampled_from(allowed))
     widths = st.integers(min_width, max_width)
-    if draw(st.booleans()):  # square: every layer but the output as wide as the input
+    if square is not None and not isinstance(square, bool):
+        raise TypeError(f"square must be True, False or None, got {square!r}")
+    if square if square is not None else draw(st.booleans()):
         n = draw(widths)
         sizes = [n] * L + [draw(widths)]
     else:

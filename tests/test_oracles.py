@@ -183,7 +183,7 @@ def test_wide_networks_take_the_unpadded_path_and_agree():
     params = backprop.init_params([70, 3, 1], seed=0)
     X = np.random.default_rng(0).normal(size=(70, 4))
     Y = np.zeros((1, 4))
-    J, grads = jax_gradients(params, X, Y, activations=["relu", "sigmoid"], cost="bce")
+    _, grads = jax_gradients(params, X, Y, activations=["relu", "sigmoid"], cost="bce")
     want = backprop.gradients(params, X, Y, activations=["relu", "sigmoid"], cost="bce")
     assert all(rel(a, b) < 1e-13 for g, w in zip(grads, want) for a, b in zip(g, w))
 

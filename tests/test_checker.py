@@ -1,0 +1,230 @@
+"""Tests of the tester: the checker fails, with the message a user would read, on known-wrong
+gradients, and stays silent on correct ones."""
+
+import json
+import types
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+import backprop
+from reference import ATTRIBUTIONS, check_gradients
+from reference.impl import ImplementationError
+from reference.problems import Problem, seed_problem, with_relu_margin
+from reference.strategies import architectures, problems
+
+
+def tampered(change, loss=None):
+    """backprop with its gradients passed through ``change(grads, X)`` (and its loss replaced)."""
+
+    def gradients(params, X, Y, *, activations, cost):
+        return change(backprop.gradients(params, X, Y, activations=activations, cost=cost), X)
+
+    return types.SimpleNamespace(
+        __name__="tampered", gradients=gradients, loss=loss or backprop.loss
+    )
+
+
+def square_problem(seed=0, m=5):
+    rng = np.random.default_rng(seed)
+    acts = ["tanh", "tanh", "sigmoid"]
+    params = [(rng.normal(0, 1, (3, 3)), rng.normal(0, 0.5, (3, 1))) for _ in range(3)]
+    X, Y = rng.normal(size=(3, m)), rng.uniform(size=(3, m))
+    return Problem(params, X, Y, acts, "mse")
+
+
+def check(impl, p):
+    return check_gradients(impl, p.params, p.X, p.Y, **p.kwargs())
+
+
+@given(p=problems(architecture=architectures(max_depth=4, max_width=5), max_scale=8.0))
+def test_silent_on_correct_gradients(p):
+    report = check(backprop, p)
+    assert report.ok and report.attribution == "none", report.render()
+
+
+@pytest.mark.parametrize(
+    "factor, name",
+    [(2.0, "2"), (0.5, "1/2"), (-1.0, "-1"), (5.0, "m"), (0.2, "1/m"), (1.37, "1.37")],
+)
+def test_a_scaled_gradient_names_its_factor(factor, name):
+    p = square_problem(m=5)
+    report = check(tampered(lambda g, X: [(factor * dW, factor * db) for dW, db in g]), p)
+    assert not report.ok and report.attribution == "backward"
+    assert f"every gradient is off by the same factor {name}" in report.summary
+    assert report.blame == {"layer": 3, "param": "delta"}
+    assert all(f"off by a constant factor of {name}" in c.diagnosis for c in report.layers)
+
+
+def test_a_transposed_square_gradient_is_called_transposed():
+    p = square_problem()
+    report = check(
+        tampered(lambda g, X: [(dW.T if l == 1 else dW, db) for l, (dW, db) in enumerate(g)]), p
+    )
+    bad = report.failing()
+    assert [(c.layer, c.param) for c in bad] == [(2, "W")]
+    assert bad[0].diagnosis == "dW is the transpose of the right gradient"
+    assert report.blame == {"layer": 2, "param": "W"}
+
+
+def test_a_transposed_shape_is_reported_not_raised():
+    p = seed_problem()
+    report = check(tampered(lambda g, X: [(dW.T, db) for dW, db in g]), p)
+    assert not report.ok and report.attribution == "structure"
+    assert (
+        "layer 1: dW has shape (2, 3) but W has shape (3, 2) (the transpose's shape)"
+        in report.summary
+    )
+
+
+def test_one_wrong_layer_is_blamed_alone():
+    p = seed_problem(("relu", "tanh", "sigmoid"), "mse")
+    report = check(
+        tampered(lambda g, X: [(dW, db + 0.01 if l == 0 else db) for l, (dW, db) in enumerate(g)]),
+        p,
+    )
+    assert [(c.layer, c.param) for c in report.failing()] == [(1, "b")]
+    assert report.blame == {"layer": 1, "param": "b"} and report.summary.startswith(
+        "only layer 1's db is wrong"
+    )
+    assert "worst entry" in report.failing()[0].diagnosis
+
+
+def test_wrong_from_layer_k_down_points_at_layer_k():
+    p = square_problem()
+
+    def break_delta_2(g, X):  # what a wrong g'_2 does: layers 2 and 1 wrong, 3 right
+        return [(dW * 1.5, db * 1.5) if l < 2 else (dW, db) for l, (dW, db) in enumerate(g)]
+
+    report = check(tampered(break_delta_2), p)
+    assert report.blame == {"layer": 2, "param": "delta"}
+    assert "dW^1, db^1, dW^2, db^2 are all off by the same factor 1.5" in report.summary
+    nonuniform = check(
+        tampered(
+            lambda g, X: [
+                (dW * (1 + X[0, 0] * np.arange(dW.size).reshape(dW.shape)), db * 2)
+                if l < 2
+                else (dW, db)
+                for l, (dW, db) in enumerate(g)
+            ]
+        ),
+        p,
+    )
+    assert (
+        "right at the output, wrong from layer 2 down: look at layer 2's delta dZ^2"
+        in nonuniform.summary
+    )
+
+
+def test_forward_and_backward_wrong_together_is_the_forward_pass():
+    """A network whose loss and gradients agree with each other but not with the formulas."""
+    from reference.bugs import CATALOG
+
+    report = check(CATALOG["bias_unused"], seed_problem())
+    assert not report.ok and report.attribution == "forward"
+    assert report.summary.startswith("the loss differs from the formulas")
+    assert all(c.fd_ok for c in report.layers)  # consistent with its own loss
+    assert "forward pass or the cost" in report.render()
+
+
+def test_a_wrong_loss_alone_is_the_loss():
+    p = seed_problem(cost="mse")
+    report = check(tampered(lambda g, X: g, loss=lambda *a, **k: 2 * backprop.loss(*a, **k)), p)
+    assert report.attribution == "loss" and not report.ok
+    assert report.blame == {"layer": None, "param": "loss"}
+    assert "the loss differs from the formula" in report.summary
+
+
+def test_a_raising_implementation_is_a_failing_report():
+    def gradients(*args, **kwargs):
+        raise RuntimeError("out of coffee")
+
+    impl = types.SimpleNamespace(__name__="raises", gradients=gradients, loss=backprop.loss)
+    report = check(impl, seed_problem())
+    assert not report.ok and report.attribution == "crash"
+    assert report.error == "gradients raised RuntimeError: out of coffee"
+
+
+@pytest.mark.parametrize(
+    "returned, message",
+    [
+        (None, "gradients returned NoneType, not a list of (dW, db) pairs"),
+        ([], "gradients returned 0 entries for a network of 3 layers"),
+        ([1, 2, 3], "layer 1: expected a (dW, db) pair, got int"),
+    ],
+)
+def test_a_wrong_structure_is_a_failing_report(returned, message):
+    impl = types.SimpleNamespace(
+        __name__="odd", gradients=lambda *a, **k: returned, loss=backprop.loss
+    )
+    report = check(impl, seed_problem())
+    assert not report.ok and report.attribution == "structure" and message in report.summary
+
+
+def test_a_missing_member_is_named():
+    with pytest.raises(ImplementationError, match=r"has no callable 'gradients'"):
+        p = seed_problem()
+        check_gradients(types.SimpleNamespace(loss=backprop.loss), p.params, p.X, p.Y, **p.kwargs())
+
+
+def test_a_mutating_implementation_cannot_corrupt_the_references():
+    def gradients(params, X, Y, **kw):
+        g = backprop.gradients(params, X, Y, **kw)
+        for W, _ in params:
+            W *= 0
+        X *= 0
+        return g
+
+    p = seed_problem()
+    before = [W.copy() for W, _ in p.params]
+    report = check(
+        types.SimpleNamespace(__name__="mutating", gradients=gradients, loss=backprop.loss), p
+    )
+    assert report.ok  # its numbers are right; the purity check is what catches it
+    assert all(np.array_equal(W, W0) for (W, _), W0 in zip(p.params, before))
+
+
+def test_report_to_dict_is_json_with_the_documented_keys():
+    report = check(tampered(lambda g, X: [(2 * dW, db) for dW, db in g]), seed_problem())
+    d = json.loads(json.dumps(report.to_dict()))
+    assert {"ok", "attribution", "layers", "loss", "kinks_excluded"} <= set(d)
+    row = d["layers"][0]
+    assert {
+        "layer",
+        "param",
+        "shape",
+        "error_fd",
+        "error_jax",
+        "ok",
+        "diagnosis",
+        "bound_fd",
+        "bound_jax",
+        "worst",
+    } <= set(row)
+    assert row["layer"] == 1 and row["param"] == "W" and row["shape"] == [3, 2]
+    assert d["attribution"] in ATTRIBUTIONS
+
+
+def test_render_has_a_row_per_layer_parameter_and_the_verdict():
+    text = check(tampered(lambda g, X: [(2 * dW, db) for dW, db in g]), seed_problem()).render()
+    lines = text.splitlines()
+    assert sum(1 for line in lines if line.strip().startswith(("1 ", "2 ", "3 "))) == 6
+    assert "FAIL" in text and "attribution: the backward pass" in text
+
+
+@pytest.mark.parametrize("scale", [20.0, 60.0])
+def test_saturated_networks_are_not_false_alarms(scale):
+    rng = np.random.default_rng(1)
+    acts = ["tanh", "sigmoid", "sigmoid"]
+    params = [
+        (scale * rng.normal(size=(4, 3)), rng.normal(size=(4, 1))),
+        (scale * rng.normal(size=(3, 4)), np.zeros((3, 1))),
+        (scale * rng.normal(size=(2, 3)), np.zeros((2, 1))),
+    ]
+    X, Y = rng.normal(size=(3, 6)), rng.uniform(size=(2, 6))
+    for cost in ("mse", "bce"):
+        report = check_gradients(
+            backprop, with_relu_margin(params, X, acts), X, Y, activations=acts, cost=cost
+        )
+        assert report.ok, report.render()

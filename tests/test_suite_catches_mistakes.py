@@ -1,0 +1,64 @@
+"""The property suite, pointed at an implementation with one classic mistake, fails; pointed
+at a correct outside implementation, it passes. (What ``--backprop-impl`` does, in-process.)"""
+
+import types
+
+import pytest
+from hypothesis import Phase, settings
+from test_properties import PROPERTY_TESTS
+
+from reference.bugs import CATALOG, CORRECT
+
+CLASSIC = [
+    "missing_transpose",
+    "tanh_grad_wrong_cache",
+    "sigmoid_grad_of_z",
+    "missing_1_over_m",
+    "double_1_over_m",
+    "bias_grad_mean",
+    "sigmoid_twice",
+    "updates_inside_backward",
+    "accumulating_gradients",
+    "update_wrong_sign",
+    "unstable_bce",
+    "relu_grad_zero_at_zero",
+]
+
+
+def run(test, impl):
+    """Run one property test against ``impl``: derandomized, generate only (no shrinking:
+    only the verdict matters here), a bounded number of examples."""
+    if hasattr(test, "hypothesis"):
+        copy = types.FunctionType(
+            test.__code__, test.__globals__, test.__name__, test.__defaults__, test.__closure__
+        )
+        copy.__dict__.update({k: v for k, v in test.__dict__.items() if "settings" not in k})
+        test = settings(
+            max_examples=15,
+            phases=(Phase.explicit, Phase.generate),
+            database=None,
+            derandomize=True,
+        )(copy)
+    test(impl=impl)
+
+
+def failures(impl, first_only=False):
+    failed = []
+    for test in PROPERTY_TESTS:
+        try:
+            run(test, impl)
+        except AssertionError:
+            failed.append(test.__name__)
+            if first_only:
+                break
+    return failed
+
+
+@pytest.mark.parametrize("name", CLASSIC)
+def test_the_suite_fails_on_a_classic_mistake(name):
+    impl = type(CATALOG[name])()  # a fresh instance: no state from other tests
+    assert failures(impl, first_only=True), f"no property test failed on {name}"
+
+
+def test_the_suite_passes_on_a_correct_outside_implementation():
+    assert failures(CORRECT) == []
