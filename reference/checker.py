@@ -150,10 +150,14 @@ def _jsonable(value: Any) -> Any:
 
 
 def _bound_fd(err: np.ndarray, denom: float) -> float:
+    if denom == 0.0:  # both exactly zero: nothing to allow for
+        return FD_FLOOR
     return min(1.0, max(FD_FLOOR, FD_SAFETY * float(np.linalg.norm(err)) / max(denom, TINY)))
 
 
 def _bound_jax(rounding: np.ndarray, denom: float) -> float:
+    if denom == 0.0:
+        return JAX_FLOOR
     return min(1.0, max(JAX_FLOOR, JAX_SAFETY * float(np.linalg.norm(rounding)) / max(denom, TINY)))
 
 

@@ -180,7 +180,8 @@ class DW2TimesTwo(Correct):
 
     def finish(self, grads, params, activations):
         grads = list(grads)
-        grads[1] = (2 * grads[1][0], grads[1][1])
+        if len(grads) > 1:  # a network of one layer has no layer 2
+            grads[1] = (2 * grads[1][0], grads[1][1])
         return grads
 
 

@@ -1,0 +1,520 @@
+"""``backprop-check``: verify a backprop implementation and say what is wrong.
+
+With no arguments it checks the built-in implementation on every valid
+activation/cost combination of the seed's 2-3-2-1 network and on seeded random
+networks, with the gradient checker and the non-gradient checks. Exit status:
+0 when everything holds, 1 when anything fails, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from . import checks
+from .checker import ATTRIBUTIONS, Report, check_gradients
+from .impl import ImplementationError, impl_name, load_impl
+from .problems import Problem, compatible_costs, random_problem, seed_problem
+
+
+class UsageError(Exception):
+    """A mistake on the command line; exit status 2."""
+
+
+def default_problems(seed: int, networks: int) -> list[Problem]:
+    """Every activation/cost combination on the seed's network, then ``networks`` random ones."""
+    import backprop  # the tables' names only
+
+    names = sorted(backprop.ACTIVATIONS)
+    out = [seed_problem(("tanh", "tanh", "sigmoid"), "bce", seed=seed)]  # the seed's own first
+    for acts in itertools.product(names, repeat=3):
+        for cost in compatible_costs(acts[-1]):
+            if (acts, cost) != (("tanh", "tanh", "sigmoid"), "bce"):
+                out.append(seed_problem(acts, cost, seed=seed))
+    rng = np.random.default_rng(seed)
+    for k in range(networks):
+        out.append(
+            random_problem(rng, depth=(1, 4), width=(1, 6), samples=(2, 6), name=f"random #{k + 1}")
+        )
+    return out
+
+
+class Progress:
+    """A progress bar on stderr, shown only on a terminal and only once a run passes a second."""
+
+    def __init__(self, total: int, enabled: bool, stream: TextIO = sys.stderr) -> None:
+        self.total, self.stream = total, stream
+        self.enabled = enabled and stream.isatty()
+        self.start = time.perf_counter()
+        self.shown = False
+
+    def update(self, done: int) -> None:
+        if not self.enabled or time.perf_counter() - self.start < 1.0:
+            return
+        filled = int(30 * done / self.total)
+        self.stream.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} checks")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\r" + " " * 60 + "\r")
+            self.stream.flush()
+
+
+def run_checks(impl: Any, problems: list[Problem], progress: Progress) -> dict[str, Any]:
+    """Gradient reports for every problem, non-gradient checks on the seed network and on the
+    random ones, and the fixed checks."""
+    reports: list[tuple[Problem, Report]] = []
+    results: list[tuple[str, checks.CheckResult]] = []
+    for k, problem in enumerate(problems):
+        reports.append(
+            (
+                problem,
+                check_gradients(impl, problem.params, problem.X, problem.Y, **problem.kwargs()),
+            )
+        )
+        progress.update(k + 1)
+    targets = [problems[0]] + [p for p in problems if p.name.startswith("random")]
+    for problem in targets:
+        for fn in checks.PROBLEM_CHECKS.values():
+            results.append((problem.name, fn(impl, problem)))
+    for fn in checks.FIXED_CHECKS.values():
+        results.append(("fixed", fn(impl)))
+    progress.close()
+    ok = all(r.ok for _, r in reports) and all(c.ok is not False for _, c in results)
+    return {"ok": ok, "reports": reports, "checks": results}
+
+
+def summary_line(outcome: dict[str, Any], impl: str) -> str:
+    reports, results = outcome["reports"], outcome["checks"]
+    bad_nets = sum(not r.ok for _, r in reports)
+    bad_checks = [c for _, c in results if c.ok is False]
+    verdict = "PASS" if outcome["ok"] else "FAIL"
+    return (
+        f"{verdict}: {impl}: {len(reports) - bad_nets}/{len(reports)} networks' gradients and "
+        f"losses agree with finite differences and JAX; "
+        f"{len(results) - len(bad_checks)}/{len(results)} other checks hold"
+        + (f" (failed: {', '.join(sorted({c.name for c in bad_checks}))})" if bad_checks else "")
+    )
+
+
+def print_outcome(
+    outcome: dict[str, Any], impl: str, out: TextIO, quiet: bool, verbose: bool
+) -> None:
+    """Tables for the seed network and the first failures, a line for further failures, the
+    non-gradient checks grouped by name, and the summary. ``verbose`` prints everything."""
+    reports = outcome["reports"]
+    failing = [(p, r) for p, r in reports if not r.ok]
+    if not quiet:
+        shown = (
+            reports
+            if verbose
+            else [reports[0], *[pr for pr in failing[:3] if pr is not reports[0]]]
+        )
+        for problem, report in shown:
+            out.write(f"{problem.name}\n{report.render()}\n\n")
+        shown_ids = {id(pr[1]) for pr in shown}
+        rest = [pr for pr in failing if id(pr[1]) not in shown_ids]
+        if not verbose:
+            out.write(f"({len(reports) - len(failing)} of {len(reports)} networks passed; "
+                      "--verbose shows every table)\n")  # fmt: skip
+    else:
+        rest = failing
+    for problem, report in rest[:10]:
+        out.write(f"  FAIL {problem.name}: {report.summary[:160]}\n")
+    if len(rest) > 10:
+        out.write(f"  ... and {len(rest) - 10} more networks failed (--json has them all)\n")
+    by_name: dict[str, list[tuple[str, checks.CheckResult]]] = {}
+    for where, c in outcome["checks"]:
+        by_name.setdefault(c.name, []).append((where, c))
+    for name, results in by_name.items():
+        failed = [(w, c) for w, c in results if c.ok is False]
+        if failed:
+            where, c = failed[0]
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            out.write(f"  FAIL {name}: {where}: {c.message[:200]}{more}\n")
+        elif verbose:
+            for where, c in results:
+                mark = "ok" if c.ok else "n/a"
+                out.write(f"  {mark:<4} {name}: {where}: {c.message}\n")
+    out.write(summary_line(outcome, impl) + "\n")
+
+
+def outcome_json(outcome: dict[str, Any], impl: str) -> dict[str, Any]:
+    return {
+        "ok": outcome["ok"],
+        "impl": impl,
+        "networks": [{"name": p.name, **r.to_dict()} for p, r in outcome["reports"]],
+        "checks": [{"where": where, **asdict(c)} for where, c in outcome["checks"]],
+        "attributions": ATTRIBUTIONS,
+    }
+
+
+def write_junit(outcome: dict[str, Any], impl: str, path: Path) -> None:
+    """One test case per network and layer parameter (and per other check), failures
+    carrying the diagnosis."""
+    import xml.etree.ElementTree as ET
+
+    suite = ET.Element("testsuite", name=f"backprop-check {impl}")
+    cases = failures = 0
+    for problem, report in outcome["reports"]:
+        rows = report.layers or []
+        if not rows:  # crashed or wrong structure: one case for the whole network
+            case = ET.SubElement(suite, "testcase", classname=problem.name, name="gradients")
+            ET.SubElement(case, "failure", message=report.summary).text = report.render()
+            cases, failures = cases + 1, failures + 1
+            continue
+        for c in rows:
+            case = ET.SubElement(
+                suite, "testcase", classname=problem.name, name=f"layer {c.layer} {c.param}"
+            )
+            cases += 1
+            if not c.ok:
+                failures += 1
+                ET.SubElement(case, "failure", message=c.diagnosis).text = (
+                    f"{c.diagnosis}\nerror vs FD {c.error_fd}, vs JAX {c.error_jax}\n"
+                    f"attribution: {ATTRIBUTIONS[report.attribution]}"
+                )
+        if "ok" in report.loss:
+            case = ET.SubElement(suite, "testcase", classname=problem.name, name="loss")
+            cases += 1
+            if not report.loss["ok"]:
+                failures += 1
+                ET.SubElement(case, "failure", message=report.summary).text = json.dumps(
+                    report.loss
+                )
+    for where, c in outcome["checks"]:
+        case = ET.SubElement(suite, "testcase", classname=f"checks.{where}", name=c.name)
+        cases += 1
+        if c.ok is False:
+            failures += 1
+            ET.SubElement(case, "failure", message=c.message).text = c.message
+        elif c.ok is None:
+            ET.SubElement(case, "skipped", message=c.message)
+    suite.set("tests", str(cases))
+    suite.set("failures", str(failures))
+    suite.set("errors", "0")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+# --- golden files --------------------------------------------------------------------------
+
+
+def golden_problems() -> list[Problem]:
+    """A fixed set of networks whose gradients a golden file records (independent of --seed)."""
+    problems = default_problems(seed=0, networks=4)
+    return problems[::4] + problems[-4:]
+
+
+def golden_save(impl: Any, path: Path) -> int:
+    arrays: dict[str, np.ndarray] = {}
+    problems = golden_problems()
+    for k, p in enumerate(problems):
+        grads = impl.gradients(p.params, p.X, p.Y, **p.kwargs())
+        for l, (dW, db) in enumerate(grads, start=1):
+            arrays[f"{k}/layer{l}/W"] = np.asarray(dW, np.float64)
+            arrays[f"{k}/layer{l}/b"] = np.asarray(db, np.float64)
+    arrays["meta"] = np.array(
+        json.dumps({"networks": [p.name for p in problems], "impl": impl_name(impl)})
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    return len(problems)
+
+
+def golden_compare(impl: Any, path: Path, tolerance: float = 1e-10) -> tuple[bool, list[str]]:
+    """Drift per network and layer against a saved golden file: ||now - then|| / ||then||."""
+    if not path.exists():
+        raise UsageError(f"golden file {path} does not exist (make it with --golden save {path})")
+    saved = np.load(path)
+    lines, ok = [], True
+    for k, p in enumerate(golden_problems()):
+        grads = impl.gradients(p.params, p.X, p.Y, **p.kwargs())
+        for l, (dW, db) in enumerate(grads, start=1):
+            for name, now in (("W", dW), ("b", db)):
+                key = f"{k}/layer{l}/{name}"
+                if key not in saved:
+                    raise UsageError(
+                        f"golden file {path} has no {key}: was it saved by this version?"
+                    )
+                then = saved[key]
+                now = np.asarray(now, np.float64)
+                if now.shape != then.shape:
+                    drift = float("inf")
+                else:
+                    drift = float(np.linalg.norm(now - then) / max(np.linalg.norm(then), 1e-300))
+                bad = not drift <= tolerance
+                ok &= not bad
+                lines.append(
+                    f"  {'DRIFT' if bad else 'same ':<5} {p.name:<40} "
+                    f"layer {l} d{name}: drift {drift:.2e}"
+                )
+    return ok, lines
+
+
+# --- explain -------------------------------------------------------------------------------
+
+
+def explain(out: TextIO) -> None:
+    """The seed's section 9, for its 2-3-2-1 network: which matrix holds which connections."""
+    sizes = [2, 3, 2, 1]
+    out.write(
+        "The seed's network: layer 0 has 2 inputs, layers 1 and 2 have 3 and 2 units, layer 3 "
+        "has 1 output.\nW^l has shape (n_l, n_{l-1}): row i holds every connection into unit i "
+        "of layer l.\n\n"
+    )
+    for l in range(len(sizes) - 1, 0, -1):
+        n, n_prev = sizes[l], sizes[l - 1]
+        out.write(
+            f"layer {l}: W^{l} is {n}x{n_prev}, b^{l} is {n}x1; "
+            f"dJ/dW^{l} and dJ/db^{l} have the same shapes\n"
+        )
+        for i in range(n):
+            for j in range(n_prev):
+                out.write(f"  W^{l}[{i}, {j}]: layer {l - 1}, index {j} -> layer {l}, index {i}\n")
+        out.write(f"  b^{l}[i, 0]: the bias of unit i of layer {l}\n")
+        if l == len(sizes) - 1:
+            out.write(
+                f"  dZ^{l} = dJ/dA^{l} * g'_{l}(Z^{l})   "
+                f"({n}x m; with sigmoid + bce: (A^{l} - Y)/m)\n"
+            )
+        else:
+            out.write(
+                f"  dZ^{l} = (W^{l + 1})^T dZ^{l + 1} * g'_{l}(Z^{l})   "
+                f"({n}x m: the transpose takes "
+                f"the {sizes[l + 1]} units above back to these {n})\n"
+            )
+        out.write(
+            f"  dJ/dW^{l} = dZ^{l} (A^{l - 1})^T   ({n}x m times m x{n_prev} = {n}x{n_prev})\n"
+            f"  dJ/db^{l} = dZ^{l} summed over the m columns   ({n}x1)\n\n"
+        )
+
+
+# --- plots ---------------------------------------------------------------------------------
+
+
+def write_plots(impl: Any, outcome: dict[str, Any], directory: Path) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError(
+            "--plot needs matplotlib: pip install 'backprop-harness[plot]' "
+            "(or pip install matplotlib)"
+        ) from None
+    from . import finite_diff, numpy_model
+    from .jax_model import jax_gradients
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    chosen = [pr for pr in outcome["reports"] if not pr[1].ok][:3] or outcome["reports"][:1]
+    for problem, report in chosen:
+        if report.attribution in ("crash", "structure"):
+            continue
+        grads = impl.gradients(problem.params, problem.X, problem.Y, **problem.kwargs())
+        _, ref = jax_gradients(problem.params, problem.X, problem.Y, **problem.kwargs())
+        L = len(grads)
+        fig, axes = plt.subplots(L, 3, figsize=(11, 2.6 * L), squeeze=False)
+        for l in range(L):
+            mine = np.hstack([np.asarray(grads[l][0]), np.asarray(grads[l][1])])
+            truth = np.hstack(ref[l])
+            lim = max(np.abs(mine).max(), np.abs(truth).max(), 1e-300)
+            for ax, data, title, cmap, vlim in (
+                (axes[l][0], mine, f"layer {l + 1}: implementation [dW | db]", "RdBu_r", lim),
+                (axes[l][1], truth, f"layer {l + 1}: reference (JAX)", "RdBu_r", lim),
+                (
+                    axes[l][2],
+                    mine - truth,
+                    "difference",
+                    "PuOr_r",
+                    max(np.abs(mine - truth).max(), 1e-300),
+                ),
+            ):
+                im = ax.imshow(data, cmap=cmap, vmin=-vlim, vmax=vlim, aspect="auto")
+                ax.set_title(title, fontsize=9)
+                ax.axvline(data.shape[1] - 1.5, color="k", lw=0.8)
+                fig.colorbar(im, ax=ax, fraction=0.046)
+        fig.suptitle(
+            f"{problem.name}: {'PASS' if report.ok else 'FAIL: ' + report.summary[:90]}", fontsize=9
+        )
+        fig.tight_layout()
+        path = directory / f"gradients_{len(written) + 1}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+
+    # The V curve: error of a central difference against its step, on the first network.
+    problem = outcome["reports"][0][0]
+    model = numpy_model.build(
+        problem.params, problem.X, problem.Y, problem.activations, problem.cost
+    )
+    _, ref = jax_gradients(problem.params, problem.X, problem.Y, **problem.kwargs())
+    direction = np.random.default_rng(0).normal(size=problem.params[0][0].shape)
+    direction /= np.linalg.norm(direction)
+    exact = float(np.sum(direction * ref[0][0]))  # the directional derivative along it
+    steps = np.logspace(-13, -1, 49)
+    errors = []
+    for h in steps:
+        up = [(problem.params[0][0] + h * direction, problem.params[0][1]), *problem.params[1:]]
+        down = [(problem.params[0][0] - h * direction, problem.params[0][1]), *problem.params[1:]]
+        d = (numpy_model.loss_at(model, up) - numpy_model.loss_at(model, down)) / (2 * h)
+        errors.append(abs(d - exact) + 1e-300)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.loglog(steps, errors, "o-", ms=3)
+    ax.axvline(
+        finite_diff.STEP, color="r", ls="--", label=f"chosen h = eps^(1/3) = {finite_diff.STEP:.1e}"
+    )
+    ax.set_xlabel("step h")
+    ax.set_ylabel("|central difference - JAX|")
+    ax.set_title("Truncation (right, ~h^2) against round-off (left, ~eps/h)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = directory / "fd_error_vs_step.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+    return written
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="backprop-check",
+        description="Verify a hand-written backprop implementation against finite differences "
+        "and jax.grad, layer by layer, and say what is wrong.",
+    )
+    parser.add_argument(
+        "--impl",
+        default="backprop",
+        metavar="MODULE",
+        help="implementation to check: package.module or package.module:object (default: backprop)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed for the networks and data (default 0)"
+    )
+    parser.add_argument(
+        "--networks",
+        type=int,
+        default=8,
+        metavar="N",
+        help="random networks besides the seed's (default 8)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="print only failures and the summary")
+    parser.add_argument(
+        "--verbose", action="store_true", help="print every network's table and every check"
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write the whole result as JSON")
+    parser.add_argument(
+        "--junit-xml", type=Path, metavar="PATH", help="write JUnit XML for CI systems"
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="DIR",
+        help="write PNG heatmaps and the FD step curve (needs matplotlib)",
+    )
+    parser.add_argument(
+        "--golden",
+        nargs=2,
+        metavar=("save|compare", "PATH"),
+        help="record gradients of fixed networks to an .npz, or compare against one",
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="explain the seed network's matrices and formulas, then exit",
+    )
+    parser.add_argument(
+        "--bugs",
+        action="store_true",
+        help="run the harness on every catalogued mistake and print the detection matrix",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args, out)
+    except (UsageError, ImplementationError) as exc:
+        sys.stderr.write(f"backprop-check: error: {exc}\n")
+        return 2
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
+    if args.networks < 0:
+        raise UsageError(f"--networks must be >= 0, got {args.networks}")
+    if args.quiet and args.verbose:
+        raise UsageError("--quiet and --verbose contradict each other")
+    if args.explain:
+        explain(out)
+        return 0
+    if args.bugs:
+        return _bugs(args, out)
+    impl = load_impl(args.impl)
+    name = args.impl if args.impl != "backprop" else "backprop (built-in)"
+    if args.golden:
+        mode, path = args.golden[0], Path(args.golden[1])
+        if mode == "save":
+            n = golden_save(impl, path)
+            out.write(f"saved the gradients of {n} networks to {path}\n")
+            return 0
+        if mode == "compare":
+            ok, lines = golden_compare(impl, path)
+            out.write("\n".join(lines) + "\n")
+            out.write(("same gradients as" if ok else "gradients DRIFTED from") + f" {path}\n")
+            return 0 if ok else 1
+        raise UsageError(f"--golden takes save or compare, got {mode!r}")
+    problems = default_problems(args.seed, args.networks)
+    progress = Progress(len(problems), enabled=not args.quiet)
+    outcome = run_checks(impl, problems, progress)
+    print_outcome(outcome, name, out, args.quiet, args.verbose)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(outcome_json(outcome, name), indent=1))
+    if args.junit_xml:
+        write_junit(outcome, name, args.junit_xml)
+    if args.plot:
+        for path in write_plots(impl, outcome, args.plot):
+            if not args.quiet:
+                out.write(f"wrote {path}\n")
+    return 0 if outcome["ok"] else 1
+
+
+def _bugs(args: argparse.Namespace, out: TextIO) -> int:
+    from .bugs.detect import correct_passes, detection_matrix, render_matrix
+
+    rows = detection_matrix()
+    out.write(render_matrix(rows) + "\n")
+    base = correct_passes()
+    out.write(
+        "the correct base passes every check\n" if not base else f"the correct base FAILS: {base}\n"
+    )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps({"bugs": [r.to_dict() for r in rows], "correct_passes": not base}, indent=1)
+        )
+    return 0 if all(r.detected for r in rows) and not base else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
