@@ -1,0 +1,223 @@
+"""backprop-check and backprop-train: every flag, every exit code, the files they write."""
+
+import io
+import json
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from backprop import cli as train_cli
+from reference import cli
+
+
+def check(*argv):
+    out = io.StringIO()
+    code = cli.main(list(argv), out=out)
+    return code, out.getvalue()
+
+
+def test_no_arguments_checks_the_builtin_and_passes():
+    code, text = check("--networks", "2")
+    assert code == 0
+    assert "seed 2-3-2-1 tanh/tanh/sigmoid bce" in text and "err FD" in text
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("PASS: backprop (built-in): 38/38 networks")
+
+
+def test_a_broken_implementation_exits_1_and_says_where():
+    code, text = check("--impl", "reference.bugs:dW2_times_2", "--networks", "0")
+    assert code == 1
+    assert "only layer 2's dW is wrong: dW is off by a constant factor of 2" in text
+    assert text.strip().splitlines()[-1].startswith("FAIL: reference.bugs:dW2_times_2")
+
+
+def test_quiet_prints_failures_and_the_summary_only():
+    code, text = check("--impl", "reference.bugs:update_wrong_sign", "--networks", "0", "--quiet")
+    assert code == 1 and "err FD" not in text
+    assert "FAIL update:" in text and "moved up the gradient" in text
+
+
+def test_verbose_prints_every_table_and_check():
+    code, text = check("--networks", "1", "--verbose")
+    assert code == 0 and text.count("err FD") == 37 and "relu'(0)" in text
+
+
+def test_quiet_and_verbose_together_is_a_usage_error(capsys):
+    assert check("--quiet", "--verbose")[0] == 2
+    assert "contradict" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "spec, says",
+    [
+        ("no.such.module", "cannot import module 'no.such.module'"),
+        ("backprop:nope", "has no attribute 'nope'"),
+    ],
+)
+def test_an_unimportable_implementation_is_a_usage_error(capsys, spec, says):
+    assert check("--impl", spec)[0] == 2
+    assert says in capsys.readouterr().err
+
+
+def test_a_bad_flag_is_a_usage_error():
+    with pytest.raises(SystemExit) as exc:
+        check("--frobnicate")
+    assert exc.value.code == 2
+
+
+def test_seed_changes_the_random_networks(tmp_path):
+    check("--networks", "2", "--seed", "1", "--json", str(tmp_path / "a.json"))
+    check("--networks", "2", "--seed", "2", "--json", str(tmp_path / "b.json"))
+    a = json.loads((tmp_path / "a.json").read_text())["networks"][-1]["network"]
+    b = json.loads((tmp_path / "b.json").read_text())["networks"][-1]["network"]
+    assert a != b
+
+
+def test_json_holds_every_report(tmp_path):
+    path = tmp_path / "out" / "result.json"
+    code, _ = check(
+        "--impl", "reference.bugs:bias_grad_mean", "--networks", "1", "--json", str(path)
+    )
+    data = json.loads(path.read_text())
+    assert code == 1 and data["ok"] is False and len(data["networks"]) == 37
+    first = data["networks"][0]
+    assert {"ok", "attribution", "layers", "loss", "kinks_excluded"} <= set(first)
+    assert first["layers"][1]["diagnosis"].startswith("db is off by a constant factor of 1/m")
+    assert any(c["name"] == "purity" for c in data["checks"])
+
+
+def test_junit_xml_parses_and_carries_the_diagnosis(tmp_path):
+    path = tmp_path / "junit.xml"
+    code, _ = check(
+        "--impl", "reference.bugs:dW2_times_2", "--networks", "0", "--junit-xml", str(path)
+    )
+    suite = ET.parse(path).getroot()
+    assert code == 1 and suite.tag == "testsuite"
+    cases = suite.findall("testcase")
+    assert int(suite.get("tests")) == len(cases) and int(suite.get("failures")) > 0
+    failed = [c for c in cases if c.find("failure") is not None]
+    layer2 = [c for c in failed if c.get("name") == "layer 2 W"]
+    assert layer2 and "off by a constant factor of 2" in layer2[0].find("failure").get("message")
+    assert all(c.get("name") != "layer 1 W" for c in failed)
+
+
+def test_plots_are_written(tmp_path):
+    pytest.importorskip("matplotlib")
+    code, _text = check(
+        "--impl", "reference.bugs:tanh_grad_wrong_cache", "--networks", "0", "--plot", str(tmp_path)
+    )
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert code == 1 and "fd_error_vs_step.png" in pngs and "gradients_1.png" in pngs
+    assert all((tmp_path / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def test_plots_without_matplotlib_say_how_to_get_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert check("--networks", "0", "--plot", str(tmp_path))[0] == 2
+    assert "pip install 'backprop-harness[plot]'" in capsys.readouterr().err
+
+
+def test_golden_round_trip_and_drift(tmp_path):
+    path = tmp_path / "golden.npz"
+    code, text = check("--golden", "save", str(path))
+    assert code == 0 and path.exists() and "saved the gradients of" in text
+    code, text = check("--golden", "compare", str(path))
+    assert code == 0 and "DRIFT" not in text and "same gradients as" in text
+    code, text = check("--impl", "reference.bugs:dW2_times_2", "--golden", "compare", str(path))
+    assert code == 1 and "gradients DRIFTED" in text
+    drifted = [line for line in text.splitlines() if line.strip().startswith("DRIFT")]
+    assert drifted and all("layer 2 dW" in line for line in drifted)
+    assert "drift 1.00e+00" in drifted[0]
+
+
+def test_golden_compare_without_a_file_is_a_usage_error(tmp_path, capsys):
+    assert check("--golden", "compare", str(tmp_path / "missing.npz"))[0] == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert check("--golden", "keep", str(tmp_path / "x.npz"))[0] == 2
+
+
+def test_explain_names_every_connection_of_the_seed_network():
+    code, text = check("--explain")
+    assert code == 0
+    assert "W^2[1, 0]: layer 1, index 0 -> layer 2, index 1" in text
+    assert "dJ/dW^2 = dZ^2 (A^1)^T" in text and "(W^3)^T dZ^3" in text
+    assert text.count("->") == 3 * 2 + 2 * 3 + 1 * 2
+
+
+def test_bugs_prints_the_matrix_and_writes_json(tmp_path):
+    path = tmp_path / "bugs.json"
+    code, text = check("--bugs", "--json", str(path))
+    bugs = json.loads(path.read_text())["bugs"]
+    assert code == 0 and "25 of 25 mistakes detected" in text
+    assert len(bugs) >= 20 and all(b["detected"] for b in bugs)
+    assert {"name", "detected", "caught_by", "diagnosis"} <= set(bugs[0])
+
+
+def test_train_default_demo_converges_on_xor():
+    out = io.StringIO()
+    assert train_cli.main([], out=out) == 0
+    text = out.getvalue()
+    assert "xor: 2-3-2-1 [tanh, tanh, sigmoid] bce" in text
+    assert "(converged)" in text and "accuracy 100.0%" in text
+
+
+def test_train_flags_and_the_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = io.StringIO()
+    png = tmp_path / "circles.png"
+    code = train_cli.main(
+        [
+            "--dataset",
+            "circles",
+            "--hidden",
+            "6",
+            "--activations",
+            "relu,sigmoid",
+            "--cost",
+            "mse",
+            "--learning-rate",
+            "1.0",
+            "--batch-size",
+            "32",
+            "--epochs",
+            "5",
+            "--seed",
+            "3",
+            "--plot",
+            str(png),
+        ],
+        out=out,
+    )
+    assert code == 0 and png.read_bytes()[:4] == b"\x89PNG"
+    assert "(no_more_batches)" in out.getvalue()
+
+
+def test_train_max_iterations_and_bad_values():
+    out = io.StringIO()
+    assert train_cli.main(["--max-iterations", "3", "--tolerance", "0"], out=out) == 0
+    assert "after 3 updates" in out.getvalue() and "(max_iterations)" in out.getvalue()
+    assert train_cli.main(["--learning-rate", "-1"], out=io.StringIO()) == 2
+    with pytest.raises(SystemExit):
+        train_cli.main(["--hidden", "3,x"], out=io.StringIO())
+
+
+def test_progress_bar_only_on_a_terminal():
+    stream = io.StringIO()
+    bar = cli.Progress(10, enabled=True, stream=stream)
+    bar.start -= 5
+    bar.update(5)
+    assert stream.getvalue() == ""  # not a terminal
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    bar = cli.Progress(10, enabled=True, stream=tty)
+    bar.start -= 5
+    bar.update(5)
+    assert "5/10" in tty.getvalue()
+    quiet = Tty()
+    cli.Progress(10, enabled=False, stream=quiet).update(5)
+    assert quiet.getvalue() == ""
