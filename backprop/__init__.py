@@ -11,6 +11,7 @@ The implementation protocol (see DESIGN.md)::
 and b^l of shape (n_l, 1); X is (n_0, m) and Y is (n_L, m), samples as columns.
 """
 
+from . import datasets
 from .activations import ACTIVATIONS, Activation
 from .costs import COSTS, Cost, Fused
 from .network import Cache, backward, forward, forward_pass, gradients, init_params, loss
@@ -27,6 +28,7 @@ __all__ = [
     "History",
     "TrainResult",
     "backward",
+    "datasets",
     "forward",
     "forward_pass",
     "gradients",

@@ -457,6 +457,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except (UsageError, ImplementationError) as exc:
         sys.stderr.write(f"backprop-check: error: {exc}\n")
         return 2
+    except BrokenPipeError:  # piped into head: the reader has seen enough
+        sys.stderr.close()
+        return 1
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
