@@ -23,7 +23,10 @@ layers above it together, as the columns of one matrix product per layer.
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +41,8 @@ STEP = EPS ** (1 / 3)  # about 6.06e-6 (Numerical Recipes, 3rd ed., section 5.7)
 CENTRAL, FORWARD, BACKWARD, EXCLUDED = 0, 1, 2, 3
 """How each entry's estimate was formed (``FDGradients.method``)."""
 
-_CHUNK_ELEMENTS = 1 << 21  # perturbed activations held at once (16 MiB of float64)
+_CHUNK_ELEMENTS = 1 << 18  # perturbed activations per chunk: 2 MiB of float64, about an L2
+_WORKERS = min(2, os.cpu_count() or 1)  # NumPy's ufuncs release the GIL: chunks run in parallel
 
 
 @dataclass
@@ -102,12 +106,19 @@ def _perturbed_losses(
 
     # Layer l+2 moves by the rank-one term W^{l+2}[:, i] (A'_i - A_i); above it, in full.
     W_next = model.params[l + 1][0]
-    Z = model.Z[l + 1][:, None, :] + W_next[:, rows][:, :, None] * (a_row - model.A[l + 1][rows])
+    if rows[0] == rows[-1]:  # one row of Z^l: one column of W^{l+2}, a contiguous broadcast
+        column = W_next[:, rows[0], None, None]
+    else:
+        column = W_next[:, rows, None]
+    Z = column * (a_row - model.A[l + 1][rows])
+    Z += model.Z[l + 1][:, None, :]
     for k in range(l + 1, L):
         side = kink_side(model.g[k], model.Z[k])
         if side is not None:
             flipped |= (kink_side(model.g[k], Z) != side[:, None, :]).any(axis=(0, 2))
-        A = model.g[k].fn(Z)
+        g = model.g[k]
+        keep_Z = k == L - 1 and model.on_logits  # the cost reads Z^L itself
+        A = g.inplace(Z) if g.inplace is not None and not keep_Z else g.fn(Z)
         if k < L - 1:
             W, b = model.params[k + 1]
             Z = (W @ A.reshape(A.shape[0], P * m)).reshape(W.shape[0], P, m) + b[:, :, None]
@@ -117,15 +128,40 @@ def _perturbed_losses(
 
 
 def _batched(model: Model, l: int, rows, inputs, deltas) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_perturbed_losses` in chunks that keep memory bounded."""
+    """:func:`_perturbed_losses` in cache-sized chunks, spread over the cores.
+
+    ``rows`` must come grouped (all perturbations of one row of Z^l together):
+    a chunk holds whole groups where it can, so that it moves a single row.
+    """
     widest = max(W.shape[0] for W, _ in model.params[l:])
     chunk = max(1, _CHUNK_ELEMENTS // (widest * model.m))
-    parts = [
-        _perturbed_losses(
-            model, l, rows[s : s + chunk], inputs[s : s + chunk], deltas[s : s + chunk]
-        )
-        for s in range(0, len(rows), chunk)
-    ]
+    bounds = [0]
+    for edge in [*np.flatnonzero(np.diff(rows)) + 1, len(rows)]:
+        while edge - bounds[-1] > chunk:  # a group larger than a chunk: split it
+            bounds.append(bounds[-1] + chunk)
+        if (
+            edge - bounds[-1] > 0
+            and (edge - bounds[-1]) + (bounds[-1] - bounds[-2] if len(bounds) > 1 else chunk)
+            <= chunk
+        ):
+            bounds[-1] = edge  # merge small groups into the open chunk
+        else:
+            bounds.append(edge)
+    spans = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+
+    def part(span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        sl = slice(*span)
+        return _perturbed_losses(model, l, rows[sl], inputs[sl], deltas[sl])
+
+    if len(spans) > 1 and _WORKERS > 1:  # one long task per core: dispatch costs add up
+        share = -(-len(spans) // _WORKERS)
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            runs = pool.map(
+                lambda k: [part(sp) for sp in spans[k : k + share]], range(0, len(spans), share)
+            )
+            parts = [p for run in runs for p in run]
+    else:
+        parts = [part(span) for span in spans]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -173,9 +209,12 @@ def model_gradients(model: Model, source: str = "the formulas (NumPy model)") ->
         for name, shape in (("W", W.shape), ("b", b.shape)):
             rows, inputs, theta = _entries(model, l, name)
             h = steps(theta)
-            deltas = np.concatenate([h, -h, h / 2, -h / 2])
-            dJ, flipped = _batched(model, l, np.tile(rows, 4), np.tile(inputs, (4, 1)), deltas)
-            est, err, meth = combine(dJ.reshape(4, -1), flipped.reshape(4, -1), h, roundoff)
+            # the four steps of an entry side by side, the entries of a row together
+            deltas = (h[:, None] * np.array([1.0, -1.0, 0.5, -0.5])).ravel()
+            dJ, flipped = _batched(
+                model, l, np.repeat(rows, 4), np.repeat(inputs, 4, axis=0), deltas
+            )
+            est, err, meth = combine(dJ.reshape(-1, 4).T, flipped.reshape(-1, 4).T, h, roundoff)
             per_param.append((est.reshape(shape), err.reshape(shape), meth.reshape(shape)))
         grads.append((per_param[0][0], per_param[1][0]))
         errors.append((per_param[0][1], per_param[1][1]))

@@ -19,10 +19,16 @@ import numpy as np
 
 
 class NumpyActivation(NamedTuple):
-    """g(z), elementwise; ``kinks``: the points where g is not differentiable."""
+    """g(z), elementwise; ``kinks``: the points where g is not differentiable.
+
+    ``inplace(z)``, where given, computes the same values into z and returns it:
+    finite differences evaluate g on millions of entries, and a temporary fewer
+    is time saved.
+    """
 
     fn: Callable[[np.ndarray], np.ndarray]
     kinks: tuple[float, ...] = ()
+    inplace: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 class NumpyCost(NamedTuple):
@@ -32,9 +38,28 @@ class NumpyCost(NamedTuple):
     from_logits: Mapping[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    # 1 / (1 + e^{-z}) = exp(-log(1 + e^{-z})), with log(1 + e^{-z}) = logaddexp(0, -z)
-    return np.exp(-np.logaddexp(0.0, -z))
+def _sigmoid_inplace(z: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^{-z}) as e^{min(z, 0)} / (1 + e^{-|z|}), written into z."""
+    nonnegative = z >= 0
+    np.abs(z, out=z)
+    np.negative(z, out=z)
+    np.exp(z, out=z)  # e^{-|z|}
+    denominator = z + 1.0
+    np.copyto(z, 1.0, where=nonnegative)
+    return np.divide(z, denominator, out=z)
+
+
+def _tanh_inplace(z: np.ndarray) -> np.ndarray:
+    return np.tanh(z, out=z)
+
+
+def _relu_inplace(z: np.ndarray) -> np.ndarray:
+    return np.maximum(z, 0.0, out=z)
+
+
+def _copied(inplace: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """The out-of-place form of an in-place twin: the same code, so the same bits."""
+    return lambda z: inplace(np.array(z, dtype=np.float64, copy=True))
 
 
 def _bce_term(a: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -45,9 +70,10 @@ def _bce_term(a: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 NUMPY_ACTIVATIONS: dict[str, NumpyActivation] = {
-    "sigmoid": NumpyActivation(_sigmoid),
-    "tanh": NumpyActivation(np.tanh),
-    "relu": NumpyActivation(lambda z: np.where(z >= 0, z, 0.0), kinks=(0.0,)),
+    "sigmoid": NumpyActivation(_copied(_sigmoid_inplace), inplace=_sigmoid_inplace),
+    "tanh": NumpyActivation(_copied(_tanh_inplace), inplace=_tanh_inplace),
+    # max(z, 0): z for z >= 0 and 0 below; the kink at 0 is listed for finite differences.
+    "relu": NumpyActivation(_copied(_relu_inplace), kinks=(0.0,), inplace=_relu_inplace),
 }
 """NumPy twins of ``backprop.ACTIVATIONS``, by name."""
 
@@ -145,6 +171,8 @@ def kink_side(act: NumpyActivation, Z: np.ndarray) -> np.ndarray | None:
     """For each entry, which piece of g it lies on (an integer code), or None if g has no kinks."""
     if not act.kinks:
         return None
+    if len(act.kinks) == 1:
+        return Z >= act.kinks[0]
     side = np.zeros(Z.shape, dtype=np.int8)
     for k in act.kinks:
         side += Z >= k
