@@ -190,7 +190,9 @@ def check_gradients(
 
     ``fd``: ``"auto"`` (finite differences of the implementation's loss, batched
     when that loss is the formulas'), ``"calls"`` (always call ``impl.loss``),
-    ``"model"`` (differentiate the formulas), or ``"none"`` (JAX only).
+    ``"model"`` (differentiate the formulas), ``"directional"`` (two random
+    directions per layer and parameter, for networks too large for every entry;
+    then ``error_fd`` compares projections), or ``"none"`` (JAX only).
     The implementation gets copies of the inputs, so a mutating implementation
     cannot corrupt the references.
     """
@@ -263,7 +265,12 @@ def check_gradients(
         ref = None
         notes.append(f"no JAX comparison: {exc}")
     fd_result = None
-    if fd != "none":
+    directional = None
+    if fd == "directional":
+        directional = finite_diff.directional_gradients(
+            impl, params, X, Y, activations=activations, cost=cost
+        )
+    elif fd != "none":
         try:
             fd_result = finite_diff.numerical_gradients(
                 impl, params, X, Y, activations=activations, cost=cost, method=fd
@@ -289,6 +296,14 @@ def check_gradients(
                 c.bound_fd = _bound_fd(fd_result.errors[l - 1][k][valid], denom)
                 c.fd_ok = bool(c.error_fd <= c.bound_fd)
                 truth = np.where(valid, n, a)
+            if directional is not None:
+                d = directional.directions[l - 1][k]
+                n = directional.values[l - 1][k]
+                projected = np.tensordot(d, a, axes=a.ndim)  # the implementation along each d
+                denom = float(np.linalg.norm(projected) + np.linalg.norm(n))
+                c.error_fd = diagnosis.relative_error(projected, n)
+                c.bound_fd = _bound_fd(directional.errors[l - 1][k], denom)
+                c.fd_ok = bool(c.error_fd <= c.bound_fd)
             if ref is not None:
                 j = ref.grads[l - 1][k]
                 denom = float(np.linalg.norm(a) + np.linalg.norm(j))
@@ -344,7 +359,9 @@ def check_gradients(
     kinks = fd_result.excluded if fd_result is not None else 0
     return Report(
         ok, attribution, checks, loss_info, kinks, summary, network, name, blame,
-        fd_result.source if fd_result is not None else "", None, notes,
+        fd_result.source if fd_result is not None else (
+            "the implementation's loss, along random directions" if directional is not None else ""
+        ), None, notes,
     )  # fmt: skip
 
 

@@ -306,6 +306,71 @@ def loss_matches_model(
     return True, worst
 
 
+@dataclass
+class DirectionalFD:
+    """Directional derivatives of ``impl.loss`` along random unit directions, per layer and
+    parameter: ``directions[l - 1][k]`` has shape (d, *param.shape) (k = 0 for W, 1 for b),
+    ``values`` and ``errors`` shape (d,). Compare with ``sum(direction * gradient)``."""
+
+    directions: list[tuple[np.ndarray, np.ndarray]]
+    values: list[tuple[np.ndarray, np.ndarray]]
+    errors: list[tuple[np.ndarray, np.ndarray]]
+    loss: float
+
+
+def directional_gradients(
+    impl: Any,
+    params: Sequence[tuple[np.ndarray, np.ndarray]],
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    activations: Sequence[str],
+    cost: str,
+    directions: int = 2,
+    seed: int = 0,
+) -> DirectionalFD:
+    """For networks too large to check entry by entry: ``directions`` random unit directions
+    per layer and parameter (like PyTorch's fast gradcheck, but per layer so that a failure
+    still names its layer), each a central difference of ``impl.loss`` at h and h/2 with
+    Richardson extrapolation: 4 calls per direction, whatever the network's size.
+
+    A random direction sees any wrong gradient array with probability one: the projection
+    of a nonzero error on a random direction is almost surely nonzero.
+    """
+    rng = np.random.default_rng(seed)
+    params = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in params]
+    J0 = float(impl.loss(params, X, Y, activations=activations, cost=cost))
+    roundoff = EPS * max(abs(J0), 1e-300)
+    if numpy_model.has_twins(activations, cost):
+        roundoff = max(
+            roundoff,
+            numpy_model.rounding_sensitivity(numpy_model.build(params, X, Y, activations, cost)),
+        )
+    dirs, values, errors = [], [], []
+    for l, (W, b) in enumerate(params):
+        per_param = []
+        for k, theta in enumerate((W, b)):
+            d = rng.standard_normal((directions, *theta.shape))
+            d /= np.linalg.norm(d.reshape(directions, -1), axis=1).reshape(-1, *[1] * theta.ndim)
+            h = STEP * max(1.0, float(np.abs(theta).max()))
+            dJ = np.empty((4, directions))
+            for j in range(directions):
+                for s, step in enumerate((h, -h, h / 2, -h / 2)):
+                    moved = list(params)
+                    moved[l] = (W, b + step * d[j]) if k == 1 else (W + step * d[j], b)
+                    dJ[s, j] = (
+                        float(impl.loss(moved, X, Y, activations=activations, cost=cost)) - J0
+                    )
+            est, err, _ = combine(
+                dJ, np.zeros((4, directions), bool), np.full(directions, h), roundoff
+            )
+            per_param.append((d, est, err))
+        dirs.append((per_param[0][0], per_param[1][0]))
+        values.append((per_param[0][1], per_param[1][1]))
+        errors.append((per_param[0][2], per_param[1][2]))
+    return DirectionalFD(dirs, values, errors, J0)
+
+
 def numerical_gradients(
     impl: Any,
     params: Sequence[tuple[np.ndarray, np.ndarray]],

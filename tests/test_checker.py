@@ -228,3 +228,15 @@ def test_saturated_networks_are_not_false_alarms(scale):
             backprop, with_relu_margin(params, X, acts), X, Y, activations=acts, cost=cost
         )
         assert report.ok, report.render()
+
+
+@pytest.mark.parametrize("mistake, bad", [(None, []), ("dW2_times_2", [(2, "W")]), ("bias_grad_mean", [(1, "b"), (2, "b"), (3, "b")])])
+def test_directional_mode_checks_every_layer_along_random_directions(mistake, bad):
+    from reference.bugs import CATALOG
+
+    impl = backprop if mistake is None else CATALOG[mistake]
+    p = seed_problem(("relu", "tanh", "sigmoid"), "bce")
+    report = check_gradients(impl, p.params, p.X, p.Y, **p.kwargs(), fd="directional")
+    assert "random directions" in report.fd_source
+    assert [(c.layer, c.param) for c in report.layers if c.fd_ok is False] == bad
+    assert report.ok == (not bad)
