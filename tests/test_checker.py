@@ -230,7 +230,10 @@ def test_saturated_networks_are_not_false_alarms(scale):
         assert report.ok, report.render()
 
 
-@pytest.mark.parametrize("mistake, bad", [(None, []), ("dW2_times_2", [(2, "W")]), ("bias_grad_mean", [(1, "b"), (2, "b"), (3, "b")])])
+@pytest.mark.parametrize(
+    "mistake, bad",
+    [(None, []), ("dW2_times_2", [(2, "W")]), ("bias_grad_mean", [(1, "b"), (2, "b"), (3, "b")])],
+)
 def test_directional_mode_checks_every_layer_along_random_directions(mistake, bad):
     from reference.bugs import CATALOG
 
