@@ -45,8 +45,12 @@ def sigmoid(z: Array) -> Array:
     >>> float(sigmoid(np.array(0.0)))
     0.5
     """
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0, e) / (1.0 + e)
+    e = np.abs(z)
+    np.negative(e, out=e)
+    np.exp(e, out=e)  # e^{-|z|}, in one buffer
+    out = np.add(e, 1.0)
+    np.divide(np.where(z >= 0, 1.0, e), out, out=out)
+    return out
 
 
 def sigmoid_grad(z: Array, a: Array) -> Array:
