@@ -314,7 +314,9 @@ def check_gradients(
             c.ok = bool(c.jax_ok) if c.jax_ok is not None else bool(c.fd_ok)
             if not np.isfinite(a).all():
                 c.ok = False
-            idx = np.unravel_index(int(np.nanargmax(np.abs(a - truth))), a.shape) if a.size else ()
+            gap = np.abs(a - truth)
+            gap[~np.isfinite(gap)] = np.inf  # a NaN or inf entry is the worst there is
+            idx = np.unravel_index(int(np.argmax(gap)), a.shape) if a.size else ()
             c.worst = {
                 "index": [int(i) for i in idx],
                 "impl": float(a[idx]),

@@ -243,3 +243,18 @@ def test_directional_mode_checks_every_layer_along_random_directions(mistake, ba
     assert "random directions" in report.fd_source
     assert [(c.layer, c.param) for c in report.layers if c.fd_ok is False] == bad
     assert report.ok == (not bad)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_non_finite_gradient_is_a_failing_report_not_a_crash(bad):
+    def poison(g, X):
+        g = [(dW.copy(), db.copy()) for dW, db in g]
+        g[1][0][0, 0] = bad
+        return g
+
+    report = check(tampered(poison), seed_problem())
+    assert not report.ok
+    row = next(c for c in report.layers if (c.layer, c.param) == (2, "W"))
+    assert row.diagnosis == "dW holds NaN or inf where the reference is finite"
+    assert row.worst["index"] == [0, 0]
+    json.dumps(report.to_dict())  # still serializable
