@@ -22,7 +22,7 @@ from reference.jax_model import jax_gradients
 from reference.problems import random_problem
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from test_oracles import autograd_loss, rel  # noqa: E402  (the tests' outside model, reused)
+from test_oracles import autograd_loss, rel
 
 
 def main() -> int:
