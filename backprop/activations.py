@@ -55,7 +55,9 @@ def sigmoid(z: Array) -> Array:
 
 def sigmoid_grad(z: Array, a: Array) -> Array:
     """g'(z) = g(z)(1 - g(z)), from the cached output ``a``; ``z`` is unused."""
-    return a * (1.0 - a)
+    g = 1.0 - a
+    g *= a
+    return g
 
 
 # --- tanh --------------------------------------------------------------------
@@ -73,7 +75,8 @@ def tanh(z: Array) -> Array:
 
 def tanh_grad(z: Array, a: Array) -> Array:
     """g'(z) = 1 - g(z)^2, from the cached output ``a``; ``z`` is unused."""
-    return 1.0 - a * a
+    g = a * a
+    return np.subtract(1.0, g, out=g)
 
 
 # --- relu --------------------------------------------------------------------

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -85,6 +86,19 @@ def _entries(model: Model, l: int, param: str) -> tuple[np.ndarray, np.ndarray, 
     return np.arange(n), np.ones((n, model.m)), b.ravel()
 
 
+_local = threading.local()
+
+
+def _scratch(shape: tuple[int, ...]) -> np.ndarray:
+    """A per-thread buffer for the largest temporary, reused from chunk to chunk (it stays in
+    cache, and a fresh 2 MiB allocation would fault in its pages every time)."""
+    size = int(np.prod(shape))
+    buffer = getattr(_local, "buffer", None)
+    if buffer is None or buffer.size < size:
+        buffer = _local.buffer = np.empty(size)
+    return buffer[:size].reshape(shape)
+
+
 def _perturbed_losses(
     model: Model, l: int, rows: np.ndarray, inputs: np.ndarray, deltas: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +124,8 @@ def _perturbed_losses(
         column = W_next[:, rows[0], None, None]
     else:
         column = W_next[:, rows, None]
-    Z = column * (a_row - model.A[l + 1][rows])
+    Z = _scratch((W_next.shape[0], P, m))
+    np.multiply(column, a_row - model.A[l + 1][rows], out=Z)
     Z += model.Z[l + 1][:, None, :]
     for k in range(l + 1, L):
         side = kink_side(model.g[k], model.Z[k])
