@@ -299,10 +299,13 @@ def check_gradients(
             if directional is not None:
                 d = directional.directions[l - 1][k]
                 n = directional.values[l - 1][k]
-                projected = np.tensordot(d, a, axes=a.ndim)  # the implementation along each d
+                valid = np.isfinite(n)  # directions that straddled a kink are excluded
+                c.kinks_excluded = int((~valid).sum())
+                projected = np.tensordot(d, a, axes=a.ndim)[valid]  # the implementation along d
+                n = n[valid]
                 denom = float(np.linalg.norm(projected) + np.linalg.norm(n))
                 c.error_fd = diagnosis.relative_error(projected, n)
-                c.bound_fd = _bound_fd(directional.errors[l - 1][k], denom)
+                c.bound_fd = _bound_fd(directional.errors[l - 1][k][valid], denom)
                 c.fd_ok = bool(c.error_fd <= c.bound_fd)
             if ref is not None:
                 j = ref.grads[l - 1][k]

@@ -354,19 +354,20 @@ def directional_gradients(
     """
     rng = np.random.default_rng(seed)
     params = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in params]
+    model = None
+    if numpy_model.has_twins(activations, cost):
+        model = numpy_model.build(params, X, Y, activations, cost)
+        if loss_matches_model(impl, model, activations, cost)[0]:
+            return _model_directional(model, directions, rng)
     J0 = float(impl.loss(params, X, Y, activations=activations, cost=cost))
     roundoff = EPS * max(abs(J0), 1e-300)
-    if numpy_model.has_twins(activations, cost):
-        roundoff = max(
-            roundoff,
-            numpy_model.rounding_sensitivity(numpy_model.build(params, X, Y, activations, cost)),
-        )
+    if model is not None:
+        roundoff = max(roundoff, numpy_model.rounding_sensitivity(model))
     dirs, values, errors = [], [], []
     for l, (W, b) in enumerate(params):
         per_param = []
         for k, theta in enumerate((W, b)):
-            d = rng.standard_normal((directions, *theta.shape))
-            d /= np.linalg.norm(d.reshape(directions, -1), axis=1).reshape(-1, *[1] * theta.ndim)
+            d = _unit_directions(rng, directions, theta.shape)
             h = STEP * max(1.0, float(np.abs(theta).max()))
             dJ = np.empty((4, directions))
             for j in range(directions):
@@ -384,6 +385,51 @@ def directional_gradients(
         values.append((per_param[0][1], per_param[1][1]))
         errors.append((per_param[0][2], per_param[1][2]))
     return DirectionalFD(dirs, values, errors, J0)
+
+
+def _unit_directions(rng: np.random.Generator, count: int, shape: tuple[int, ...]) -> np.ndarray:
+    d = rng.standard_normal((count, *shape))
+    return d / np.linalg.norm(d.reshape(count, -1), axis=1).reshape(-1, *[1] * len(shape))
+
+
+def _model_directional(model: Model, directions: int, rng: np.random.Generator) -> DirectionalFD:
+    """:func:`directional_gradients` on the model, batched: a step along D in W^l moves Z^l
+    by exactly step * D A^{l-1} (along d in b^l, by step * d), so the four steps of a
+    direction share one product and travel through the layers above side by side.
+    Directions whose steps move a relu mask get one-sided differences or are excluded
+    (NaN), as in the entry-by-entry mode."""
+    L, m = len(model.params), model.m
+    terms0 = model.terms(model.output(model.Z[-1], model.A[-1]), model.Y)
+    roundoff = max(EPS * float(np.sum(np.abs(terms0))) / m, numpy_model.rounding_sensitivity(model))
+    dirs, values, errors = [], [], []
+    for l, (W, b) in enumerate(model.params):
+        per_param = []
+        for k, theta in enumerate((W, b)):
+            d = _unit_directions(rng, directions, theta.shape)
+            h = STEP * max(1.0, float(np.abs(theta).max()))
+            steps4 = np.array([h, -h, h / 2, -h / 2])
+            dJ, flipped = np.empty((4, directions)), np.zeros((4, directions), bool)
+            for j in range(directions):
+                move = d[j] @ model.A[l] if k == 0 else np.broadcast_to(d[j], (W.shape[0], m))
+                Z = model.Z[l][:, None, :] + steps4[None, :, None] * move[:, None, :]  # (n, 4, m)
+                for layer in range(l, L):
+                    side = kink_side(model.g[layer], model.Z[layer])
+                    if side is not None:
+                        moved = kink_side(model.g[layer], Z) != side[:, None, :]
+                        flipped[:, j] |= moved.any(axis=(0, 2))
+                    A = model.g[layer].fn(Z)
+                    if layer < L - 1:
+                        W_up, b_up = model.params[layer + 1]
+                        Z = W_up @ A.reshape(A.shape[0], -1)
+                        Z = Z.reshape(W_up.shape[0], 4, m) + b_up[:, :, None]
+                new = model.terms(model.output(Z, A), model.Y[:, None, :])
+                dJ[:, j] = (new - terms0[:, None, :]).sum(axis=(0, 2)) / m
+            est, err, _ = combine(dJ, flipped, np.full(directions, h), roundoff)
+            per_param.append((d, est, err))
+        dirs.append((per_param[0][0], per_param[1][0]))
+        values.append((per_param[0][1], per_param[1][1]))
+        errors.append((per_param[0][2], per_param[1][2]))
+    return DirectionalFD(dirs, values, errors, model.loss())
 
 
 def numerical_gradients(
