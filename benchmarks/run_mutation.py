@@ -13,18 +13,23 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
+
+# mutmut from the environment running this script, even when its bin/ is not on PATH
+MUTMUT = shutil.which("mutmut", path=str(Path(sys.executable).parent)) or "mutmut"
 
 
 def results() -> Counter:
-    out = subprocess.run(["mutmut", "results", "--all", "true"], capture_output=True, text=True)
+    out = subprocess.run([MUTMUT, "results", "--all", "true"], capture_output=True, text=True)
     counts: Counter = Counter()
     for line in out.stdout.splitlines():
-        m = re.match(r"\s*(\S+): (\S+)", line)
+        m = re.match(r"\s*(\S+): (.+)$", line)
         if m:
-            counts[m.group(2)] += 1
+            counts[m.group(2).strip()] += 1
     return counts
 
 
@@ -36,7 +41,7 @@ def main() -> int:
     if not args.report:
         env = {**os.environ, "HYPOTHESIS_PROFILE": "ci"}
         subprocess.run(
-            ["mutmut", "run", "--max-children", str(args.max_children)], env=env, check=False
+            [MUTMUT, "run", "--max-children", str(args.max_children)], env=env, check=False
         )
     counts = results()
     killed, survived = counts.get("killed", 0), counts.get("survived", 0)

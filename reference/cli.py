@@ -51,9 +51,10 @@ def default_problems(seed: int, networks: int) -> list[Problem]:
 class Progress:
     """A progress bar on stderr, shown only on a terminal and only once a run passes a second."""
 
-    def __init__(self, total: int, enabled: bool, stream: TextIO = sys.stderr) -> None:
-        self.total, self.stream = total, stream
-        self.enabled = enabled and stream.isatty()
+    def __init__(self, total: int, enabled: bool, stream: TextIO | None = None) -> None:
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr  # as it is now, not at import
+        self.enabled = enabled and self.stream.isatty()
         self.start = time.perf_counter()
         self.shown = False
 
