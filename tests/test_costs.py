@@ -101,3 +101,12 @@ def test_fused_bce_matches_jax_through_the_sigmoid(z, y):
 def test_every_cost_has_a_jax_twin():
     for name in NAMES:
         assert name in JAX_COSTS, f"add {name!r} to JAX_COSTS in reference/jax_model.py"
+
+
+def test_bce_of_a_saturated_but_right_prediction_is_zero_and_quiet():
+    import warnings
+
+    A, Y = np.array([[0.0, 1.0]]), np.array([[0.0, 1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert backprop.COSTS["bce"].fn(A, Y) == 0.0

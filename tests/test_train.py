@@ -123,3 +123,155 @@ def test_train_leaves_its_inputs_alone():
     backprop.train(params, X, Y, activations=acts, cost=cost, max_iterations=3)
     assert all(np.array_equal(W, W0) for (W, _), (W0, _) in zip(params, before[0]))
     assert np.array_equal(X, before[1]) and np.array_equal(Y, before[2])
+
+
+def test_documented_defaults():
+    import inspect
+
+    sig = inspect.signature(backprop.train)
+    defaults = {
+        k: v.default for k, v in sig.parameters.items() if v.default is not inspect.Parameter.empty
+    }
+    assert defaults == {
+        "X": None,
+        "Y": None,
+        "learning_rate": 0.1,
+        "max_iterations": 1000,
+        "tolerance": 1e-6,
+        "batch_size": None,
+        "epochs": None,
+        "batches": None,
+        "seed": None,
+        "progress": False,
+    }
+
+
+def test_default_learning_rate_steps_by_a_tenth_of_the_gradient():
+    params, X, Y, acts, cost = xor_problem()
+    trained, _ = backprop.train(params, X, Y, activations=acts, cost=cost, max_iterations=1)
+    grads = backprop.gradients(params, X, Y, activations=acts, cost=cost)
+    for (W, b), (dW, db), (W1, b1) in zip(params, grads, trained):
+        np.testing.assert_allclose(W1, W - 0.1 * dW, rtol=1e-15)
+        np.testing.assert_allclose(b1, b - 0.1 * db, rtol=1e-15)
+
+
+def test_full_batch_epochs_run_out():
+    params, X, Y, acts, cost = xor_problem()
+    _, history = backprop.train(params, X, Y, activations=acts, cost=cost, epochs=3, tolerance=0.0)
+    assert history.stop_reason == "no_more_batches" and history.iterations == 3
+
+
+def test_every_epoch_visits_every_sample_once():
+    import importlib
+
+    train_module = importlib.import_module("backprop.train")  # the module, not the function
+    X, Y = np.arange(10.0)[None, :], np.zeros((1, 10))
+    seen = [Xb[0].tolist() for Xb, _ in train_module._minibatches(X, Y, 3, 2, seed=0)]
+    assert [len(b) for b in seen] == [3, 3, 3, 1, 3, 3, 3, 1]
+    first = [v for batch in seen[:4] for v in batch]
+    second = [v for batch in seen[4:] for v in batch]
+    assert sorted(first) == sorted(second) == list(range(10))
+    assert first != second  # reshuffled
+
+
+def test_the_gradient_norm_must_fall_strictly_below_the_tolerance():
+    params, X, Y, acts, cost = xor_problem()
+    _, first = backprop.train(params, X, Y, activations=acts, cost=cost, max_iterations=1)
+    norm = first.grad_norm[0]
+    _, at = backprop.train(
+        params, X, Y, activations=acts, cost=cost, max_iterations=1, tolerance=norm
+    )
+    assert at.stop_reason == "max_iterations"
+    _, above = backprop.train(
+        params, X, Y, activations=acts, cost=cost, max_iterations=1, tolerance=norm * (1 + 1e-12)
+    )
+    assert above.stop_reason == "converged"
+
+
+def test_divergence_is_a_stop_reason_not_warnings():
+    import warnings
+
+    params = [(np.array([[1e160 + 1e150]]), np.zeros((1, 1)))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, history = backprop.train(
+            params,
+            np.array([[1.0]]),
+            np.array([[1e160]]),
+            activations=["relu"],
+            cost="mse",
+            learning_rate=1.25,
+            max_iterations=100,
+            tolerance=0.0,
+        )
+    assert history.stop_reason == "diverged" and np.isnan(history.grad_norm[-1])
+
+
+def test_divergence_at_the_first_step_returns_the_starting_parameters():
+    params = [(np.array([[1e200]]), np.zeros((1, 1)))]
+    result, history = backprop.train(
+        params,
+        np.array([[1e200]]),
+        np.array([[0.0]]),
+        activations=["relu"],
+        cost="mse",
+        tolerance=0.0,
+    )
+    assert history.stop_reason == "diverged" and history.iterations == 0
+    assert result[0][0][0, 0] == 1e200 and len(history.loss) == 1
+
+
+def test_progress_true_draws_on_stderr(capsys):
+    params, X, Y, acts, cost = xor_problem()
+    backprop.train(
+        params, X, Y, activations=acts, cost=cost, max_iterations=3, tolerance=0.0, progress=True
+    )
+    err = capsys.readouterr().err
+    assert "3/3" in err
+
+
+def test_the_final_progress_line_shows_the_last_loss():
+    params, X, Y, acts, cost = xor_problem()
+    stream = io.StringIO()
+    _, h = backprop.train(
+        params, X, Y, activations=acts, cost=cost, max_iterations=4, tolerance=0.0, progress=stream
+    )
+    last = stream.getvalue().rstrip("\n").split("\r")[-1]
+    assert last == f"[{'#' * 30}] 4/4 loss {h.loss[-1]:.6g}"
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, message",
+    [
+        (
+            {"batches": [(np.ones((2, 1)), np.ones((1, 1)))], "use_xy": True},
+            ValueError,
+            "give either X and Y or batches, not both",
+        ),
+        ({"batches": [], "batch_size": 2}, ValueError, "batch_size and epochs apply to X and Y"),
+        ({"batches": [], "epochs": 2}, ValueError, "batch_size and epochs apply to X and Y"),
+        ({"only_x": True}, ValueError, "train needs X and Y, or batches"),
+        (
+            {"batches": [np.ones((2, 1))]},
+            TypeError,
+            r"batch 0: each item of batches must be an \(X, Y\) pair",
+        ),
+        ({"bad_labels": True}, ValueError, r"outside \[0, 1\]"),
+        ({"epochs": 0}, ValueError, "epochs must be a positive whole number, got 0"),
+    ],
+)
+def test_train_argument_combinations(kwargs, exc, message):
+    params, X, Y, acts, cost = xor_problem()
+    kwargs = dict(kwargs)
+    if kwargs.pop("use_xy", False):
+        call = lambda: backprop.train(params, X, Y, activations=acts, cost=cost, **kwargs)  # noqa: E731
+    elif kwargs.pop("only_x", False):
+        call = lambda: backprop.train(params, X, activations=acts, cost=cost)  # noqa: E731
+    elif kwargs.pop("bad_labels", False):
+        call = lambda: backprop.train(params, X, Y * 2, activations=acts, cost=cost)  # noqa: E731
+    elif "batches" in kwargs:
+        call = lambda: backprop.train(params, activations=acts, cost=cost, **kwargs)  # noqa: E731
+    else:
+        call = lambda: backprop.train(params, X, Y, activations=acts, cost=cost, **kwargs)  # noqa: E731
+    with pytest.raises(exc, match=message):
+        call()

@@ -216,3 +216,31 @@ def test_integer_data_is_taken_losslessly():
     got = backprop.gradients(P, X.astype(int), Y.astype(int), **KW)
     want = backprop.gradients(P, X, Y, **KW)
     assert all(np.array_equal(a, b) for g, w in zip(got, want) for a, b in zip(g, w))
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: backprop.init_params("abc"), r"sizes must be a sequence of layer widths"),
+        (
+            lambda: backprop.init_params([2, True]),
+            r"sizes\[1\] \(the width of layer 1\) must be a positive integer, got True",
+        ),
+        (lambda: backprop.init_params([2, 1.5]), r"got 1.5"),
+        (
+            lambda: backprop.init_params([2, 2], scale=-1.0),
+            r"scale must be a positive finite number, got -1.0",
+        ),
+        (
+            lambda: grads(activations=5),
+            r"activations must be a sequence of names, one per layer .*got int 5",
+        ),
+        (
+            lambda: train(max_iterations=2.5),
+            r"max_iterations must be a positive whole number, got float 2.5",
+        ),
+    ],
+)
+def test_more_messages_name_the_argument_and_what_came(call, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        call()
