@@ -51,3 +51,46 @@ def test_circles_two_radii():
 def test_sizes_are_validated(make):
     with pytest.raises(ValueError, match="m must be a positive whole number"):
         make(0)
+
+
+def test_noise_moves_every_point_differently():
+    for make in (datasets.moons, datasets.circles):
+        X = make(50, noise=0.1, seed=1)[0]
+        clean = make(50, noise=0.0, seed=1)[0]
+        offsets = X - clean
+        assert np.unique(np.round(offsets, 12), axis=1).shape[1] == 50
+    X = datasets.xor(8, noise=0.1, seed=1)[0] - datasets.xor(8)[0]
+    assert np.unique(np.round(X, 12), axis=1).shape[1] == 8
+
+
+def test_defaults_are_the_documented_ones():
+    np.testing.assert_array_equal(
+        datasets.moons(seed=0)[0], datasets.moons(200, noise=0.1, seed=0)[0]
+    )
+    np.testing.assert_array_equal(
+        datasets.circles(seed=0)[0], datasets.circles(200, noise=0.05, factor=0.5, seed=0)[0]
+    )
+    assert datasets.moons()[0].shape == datasets.circles()[0].shape == (2, 200)
+
+
+def test_seeds_make_data_reproducible():
+    for make in (datasets.moons, datasets.circles):
+        np.testing.assert_array_equal(make(seed=5)[0], make(seed=5)[0])
+        assert not np.array_equal(make(seed=5)[0], make(seed=6)[0])
+
+
+def test_moons_start_and_end_where_the_half_circles_do():
+    X, _ = datasets.moons(10, noise=0.0)
+    np.testing.assert_allclose(X[:, 0], [1.0, 0.0], atol=1e-15)  # upper: angle 0
+    np.testing.assert_allclose(X[:, 4], [-1.0, 0.0], atol=1e-15)  # upper: angle pi
+    np.testing.assert_allclose(X[:, 5], [0.0, 0.5], atol=1e-15)  # lower: 1 - cos 0, 0.5 - sin 0
+    np.testing.assert_allclose(X[:, 9], [2.0, 0.5], atol=1e-15)
+
+
+def test_circles_are_evenly_spaced_without_repeating_a_point():
+    X, _ = datasets.circles(12, noise=0.0, factor=0.5)
+    angles = 2 * np.pi * np.arange(6) / 6
+    np.testing.assert_allclose(X[:, :6], [np.cos(angles), np.sin(angles)], atol=1e-15)
+    np.testing.assert_allclose(
+        X[:, 6:], 0.5 * np.array([np.cos(angles), np.sin(angles)]), atol=1e-15
+    )

@@ -208,16 +208,20 @@ def test_divergence_is_a_stop_reason_not_warnings():
 
 
 def test_divergence_at_the_first_step_returns_the_starting_parameters():
+    import warnings
+
     params = [(np.array([[1e200]]), np.zeros((1, 1)))]
-    result, history = backprop.train(
-        params,
-        np.array([[1e200]]),
-        np.array([[0.0]]),
-        activations=["relu"],
-        cost="mse",
-        tolerance=0.0,
-    )
-    assert history.stop_reason == "diverged" and history.iterations == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the overflow on the way is the stop reason, not a warning
+        result, history = backprop.train(
+            params,
+            np.array([[1e200]]),
+            np.array([[0.0]]),
+            activations=["relu"],
+            cost="mse",
+            tolerance=0.0,
+        )
+        assert history.stop_reason == "diverged" and history.iterations == 0
     assert result[0][0][0, 0] == 1e200 and len(history.loss) == 1
 
 
@@ -275,3 +279,55 @@ def test_train_argument_combinations(kwargs, exc, message):
         call = lambda: backprop.train(params, X, Y, activations=acts, cost=cost, **kwargs)  # noqa: E731
     with pytest.raises(exc, match=message):
         call()
+
+
+def test_default_iteration_limit_and_no_progress_bar(capsys):
+    params, X, Y, acts, cost = xor_problem()
+    _, history = backprop.train(params, X, Y, activations=acts, cost=cost, tolerance=0.0)
+    assert history.stop_reason == "max_iterations" and history.iterations == 1000
+    assert capsys.readouterr().err == ""
+
+
+def test_the_first_progress_draw_is_partial():
+    params, X, Y, acts, cost = xor_problem()
+    stream = io.StringIO()
+    _, h = backprop.train(
+        params, X, Y, activations=acts, cost=cost, max_iterations=4, tolerance=0.0, progress=stream
+    )
+    first = stream.getvalue().split("\r")[1]
+    assert first == f"[{'#' * 7}{'.' * 23}] 1/4 loss {h.loss[0]:.6g}"
+
+
+@pytest.mark.parametrize("tolerance", ["0.1", True])
+def test_tolerance_must_be_a_number(tolerance):
+    params, X, Y, acts, cost = xor_problem()
+    with pytest.raises(ValueError, match=r"tolerance must be a number >= 0"):
+        backprop.train(params, X, Y, activations=acts, cost=cost, tolerance=tolerance)
+
+
+def test_batches_with_only_X_is_refused():
+    params, X, Y, acts, cost = xor_problem()
+    with pytest.raises(ValueError, match="give either X and Y or batches, not both"):
+        backprop.train(params, X, batches=[(X, Y)], activations=acts, cost=cost)
+
+
+@pytest.mark.parametrize(
+    "grads, exc, message",
+    [
+        (
+            np.ones(3),
+            ValueError,
+            r"^grads must hold one \(dW, db\) pair per layer \(2\), got ndarray$",
+        ),
+        ([1, 2], TypeError, r"^layer 1: grads\[0\] must be a \(dW, db\) pair$"),
+        (
+            [(np.ones((3, 2)), np.ones(3)), (np.ones((1, 3)), np.ones((1, 1)))],
+            ValueError,
+            r"^layer 1: db has shape \(3,\) but b has shape \(3, 1\)$",
+        ),
+    ],
+)
+def test_update_names_a_bad_gradient(grads, exc, message):
+    params = backprop.init_params([2, 3, 1], seed=0)
+    with pytest.raises(exc, match=message):
+        backprop.update(params, grads, 0.1)
