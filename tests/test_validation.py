@@ -194,6 +194,119 @@ CASES = {
 }
 
 
+# Anchored forms: the whole message, so that a changed word, name or example value shows.
+CASES.update(
+    {
+        "NaN in X": (
+            lambda: grads(X=np.array([[0.0, np.nan], [1.0, 0.0]])),
+            ValueError,
+            r"^X must be finite, but X\[0, 1\] is nan$",
+        ),
+        "bce label above 1": (
+            lambda: grads(Y=np.array([[1.0, 2.0]])),
+            ValueError,
+            r"^Y holds labels outside \[0, 1\] \(e.g. 2.0\), which cost 'bce' cannot take$",
+        ),
+        "bce label below 0": (
+            lambda: loss(Y=np.array([[0.0, -0.5]])),
+            ValueError,
+            r"outside \[0, 1\] \(e.g. -0.5\)",
+        ),
+        "too few activations": (
+            lambda: grads(activations=["sigmoid"]),
+            ValueError,
+            r"^activations has 1 names but params has 2 layers; give one activation per layer$",
+        ),
+        "activations as one string": (
+            lambda: grads(activations="sigmoid"),
+            TypeError,
+            r"^activations must be a sequence of names, one per layer \(e.g. \['tanh', 'sigmoid'\]\), got str 'sigmoid'$",
+        ),
+        "Y rows do not fit the output": (
+            lambda: grads(X=np.ones((2, 3)), Y=np.zeros((2, 3))),
+            ValueError,
+            r"^Y has 2 rows but the output layer has 1 units$",
+        ),
+        "params not a list": (
+            lambda: grads(params=np.ones((3, 2))),
+            TypeError,
+            r"^params must be a list of \(W, b\) tuples, one per layer, got an array of dtype float64 and shape \(3, 2\)$",
+        ),
+        "params a number": (
+            lambda: grads(params=5),
+            TypeError,
+            r"^params must be a list of \(W, b\) tuples, one per layer, got int 5$",
+        ),
+        "empty params": (
+            lambda: grads(params=[]),
+            ValueError,
+            r"^params must hold at least one layer, got an empty list$",
+        ),
+        "a layer not a pair": (
+            lambda: grads(params=[P[0], P[1][0]]),
+            TypeError,
+            r"^layer 2: params\[1\] must be a \(W, b\) pair, got an array",
+        ),
+        "a layer of three": (
+            lambda: grads(params=[P[0], (*P[1], P[1][1])]),
+            TypeError,
+            r"^layer 2: params\[1\] must be a \(W, b\) pair, got tuple",
+        ),
+        "W not numeric": (
+            lambda: grads(params=[(np.array([["a", "b"]] * 3), P[0][1]), P[1]]),
+            TypeError,
+            r"^layer 1: W must be a real floating-point array, got dtype <U1$",
+        ),
+        "W one-dimensional": (
+            lambda: grads(params=[(np.ones(3), P[0][1]), P[1]]),
+            ValueError,
+            r"^layer 1: W must be a non-empty 2-D array \(n_1, n_0\), got shape \(3,\)$",
+        ),
+        "inf in a bias": (
+            lambda: grads(params=[(P[0][0], np.full((3, 1), np.inf)), P[1]]),
+            ValueError,
+            r"^layer 1: b must be finite, but layer 1: b\[0, 0\] is inf$",
+        ),
+        "Y one-dimensional": (
+            lambda: grads(Y=np.zeros(2)),
+            ValueError,
+            r"^Y must be 2-D with samples as columns, shape \(1, 2\), got shape \(2,\)$",
+        ),
+        "Y not numeric": (
+            lambda: grads(Y=np.array([["a", "b"]])),
+            TypeError,
+            r"^Y must be a real floating-point array",
+        ),
+        "ragged X": (
+            lambda: grads(X=[[0.0, 1.0], [1.0]]),
+            ValueError,
+            r"^X must be a 2-D array, got list \[\[0.0, 1.0\], \[1.0\]\]",
+        ),
+        "string data": (
+            lambda: grads(X=np.array([["a", "b"], ["c", "d"]])),
+            TypeError,
+            r"^X must be a real floating-point array, got dtype <U1$",
+        ),
+        "bce on a deeper non-sigmoid output": (
+            lambda: backprop.gradients(
+                backprop.init_params([2, 2, 2, 1], seed=0),
+                X,
+                Y,
+                activations=["sigmoid", "relu", "tanh"],
+                cost="bce",
+            ),
+            ValueError,
+            r"got 'tanh' for layer 3$",
+        ),
+        "update with a number for grads": (
+            lambda: backprop.update(P, 5, 0.1),
+            ValueError,
+            r"^grads must hold one \(dW, db\) pair per layer \(2\), got int$",
+        ),
+    }
+)
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_raises_a_message_naming_it(case):
     fn, exc, pattern = CASES[case]
@@ -244,3 +357,44 @@ def test_integer_data_is_taken_losslessly():
 def test_more_messages_name_the_argument_and_what_came(call, message):
     with pytest.raises((TypeError, ValueError), match=message):
         call()
+
+
+def test_lists_and_huge_finite_values_are_accepted():
+    as_lists = backprop.gradients(
+        [(W.tolist(), b.tolist()) for W, b in P], X.tolist(), Y.tolist(), **KW
+    )
+    want = backprop.gradients(P, X, Y, **KW)
+    assert all(np.array_equal(a, b) for g, w in zip(as_lists, want) for a, b in zip(g, w))
+    huge = np.array([[1e308, 1e308], [1e308, 1e308]])  # finite, though their sum overflows
+    with np.errstate(over="ignore"):  # W @ X overflows to inf on the way; tanh takes it
+        assert np.isfinite(backprop.forward(P, huge, activations=KW["activations"])).all()
+
+
+def test_a_diverging_run_that_meets_inf_minus_inf_stays_quiet():
+    import warnings
+
+    # Z^1 = (inf, inf), relu keeps it, and W^2 = (1, -1) makes inf - inf = nan.
+    params = [
+        (np.full((2, 1), 1e200), np.zeros((2, 1))),
+        (np.array([[1.0, -1.0]]), np.zeros((1, 1))),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, history = backprop.train(
+            params,
+            np.array([[1e200]]),
+            np.array([[0.0]]),
+            activations=["relu", "relu"],
+            cost="mse",
+            tolerance=0.0,
+        )
+    assert history.stop_reason == "diverged" and np.isnan(history.loss[-1])
+
+
+def test_no_batches_at_all_stops_at_once_with_a_progress_line():
+    import io
+
+    stream = io.StringIO()
+    _, history = backprop.train(P, batches=[], **KW, progress=stream)
+    assert history.stop_reason == "no_more_batches" and history.iterations == 0
+    assert stream.getvalue().endswith("0/1000 loss nan\n")
