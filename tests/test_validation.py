@@ -24,22 +24,11 @@ def train(**kw):
 
 
 CASES = {
-    "NaN in X": (
-        lambda: grads(X=np.array([[0.0, np.nan], [1.0, 0.0]])),
-        ValueError,
-        r"X must be finite.*X\[0, 1\] is nan",
-    ),
     "inf in Y": (
         lambda: loss(Y=np.array([[0.0, np.inf]]), cost="mse", activations=["tanh", "sigmoid"]),
         ValueError,
         r"Y must be finite.*inf",
     ),
-    "bce label above 1": (
-        lambda: grads(Y=np.array([[0.0, 2.0]])),
-        ValueError,
-        r"outside \[0, 1\].*bce",
-    ),
-    "bce label below 0": (lambda: loss(Y=np.array([[-0.5, 1.0]])), ValueError, r"outside \[0, 1\]"),
     "W that does not chain": (
         lambda: grads(params=[P[0], (np.ones((1, 4)), np.ones((1, 1)))]),
         ValueError,
@@ -54,16 +43,6 @@ CASES = {
         lambda: grads(params=[(P[0][0], np.zeros((1, 3))), P[1]]),
         ValueError,
         r"layer 1: b must have shape \(3, 1\)",
-    ),
-    "too few activations": (
-        lambda: grads(activations=["sigmoid"]),
-        ValueError,
-        r"activations has 1 names but params has 2 layers",
-    ),
-    "activations as one string": (
-        lambda: grads(activations="sigmoid"),
-        TypeError,
-        r"activations must be a sequence of names",
     ),
     "unknown activation": (
         lambda: grads(activations=["softsign", "sigmoid"]),
@@ -90,32 +69,11 @@ CASES = {
         ValueError,
         r"X has 3 rows but layer 1's W takes 2 inputs",
     ),
-    "Y rows do not fit the output": (
-        lambda: grads(Y=np.zeros((2, 2))),
-        ValueError,
-        r"Y has 2 rows but the output layer has 1",
-    ),
     "X one-dimensional": (lambda: grads(X=np.ones(2)), ValueError, r"X must be 2-D"),
     "bce without a sigmoid output": (
         lambda: grads(activations=["tanh", "tanh"]),
         ValueError,
         r"cost 'bce' needs a sigmoid output layer, got 'tanh' for layer 2",
-    ),
-    "params not a list": (
-        lambda: grads(params=np.ones((3, 2))),
-        TypeError,
-        r"params must be a list of \(W, b\) tuples",
-    ),
-    "empty params": (lambda: grads(params=[]), ValueError, r"params must hold at least one layer"),
-    "a layer not a pair": (
-        lambda: grads(params=[P[0], P[1][0]]),
-        (TypeError, ValueError),
-        r"layer 2",
-    ),
-    "string data": (
-        lambda: grads(X=np.array([["a", "b"], ["c", "d"]])),
-        TypeError,
-        r"X must be a real floating-point array",
     ),
     "NaN in a weight": (
         lambda: grads(params=[(np.full((3, 2), np.nan), P[0][1]), P[1]]),
@@ -194,7 +152,7 @@ CASES = {
 }
 
 
-# Anchored forms: the whole message, so that a changed word, name or example value shows.
+# More cases, anchored: the whole message, so that a changed word, name or value shows.
 CASES.update(
     {
         "NaN in X": (
