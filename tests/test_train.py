@@ -252,9 +252,13 @@ def test_the_final_progress_line_shows_the_last_loss():
             ValueError,
             "give either X and Y or batches, not both",
         ),
-        ({"batches": [], "batch_size": 2}, ValueError, "batch_size and epochs apply to X and Y"),
+        (
+            {"batches": [], "batch_size": 2},
+            ValueError,
+            "^batch_size and epochs apply to X and Y; batches are used as they come$",
+        ),
         ({"batches": [], "epochs": 2}, ValueError, "batch_size and epochs apply to X and Y"),
-        ({"only_x": True}, ValueError, "train needs X and Y, or batches"),
+        ({"only_x": True}, ValueError, "^train needs X and Y, or batches$"),
         (
             {"batches": [np.ones((2, 1))]},
             TypeError,

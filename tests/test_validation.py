@@ -210,6 +210,16 @@ CASES.update(
             TypeError,
             r"^layer 2: params\[1\] must be a \(W, b\) pair, got tuple",
         ),
+        "learning rate a string, named": (
+            lambda: train(learning_rate="0.1"),
+            TypeError,
+            r"^learning_rate must be a positive finite number, got str '0.1'$",
+        ),
+        "b not numeric": (
+            lambda: grads(params=[(P[0][0], np.array([["a"]] * 3)), P[1]]),
+            TypeError,
+            r"^layer 1: b must be a real floating-point array, got dtype <U1$",
+        ),
         "W not numeric": (
             lambda: grads(params=[(np.array([["a", "b"]] * 3), P[0][1]), P[1]]),
             TypeError,
