@@ -250,7 +250,7 @@ def test_the_final_progress_line_shows_the_last_loss():
         (
             {"batches": [(np.ones((2, 1)), np.ones((1, 1)))], "use_xy": True},
             ValueError,
-            "give either X and Y or batches, not both",
+            "^give either X and Y or batches, not both$",
         ),
         (
             {"batches": [], "batch_size": 2},
@@ -311,7 +311,7 @@ def test_tolerance_must_be_a_number(tolerance):
 
 def test_batches_with_only_X_is_refused():
     params, X, Y, acts, cost = xor_problem()
-    with pytest.raises(ValueError, match="give either X and Y or batches, not both"):
+    with pytest.raises(ValueError, match="^give either X and Y or batches, not both$"):
         backprop.train(params, X, batches=[(X, Y)], activations=acts, cost=cost)
 
 
