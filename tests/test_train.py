@@ -311,7 +311,7 @@ def test_tolerance_must_be_a_number(tolerance):
 
 def test_batches_with_only_X_is_refused():
     params, X, Y, acts, cost = xor_problem()
-    with pytest.raises(ValueError, match="^give either X and Y or batches, not both$"):
+    with pytest.raises(ValueError, match=r"^give either X and Y or batches, not both$"):
         backprop.train(params, X, batches=[(X, Y)], activations=acts, cost=cost)
 
 
