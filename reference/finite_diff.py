@@ -74,16 +74,14 @@ def steps(theta: np.ndarray) -> np.ndarray:
     return STEP * np.maximum(1.0, np.abs(theta))
 
 
-def _entries(model: Model, l: int, param: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For every entry of layer l+1's W or b, in C order: the row of Z it moves, the vector
-    it moves that row by per unit step (A^{l}[j] for W_ij, ones for b_i), and its value."""
+def _entries(model: Model, l: int, param: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """For every entry of layer l+1's W or b, in C order: the row of Z it moves, the row of
+    A^{l} that moves it per unit step (None for a bias: a row of ones), and its value."""
     W, b = model.params[l]
     n, n_prev = W.shape
     if param == "W":
-        rows = np.repeat(np.arange(n), n_prev)
-        inputs = model.A[l][np.tile(np.arange(n_prev), n)]
-        return rows, inputs, W.ravel()
-    return np.arange(n), np.ones((n, model.m)), b.ravel()
+        return np.repeat(np.arange(n), n_prev), np.tile(np.arange(n_prev), n), W.ravel()
+    return np.arange(n), None, b.ravel()
 
 
 _local = threading.local()
@@ -100,7 +98,7 @@ def _scratch(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _perturbed_losses(
-    model: Model, l: int, rows: np.ndarray, inputs: np.ndarray, deltas: np.ndarray
+    model: Model, l: int, rows: np.ndarray, inputs: np.ndarray | None, deltas: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """J(theta + delta_p e_p) - J(theta) for a batch of perturbations p of layer l+1, and
     whether each one moved any pre-activation across a kink."""
@@ -108,7 +106,8 @@ def _perturbed_losses(
     P = len(rows)
     flipped = np.zeros(P, dtype=bool)
 
-    z_row = model.Z[l][rows] + deltas[:, None] * inputs
+    step = deltas[:, None] * (model.A[l][inputs] if inputs is not None else 1.0)
+    z_row = model.Z[l][rows] + step
     side = kink_side(model.g[l], model.Z[l])
     if side is not None:
         flipped |= (kink_side(model.g[l], z_row) != side[rows]).any(axis=1)
@@ -166,7 +165,9 @@ def _batched(model: Model, l: int, rows, inputs, deltas) -> tuple[np.ndarray, np
 
     def part(span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         sl = slice(*span)
-        return _perturbed_losses(model, l, rows[sl], inputs[sl], deltas[sl])
+        return _perturbed_losses(
+            model, l, rows[sl], None if inputs is None else inputs[sl], deltas[sl]
+        )
 
     if len(spans) > 1 and _WORKERS > 1:  # one long task per core: dispatch costs add up
         share = -(-len(spans) // _WORKERS)
@@ -227,7 +228,11 @@ def model_gradients(model: Model, source: str = "the formulas (NumPy model)") ->
             # the four steps of an entry side by side, the entries of a row together
             deltas = (h[:, None] * np.array([1.0, -1.0, 0.5, -0.5])).ravel()
             dJ, flipped = _batched(
-                model, l, np.repeat(rows, 4), np.repeat(inputs, 4, axis=0), deltas
+                model,
+                l,
+                np.repeat(rows, 4),
+                None if inputs is None else np.repeat(inputs, 4),
+                deltas,
             )
             est, err, meth = combine(dJ.reshape(-1, 4).T, flipped.reshape(-1, 4).T, h, roundoff)
             per_param.append((est.reshape(shape), err.reshape(shape), meth.reshape(shape)))
