@@ -1,18 +1,24 @@
 """Finite-difference gradients: every entry, kink-aware, with an error estimate per entry.
 
-Central differences at two steps, h and h/2, for every parameter theta_k:
+For every parameter theta_k, with u, v and w the changes of J at the steps +h,
+-h and +2h (J(theta) itself is known, so three evaluations per entry):
 
-    D(h) = (J(theta + h e_k) - J(theta - h e_k)) / 2h
-    estimate = (4 D(h/2) - D(h)) / 3          (Richardson: the h^2 term cancels)
-    error    = |D(h) - D(h/2)| + round-off    (a bound on the estimate's error)
+    D(h)     = (u - v) / 2h                   = J' + c h^2 + O(h^4)
+    D(2h)    = (w - 2 (u + v)) / 2h           = J' + 4 c h^2 + O(h^3)
+    estimate = (4 D(h) - D(2h)) / 3           (Richardson: the h^2 term cancels)
+    error    = |D(2h) - D(h)| + round-off     (a bound on the estimate's error)
 
-with h = eps^(1/3) max(1, |theta_k|), about 6e-6: the step that balances the
+D(2h) is the central difference at 2h with the change at -2h taken as
+4 (u + v) - w: the even part of J's change at 2h is four times its even part
+at h, up to O(h^4). The step -2h itself is evaluated only for entries whose
+plus side crosses a kink (their one-sided difference on the minus side needs
+it). h = eps^(1/3) max(1, |theta_k|), about 6e-6: the step that balances the
 O(h^2) truncation against the O(eps/h) round-off of a central difference.
 
 Kinks (DESIGN.md, "Kinks"): for every perturbation the side of each kink every
 pre-activation lies on (the relu mask) is compared with the unperturbed one. An
 entry whose masks change on one side only gets the one-sided difference on the
-other side (again at h and h/2, Richardson-extrapolated); one whose masks change
+other side (again at h and 2h, Richardson-extrapolated); one whose masks change
 on both sides is excluded (NaN) and counted, never reported as a bug.
 
 Speed comes from the structure of a dense network: perturbing W^l_ij or b^l_i
@@ -38,6 +44,9 @@ from .numpy_model import Model, kink_side
 
 EPS = float(np.finfo(np.float64).eps)
 STEP = EPS ** (1 / 3)  # about 6.06e-6 (Numerical Recipes, 3rd ed., section 5.7)
+
+FACTORS = (1.0, -1.0, 2.0, -2.0)
+"""The steps, in units of h: every entry gets the first three, the last where it is needed."""
 
 CENTRAL, FORWARD, BACKWARD, EXCLUDED = 0, 1, 2, 3
 """How each entry's estimate was formed (``FDGradients.method``)."""
@@ -184,9 +193,11 @@ def _batched(model: Model, l: int, rows, inputs, deltas) -> tuple[np.ndarray, np
 def combine(
     dJ: np.ndarray, flipped: np.ndarray, h: np.ndarray, roundoff: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Estimates, error bounds and methods from the four perturbed losses of each entry.
+    """Estimates, error bounds and methods from the perturbed losses of each entry.
 
-    ``dJ`` and ``flipped`` have shape (4, P): the steps +h, -h, +h/2, -h/2.
+    ``dJ`` and ``flipped`` have shape (4, P), one row per factor of ``FACTORS``:
+    the steps +h, -h, +2h, -2h. The last row is read only for entries whose plus
+    side crosses a kink (the backward difference); elsewhere it may be NaN.
     ``roundoff`` is the size of J's rounding error at theta, eps times the sum of |terms|.
     """
     up, down, up2, down2 = dJ
@@ -198,18 +209,37 @@ def combine(
     method[plus_flips & minus_flips] = EXCLUDED
 
     with np.errstate(invalid="ignore"):
-        d_h, d_h2 = (up - down) / (2 * h), (up2 - down2) / h
-        f_h, f_h2 = up / h, 2 * up2 / h
-        b_h, b_h2 = -down / h, -2 * down2 / h
-    coarse = np.choose(np.minimum(method, 2), [d_h, f_h, b_h])
-    fine = np.choose(np.minimum(method, 2), [d_h2, f_h2, b_h2])
+        d_h, d_2h = (up - down) / (2 * h), (up2 - 2 * (up + down)) / (2 * h)
+        f_h, f_2h = up / h, up2 / (2 * h)
+        b_h, b_2h = -down / h, -down2 / (2 * h)
+    fine = np.choose(np.minimum(method, 2), [d_h, f_h, b_h])
+    coarse = np.choose(np.minimum(method, 2), [d_2h, f_2h, b_2h])
     # Richardson: the leading error term is h^2 for central, h for one-sided differences.
     estimate = np.where(method == CENTRAL, (4 * fine - coarse) / 3, 2 * fine - coarse)
-    # J's rounding at the perturbed points: eps times the size of the terms there.
-    error = np.abs(coarse - fine) + 4 * (roundoff + EPS * np.abs(dJ).max(axis=0)) / h
+    # J's rounding at each point (eps times the size of the terms there) times the
+    # estimate's gain on it, the sum of its |coefficients| on u, v, w in units of 1/h.
+    gain = np.where(method == CENTRAL, 1.5, 2.5)
+    error = np.abs(coarse - fine) + gain * (roundoff + EPS * np.nanmax(np.abs(dJ), axis=0)) / h
     estimate[method == EXCLUDED] = np.nan
     error[method == EXCLUDED] = np.nan
     return estimate, error, method
+
+
+def _at_steps(
+    model: Model, l: int, rows, inputs, h: np.ndarray, factors: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """J's change and the kink flips at theta + f h e_p for every entry p and factor f,
+    each of shape (len(factors), P); the steps of an entry side by side, a row's entries
+    together."""
+    k = len(factors)
+    dJ, flipped = _batched(
+        model,
+        l,
+        np.repeat(rows, k),
+        None if inputs is None else np.repeat(inputs, k),
+        (h[:, None] * np.array(factors)).ravel(),
+    )
+    return dJ.reshape(-1, k).T, flipped.reshape(-1, k).T
 
 
 def model_gradients(model: Model, source: str = "the formulas (NumPy model)") -> FDGradients:
@@ -225,16 +255,16 @@ def model_gradients(model: Model, source: str = "the formulas (NumPy model)") ->
         for name, shape in (("W", W.shape), ("b", b.shape)):
             rows, inputs, theta = _entries(model, l, name)
             h = steps(theta)
-            # the four steps of an entry side by side, the entries of a row together
-            deltas = (h[:, None] * np.array([1.0, -1.0, 0.5, -0.5])).ravel()
-            dJ, flipped = _batched(
-                model,
-                l,
-                np.repeat(rows, 4),
-                None if inputs is None else np.repeat(inputs, 4),
-                deltas,
-            )
-            est, err, meth = combine(dJ.reshape(-1, 4).T, flipped.reshape(-1, 4).T, h, roundoff)
+            dJ, flipped = np.full((4, h.size), np.nan), np.zeros((4, h.size), dtype=bool)
+            dJ[:3], flipped[:3] = _at_steps(model, l, rows, inputs, h, FACTORS[:3])
+            # -2h only where the backward difference will need it
+            need = np.flatnonzero((flipped[0] | flipped[2]) & ~flipped[1])
+            if need.size:
+                moves = None if inputs is None else inputs[need]
+                dJ[3:, need], flipped[3:, need] = _at_steps(
+                    model, l, rows[need], moves, h[need], FACTORS[3:]
+                )
+            est, err, meth = combine(dJ, flipped, h, roundoff)
             per_param.append((est.reshape(shape), err.reshape(shape), meth.reshape(shape)))
         grads.append((per_param[0][0], per_param[1][0]))
         errors.append((per_param[0][1], per_param[1][1]))
@@ -269,17 +299,18 @@ def impl_gradients(
         per_param = []
         for k, theta in enumerate((W, b)):
             h = steps(theta.ravel())
-            dJ = np.empty((4, h.size))
+            meth = kinks[l][k].ravel() if kinks is not None else np.zeros(h.size, np.int8)
+            flipped = np.stack([meth == BACKWARD, meth == FORWARD] * 2) | (meth == EXCLUDED)
+            dJ = np.full((4, h.size), np.nan)
             for e in range(h.size):
-                for s, delta in enumerate((h[e], -h[e], h[e] / 2, -h[e] / 2)):
+                # -2h only where the backward difference will need it
+                for s, factor in enumerate(FACTORS if meth[e] == BACKWARD else FACTORS[:3]):
                     changed = theta.copy()
-                    changed.flat[e] += delta
+                    changed.flat[e] += factor * h[e]
                     moved = list(params)
                     moved[l] = (W, changed) if k == 1 else (changed, b)
                     J = impl.loss(moved, X, Y, activations=activations, cost=cost)
                     dJ[s, e] = float(J) - J0
-            meth = kinks[l][k].ravel() if kinks is not None else np.zeros(h.size, np.int8)
-            flipped = np.stack([meth == BACKWARD, meth == FORWARD] * 2) | (meth == EXCLUDED)
             est, err, meth = combine(dJ, flipped, h, roundoff)
             per_param.append(tuple(x.reshape(theta.shape) for x in (est, err, meth)))
         grads.append((per_param[0][0], per_param[1][0]))
@@ -351,8 +382,8 @@ def directional_gradients(
 ) -> DirectionalFD:
     """For networks too large to check entry by entry: ``directions`` random unit directions
     per layer and parameter (like PyTorch's fast gradcheck, but per layer so that a failure
-    still names its layer), each a central difference of ``impl.loss`` at h and h/2 with
-    Richardson extrapolation: 4 calls per direction, whatever the network's size.
+    still names its layer), each a central difference of ``impl.loss`` at h and 2h with
+    Richardson extrapolation: 3 calls per direction, whatever the network's size.
 
     A random direction sees any wrong gradient array with probability one: the projection
     of a nonzero error on a random direction is almost surely nonzero.
@@ -374,9 +405,9 @@ def directional_gradients(
         for k, theta in enumerate((W, b)):
             d = _unit_directions(rng, directions, theta.shape)
             h = STEP * max(1.0, float(np.abs(theta).max()))
-            dJ = np.empty((4, directions))
+            dJ = np.full((4, directions), np.nan)  # no kinks known: -2h is never needed
             for j in range(directions):
-                for s, step in enumerate((h, -h, h / 2, -h / 2)):
+                for s, step in enumerate(h * np.array(FACTORS[:3])):
                     moved = list(params)
                     moved[l] = (W, b + step * d[j]) if k == 1 else (W + step * d[j], b)
                     dJ[s, j] = (
@@ -412,7 +443,7 @@ def _model_directional(model: Model, directions: int, rng: np.random.Generator) 
         for k, theta in enumerate((W, b)):
             d = _unit_directions(rng, directions, theta.shape)
             h = STEP * max(1.0, float(np.abs(theta).max()))
-            steps4 = np.array([h, -h, h / 2, -h / 2])
+            steps4 = h * np.array(FACTORS)
             dJ, flipped = np.empty((4, directions)), np.zeros((4, directions), bool)
             for j in range(directions):
                 move = d[j] @ model.A[l] if k == 0 else np.broadcast_to(d[j], (W.shape[0], m))

@@ -139,6 +139,21 @@ def test_one_sided_estimates_follow_the_seed_convention_at_zero():
     np.testing.assert_allclose(fd.grads[0][1][valid], ref[0][1][valid], rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("z_offset", "side"), [(-1e-9, finite_diff.BACKWARD), (1e-9, finite_diff.FORWARD)]
+)
+@pytest.mark.parametrize("method", ["model", "calls"])
+def test_one_sided_estimates_are_the_derivative_on_the_unflipped_side(z_offset, side, method):
+    """b^1 sits 1e-9 from relu's kink: the step towards it flips the mask, so the estimate is
+    one-sided on the other side (the backward one needs the step -2h, taken only then)."""
+    p = kinked_problem(z_offset)
+    fd = numerical_gradients(backprop, p.params, p.X, p.Y, **p.kwargs(), method=method)
+    _, ref = jax_gradients(p.params, p.X, p.Y, **p.kwargs())
+    estimate, bound, truth = fd.grads[0][1].item(), fd.errors[0][1].item(), ref[0][1].item()
+    assert fd.method[0][1].item() == side
+    assert abs(estimate - truth) <= bound < 1e-5 * abs(truth)  # one-sided: an O(h) bound
+
+
 def test_a_real_bug_next_to_a_kink_is_still_caught():
     from reference import check_gradients
     from reference.bugs import CATALOG
