@@ -156,7 +156,8 @@ def _batched(model: Model, l: int, rows, inputs, deltas) -> tuple[np.ndarray, np
     ``rows`` must come grouped (all perturbations of one row of Z^l together):
     a chunk holds whole groups where it can, so that it moves a single row.
     """
-    widest = max(W.shape[0] for W, _ in model.params[l:])
+    # a perturbation moves one row of Z^l, (m,), and every row of the layers above it
+    widest = max([1] + [W.shape[0] for W, _ in model.params[l + 1 :]])
     chunk = max(1, _CHUNK_ELEMENTS // (widest * model.m))
     bounds = [0]
     for edge in [*np.flatnonzero(np.diff(rows)) + 1, len(rows)]:
