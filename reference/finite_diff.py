@@ -247,9 +247,7 @@ def model_gradients(model: Model, source: str = "the formulas (NumPy model)") ->
     """Every entry's finite-difference derivative of the model's J (see module docstring)."""
     J = model.loss()
     terms = model.terms(model.output(model.Z[-1], model.A[-1]), model.Y)
-    roundoff = max(
-        EPS * float(np.sum(np.abs(terms))) / model.m, numpy_model.rounding_sensitivity(model)
-    )
+    roundoff = max(EPS * float(np.sum(np.abs(terms))) / model.m, model.rounding)
     grads, errors, methods = [], [], []
     for l, (W, b) in enumerate(model.params):
         per_param = []
@@ -293,7 +291,7 @@ def impl_gradients(
     J0 = float(impl.loss(params, X, Y, activations=activations, cost=cost))
     roundoff = EPS * max(abs(J0), 1e-300)
     if model is not None:
-        roundoff = max(roundoff, numpy_model.rounding_sensitivity(model))
+        roundoff = max(roundoff, model.rounding)
     kinks = model_gradients(model).method if model is not None else None
     grads, errors, methods = [], [], []
     for l, (W, b) in enumerate(params):
@@ -337,7 +335,7 @@ def loss_matches_model(
     what lets the batched model stand in for the implementation's own loss.
     """
     rng = np.random.default_rng(seed)
-    noise = 64 * numpy_model.rounding_sensitivity(model)
+    noise = 64 * model.rounding
     candidates = [model.params]
     for _ in range(points):
         candidates.append(
@@ -399,7 +397,7 @@ def directional_gradients(
     J0 = float(impl.loss(params, X, Y, activations=activations, cost=cost))
     roundoff = EPS * max(abs(J0), 1e-300)
     if model is not None:
-        roundoff = max(roundoff, numpy_model.rounding_sensitivity(model))
+        roundoff = max(roundoff, model.rounding)
     dirs, values, errors = [], [], []
     for l, (W, b) in enumerate(params):
         per_param = []
@@ -437,7 +435,7 @@ def _model_directional(model: Model, directions: int, rng: np.random.Generator) 
     (NaN), as in the entry-by-entry mode."""
     L, m = len(model.params), model.m
     terms0 = model.terms(model.output(model.Z[-1], model.A[-1]), model.Y)
-    roundoff = max(EPS * float(np.sum(np.abs(terms0))) / m, numpy_model.rounding_sensitivity(model))
+    roundoff = max(EPS * float(np.sum(np.abs(terms0))) / m, model.rounding)
     dirs, values, errors = [], [], []
     for l, (W, b) in enumerate(model.params):
         per_param = []

@@ -12,7 +12,9 @@ finite differences need to know to stay off them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -89,7 +91,8 @@ def has_twins(activations: Sequence[str], cost: str) -> bool:
     return cost in NUMPY_COSTS and all(a in NUMPY_ACTIVATIONS for a in activations)
 
 
-class Model(NamedTuple):
+@dataclass(eq=False)
+class Model:
     """One problem bound to the twins: the network, its data and its base forward pass."""
 
     params: list[tuple[np.ndarray, np.ndarray]]
@@ -112,6 +115,11 @@ class Model(NamedTuple):
     def output(self, Z: np.ndarray, A: np.ndarray) -> np.ndarray:
         """What the cost terms read: Z^L for a cost on logits, else A^L."""
         return Z if self.on_logits else A
+
+    @functools.cached_property
+    def rounding(self) -> float:
+        """:func:`rounding_sensitivity` at the base point, computed once."""
+        return rounding_sensitivity(self)
 
 
 def build(
