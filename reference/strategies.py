@@ -20,6 +20,7 @@ towards small networks with simple numbers.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,6 +52,18 @@ def _check_int_range(name: str, lo: int, hi: int, floor: int) -> None:
         if isinstance(v, bool) or not isinstance(v, int):
             raise TypeError(f"{label} must be an int, got {v!r}")
     _check_range(name, lo, hi, floor)
+
+
+# Built once: a strategy is validated the first time it draws, and the suite draws thousands
+# of examples, each with a few arrays of a handful of shapes.
+_UNIT = st.floats(-1.0, 1.0, allow_nan=False, width=64)
+_INPUTS = st.floats(-2.0, 2.0)
+_PROBABILITIES = st.floats(0.0, 1.0)
+
+
+@functools.lru_cache(maxsize=1024)
+def _arrays(shape: tuple[int, int], elements: st.SearchStrategy[float]) -> st.SearchStrategy:
+    return hnp.arrays(np.float64, shape, elements=elements)
 
 
 @dataclass(frozen=True)
@@ -139,15 +152,13 @@ def problems(
     arch = draw(architecture if architecture is not None else architectures())
     m = draw(st.integers(min_samples, max_samples))
     scale = float(np.exp(draw(st.floats(np.log(min_scale), np.log(max_scale)))))
-    unit = st.floats(-1.0, 1.0, allow_nan=False, width=64)
     params = []
     for n_prev, n in zip(arch.sizes[:-1], arch.sizes[1:]):
-        W = draw(hnp.arrays(np.float64, (n, n_prev), elements=unit)) * (scale / np.sqrt(n_prev))
-        b = draw(hnp.arrays(np.float64, (n, 1), elements=unit)) * 0.5
+        W = draw(_arrays((n, n_prev), _UNIT)) * (scale / np.sqrt(n_prev))
+        b = draw(_arrays((n, 1), _UNIT)) * 0.5
         params.append((W, b))
-    X = draw(hnp.arrays(np.float64, (arch.sizes[0], m), elements=st.floats(-2.0, 2.0)))
-    labels = st.floats(0.0, 1.0) if arch.cost == "bce" else st.floats(-2.0, 2.0)
-    Y = draw(hnp.arrays(np.float64, (arch.sizes[-1], m), elements=labels))
+    X = draw(_arrays((arch.sizes[0], m), _INPUTS))
+    Y = draw(_arrays((arch.sizes[-1], m), _PROBABILITIES if arch.cost == "bce" else _INPUTS))
     if relu_margin > 0:
         params = with_relu_margin(params, X, arch.activations, relu_margin)
     return Problem(params, X, Y, list(arch.activations), arch.cost, name="hypothesis",
