@@ -1,6 +1,8 @@
 """The oracles and the harness built on them.
 
 - :func:`numerical_gradients`: finite differences of every entry, kink-aware.
+- :func:`directional_gradients`: finite differences along random directions per
+  layer, for networks too large to check entry by entry.
 - :func:`jax_gradients`: ``jax.grad`` of a model written from the formulas.
 - :func:`check_gradients`: the per-layer checker, with diagnosis and attribution.
 - :mod:`reference.checks`: what finite differences cannot check (purity, the
@@ -12,7 +14,7 @@ Importing it turns on JAX's float64 mode (see ``reference/jax_model.py``).
 
 from .checker import ATTRIBUTIONS, ParamCheck, Report, check_gradients
 from .checks import CheckResult, run_all
-from .finite_diff import FDGradients, numerical_gradients
+from .finite_diff import DirectionalFD, FDGradients, directional_gradients, numerical_gradients
 from .impl import ImplementationError, load_impl
 from .jax_model import JAX_ACTIVATIONS, JAX_COSTS, MissingTwinError, jax_gradients
 from .problems import Problem, random_problem, seed_problem, with_relu_margin
@@ -22,6 +24,7 @@ __all__ = [
     "JAX_ACTIVATIONS",
     "JAX_COSTS",
     "CheckResult",
+    "DirectionalFD",
     "FDGradients",
     "ImplementationError",
     "MissingTwinError",
@@ -29,6 +32,7 @@ __all__ = [
     "Problem",
     "Report",
     "check_gradients",
+    "directional_gradients",
     "jax_gradients",
     "load_impl",
     "numerical_gradients",

@@ -404,17 +404,21 @@ def directional_gradients(
         for k, theta in enumerate((W, b)):
             d = _unit_directions(rng, directions, theta.shape)
             h = STEP * max(1.0, float(np.abs(theta).max()))
-            dJ = np.full((4, directions), np.nan)  # no kinks known: -2h is never needed
+            dJ = np.full((4, directions), np.nan)
+            flipped = np.zeros((4, directions), dtype=bool)
             for j in range(directions):
-                for s, step in enumerate(h * np.array(FACTORS[:3])):
+                if model is not None:  # the kinks, located with the model at the same points
+                    flipped[:, j] = _along(model, l, k, d[j], h)[1]
+                # -2h only where the backward difference will need it
+                backward = (flipped[0, j] or flipped[2, j]) and not flipped[1, j]
+                for s, factor in enumerate(FACTORS if backward else FACTORS[:3]):
+                    step = factor * h * d[j]
                     moved = list(params)
-                    moved[l] = (W, b + step * d[j]) if k == 1 else (W + step * d[j], b)
+                    moved[l] = (W, b + step) if k == 1 else (W + step, b)
                     dJ[s, j] = (
                         float(impl.loss(moved, X, Y, activations=activations, cost=cost)) - J0
                     )
-            est, err, _ = combine(
-                dJ, np.zeros((4, directions), bool), np.full(directions, h), roundoff
-            )
+            est, err, _ = combine(dJ, flipped, np.full(directions, h), roundoff)
             per_param.append((d, est, err))
         dirs.append((per_param[0][0], per_param[1][0]))
         values.append((per_param[0][1], per_param[1][1]))
@@ -427,38 +431,46 @@ def _unit_directions(rng: np.random.Generator, count: int, shape: tuple[int, ...
     return d / np.linalg.norm(d.reshape(count, -1), axis=1).reshape(-1, *[1] * len(shape))
 
 
-def _model_directional(model: Model, directions: int, rng: np.random.Generator) -> DirectionalFD:
-    """:func:`directional_gradients` on the model, batched: a step along D in W^l moves Z^l
-    by exactly step * D A^{l-1} (along d in b^l, by step * d), so the four steps of a
-    direction share one product and travel through the layers above side by side.
-    Directions whose steps move a relu mask get one-sided differences or are excluded
-    (NaN), as in the entry-by-entry mode."""
+def _along(
+    model: Model, l: int, k: int, direction: np.ndarray, h: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """J's change and the kink flips at the four steps ``FACTORS`` h along ``direction`` in
+    layer l+1's W (k = 0) or b (k = 1), each of shape (4,). A step along D in W^{l+1} moves
+    Z^{l+1} by exactly step * D A^l (along d in b^{l+1}, by step * d), so the four steps
+    share one product and travel through the layers above side by side."""
     L, m = len(model.params), model.m
+    n = model.params[l][0].shape[0]
+    move = direction @ model.A[l] if k == 0 else np.broadcast_to(direction, (n, m))
+    Z = model.Z[l][:, None, :] + (h * np.array(FACTORS))[None, :, None] * move[:, None, :]
+    flipped = np.zeros(len(FACTORS), dtype=bool)
+    for layer in range(l, L):  # Z: (n_layer, 4, m)
+        side = kink_side(model.g[layer], model.Z[layer])
+        if side is not None:
+            flipped |= (kink_side(model.g[layer], Z) != side[:, None, :]).any(axis=(0, 2))
+        A = model.g[layer].fn(Z)
+        if layer < L - 1:
+            W_up, b_up = model.params[layer + 1]
+            Z = (W_up @ A.reshape(A.shape[0], -1)).reshape(W_up.shape[0], -1, m) + b_up[:, :, None]
+    base = model.terms(model.output(model.Z[-1], model.A[-1]), model.Y)[:, None, :]
+    new = model.terms(model.output(Z, A), model.Y[:, None, :])
+    return (new - base).sum(axis=(0, 2)) / m, flipped
+
+
+def _model_directional(model: Model, directions: int, rng: np.random.Generator) -> DirectionalFD:
+    """:func:`directional_gradients` on the model, batched (:func:`_along`). Directions whose
+    steps move a relu mask get one-sided differences or are excluded (NaN), as in the
+    entry-by-entry mode."""
     terms0 = model.terms(model.output(model.Z[-1], model.A[-1]), model.Y)
-    roundoff = max(EPS * float(np.sum(np.abs(terms0))) / m, model.rounding)
+    roundoff = max(EPS * float(np.sum(np.abs(terms0))) / model.m, model.rounding)
     dirs, values, errors = [], [], []
     for l, (W, b) in enumerate(model.params):
         per_param = []
         for k, theta in enumerate((W, b)):
             d = _unit_directions(rng, directions, theta.shape)
             h = STEP * max(1.0, float(np.abs(theta).max()))
-            steps4 = h * np.array(FACTORS)
-            dJ, flipped = np.empty((4, directions)), np.zeros((4, directions), bool)
+            dJ, flipped = np.empty((4, directions)), np.empty((4, directions), dtype=bool)
             for j in range(directions):
-                move = d[j] @ model.A[l] if k == 0 else np.broadcast_to(d[j], (W.shape[0], m))
-                Z = model.Z[l][:, None, :] + steps4[None, :, None] * move[:, None, :]  # (n, 4, m)
-                for layer in range(l, L):
-                    side = kink_side(model.g[layer], model.Z[layer])
-                    if side is not None:
-                        moved = kink_side(model.g[layer], Z) != side[:, None, :]
-                        flipped[:, j] |= moved.any(axis=(0, 2))
-                    A = model.g[layer].fn(Z)
-                    if layer < L - 1:
-                        W_up, b_up = model.params[layer + 1]
-                        Z = W_up @ A.reshape(A.shape[0], -1)
-                        Z = Z.reshape(W_up.shape[0], 4, m) + b_up[:, :, None]
-                new = model.terms(model.output(Z, A), model.Y[:, None, :])
-                dJ[:, j] = (new - terms0[:, None, :]).sum(axis=(0, 2)) / m
+                dJ[:, j], flipped[:, j] = _along(model, l, k, d[j], h)
             est, err, _ = combine(dJ, flipped, np.full(directions, h), roundoff)
             per_param.append((d, est, err))
         dirs.append((per_param[0][0], per_param[1][0]))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 
 import backprop
-from reference import finite_diff, jax_gradients, numerical_gradients
+from reference import directional_gradients, finite_diff, jax_gradients, numerical_gradients
 from reference.impl import ImplementationError, load_impl
 from reference.jax_model import MissingTwinError, jax_model
 from reference.problems import Problem
@@ -87,14 +87,18 @@ def test_fd_of_the_formulas_and_of_calls_agree():
         assert rel(a, c) < 1e-8 and rel(b, d) < 1e-8
 
 
+class HalfLoss:
+    """An implementation whose loss is not the formulas' (half of it): finite differences
+    must call it rather than let the batched model stand in."""
+
+    gradients = staticmethod(backprop.gradients)
+
+    @staticmethod
+    def loss(*args, **kwargs):
+        return 0.5 * backprop.loss(*args, **kwargs)
+
+
 def test_auto_falls_back_to_calls_when_the_loss_is_not_the_formulas():
-    class HalfLoss:
-        gradients = staticmethod(backprop.gradients)
-
-        @staticmethod
-        def loss(*args, **kwargs):
-            return 0.5 * backprop.loss(*args, **kwargs)
-
     p = Problem(
         backprop.init_params([2, 2, 1], seed=0),
         np.ones((2, 3)),
@@ -152,6 +156,20 @@ def test_one_sided_estimates_are_the_derivative_on_the_unflipped_side(z_offset, 
     estimate, bound, truth = fd.grads[0][1].item(), fd.errors[0][1].item(), ref[0][1].item()
     assert fd.method[0][1].item() == side
     assert abs(estimate - truth) <= bound < 1e-5 * abs(truth)  # one-sided: an O(h) bound
+
+
+@pytest.mark.parametrize(("impl", "factor"), [(backprop, 1.0), (HalfLoss, 0.5)])
+@pytest.mark.parametrize("z_offset", [-1e-9, 1e-9])
+def test_directional_estimates_stay_off_the_kink(impl, factor, z_offset):
+    """Along any direction in b^1 (a single entry: d = +1 or -1) one side of the steps crosses
+    relu's kink; the estimate is one-sided, on the model (backprop) and on calls of a loss the
+    model cannot stand in for (HalfLoss), where the model still locates the kinks."""
+    p = kinked_problem(z_offset)
+    fd = directional_gradients(impl, p.params, p.X, p.Y, **p.kwargs(), directions=3)
+    _, ref = jax_gradients(p.params, p.X, p.Y, **p.kwargs())
+    d, value, bound = fd.directions[0][1], fd.values[0][1], fd.errors[0][1]
+    truth = factor * np.sum(d * ref[0][1], axis=(1, 2))
+    assert np.all(np.abs(value - truth) <= bound) and np.all(bound < 1e-5 * np.abs(truth))
 
 
 def test_a_real_bug_next_to_a_kink_is_still_caught():
