@@ -18,8 +18,8 @@ import numpy as np
 
 import backprop
 from reference import numerical_gradients
-from reference.jax_model import jax_gradients
-from reference.problems import random_problem
+from reference.inputs.problems import random_problem
+from reference.oracles.jax_model import jax_gradients
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from test_oracles import autograd_loss, rel

@@ -274,7 +274,7 @@ def bench_suite(quick: bool) -> list[Row]:
 
     import backprop
     from reference import check_gradients
-    from reference.strategies import problems
+    from reference.inputs.strategies import problems
 
     n = 100 if quick else 300
     count = [0]
@@ -342,8 +342,8 @@ def _env():
 def bench_scaling(quick: bool, out: Path) -> list[Row]:
     import backprop
     from reference import numerical_gradients
-    from reference.finite_diff import directional_gradients
-    from reference.jax_model import jax_gradients
+    from reference.oracles.finite_diff import directional_gradients
+    from reference.oracles.jax_model import jax_gradients
 
     widths = [4, 10, 30, 100, 300] + ([] if quick else [1000])
     points: dict[str, list[tuple[int, float]]] = {"entry FD": [], "directional FD": [], "JAX": []}

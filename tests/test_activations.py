@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 
 import backprop
-from reference.jax_model import JAX_ACTIVATIONS
-from reference.numpy_model import NUMPY_ACTIVATIONS
-from reference.strategies import pre_activations
+from reference.inputs.strategies import pre_activations
+from reference.oracles.jax_model import JAX_ACTIVATIONS
+from reference.oracles.numpy_model import NUMPY_ACTIVATIONS
 
 EPS = np.finfo(np.float64).eps
 NAMES = sorted(backprop.ACTIVATIONS)

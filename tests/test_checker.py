@@ -10,9 +10,9 @@ from hypothesis import given
 
 import backprop
 from reference import ATTRIBUTIONS, check_gradients
-from reference.impl import ImplementationError
-from reference.problems import Problem, seed_problem, with_relu_margin
-from reference.strategies import architectures, problems
+from reference.boundary.loading import ImplementationError
+from reference.inputs.problems import Problem, seed_problem, with_relu_margin
+from reference.inputs.strategies import architectures, problems
 
 
 def tampered(change, loss=None):

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from backprop import cli as train_cli
-from reference import cli
+from reference.frontends import cli
 
 
 def check(*argv):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import backprop
-from reference.jax_model import JAX_COSTS
+from reference.oracles.jax_model import JAX_COSTS
 
 EPS = np.finfo(np.float64).eps
 NAMES = sorted(backprop.COSTS)

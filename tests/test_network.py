@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import backprop
-from reference.jax_model import jax_gradients
-from reference.problems import random_problem, seed_problem
+from reference.inputs.problems import random_problem, seed_problem
+from reference.oracles.jax_model import jax_gradients
 
 
 def test_seed_network_gradient_shapes():

@@ -8,11 +8,12 @@ import pytest
 from hypothesis import given
 
 import backprop
-from reference import directional_gradients, finite_diff, jax_gradients, numerical_gradients
-from reference.impl import ImplementationError, load_impl
-from reference.jax_model import MissingTwinError, jax_model
-from reference.problems import Problem
-from reference.strategies import architectures, problems
+from reference import directional_gradients, jax_gradients, numerical_gradients
+from reference.boundary.loading import ImplementationError, load_impl
+from reference.inputs.problems import Problem
+from reference.inputs.strategies import architectures, problems
+from reference.oracles import finite_diff
+from reference.oracles.jax_model import MissingTwinError, jax_model
 
 TINY = np.finfo(np.float64).tiny
 

@@ -2,13 +2,13 @@
 
 import pytest
 
-from reference.pytest_plugin import PROFILES, profile_name
+from reference.frontends.pytest_plugin import PROFILES, profile_name
 
 pytest_plugins = ["pytester"]
 
 PROBE = """
 from reference import check_gradients
-from reference.problems import seed_problem
+from reference.inputs.problems import seed_problem
 
 def test_probe(impl):
     p = seed_problem(cost="mse")

@@ -5,9 +5,9 @@ import types
 
 import pytest
 from hypothesis import Phase, settings
-from test_properties import PROPERTY_TESTS
 
 from reference.bugs import CATALOG, CORRECT
+from reference.suite.test_properties import PROPERTY_TESTS
 
 CLASSIC = [
     "missing_transpose",

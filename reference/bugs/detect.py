@@ -3,7 +3,7 @@
 :func:`detection_matrix` checks each mistake on :func:`detection_problems`
 (the seed's network with a bce and an mse head, a fully square network, a deeper
 non-square one) with :func:`reference.check_gradients` and every check of
-:mod:`reference.checks`, and returns one :class:`Detection` per mistake.
+:mod:`reference.judging.checks`, and returns one :class:`Detection` per mistake.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import checks
-from ..checker import check_gradients
-from ..problems import Problem, seed_problem, with_relu_margin
+from ..inputs.problems import Problem, seed_problem, with_relu_margin
+from ..judging import checks
+from ..judging.checker import check_gradients
 from . import CATALOG, CORRECT
 from .base import Correct
 

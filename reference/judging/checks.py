@@ -1,6 +1,6 @@
 """The checks finite differences cannot make (DESIGN.md lists why), through the protocol.
 
-Each takes an implementation and a :class:`~reference.problems.Problem` and
+Each takes an implementation and a :class:`~reference.inputs.problems.Problem` and
 returns a :class:`CheckResult`: ``ok`` True or False, or None where the check
 does not apply (an implementation without ``update``, a gradient too small to
 step along). Expected values are computed here, by hand or from the JAX model,
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..inputs.problems import Problem
+from ..oracles.jax_model import jax_model
 from .diagnosis import relative_error
-from .jax_model import jax_model
-from .problems import Problem
 
 SAME = 1e-12
 """Relative error under which two float64 gradients of the same problem count as equal:

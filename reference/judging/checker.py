@@ -33,9 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from . import diagnosis, finite_diff
-from .impl import check_protocol, impl_name
-from .jax_model import MissingTwinError, jax_model
+from ..boundary.loading import check_protocol, impl_name
+from ..oracles import finite_diff
+from ..oracles.jax_model import MissingTwinError, jax_model
+from . import diagnosis
 
 EPS = float(np.finfo(np.float64).eps)
 TINY = float(np.finfo(np.float64).tiny)

@@ -53,7 +53,7 @@ class Problem:
 
 
 def _activation_fn(name: str):
-    from .numpy_model import NUMPY_ACTIVATIONS
+    from ..oracles.numpy_model import NUMPY_ACTIVATIONS
 
     return NUMPY_ACTIVATIONS[name].fn
 

@@ -9,8 +9,9 @@ relations. A failure shrinks to the smallest failing network and prints the chec
 
 from hypothesis import given
 
-from reference import check_gradients, checks
-from reference.strategies import architectures, problems
+from reference import check_gradients
+from reference.inputs.strategies import architectures, problems
+from reference.judging import checks
 
 
 def assert_gradients_right(impl, p):

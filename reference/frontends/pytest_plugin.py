@@ -69,7 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 f"HYPOTHESIS_PROFILE={name!r} is not a profile; choose one of {', '.join(PROFILES)}"
             )
         settings.load_profile(name)
-    from .impl import ImplementationError, load_impl
+    from ..boundary.loading import ImplementationError, load_impl
 
     spec = config.getoption("backprop_impl")
     try:

@@ -20,10 +20,10 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from . import checks
-from .checker import ATTRIBUTIONS, Report, check_gradients
-from .impl import ImplementationError, impl_name, load_impl
-from .problems import Problem, compatible_costs, random_problem, seed_problem
+from ..boundary.loading import ImplementationError, impl_name, load_impl
+from ..inputs.problems import Problem, compatible_costs, random_problem, seed_problem
+from ..judging import checks
+from ..judging.checker import ATTRIBUTIONS, Report, check_gradients
 
 
 class UsageError(Exception):
@@ -317,8 +317,8 @@ def write_plots(impl: Any, outcome: dict[str, Any], directory: Path) -> list[Pat
             "--plot needs matplotlib: pip install 'backprop-harness[plot]' "
             "(or pip install matplotlib)"
         ) from None
-    from . import finite_diff, numpy_model
-    from .jax_model import jax_gradients
+    from ..oracles import finite_diff, numpy_model
+    from ..oracles.jax_model import jax_gradients
 
     directory.mkdir(parents=True, exist_ok=True)
     written = []
@@ -504,7 +504,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _bugs(args: argparse.Namespace, out: TextIO) -> int:
-    from .bugs.detect import correct_passes, detection_matrix, render_matrix
+    from ..bugs.detect import correct_passes, detection_matrix, render_matrix
 
     rows = detection_matrix()
     out.write(render_matrix(rows) + "\n")

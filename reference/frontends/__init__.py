@@ -1,0 +1,1 @@
+"""The front-ends: the ``backprop-check`` command and the pytest plugin."""

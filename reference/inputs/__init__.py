@@ -1,0 +1,1 @@
+"""The inputs: problems to check and the hypothesis strategies that draw them."""

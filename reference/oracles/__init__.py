@@ -1,0 +1,1 @@
+"""The oracles: finite differences (on a NumPy model of the formulas) and the JAX model."""
