@@ -143,7 +143,9 @@ def test_a_raising_implementation_is_a_failing_report():
     impl = types.SimpleNamespace(__name__="raises", gradients=gradients, loss=backprop.loss)
     report = check(impl, seed_problem())
     assert not report.ok and report.attribution == "crash"
-    assert report.error == "gradients raised RuntimeError: out of coffee"
+    assert report.error.startswith("gradients raised RuntimeError: out of coffee (at ")
+    assert report.finding["where"]["file"] == __file__
+    assert report.finding["where"]["code"] == 'raise RuntimeError("out of coffee")'
 
 
 @pytest.mark.parametrize(
@@ -181,7 +183,10 @@ def test_a_mutating_implementation_cannot_corrupt_the_references():
     report = check(
         types.SimpleNamespace(__name__="mutating", gradients=gradients, loss=backprop.loss), p
     )
-    assert report.ok  # its numbers are right; the purity check is what catches it
+    assert all(c.ok for c in report.layers), report.render()  # the references are intact
+    assert not report.ok and report.attribution == "boundary"
+    assert "gradients changed layer 1's W in place" in report.summary
+    assert "gradients changed X in place" in report.render()
     assert all(np.array_equal(W, W0) for (W, _), W0 in zip(p.params, before))
 
 

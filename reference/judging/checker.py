@@ -26,16 +26,16 @@ failing, with the exception or the shapes; the checker itself does not crash.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..boundary.loading import check_protocol, impl_name
+from ..boundary.guard import Finding, Guarded, ImplementationFailed, guard
+from ..inputs.validate import validate_problem
 from ..oracles import finite_diff
-from ..oracles.jax_model import MissingTwinError, jax_model
+from ..oracles.jax_model import JaxResult, MissingTwinError, jax_model
 from . import diagnosis
 
 EPS = float(np.finfo(np.float64).eps)
@@ -73,7 +73,9 @@ ATTRIBUTIONS = {
     "loss": "the loss alone: it differs from the formulas while the gradients are right",
     "check": "the check itself (a kink or precision problem): the implementation agrees with JAX "
     "but not with finite differences; not a bug in the implementation",
-    "crash": "the implementation raised an exception",
+    "boundary": "the numbers agree, but the implementation changed its arguments in place or "
+    "returned different results for the same inputs",
+    "crash": "the implementation raised an exception, ended its process or did not return",
     "structure": "the implementation returned the wrong structure or shapes",
 }
 """What each value of ``Report.attribution`` means."""
@@ -117,6 +119,11 @@ class Report:
     fd_source: str = ""
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    """What the boundary saw during the check: arguments changed in place, results that
+    changed between calls with the same inputs. Any of them fails the report."""
+    finding: dict[str, Any] | None = None
+    """Where a crashed or malformed call failed (:class:`~reference.boundary.guard.Finding`)."""
 
     def failing(self) -> list[ParamCheck]:
         return [p for p in self.layers if not p.ok]
@@ -162,21 +169,6 @@ def _bound_jax(rounding: np.ndarray, denom: float) -> float:
     return min(1.0, max(JAX_FLOOR, JAX_SAFETY * float(np.linalg.norm(rounding)) / max(denom, TINY)))
 
 
-def _structure_problem(
-    grads: Any, params: Sequence[tuple[np.ndarray, np.ndarray]]
-) -> list[str] | None:
-    """What is wrong with the returned structure, or None when it is a list of (dW, db) pairs."""
-    if not isinstance(grads, Sequence) or isinstance(grads, (str, np.ndarray)):
-        return [f"gradients returned {type(grads).__name__}, not a list of (dW, db) pairs"]
-    if len(grads) != len(params):
-        return [f"gradients returned {len(grads)} entries for a network of {len(params)} layers"]
-    problems = []
-    for l, pair in enumerate(grads, start=1):
-        if not isinstance(pair, Sequence) or len(pair) != 2:
-            problems.append(f"layer {l}: expected a (dW, db) pair, got {type(pair).__name__}")
-    return problems or None
-
-
 def check_gradients(
     impl: Any,
     params: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -194,181 +186,225 @@ def check_gradients(
     ``"model"`` (differentiate the formulas), ``"directional"`` (two random
     directions per layer and parameter, for networks too large for every entry;
     then ``error_fd`` compares projections), or ``"none"`` (JAX only).
-    The implementation gets copies of the inputs, so a mutating implementation
-    cannot corrupt the references.
+
+    The problem is validated first: a wrong one raises
+    :class:`~reference.inputs.validate.ProblemError` and blames nobody. Every call
+    into ``impl`` goes through the boundary (:mod:`reference.boundary.guard`):
+    it gets copies, and whatever it raises, returns or changes in place becomes a
+    failing report that says so, never a crash of the checker.
     """
-    check_protocol(impl)
-    activations = list(activations)
-    params = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in params]
-    X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
-    L, m = len(params), X.shape[1]
-    sizes = [params[0][0].shape[1]] + [W.shape[0] for W, _ in params]
-    network = {"sizes": sizes, "activations": activations, "cost": cost, "m": m}
-    name = impl_name(impl)
-    notes: list[str] = []
-
-    def fail(attribution: str, summary: str, checks: list[ParamCheck] | None = None) -> Report:
-        return Report(
-            False, attribution, checks or [], {}, 0, summary, network, name, error=summary
+    if fd not in ("auto", "calls", "model", "directional", "none"):
+        raise ValueError(
+            f"fd must be 'auto', 'calls', 'model', 'directional' or 'none', got {fd!r}"
         )
-
-    # 1. The implementation's own numbers, on copies.
+    params, X, Y, acts, cost = validate_problem(params, X, Y, activations, cost)
+    guarded = guard(impl)
+    network = {
+        "sizes": [params[0][0].shape[1]] + [W.shape[0] for W, _ in params],
+        "activations": acts,
+        "cost": cost,
+        "m": X.shape[1],
+    }
+    seen = len(guarded.impurities), len(guarded.inconsistencies)
     try:
-        raw = impl.gradients(
-            copy.deepcopy(params), X.copy(), Y.copy(), activations=list(activations), cost=cost
-        )
-    except Exception as exc:  # the implementation's failure is the report's subject
-        hint = ""
-        if isinstance(exc, ValueError) and ("mismatch" in str(exc) or "shape" in str(exc)):
-            hint = " (a shape error: check each matrix product; a missing transpose?)"
-        return fail("crash", f"gradients raised {type(exc).__name__}: {exc}{hint}")
-    problems = _structure_problem(raw, params)
-    if problems:
-        return fail("structure", "; ".join(problems))
-    grads: list[tuple[np.ndarray, np.ndarray]] = []
-    shape_checks: list[ParamCheck] = []
-    for l, ((W, b), pair) in enumerate(zip(params, raw), start=1):
-        arrays = []
-        for pname, param, g in (("W", W, pair[0]), ("b", b, pair[1])):
-            try:
-                g = np.asarray(g, dtype=np.float64)
-            except (TypeError, ValueError) as exc:
-                g = None
-                msg = f"d{pname} is not a numeric array ({exc})"
-            if g is not None and g.shape != param.shape:
-                msg = f"d{pname} has shape {g.shape} but {pname} has shape {param.shape}"
-                if g.shape == param.shape[::-1]:
-                    msg += " (the transpose's shape)"
-                g = None
-            if g is None:
-                shape_checks.append(ParamCheck(l, pname, param.shape, ok=False, diagnosis=msg))
-            arrays.append(g)
-        grads.append((arrays[0], arrays[1]))
-    if shape_checks:
-        return fail(
-            "structure",
-            "; ".join(f"layer {c.layer}: {c.diagnosis}" for c in shape_checks),
-            shape_checks,
-        )
-    try:
-        impl_loss = float(
-            impl.loss(
-                copy.deepcopy(params), X.copy(), Y.copy(), activations=list(activations), cost=cost
-            )
-        )
-    except Exception as exc:
-        return fail("crash", f"loss raised {type(exc).__name__}: {exc}")
-
-    # 2. The references.
-    try:
-        ref = jax_model(params, X, Y, activations=activations, cost=cost)
-    except MissingTwinError as exc:
-        ref = None
-        notes.append(f"no JAX comparison: {exc}")
-    fd_result = None
-    directional = None
-    if fd == "directional":
-        directional = finite_diff.directional_gradients(
-            impl, params, X, Y, activations=activations, cost=cost
-        )
-    elif fd != "none":
-        try:
-            fd_result = finite_diff.numerical_gradients(
-                impl, params, X, Y, activations=activations, cost=cost, method=fd
-            )
-        except LookupError as exc:
-            notes.append(f"no finite differences: {exc}")
-    if ref is None and fd_result is None:
-        raise MissingTwinError("; ".join(notes))
-
-    # 3. Compare, layer by layer.
-    checks: list[ParamCheck] = []
-    for l in range(1, L + 1):
-        for k, pname in enumerate(("W", "b")):
-            a = grads[l - 1][k]
-            c = ParamCheck(l, pname, a.shape)
-            truth = None
-            if fd_result is not None:
-                n = fd_result.grads[l - 1][k]
-                valid = np.isfinite(n)
-                c.kinks_excluded = int((~valid).sum())
-                denom = float(np.linalg.norm(a[valid]) + np.linalg.norm(n[valid]))
-                c.error_fd = diagnosis.relative_error(a[valid], n[valid])
-                c.bound_fd = _bound_fd(fd_result.errors[l - 1][k][valid], denom)
-                c.fd_ok = bool(c.error_fd <= c.bound_fd)
-                truth = np.where(valid, n, a)
-            if directional is not None:
-                d = directional.directions[l - 1][k]
-                n = directional.values[l - 1][k]
-                valid = np.isfinite(n)  # directions that straddled a kink are excluded
-                c.kinks_excluded = int((~valid).sum())
-                projected = np.tensordot(d, a, axes=a.ndim)[valid]  # the implementation along d
-                n = n[valid]
-                denom = float(np.linalg.norm(projected) + np.linalg.norm(n))
-                c.error_fd = diagnosis.relative_error(projected, n)
-                c.bound_fd = _bound_fd(directional.errors[l - 1][k][valid], denom)
-                c.fd_ok = bool(c.error_fd <= c.bound_fd)
-            if ref is not None:
-                j = ref.grads[l - 1][k]
-                denom = float(np.linalg.norm(a) + np.linalg.norm(j))
-                c.error_jax = diagnosis.relative_error(a, j)
-                c.bound_jax = _bound_jax(ref.rounding[l - 1][k], denom)
-                c.jax_ok = bool(c.error_jax <= c.bound_jax)
-                truth = j
-            c.ok = bool(c.jax_ok) if c.jax_ok is not None else bool(c.fd_ok)
-            if not np.isfinite(a).all():
-                c.ok = False
-            gap = np.abs(a - truth)
-            gap[~np.isfinite(gap)] = np.inf  # a NaN or inf entry is the worst there is
-            idx = np.unravel_index(int(np.argmax(gap)), a.shape) if a.size else ()
-            c.worst = {
-                "index": [int(i) for i in idx],
-                "impl": float(a[idx]),
-                "fd": None if fd_result is None else float(fd_result.grads[l - 1][k][idx]),
-                "jax": None if ref is None else float(ref.grads[l - 1][k][idx]),
-            }
-            if not c.ok:
-                c.diagnosis = diagnosis.diagnose(a, truth, m, pname)
-            elif c.fd_ok is False:
-                c.diagnosis = "agrees with JAX; finite differences disagree (kink or precision)"
-            elif c.bound_jax == 1.0 and float(np.abs(truth).max(initial=0.0)) > 0.0:
-                c.diagnosis = "ok (inconclusive: the gradient is below the rounding of its terms)"
-            else:
-                c.diagnosis = "ok"
-            checks.append(c)
-
-    # 4. The loss, attribution, and where to look.
-    loss_info: dict[str, Any] = {"impl": impl_loss}
-    loss_ok = True
-    if ref is not None:
-        err = abs(impl_loss - ref.loss)
-        bound = LOSS_RTOL * abs(ref.loss) + 1e-15
-        loss_ok = bool(np.isfinite(impl_loss) and err <= bound)
-        loss_info.update({"jax": ref.loss, "error": err, "bound": bound, "ok": loss_ok})
-    grads_ok = all(c.ok for c in checks)
-    fd_agrees = all(c.fd_ok is not False for c in checks)
-    if not loss_ok:
-        attribution = "loss" if grads_ok else "forward" if fd_agrees else "forward+backward"
-    elif not grads_ok:
-        attribution = "backward"
-    elif not fd_agrees:
-        attribution = "check"
-    else:
-        attribution = "none"
-    ok = loss_ok and grads_ok
-    blame, summary = _blame(checks, grads, ref, L, m, loss_ok, loss_info)
+        grads, impl_loss = _implementation_numbers(guarded, params, X, Y, acts, cost)
+        refs = _references(guarded, params, X, Y, acts, cost, fd, impl_loss)
+    except ImplementationFailed as failed:
+        return _failed_report(failed.finding, network, guarded.name)
+    checks = [
+        _compare(l, k, grads[l - 1][k], refs, X.shape[1])
+        for l in range(1, len(params) + 1)
+        for k in (0, 1)
+    ]
+    loss_info, loss_ok = _compare_loss(impl_loss, refs.jax)
+    attribution = _attribute(checks, loss_ok)
+    blame, summary = _blame(checks, grads, refs.jax, len(params), X.shape[1], loss_ok, loss_info)
     if attribution in ("forward", "forward+backward") and "jax" in loss_info:
         summary = (
             f"the loss differs from the formulas ({impl_loss:.10g} vs JAX's "
             f"{loss_info['jax']:.10g}) and so do the gradients: {summary}"
         )
-    kinks = fd_result.excluded if fd_result is not None else 0
+    findings = [i.describe() for i in guarded.impurities[seen[0] :]] + [
+        i.describe() for i in guarded.inconsistencies[seen[1] :]
+    ]
+    ok = loss_ok and all(c.ok for c in checks) and not findings
+    if findings and attribution == "none":
+        attribution, summary = "boundary", "; ".join(findings)
     return Report(
-        ok, attribution, checks, loss_info, kinks, summary, network, name, blame,
-        fd_result.source if fd_result is not None else (
-            "the implementation's loss, along random directions" if directional is not None else ""
-        ), None, notes,
-    )  # fmt: skip
+        ok=ok,
+        attribution=attribution,
+        layers=checks,
+        loss=loss_info,
+        kinks_excluded=sum(c.kinks_excluded for c in checks),
+        summary=summary,
+        network=network,
+        impl=guarded.name,
+        blame=blame,
+        fd_source=refs.fd_source,
+        notes=refs.notes,
+        findings=findings,
+    )
+
+
+def _implementation_numbers(
+    guarded: Guarded, params, X, Y, acts: list[str], cost: str
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
+    """Step 1: the implementation's gradients and loss, through the boundary."""
+    grads = guarded.gradients(params, X, Y, activations=acts, cost=cost)
+    return grads, guarded.loss(params, X, Y, activations=acts, cost=cost)
+
+
+@dataclass
+class _References:
+    """Step 2's result: what the implementation is compared with."""
+
+    jax: JaxResult | None
+    fd: finite_diff.FDGradients | None
+    directional: finite_diff.DirectionalFD | None
+    notes: list[str]
+
+    @property
+    def fd_source(self) -> str:
+        if self.fd is not None:
+            return self.fd.source
+        if self.directional is not None:
+            return "the implementation's loss, along random directions"
+        return ""
+
+
+def _references(guarded, params, X, Y, acts, cost, fd, impl_loss) -> _References:
+    """Step 2: the JAX model's numbers and finite differences of the implementation's loss."""
+    notes: list[str] = []
+    try:
+        ref = jax_model(params, X, Y, activations=acts, cost=cost)
+    except MissingTwinError as exc:
+        ref = None
+        notes.append(f"no JAX comparison: {exc}")
+    fd_result = directional = None
+    if not np.isfinite(impl_loss):
+        notes.append(f"no finite differences: the implementation's loss is {impl_loss}")
+    elif fd == "directional":
+        directional = finite_diff.directional_gradients(
+            guarded, params, X, Y, activations=acts, cost=cost
+        )
+    elif fd != "none":
+        try:
+            fd_result = finite_diff.numerical_gradients(
+                guarded, params, X, Y, activations=acts, cost=cost, method=fd
+            )
+        except MissingTwinError as exc:
+            notes.append(f"no finite differences: {exc}")
+    if ref is None and fd_result is None and directional is None:
+        raise MissingTwinError("; ".join(notes))
+    return _References(ref, fd_result, directional, notes)
+
+
+def _compare(l: int, k: int, a: np.ndarray, refs: _References, m: int) -> ParamCheck:
+    """Step 3: one layer's dW (k = 0) or db (k = 1) against each reference."""
+    pname = "Wb"[k]
+    c = ParamCheck(l, pname, a.shape)
+    truth = None
+    if refs.fd is not None:
+        n = refs.fd.grads[l - 1][k]
+        valid = refs.fd.method[l - 1][k] != finite_diff.EXCLUDED
+        c.kinks_excluded = int((~valid).sum())
+        denom = float(np.linalg.norm(a[valid]) + np.linalg.norm(n[valid]))
+        c.error_fd = diagnosis.relative_error(a[valid], n[valid])
+        c.bound_fd = _bound_fd(refs.fd.errors[l - 1][k][valid], denom)
+        c.fd_ok = bool(c.error_fd <= c.bound_fd)
+        truth = np.where(valid, n, a)
+    if refs.directional is not None:
+        d = refs.directional.directions[l - 1][k]
+        n = refs.directional.values[l - 1][k]
+        valid = np.isfinite(n)  # directions that straddled a kink are excluded
+        c.kinks_excluded = int((~valid).sum())
+        projected = np.tensordot(d, a, axes=a.ndim)[valid]  # the implementation along d
+        n = n[valid]
+        denom = float(np.linalg.norm(projected) + np.linalg.norm(n))
+        c.error_fd = diagnosis.relative_error(projected, n)
+        c.bound_fd = _bound_fd(refs.directional.errors[l - 1][k][valid], denom)
+        c.fd_ok = bool(c.error_fd <= c.bound_fd)
+    if refs.jax is not None:
+        j = refs.jax.grads[l - 1][k]
+        denom = float(np.linalg.norm(a) + np.linalg.norm(j))
+        c.error_jax = diagnosis.relative_error(a, j)
+        c.bound_jax = _bound_jax(refs.jax.rounding[l - 1][k], denom)
+        c.jax_ok = bool(c.error_jax <= c.bound_jax)
+        truth = j
+    c.ok = bool(c.jax_ok) if c.jax_ok is not None else bool(c.fd_ok)
+    if not np.isfinite(a).all():
+        c.ok = False
+    if truth is None:  # directional differences alone: no entrywise reference
+        truth = a
+    gap = np.abs(a - truth)
+    gap[~np.isfinite(gap)] = np.inf  # a NaN or inf entry is the worst there is
+    idx = np.unravel_index(int(np.argmax(gap)), a.shape) if a.size else ()
+    c.worst = {
+        "index": [int(i) for i in idx],
+        "impl": float(a[idx]),
+        "fd": None if refs.fd is None else float(refs.fd.grads[l - 1][k][idx]),
+        "jax": None if refs.jax is None else float(refs.jax.grads[l - 1][k][idx]),
+    }
+    if not c.ok:
+        c.diagnosis = diagnosis.diagnose(a, truth, m, pname)
+    elif c.fd_ok is False:
+        c.diagnosis = "agrees with JAX; finite differences disagree (kink or precision)"
+    elif c.bound_jax == 1.0 and float(np.abs(truth).max(initial=0.0)) > 0.0:
+        c.diagnosis = "ok (inconclusive: the gradient is below the rounding of its terms)"
+    else:
+        c.diagnosis = "ok"
+    return c
+
+
+def _compare_loss(impl_loss: float, ref: JaxResult | None) -> tuple[dict[str, Any], bool]:
+    """Step 4: the implementation's loss against the JAX model's."""
+    info: dict[str, Any] = {"impl": impl_loss}
+    if ref is None:
+        ok = bool(np.isfinite(impl_loss))
+        return info, ok
+    err = abs(impl_loss - ref.loss)
+    bound = LOSS_RTOL * abs(ref.loss) + 1e-15
+    ok = bool(np.isfinite(impl_loss) and err <= bound)
+    info.update({"jax": ref.loss, "error": err, "bound": bound, "ok": ok})
+    return info, ok
+
+
+def _attribute(checks: list[ParamCheck], loss_ok: bool) -> str:
+    """Step 5: which part of the implementation is at fault (see the module docstring)."""
+    grads_ok = all(c.ok for c in checks)
+    fd_agrees = all(c.fd_ok is not False for c in checks)
+    if not loss_ok:
+        return "loss" if grads_ok else "forward" if fd_agrees else "forward+backward"
+    if not grads_ok:
+        return "backward"
+    if not fd_agrees:
+        return "check"
+    return "none"
+
+
+def _failed_report(finding: Finding, network: dict[str, Any], name: str) -> Report:
+    """The report of a check the implementation cut short: it raised, returned the wrong
+    structure, or its process ended or hung."""
+    summary = finding.describe()
+    if (
+        finding.kind == "raised"
+        and finding.exception == "ValueError"
+        and ("shape" in finding.message or "mismatch" in finding.message)
+    ):
+        summary += " (a shape error: check each matrix product; a missing transpose?)"
+    attribution = "structure" if finding.kind == "structure" else "crash"
+    return Report(
+        ok=False,
+        attribution=attribution,
+        layers=[],
+        loss={},
+        kinks_excluded=0,
+        summary=summary,
+        network=network,
+        impl=name,
+        error=summary,
+        finding=finding.to_dict(),
+    )
 
 
 def _blame(checks, grads, ref, L, m, loss_ok, loss_info) -> tuple[dict | None, str]:
@@ -465,6 +501,8 @@ def render(report: Report) -> str:
         )
     for note in report.notes:
         lines.append(f"  note: {note}")
+    for finding in report.findings:
+        lines.append(f"  FAIL: {finding}")
     verdict = "PASS" if report.ok else "FAIL"
     lines.append(f"  {verdict}: {report.summary}")
     if not report.ok or report.attribution == "check":

@@ -5,6 +5,10 @@ returns a :class:`CheckResult`: ``ok`` True or False, or None where the check
 does not apply (an implementation without ``update``, a gradient too small to
 step along). Expected values are computed here, by hand or from the JAX model,
 never from the implementation under test.
+
+Every call goes through the boundary (:func:`reference.boundary.guard.guard`):
+a call that raises, hangs up or returns the wrong structure fails the check with
+the member, file and line; the harness's own errors are not caught here.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from ..boundary.guard import Guarded, ImplementationFailed, guard
 from ..inputs.problems import Problem
 from ..oracles.jax_model import jax_model
 from .diagnosis import relative_error
@@ -31,19 +37,15 @@ class CheckResult:
     name: str
     ok: bool | None
     message: str
+    finding: dict[str, Any] | None = None
+    """Where a failed call failed (:class:`~reference.boundary.guard.Finding`), if one did."""
 
 
-def _call(impl, member: str, *args, **kwargs):
-    return getattr(impl, member)(*args, **kwargs)
-
-
-def _grads(impl, p: Problem, params=None, X=None, Y=None):
-    return _call(
-        impl,
-        "gradients",
-        copy.deepcopy(params if params is not None else p.params),
-        (X if X is not None else p.X).copy(),
-        (Y if Y is not None else p.Y).copy(),
+def _grads(impl: Guarded, p: Problem, params=None, X=None, Y=None):
+    return impl.gradients(
+        params if params is not None else p.params,
+        X if X is not None else p.X,
+        Y if Y is not None else p.Y,
         **p.kwargs(),
     )
 
@@ -55,43 +57,36 @@ def _flat(grads) -> np.ndarray:
 def _guard(name: str, fn: Callable[[], CheckResult]) -> CheckResult:
     try:
         return fn()
-    except Exception as exc:  # the implementation's failure is the verdict
-        return CheckResult(name, False, f"the implementation raised {type(exc).__name__}: {exc}")
+    except ImplementationFailed as failed:  # the implementation's failure is the verdict
+        return CheckResult(name, False, failed.finding.describe(), failed.finding.to_dict())
 
 
 def purity(impl, p: Problem) -> CheckResult:
-    """``loss``, ``gradients`` (and ``forward``, ``update``) leave their arguments unchanged."""
+    """``loss``, ``gradients``, ``forward`` and ``update`` leave their arguments unchanged
+    (the boundary compares every argument with a copy after each call)."""
+    impl = guard(impl)
 
     def run() -> CheckResult:
-        params, X, Y = copy.deepcopy(p.params), p.X.copy(), p.Y.copy()
-        calls = [("gradients", lambda: impl.gradients(params, X, Y, **p.kwargs()))]
-        calls.append(("loss", lambda: impl.loss(params, X, Y, **p.kwargs())))
-        if callable(getattr(impl, "forward", None)):
-            calls.append(
-                ("forward", lambda: impl.forward(params, X, activations=list(p.activations)))
-            )
-        for member, call in calls:
-            call()
-            for l, ((W0, b0), (W1, b1)) in enumerate(zip(p.params, params), start=1):
-                for pname, before, after in (("W", W0, W1), ("b", b0, b1)):
-                    if not np.array_equal(before, after):
-                        change = float(np.max(np.abs(after - before)))
-                        return CheckResult(
-                            "purity",
-                            False,
-                            f"{member} changed layer {l}'s {pname} in place "
-                            f"(by up to {change:.3g})",
-                        )
-            for dname, before, after in (("X", p.X, X), ("Y", p.Y, Y)):
-                if not np.array_equal(before, after):
-                    return CheckResult("purity", False, f"{member} changed {dname} in place")
+        seen = len(impl.impurities)
+        impl.gradients(p.params, p.X, p.Y, **p.kwargs())
+        impl.loss(p.params, p.X, p.Y, **p.kwargs())
+        if impl.has("forward"):
+            impl.forward(p.params, p.X, activations=list(p.activations))
+        if impl.has("update"):
+            grads = [(np.ones_like(W), np.ones_like(b)) for W, b in p.params]
+            impl.update(p.params, grads, 0.1)
+        changed = impl.impurities[seen:]
+        if changed:
+            return CheckResult("purity", False, "; ".join(c.describe() for c in changed[:3]))
         return CheckResult("purity", True, "no argument changed")
 
     return _guard("purity", run)
 
 
 def repeatability(impl, p: Problem) -> CheckResult:
-    """Two calls on the same inputs give the same gradients (nothing accumulates across calls)."""
+    """Two calls on the same inputs give the same gradients (nothing accumulates across calls),
+    and so has every call the boundary has seen so far with inputs it had seen before."""
+    impl = guard(impl)
 
     def run() -> CheckResult:
         first, second = _flat(_grads(impl, p)), _flat(_grads(impl, p))
@@ -104,6 +99,8 @@ def repeatability(impl, p: Problem) -> CheckResult:
                 f"a second call returned different gradients (relative error {err:.3g}, "
                 f"{ratio:.3g} times the first): state carried across calls",
             )
+        if impl.inconsistencies:
+            return CheckResult("repeatability", False, impl.inconsistencies[0].describe())
         return CheckResult("repeatability", True, "two calls agree")
 
     return _guard("repeatability", run)
@@ -111,31 +108,27 @@ def repeatability(impl, p: Problem) -> CheckResult:
 
 def update_rule(impl, p: Problem, learning_rate: float = 0.1) -> CheckResult:
     """``update(params, grads, alpha)`` is exactly W - alpha dW, b - alpha db, for every layer."""
-    if not callable(getattr(impl, "update", None)):
+    impl = guard(impl)
+    if not impl.has("update"):
         return CheckResult("update", None, "the implementation has no update")
 
     def run() -> CheckResult:
         rng = np.random.default_rng(0)
         grads = [(rng.normal(size=W.shape), rng.normal(size=b.shape)) for W, b in p.params]
-        params, given = copy.deepcopy(p.params), copy.deepcopy(grads)
-        new = impl.update(params, given, learning_rate)
-        if len(new) != len(p.params):
-            return CheckResult(
-                "update", False, f"update returned {len(new)} layers, not {len(p.params)}"
-            )
+        seen = len(impl.impurities)
+        new = impl.update(p.params, grads, learning_rate)
         for l, ((W, b), (dW, db), pair) in enumerate(zip(p.params, grads, new), start=1):
             for pname, theta, g, got in (("W", W, dW, pair[0]), ("b", b, db, pair[1])):
                 want = theta - learning_rate * g
-                got = np.asarray(got)
-                if got.shape != want.shape or not np.allclose(got, want, rtol=1e-14, atol=1e-300):
-                    if got.shape == theta.shape and np.array_equal(got, theta):
+                if not np.allclose(got, want, rtol=1e-14, atol=1e-300):
+                    if np.array_equal(got, theta):
                         what = "unchanged"
-                    elif got.shape == want.shape and np.allclose(got, theta + learning_rate * g):
+                    elif np.allclose(got, theta + learning_rate * g):
                         what = "moved up the gradient (W + alpha dW)"
                     else:
                         what = "not W - alpha dW"
                     return CheckResult("update", False, f"layer {l}'s {pname} is {what}")
-        if not all(np.array_equal(a, b) for a, b in zip(_flat(params), _flat(p.params))):
+        if any(i.member == "update" for i in impl.impurities[seen:]):
             return CheckResult("update", False, "update changed params in place")
         return CheckResult("update", True, "W - alpha dW and b - alpha db in every layer")
 
@@ -155,11 +148,13 @@ def descent(impl, p: Problem) -> CheckResult:
     downhill, fails either way.
     """
 
+    impl = guard(impl)
+
     def run() -> CheckResult:
         grads = _grads(impl, p)
         g = _flat(grads)
         norm = float(np.linalg.norm(g))
-        J0 = float(impl.loss(copy.deepcopy(p.params), p.X, p.Y, **p.kwargs()))
+        J0 = impl.loss(p.params, p.X, p.Y, **p.kwargs())
         theta = float(np.linalg.norm(_flat(p.params)))
         eps = float(np.finfo(np.float64).eps)
         if not np.isfinite(norm) or norm == 0.0:
@@ -168,19 +163,18 @@ def descent(impl, p: Problem) -> CheckResult:
         alpha_min = 1e4 * eps * (1 + abs(J0)) / norm**2
         if alpha_min >= alpha_max:
             return CheckResult("descent", None, f"gradient norm {norm:.3g} is within J's rounding")
-        has_update = callable(getattr(impl, "update", None))
+        has_update = impl.has("update")
         how = "update" if has_update else "W - alpha dW"
         ratios = []
         alphas = [*np.geomspace(alpha_max, 2 * alpha_min, 7), alpha_min]
         for alpha in alphas:
             if has_update:
-                stepped = impl.update(copy.deepcopy(p.params), copy.deepcopy(grads), float(alpha))
+                stepped = impl.update(p.params, grads, float(alpha))
             else:
                 stepped = [
-                    (W - alpha * np.asarray(dW), b - alpha * np.asarray(db))
-                    for (W, b), (dW, db) in zip(p.params, grads)
+                    (W - alpha * dW, b - alpha * db) for (W, b), (dW, db) in zip(p.params, grads)
                 ]
-            J1 = float(impl.loss(stepped, p.X, p.Y, **p.kwargs()))
+            J1 = impl.loss(stepped, p.X, p.Y, **p.kwargs())
             ratio = (J0 - J1) / (alpha * norm**2)
             if 0.8 <= ratio <= 1.25:
                 return CheckResult("descent", True, f"the loss fell by {ratio:.4f} alpha ||g||^2")
@@ -211,12 +205,14 @@ def relu_at_zero(impl) -> CheckResult:
     dZ^2 = (1/2 - 0)/1, dZ^1 = W^2 dZ^2 relu'(0) = 1/2, so db^1 = 1/2 and dW^1 = 1/2.
     """
 
+    impl = guard(impl)
+
     def run() -> CheckResult:
         params = [(np.zeros((1, 1)), np.zeros((1, 1))), (np.ones((1, 1)), np.zeros((1, 1)))]
         grads = impl.gradients(
             params, np.ones((1, 1)), np.zeros((1, 1)), activations=["relu", "sigmoid"], cost="bce"
         )
-        db1 = float(np.asarray(grads[0][1])[0, 0])
+        db1 = float(grads[0][1][0, 0])
         if db1 == 0.5:
             return CheckResult("relu'(0)", True, "relu'(0) = 1 as the seed defines it")
         if db1 == 0.0:
@@ -238,6 +234,8 @@ def saturation(impl) -> CheckResult:
     the same through a hidden layer.
     """
 
+    impl = guard(impl)
+
     def run() -> CheckResult:
         z = np.array([[40.0, -40.0, 60.0, -60.0, 1000.0, -1000.0]])
         Y = np.array([[0.0, 1.0, 1.0, 0.0, 0.0, 1.0]])
@@ -253,8 +251,8 @@ def saturation(impl) -> CheckResult:
             ),
         ]
         for params, X, acts in cases:
-            J = float(impl.loss(copy.deepcopy(params), X, Y, activations=acts, cost="bce"))
-            grads = impl.gradients(copy.deepcopy(params), X, Y, activations=acts, cost="bce")
+            J = impl.loss(params, X, Y, activations=acts, cost="bce")
+            grads = impl.gradients(params, X, Y, activations=acts, cost="bce")
             ref = jax_model(params, X, Y, activations=acts, cost="bce")
             if not np.isfinite(J) or abs(J - ref.loss) > 1e-10 * abs(ref.loss):
                 return CheckResult(
@@ -262,7 +260,6 @@ def saturation(impl) -> CheckResult:
                 )
             for l, (pair, want) in enumerate(zip(grads, ref.grads), start=1):
                 for pname, got, w in (("W", pair[0], want[0]), ("b", pair[1], want[1])):
-                    got = np.asarray(got, dtype=np.float64)
                     if not np.isfinite(got).all():
                         return CheckResult(
                             "saturation",
@@ -292,6 +289,8 @@ def batch_mean(impl, p: Problem) -> CheckResult:
     """A batch's gradient is the mean of its samples' gradients: the 1/m, neither missing
     nor doubled."""
 
+    impl = guard(impl)
+
     def run() -> CheckResult:
         if p.m < 2:
             return CheckResult("batch mean", None, "needs m >= 2")
@@ -315,6 +314,8 @@ def batch_mean(impl, p: Problem) -> CheckResult:
 def duplicated_batch(impl, p: Problem) -> CheckResult:
     """Repeating every sample twice leaves the gradient unchanged."""
 
+    impl = guard(impl)
+
     def run() -> CheckResult:
         twice = _grads(impl, p, X=np.hstack([p.X, p.X]), Y=np.hstack([p.Y, p.Y]))
         return _compare(
@@ -335,6 +336,8 @@ def permuted_units(impl, p: Problem, seed: int = 0) -> CheckResult:
     dW^{l+1} -> dW^{l+1} P^T, and every other gradient is unchanged.
     """
 
+    impl = guard(impl)
+
     def run() -> CheckResult:
         hidden = [l for l in range(len(p.params) - 1) if p.params[l][0].shape[0] > 1]
         if not hidden:
@@ -349,8 +352,7 @@ def permuted_units(impl, p: Problem, seed: int = 0) -> CheckResult:
         params[l] = (W[perm], b[perm])
         W2, b2 = params[l + 1]
         params[l + 1] = (W2[:, perm], b2)
-        base = _grads(impl, p)
-        want = [(np.asarray(dW), np.asarray(db)) for dW, db in base]
+        want = _grads(impl, p)
         want[l] = (want[l][0][perm], want[l][1][perm])
         want[l + 1] = (want[l + 1][0][:, perm], want[l + 1][1])
         got = _grads(impl, p, params=params)

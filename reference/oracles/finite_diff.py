@@ -39,8 +39,9 @@ from typing import Any
 
 import numpy as np
 
+from ..boundary.guard import guard
 from . import numpy_model
-from .numpy_model import Model, kink_side
+from .numpy_model import MissingTwinError, Model, kink_side
 
 EPS = float(np.finfo(np.float64).eps)
 STEP = EPS ** (1 / 3)  # about 6.06e-6 (Numerical Recipes, 3rd ed., section 5.7)
@@ -287,8 +288,9 @@ def impl_gradients(
     located with ``model``, which sees the pre-activations; without one (a
     fork's activation with no NumPy twin) every entry is a central difference.
     """
+    impl = guard(impl)
     params = [(np.asarray(W), np.asarray(b)) for W, b in params]
-    J0 = float(impl.loss(params, X, Y, activations=activations, cost=cost))
+    J0 = impl.loss(params, X, Y, activations=activations, cost=cost)
     roundoff = EPS * max(abs(J0), 1e-300)
     if model is not None:
         roundoff = max(roundoff, model.rounding)
@@ -309,7 +311,7 @@ def impl_gradients(
                     moved = list(params)
                     moved[l] = (W, changed) if k == 1 else (changed, b)
                     J = impl.loss(moved, X, Y, activations=activations, cost=cost)
-                    dJ[s, e] = float(J) - J0
+                    dJ[s, e] = J - J0
             est, err, meth = combine(dJ, flipped, h, roundoff)
             per_param.append(tuple(x.reshape(theta.shape) for x in (est, err, meth)))
         grads.append((per_param[0][0], per_param[1][0]))
@@ -334,6 +336,7 @@ def loss_matches_model(
     difference of large terms, at points the implementation cannot anticipate is
     what lets the batched model stand in for the implementation's own loss.
     """
+    impl = guard(impl)
     rng = np.random.default_rng(seed)
     noise = 64 * model.rounding
     candidates = [model.params]
@@ -347,7 +350,7 @@ def loss_matches_model(
     worst = 0.0
     for p in candidates:
         mine = numpy_model.loss_at(model, p)
-        theirs = float(impl.loss(p, model.X, model.Y, activations=activations, cost=cost))
+        theirs = impl.loss(p, model.X, model.Y, activations=activations, cost=cost)
         allowance = 1e-10 * abs(mine) + noise + 1e-300
         ratio = abs(theirs - mine) / allowance
         if not np.isfinite(theirs) or not ratio <= 1.0:
@@ -387,6 +390,7 @@ def directional_gradients(
     A random direction sees any wrong gradient array with probability one: the projection
     of a nonzero error on a random direction is almost surely nonzero.
     """
+    impl = guard(impl)
     rng = np.random.default_rng(seed)
     params = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in params]
     model = None
@@ -394,7 +398,7 @@ def directional_gradients(
         model = numpy_model.build(params, X, Y, activations, cost)
         if loss_matches_model(impl, model, activations, cost)[0]:
             return _model_directional(model, directions, rng)
-    J0 = float(impl.loss(params, X, Y, activations=activations, cost=cost))
+    J0 = impl.loss(params, X, Y, activations=activations, cost=cost)
     roundoff = EPS * max(abs(J0), 1e-300)
     if model is not None:
         roundoff = max(roundoff, model.rounding)
@@ -415,9 +419,7 @@ def directional_gradients(
                     step = factor * h * d[j]
                     moved = list(params)
                     moved[l] = (W, b + step) if k == 1 else (W + step, b)
-                    dJ[s, j] = (
-                        float(impl.loss(moved, X, Y, activations=activations, cost=cost)) - J0
-                    )
+                    dJ[s, j] = impl.loss(moved, X, Y, activations=activations, cost=cost) - J0
             est, err, _ = combine(dJ, flipped, np.full(directions, h), roundoff)
             per_param.append((d, est, err))
         dirs.append((per_param[0][0], per_param[1][0]))
@@ -511,10 +513,11 @@ def numerical_gradients(
             )
     if method not in ("auto", "model", "calls"):
         raise ValueError(f"method must be 'auto', 'model' or 'calls', got {method!r}")
+    impl = guard(impl)
     if not numpy_model.has_twins(activations, cost):
         if method == "model":
             missing = [a for a in activations if a not in numpy_model.NUMPY_ACTIVATIONS]
-            raise LookupError(
+            raise MissingTwinError(
                 f"no NumPy twin for {missing or [cost]}: add it to NUMPY_ACTIVATIONS / "
                 "NUMPY_COSTS in reference/numpy_model.py"
             )

@@ -22,6 +22,8 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from .numpy_model import MissingTwinError
+
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402  (after the float64 switch)
@@ -58,10 +60,6 @@ JAX_COSTS: dict[str, JaxCost] = {
     ),
 }
 """JAX twins of ``backprop.COSTS``, by name."""
-
-
-class MissingTwinError(LookupError):
-    """A name in the implementation's tables has no JAX twin; the message says what to add."""
 
 
 def _twin_activation(name: str) -> Callable:

@@ -20,6 +20,11 @@ from typing import NamedTuple
 import numpy as np
 
 
+class MissingTwinError(LookupError):
+    """A name in the implementation's tables has no twin in an oracle; the message says what
+    to add."""
+
+
 class NumpyActivation(NamedTuple):
     """g(z), elementwise; ``kinks``: the points where g is not differentiable.
 

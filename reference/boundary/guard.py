@@ -1,0 +1,478 @@
+"""The one door into the code under test (DESIGN.md, "Checking other people's code").
+
+:class:`Guarded` wraps an implementation and offers the protocol's members with
+the same signatures, so every oracle and check can call it as they would the
+implementation itself, but
+
+- every argument is a fresh copy: nothing the implementation does to its
+  arguments reaches the caller, the references or the next call;
+- every result is converted and validated: a loss becomes a float (a Python or
+  NumPy scalar, or any single-element array such as the textbook's 1x1), the
+  gradients a list of float64 ``(dW, db)`` pairs of the parameters' shapes;
+- every failure becomes one exception, :class:`ImplementationFailed`, carrying a
+  :class:`Finding` that names the member, the network, what happened, and the
+  file and line in the implementation's own code;
+- what it notices on the way is recorded on the guard: arguments changed in
+  place (:attr:`Guarded.impurities`) and different results for the same inputs
+  at any two calls of the run (:attr:`Guarded.inconsistencies`);
+- the process state an implementation may change (NumPy's error handling, the
+  warning filters) is restored after every call, so that the harness's own
+  arithmetic is not affected.
+
+Nothing else in ``reference/`` calls an implementation: the oracles and checks
+take a :class:`Guarded` (or wrap what they are given with :func:`guard`).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import linecache
+import os
+import sysconfig
+import traceback
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from .loading import check_protocol, impl_name
+
+Params = list[tuple[np.ndarray, np.ndarray]]
+
+MEMBERS = ("loss", "gradients", "forward", "update")
+"""The protocol's members, in the order reports list them."""
+
+KINDS = {
+    "raised": "raised an exception",
+    "exit": "tried to end the process",
+    "structure": "returned the wrong structure",
+    "timeout": "did not return within the time limit",
+    "crash": "ended the worker process",
+}
+"""What each :attr:`Finding.kind` means."""
+
+_REPEAT_RTOL = 1e-12
+"""Two results for the same inputs differ when their norm-wise relative error exceeds this:
+the same float64 computation on the same inputs reorders nothing, so it agrees to the bit
+(the margin only forgives a BLAS that splits a product differently from call to call)."""
+_MEMO_SIZE = 256
+"""How many distinct inputs per member the guard remembers results for."""
+
+
+@dataclass
+class Finding:
+    """Something the implementation under test did wrong at one call.
+
+    ``where`` is ``{"file", "line", "code", "function"}`` for the innermost frame of the
+    implementation's own code (not NumPy's, not the standard library's, not the
+    harness's), when the failure has a traceback.
+    """
+
+    kind: str
+    member: str
+    message: str
+    network: str = ""
+    exception: str = ""
+    where: dict[str, Any] | None = None
+
+    def describe(self) -> str:
+        """One line: the member, what happened, and where in the user's code."""
+        text = f"{self.member} {self.message}"
+        if self.where:
+            text += f" (at {self.where['file']}:{self.where['line']}"
+            if self.where.get("code"):
+                text += f": {self.where['code']}"
+            text += ")"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ImplementationFailed(Exception):
+    """A call into the implementation under test failed; ``finding`` says how and where."""
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(finding.describe())
+        self.finding = finding
+
+
+@dataclass
+class Impurity:
+    """An argument a member changed in place."""
+
+    member: str
+    argument: str
+    change: float
+
+    def describe(self) -> str:
+        return f"{self.member} changed {self.argument} in place (by up to {self.change:.3g})"
+
+
+@dataclass
+class Inconsistency:
+    """Two calls with the same inputs that returned different results."""
+
+    member: str
+    first_call: int
+    call: int
+    error: float
+
+    def describe(self) -> str:
+        return (
+            f"{self.member} returned a different result at call {self.call} than at call "
+            f"{self.first_call} for the same inputs (relative difference {self.error:.3g}): "
+            "state carried across calls"
+        )
+
+
+# --- where in the user's code --------------------------------------------------------------
+
+_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # reference/
+_LIBRARIES = tuple(
+    os.path.normcase(os.path.abspath(p)) + os.sep
+    for p in {
+        os.path.dirname(np.__file__),
+        sysconfig.get_paths()["stdlib"],
+        _HERE,
+    }
+)
+
+
+def _is_library(filename: str) -> bool:
+    path = os.path.normcase(os.path.abspath(filename))
+    return path.startswith(_LIBRARIES) or filename.startswith("<frozen")
+
+
+def user_frame(tb: Any) -> dict[str, Any] | None:
+    """The innermost frame of ``tb`` in the implementation's own code, as
+    ``{"file", "line", "code", "function"}``; None when there is none."""
+    frames = [f for f in traceback.extract_tb(tb) if not _is_library(f.filename)]
+    if not frames:
+        return None
+    f = frames[-1]
+    code = (f.line or linecache.getline(f.filename, f.lineno or 0)).strip()
+    return {"file": f.filename, "line": f.lineno, "code": code, "function": f.name}
+
+
+def _describe_exception(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})"
+    text = str(exc)
+    return f"raised {type(exc).__name__}" + (f": {text}" if text else "")
+
+
+# --- converting results ----------------------------------------------------------------------
+
+
+class _Structure(Exception):
+    """A result of the wrong structure (turned into a "structure" finding)."""
+
+
+def _real_array(value: Any, what: str) -> np.ndarray:
+    """``value`` as a float64 array, refusing what cannot be one without losing something."""
+    try:
+        a = np.asarray(value)
+    except Exception as exc:
+        raise _Structure(f"{what} is not an array ({type(exc).__name__}: {exc})") from None
+    if np.iscomplexobj(a):
+        raise _Structure(f"{what} is complex ({a.dtype}); gradients of a real loss are real")
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+        raise _Structure(f"{what} is not numeric (dtype {a.dtype}, from {type(value).__name__})")
+    if a.dtype == np.bool_:
+        raise _Structure(f"{what} is boolean, not numeric")
+    return np.array(a, dtype=np.float64)  # a copy: the implementation keeps no alias to it
+
+
+def as_loss(value: Any) -> float:
+    """A loss as a float: a scalar, or an array with exactly one element (such as 1x1)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise _Structure(f"loss returned a boolean ({value!r}), not a number")
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    a = _real_array(value, "the loss")
+    if a.size != 1:
+        raise _Structure(
+            f"loss returned an array of shape {a.shape}, not a single number "
+            "(sum the cost over the batch: J is one number)"
+        )
+    return float(a.reshape(()))
+
+
+def as_gradients(value: Any, params: Params) -> Params:
+    """``[(dW^1, db^1), ...]`` as float64 arrays of the parameters' shapes."""
+    if isinstance(value, (str, bytes, np.ndarray)) or not isinstance(value, (Sequence,)):
+        raise _Structure(f"gradients returned {type(value).__name__}, not a list of (dW, db) pairs")
+    if len(value) != len(params):
+        raise _Structure(
+            f"gradients returned {len(value)} entries for a network of {len(params)} layers"
+        )
+    out = []
+    for l, (pair, (W, b)) in enumerate(zip(value, params), start=1):
+        if (
+            isinstance(pair, (str, bytes))
+            or not isinstance(pair, (Sequence, np.ndarray))
+            or (len(pair) != 2)
+        ):
+            raise _Structure(f"layer {l}: expected a (dW, db) pair, got {type(pair).__name__}")
+        arrays = []
+        for pname, theta, g in (("W", W, pair[0]), ("b", b, pair[1])):
+            g = _real_array(g, f"layer {l}'s d{pname}")
+            if g.shape != theta.shape:
+                msg = f"layer {l}: d{pname} has shape {g.shape} but {pname} has shape {theta.shape}"
+                if g.shape == theta.shape[::-1] and g.shape != theta.shape:
+                    msg += " (the transpose's shape)"
+                raise _Structure(msg)
+            arrays.append(g)
+        out.append((arrays[0], arrays[1]))
+    return out
+
+
+def _as_forward(value: Any, params: Params, m: int) -> np.ndarray:
+    a = _real_array(value, "forward's result")
+    want = (params[-1][0].shape[0], m)
+    if a.shape != want:
+        raise _Structure(f"forward returned shape {a.shape}, expected A^L of shape {want}")
+    return a
+
+
+# --- the guard -------------------------------------------------------------------------------
+
+
+def _digest(*parts: Any) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    stack = list(parts)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, np.ndarray):
+            h.update(str((item.shape, item.dtype.str)).encode())
+            h.update(np.ascontiguousarray(item).tobytes())
+        elif isinstance(item, (list, tuple)):
+            h.update(b"(%d" % len(item))
+            stack.extend(item)
+        else:
+            h.update(repr(item).encode())
+    return h.digest()
+
+
+def _changed(before: Any, after: Any) -> float | None:
+    """The largest change between two copies of an argument, or None when equal."""
+    try:
+        b, a = np.asarray(before), np.asarray(after)
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return float("inf")
+        if np.array_equal(a, b, equal_nan=True):
+            return None
+        with np.errstate(all="ignore"):
+            return float(np.max(np.abs(a - b)))
+    except Exception:  # an argument replaced by something that is not an array
+        return float("inf")
+
+
+class Guarded:
+    """The implementation under test behind the boundary (see the module docstring).
+
+    ``loss``, ``gradients``, ``forward`` and ``update`` take the protocol's
+    arguments; each raises :class:`ImplementationFailed` on any failure.
+    ``calls`` counts the calls made; ``on_call`` (when set) is called with the
+    member's name before and ``None`` after each call (the isolated worker uses
+    it for its time limit).
+    """
+
+    def __init__(self, impl: Any, name: str | None = None) -> None:
+        self.impl = check_protocol(impl, name)
+        self.name = name or impl_name(impl)
+        self.calls = 0
+        self.impurities: list[Impurity] = []
+        self.inconsistencies: list[Inconsistency] = []
+        self.on_call: Callable[[str | None], None] | None = None
+        self._memo: dict[str, dict[bytes, tuple[int, Any]]] = {m: {} for m in MEMBERS}
+
+    def has(self, member: str) -> bool:
+        """Whether the implementation has ``member`` (``forward`` and ``update`` are optional)."""
+        return callable(getattr(self.impl, member, None))
+
+    # -- the protocol -------------------------------------------------------------------------
+
+    def loss(self, params: Params, X: np.ndarray, Y: np.ndarray, *, activations, cost) -> float:
+        """J(params; X, Y) from the implementation, as a float."""
+        return self._call(
+            "loss",
+            (params, X, Y),
+            {"activations": list(activations), "cost": cost},
+            lambda value: as_loss(value),
+            _network(params, X, activations, cost),
+        )
+
+    def gradients(
+        self, params: Params, X: np.ndarray, Y: np.ndarray, *, activations, cost
+    ) -> Params:
+        """``[(dJ/dW^l, dJ/db^l)]`` from the implementation, float64, shapes checked."""
+        return self._call(
+            "gradients",
+            (params, X, Y),
+            {"activations": list(activations), "cost": cost},
+            lambda value: as_gradients(value, params),
+            _network(params, X, activations, cost),
+        )
+
+    def forward(self, params: Params, X: np.ndarray, *, activations) -> np.ndarray:
+        """A^L from the implementation's ``forward``."""
+        return self._call(
+            "forward",
+            (params, X),
+            {"activations": list(activations)},
+            lambda value: _as_forward(value, params, np.shape(X)[1]),
+            _network(params, X, activations, None),
+        )
+
+    def update(self, params: Params, grads: Params, learning_rate: float) -> Params:
+        """The implementation's ``update(params, grads, learning_rate)``, as a list of pairs
+        of the parameters' shapes. An ``update`` that returns None is taken to work in place
+        and its result is read from the (copied) ``params`` it was given."""
+        return self._call(
+            "update",
+            (params, grads, learning_rate),
+            {},
+            None,
+            _network(params, None, None, None),
+        )
+
+    # -- the door -----------------------------------------------------------------------------
+
+    def _call(self, member, args, kwargs, convert, network):
+        fn = getattr(self.impl, member, None)
+        if not callable(fn):
+            raise ImplementationFailed(
+                Finding("structure", member, "is not implemented (no callable member)", network)
+            )
+        given = copy.deepcopy(args)
+        key = _digest(member, args, sorted(kwargs.items())) if member != "update" else None
+        self.calls += 1
+        call = self.calls
+        if self.on_call is not None:
+            self.on_call(member)
+        np_state = np.geterr()
+        try:
+            with warnings.catch_warnings():
+                raw = fn(*given, **copy.deepcopy(kwargs))
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            where = user_frame(exc.__traceback__)
+            kind = "exit" if isinstance(exc, SystemExit) else "raised"
+            raise ImplementationFailed(
+                Finding(kind, member, _describe_exception(exc), network, type(exc).__name__, where)
+            ) from None
+        finally:
+            np.seterr(**np_state)
+            if self.on_call is not None:
+                self.on_call(None)
+        self._record_impurities(member, args, given)
+        try:
+            if member == "update":
+                value = _as_update(raw, given[0], args[0])
+            else:
+                value = convert(raw)
+        except _Structure as exc:
+            raise ImplementationFailed(Finding("structure", member, str(exc), network)) from None
+        if key is not None:
+            self._remember(member, key, call, value)
+        return value
+
+    def _record_impurities(self, member: str, before: tuple, after: tuple) -> None:
+        names = {
+            "loss": ("params", "X", "Y"),
+            "gradients": ("params", "X", "Y"),
+            "forward": ("params", "X"),
+            "update": ("params", "grads", "learning_rate"),
+        }[member]
+        for name, b, a in zip(names, before, after):
+            if name in ("params", "grads"):
+                for l, (pb, pa) in enumerate(zip(b, a), start=1):
+                    for k, pname in enumerate(("W", "b") if name == "params" else ("dW", "db")):
+                        try:
+                            change = _changed(pb[k], pa[k])
+                        except (TypeError, IndexError):
+                            change = float("inf")
+                        if change is not None:
+                            self.impurities.append(Impurity(member, f"layer {l}'s {pname}", change))
+            elif name != "learning_rate":
+                change = _changed(b, a)
+                if change is not None:
+                    self.impurities.append(Impurity(member, name, change))
+
+    def _remember(self, member: str, key: bytes, call: int, value: Any) -> None:
+        memo = self._memo[member]
+        if key in memo:
+            first_call, first = memo[key]
+            error = _difference(first, value)
+            if error > _REPEAT_RTOL:
+                self.inconsistencies.append(Inconsistency(member, first_call, call, error))
+        elif len(memo) < _MEMO_SIZE:
+            memo[key] = (call, value)
+
+    def findings(self) -> list[str]:
+        """Everything recorded so far, one line each."""
+        return [i.describe() for i in self.impurities] + [
+            i.describe() for i in self.inconsistencies
+        ]
+
+
+def _as_update(raw: Any, given_params: Params, params: Params) -> Params:
+    result = given_params if raw is None else raw
+    if isinstance(result, (str, bytes)) or not isinstance(result, Sequence):
+        raise _Structure(f"update returned {type(raw).__name__}, not a list of (W, b) pairs")
+    if len(result) != len(params):
+        raise _Structure(f"update returned {len(result)} layers, not {len(params)}")
+    out = []
+    for l, (pair, (W, b)) in enumerate(zip(result, params), start=1):
+        if not isinstance(pair, (Sequence, np.ndarray)) or len(pair) != 2:
+            raise _Structure(f"update: layer {l} is not a (W, b) pair")
+        arrays = []
+        for pname, theta, new in (("W", W, pair[0]), ("b", b, pair[1])):
+            new = _real_array(new, f"update's layer {l} {pname}")
+            if new.shape != np.shape(theta):
+                raise _Structure(
+                    f"update: layer {l}'s {pname} has shape {new.shape}, not {np.shape(theta)}"
+                )
+            arrays.append(new)
+        out.append((arrays[0], arrays[1]))
+    return out
+
+
+def _difference(first: Any, second: Any) -> float:
+    if isinstance(first, float):
+        a, b = np.array([first]), np.array([second])
+    else:
+        a = np.concatenate([np.ravel(x) for pair in first for x in pair])
+        b = np.concatenate([np.ravel(x) for pair in second for x in pair])
+    if np.array_equal(a, b, equal_nan=True):
+        return 0.0
+    with np.errstate(all="ignore"):
+        denom = float(np.linalg.norm(a) + np.linalg.norm(b))
+        err = float(np.linalg.norm(a - b)) / max(denom, np.finfo(np.float64).tiny)
+    return err if np.isfinite(err) else float("inf")
+
+
+def _network(params, X, activations, cost) -> str:
+    try:
+        sizes = [np.shape(params[0][0])[1]] + [np.shape(W)[0] for W, _ in params]
+        text = "-".join(map(str, sizes))
+    except Exception:
+        return ""
+    if activations is not None:
+        text += f" [{', '.join(map(str, activations))}]"
+    if cost is not None:
+        text += f" {cost}"
+    if X is not None:
+        text += f", m = {np.shape(X)[1]}"
+    return text
+
+
+def guard(impl: Any, name: str | None = None) -> Guarded:
+    """``impl`` behind the boundary; a :class:`Guarded` is returned as it is."""
+    return impl if isinstance(impl, Guarded) else Guarded(impl, name)

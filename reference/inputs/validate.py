@@ -1,0 +1,125 @@
+"""The caller's problem, validated once at the harness's entry.
+
+A problem (params, X, Y, activations, cost) that is itself wrong is the
+caller's mistake, never the implementation's: :func:`validate_problem` raises
+:class:`ProblemError` (a ``ValueError``; the CLI's exit status 2) naming the
+argument, what was expected and what came, before any implementation sees it.
+What passes comes back as float64 copies, so nothing behind the entry point
+converts or checks it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .problems import Params, compatible_costs
+
+
+class ProblemError(ValueError):
+    """The problem given to the harness is invalid (a usage error, not a finding)."""
+
+
+def known_activations() -> set[str]:
+    """Names the harness can check: the built-in table's and the NumPy twins'."""
+    import backprop  # the tables' names only
+
+    from ..oracles.numpy_model import NUMPY_ACTIVATIONS
+
+    return set(backprop.ACTIVATIONS) | set(NUMPY_ACTIVATIONS)
+
+
+def known_costs() -> set[str]:
+    import backprop
+
+    from ..oracles.numpy_model import NUMPY_COSTS
+
+    return set(backprop.COSTS) | set(NUMPY_COSTS)
+
+
+def _real(name: str, value: Any, ndim: int) -> np.ndarray:
+    try:
+        a = np.asarray(value)
+    except Exception as exc:
+        raise ProblemError(f"{name} must be a numeric array, got {type(value).__name__}") from exc
+    if a.dtype == np.bool_ or not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
+        raise ProblemError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    if a.ndim != ndim:
+        raise ProblemError(f"{name} must be {ndim}-D, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ProblemError(f"{name} must be finite, got NaN or inf")
+    return np.array(a, dtype=np.float64)
+
+
+def validate_problem(
+    params: Any, X: Any, Y: Any, activations: Any, cost: Any
+) -> tuple[Params, np.ndarray, np.ndarray, list[str], str]:
+    """``(params, X, Y, activations, cost)`` checked against DESIGN.md's conventions and
+    returned as float64 copies: W^l (n_l, n_{l-1}), b^l (n_l, 1), X (n_0, m), Y (n_L, m),
+    m >= 1, one known activation name per layer, a known cost that the output activation
+    allows, labels in [0, 1] for bce, every value finite."""
+    if isinstance(params, (str, bytes, np.ndarray)) or not isinstance(params, Sequence):
+        raise ProblemError(f"params must be a list of (W, b) pairs, got {type(params).__name__}")
+    if not params:
+        raise ProblemError("params must hold at least one (W, b) layer, got an empty list")
+    checked: Params = []
+    for l, pair in enumerate(params, start=1):
+        if not isinstance(pair, (Sequence, np.ndarray)) or len(pair) != 2:
+            raise ProblemError(f"params[{l - 1}] must be a (W, b) pair, got {type(pair).__name__}")
+        W = _real(f"layer {l}'s W", pair[0], 2)
+        b = _real(f"layer {l}'s b", pair[1], 2)
+        if b.shape != (W.shape[0], 1):
+            raise ProblemError(
+                f"layer {l}'s b must have shape ({W.shape[0]}, 1) to match W {W.shape}, "
+                f"got {b.shape}"
+            )
+        if checked and W.shape[1] != checked[-1][0].shape[0]:
+            raise ProblemError(
+                f"layer {l}'s W has {W.shape[1]} columns but layer {l - 1} has "
+                f"{checked[-1][0].shape[0]} units (W^l must be (n_l, n_(l-1)))"
+            )
+        if W.size == 0:
+            raise ProblemError(f"layer {l}'s W must not be empty, got shape {W.shape}")
+        checked.append((W, b))
+    X = _real("X", X, 2)
+    Y = _real("Y", Y, 2)
+    n0, nL = checked[0][0].shape[1], checked[-1][0].shape[0]
+    if X.shape[0] != n0:
+        raise ProblemError(f"X must have {n0} rows (one per input, samples as columns), "
+                           f"got shape {X.shape}")  # fmt: skip
+    if X.shape[1] < 1:
+        raise ProblemError(f"X must hold at least one sample (column), got shape {X.shape}")
+    if Y.shape != (nL, X.shape[1]):
+        raise ProblemError(f"Y must have shape ({nL}, {X.shape[1]}) (outputs x samples), "
+                           f"got {Y.shape}")  # fmt: skip
+    if isinstance(activations, (str, bytes)) or not isinstance(activations, Sequence):
+        raise ProblemError(
+            f"activations must be a list of names, one per layer, got {activations!r}"
+        )
+    acts = list(activations)
+    if len(acts) != len(checked):
+        raise ProblemError(
+            f"activations names {len(acts)} layers but params has {len(checked)}: "
+            f"give one name per layer, got {acts!r}"
+        )
+    known = known_activations()
+    for l, name in enumerate(acts, start=1):
+        if not isinstance(name, str) or name not in known:
+            raise ProblemError(
+                f"activations[{l - 1}] must be one of {', '.join(sorted(known))}, got {name!r}"
+            )
+    costs = known_costs()
+    if not isinstance(cost, str) or cost not in costs:
+        raise ProblemError(f"cost must be one of {', '.join(sorted(costs))}, got {cost!r}")
+    if cost in ("mse", "bce") and cost not in compatible_costs(acts[-1]):
+        raise ProblemError(
+            f"cost {cost!r} needs a sigmoid output layer, got {acts[-1]!r} "
+            "(its log(A) and log(1 - A) need A in (0, 1))"
+        )
+    if cost == "bce" and not ((Y >= 0) & (Y <= 1)).all():
+        raise ProblemError(
+            f"Y must lie in [0, 1] for bce, got values from {Y.min():g} to {Y.max():g}"
+        )
+    return checked, X, Y, acts, cost
