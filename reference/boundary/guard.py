@@ -158,7 +158,20 @@ def user_frame(tb: Any) -> dict[str, Any] | None:
     return {"file": f.filename, "line": f.lineno, "code": code, "function": f.name}
 
 
+_os_exit = os._exit
+
+
+class _ProcessExit(SystemExit):
+    """``os._exit`` called by the implementation inside a guarded call."""
+
+
+def _refuse_exit(status: int) -> None:
+    raise _ProcessExit(status)
+
+
 def _describe_exception(exc: BaseException) -> str:
+    if isinstance(exc, _ProcessExit):
+        return f"called os._exit({exc.code!r})"
     if isinstance(exc, SystemExit):
         return f"called sys.exit({exc.code!r})"
     text = str(exc)
@@ -356,6 +369,7 @@ class Guarded:
         if self.on_call is not None:
             self.on_call(member)
         np_state = np.geterr()
+        os._exit = _refuse_exit  # in this process, os._exit would end the harness's run too
         try:
             with warnings.catch_warnings():
                 raw = fn(*given, **copy.deepcopy(kwargs))
@@ -368,6 +382,7 @@ class Guarded:
                 Finding(kind, member, _describe_exception(exc), network, type(exc).__name__, where)
             ) from None
         finally:
+            os._exit = _os_exit
             np.seterr(**np_state)
             if self.on_call is not None:
                 self.on_call(None)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -20,10 +22,19 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from ..boundary.loading import ImplementationError, impl_name, load_impl
+from ..boundary.isolation import Failed, LoadFailed, Worker
+from ..boundary.loading import ImplementationError, load_impl
 from ..inputs.problems import Problem, compatible_costs, random_problem, seed_problem
 from ..judging import checks
-from ..judging.checker import ATTRIBUTIONS, Report, check_gradients
+from ..judging.checker import ATTRIBUTIONS, Report, failed_report
+from .jobs import (
+    InProcess,
+    as_arrays,
+    check_network,
+    fixed_checks,
+    gradients_of,
+    whole_run_consistency,
+)
 
 
 class UsageError(Exception):
@@ -72,28 +83,47 @@ class Progress:
             self.stream.flush()
 
 
-def run_checks(impl: Any, problems: list[Problem], progress: Progress) -> dict[str, Any]:
+def run_checks(runner: Any, problems: list[Problem], progress: Progress) -> dict[str, Any]:
     """Gradient reports for every problem, non-gradient checks on the seed network and on the
-    random ones, and the fixed checks."""
+    random ones, the fixed checks, and the whole run's consistency; each through ``runner``
+    (a :class:`~reference.boundary.isolation.Worker` or an in-process runner). A network whose
+    job hung or ended the worker gets a failing report naming the member, and the run goes on."""
     reports: list[tuple[Problem, Report]] = []
     results: list[tuple[str, checks.CheckResult]] = []
     for k, problem in enumerate(problems):
-        reports.append(
-            (
-                problem,
-                check_gradients(impl, problem.params, problem.X, problem.Y, **problem.kwargs()),
-            )
-        )
+        with_checks = k == 0 or problem.name.startswith("random")
+        done = runner.run(check_network, problem, with_checks)
+        if isinstance(done, Failed):
+            network = {"sizes": problem.sizes, "activations": problem.activations,
+                       "cost": problem.cost, "m": problem.m}  # fmt: skip
+            done.finding.network = problem.describe()
+            reports.append((problem, failed_report(done.finding, network, runner.name)))
+        else:
+            report, found = done
+            reports.append((problem, report))
+            results.extend((problem.name, c) for c in found)
         progress.update(k + 1)
-    targets = [problems[0]] + [p for p in problems if p.name.startswith("random")]
-    for problem in targets:
-        for fn in checks.PROBLEM_CHECKS.values():
-            results.append((problem.name, fn(impl, problem)))
-    for fn in checks.FIXED_CHECKS.values():
-        results.append(("fixed", fn(impl)))
+    fixed = runner.run(fixed_checks)
+    if isinstance(fixed, Failed):
+        found = fixed.finding
+        results.extend(
+            ("fixed", checks.CheckResult(name, False, found.describe(), found.to_dict()))
+            for name in checks.FIXED_CHECKS
+        )
+    else:
+        results.extend(("fixed", c) for c in fixed)
+    seen = runner.run(whole_run_consistency)
+    if not isinstance(seen, Failed):
+        results.append(
+            (
+                "whole run",
+                checks.CheckResult("repeatability", not seen, seen[0] if seen else
+                                   "every repeated call returned what it did before"),
+            )
+        )  # fmt: skip
     progress.close()
     ok = all(r.ok for _, r in reports) and all(c.ok is not False for _, c in results)
-    return {"ok": ok, "reports": reports, "checks": results}
+    return {"ok": ok, "reports": reports, "checks": results, "printed": runner.printed()}
 
 
 def summary_line(outcome: dict[str, Any], impl: str) -> str:
@@ -117,10 +147,9 @@ def print_outcome(
     reports = outcome["reports"]
     failing = [(p, r) for p, r in reports if not r.ok]
     if not quiet:
+        first = reports[0][1]
         shown = (
-            reports
-            if verbose
-            else [reports[0], *[pr for pr in failing[:3] if pr is not reports[0]]]
+            reports if verbose else [reports[0], *[pr for pr in failing if pr[1] is not first][:3]]
         )
         for problem, report in shown:
             out.write(f"{problem.name}\n{report.render()}\n\n")
@@ -148,6 +177,14 @@ def print_outcome(
             for where, c in results:
                 mark = "ok" if c.ok else "n/a"
                 out.write(f"  {mark:<4} {name}: {where}: {c.message}\n")
+    printed = outcome.get("printed") or []
+    if printed:
+        out.write(
+            f"note: the implementation printed {len(printed)} lines (not shown"
+            + ("; the first 20 follow)\n" if verbose else "; --verbose shows the first 20)\n")
+        )
+        if verbose:
+            out.writelines(f"  | {line[:200]}\n" for line in printed[:20])
     out.write(summary_line(outcome, impl) + "\n")
 
 
@@ -159,6 +196,16 @@ def outcome_json(outcome: dict[str, Any], impl: str) -> dict[str, Any]:
         "checks": [{"where": where, **asdict(c)} for where, c in outcome["checks"]],
         "attributions": ATTRIBUTIONS,
     }
+
+
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def _xml_text(text: str) -> str:
+    """``text`` with what XML 1.0 cannot hold removed: terminal colour codes, control
+    characters, lone surrogates."""
+    return _NOT_XML.sub("\ufffd", _ANSI.sub("", text))
 
 
 def write_junit(outcome: dict[str, Any], impl: str, path: Path) -> None:
@@ -205,7 +252,11 @@ def write_junit(outcome: dict[str, Any], impl: str, path: Path) -> None:
     suite.set("tests", str(cases))
     suite.set("failures", str(failures))
     suite.set("errors", "0")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    for element in suite.iter():
+        if element.text:
+            element.text = _xml_text(element.text)
+        for key, value in element.attrib.items():
+            element.set(key, _xml_text(value))
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
@@ -218,16 +269,31 @@ def golden_problems() -> list[Problem]:
     return problems[::4] + problems[-4:]
 
 
-def golden_save(impl: Any, path: Path) -> int:
+def _golden_gradients(runner: Any, problems: list[Problem]) -> list[Any]:
+    done = runner.run(gradients_of, problems)
+    if isinstance(done, Failed):
+        raise ImplementationError(f"{runner.name}: {done.finding.describe()}")
+    for p, grads in zip(problems, done):
+        if as_arrays(grads) is None:
+            raise ImplementationError(f"{runner.name} on {p.name}: {grads}")
+    return done
+
+
+def golden_save(runner: Any, path: Path) -> int:
     arrays: dict[str, np.ndarray] = {}
     problems = golden_problems()
-    for k, p in enumerate(problems):
-        grads = impl.gradients(p.params, p.X, p.Y, **p.kwargs())
+    for k, grads in enumerate(_golden_gradients(runner, problems)):
         for l, (dW, db) in enumerate(grads, start=1):
             arrays[f"{k}/layer{l}/W"] = np.asarray(dW, np.float64)
             arrays[f"{k}/layer{l}/b"] = np.asarray(db, np.float64)
     arrays["meta"] = np.array(
-        json.dumps({"networks": [p.name for p in problems], "impl": impl_name(impl)})
+        json.dumps(
+            {
+                "networks": [p.name for p in problems],
+                "layers": [len(p.params) for p in problems],
+                "impl": runner.name,
+            }
+        )
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
@@ -235,24 +301,41 @@ def golden_save(impl: Any, path: Path) -> int:
     return len(problems)
 
 
-def golden_compare(impl: Any, path: Path, tolerance: float = 1e-10) -> tuple[bool, list[str]]:
-    """Drift per network and layer against a saved golden file: ||now - then|| / ||then||."""
+def _read_golden(path: Path) -> dict[str, np.ndarray]:
     if not path.exists():
         raise UsageError(f"golden file {path} does not exist (make it with --golden save {path})")
-    saved = np.load(path)
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            arrays = {key: saved[key] for key in saved.files}
+        meta = json.loads(str(arrays.pop("meta")))
+    except Exception as exc:  # truncated, empty, or not ours: all the same to the user
+        raise UsageError(
+            f"{path} is not a golden file written by backprop-check --golden save "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    want = [p.name for p in golden_problems()]
+    if meta.get("networks") != want:
+        raise UsageError(f"golden file {path} records other networks than this version checks")
+    return arrays
+
+
+def golden_compare(runner: Any, path: Path, tolerance: float = 1e-10) -> tuple[bool, list[str]]:
+    """Drift per network and layer against a saved golden file: ||now - then|| / ||then||."""
+    saved = _read_golden(path)
+    problems = golden_problems()
     lines, ok = [], True
-    for k, p in enumerate(golden_problems()):
-        grads = impl.gradients(p.params, p.X, p.Y, **p.kwargs())
+    for k, (p, grads) in enumerate(zip(problems, _golden_gradients(runner, problems))):
+        recorded = sorted(key for key in saved if key.startswith(f"{k}/"))
+        expected = sorted(f"{k}/layer{l}/{n}" for l in range(1, len(p.params) + 1) for n in "Wb")
+        if recorded != expected:
+            raise UsageError(
+                f"golden file {path} records {len(recorded) // 2} layers for {p.name}, "
+                f"which has {len(p.params)}: was it saved by this version?"
+            )
         for l, (dW, db) in enumerate(grads, start=1):
             for name, now in (("W", dW), ("b", db)):
-                key = f"{k}/layer{l}/{name}"
-                if key not in saved:
-                    raise UsageError(
-                        f"golden file {path} has no {key}: was it saved by this version?"
-                    )
-                then = saved[key]
-                now = np.asarray(now, np.float64)
-                if now.shape != then.shape:
+                then = saved[f"{k}/layer{l}/{name}"]
+                if now.shape != then.shape or not np.isrealobj(then):
                     drift = float("inf")
                 else:
                     drift = float(np.linalg.norm(now - then) / max(np.linalg.norm(then), 1e-300))
@@ -306,7 +389,7 @@ def explain(out: TextIO) -> None:
 # --- plots ---------------------------------------------------------------------------------
 
 
-def write_plots(impl: Any, outcome: dict[str, Any], directory: Path) -> list[Path]:
+def write_plots(runner: Any, outcome: dict[str, Any], directory: Path) -> list[Path]:
     try:
         import matplotlib
 
@@ -323,15 +406,19 @@ def write_plots(impl: Any, outcome: dict[str, Any], directory: Path) -> list[Pat
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     chosen = [pr for pr in outcome["reports"] if not pr[1].ok][:3] or outcome["reports"][:1]
-    for problem, report in chosen:
-        if report.attribution in ("crash", "structure"):
+    chosen = [(p, r) for p, r in chosen if r.attribution not in ("crash", "structure")]
+    computed = runner.run(gradients_of, [p for p, _ in chosen]) if chosen else []
+    if isinstance(computed, Failed):
+        computed = [None] * len(chosen)
+    for (problem, report), grads in zip(chosen, computed):
+        grads = as_arrays(grads)
+        if grads is None:
             continue
-        grads = impl.gradients(problem.params, problem.X, problem.Y, **problem.kwargs())
         _, ref = jax_gradients(problem.params, problem.X, problem.Y, **problem.kwargs())
         L = len(grads)
         fig, axes = plt.subplots(L, 3, figsize=(11, 2.6 * L), squeeze=False)
         for l in range(L):
-            mine = np.hstack([np.asarray(grads[l][0]), np.asarray(grads[l][1])])
+            mine = np.hstack([grads[l][0], grads[l][1]])
             truth = np.hstack(ref[l])
             lim = max(np.abs(mine).max(), np.abs(truth).max(), 1e-300)
             for ax, data, title, cmap, vlim in (
@@ -442,6 +529,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="explain the seed network's matrices and formulas, then exit",
     )
     parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="time limit on each call into the implementation (default 60); a call that runs "
+        "longer is a TIMEOUT finding and the run goes on",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the implementation in this process: no worker, no time limit, its output "
+        "not captured (for debugging the implementation with pdb)",
+    )
+    parser.add_argument(
         "--bugs",
         action="store_true",
         help="run the harness on every catalogued mistake and print the detection matrix",
@@ -455,49 +556,100 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _run(args, out)
-    except (UsageError, ImplementationError) as exc:
+    except (UsageError, ImplementationError, LoadFailed) as exc:
         sys.stderr.write(f"backprop-check: error: {exc}\n")
         return 2
     except BrokenPipeError:  # piped into head: the reader has seen enough
         sys.stderr.close()
         return 1
+    except OSError as exc:  # a report could not be written after all (a full disk)
+        sys.stderr.write(f"backprop-check: error: cannot write {exc.filename}: {exc.strerror}\n")
+        return 1
+
+
+def _writable(path: Path, option: str, directory: bool = False) -> None:
+    """Fail before the run, not after it, when an output cannot be written."""
+    if directory:
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{option} {path}: not a directory")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"{option} {path}: cannot create the directory ({exc.strerror})"
+            ) from None
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"{option} {path}: the directory is not writable")
+        return
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: a directory, not a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
+        with open(path, "a"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot write there ({exc.strerror})") from None
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
     if args.networks < 0:
         raise UsageError(f"--networks must be >= 0, got {args.networks}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}")
     if args.quiet and args.verbose:
         raise UsageError("--quiet and --verbose contradict each other")
+    for option, path in (("--json", args.json), ("--junit-xml", args.junit_xml)):
+        if path is not None:
+            _writable(path, option)
+    if args.plot is not None:
+        _writable(args.plot, "--plot", directory=True)
+    if args.golden and args.golden[0] not in ("save", "compare"):
+        raise UsageError(f"--golden takes save or compare, got {args.golden[0]!r}")
+    if args.golden and args.golden[0] == "save":
+        _writable(Path(args.golden[1]), "--golden save")
     if args.explain:
         explain(out)
         return 0
     if args.bugs:
         return _bugs(args, out)
-    impl = load_impl(args.impl)
     name = args.impl if args.impl != "backprop" else "backprop (built-in)"
+    if args.in_process:
+        runner: Any = InProcess(load_impl(args.impl), args.impl)
+    else:
+        runner = Worker(args.impl, timeout=args.timeout)
+        runner.start()
+    try:
+        return _check(args, runner, name, out)
+    finally:
+        runner.close()
+
+
+def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int:
     if args.golden:
         mode, path = args.golden[0], Path(args.golden[1])
         if mode == "save":
-            n = golden_save(impl, path)
+            n = golden_save(runner, path)
             out.write(f"saved the gradients of {n} networks to {path}\n")
             return 0
-        if mode == "compare":
-            ok, lines = golden_compare(impl, path)
-            out.write("\n".join(lines) + "\n")
-            out.write(("same gradients as" if ok else "gradients DRIFTED from") + f" {path}\n")
-            return 0 if ok else 1
-        raise UsageError(f"--golden takes save or compare, got {mode!r}")
+        ok, lines = golden_compare(runner, path)
+        out.write("\n".join(lines) + "\n")
+        out.write(("same gradients as" if ok else "gradients DRIFTED from") + f" {path}\n")
+        return 0 if ok else 1
     problems = default_problems(args.seed, args.networks)
     progress = Progress(len(problems), enabled=not args.quiet)
-    outcome = run_checks(impl, problems, progress)
+    outcome = run_checks(runner, problems, progress)
     print_outcome(outcome, name, out, args.quiet, args.verbose)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(outcome_json(outcome, name), indent=1))
     if args.junit_xml:
         write_junit(outcome, name, args.junit_xml)
     if args.plot:
-        for path in write_plots(impl, outcome, args.plot):
+        for path in write_plots(runner, outcome, args.plot):
             if not args.quiet:
                 out.write(f"wrote {path}\n")
     return 0 if outcome["ok"] else 1

@@ -210,7 +210,7 @@ def check_gradients(
         grads, impl_loss = _implementation_numbers(guarded, params, X, Y, acts, cost)
         refs = _references(guarded, params, X, Y, acts, cost, fd, impl_loss)
     except ImplementationFailed as failed:
-        return _failed_report(failed.finding, network, guarded.name)
+        return failed_report(failed.finding, network, guarded.name)
     checks = [
         _compare(l, k, grads[l - 1][k], refs, X.shape[1])
         for l in range(1, len(params) + 1)
@@ -382,7 +382,7 @@ def _attribute(checks: list[ParamCheck], loss_ok: bool) -> str:
     return "none"
 
 
-def _failed_report(finding: Finding, network: dict[str, Any], name: str) -> Report:
+def failed_report(finding: Finding, network: dict[str, Any], name: str) -> Report:
     """The report of a check the implementation cut short: it raised, returned the wrong
     structure, or its process ended or hung."""
     summary = finding.describe()

@@ -1,0 +1,73 @@
+"""What ``backprop-check`` asks of the implementation, as jobs a runner carries out.
+
+Each job is a module-level function ``job(impl, *args)`` taking the guarded
+implementation (:class:`~reference.boundary.guard.Guarded`), so that it runs
+the same in this process (:class:`InProcess`) or in an isolated worker
+(:class:`~reference.boundary.isolation.Worker`), whose ``run`` has the same
+signature. Their results are plain data: they travel back by pickle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..boundary.guard import Guarded, ImplementationFailed, guard
+from ..inputs.problems import Problem
+from ..judging import checks
+from ..judging.checker import Report, check_gradients
+
+
+def check_network(
+    impl: Guarded, problem: Problem, with_checks: bool
+) -> tuple[Report, list[checks.CheckResult]]:
+    """The gradient report for one network and, when asked, the problem checks on it."""
+    report = check_gradients(impl, problem.params, problem.X, problem.Y, **problem.kwargs())
+    results = [fn(impl, problem) for fn in checks.PROBLEM_CHECKS.values()] if with_checks else []
+    return report, results
+
+
+def fixed_checks(impl: Guarded) -> list[checks.CheckResult]:
+    """The checks on fixed, hand-computed problems."""
+    return [fn(impl) for fn in checks.FIXED_CHECKS.values()]
+
+
+def gradients_of(impl: Guarded, problems: list[Problem]) -> list[Any]:
+    """Each problem's gradients, or the failure's one-line description."""
+    out: list[Any] = []
+    for p in problems:
+        try:
+            out.append(impl.gradients(p.params, p.X, p.Y, **p.kwargs()))
+        except ImplementationFailed as failed:
+            out.append(failed.finding.describe())
+    return out
+
+
+def whole_run_consistency(impl: Guarded) -> list[str]:
+    """Every call the boundary saw that returned something else for inputs it had seen."""
+    return [i.describe() for i in impl.inconsistencies]
+
+
+class InProcess:
+    """A runner that calls jobs in this process (no isolation, no time limit)."""
+
+    def __init__(self, impl: Any, name: str | None = None) -> None:
+        self.impl = guard(impl, name)
+        self.name = self.impl.name
+        self.restarts = 0
+
+    def run(self, job: Callable[..., Any], *args: Any) -> Any:
+        return job(self.impl, *args)
+
+    def printed(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def as_arrays(grads: Any) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """Gradients from :func:`gradients_of` as arrays, or None for a failure."""
+    return None if isinstance(grads, str) else grads
