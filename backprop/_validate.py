@@ -52,6 +52,13 @@ def _finite(array: np.ndarray, name: str) -> None:
     raise ValueError(f"{name} must be finite, but {name}[{', '.join(map(str, bad))}] is {value}")
 
 
+def check_finite_real(value: object, name: str) -> np.ndarray:
+    """``value`` as a real floating-point array with finite entries only."""
+    array = as_float_array(value, name)
+    _finite(array, name)
+    return array
+
+
 def check_params(params: object) -> Params:
     """A list of (W, b) pairs whose shapes chain: W^l (n_l, n_{l-1}), b^l (n_l, 1)."""
     if isinstance(params, np.ndarray) or not isinstance(params, Sequence):
@@ -103,7 +110,7 @@ def check_activations(activations: object, n_layers: int) -> tuple[str, ...]:
             "give one activation per layer"
         )
     for l, name in enumerate(activations, start=1):
-        if name not in ACTIVATIONS:
+        if not isinstance(name, str) or name not in ACTIVATIONS:
             raise ValueError(
                 f"layer {l}: unknown activation {name!r}; known: {', '.join(sorted(ACTIVATIONS))}"
             )

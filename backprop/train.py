@@ -66,7 +66,17 @@ def update(params: Params, grads: Grads, learning_rate: float) -> Params:
                 raise ValueError(
                     f"layer {l}: d{name} has shape {np.shape(g)} but {name} has shape {param.shape}"
                 )
-    return _step(p, grads, alpha)
+            _validate.check_finite_real(g, f"layer {l}: d{name}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        new = _step(p, grads, alpha)
+    for l, (W, b) in enumerate(new, start=1):
+        if not (np.isfinite(W).all() and np.isfinite(b).all()):
+            raise ValueError(
+                f"layer {l}: W - learning_rate * dW overflows float64 "
+                f"(learning_rate {alpha:g} times gradients up to "
+                f"{max(float(np.max(np.abs(g))) for g in grads[l - 1]):.3g})"
+            )
+    return new
 
 
 def _step(params: Params, grads: Grads, alpha: float) -> Params:
@@ -174,6 +184,11 @@ def train(
 
     history = History()
     bar = None
+    if not isinstance(progress, bool) and not callable(getattr(progress, "write", None)):
+        raise TypeError(
+            f"progress must be True, False or a writable stream, got {type(progress).__name__} "
+            f"{progress!r}"
+        )
     if progress:
         bar = _Progress(max_iterations, sys.stderr if progress is True else progress)
     previous = p

@@ -112,7 +112,7 @@ def run_checks(runner: Any, problems: list[Problem], progress: Progress) -> dict
         )
     else:
         results.extend(("fixed", c) for c in fixed)
-    seen = runner.run(whole_run_consistency)
+    seen = runner.run(whole_run_consistency, problems[0])
     if not isinstance(seen, Failed):
         results.append(
             (
@@ -161,7 +161,7 @@ def print_outcome(
     else:
         rest = failing
     for problem, report in rest[:10]:
-        out.write(f"  FAIL {problem.name}: {report.summary[:160]}\n")
+        out.write(f"  FAIL {problem.name}: {report.summary[:400]}\n")
     if len(rest) > 10:
         out.write(f"  ... and {len(rest) - 10} more networks failed (--json has them all)\n")
     by_name: dict[str, list[tuple[str, checks.CheckResult]]] = {}

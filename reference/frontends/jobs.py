@@ -45,8 +45,14 @@ def gradients_of(impl: Guarded, problems: list[Problem]) -> list[Any]:
     return out
 
 
-def whole_run_consistency(impl: Guarded) -> list[str]:
-    """Every call the boundary saw that returned something else for inputs it had seen."""
+def whole_run_consistency(impl: Guarded, first: Problem) -> list[str]:
+    """Every call the boundary saw that returned something else for inputs it had seen,
+    after one more call on the run's first problem: its gradients at the end of the run
+    must be what they were at the start."""
+    try:
+        impl.gradients(first.params, first.X, first.Y, **first.kwargs())
+    except ImplementationFailed as failed:
+        return [failed.finding.describe()]
     return [i.describe() for i in impl.inconsistencies]
 
 
