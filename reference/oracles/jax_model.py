@@ -9,8 +9,9 @@ implementation under test cannot leak into the reference.
     bce: J = 1/m sum -Y log A^L - (1 - Y) log(1 - A^L)
          (with a sigmoid output, from the logits: 1/m sum softplus(Z^L) - Y Z^L)
 
-Importing this module turns on JAX's float64 mode (``jax_enable_x64``): the
-oracle is only worth its ~1e-12 agreement in double precision.
+The oracle is only worth its ~1e-12 agreement in double precision: :func:`jax_model`
+computes with ``jax_enable_x64`` on for the length of each call
+(:func:`~reference.oracles.jax_x64.enable_x64`), and leaves the process's setting alone.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402  (after the float64 switch)
+from .jax_x64 import enable_x64
 
 JAX_ACTIVATIONS: dict[str, Callable] = {
     # lax.logistic: 1 / (1 + e^{-z}) with a derivative that stays finite at any |z|.
@@ -214,6 +214,7 @@ def _padded_fn(layers: int, cost: str, out_act: str, table: tuple[str, ...]) -> 
     return _compile(forward_layer, layers, terms, on_logits)
 
 
+@enable_x64()
 def jax_model(
     params: Sequence[tuple[np.ndarray, np.ndarray]],
     X: np.ndarray,
