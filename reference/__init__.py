@@ -9,20 +9,40 @@
   update rule, relu'(0), saturation, metamorphic relations).
 - :func:`load_impl`: the implementation under test, by module path.
 
-Importing it turns on JAX's float64 mode (see ``reference/jax_model.py``).
+Importing the package costs nothing: each name is imported from its module on
+first use (so ``import reference`` imports neither JAX nor hypothesis), and the JAX
+oracle computes in float64 without changing the process's JAX settings
+(``reference/oracles/jax_x64.py``).
 """
 
-from .boundary.loading import ImplementationError, load_impl
-from .inputs.problems import Problem, random_problem, seed_problem, with_relu_margin
-from .judging.checker import ATTRIBUTIONS, ParamCheck, Report, check_gradients
-from .judging.checks import CheckResult, run_all
-from .oracles.finite_diff import (
-    DirectionalFD,
-    FDGradients,
-    directional_gradients,
-    numerical_gradients,
-)
-from .oracles.jax_model import JAX_ACTIVATIONS, JAX_COSTS, MissingTwinError, jax_gradients
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {
+    "ImplementationError": ".boundary.loading",
+    "load_impl": ".boundary.loading",
+    "Problem": ".inputs.problems",
+    "random_problem": ".inputs.problems",
+    "seed_problem": ".inputs.problems",
+    "with_relu_margin": ".inputs.problems",
+    "ATTRIBUTIONS": ".judging.checker",
+    "ParamCheck": ".judging.checker",
+    "Report": ".judging.checker",
+    "check_gradients": ".judging.checker",
+    "CheckResult": ".judging.checks",
+    "run_all": ".judging.checks",
+    "DirectionalFD": ".oracles.finite_diff",
+    "FDGradients": ".oracles.finite_diff",
+    "directional_gradients": ".oracles.finite_diff",
+    "numerical_gradients": ".oracles.finite_diff",
+    "JAX_ACTIVATIONS": ".oracles.jax_model",
+    "JAX_COSTS": ".oracles.jax_model",
+    "MissingTwinError": ".oracles.jax_model",
+    "jax_gradients": ".oracles.jax_model",
+}
+"""Each public name and the module it lives in (PEP 562: imported on first access)."""
 
 __all__ = [
     "ATTRIBUTIONS",
@@ -46,3 +66,32 @@ __all__ = [
     "seed_problem",
     "with_relu_margin",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The public name ``name``, imported from its module the first time it is asked for."""
+    try:
+        module = _WHERE[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from .boundary.loading import ImplementationError, load_impl
+    from .inputs.problems import Problem, random_problem, seed_problem, with_relu_margin
+    from .judging.checker import ATTRIBUTIONS, ParamCheck, Report, check_gradients
+    from .judging.checks import CheckResult, run_all
+    from .oracles.finite_diff import (
+        DirectionalFD,
+        FDGradients,
+        directional_gradients,
+        numerical_gradients,
+    )
+    from .oracles.jax_model import JAX_ACTIVATIONS, JAX_COSTS, MissingTwinError, jax_gradients
