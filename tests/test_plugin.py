@@ -221,6 +221,7 @@ def test_without_jax_or_hypothesis_an_unrelated_project_passes(pytester):
         [str(script), "-p", "no:hypothesispytest", "-p", "no:cacheprovider", *plugin_args()],
         cwd=pytester.path,
     )
+    assert (pytester.path / "outcome.json").exists(), result.stdout + result.stderr
     outcome = json.loads((pytester.path / "outcome.json").read_text())
     assert outcome["code"] == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
