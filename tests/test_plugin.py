@@ -187,12 +187,13 @@ def test_a_run_that_asks_for_nothing_leaves_the_harness_off(pytester):
 BLOCKED_RUN = """
 import importlib.abc, json, sys
 
-ABSENT = {"jax", "jaxlib", "hypothesis"}
+# jax and hypothesis as if not installed; backprop, so that loading any implementation shows
+ABSENT = {"jax", "jaxlib", "hypothesis", "backprop"}
 asked = []
 
 
 class Absent(importlib.abc.MetaPathFinder):
-    # As if jax and hypothesis were not installed; remembers who was asked for.
+    # Refuses the ABSENT modules and remembers which were asked for.
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in ABSENT:
             asked.append(name)
@@ -220,7 +221,8 @@ with open("outcome.json", "w") as f:
 def test_without_jax_or_hypothesis_an_unrelated_project_passes(pytester):
     """An environment with the package but neither jax nor hypothesis (an import hook makes
     both absent; hypothesis' own plugin is off, as it would be uninstalled): an unrelated
-    project's run loads the plugin and passes, and nothing asks for either."""
+    project's run loads the plugin and passes, and nothing asks for either, nor for the
+    built-in implementation."""
     pytester.makepyfile(test_trivial="def test_trivial():\n    assert 1 + 1 == 2\n")
     script = pytester.path / "blocked_run.py"
     script.write_text(BLOCKED_RUN)
