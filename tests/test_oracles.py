@@ -62,16 +62,21 @@ def test_both_oracles_agree_with_autograd(p):
 
 @pytest.mark.parametrize("size", ["padded", "exact"])
 def test_the_jax_model_is_float64_and_leaves_the_process_setting_alone(size):
-    """jax_enable_x64 is on only inside the oracle's own calls: results are float64 NumPy
-    (float32 would miss backprop by ~1e-7, not ~1e-15) and the flag is off before and after."""
+    """jax_enable_x64 is on only inside the oracle's own calls: with the process's flag off,
+    results are float64 NumPy (float32 would miss backprop by ~1e-7, not ~1e-15) and the flag
+    is still off after."""
     import jax
 
     rng = np.random.default_rng(0)
     width = 4 if size == "padded" else 70  # beyond the padded buckets: the per-shape path
     p = random_problem(rng, depth=(2, 2), width=(width, width), samples=(3, 3))
-    assert jax.config.jax_enable_x64 is False
-    result = jax_model(p.params, p.X, p.Y, **p.kwargs())
-    assert jax.config.jax_enable_x64 is False
+    before = jax.config.jax_enable_x64  # JAX_ENABLE_X64=1 in the environment turns it on
+    jax.config.update("jax_enable_x64", False)
+    try:
+        result = jax_model(p.params, p.X, p.Y, **p.kwargs())
+        assert jax.config.jax_enable_x64 is False
+    finally:
+        jax.config.update("jax_enable_x64", before)
     want = backprop.gradients(p.params, p.X, p.Y, **p.kwargs())
     for pair in result.grads + result.rounding:
         for got in pair:

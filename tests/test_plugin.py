@@ -238,9 +238,10 @@ def test_without_jax_or_hypothesis_an_unrelated_project_passes(pytester):
     assert outcome["plugin"] == str(PACKAGE_ROOT / "reference/frontends/pytest_plugin.py")
 
 
-def test_an_unrelated_project_keeps_its_hypothesis_profile_and_jax_settings(pytester):
+def test_an_unrelated_project_keeps_its_hypothesis_profile_and_jax_settings(pytester, monkeypatch):
     """With jax and hypothesis installed, a project with its own profile: the plugin neither
     loads a profile nor switches jax_enable_x64, during the run or after it."""
+    monkeypatch.delenv("JAX_ENABLE_X64", raising=False)
     pytester.makeconftest(
         """
         import json
