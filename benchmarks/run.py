@@ -430,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    import reference  # noqa: F401  (float64 JAX, as everywhere in the harness)
+    from reference.oracles.jax_x64 import enable_x64
 
     env = environment()
     print("environment:", json.dumps(env))
@@ -438,12 +438,13 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     for section in sections:
         start = time.perf_counter()
-        if section == "scaling":
-            rows += bench_scaling(args.quick, args.out)
-        else:
-            rows += {"backprop": bench_backprop, "check": bench_check, "suite": bench_suite}[
-                section
-            ](args.quick)
+        with enable_x64():  # the JAX peers in float64 where the inputs are, as the oracle is
+            if section == "scaling":
+                rows += bench_scaling(args.quick, args.out)
+            else:
+                rows += {"backprop": bench_backprop, "check": bench_check, "suite": bench_suite}[
+                    section
+                ](args.quick)
         print(f"[{section}: {time.perf_counter() - start:.0f} s]", file=sys.stderr)
     table = render(rows)
     print(table)

@@ -7,22 +7,50 @@
 - :func:`check_gradients`: the per-layer checker, with diagnosis and attribution.
 - :mod:`reference.judging.checks`: what finite differences cannot check (purity, the
   update rule, relu'(0), saturation, metamorphic relations).
-- :func:`load_impl`: the implementation under test, by module path.
+- :func:`load_impl`: the implementation under test, by module path; :func:`guard`:
+  the one door every call into it goes through; :class:`Worker`: the same in a
+  separate process with a time limit on every call.
 
-Importing it turns on JAX's float64 mode (see ``reference/jax_model.py``).
+Importing the package costs nothing: each name is imported from its module on
+first use (so ``import reference`` imports neither JAX nor hypothesis), and the JAX
+oracle computes in float64 without changing the process's JAX settings
+(``reference/oracles/jax_x64.py``).
 """
 
-from .boundary.loading import ImplementationError, load_impl
-from .inputs.problems import Problem, random_problem, seed_problem, with_relu_margin
-from .judging.checker import ATTRIBUTIONS, ParamCheck, Report, check_gradients
-from .judging.checks import CheckResult, run_all
-from .oracles.finite_diff import (
-    DirectionalFD,
-    FDGradients,
-    directional_gradients,
-    numerical_gradients,
-)
-from .oracles.jax_model import JAX_ACTIVATIONS, JAX_COSTS, MissingTwinError, jax_gradients
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {
+    "Finding": ".boundary.guard",
+    "Guarded": ".boundary.guard",
+    "ImplementationFailed": ".boundary.guard",
+    "guard": ".boundary.guard",
+    "Worker": ".boundary.isolation",
+    "ProblemError": ".inputs.validate",
+    "ImplementationError": ".boundary.loading",
+    "load_impl": ".boundary.loading",
+    "Problem": ".inputs.problems",
+    "random_problem": ".inputs.problems",
+    "seed_problem": ".inputs.problems",
+    "with_relu_margin": ".inputs.problems",
+    "ATTRIBUTIONS": ".judging.checker",
+    "ParamCheck": ".judging.checker",
+    "Report": ".judging.checker",
+    "check_gradients": ".judging.checker",
+    "CheckResult": ".judging.checks",
+    "run_all": ".judging.checks",
+    "DirectionalFD": ".oracles.finite_diff",
+    "FDGradients": ".oracles.finite_diff",
+    "directional_gradients": ".oracles.finite_diff",
+    "numerical_gradients": ".oracles.finite_diff",
+    "JAX_ACTIVATIONS": ".oracles.jax_model",
+    "JAX_COSTS": ".oracles.jax_model",
+    "MissingTwinError": ".oracles.numpy_model",
+    "jax_gradients": ".oracles.jax_model",
+}
+"""Each public name and the module it lives in (PEP 562: imported on first access)."""
 
 __all__ = [
     "ATTRIBUTIONS",
@@ -31,13 +59,19 @@ __all__ = [
     "CheckResult",
     "DirectionalFD",
     "FDGradients",
+    "Finding",
+    "Guarded",
     "ImplementationError",
+    "ImplementationFailed",
     "MissingTwinError",
     "ParamCheck",
     "Problem",
+    "ProblemError",
     "Report",
+    "Worker",
     "check_gradients",
     "directional_gradients",
+    "guard",
     "jax_gradients",
     "load_impl",
     "numerical_gradients",
@@ -46,3 +80,36 @@ __all__ = [
     "seed_problem",
     "with_relu_margin",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The public name ``name``, imported from its module the first time it is asked for."""
+    try:
+        module = _WHERE[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from .boundary.guard import Finding, Guarded, ImplementationFailed, guard
+    from .boundary.isolation import Worker
+    from .boundary.loading import ImplementationError, load_impl
+    from .inputs.problems import Problem, random_problem, seed_problem, with_relu_margin
+    from .inputs.validate import ProblemError
+    from .judging.checker import ATTRIBUTIONS, ParamCheck, Report, check_gradients
+    from .judging.checks import CheckResult, run_all
+    from .oracles.finite_diff import (
+        DirectionalFD,
+        FDGradients,
+        directional_gradients,
+        numerical_gradients,
+    )
+    from .oracles.jax_model import JAX_ACTIVATIONS, JAX_COSTS, jax_gradients
+    from .oracles.numpy_model import MissingTwinError

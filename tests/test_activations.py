@@ -14,6 +14,7 @@ from hypothesis import given
 import backprop
 from reference.inputs.strategies import pre_activations
 from reference.oracles.jax_model import JAX_ACTIVATIONS
+from reference.oracles.jax_x64 import enable_x64
 from reference.oracles.numpy_model import NUMPY_ACTIVATIONS
 
 EPS = np.finfo(np.float64).eps
@@ -48,8 +49,9 @@ def test_derivative_matches_finite_differences(name, data):
 def test_derivative_matches_jax(name, z):
     entry = backprop.ACTIVATIONS[name]
     got = entry.grad(z, entry.fn(z))
-    want = np.asarray(jax.vmap(jax.grad(JAX_ACTIVATIONS[name]))(z))
-    value = np.asarray(JAX_ACTIVATIONS[name](z))
+    with enable_x64():
+        want = np.asarray(jax.vmap(jax.grad(JAX_ACTIVATIONS[name]))(z))
+        value = np.asarray(JAX_ACTIVATIONS[name](z))
     np.testing.assert_allclose(entry.fn(z), value, rtol=1e-14, atol=4 * EPS)
     # g' computed from a rounded g (1 - a^2, a (1 - a)) is off by a few eps absolute.
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=16 * EPS)
@@ -98,7 +100,9 @@ def test_relu_derivative_at_zero_is_one_as_the_seed_defines():
 def test_every_activation_has_both_twins():
     """A fork's new activation fails here first, with the place to add its twins."""
     for name in NAMES:
-        assert name in JAX_ACTIVATIONS, f"add {name!r} to JAX_ACTIVATIONS in reference/jax_model.py"
+        assert name in JAX_ACTIVATIONS, (
+            f"add {name!r} to JAX_ACTIVATIONS in reference/oracles/jax_model.py"
+        )
         assert name in NUMPY_ACTIVATIONS, (
-            f"add {name!r} to NUMPY_ACTIVATIONS in reference/numpy_model.py"
+            f"add {name!r} to NUMPY_ACTIVATIONS in reference/oracles/numpy_model.py"
         )

@@ -12,6 +12,7 @@ from hypothesis.extra import numpy as hnp
 
 import backprop
 from reference.oracles.jax_model import JAX_COSTS
+from reference.oracles.jax_x64 import enable_x64
 
 EPS = np.finfo(np.float64).eps
 NAMES = sorted(backprop.COSTS)
@@ -65,9 +66,11 @@ def test_cost_derivative_matches_both_oracles(name, data):
     a, y = data.draw(predictions_and_labels(name))
     cost = backprop.COSTS[name]
     got = cost.grad(a, y)
-    want = np.asarray(jax.grad(jax_cost, argnums=1)(name, a, y))
+    with enable_x64():
+        want = np.asarray(jax.grad(jax_cost, argnums=1)(name, a, y))
+        value = float(jax_cost(name, a, y))
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
-    assert cost.fn(a, y) == pytest.approx(float(jax_cost(name, a, y)), rel=1e-12, abs=1e-15)
+    assert cost.fn(a, y) == pytest.approx(value, rel=1e-12, abs=1e-15)
     # finite differences entry by entry, the step kept inside (0, 1) for bce
     room = np.minimum(a, 1 - a) / 4 if name == "bce" else np.inf
     h = np.minimum(EPS ** (1 / 3) * np.maximum(1.0, np.abs(a)), room)
@@ -90,7 +93,9 @@ def test_fused_bce_matches_jax_through_the_sigmoid(z, y):
     fused = backprop.COSTS["bce"].fused["sigmoid"]
     a = backprop.ACTIVATIONS["sigmoid"].fn(z)
     logits = JAX_COSTS["bce"].from_logits["sigmoid"]
-    J, dz = jax.value_and_grad(lambda z_: jnp.sum(logits(z_, y)) / z_.shape[1])(z)
+    with enable_x64():
+        J, dz = jax.value_and_grad(lambda z_: jnp.sum(logits(z_, y)) / z_.shape[1])(z)
+        J, dz = float(J), np.asarray(dz)
     # A - Y cancels where A is near Y: allow the rounding of its inputs, eps (|A| + |Y|) / m
     # (and XLA on the CPU flushes subnormal results to zero: allow 1e-300 absolute).
     slack = 1e-12 * np.abs(dz) + 4 * EPS * (np.abs(a) + np.abs(y)) / z.shape[1] + 1e-300
@@ -100,7 +105,7 @@ def test_fused_bce_matches_jax_through_the_sigmoid(z, y):
 
 def test_every_cost_has_a_jax_twin():
     for name in NAMES:
-        assert name in JAX_COSTS, f"add {name!r} to JAX_COSTS in reference/jax_model.py"
+        assert name in JAX_COSTS, f"add {name!r} to JAX_COSTS in reference/oracles/jax_model.py"
 
 
 def test_bce_of_a_saturated_but_right_prediction_is_zero_and_quiet():

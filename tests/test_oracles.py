@@ -10,7 +10,7 @@ from hypothesis import given
 import backprop
 from reference import directional_gradients, jax_gradients, numerical_gradients
 from reference.boundary.loading import ImplementationError, load_impl
-from reference.inputs.problems import Problem
+from reference.inputs.problems import Problem, random_problem
 from reference.inputs.strategies import architectures, problems
 from reference.oracles import finite_diff
 from reference.oracles.jax_model import MissingTwinError, jax_model
@@ -58,6 +58,32 @@ def test_both_oracles_agree_with_autograd(p):
             denom = max(np.linalg.norm(w[k]) + np.linalg.norm(j[k]), TINY)
             assert rel(j[k], w[k]) <= max(1e-12, 4 * np.linalg.norm(r[k]) / denom), (l, k)
             assert rel(n[k], w[k]) <= max(1e-8, 10 * np.linalg.norm(e[k]) / denom), (l, k)
+
+
+@pytest.mark.parametrize("size", ["padded", "exact"])
+def test_the_jax_model_is_float64_and_leaves_the_process_setting_alone(size):
+    """jax_enable_x64 is on only inside the oracle's own calls: with the process's flag off,
+    results are float64 NumPy (float32 would miss backprop by ~1e-7, not ~1e-15) and the flag
+    is still off after."""
+    import jax
+
+    rng = np.random.default_rng(0)
+    width = 4 if size == "padded" else 70  # beyond the padded buckets: the per-shape path
+    p = random_problem(rng, depth=(2, 2), width=(width, width), samples=(3, 3))
+    before = jax.config.jax_enable_x64  # JAX_ENABLE_X64=1 in the environment turns it on
+    jax.config.update("jax_enable_x64", False)
+    try:
+        result = jax_model(p.params, p.X, p.Y, **p.kwargs())
+        assert jax.config.jax_enable_x64 is False
+    finally:
+        jax.config.update("jax_enable_x64", before)
+    want = backprop.gradients(p.params, p.X, p.Y, **p.kwargs())
+    for pair in result.grads + result.rounding:
+        for got in pair:
+            assert type(got) is np.ndarray and got.dtype == np.float64
+    for (jW, jb), (W, b) in zip(result.grads, want):
+        assert rel(jW, W) <= 1e-12 and rel(jb, b) <= 1e-12
+    assert result.loss == pytest.approx(backprop.loss(p.params, p.X, p.Y, **p.kwargs()), rel=1e-12)
 
 
 @given(p=moderate)
@@ -199,7 +225,7 @@ def test_missing_jax_twin_says_what_to_add(monkeypatch):
     params = backprop.init_params([2, 1], seed=0)
     with pytest.raises(
         MissingTwinError,
-        match=r"activation 'softsign' has no JAX twin.*JAX_ACTIVATIONS in reference/jax_model.py",
+        match=r"activation 'softsign' has no JAX twin.*JAX_ACTIVATIONS in reference/oracles/jax_model.py",
     ):
         jax_gradients(
             params, np.ones((2, 2)), np.ones((1, 2)), activations=["softsign"], cost="mse"

@@ -1,25 +1,83 @@
-"""The pytest plugin: --backprop-impl reaches the impl fixture, profiles follow the environment."""
+"""The pytest plugin: off and free unless a run asks for the harness; on, --backprop-impl or
+the ini key reaches the backprop_impl fixture and the profiles follow the environment; the
+shipped suite runs from any directory against an outside implementation."""
+
+import importlib.metadata
+import inspect
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
+import reference
 from reference.frontends.pytest_plugin import PROFILES, profile_name
 
 pytest_plugins = ["pytester"]
+
+PLUGIN = "reference.frontends.pytest_plugin"
+PACKAGE_ROOT = Path(reference.__file__).resolve().parents[1]
+"""The directory that holds ``reference/``: a clone, or site-packages after an install."""
 
 PROBE = """
 from reference import check_gradients
 from reference.inputs.problems import seed_problem
 
-def test_probe(impl):
+def test_probe(backprop_impl):
     p = seed_problem(cost="mse")
-    report = check_gradients(impl, p.params, p.X, p.Y, **p.kwargs())
+    report = check_gradients(backprop_impl, p.params, p.X, p.Y, **p.kwargs())
     assert report.ok, report.render()
 """
 
+ACTIVATING_CONFTEST = """
+import pytest
+from reference.frontends.pytest_plugin import activate
 
-def test_default_implementation_is_backprop(pytester):
-    pytester.makepyfile(PROBE)
-    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    activate(config)
+"""
+
+HEADER = "backprop-harness:*"
+
+
+def python(args, cwd, **env_overrides):
+    """``python *args`` in ``cwd``, with the package importable but ``cwd`` not on PYTHONPATH
+    (so only ``python -m`` itself can put it on sys.path), in the bounded ``ci`` profile."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HYPOTHESIS_PROFILE", "PYTEST_ADDOPTS")}
+    paths = [str(PACKAGE_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env.update(PYTHONPATH=os.pathsep.join(dict.fromkeys(paths)), CI="true", **env_overrides)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def plugin_args() -> list[str]:
+    """Nothing where the ``pytest11`` entry point loads the plugin (an installed package),
+    else ``-p`` with its module."""
+    points = importlib.metadata.entry_points(group="pytest11")
+    return [] if any(ep.value == PLUGIN for ep in points) else ["-p", PLUGIN]
+
+
+# --- on, through --backprop-impl, the ini key, or a conftest ------------------------------
+
+
+def test_activated_without_a_name_the_implementation_is_backprop(pytester):
+    pytester.makeconftest(ACTIVATING_CONFTEST)
+    pytester.makepyfile(
+        PROBE
+        + """
+def test_it_is_the_builtin(backprop_impl):
+    import backprop
+    assert backprop_impl is backprop
+"""
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["backprop-harness: implementation backprop, *"])
 
 
 def test_a_correct_outside_implementation_passes(pytester):
@@ -51,6 +109,22 @@ def test_the_header_names_the_implementation_and_profile(pytester):
     )
 
 
+def test_the_ini_key_turns_the_harness_on_and_the_option_overrides_it(pytester):
+    pytester.makepyprojecttoml(
+        """
+        [tool.pytest.ini_options]
+        backprop_impl = "reference.bugs:dW2_times_2"
+        """
+    )
+    pytester.makepyfile(PROBE)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["backprop-harness: implementation reference.bugs:dW2_times_2, *"])
+    result = pytester.runpytest_subprocess("--backprop-impl", "reference.bugs:CORRECT")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["backprop-harness: implementation reference.bugs:CORRECT, *"])
+
+
 @pytest.mark.parametrize(
     "env, expected",
     [
@@ -75,3 +149,270 @@ def test_profiles_are_ordered_and_ci_is_deterministic():
     assert PROFILES["thorough"]["max_examples"] >= 10 * PROFILES["dev"]["max_examples"]
     ci = settings.get_profile("ci")
     assert ci.derandomize and ci.database is None and ci.deadline is None
+
+
+# --- off, and free, in runs that do not ask for it ----------------------------------------
+
+
+def test_importing_reference_and_the_plugin_imports_neither_jax_nor_hypothesis(tmp_path):
+    result = python(
+        [
+            "-c",
+            f"import sys, reference, {PLUGIN}; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'jax', 'hypothesis'}))",
+        ],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_run_that_asks_for_nothing_leaves_the_harness_off(pytester):
+    pytester.makepyfile(
+        """
+        def test_plain():
+            pass
+
+        def test_wants_the_fixture(backprop_impl):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.no_fnmatch_line(HEADER)
+    result.stdout.fnmatch_lines(
+        ["*the backprop_impl fixture needs the backprop harness*--backprop-impl package.module*"]
+    )
+
+
+BLOCKED_RUN = """
+import importlib.abc, json, sys
+
+# jax and hypothesis as if not installed; backprop, so that loading any implementation shows
+ABSENT = {"jax", "jaxlib", "hypothesis", "backprop"}
+asked = []
+
+
+class Absent(importlib.abc.MetaPathFinder):
+    # Refuses the ABSENT modules and remembers which were asked for.
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ABSENT:
+            asked.append(name)
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+class AbsentFirst(list):
+    # pytest puts its assertion-rewriting finder first, and that finder loads the modules of
+    # every distribution with a pytest plugin (hypothesis among them) itself: stay ahead of it.
+    def insert(self, index, finder):
+        super().insert(1 if index == 0 else index, finder)
+
+
+sys.meta_path = AbsentFirst([Absent(), *sys.meta_path])
+import pytest
+
+code = pytest.main(sys.argv[1:])
+plugin = sys.modules.get("reference.frontends.pytest_plugin")
+with open("outcome.json", "w") as f:
+    json.dump({"code": int(code), "asked": asked, "plugin": getattr(plugin, "__file__", None)}, f)
+"""
+
+
+def test_without_jax_or_hypothesis_an_unrelated_project_passes(pytester):
+    """An environment with the package but neither jax nor hypothesis (an import hook makes
+    both absent; hypothesis' own plugin is off, as it would be uninstalled): an unrelated
+    project's run loads the plugin and passes, and nothing asks for either, nor for the
+    built-in implementation."""
+    pytester.makepyfile(test_trivial="def test_trivial():\n    assert 1 + 1 == 2\n")
+    script = pytester.path / "blocked_run.py"
+    script.write_text(BLOCKED_RUN)
+    result = python(
+        [str(script), "-p", "no:hypothesispytest", "-p", "no:cacheprovider", *plugin_args()],
+        cwd=pytester.path,
+    )
+    assert (pytester.path / "outcome.json").exists(), result.stdout + result.stderr
+    outcome = json.loads((pytester.path / "outcome.json").read_text())
+    assert outcome["code"] == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+    assert outcome["asked"] == []
+    assert outcome["plugin"] == str(PACKAGE_ROOT / "reference/frontends/pytest_plugin.py")
+
+
+def test_an_unrelated_project_keeps_its_hypothesis_profile_and_jax_settings(pytester, monkeypatch):
+    """With jax and hypothesis installed, a project with its own profile: the plugin neither
+    loads a profile nor switches jax_enable_x64, during the run or after it."""
+    monkeypatch.delenv("JAX_ENABLE_X64", raising=False)
+    pytester.makeconftest(
+        """
+        import json
+        from hypothesis import settings
+
+        settings.register_profile("ours", max_examples=7)
+        settings.load_profile("ours")
+
+        def pytest_unconfigure(config):
+            import jax
+            state = {"profile": settings.get_current_profile_name(),
+                     "max_examples": settings.default.max_examples,
+                     "x64": jax.config.jax_enable_x64}
+            (config.rootpath / "after.json").write_text(json.dumps(state))
+        """
+    )
+    pytester.makepyfile(
+        """
+        import jax
+        import jax.numpy as jnp
+        from hypothesis import given, settings, strategies as st
+
+        def test_its_own_settings():
+            assert jax.config.jax_enable_x64 is False
+            assert jnp.zeros(1).dtype == jnp.float32
+            assert settings.get_current_profile_name() == "ours"
+
+        @given(st.integers())
+        def test_its_own_profile_applies(n):
+            assert settings.default.max_examples == 7
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=2)
+    result.stdout.no_fnmatch_line(HEADER)
+    after = json.loads((pytester.path / "after.json").read_text())
+    assert after == {"profile": "ours", "max_examples": 7, "x64": False}
+
+
+# --- the shipped suite, from outside the clone ---------------------------------------------
+
+TINY_IMPLEMENTATION = '''
+"""A small, independent implementation of the protocol (samples as columns)."""
+import numpy as np
+
+
+def _sigmoid(z):
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+# name: (g(z), g'(z) from z and a = g(z)); relu'(0) = 1
+G = {
+    "sigmoid": (_sigmoid, lambda z, a: a * (1 - a)),
+    "tanh": (np.tanh, lambda z, a: 1 - a * a),
+    "relu": (lambda z: np.maximum(z, 0.0), lambda z, a: (z >= 0).astype(float)),
+}
+
+
+def _forward(params, X, activations):
+    A, cache = X, []
+    for (W, b), name in zip(params, activations):
+        Z = W @ A + b
+        cache.append((A, Z))
+        A = G[name][0](Z)
+    return A, cache
+
+
+def loss(params, X, Y, *, activations, cost):
+    A, cache = _forward(params, X, activations)
+    m = X.shape[1]
+    if cost == "mse":
+        return float(np.sum((A - Y) ** 2) / (2 * m))
+    Z = cache[-1][1]  # bce after a sigmoid, from the logits: softplus(Z) - Y Z
+    return float(np.sum(np.logaddexp(0.0, Z) - Y * Z) / m)
+
+
+def gradients(params, X, Y, *, activations, cost):
+    A, cache = _forward(params, X, activations)
+    m = X.shape[1]
+    dZ = (A - Y) / m
+    if cost == "mse":
+        dZ = dZ * G[activations[-1]][1](cache[-1][1], A)
+    grads = []
+    for l in range(len(params) - 1, -1, -1):
+        A_prev = cache[l][0]
+        grads.append((dZ @ A_prev.T, dZ.sum(axis=1, keepdims=True)))
+        if l > 0:
+            dZ = (params[l][0].T @ dZ) * G[activations[l - 1]][1](cache[l - 1][1], A_prev)
+    return grads[::-1]
+
+
+def update(params, grads, learning_rate):
+    return [(W - learning_rate * dW, b - learning_rate * db)
+            for (W, b), (dW, db) in zip(params, grads)]
+'''
+
+
+def _suite_test_count() -> int:
+    """The test functions the shipped suite defines, by inspecting its module.
+
+    Imported here, at collection: pytester restores sys.modules after each test, and jaxlib
+    cannot be imported a second time into one process.
+    """
+    from reference.suite import test_properties
+
+    return sum(
+        1
+        for name, obj in vars(test_properties).items()
+        if name.startswith("test") and inspect.isfunction(obj)
+    )
+
+
+SUITE_TESTS = _suite_test_count()
+
+
+def run_shipped_suite(where: Path, impl: str, *extra: str):
+    assert not where.resolve().is_relative_to(PACKAGE_ROOT), "must run outside the clone"
+    args = ["-m", "pytest", "-p", "no:cacheprovider", *plugin_args(), "--pyargs"]
+    return python([*args, "reference.suite", "--backprop-impl", impl, *extra], cwd=where)
+
+
+def test_the_shipped_suite_passes_an_outside_implementation_from_any_directory(pytester):
+    """``mymodule.py`` in the current directory, importable because ``python -m pytest`` puts
+    that directory on sys.path; every test of the suite runs against it, and nothing else."""
+    (pytester.path / "mymodule.py").write_text(TINY_IMPLEMENTATION)
+    pytester.makepyfile(test_unrelated="def test_not_collected():\n    pass\n")
+    result = run_shipped_suite(pytester.path, "mymodule")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "backprop-harness: implementation mymodule, hypothesis profile ci" in result.stdout
+    assert f"collected {SUITE_TESTS} items" in result.stdout
+    assert f" {SUITE_TESTS} passed in " in result.stdout
+
+
+def test_the_shipped_suite_fails_a_mistaken_implementation(pytester):
+    result = run_shipped_suite(pytester.path, "reference.bugs:dW2_times_2", "-x")
+    assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout + result.stderr
+    assert f"collected {SUITE_TESTS} items" in result.stdout
+    assert "only layer 2's dW is wrong" in result.stdout
+    assert " 1 failed" in result.stdout
+
+
+HOSTILE_IMPLEMENTATION = """
+import os
+import backprop
+
+def loss(params, X, Y, *, activations, cost):
+    return backprop.loss(params, X, Y, activations=activations, cost=cost)
+
+def gradients(params, X, Y, *, activations, cost):
+    if activations[-1] == "relu":
+        while True:
+            pass
+    if len(params) == 2:
+        os._exit(0)
+    return backprop.gradients(params, X, Y, activations=activations, cost=cost)
+"""
+
+
+def test_a_hanging_or_exiting_implementation_fails_its_tests_and_the_run_goes_on(pytester):
+    """Each call has --backprop-timeout; os._exit is a finding, not the end of the run: every
+    test of the suite reports, and the hang names its line."""
+    (pytester.path / "hostile.py").write_text(HOSTILE_IMPLEMENTATION)
+    started = time.monotonic()
+    result = run_shipped_suite(pytester.path, "hostile", "--backprop-timeout", "1")
+    assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout + result.stderr
+    assert f"collected {SUITE_TESTS} items" in result.stdout
+    summary = result.stdout.strip().splitlines()[-1]
+    assert "failed" in summary and "error" not in summary, summary
+    assert "gradients did not return within 1 s" in result.stdout
+    assert "hostile.py:10: while True:)" in result.stdout
+    assert "gradients called os._exit(0)" in result.stdout
+    assert time.monotonic() - started < 120

@@ -39,7 +39,7 @@ def run(test, impl):
             database=None,
             derandomize=True,
         )(copy)
-    test(impl=impl)
+    test(backprop_impl=impl)
 
 
 def failures(impl, first_only=False):

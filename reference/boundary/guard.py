@@ -29,7 +29,9 @@ import copy
 import hashlib
 import linecache
 import os
+import signal
 import sysconfig
+import threading
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
@@ -159,6 +161,14 @@ def user_frame(tb: Any) -> dict[str, Any] | None:
 
 
 _os_exit = os._exit
+
+
+class _TimeLimit(BaseException):
+    """The guarded call ran past :attr:`Guarded.time_limit` (raised by a SIGALRM handler)."""
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise _TimeLimit()
 
 
 class _ProcessExit(SystemExit):
@@ -292,8 +302,16 @@ class Guarded:
     arguments; each raises :class:`ImplementationFailed` on any failure.
     ``calls`` counts the calls made; ``on_call`` (when set) is called with the
     member's name before and ``None`` after each call (the isolated worker uses
-    it for its time limit).
+    it for its time limit). ``time_limit`` (seconds, in-process, main thread,
+    POSIX) interrupts a call that runs longer with a ``timeout`` finding: an
+    endless Python loop in the implementation ends there, not the whole run.
     """
+
+    time_limit: float | None = None
+    hung: Finding | None = None
+    """The first time-out; while it is set every further call fails at once with it (a hang
+    repeats, and a property test's shrinking would otherwise wait out the limit each time).
+    Clear it to give the implementation another chance (the pytest plugin does, per test)."""
 
     def __init__(self, impl: Any, name: str | None = None) -> None:
         self.impl = check_protocol(impl, name)
@@ -362,6 +380,8 @@ class Guarded:
             raise ImplementationFailed(
                 Finding("structure", member, "is not implemented (no callable member)", network)
             )
+        if self.hung is not None:
+            raise ImplementationFailed(self.hung)
         given = copy.deepcopy(args)
         key = _digest(member, args, sorted(kwargs.items())) if member != "update" else None
         self.calls += 1
@@ -370,6 +390,14 @@ class Guarded:
             self.on_call(member)
         np_state = np.geterr()
         os._exit = _refuse_exit  # in this process, os._exit would end the harness's run too
+        timed = (
+            self.time_limit is not None
+            and hasattr(signal, "setitimer")
+            and threading.current_thread() is threading.main_thread()
+        )
+        if timed:
+            previous = signal.signal(signal.SIGALRM, _alarm)
+            signal.setitimer(signal.ITIMER_REAL, self.time_limit)
         try:
             with warnings.catch_warnings():
                 raw = fn(*given, **copy.deepcopy(kwargs))
@@ -377,11 +405,19 @@ class Guarded:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             where = user_frame(exc.__traceback__)
+            if isinstance(exc, _TimeLimit):
+                self.hung = Finding("timeout", member, f"did not return within "
+                                    f"{self.time_limit:g} s (an endless loop or a very slow call)",
+                                    network, where=where)  # fmt: skip
+                raise ImplementationFailed(self.hung) from None
             kind = "exit" if isinstance(exc, SystemExit) else "raised"
             raise ImplementationFailed(
                 Finding(kind, member, _describe_exception(exc), network, type(exc).__name__, where)
             ) from None
         finally:
+            if timed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
             os._exit = _os_exit
             np.seterr(**np_state)
             if self.on_call is not None:

@@ -1,19 +1,30 @@
-"""pytest plugin: ``--backprop-impl`` and the hypothesis profiles.
+"""pytest plugin: the backprop harness, for the runs that ask for it.
 
-Registered through the ``pytest11`` entry point, so it is active wherever the
-package is installed:
+Registered through the ``pytest11`` entry point, so pytest loads it in every session of an
+environment where the package is installed. Loaded, it only adds an option and an ini key;
+it imports neither JAX nor hypothesis and changes nothing until a run asks for the harness:
 
-- ``--backprop-impl package.module[:object]`` selects the implementation that
-  the ``impl`` fixture gives every protocol-level test (default: ``backprop``).
-- Hypothesis profiles ``ci`` (derandomized, no example database, no deadline,
-  bounded), ``dev`` (the default) and ``thorough`` (nightly: ten times dev's
-  examples and more). ``HYPOTHESIS_PROFILE`` picks one; otherwise ``CI=true``
-  picks ``ci``. hypothesis' own ``--hypothesis-profile`` still wins.
+- ``--backprop-impl package.module[:object]`` on the command line, or
+- ``backprop_impl = "package.module"`` in the project's pytest configuration
+  (``[tool.pytest.ini_options]`` in ``pyproject.toml``, or ``pytest.ini``), or
+- a ``conftest.py`` that calls :func:`activate` from its ``pytest_configure``: the shipped
+  suite (``python -m pytest --pyargs reference.suite``) and this repository's ``tests/`` do.
+
+Asked for, the harness
+
+- registers the Hypothesis profiles ``ci`` (derandomized, no example database, bounded),
+  ``dev`` and ``thorough`` (nightly: ten times dev's examples and more), every one without a
+  deadline, and loads one: ``HYPOTHESIS_PROFILE`` names it, else ``CI=true`` picks ``ci``,
+  else ``dev``; hypothesis' own ``--hypothesis-profile`` still wins;
+- loads the implementation under test that the ``backprop_impl`` fixture gives every
+  protocol-level test: the option's, else the ini key's, else ``backprop``;
+- names both in the report header.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -23,6 +34,118 @@ PROFILES = {
     "thorough": {"max_examples": 1000},
 }
 """max_examples per profile; every profile has no deadline (a first call compiles JAX)."""
+
+DEFAULT_IMPL = "backprop"
+"""The implementation checked when the harness is asked for without naming one."""
+
+HOW_TO_ACTIVATE = (
+    "pass --backprop-impl package.module (or package.module:object), set "
+    'backprop_impl = "package.module" in [tool.pytest.ini_options] of pyproject.toml '
+    "(or in pytest.ini), or run the shipped suite: "
+    "python -m pytest --pyargs reference.suite --backprop-impl package.module"
+)
+
+
+class Harness(NamedTuple):
+    """What an activated run checks: the spec as written, where it came from, the object,
+    and the object behind the boundary (what the ``backprop_impl`` fixture gives tests)."""
+
+    spec: str
+    source: str
+    impl: Any
+    guarded: Any
+
+
+HARNESS = pytest.StashKey[Harness]()
+"""Set on ``config.stash`` once the harness is activated; absent otherwise."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("backprop-harness")
+    group.addoption(
+        "--backprop-impl",
+        action="store",
+        default=None,
+        metavar="MODULE",
+        help="check this implementation: package.module or package.module:object "
+        "(turns the backprop harness on; the shipped suite's default is backprop)",
+    )
+    group.addoption(
+        "--backprop-timeout",
+        action="store",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="time limit on each call into the implementation under test (default 60): a "
+        "call that runs longer fails its test with a timeout finding",
+    )
+    parser.addini(
+        "backprop_impl",
+        "implementation the backprop harness checks (package.module[:object]); "
+        "setting it turns the harness on",
+        default="",
+    )
+
+
+def requested_impl(config: pytest.Config) -> tuple[str, str] | None:
+    """``(spec, source)`` for the implementation this run names, or None if it names none.
+
+    The command line wins over the ini key.
+    """
+    spec = config.getoption("backprop_impl", default=None)
+    if spec:
+        return spec, "--backprop-impl"
+    try:
+        spec = config.getini("backprop_impl")
+    except ValueError:  # the key is not registered: this plugin was disabled (-p no:...)
+        spec = ""
+    if spec:
+        return str(spec), "ini key backprop_impl"
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # profiles registered before hypothesis loads --hypothesis-profile
+def pytest_configure(config: pytest.Config) -> None:
+    if requested_impl(config) is not None:
+        activate(config)
+
+
+def activate(config: pytest.Config) -> None:
+    """Turn the harness on for this run: profiles, the implementation, the header.
+
+    Called by this plugin when the run names an implementation, and by the conftests of the
+    suites that always need the harness. A second call changes nothing.
+    """
+    if HARNESS in config.stash:
+        return
+    spec, source = requested_impl(config) or (DEFAULT_IMPL, "the default implementation")
+    try:
+        from hypothesis import settings
+    except ImportError as exc:
+        raise pytest.UsageError(
+            f"the backprop harness needs hypothesis and jax ({exc}): "
+            'python -m pip install "backprop-harness[test]"'
+        ) from exc
+    _register_profiles()
+    if not config.getoption("hypothesis_profile", default=None):
+        name = profile_name()
+        if name not in PROFILES:
+            raise pytest.UsageError(
+                f"HYPOTHESIS_PROFILE={name!r} is not a profile; choose one of {', '.join(PROFILES)}"
+            )
+        settings.load_profile(name)
+
+    from ..boundary.loading import ImplementationError, load_impl
+
+    try:
+        impl = load_impl(spec)
+    except ImplementationError as exc:
+        raise pytest.UsageError(f"{source} {spec}: {exc}") from exc
+    from ..boundary.guard import guard
+
+    guarded = guard(impl, spec)
+    guarded.time_limit = config.getoption("backprop_timeout")
+    config.stash[HARNESS] = Harness(spec, source, impl, guarded)
 
 
 def _register_profiles() -> None:
@@ -46,49 +169,35 @@ def profile_name(environ: dict[str, str] | None = None) -> str:
     return "ci" if env.get("CI", "").lower() in ("true", "1", "yes") else "dev"
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("backprop-harness")
-    group.addoption(
-        "--backprop-impl",
-        action="store",
-        default="backprop",
-        metavar="MODULE",
-        help="implementation under test: package.module or package.module:object "
-        "(default: backprop)",
-    )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    from hypothesis import settings
-
-    _register_profiles()
-    if not config.getoption("hypothesis_profile", default=None):
-        name = profile_name()
-        if name not in PROFILES:
-            raise pytest.UsageError(
-                f"HYPOTHESIS_PROFILE={name!r} is not a profile; choose one of {', '.join(PROFILES)}"
-            )
-        settings.load_profile(name)
-    from ..boundary.loading import ImplementationError, load_impl
-
-    spec = config.getoption("backprop_impl")
-    try:
-        config._backprop_impl = load_impl(spec)  # type: ignore[attr-defined]
-    except ImplementationError as exc:
-        raise pytest.UsageError(f"--backprop-impl {spec}: {exc}") from exc
-
-
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    harness = config.stash.get(HARNESS, None)
+    if harness is None:
+        return []
     from hypothesis import settings
 
     return [
-        f"backprop-harness: implementation {config.getoption('backprop_impl')}, "
+        f"backprop-harness: implementation {harness.spec}, "
         f"hypothesis profile {settings.get_current_profile_name()} "
         f"({settings.default.max_examples} examples per test)"
     ]
 
 
 @pytest.fixture(scope="session")
-def impl(request: pytest.FixtureRequest):
-    """The implementation under test (``--backprop-impl``), checked for the protocol."""
-    return request.config._backprop_impl  # type: ignore[attr-defined]
+def backprop_impl(request: pytest.FixtureRequest) -> Any:
+    """The implementation under test behind the boundary (every call copied, validated and
+    timed: ``--backprop-timeout``); needs the harness turned on."""
+    harness = request.config.stash.get(HARNESS, None)
+    if harness is None:
+        pytest.fail(
+            "the backprop_impl fixture needs the backprop harness, and this run did not turn "
+            f"it on: {HOW_TO_ACTIVATE}",
+            pytrace=False,
+        )
+    return harness.guarded
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Each test gives the implementation a fresh chance after a time-out in an earlier one."""
+    harness = item.config.stash.get(HARNESS, None)
+    if harness is not None:
+        harness.guarded.hung = None

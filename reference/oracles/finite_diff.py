@@ -519,7 +519,7 @@ def numerical_gradients(
             missing = [a for a in activations if a not in numpy_model.NUMPY_ACTIVATIONS]
             raise MissingTwinError(
                 f"no NumPy twin for {missing or [cost]}: add it to NUMPY_ACTIVATIONS / "
-                "NUMPY_COSTS in reference/numpy_model.py"
+                "NUMPY_COSTS in reference/oracles/numpy_model.py"
             )
         return impl_gradients(impl, params, X, Y, activations, cost, None)
     model = numpy_model.build(params, X, Y, activations, cost)

@@ -9,8 +9,9 @@ implementation under test cannot leak into the reference.
     bce: J = 1/m sum -Y log A^L - (1 - Y) log(1 - A^L)
          (with a sigmoid output, from the logits: 1/m sum softplus(Z^L) - Y Z^L)
 
-Importing this module turns on JAX's float64 mode (``jax_enable_x64``): the
-oracle is only worth its ~1e-12 agreement in double precision.
+The oracle is only worth its ~1e-12 agreement in double precision: :func:`jax_model`
+computes with ``jax_enable_x64`` on for the length of each call
+(:func:`~reference.oracles.jax_x64.enable_x64`), and leaves the process's setting alone.
 """
 
 from __future__ import annotations
@@ -20,13 +21,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from .jax_x64 import enable_x64
 from .numpy_model import MissingTwinError
-
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402  (after the float64 switch)
 
 JAX_ACTIVATIONS: dict[str, Callable] = {
     # lax.logistic: 1 / (1 + e^{-z}) with a derivative that stays finite at any |z|.
@@ -69,8 +68,8 @@ def _twin_activation(name: str) -> Callable:
         raise MissingTwinError(
             f"activation {name!r} has no JAX twin: add an entry "
             f'"{name}": lambda z: <g(z) in jax.numpy> to JAX_ACTIVATIONS in '
-            "reference/jax_model.py (and its NumPy twin to NUMPY_ACTIVATIONS in "
-            "reference/numpy_model.py)"
+            "reference/oracles/jax_model.py (and its NumPy twin to NUMPY_ACTIVATIONS in "
+            "reference/oracles/numpy_model.py)"
         ) from None
 
 
@@ -82,8 +81,8 @@ def _twin_cost(name: str) -> JaxCost:
             f"cost {name!r} has no JAX twin: add an entry "
             f'"{name}": JaxCost(lambda a, y: <the terms of J summed over entries, over m>) '
             "to JAX_COSTS in "
-            "reference/jax_model.py (and its NumPy twin to NUMPY_COSTS in "
-            "reference/numpy_model.py)"
+            "reference/oracles/jax_model.py (and its NumPy twin to NUMPY_COSTS in "
+            "reference/oracles/numpy_model.py)"
         ) from None
 
 
@@ -212,6 +211,7 @@ def _padded_fn(layers: int, cost: str, out_act: str, table: tuple[str, ...]) -> 
     return _compile(forward_layer, layers, terms, on_logits)
 
 
+@enable_x64()
 def jax_model(
     params: Sequence[tuple[np.ndarray, np.ndarray]],
     X: np.ndarray,

@@ -20,25 +20,25 @@ def assert_gradients_right(impl, p):
 
 
 @given(p=problems())
-def test_gradients_match_both_oracles(impl, p):
-    assert_gradients_right(impl, p)
+def test_gradients_match_both_oracles(backprop_impl, p):
+    assert_gradients_right(backprop_impl, p)
 
 
 @given(p=problems(architecture=architectures(square=True, min_width=2), min_samples=2))
-def test_gradients_on_square_layers_and_real_batches(impl, p):
+def test_gradients_on_square_layers_and_real_batches(backprop_impl, p):
     """Square layers hide a missing transpose as a shape error never raised; m >= 2 exposes
     a missing or doubled 1/m that batch size 1 hides."""
-    assert_gradients_right(impl, p)
+    assert_gradients_right(backprop_impl, p)
 
 
 @given(p=problems(architecture=architectures(min_depth=3, max_depth=5, max_width=8), max_samples=6))
-def test_gradients_of_deep_and_wide_networks(impl, p):
-    assert_gradients_right(impl, p)
+def test_gradients_of_deep_and_wide_networks(backprop_impl, p):
+    assert_gradients_right(backprop_impl, p)
 
 
 @given(p=problems(min_scale=4.0, max_scale=40.0))
-def test_gradients_of_saturated_networks(impl, p):
-    assert_gradients_right(impl, p)
+def test_gradients_of_saturated_networks(backprop_impl, p):
+    assert_gradients_right(backprop_impl, p)
 
 
 def assert_check(result):
@@ -46,46 +46,46 @@ def assert_check(result):
 
 
 @given(p=problems())
-def test_gradients_leave_their_inputs_unchanged(impl, p):
-    assert_check(checks.purity(impl, p))
+def test_gradients_leave_their_inputs_unchanged(backprop_impl, p):
+    assert_check(checks.purity(backprop_impl, p))
 
 
 @given(p=problems())
-def test_gradients_are_repeatable(impl, p):
-    assert_check(checks.repeatability(impl, p))
+def test_gradients_are_repeatable(backprop_impl, p):
+    assert_check(checks.repeatability(backprop_impl, p))
 
 
 @given(p=problems())
-def test_update_is_w_minus_alpha_g(impl, p):
-    assert_check(checks.update_rule(impl, p))
+def test_update_is_w_minus_alpha_g(backprop_impl, p):
+    assert_check(checks.update_rule(backprop_impl, p))
 
 
 @given(p=problems(max_scale=2.0))
-def test_a_small_step_lowers_the_loss(impl, p):
-    assert_check(checks.descent(impl, p))
+def test_a_small_step_lowers_the_loss(backprop_impl, p):
+    assert_check(checks.descent(backprop_impl, p))
 
 
 @given(p=problems(min_samples=2))
-def test_batch_gradient_is_the_mean_of_sample_gradients(impl, p):
-    assert_check(checks.batch_mean(impl, p))
+def test_batch_gradient_is_the_mean_of_sample_gradients(backprop_impl, p):
+    assert_check(checks.batch_mean(backprop_impl, p))
 
 
 @given(p=problems())
-def test_duplicating_every_sample_changes_nothing(impl, p):
-    assert_check(checks.duplicated_batch(impl, p))
+def test_duplicating_every_sample_changes_nothing(backprop_impl, p):
+    assert_check(checks.duplicated_batch(backprop_impl, p))
 
 
 @given(p=problems(architecture=architectures(min_depth=2, min_width=2)))
-def test_permuting_hidden_units_permutes_gradients(impl, p):
-    assert_check(checks.permuted_units(impl, p))
+def test_permuting_hidden_units_permutes_gradients(backprop_impl, p):
+    assert_check(checks.permuted_units(backprop_impl, p))
 
 
-def test_relu_derivative_at_zero_is_one(impl):
-    assert_check(checks.relu_at_zero(impl))
+def test_relu_derivative_at_zero_is_one(backprop_impl):
+    assert_check(checks.relu_at_zero(backprop_impl))
 
 
-def test_saturated_sigmoid_bce_is_finite_and_right(impl):
-    assert_check(checks.saturation(impl))
+def test_saturated_sigmoid_bce_is_finite_and_right(backprop_impl):
+    assert_check(checks.saturation(backprop_impl))
 
 
 PROPERTY_TESTS = [
