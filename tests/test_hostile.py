@@ -144,6 +144,8 @@ CLI_CATALOG = {
     ),
     "jax_arrays": (
         _impl("""
+        import jax
+        jax.config.update("jax_enable_x64", True)  # float64 JAX arrays (float32: issue of precision)
         import jax.numpy as jnp
         _correct = gradients
         def gradients(params, X, Y, *, activations, cost):

@@ -72,7 +72,7 @@ def test_activated_without_a_name_the_implementation_is_backprop(pytester):
         + """
 def test_it_is_the_builtin(backprop_impl):
     import backprop
-    assert backprop_impl is backprop
+    assert backprop_impl.impl is backprop and backprop_impl.name == "backprop"
 """
     )
     result = pytester.runpytest_subprocess()
