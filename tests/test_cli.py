@@ -221,3 +221,17 @@ def test_progress_bar_only_on_a_terminal():
     quiet = Tty()
     cli.Progress(10, enabled=False, stream=quiet).update(5)
     assert quiet.getvalue() == ""
+
+
+def test_without_jax_backprop_check_says_what_to_install(monkeypatch, capsys):
+    import importlib.util
+
+    from reference.frontends import launch
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "jax" else real(name, *a)
+    )
+    assert launch.main([]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and 'pip install "backprop-harness[check]"' in err
