@@ -1,13 +1,18 @@
 """The property suite, pointed at an implementation with one classic mistake, fails; pointed
 at a correct outside implementation, it passes. (What ``--backprop-impl`` does, in-process.)"""
 
+import inspect
 import types
 
 import pytest
 from hypothesis import Phase, settings
 
 from reference.bugs import CATALOG, CORRECT
+from reference.frontends.pytest_plugin import Settings
 from reference.suite.test_properties import PROPERTY_TESTS
+
+STRICT = Settings(strict=True, relu_at_zero=1.0)
+"""The strictest settings (the built-in's own): a warning or a convention fails too."""
 
 CLASSIC = [
     "missing_transpose",
@@ -27,7 +32,10 @@ CLASSIC = [
 
 def run(test, impl):
     """Run one property test against ``impl``: derandomized, generate only (no shrinking:
-    only the verdict matters here), a bounded number of examples."""
+    only the verdict matters here), a bounded number of examples, the strictest settings."""
+    extra = {}
+    if "backprop_settings" in inspect.signature(test).parameters:
+        extra["backprop_settings"] = STRICT
     if hasattr(test, "hypothesis"):
         copy = types.FunctionType(
             test.__code__, test.__globals__, test.__name__, test.__defaults__, test.__closure__
@@ -39,7 +47,7 @@ def run(test, impl):
             database=None,
             derandomize=True,
         )(copy)
-    test(backprop_impl=impl)
+    test(backprop_impl=impl, **extra)
 
 
 def failures(impl, first_only=False):

@@ -48,6 +48,7 @@ MEMBERS = ("loss", "gradients", "forward", "update")
 """The protocol's members, in the order reports list them."""
 
 KINDS = {
+    "unsupported": "raised NotImplementedError: the network is outside what it supports",
     "raised": "raised an exception",
     "exit": "tried to end the process",
     "structure": "returned the wrong structure",
@@ -308,6 +309,8 @@ class Guarded:
     """
 
     time_limit: float | None = None
+    update_in_place: bool = False
+    """Whether the last ``update`` returned None, having written into the params it was given."""
     hung: Finding | None = None
     """The first time-out; while it is set every further call fails at once with it (a hang
     repeats, and a property test's shrinking would otherwise wait out the limit each time).
@@ -410,7 +413,13 @@ class Guarded:
                                     f"{self.time_limit:g} s (an endless loop or a very slow call)",
                                     network, where=where)  # fmt: skip
                 raise ImplementationFailed(self.hung) from None
-            kind = "exit" if isinstance(exc, SystemExit) else "raised"
+            kind = (
+                "exit"
+                if isinstance(exc, SystemExit)
+                else "unsupported"
+                if isinstance(exc, NotImplementedError)
+                else "raised"
+            )
             raise ImplementationFailed(
                 Finding(kind, member, _describe_exception(exc), network, type(exc).__name__, where)
             ) from None
@@ -422,7 +431,10 @@ class Guarded:
             np.seterr(**np_state)
             if self.on_call is not None:
                 self.on_call(None)
-        self._record_impurities(member, args, given)
+        in_place = member == "update" and raw is None
+        if member == "update":
+            self.update_in_place = in_place
+        self._record_impurities(member, args, given, skip_params=in_place)
         try:
             if member == "update":
                 value = _as_update(raw, given[0], args[0])
@@ -434,7 +446,9 @@ class Guarded:
             self._remember(member, key, call, value)
         return value
 
-    def _record_impurities(self, member: str, before: tuple, after: tuple) -> None:
+    def _record_impurities(
+        self, member: str, before: tuple, after: tuple, skip_params: bool = False
+    ) -> None:
         names = {
             "loss": ("params", "X", "Y"),
             "gradients": ("params", "X", "Y"),
@@ -442,6 +456,8 @@ class Guarded:
             "update": ("params", "grads", "learning_rate"),
         }[member]
         for name, b, a in zip(names, before, after):
+            if skip_params and name == "params":
+                continue  # an update that returns None works in place: a convention
             if name in ("params", "grads"):
                 for l, (pb, pa) in enumerate(zip(b, a), start=1):
                     for k, pname in enumerate(("W", "b") if name == "params" else ("dW", "db")):

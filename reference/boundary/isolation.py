@@ -108,9 +108,16 @@ def _serve(conn, spec: str, cwd: str, slot, dump_path: str, out_path: str) -> No
         on_call(None)
         np.seterr(**np_state)  # what the module set at import stays out of the harness
         warnings.filters[:] = filters
+    from ..inputs.scope import Scope, ScopeError
+
+    try:
+        declared = Scope.read(getattr(impl, "SUPPORTS", None), f"{spec}.SUPPORTS")
+    except ScopeError as exc:
+        conn.send(("load failed", str(exc)))
+        return
     guarded = guard(impl, spec)
     guarded.on_call = on_call
-    conn.send(("ready", guarded.name))
+    conn.send(("ready", (guarded.name, declared)))
     while True:
         try:
             job = conn.recv()
@@ -152,6 +159,8 @@ class Worker:
         self._ctx = mp.get_context("spawn")
         self._proc = None
         self.name = spec
+        self.declared: Any = None
+        """The implementation's ``SUPPORTS``, read in the worker (a :class:`Scope`)."""
         self.restarts = 0
 
     def __enter__(self) -> Worker:
@@ -180,7 +189,7 @@ class Worker:
         if status == "load failed":
             self._stop()
             raise LoadFailed(value)
-        self.name = value
+        self.name, self.declared = value
 
     def run(self, job: Callable[..., Any], *args: Any) -> Any:
         """``job(guarded_impl, *args)`` in the worker; a :class:`Failed` when it hung or died.

@@ -25,6 +25,7 @@ import numpy as np
 from ..boundary.isolation import Failed, LoadFailed, Worker
 from ..boundary.loading import ImplementationError, load_impl
 from ..inputs.problems import Problem, compatible_costs, random_problem, seed_problem
+from ..inputs.scope import Scope, ScopeError, from_pyproject, random_problem_in
 from ..judging import checks
 from ..judging.checker import ATTRIBUTIONS, Report, failed_report
 from .jobs import (
@@ -41,8 +42,9 @@ class UsageError(Exception):
     """A mistake on the command line; exit status 2."""
 
 
-def default_problems(seed: int, networks: int) -> list[Problem]:
-    """Every activation/cost combination on the seed's network, then ``networks`` random ones."""
+def default_problems(seed: int, networks: int, scope: Scope | None = None) -> list[Problem]:
+    """Every activation/cost combination on the seed's network, then ``networks`` random ones;
+    with a ``scope``, only the combinations inside it, and random networks drawn inside it."""
     import backprop  # the tables' names only
 
     names = sorted(backprop.ACTIVATIONS)
@@ -51,12 +53,21 @@ def default_problems(seed: int, networks: int) -> list[Problem]:
         for cost in compatible_costs(acts[-1]):
             if (acts, cost) != (("tanh", "tanh", "sigmoid"), "bce"):
                 out.append(seed_problem(acts, cost, seed=seed))
+    if scope is not None:
+        out = [p for p in out if scope.admits(p)]
     rng = np.random.default_rng(seed)
     for k in range(networks):
-        out.append(
-            random_problem(rng, depth=(1, 4), width=(1, 6), samples=(2, 6), name=f"random #{k + 1}")
-        )
+        name = f"random #{k + 1}"
+        if scope is None:
+            out.append(random_problem(rng, depth=(1, 4), width=(1, 6), samples=(2, 6), name=name))
+        else:
+            out.append(random_problem_in(rng, scope, name=name))
     return out
+
+
+def seed_combinations() -> int:
+    """How many seed networks the default run has before a scope filters them."""
+    return len(default_problems(0, 0))
 
 
 class Progress:
@@ -83,15 +94,23 @@ class Progress:
             self.stream.flush()
 
 
-def run_checks(runner: Any, problems: list[Problem], progress: Progress) -> dict[str, Any]:
+def run_checks(
+    runner: Any,
+    problems: list[Problem],
+    progress: Progress,
+    scope: Scope | None = None,
+    relu_at_zero: float | None = None,
+) -> dict[str, Any]:
     """Gradient reports for every problem, non-gradient checks on the seed network and on the
     random ones, the fixed checks, and the whole run's consistency; each through ``runner``
     (a :class:`~reference.boundary.isolation.Worker` or an in-process runner). A network whose
     job hung or ended the worker gets a failing report naming the member, and the run goes on."""
     reports: list[tuple[Problem, Report]] = []
+    unsupported: list[tuple[Problem, Report]] = []
     results: list[tuple[str, checks.CheckResult]] = []
+    checked_one = False
     for k, problem in enumerate(problems):
-        with_checks = k == 0 or problem.name.startswith("random")
+        with_checks = not checked_one or problem.name.startswith("random")
         done = runner.run(check_network, problem, with_checks)
         if isinstance(done, Failed):
             network = {"sizes": problem.sizes, "activations": problem.activations,
@@ -100,10 +119,15 @@ def run_checks(runner: Any, problems: list[Problem], progress: Progress) -> dict
             reports.append((problem, failed_report(done.finding, network, runner.name)))
         else:
             report, found = done
+            if report.attribution == "unsupported":
+                unsupported.append((problem, report))
+                progress.update(k + 1)
+                continue
             reports.append((problem, report))
             results.extend((problem.name, c) for c in found)
+            checked_one |= with_checks and bool(found)
         progress.update(k + 1)
-    fixed = runner.run(fixed_checks)
+    fixed = runner.run(fixed_checks, scope, relu_at_zero)
     if isinstance(fixed, Failed):
         found = fixed.finding
         results.extend(
@@ -112,7 +136,8 @@ def run_checks(runner: Any, problems: list[Problem], progress: Progress) -> dict
         )
     else:
         results.extend(("fixed", c) for c in fixed)
-    seen = runner.run(whole_run_consistency, problems[0])
+    first = reports[0][0] if reports else None
+    seen = runner.run(whole_run_consistency, first) if first is not None else []
     if not isinstance(seen, Failed):
         results.append(
             (
@@ -122,21 +147,57 @@ def run_checks(runner: Any, problems: list[Problem], progress: Progress) -> dict
             )
         )  # fmt: skip
     progress.close()
-    ok = all(r.ok for _, r in reports) and all(c.ok is not False for _, c in results)
-    return {"ok": ok, "reports": reports, "checks": results, "printed": runner.printed()}
+    ok = all(r.ok for _, r in reports) and not any(c.is_error for _, c in results)
+    return {
+        "ok": ok,
+        "reports": reports,
+        "checks": results,
+        "unsupported": unsupported,
+        "printed": runner.printed(),
+    }
+
+
+_LABELS = {"error": "FAIL", "warning": "WARN", "convention": "NOTE"}
+"""How each severity of a failed check is marked in the terminal."""
 
 
 def summary_line(outcome: dict[str, Any], impl: str) -> str:
     reports, results = outcome["reports"], outcome["checks"]
     bad_nets = sum(not r.ok for _, r in reports)
-    bad_checks = [c for _, c in results if c.ok is False]
+    bad_checks = [c for _, c in results if c.is_error]
+    notes = sorted({f"{c.severity} {c.name}" for _, c in results
+                    if c.ok is False and not c.is_error})  # fmt: skip
     verdict = "PASS" if outcome["ok"] else "FAIL"
+    applicable = [c for _, c in results if c.ok is not None]
+    outside = outcome.get("out_of_scope", 0) + len(outcome.get("unsupported", []))
     return (
         f"{verdict}: {impl}: {len(reports) - bad_nets}/{len(reports)} networks' gradients and "
-        f"losses agree with finite differences and JAX; "
-        f"{len(results) - len(bad_checks)}/{len(results)} other checks hold"
+        f"losses agree with finite differences and JAX"
+        + (f" ({outside} not in scope)" if outside else "")
+        + f"; {len(applicable) - len(bad_checks)}/{len(applicable)} other checks hold"
         + (f" (failed: {', '.join(sorted({c.name for c in bad_checks}))})" if bad_checks else "")
+        + (f"; {', '.join(notes)} (not errors; --strict fails them)" if notes else "")
     )
+
+
+def suggest_scope(
+    supported: list[tuple[Problem, Report]], unsupported: list[tuple[Problem, Report]]
+) -> str:
+    """The ``SUPPORTS`` declaration that admits the networks that ran and none that raised
+    NotImplementedError (as far as their activations, costs and output widths tell)."""
+    ran = [p for p, _ in supported]
+    if not ran:
+        return "SUPPORTS = {...} in the module (see the README's scope section)"
+    hidden = sorted({a for p in ran for a in p.activations[:-1]})
+    declared: dict[str, Any] = {
+        "activations": hidden,
+        "output_activations": sorted({p.activations[-1] for p in ran}),
+        "costs": sorted({p.cost for p in ran}),
+    }
+    widths = sorted({p.params[-1][0].shape[0] for p in ran})
+    if any(p.params[-1][0].shape[0] not in widths for p, _ in unsupported):
+        declared["outputs"] = widths
+    return f"SUPPORTS = {declared!r} in the module"
 
 
 def print_outcome(
@@ -146,7 +207,7 @@ def print_outcome(
     non-gradient checks grouped by name, and the summary. ``verbose`` prints everything."""
     reports = outcome["reports"]
     failing = [(p, r) for p, r in reports if not r.ok]
-    if not quiet:
+    if not quiet and reports:
         first = reports[0][1]
         shown = (
             reports if verbose else [reports[0], *[pr for pr in failing if pr[1] is not first][:3]]
@@ -160,6 +221,14 @@ def print_outcome(
                       "--verbose shows every table)\n")  # fmt: skip
     else:
         rest = failing
+    unsupported = outcome.get("unsupported") or []
+    if unsupported:
+        _, example = unsupported[0]
+        out.write(
+            f"  not in scope: {len(unsupported)} networks raised NotImplementedError "
+            f"(first: {unsupported[0][0].name}: {example.summary[:200]}); "
+            f"say so once with {suggest_scope(reports, unsupported)}\n"
+        )
     for problem, report in rest[:10]:
         out.write(f"  FAIL {problem.name}: {report.summary[:400]}\n")
     if len(rest) > 10:
@@ -172,7 +241,8 @@ def print_outcome(
         if failed:
             where, c = failed[0]
             more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-            out.write(f"  FAIL {name}: {where}: {c.message[:200]}{more}\n")
+            label = _LABELS[c.severity]
+            out.write(f"  {label} {name}: {where}: {c.message[:300]}{more}\n")
         elif verbose:
             for where, c in results:
                 mark = "ok" if c.ok else "n/a"
@@ -194,6 +264,13 @@ def outcome_json(outcome: dict[str, Any], impl: str) -> dict[str, Any]:
         "impl": impl,
         "networks": [{"name": p.name, **r.to_dict()} for p, r in outcome["reports"]],
         "checks": [{"where": where, **asdict(c)} for where, c in outcome["checks"]],
+        "scope": outcome.get("scope", {}),
+        "not_in_scope": {
+            "undrawn": outcome.get("out_of_scope", 0),
+            "unsupported": [
+                {"name": p.name, **r.to_dict()} for p, r in outcome.get("unsupported", [])
+            ],
+        },
         "attributions": ATTRIBUTIONS,
     }
 
@@ -244,9 +321,11 @@ def write_junit(outcome: dict[str, Any], impl: str, path: Path) -> None:
     for where, c in outcome["checks"]:
         case = ET.SubElement(suite, "testcase", classname=f"checks.{where}", name=c.name)
         cases += 1
-        if c.ok is False:
+        if c.is_error:
             failures += 1
             ET.SubElement(case, "failure", message=c.message).text = c.message
+        elif c.ok is False:  # a warning or a convention: passes, and says so
+            ET.SubElement(case, "system-out").text = f"{c.severity}: {c.message}"
         elif c.ok is None:
             ET.SubElement(case, "skipped", message=c.message)
     suite.set("tests", str(cases))
@@ -481,6 +560,28 @@ def write_plots(runner: Any, outcome: dict[str, Any], directory: Path) -> list[P
 # --- main ----------------------------------------------------------------------------------
 
 
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _widths(text: str) -> list[int]:
+    try:
+        return [int(n) for n in _names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected widths such as 1,2, got {text!r}") from None
+
+
+def resolve_scope(args: argparse.Namespace, declared: Scope) -> Scope:
+    """The flags over ./pyproject.toml's [tool.backprop-check] over the module's SUPPORTS."""
+    flags = {key: getattr(args, key) for key in ("activations", "output_activations", "costs",
+                                                 "outputs", "min_depth", "max_depth")}  # fmt: skip
+    try:
+        given = Scope.read(flags, "the scope flags")
+        return given.over(from_pyproject(Path.cwd()).over(declared))
+    except ScopeError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="backprop-check",
@@ -527,6 +628,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--explain",
         action="store_true",
         help="explain the seed network's matrices and formulas, then exit",
+    )
+    scope = parser.add_argument_group(
+        "scope",
+        "what the implementation supports (also: SUPPORTS in the module, or "
+        "[tool.backprop-check] in ./pyproject.toml; these flags win); networks outside it "
+        "are not checked",
+    )
+    scope.add_argument("--activations", type=_names, metavar="A,B", help="hidden activations")
+    scope.add_argument(
+        "--output-activations", type=_names, metavar="A,B", help="output activations"
+    )
+    scope.add_argument("--costs", type=_names, metavar="C,D", help="costs")
+    scope.add_argument("--outputs", type=_widths, metavar="N,M", help="output widths n_L")
+    scope.add_argument("--min-depth", type=int, metavar="L", help="fewest layers")
+    scope.add_argument("--max-depth", type=int, metavar="L", help="most layers")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="warnings (numerical robustness) and conventions (deliberate differences from the "
+        "seed) fail the run too",
+    )
+    parser.add_argument(
+        "--relu-at-zero",
+        type=float,
+        choices=(0.0, 1.0),
+        metavar="0|1",
+        help="require this relu'(0) (default: any value in [0, 1] is a valid subgradient, "
+        "and the report says which one the code uses)",
     )
     parser.add_argument(
         "--timeout",
@@ -640,9 +769,19 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
         out.write("\n".join(lines) + "\n")
         out.write(("same gradients as" if ok else "gradients DRIFTED from") + f" {path}\n")
         return 0 if ok else 1
-    problems = default_problems(args.seed, args.networks)
+    scope = resolve_scope(args, runner.declared)
+    try:
+        problems = default_problems(args.seed, args.networks, scope if scope.declared else None)
+    except ScopeError as exc:
+        raise UsageError(str(exc)) from None
     progress = Progress(len(problems), enabled=not args.quiet)
-    outcome = run_checks(runner, problems, progress)
+    outcome = run_checks(
+        runner, problems, progress, scope if scope.declared else None, args.relu_at_zero
+    )
+    if args.strict and any(c.ok is False for _, c in outcome["checks"]):
+        outcome["ok"] = False
+    outcome["out_of_scope"] = seed_combinations() + args.networks - len(problems)
+    outcome["scope"] = scope.to_dict()
     print_outcome(outcome, name, out, args.quiet, args.verbose)
     if args.json:
         args.json.write_text(json.dumps(outcome_json(outcome, name), indent=1))

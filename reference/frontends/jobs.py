@@ -29,9 +29,15 @@ def check_network(
     return report, results
 
 
-def fixed_checks(impl: Guarded) -> list[checks.CheckResult]:
-    """The checks on fixed, hand-computed problems."""
-    return [fn(impl) for fn in checks.FIXED_CHECKS.values()]
+def fixed_checks(
+    impl: Guarded, scope: Any = None, relu_at_zero: float | None = None
+) -> list[checks.CheckResult]:
+    """The checks on fixed, hand-computed problems, those of their networks the scope admits;
+    ``relu_at_zero`` requires that relu'(0)."""
+    return [
+        checks.relu_at_zero(impl, scope, relu_at_zero) if name == "relu'(0)" else fn(impl, scope)
+        for name, fn in checks.FIXED_CHECKS.items()
+    ]
 
 
 def gradients_of(impl: Guarded, problems: list[Problem]) -> list[Any]:
@@ -60,8 +66,11 @@ class InProcess:
     """A runner that calls jobs in this process (no isolation, no time limit)."""
 
     def __init__(self, impl: Any, name: str | None = None) -> None:
+        from ..inputs.scope import Scope
+
         self.impl = guard(impl, name)
         self.name = self.impl.name
+        self.declared = Scope.read(getattr(impl, "SUPPORTS", None), f"{self.name}.SUPPORTS")
         self.restarts = 0
 
     def run(self, job: Callable[..., Any], *args: Any) -> Any:

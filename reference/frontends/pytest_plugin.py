@@ -56,6 +56,13 @@ class Harness(NamedTuple):
     guarded: Any
 
 
+class Settings(NamedTuple):
+    """How strictly the suite judges: the ``backprop_settings`` fixture."""
+
+    strict: bool = False
+    relu_at_zero: float | None = None
+
+
 HARNESS = pytest.StashKey[Harness]()
 """Set on ``config.stash`` once the harness is activated; absent otherwise."""
 
@@ -78,6 +85,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SECONDS",
         help="time limit on each call into the implementation under test (default 60): a "
         "call that runs longer fails its test with a timeout finding",
+    )
+    group.addoption(
+        "--backprop-strict",
+        action="store_true",
+        help="warnings (numerical robustness) and convention notes (deliberate differences "
+        "from the seed, such as relu'(0) = 0) fail their tests too",
+    )
+    group.addoption(
+        "--backprop-relu-at-zero",
+        type=float,
+        choices=(0.0, 1.0),
+        default=None,
+        metavar="0|1",
+        help="require this relu'(0) (default: any value in [0, 1] is a valid subgradient)",
     )
     parser.addini(
         "backprop_impl",
@@ -194,6 +215,15 @@ def backprop_impl(request: pytest.FixtureRequest) -> Any:
             pytrace=False,
         )
     return harness.guarded
+
+
+@pytest.fixture(scope="session")
+def backprop_settings(request: pytest.FixtureRequest) -> Settings:
+    """``--backprop-strict`` and ``--backprop-relu-at-zero`` as the suite reads them."""
+    return Settings(
+        bool(request.config.getoption("backprop_strict", default=False)),
+        request.config.getoption("backprop_relu_at_zero", default=None),
+    )
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -75,6 +75,8 @@ ATTRIBUTIONS = {
     "but not with finite differences; not a bug in the implementation",
     "boundary": "the numbers agree, but the implementation changed its arguments in place or "
     "returned different results for the same inputs",
+    "unsupported": "the implementation does not support this network (NotImplementedError): "
+    "not a failure; declare its scope so that such networks are not drawn",
     "crash": "the implementation raised an exception, ended its process or did not return",
     "structure": "the implementation returned the wrong structure or shapes",
 }
@@ -392,7 +394,9 @@ def failed_report(finding: Finding, network: dict[str, Any], name: str) -> Repor
         and ("shape" in finding.message or "mismatch" in finding.message)
     ):
         summary += " (a shape error: check each matrix product; a missing transpose?)"
-    attribution = "structure" if finding.kind == "structure" else "crash"
+    attribution = {"structure": "structure", "unsupported": "unsupported"}.get(
+        finding.kind, "crash"
+    )
     return Report(
         ok=False,
         attribution=attribution,

@@ -1,0 +1,213 @@
+"""What an implementation says it supports, and which networks that admits.
+
+An implementation declares its scope in any of three places, with one meaning
+(DESIGN.md, "Checking other people's code"):
+
+- a module attribute::
+
+      SUPPORTS = {
+          "activations": ["relu"],             # hidden layers
+          "output_activations": ["sigmoid"],   # the output layer
+          "costs": ["bce"],
+          "outputs": [1],                      # output widths n_L
+          "max_depth": 3,                      # layers L (also "min_depth")
+      }
+
+- a ``[tool.backprop-check]`` table in the ``pyproject.toml`` of the directory
+  the check runs from, with the same keys;
+- ``backprop-check`` flags (``--activations``, ``--output-activations``,
+  ``--costs``, ``--outputs``, ``--min-depth``, ``--max-depth``).
+
+A key left out admits everything. Where several places give the same key, the
+flags win over the pyproject table, which wins over the module. Networks outside
+the scope are never generated; the report counts them as not in scope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .problems import Problem, compatible_costs, random_problem
+
+KEYS = ("activations", "output_activations", "costs", "outputs", "min_depth", "max_depth")
+"""The keys a declaration may hold."""
+
+
+class ScopeError(ValueError):
+    """A declaration that cannot be read; the message names the place and the key."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The networks an implementation supports; None in a field admits anything."""
+
+    activations: frozenset[str] | None = None
+    output_activations: frozenset[str] | None = None
+    costs: frozenset[str] | None = None
+    outputs: frozenset[int] | None = None
+    min_depth: int | None = None
+    max_depth: int | None = None
+
+    @classmethod
+    def read(cls, declared: Mapping[str, Any] | None, where: str) -> Scope:
+        """A scope from a declaration (``SUPPORTS``, a pyproject table, the flags)."""
+        if declared is None:
+            return cls()
+        if not isinstance(declared, Mapping):
+            raise ScopeError(f"{where} must be a mapping of {', '.join(KEYS)}, "
+                             f"got {type(declared).__name__}")  # fmt: skip
+        unknown = sorted(set(declared) - set(KEYS))
+        if unknown:
+            raise ScopeError(
+                f"{where} has unknown key(s) {', '.join(map(repr, unknown))}; "
+                f"the keys are {', '.join(KEYS)}"
+            )
+        values: dict[str, Any] = {}
+        for key, value in declared.items():
+            if value is None:
+                continue
+            if key in ("min_depth", "max_depth"):
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ScopeError(f"{where}: {key} must be an integer >= 1, got {value!r}")
+                values[key] = value
+            elif key == "outputs":
+                items = _items(value, where, key)
+                if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1
+                           for n in items):  # fmt: skip
+                    raise ScopeError(f"{where}: outputs must be widths >= 1, got {value!r}")
+                values[key] = frozenset(items)
+            else:
+                items = _items(value, where, key)
+                if not all(isinstance(n, str) for n in items):
+                    raise ScopeError(f"{where}: {key} must be a list of names, got {value!r}")
+                values[key] = frozenset(items)
+        return cls(**values)
+
+    def over(self, other: Scope) -> Scope:
+        """This scope's keys, and ``other``'s where this one says nothing."""
+        return Scope(**{
+            f.name: getattr(self, f.name) if getattr(self, f.name) is not None
+            else getattr(other, f.name)
+            for f in fields(self)
+        })  # fmt: skip
+
+    @property
+    def declared(self) -> bool:
+        return any(getattr(self, f.name) is not None for f in fields(self))
+
+    def why_not(self, problem: Problem) -> str | None:
+        """Why ``problem`` is outside the scope, or None when it is inside."""
+        acts, L = problem.activations, len(problem.params)
+        if self.min_depth is not None and L < self.min_depth:
+            return f"{L} layers, fewer than min_depth {self.min_depth}"
+        if self.max_depth is not None and L > self.max_depth:
+            return f"{L} layers, more than max_depth {self.max_depth}"
+        if self.activations is not None:
+            hidden = sorted(set(acts[:-1]) - self.activations)
+            if hidden:
+                return f"hidden activation {', '.join(hidden)}"
+        if self.output_activations is not None and acts[-1] not in self.output_activations:
+            return f"output activation {acts[-1]}"
+        if self.costs is not None and problem.cost not in self.costs:
+            return f"cost {problem.cost}"
+        n_out = problem.params[-1][0].shape[0]
+        if self.outputs is not None and n_out not in self.outputs:
+            return f"{n_out} outputs"
+        return None
+
+    def admits(self, problem: Problem) -> bool:
+        return self.why_not(problem) is None
+
+    def admits_network(self, activations: list[str], cost: str, outputs: int) -> bool:
+        """Whether a network of these activations, cost and output width is inside."""
+        L = len(activations)
+        return (
+            (self.min_depth is None or L >= self.min_depth)
+            and (self.max_depth is None or L <= self.max_depth)
+            and (self.activations is None or set(activations[:-1]) <= self.activations)
+            and (self.output_activations is None or activations[-1] in self.output_activations)
+            and (self.costs is None or cost in self.costs)
+            and (self.outputs is None or outputs in self.outputs)
+        )
+
+    def hidden_choices(self, table: Iterable[str]) -> list[str]:
+        return sorted(self.activations if self.activations is not None else table)
+
+    def output_choices(self, table: Iterable[str]) -> list[str]:
+        names = self.output_activations if self.output_activations is not None else table
+        return sorted(names)
+
+    def cost_choices(self, output_activation: str) -> list[str]:
+        allowed = compatible_costs(output_activation)
+        return [c for c in allowed if self.costs is None or c in self.costs]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.name] = sorted(value) if isinstance(value, frozenset) else value
+        return out
+
+    def describe(self) -> str:
+        """The scope as the ``SUPPORTS`` line that declares it."""
+        return f"SUPPORTS = {self.to_dict()!r}" if self.declared else "everything"
+
+
+def _items(value: Any, where: str, key: str) -> list[Any]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ScopeError(f"{where}: {key} must be a list, got {value!r}")
+    return list(value)
+
+
+def from_pyproject(directory: Path) -> Scope:
+    """The ``[tool.backprop-check]`` table of ``directory/pyproject.toml``, if any."""
+    path = directory / "pyproject.toml"
+    if not path.is_file():
+        return Scope()
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the same parser, as a package
+        import tomli as tomllib
+    try:
+        table = tomllib.loads(path.read_text()).get("tool", {}).get("backprop-check")
+    except (OSError, ValueError) as exc:
+        raise ScopeError(f"{path}: cannot read it ({exc})") from None
+    return Scope.read(table, f"[tool.backprop-check] in {path}")
+
+
+def random_problem_in(
+    rng: np.random.Generator,
+    scope: Scope,
+    *,
+    depth: tuple[int, int] = (1, 4),
+    width: tuple[int, int] = (1, 6),
+    samples: tuple[int, int] = (2, 6),
+    name: str = "",
+    attempts: int = 20_000,
+) -> Problem:
+    """:func:`~reference.inputs.problems.random_problem` drawn until it lies in ``scope``
+    (depth and width ranges widened to reach the declared depths and output widths)."""
+    lo, hi = depth
+    if scope.min_depth is not None:
+        lo, hi = max(lo, scope.min_depth), max(hi, scope.min_depth)
+    if scope.max_depth is not None:
+        hi = min(hi, scope.max_depth)
+        lo = min(lo, hi)
+    w_hi = max(width[1], *(scope.outputs or [0]))
+    names = sorted(
+        (scope.activations or frozenset()) | (scope.output_activations or frozenset())
+    ) or ["relu", "sigmoid", "tanh"]
+    for _ in range(attempts):
+        p = random_problem(
+            rng, depth=(lo, hi), width=(width[0], w_hi), samples=samples,
+            activation_names=names, name=name,
+        )  # fmt: skip
+        if scope.admits(p):
+            return p
+    raise ScopeError(f"no network drawn in {attempts} attempts fits {scope.describe()}")

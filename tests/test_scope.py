@@ -1,0 +1,200 @@
+"""Declared scope and severity: code that is right by its own conventions passes, and says how.
+
+Each implementation here is written for the tests, small and independent; each is checked
+through ``backprop-check`` in-process (the worker is tested in tests/test_hostile.py).
+"""
+
+import io
+import json
+import re
+import textwrap
+
+import pytest
+
+from reference.frontends import cli
+from reference.inputs.problems import seed_problem
+from reference.inputs.scope import Scope, ScopeError
+
+SIGMOID_ONLY = """
+import numpy as np
+
+def _check(activations):
+    if any(a != "sigmoid" for a in activations):
+        raise NotImplementedError("sigmoid layers only")
+
+def _forward(params, X):
+    As = [X]
+    for W, b in params:
+        As.append(1 / (1 + np.exp(-(W @ As[-1] + b))))
+    return As
+
+def loss(params, X, Y, *, activations, cost):
+    _check(activations)
+    A = _forward(params, X)[-1]
+    m = X.shape[1]
+    if cost == "mse":
+        return float(np.sum((A - Y) ** 2) / (2 * m))
+    return float(-np.sum(Y * np.log(A) + (1 - Y) * np.log(1 - A)) / m)
+
+def gradients(params, X, Y, *, activations, cost):
+    _check(activations)
+    As = _forward(params, X)
+    m = X.shape[1]
+    A = As[-1]
+    dZ = (A - Y) / m * (A * (1 - A) if cost == "mse" else 1.0)
+    grads = []
+    for l in range(len(params), 0, -1):
+        grads.append((dZ @ As[l - 1].T, dZ.sum(axis=1, keepdims=True)))
+        if l > 1:
+            dZ = (params[l - 1][0].T @ dZ) * As[l - 1] * (1 - As[l - 1])
+    return grads[::-1]
+"""
+
+RELU_ZERO_IN_PLACE = """
+import numpy as np
+
+SUPPORTS = {"activations": ["relu"], "output_activations": ["sigmoid"], "costs": ["bce"],
+            "outputs": [1]}
+
+def _forward(params, X):
+    Zs, As = [], [X]
+    for l, (W, b) in enumerate(params):
+        Z = W @ As[-1] + b
+        Zs.append(Z)
+        As.append(1 / (1 + np.exp(-Z)) if l == len(params) - 1 else np.maximum(Z, 0))
+    return Zs, As
+
+def loss(params, X, Y, *, activations, cost):
+    Z = _forward(params, X)[0][-1]
+    return float(np.mean(np.logaddexp(0, Z) - Y * Z) * Y.shape[0])
+
+def gradients(params, X, Y, *, activations, cost):
+    Zs, As = _forward(params, X)
+    dZ = (As[-1] - Y) / X.shape[1]
+    grads = []
+    for l in range(len(params), 0, -1):
+        grads.append((dZ @ As[l - 1].T, dZ.sum(axis=1, keepdims=True)))
+        if l > 1:
+            dZ = (params[l - 1][0].T @ dZ) * (Zs[l - 2] > 0)  # relu'(0) = 0
+    return grads[::-1]
+
+def update(params, grads, learning_rate):
+    for (W, b), (dW, db) in zip(params, grads):
+        W -= learning_rate * dW
+        b -= learning_rate * db
+"""
+
+
+@pytest.fixture
+def module(tmp_path, monkeypatch):
+    """Write a module into a fresh directory, make it the working directory and importable."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def write(name, source, **extra_files):
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+        for filename, text in extra_files.items():
+            (tmp_path / filename).write_text(text)
+        return name
+
+    return write
+
+
+def check(*argv):
+    out = io.StringIO()
+    code = cli.main(["--in-process", "--networks", "3", *argv], out=out)
+    return code, out.getvalue()
+
+
+def test_undeclared_not_implemented_is_not_in_scope_and_the_declaration_is_suggested(module):
+    name = module("sigmoid_only", SIGMOID_ONLY)
+    code, text = check("--impl", name, "--quiet")
+    assert code == 0, text
+    assert "raised NotImplementedError" in text and "sigmoid layers only" in text
+    assert "SUPPORTS = {'activations': ['sigmoid'], 'output_activations': ['sigmoid']" in text
+    assert "not in scope" in text.splitlines()[-1]
+
+
+@pytest.mark.parametrize("where", ["flags", "pyproject", "module"])
+def test_a_declared_scope_draws_only_networks_inside_it(module, tmp_path, where):
+    source, extra, argv = SIGMOID_ONLY, {}, []
+    if where == "flags":
+        argv = ["--activations", "sigmoid", "--output-activations", "sigmoid"]
+    elif where == "pyproject":
+        extra = {"pyproject.toml": '[tool.backprop-check]\nactivations = ["sigmoid"]\n'
+                 'output_activations = ["sigmoid"]\n'}  # fmt: skip
+    else:
+        source += '\nSUPPORTS = {"activations": ["sigmoid"], "output_activations": ["sigmoid"]}\n'
+    name = module(f"declared_in_{where}", source, **extra)
+    report = tmp_path / "r.json"
+    code, text = check("--impl", name, "--quiet", "--json", str(report), *argv)
+    assert code == 0, text
+    data = json.loads(report.read_text())
+    assert data["scope"] == {"activations": ["sigmoid"], "output_activations": ["sigmoid"]}
+    assert data["not_in_scope"]["unsupported"] == []  # nothing outside was even drawn
+    assert all(set(n["network"]["activations"]) == {"sigmoid"} for n in data["networks"])
+    assert sum(n["name"].startswith("random") for n in data["networks"]) == 3
+
+
+def test_flags_win_over_pyproject_over_the_module():
+    module_scope = Scope.read({"costs": ["mse"], "outputs": [1]}, "SUPPORTS")
+    project = Scope.read({"costs": ["bce"]}, "pyproject")
+    flags = Scope.read({"outputs": [2]}, "flags")
+    assert flags.over(project.over(module_scope)).to_dict() == {"costs": ["bce"], "outputs": [2]}
+
+
+@pytest.mark.parametrize(
+    "declared, says",
+    [
+        ({"activation": ["relu"]}, "unknown key(s) 'activation'"),
+        ({"outputs": [0]}, "outputs must be widths >= 1"),
+        ({"costs": "mse"}, "costs must be a list"),
+        ({"max_depth": 0}, "max_depth must be an integer >= 1"),
+    ],
+)
+def test_a_bad_declaration_names_the_key(declared, says):
+    with pytest.raises(ScopeError, match=re.escape(says)):
+        Scope.read(declared, "SUPPORTS")
+
+
+def test_why_not_says_what_is_outside():
+    scope = Scope.read({"activations": ["sigmoid"], "costs": ["mse"]}, "SUPPORTS")
+    assert scope.why_not(seed_problem(("tanh", "tanh", "sigmoid"), "bce")) == (
+        "hidden activation tanh"
+    )
+    assert scope.why_not(seed_problem(("sigmoid",) * 3, "bce")) == "cost bce"
+    assert scope.why_not(seed_problem(("sigmoid",) * 3, "mse")) is None
+
+
+def test_relu_prime_zero_and_an_in_place_update_are_conventions(module):
+    name = module("relu_zero", RELU_ZERO_IN_PLACE)
+    code, text = check("--impl", name, "--quiet")
+    assert code == 0, text
+    assert "NOTE relu'(0): fixed: relu'(0) = 0 (JAX's and PyTorch's choice)" in text
+    assert "NOTE update:" in text and "in place (update returns None" in text
+    assert "FAIL" not in text
+    assert check("--impl", name, "--quiet", "--strict")[0] == 1
+    code, text = check("--impl", name, "--quiet", "--relu-at-zero", "1")
+    assert code == 1 and "relu'(0) = 0, and 1 is required" in text
+
+
+def test_a_log_a_cross_entropy_is_a_warning_with_the_fix(module):
+    source = SIGMOID_ONLY + '\nSUPPORTS = {"activations": ["sigmoid"]}\n'
+    name = module("log_a", source)
+    code, text = check("--impl", name, "--quiet")
+    assert code == 0, text
+    assert "WARN saturation:" in text and "logaddexp(0, Z) - Y Z" in text
+    assert check("--impl", name, "--quiet", "--strict")[0] == 1
+
+
+def test_a_planted_mistake_in_scope_still_fails(module):
+    source = (
+        SIGMOID_ONLY.replace(
+            "grads.append((dZ @ As[l - 1].T,", "grads.append((2 * dZ @ As[l - 1].T,"
+        )
+        + '\nSUPPORTS = {"activations": ["sigmoid"]}\n'
+    )
+    name = module("doubled", source)
+    code, text = check("--impl", name, "--quiet")
+    assert code == 1
+    assert "off by the same factor 2" in text or "constant factor of 2" in text
