@@ -9,6 +9,9 @@ implementation under test cannot leak into the reference.
     bce: J = 1/m sum -Y log A^L - (1 - Y) log(1 - A^L)
          (with a sigmoid output, from the logits: 1/m sum softplus(Z^L) - Y Z^L)
 
+Beside the gradients it bounds the rounding error any correct float64
+implementation makes in them.
+
 Importing this module turns on JAX's float64 mode (``jax_enable_x64``): the
 oracle is only worth its ~1e-12 agreement in double precision.
 """
@@ -35,6 +38,14 @@ JAX_ACTIVATIONS: dict[str, Callable] = {
     "relu": lambda z: jnp.where(z >= 0, z, 0.0),
 }
 """JAX twins of ``backprop.ACTIVATIONS``, by name: g(z) only; jax.grad gives g'."""
+
+ABSOLUTE_ROUNDING: dict[str, float] = {"relu": 0.0}
+"""s_g per activation: a correct formula for g(z) is off by up to a few eps (|g(z)| + s_g).
+
+s_g = 1 (the default for a name not listed) where correct formulas keep only absolute
+precision: sigmoid as (1 + tanh(z/2))/2 or 1 - 1/(1 + e^z) is 0 where the true value is
+1e-20, tanh as 2/(1 + e^{-2z}) - 1 (the seed's form) cancels near z = 0. s_g = 0 where every
+formula is exact or keeps relative precision: relu's max(z, 0) and z [z > 0]."""
 
 
 class JaxCost(NamedTuple):
@@ -93,10 +104,11 @@ class JaxResult(NamedTuple):
     """The JAX oracle's numbers for one problem, all NumPy float64.
 
     ``grads[l - 1] = (dJ/dW^l, dJ/db^l)``. ``rounding[l - 1]`` bounds, entry by
-    entry, the rounding error any float64 backward pass makes in those
-    gradients (:func:`_rounding_bounds`): where a gradient is far smaller than
-    the terms it is computed from (saturation, cancellation) two correct
-    implementations differ by that much, and no more.
+    entry, the rounding error any float64 forward and backward pass makes in those
+    gradients (:func:`_forward_rounding`, :func:`_rounding_bounds`): where a gradient
+    is far smaller than the terms it is computed from (saturation, cancellation, an
+    activation far below its absolute rounding) two correct implementations differ by
+    that much, and no more.
     """
 
     loss: float
@@ -122,46 +134,95 @@ def _terms(twin: JaxCost, out_act: str) -> tuple[Callable, bool]:
     return (from_logits, True) if from_logits is not None else (twin.term, False)
 
 
-def _rounding_bounds(params, Zs, As, dZs, dAs, gps, Y, mask, m):
+# The rounding analysis runs in NumPy on the JAX model's intermediate values, after the
+# jitted call: written in jax.numpy it would be compiled into every network's function,
+# doubling the compile time for a few microseconds of arithmetic.
+
+EPS = float(np.finfo(np.float64).eps)
+
+
+def _forward_rounding(params, As, gps, scales):
+    """First-order bounds on the rounding error of a float64 forward pass, per entry.
+
+    With eps = 2^-52, |.| entrywise and n_{l-1} + 1 the terms of each sum,
+        dZ^l = |W^l| dA^{l-1} + (n_{l-1} + 1) eps (|W^l| |A^{l-1}| + |b^l|),   dA^0 = 0
+        dA^l = |g'_l(Z^l)| dZ^l + 4 eps (|A^l| + s_l)
+    (s_l: :data:`ABSOLUTE_ROUNDING`). Returns (dZ, dA) per layer; dA[0] is X's, zero.
+    """
+    dA = np.zeros_like(As[0])
+    dZs, dAs = [], [dA]
+    for l, (W, b) in enumerate(params):
+        absW = np.abs(W)
+        dZ = absW @ dA + (W.shape[1] + 1) * EPS * (absW @ np.abs(As[l]) + np.abs(b))
+        dA = np.abs(gps[l]) * dZ + 4 * EPS * (np.abs(As[l + 1]) + scales[l])
+        dZs.append(dZ)
+        dAs.append(dA)
+    return dZs, dAs
+
+
+def _rounding_bounds(params, As, dZs, dAs, gps, gpps, Y, m, forward, scales):
     """First-order bounds on the rounding error of a float64 backward pass, per entry.
 
-    With eps the unit roundoff and |.| taken entrywise, the error E^l in dZ^l is
-    at most
-        E^L = eps (4 |dA^L| + |dZ^L|) + eps (|A^L| + |Y|) / m (1 + |g'_L|)
+    ``forward`` is :func:`_forward_rounding`'s (dZ, dA), written here delta Z^l and
+    delta A^l. With eps = 2^-52 and |.| entrywise, g' evaluated at a rounded Z^l by a
+    formula of its own is off by at most
+        e'_l = |g''_l| delta Z^l + 4 eps (|g'_l| + 4 s_l)
+    (g' from a rounded A, as A(1 - A) or 1 - A^2, is off by a few times A's absolute
+    rounding); the cost's A - Y cancels to eps (|A| + |Y|) plus A's own error. The error E^l
+    in dZ^l is then at most
+        E^L = (eps (|A^L| + |Y|) + delta A^L) / m (1 + |g'_L|) + |dA^L| e'_L + eps |dZ^L|
         E^l = |g'_l| (|W^{l+1}|^T E^{l+1} + n_{l+1} eps |W^{l+1}|^T |dZ^{l+1}|)
-              + eps (4 |dA^l| + |dZ^l|)
-    (g' evaluated from a rounded A is off by a few eps absolute; the cost's
-    A - Y cancels to eps (|A| + |Y|)), and the gradients' errors at most
-        dW^l: E^l |A^{l-1}|^T + m eps |dZ^l| |A^{l-1}|^T,   db^l: sum E^l + m eps sum |dZ^l|.
+              + |dA^l| e'_l + eps |dZ^l|
+    and the gradients' errors at most
+        dW^l: E^l |A^{l-1}|^T + |dZ^l| (delta A^{l-1})^T + m eps |dZ^l| |A^{l-1}|^T,
+        db^l: sum E^l + m eps sum |dZ^l|.
+    A gradient far below the terms it is computed from (saturation, cancellation, an input
+    A^{l-1} far below its activation's absolute rounding) can differ between two correct
+    implementations by that much, and no more.
     """
-    eps = jnp.finfo(jnp.float64).eps
     L = len(params)
-    out = jnp.where(mask, eps * (jnp.abs(As[L]) + jnp.abs(Y)) / m * (1 + jnp.abs(gps[L - 1])), 0.0)
-    E = eps * (4 * jnp.abs(dAs[L - 1]) + jnp.abs(dZs[L - 1])) + out
+    fw_dZ, fw_dA = forward
+    slope = [np.abs(g) for g in gps]
+    g_err = [
+        np.abs(gpp) * dz + 4 * EPS * (s + 4 * scale)
+        for gpp, dz, s, scale in zip(gpps, fw_dZ, slope, scales)
+    ]
+    out = (EPS * (np.abs(As[L]) + np.abs(Y)) + fw_dA[L]) / m * (1 + slope[L - 1])
+    E = out + np.abs(dAs[L - 1]) * g_err[L - 1] + EPS * np.abs(dZs[L - 1])
     bounds = [None] * L
     for l in range(L - 1, -1, -1):
-        absA = jnp.abs(As[l])
-        absdZ = jnp.abs(dZs[l])
+        absA = np.abs(As[l])
+        absdZ = np.abs(dZs[l])
         bounds[l] = (
-            E @ absA.T + m * eps * absdZ @ absA.T,
-            jnp.sum(E, axis=1, keepdims=True) + m * eps * jnp.sum(absdZ, axis=1, keepdims=True),
+            E @ absA.T + absdZ @ fw_dA[l].T + m * EPS * absdZ @ absA.T,
+            np.sum(E, axis=1, keepdims=True) + m * EPS * np.sum(absdZ, axis=1, keepdims=True),
         )
         if l > 0:
-            absW = jnp.abs(params[l][0])
+            absW = np.abs(params[l][0])
             n = params[l][0].shape[0]
-            E = jnp.abs(gps[l - 1]) * (absW.T @ E + n * eps * absW.T @ absdZ) + eps * (
-                4 * jnp.abs(dAs[l - 1]) + jnp.abs(dZs[l - 1])
+            E = (
+                slope[l - 1] * (absW.T @ E + n * EPS * absW.T @ absdZ)
+                + np.abs(dAs[l - 1]) * g_err[l - 1]
+                + EPS * np.abs(dZs[l - 1])
             )
     return bounds
 
 
 def _compile(forward_layer: Callable, layers: int, cost_terms: Callable, on_logits: bool):
-    """jit of J, its gradients and their rounding bounds.
+    """jit of J, its gradients, and what the rounding analysis reads: A^l, the deltas
+    dZ^l and dA^l, g_l' and g_l'' at Z^l.
 
     ``forward_layer(l, Z, which)`` applies layer l+1's activation (``which``
     selects it at run time on the padded path). Zeros added to every Z^l and
-    A^l make d J / d offset the deltas dZ^l and dA^l the bounds are built from.
+    A^l make d J / d offset the deltas dZ^l and dA^l.
     """
+
+    def derivatives(l, Z, which):
+        """(g_l'(Z), g_l''(Z)), elementwise."""
+        g = functools.partial(forward_layer, l, which=which)
+        return jax.jvp(
+            lambda z: jax.jvp(g, (z,), (jnp.ones_like(z),))[1], (Z,), (jnp.ones_like(Z),)
+        )
 
     def loss_fn(params, offZ, offA, which, X, Y, mask, m):
         A, As, Zs = X, [X], []
@@ -182,11 +243,8 @@ def _compile(forward_layer: Callable, layers: int, cost_terms: Callable, on_logi
     def run(params, which, X, Y, mask, m):
         zeros = [jnp.zeros((W.shape[0], X.shape[1])) for W, _ in params]
         (J, (Zs, As)), (grads, dZs, dAs) = grad_fn(params, zeros, zeros, which, X, Y, mask, m)
-        gps = [
-            jax.jvp(functools.partial(forward_layer, l, which=which), (Z,), (jnp.ones_like(Z),))[1]
-            for l, Z in enumerate(Zs)
-        ]
-        return J, grads, _rounding_bounds(params, Zs, As, dZs, dAs, gps, Y, mask, m)
+        derivs = [derivatives(l, Z, which) for l, Z in enumerate(Zs)]
+        return J, grads, (As[1:], dZs, dAs, derivs)
 
     return jax.jit(run)
 
@@ -227,31 +285,47 @@ def jax_model(
     for name in activations:
         _twin_activation(name)
     _twin_cost(cost)
+    params = [(_f64(W), _f64(b)) for W, b in params]
+    X, Y = _f64(X), _f64(Y)
     sizes = [params[0][0].shape[1]] + [W.shape[0] for W, _ in params]
     m = X.shape[1]
     if max(sizes) > _PAD_MAX_WIDTH or m > _PAD_MAX_SAMPLES:
         fn = _exact_fn(activations, cost)
-        p = [(_f64(W), _f64(b)) for W, b in params]
         mask = np.ones(Y.shape, dtype=bool)
-        J, grads, rounding = fn(p, None, _f64(X), _f64(Y), mask, float(m))
-        return JaxResult(float(J), _to_numpy(grads), _to_numpy(rounding))
+        J, grads, inside = fn(params, None, X, Y, mask, float(m))
+    else:
+        width, mb = _bucket(max(sizes)), _bucket(m)
+        table = tuple(JAX_ACTIVATIONS)
+        which = np.array([table.index(a) for a in activations], dtype=np.int32)
+        padded = [(_pad(W, width, width), _pad(b, width, 1)) for W, b in params]
+        mask = np.zeros((width, mb), dtype=bool)
+        mask[: sizes[-1], :m] = True
+        fn = _padded_fn(len(params), cost, activations[-1], table)
+        J, grads, inside = fn(
+            padded,
+            which,
+            _pad(X, width, mb),
+            _pad(Y, width, mb),
+            mask,
+            float(m),
+        )
 
-    width, mb = _bucket(max(sizes)), _bucket(m)
-    table = tuple(JAX_ACTIVATIONS)
-    which = np.array([table.index(a) for a in activations], dtype=np.int32)
-    p = [(_pad(W, width, width), _pad(b, width, 1)) for W, b in params]
-    mask = np.zeros((width, mb), dtype=bool)
-    mask[: sizes[-1], :m] = True
-    fn = _padded_fn(len(params), cost, activations[-1], table)
-    J, grads, rounding = fn(p, which, _pad(X, width, mb), _pad(Y, width, mb), mask, float(m))
+    def cut(a, rows):
+        return np.asarray(a)[:rows, :m]
 
-    def cut(pairs):
-        return [
-            (np.asarray(gW)[: W.shape[0], : W.shape[1]], np.asarray(gb)[: W.shape[0]])
-            for (gW, gb), (W, _) in zip(pairs, params)
-        ]
-
-    return JaxResult(float(J), cut(grads), cut(rounding))
+    grads = [
+        (np.asarray(gW)[: W.shape[0], : W.shape[1]], np.asarray(gb)[: W.shape[0]])
+        for (gW, gb), (W, _) in zip(grads, params)
+    ]
+    As, dZs, dAs, derivs = inside
+    n = sizes[1:]
+    As = [X] + [cut(A, r) for A, r in zip(As, n)]
+    dZs, dAs = [cut(d, r) for d, r in zip(dZs, n)], [cut(d, r) for d, r in zip(dAs, n)]
+    gps, gpps = ([cut(d[k], r) for d, r in zip(derivs, n)] for k in range(2))
+    scales = [ABSOLUTE_ROUNDING.get(a, 1.0) for a in activations]
+    forward = _forward_rounding(params, As, gps, scales)
+    rounding = _rounding_bounds(params, As, dZs, dAs, gps, gpps, Y, m, forward, scales)
+    return JaxResult(float(J), grads, rounding)
 
 
 def _f64(a: np.ndarray) -> np.ndarray:
@@ -262,10 +336,6 @@ def _pad(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
     out = np.zeros((rows, cols))
     out[: a.shape[0], : a.shape[1]] = a
     return out
-
-
-def _to_numpy(pairs) -> list[tuple[np.ndarray, np.ndarray]]:
-    return [(np.asarray(a), np.asarray(c)) for a, c in pairs]
 
 
 def jax_gradients(
