@@ -20,6 +20,8 @@ agree         differ       the forward pass or cost (the loss too)
 differ        agree        the check itself: a kink or precision
 ============  ==========  =========================================
 
+With the loss agreeing, hand agreeing with FD but not with JAX is "jax": JAX alone sees it.
+
 An implementation that raises or returns the wrong structure is reported as
 failing, with the exception or the shapes; the checker itself does not crash.
 """
@@ -73,6 +75,10 @@ ATTRIBUTIONS = {
     "loss": "the loss alone: it differs from the formulas while the gradients are right",
     "check": "the check itself (a kink or precision problem): the implementation agrees with JAX "
     "but not with finite differences; not a bug in the implementation",
+    "jax": "JAX alone: the gradients agree with finite differences of the implementation's own "
+    "loss (within their coarser bound), not with JAX's, while the loss agrees here: a forward "
+    "pass that leaves the formulas only away from this point (an unused parameter), a "
+    "backward mistake too small for finite differences, or a precision problem in the check",
     "crash": "the implementation raised an exception",
     "structure": "the implementation returned the wrong structure or shapes",
 }
@@ -302,7 +308,7 @@ def check_gradients(
                 denom = float(np.linalg.norm(a[valid]) + np.linalg.norm(n[valid]))
                 c.error_fd = diagnosis.relative_error(a[valid], n[valid])
                 c.bound_fd = _bound_fd(fd_result.errors[l - 1][k][valid], denom)
-                c.fd_ok = bool(c.error_fd <= c.bound_fd)
+                c.fd_ok = bool(c.error_fd <= c.bound_fd) if valid.any() else None
                 truth = np.where(valid, n, a)
             if directional is not None:
                 d = directional.directions[l - 1][k]
@@ -314,7 +320,7 @@ def check_gradients(
                 denom = float(np.linalg.norm(projected) + np.linalg.norm(n))
                 c.error_fd = diagnosis.relative_error(projected, n)
                 c.bound_fd = _bound_fd(directional.errors[l - 1][k][valid], denom)
-                c.fd_ok = bool(c.error_fd <= c.bound_fd)
+                c.fd_ok = bool(c.error_fd <= c.bound_fd) if valid.any() else None
             if ref is not None:
                 j = ref.grads[l - 1][k]
                 denom = float(np.linalg.norm(a) + np.linalg.norm(j))
@@ -322,7 +328,7 @@ def check_gradients(
                 c.bound_jax = _bound_jax(ref.rounding[l - 1][k], denom)
                 c.jax_ok = bool(c.error_jax <= c.bound_jax)
                 truth = j
-            c.ok = bool(c.jax_ok) if c.jax_ok is not None else bool(c.fd_ok)
+            c.ok = bool(c.jax_ok) if c.jax_ok is not None else c.fd_ok is not False
             if not np.isfinite(a).all():
                 c.ok = False
             gap = np.abs(a - truth)
@@ -357,7 +363,7 @@ def check_gradients(
     if not loss_ok:
         attribution = "loss" if grads_ok else "forward" if fd_agrees else "forward+backward"
     elif not grads_ok:
-        attribution = "backward"
+        attribution = "backward" if _fd_confirms(checks) else "jax"
     elif not fd_agrees:
         attribution = "check"
     else:
@@ -376,6 +382,13 @@ def check_gradients(
             "the implementation's loss, along random directions" if directional is not None else ""
         ), None, notes, ref.kinks if ref is not None else 0,
     )  # fmt: skip
+
+
+def _fd_confirms(checks: list[ParamCheck]) -> bool:
+    """Whether finite differences back JAX's verdict on the failing arrays: one of them
+    fails against finite differences too, or none of them had finite differences to ask."""
+    failing = [c for c in checks if not c.ok]
+    return any(c.fd_ok is False for c in failing) or all(c.fd_ok is None for c in failing)
 
 
 def _blame(checks, grads, ref, L, m, loss_ok, loss_info) -> tuple[dict | None, str]:
