@@ -128,19 +128,55 @@ def random_problem(
     samples: tuple[int, int] = (1, 6),
     activation_names: Sequence[str] = ("sigmoid", "tanh", "relu"),
     name: str = "",
+    scale: tuple[float, float] | None = None,
+    integer_data: bool = False,
+    relu_margin: float | None = 1e-3,
 ) -> Problem:
-    """A random network and batch: every layer's activation and the cost drawn, relu kinks
-    kept at a margin, labels in [0, 1] for bce and anywhere for mse."""
+    """A random network and batch: every layer's activation and the cost drawn, labels in
+    [0, 1] for bce and anywhere for mse.
+
+    - ``scale``: None draws W^l ~ N(0, 1/n_{l-1}) and b^l ~ N(0, 1/4); a range (lo, hi)
+      draws one scale s per problem, log-uniform in it, and W^l, b^l ~ N(0, s^2).
+    - ``integer_data``: integer inputs in [-3, 3], weights rounded to multiples of 1/4
+      (4 s N(0, 1) rounded, over 4), zero biases, integer labels (in {0, 1} for bce): every
+      Z^l of a relu chain is then computed exactly, and is often exactly 0, the kink.
+    - ``relu_margin``: relu pre-activations are kept this far from 0 by moving biases
+      (:func:`with_relu_margin`); None leaves them where they fall.
+    """
     L = int(rng.integers(depth[0], depth[1] + 1))
     sizes = [int(n) for n in rng.integers(width[0], width[1] + 1, size=L + 1)]
     m = int(rng.integers(samples[0], samples[1] + 1))
     acts = [str(a) for a in rng.choice(list(activation_names), size=L)]
     cost = str(rng.choice(compatible_costs(acts[-1])))
-    params = [
-        (rng.normal(0, 1 / np.sqrt(p), (n, p)), rng.normal(0, 0.5, (n, 1)))
-        for p, n in itertools.pairwise(sizes)
-    ]
-    X = rng.normal(0, 1, (sizes[0], m))
-    Y = rng.uniform(0, 1, (sizes[-1], m)) if cost == "bce" else rng.normal(0, 1, (sizes[-1], m))
-    params = with_relu_margin(params, X, acts)
+    pairs = list(itertools.pairwise(sizes))
+    if scale is None and not integer_data:
+        params = [
+            (rng.normal(0, 1 / np.sqrt(p), (n, p)), rng.normal(0, 0.5, (n, 1))) for p, n in pairs
+        ]
+        X = rng.normal(0, 1, (sizes[0], m))
+        Y = rng.uniform(0, 1, (sizes[-1], m)) if cost == "bce" else rng.normal(0, 1, (sizes[-1], m))
+    else:
+        lo, hi = scale if scale is not None else (1.0, 1.0)
+        s = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        if integer_data:
+            params = [
+                (np.rint(4 * s * rng.normal(size=(n, p))) / 4, np.zeros((n, 1))) for p, n in pairs
+            ]
+            X = rng.integers(-3, 4, (sizes[0], m)).astype(np.float64)
+            Y = (
+                rng.integers(0, 2, (sizes[-1], m))
+                if cost == "bce"
+                else rng.integers(-2, 3, (sizes[-1], m))
+            )
+            Y = Y.astype(np.float64)
+        else:
+            params = [(s * rng.normal(size=(n, p)), s * rng.normal(size=(n, 1))) for p, n in pairs]
+            X = rng.normal(0, 1, (sizes[0], m))
+            Y = (
+                rng.uniform(0, 1, (sizes[-1], m))
+                if cost == "bce"
+                else rng.normal(0, 1, (sizes[-1], m))
+            )
+    if relu_margin is not None:
+        params = with_relu_margin(params, X, acts, relu_margin)
     return Problem(params, X, Y, acts, cost, name=name or "random")

@@ -20,6 +20,8 @@ agree         differ       the forward pass or cost (the loss too)
 differ        agree        the check itself: a kink or precision
 ============  ==========  =========================================
 
+With the loss agreeing, hand agreeing with FD but not with JAX is "jax": JAX alone sees it.
+
 An implementation that raises or returns the wrong structure is reported as
 failing, with the exception or the shapes; the checker itself does not crash.
 """
@@ -35,7 +37,7 @@ import numpy as np
 from ..boundary.guard import Finding, Guarded, ImplementationFailed, guard
 from ..inputs.validate import validate_problem
 from ..oracles import finite_diff
-from ..oracles.jax_model import JaxResult, MissingTwinError, jax_model
+from ..oracles.jax_model import JaxResult, MissingTwinError, fit_kinks, jax_model, kink_note
 from . import diagnosis
 
 EPS = float(np.finfo(np.float64).eps)
@@ -73,6 +75,10 @@ ATTRIBUTIONS = {
     "loss": "the loss alone: it differs from the formulas while the gradients are right",
     "check": "the check itself (a kink or precision problem): the implementation agrees with JAX "
     "but not with finite differences; not a bug in the implementation",
+    "jax": "JAX alone: the gradients agree with finite differences of the implementation's own "
+    "loss (within their coarser bound), not with JAX's, while the loss agrees here: a forward "
+    "pass that leaves the formulas only away from this point (an unused parameter), a "
+    "backward mistake too small for finite differences, or a precision problem in the check",
     "boundary": "the numbers agree, but the implementation changed its arguments in place or "
     "returned different results for the same inputs",
     "unsupported": "the implementation does not support this network (NotImplementedError): "
@@ -126,6 +132,9 @@ class Report:
     changed between calls with the same inputs. Any of them fails the report."""
     finding: dict[str, Any] | None = None
     """Where a crashed or malformed call failed (:class:`~reference.boundary.guard.Finding`)."""
+    kinks_judged: int = 0
+    """Pre-activation entries within rounding of a kink, where JAX's derivative is the
+    subgradient nearest the implementation's (``jax_model.fit_kinks``)."""
 
     def failing(self) -> list[ParamCheck]:
         return [p for p in self.layers if not p.ok]
@@ -210,7 +219,7 @@ def check_gradients(
     seen = len(guarded.impurities), len(guarded.inconsistencies)
     try:
         grads, impl_loss = _implementation_numbers(guarded, params, X, Y, acts, cost)
-        refs = _references(guarded, params, X, Y, acts, cost, fd, impl_loss)
+        refs = _references(guarded, params, X, Y, acts, cost, fd, impl_loss, grads)
     except ImplementationFailed as failed:
         return failed_report(failed.finding, network, guarded.name)
     checks = [
@@ -245,6 +254,7 @@ def check_gradients(
         fd_source=refs.fd_source,
         notes=refs.notes,
         findings=findings,
+        kinks_judged=refs.jax.kinks if refs.jax is not None else 0,
     )
 
 
@@ -274,7 +284,7 @@ class _References:
         return ""
 
 
-def _references(guarded, params, X, Y, acts, cost, fd, impl_loss) -> _References:
+def _references(guarded, params, X, Y, acts, cost, fd, impl_loss, grads) -> _References:
     """Step 2: the JAX model's numbers and finite differences of the implementation's loss."""
     notes: list[str] = []
     try:
@@ -282,22 +292,26 @@ def _references(guarded, params, X, Y, acts, cost, fd, impl_loss) -> _References
     except MissingTwinError as exc:
         ref = None
         notes.append(f"no JAX comparison: {exc}")
+    near = ref.near_kink if ref is not None else None
     fd_result = directional = None
     if not np.isfinite(impl_loss):
         notes.append(f"no finite differences: the implementation's loss is {impl_loss}")
     elif fd == "directional":
         directional = finite_diff.directional_gradients(
-            guarded, params, X, Y, activations=acts, cost=cost
+            guarded, params, X, Y, activations=acts, cost=cost, near_kink=near
         )
     elif fd != "none":
         try:
             fd_result = finite_diff.numerical_gradients(
-                guarded, params, X, Y, activations=acts, cost=cost, method=fd
+                guarded, params, X, Y, activations=acts, cost=cost, method=fd, near_kink=near
             )
         except MissingTwinError as exc:
             notes.append(f"no finite differences: {exc}")
     if ref is None and fd_result is None and directional is None:
         raise MissingTwinError("; ".join(notes))
+    if ref is not None and ref.kinks:  # near a kink, any subgradient is right: the nearest
+        ref = fit_kinks(ref, grads, params, X, Y, activations=acts, cost=cost)
+        notes.append(kink_note(ref))
     return _References(ref, fd_result, directional, notes)
 
 
@@ -313,7 +327,7 @@ def _compare(l: int, k: int, a: np.ndarray, refs: _References, m: int) -> ParamC
         denom = float(np.linalg.norm(a[valid]) + np.linalg.norm(n[valid]))
         c.error_fd = diagnosis.relative_error(a[valid], n[valid])
         c.bound_fd = _bound_fd(refs.fd.errors[l - 1][k][valid], denom)
-        c.fd_ok = bool(c.error_fd <= c.bound_fd)
+        c.fd_ok = bool(c.error_fd <= c.bound_fd) if valid.any() else None
         truth = np.where(valid, n, a)
     if refs.directional is not None:
         d = refs.directional.directions[l - 1][k]
@@ -325,7 +339,7 @@ def _compare(l: int, k: int, a: np.ndarray, refs: _References, m: int) -> ParamC
         denom = float(np.linalg.norm(projected) + np.linalg.norm(n))
         c.error_fd = diagnosis.relative_error(projected, n)
         c.bound_fd = _bound_fd(refs.directional.errors[l - 1][k][valid], denom)
-        c.fd_ok = bool(c.error_fd <= c.bound_fd)
+        c.fd_ok = bool(c.error_fd <= c.bound_fd) if valid.any() else None
     if refs.jax is not None:
         j = refs.jax.grads[l - 1][k]
         denom = float(np.linalg.norm(a) + np.linalg.norm(j))
@@ -333,7 +347,7 @@ def _compare(l: int, k: int, a: np.ndarray, refs: _References, m: int) -> ParamC
         c.bound_jax = _bound_jax(refs.jax.rounding[l - 1][k], denom)
         c.jax_ok = bool(c.error_jax <= c.bound_jax)
         truth = j
-    c.ok = bool(c.jax_ok) if c.jax_ok is not None else bool(c.fd_ok)
+    c.ok = bool(c.jax_ok) if c.jax_ok is not None else c.fd_ok is not False
     if not np.isfinite(a).all():
         c.ok = False
     if truth is None:  # directional differences alone: no entrywise reference
@@ -378,10 +392,17 @@ def _attribute(checks: list[ParamCheck], loss_ok: bool) -> str:
     if not loss_ok:
         return "loss" if grads_ok else "forward" if fd_agrees else "forward+backward"
     if not grads_ok:
-        return "backward"
+        return "backward" if _fd_confirms(checks) else "jax"
     if not fd_agrees:
         return "check"
     return "none"
+
+
+def _fd_confirms(checks: list[ParamCheck]) -> bool:
+    """Whether finite differences back JAX's verdict on the failing arrays: one of them
+    fails against finite differences too, or none of them had finite differences to ask."""
+    failing = [c for c in checks if not c.ok]
+    return any(c.fd_ok is False for c in failing) or all(c.fd_ok is None for c in failing)
 
 
 def failed_report(finding: Finding, network: dict[str, Any], name: str) -> Report:
@@ -409,6 +430,13 @@ def failed_report(finding: Finding, network: dict[str, Any], name: str) -> Repor
         error=summary,
         finding=finding.to_dict(),
     )
+
+
+def _fd_confirms(checks: list[ParamCheck]) -> bool:
+    """Whether finite differences back JAX's verdict on the failing arrays: one of them
+    fails against finite differences too, or none of them had finite differences to ask."""
+    failing = [c for c in checks if not c.ok]
+    return any(c.fd_ok is False for c in failing) or all(c.fd_ok is None for c in failing)
 
 
 def _blame(checks, grads, ref, L, m, loss_ok, loss_info) -> tuple[dict | None, str]:

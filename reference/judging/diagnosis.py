@@ -19,9 +19,10 @@ _FIT = 1e-6  # how closely a * (1/c) must match t for "a constant factor c" to b
 
 def relative_error(a: np.ndarray, t: np.ndarray) -> float:
     """||a - t|| / max(||a|| + ||t||, tiny): norm-wise, so dead units and tiny entries
-    do not dominate (DESIGN.md, "The oracles"). 0 for two zero arrays."""
+    do not dominate (DESIGN.md, "The oracles"). 0 for two zero arrays; at most 1 (the
+    triangle inequality; rounding can push the quotient an ulp above it, where a = -c t)."""
     denom = float(np.linalg.norm(a) + np.linalg.norm(t))
-    return float(np.linalg.norm(a - t)) / max(denom, np.finfo(np.float64).tiny)
+    return min(1.0, float(np.linalg.norm(a - t)) / max(denom, np.finfo(np.float64).tiny))
 
 
 def factor_name(c: float, m: int) -> str | None:

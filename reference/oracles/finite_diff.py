@@ -21,6 +21,12 @@ entry whose masks change on one side only gets the one-sided difference on the
 other side (again at h and 2h, Richardson-extrapolated); one whose masks change
 on both sides is excluded (NaN) and counted, never reported as a bug.
 
+A pre-activation within rounding of a kink (``Model.near``, found by the JAX
+model's rounding analysis) has no known side at theta: a correct implementation
+may put it on either, or take any subgradient there. Every perturbation that moves
+it, or moves a sample in which one lies in a layer above, counts as crossing a kink
+on both sides, and the entry is excluded.
+
 Speed comes from the structure of a dense network: perturbing W^l_ij or b^l_i
 changes only row i of Z^l, so layers below l are never recomputed, layer l+1
 changes by a rank-one term, and the perturbations of a layer travel through the
@@ -94,6 +100,17 @@ def _entries(model: Model, l: int, param: str) -> tuple[np.ndarray, np.ndarray |
     return np.arange(n), None, b.ravel()
 
 
+def _ambiguous(model: Model, l: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """For layer l+1: which of its pre-activations are near a kink, (n, m), and in which
+    samples one is near a kink in a layer above, (m,); None when none is anywhere."""
+    if model.near is None or not any(n.any() for n in model.near[l:]):
+        return None
+    above = np.zeros(model.m, dtype=bool)
+    for n in model.near[l + 1 :]:
+        above |= n.any(axis=0)
+    return model.near[l], above
+
+
 _local = threading.local()
 
 
@@ -121,6 +138,10 @@ def _perturbed_losses(
     side = kink_side(model.g[l], model.Z[l])
     if side is not None:
         flipped |= (kink_side(model.g[l], z_row) != side[rows]).any(axis=1)
+    ambiguous = _ambiguous(model, l)
+    if ambiguous is not None:  # a sample moved where a pre-activation has no known side
+        near, above = ambiguous
+        flipped |= ((z_row != model.Z[l][rows]) & (near[rows] | above)).any(axis=1)
     a_row = model.g[l].fn(z_row)
     if l == L - 1:  # the output layer: only row i of the cost's terms changes
         old = model.terms(model.output(model.Z[l][rows], model.A[l + 1][rows]), Y[rows])
@@ -381,6 +402,7 @@ def directional_gradients(
     cost: str,
     directions: int = 2,
     seed: int = 0,
+    near_kink: Sequence[np.ndarray] | None = None,
 ) -> DirectionalFD:
     """For networks too large to check entry by entry: ``directions`` random unit directions
     per layer and parameter (like PyTorch's fast gradcheck, but per layer so that a failure
@@ -388,7 +410,8 @@ def directional_gradients(
     Richardson extrapolation: 3 calls per direction, whatever the network's size.
 
     A random direction sees any wrong gradient array with probability one: the projection
-    of a nonzero error on a random direction is almost surely nonzero.
+    of a nonzero error on a random direction is almost surely nonzero. ``near_kink``: as in
+    :func:`numerical_gradients`.
     """
     impl = guard(impl)
     rng = np.random.default_rng(seed)
@@ -396,6 +419,7 @@ def directional_gradients(
     model = None
     if numpy_model.has_twins(activations, cost):
         model = numpy_model.build(params, X, Y, activations, cost)
+        model.near = None if near_kink is None else [np.asarray(n, bool) for n in near_kink]
         if loss_matches_model(impl, model, activations, cost)[0]:
             return _model_directional(model, directions, rng)
     J0 = impl.loss(params, X, Y, activations=activations, cost=cost)
@@ -445,6 +469,12 @@ def _along(
     move = direction @ model.A[l] if k == 0 else np.broadcast_to(direction, (n, m))
     Z = model.Z[l][:, None, :] + (h * np.array(FACTORS))[None, :, None] * move[:, None, :]
     flipped = np.zeros(len(FACTORS), dtype=bool)
+    ambiguous = _ambiguous(model, l)
+    if ambiguous is not None:  # a sample moved where a pre-activation has no known side
+        near, above = ambiguous
+        moved = Z != model.Z[l][:, None, :]
+        flipped |= (moved & near[:, None, :]).any(axis=(0, 2))
+        flipped |= (moved.any(axis=0) & above).any(axis=1)
     for layer in range(l, L):  # Z: (n_layer, 4, m)
         side = kink_side(model.g[layer], model.Z[layer])
         if side is not None:
@@ -490,6 +520,7 @@ def numerical_gradients(
     activations: Sequence[str],
     cost: str,
     method: str = "auto",
+    near_kink: Sequence[np.ndarray] | None = None,
 ) -> FDGradients:
     """Central-difference estimates of dJ/dW and dJ/db for every entry of every layer.
 
@@ -499,7 +530,9 @@ def numerical_gradients(
     ``method="calls"``, ``impl.loss`` is called for every perturbed point.
     ``method="model"`` differentiates the formulas' J whatever ``impl.loss`` is.
     Inputs must be float64 (finite differences at h ~ 6e-6 mean nothing in
-    float32): anything else is a TypeError.
+    float32): anything else is a TypeError. ``near_kink``: per layer, (n_l, m), the
+    pre-activations within rounding of a kink (``JaxResult.near_kink``); entries whose
+    perturbations move one are excluded (``Model.near``).
     """
     for name, a in [("X", X), ("Y", Y)] + [
         (f"layer {l}: {n}", arr)
@@ -523,6 +556,7 @@ def numerical_gradients(
             )
         return impl_gradients(impl, params, X, Y, activations, cost, None)
     model = numpy_model.build(params, X, Y, activations, cost)
+    model.near = None if near_kink is None else [np.asarray(n, bool) for n in near_kink]
     if method == "model":
         return model_gradients(model)
     if method == "auto":

@@ -9,6 +9,11 @@ implementation under test cannot leak into the reference.
     bce: J = 1/m sum -Y log A^L - (1 - Y) log(1 - A^L)
          (with a sigmoid output, from the logits: 1/m sum softplus(Z^L) - Y Z^L)
 
+Beside the gradients it bounds the rounding error any correct float64
+implementation makes in them, and finds the pre-activations within rounding of a
+kink, where such an implementation may use any slope between g's one-sided
+derivatives (:func:`fit_kinks` picks the one its gradients match).
+
 The oracle is only worth its ~1e-12 agreement in double precision: :func:`jax_model`
 computes with ``jax_enable_x64`` on for the length of each call
 (:func:`~reference.oracles.jax_x64.enable_x64`), and leaves the process's setting alone.
@@ -25,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .jax_x64 import enable_x64
-from .numpy_model import MissingTwinError
+from .numpy_model import NUMPY_ACTIVATIONS, MissingTwinError
 
 JAX_ACTIVATIONS: dict[str, Callable] = {
     # lax.logistic: 1 / (1 + e^{-z}) with a derivative that stays finite at any |z|.
@@ -36,6 +41,19 @@ JAX_ACTIVATIONS: dict[str, Callable] = {
     "relu": lambda z: jnp.where(z >= 0, z, 0.0),
 }
 """JAX twins of ``backprop.ACTIVATIONS``, by name: g(z) only; jax.grad gives g'."""
+
+ABSOLUTE_ROUNDING: dict[str, float] = {"relu": 0.0}
+"""s_g per activation: a correct formula for g(z) is off by up to a few eps (|g(z)| + s_g).
+
+s_g = 1 (the default for a name not listed) where correct formulas keep only absolute
+precision: sigmoid as (1 + tanh(z/2))/2 or 1 - 1/(1 + e^z) is 0 where the true value is
+1e-20, tanh as 2/(1 + e^{-2z}) - 1 (the seed's form) cancels near z = 0. s_g = 0 where every
+formula is exact or keeps relative precision: relu's max(z, 0) and z [z > 0]."""
+
+KINK_SAFETY = 4.0
+"""A pre-activation within this many times its rounding bound of a kink may lie on either
+side of it in a correct implementation (two float64 evaluations of Z differ by up to twice
+the bound; twice that again for the bound's first-order approximation)."""
 
 
 class JaxCost(NamedTuple):
@@ -90,15 +108,30 @@ class JaxResult(NamedTuple):
     """The JAX oracle's numbers for one problem, all NumPy float64.
 
     ``grads[l - 1] = (dJ/dW^l, dJ/db^l)``. ``rounding[l - 1]`` bounds, entry by
-    entry, the rounding error any float64 backward pass makes in those
-    gradients (:func:`_rounding_bounds`): where a gradient is far smaller than
-    the terms it is computed from (saturation, cancellation) two correct
-    implementations differ by that much, and no more.
+    entry, the rounding error any float64 forward and backward pass makes in those
+    gradients (:func:`_forward_rounding`, :func:`_rounding_bounds`): where a gradient
+    is far smaller than the terms it is computed from (saturation, cancellation, an
+    activation far below its absolute rounding) two correct implementations differ by
+    that much, and no more.
     """
 
     loss: float
     grads: list[tuple[np.ndarray, np.ndarray]]
     rounding: list[tuple[np.ndarray, np.ndarray]]
+    near_kink: Sequence[np.ndarray] = ()
+    """Per layer, shape (n_l, m): the pre-activations within rounding of a kink of g_l
+    (:data:`KINK_SAFETY`), where a correct implementation may use any slope between g's
+    one-sided derivatives (relu: any relu'(0) in [0, 1])."""
+    slopes: Sequence[tuple[np.ndarray, np.ndarray]] = ()
+    """Per layer, (lowest, highest) of those one-sided derivatives; NaN away from kinks."""
+    used: Sequence[np.ndarray] = ()
+    """Per layer, the slopes ``grads`` used at the entries of ``near_kink`` (g's own
+    derivative on JAX's side of the kink, or :func:`fit_kinks`' choice); NaN elsewhere."""
+
+    @property
+    def kinks(self) -> int:
+        """How many pre-activation entries lie within rounding of a kink."""
+        return int(sum(int(n.sum()) for n in self.near_kink))
 
 
 # Networks this small are padded to shared shapes, so that the many small
@@ -119,53 +152,153 @@ def _terms(twin: JaxCost, out_act: str) -> tuple[Callable, bool]:
     return (from_logits, True) if from_logits is not None else (twin.term, False)
 
 
-def _rounding_bounds(params, Zs, As, dZs, dAs, gps, Y, mask, m):
+# The rounding analysis runs in NumPy on the JAX model's intermediate values, after the
+# jitted call: written in jax.numpy it would be compiled into every network's function,
+# doubling the compile time for a few microseconds of arithmetic.
+
+EPS = float(np.finfo(np.float64).eps)
+
+
+def _forward_rounding(params, As, gps, gaps, one_sided, scales):
+    """First-order bounds on the rounding error of a float64 forward pass, per entry, and the
+    pre-activations within rounding of a kink.
+
+    With eps = 2^-52, |.| entrywise and n_{l-1} + 1 the terms of each sum,
+        dZ^l = |W^l| dA^{l-1} + (n_{l-1} + 1) eps (|W^l| |A^{l-1}| + |b^l|),   dA^0 = 0
+        dA^l = |g'_l(Z^l)| dZ^l + 4 eps (|A^l| + s_l)
+    (s_l: :data:`ABSOLUTE_ROUNDING`). Z^l is near a kink of g_l where its distance to it,
+    ``gaps[l]``, is at most KINK_SAFETY dZ^l; there |g'_l| is the larger of the one-sided
+    derivatives ``one_sided[l]`` (g' just left and right of the kink). Returns
+    (dZ, dA, near, (low, high, own)) per layer: low and high the one-sided derivatives in
+    order, own g's derivative at Z^l, all three NaN away from kinks; dA[0] is X's, zero.
+    """
+    dA = np.zeros_like(As[0])
+    dZs, dAs, nears, slopes = [], [dA], [], []
+    for l, (W, b) in enumerate(params):
+        absW = np.abs(W)
+        dZ = absW @ dA + (W.shape[1] + 1) * EPS * (absW @ np.abs(As[l]) + np.abs(b))
+        near = gaps[l] <= KINK_SAFETY * dZ
+        left, right = one_sided[l]
+        low, high = np.minimum(left, right), np.maximum(left, right)
+        slope = np.where(near, np.maximum(np.abs(low), np.abs(high)), np.abs(gps[l]))
+        dA = slope * dZ + 4 * EPS * (np.abs(As[l + 1]) + scales[l])
+        dZs.append(dZ)
+        dAs.append(dA)
+        nears.append(near)
+        slopes.append(tuple(np.where(near, x, np.nan) for x in (low, high, gps[l])))
+    return dZs, dAs, nears, slopes
+
+
+def _rounding_bounds(params, As, dZs, dAs, gps, gpps, Y, m, forward, scales):
     """First-order bounds on the rounding error of a float64 backward pass, per entry.
 
-    With eps the unit roundoff and |.| taken entrywise, the error E^l in dZ^l is
-    at most
-        E^L = eps (4 |dA^L| + |dZ^L|) + eps (|A^L| + |Y|) / m (1 + |g'_L|)
+    ``forward`` is :func:`_forward_rounding`'s (dZ, dA, near, slopes), written here
+    delta Z^l and delta A^l. With eps = 2^-52, |.| entrywise and |g'_l| the larger
+    one-sided derivative at a pre-activation near a kink, g' evaluated at a rounded Z^l by a
+    formula of its own is off by at most
+        e'_l = |g''_l| delta Z^l + 4 eps (|g'_l| + 4 s_l)
+    (g' from a rounded A, as A(1 - A) or 1 - A^2, is off by a few times A's absolute
+    rounding); the cost's A - Y cancels to eps (|A| + |Y|) plus A's own error. The error E^l
+    in dZ^l is then at most
+        E^L = (eps (|A^L| + |Y|) + delta A^L) / m (1 + |g'_L|) + |dA^L| e'_L + eps |dZ^L|
         E^l = |g'_l| (|W^{l+1}|^T E^{l+1} + n_{l+1} eps |W^{l+1}|^T |dZ^{l+1}|)
-              + eps (4 |dA^l| + |dZ^l|)
-    (g' evaluated from a rounded A is off by a few eps absolute; the cost's
-    A - Y cancels to eps (|A| + |Y|)), and the gradients' errors at most
-        dW^l: E^l |A^{l-1}|^T + m eps |dZ^l| |A^{l-1}|^T,   db^l: sum E^l + m eps sum |dZ^l|.
+              + |dA^l| e'_l + eps |dZ^l|
+    and the gradients' errors at most
+        dW^l: E^l |A^{l-1}|^T + |dZ^l| (delta A^{l-1})^T + m eps |dZ^l| |A^{l-1}|^T,
+        db^l: sum E^l + m eps sum |dZ^l|.
+    A gradient far below the terms it is computed from (saturation, cancellation, an input
+    A^{l-1} far below its activation's absolute rounding) can differ between two correct
+    implementations by that much, and no more.
     """
-    eps = jnp.finfo(jnp.float64).eps
     L = len(params)
-    out = jnp.where(mask, eps * (jnp.abs(As[L]) + jnp.abs(Y)) / m * (1 + jnp.abs(gps[L - 1])), 0.0)
-    E = eps * (4 * jnp.abs(dAs[L - 1]) + jnp.abs(dZs[L - 1])) + out
+    fw_dZ, fw_dA, near, one_sided = forward
+    slope = [
+        np.where(n, np.maximum(np.abs(lo), np.abs(hi)), np.abs(g))
+        for n, (lo, hi, _), g in zip(near, one_sided, gps)
+    ]
+    g_err = [
+        np.where(n, 0.0, np.abs(gpp)) * dz + 4 * EPS * (s + 4 * scale)
+        for n, gpp, dz, s, scale in zip(near, gpps, fw_dZ, slope, scales)
+    ]
+    out = (EPS * (np.abs(As[L]) + np.abs(Y)) + fw_dA[L]) / m * (1 + slope[L - 1])
+    E = out + np.abs(dAs[L - 1]) * g_err[L - 1] + EPS * np.abs(dZs[L - 1])
     bounds = [None] * L
     for l in range(L - 1, -1, -1):
-        absA = jnp.abs(As[l])
-        absdZ = jnp.abs(dZs[l])
+        absA = np.abs(As[l])
+        absdZ = np.abs(dZs[l])
         bounds[l] = (
-            E @ absA.T + m * eps * absdZ @ absA.T,
-            jnp.sum(E, axis=1, keepdims=True) + m * eps * jnp.sum(absdZ, axis=1, keepdims=True),
+            E @ absA.T + absdZ @ fw_dA[l].T + m * EPS * absdZ @ absA.T,
+            np.sum(E, axis=1, keepdims=True) + m * EPS * np.sum(absdZ, axis=1, keepdims=True),
         )
         if l > 0:
-            absW = jnp.abs(params[l][0])
+            absW = np.abs(params[l][0])
             n = params[l][0].shape[0]
-            E = jnp.abs(gps[l - 1]) * (absW.T @ E + n * eps * absW.T @ absdZ) + eps * (
-                4 * jnp.abs(dAs[l - 1]) + jnp.abs(dZs[l - 1])
+            E = (
+                slope[l - 1] * (absW.T @ E + n * EPS * absW.T @ absdZ)
+                + np.abs(dAs[l - 1]) * g_err[l - 1]
+                + EPS * np.abs(dZs[l - 1])
             )
     return bounds
 
 
+@functools.cache
+def _kinks_of(name: str) -> tuple[tuple[float, float, float], ...]:
+    """(k, g'(k^-), g'(k^+)) for each kink k of activation ``name`` (the NumPy twin lists
+    them): g' one step of eps |k| to each side (a normal number at k = 0: XLA flushes
+    subnormals)."""
+    kinks = NUMPY_ACTIVATIONS[name].kinks if name in NUMPY_ACTIVATIONS else ()
+    g = _twin_activation(name)
+    out = []
+    for k in kinks:
+        step = max(abs(k) * EPS, float(np.finfo(np.float64).tiny))
+        points = jnp.array([k - step, k + step])
+        left, right = np.asarray(jax.jvp(g, (points,), (jnp.ones_like(points),))[1])
+        out.append((float(k), float(left), float(right)))
+    return tuple(out)
+
+
+def _nearest_kinks(Z: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each entry of Z: the distance to the nearest kink of activation ``name`` (inf
+    where it has none) and g' just left and right of that kink."""
+    gap, left, right = np.full(Z.shape, np.inf), np.zeros(Z.shape), np.zeros(Z.shape)
+    for k, g_left, g_right in _kinks_of(name):
+        d = np.abs(Z - k)
+        closer = d < gap
+        gap = np.where(closer, d, gap)
+        left = np.where(closer, g_left, left)
+        right = np.where(closer, g_right, right)
+    return gap, left, right
+
+
 def _compile(forward_layer: Callable, layers: int, cost_terms: Callable, on_logits: bool):
-    """jit of J, its gradients and their rounding bounds.
+    """jit of J, its gradients, and what the rounding analysis reads: Z^l, A^l, the deltas
+    dZ^l and dA^l, g_l' and g_l'' at Z^l.
 
     ``forward_layer(l, Z, which)`` applies layer l+1's activation (``which``
     selects it at run time on the padded path). Zeros added to every Z^l and
-    A^l make d J / d offset the deltas dZ^l and dA^l the bounds are built from.
+    A^l make d J / d offset the deltas dZ^l and dA^l.
+    ``slopes[l]`` replaces g_l' wherever it is not NaN (:func:`fit_kinks`): there
+    A^l = s (Z^l - stop_gradient(Z^l)) + stop_gradient(g_l(Z^l)), the same value with the
+    derivative s.
     """
 
-    def loss_fn(params, offZ, offA, which, X, Y, mask, m):
+    def derivatives(l, Z, which):
+        """(g_l'(Z), g_l''(Z)), elementwise."""
+        g = functools.partial(forward_layer, l, which=which)
+        return jax.jvp(
+            lambda z: jax.jvp(g, (z,), (jnp.ones_like(z),))[1], (Z,), (jnp.ones_like(Z),)
+        )
+
+    def loss_fn(params, offZ, offA, which, X, Y, mask, m, slopes):
         A, As, Zs = X, [X], []
         for l in range(layers):
             W, b = params[l]
             Z = W @ A + b + offZ[l]
-            A = forward_layer(l, Z, which) + offA[l]
+            A = forward_layer(l, Z, which)
+            chosen = jnp.isnan(slopes[l])
+            s = jnp.where(chosen, 0.0, slopes[l])
+            A = jnp.where(chosen, A, s * (Z - jax.lax.stop_gradient(Z)) + jax.lax.stop_gradient(A))
+            A = A + offA[l]
             Zs.append(Z)
             As.append(A)
         out = Z if on_logits else A
@@ -176,14 +309,13 @@ def _compile(forward_layer: Callable, layers: int, cost_terms: Callable, on_logi
 
     grad_fn = jax.value_and_grad(loss_fn, argnums=(0, 1, 2), has_aux=True)
 
-    def run(params, which, X, Y, mask, m):
+    def run(params, which, X, Y, mask, m, slopes):
         zeros = [jnp.zeros((W.shape[0], X.shape[1])) for W, _ in params]
-        (J, (Zs, As)), (grads, dZs, dAs) = grad_fn(params, zeros, zeros, which, X, Y, mask, m)
-        gps = [
-            jax.jvp(functools.partial(forward_layer, l, which=which), (Z,), (jnp.ones_like(Z),))[1]
-            for l, Z in enumerate(Zs)
-        ]
-        return J, grads, _rounding_bounds(params, Zs, As, dZs, dAs, gps, Y, mask, m)
+        (J, (Zs, As)), (grads, dZs, dAs) = grad_fn(
+            params, zeros, zeros, which, X, Y, mask, m, slopes
+        )
+        derivs = [derivatives(l, Z, which) for l, Z in enumerate(Zs)]
+        return J, grads, (Zs, As[1:], dZs, dAs, derivs)
 
     return jax.jit(run)
 
@@ -219,51 +351,219 @@ def jax_model(
     *,
     activations: Sequence[str],
     cost: str,
+    slopes: Sequence[np.ndarray] | None = None,
 ) -> JaxResult:
-    """Loss, gradients and their rounding bounds from the JAX model (see :class:`JaxResult`)."""
+    """Loss, gradients and their rounding bounds from the JAX model (see :class:`JaxResult`).
+
+    ``slopes``: per layer, (n_l, m), g_l' to use where not NaN (at pre-activations near a
+    kink: :func:`fit_kinks`); None uses g's own derivative everywhere.
+    """
     activations = tuple(activations)
     for name in activations:
         _twin_activation(name)
     _twin_cost(cost)
+    params = [(_f64(W), _f64(b)) for W, b in params]
+    X, Y = _f64(X), _f64(Y)
     sizes = [params[0][0].shape[1]] + [W.shape[0] for W, _ in params]
     m = X.shape[1]
+    if slopes is None:
+        slopes = [np.full((n, m), np.nan) for n in sizes[1:]]
+    slopes = [_f64(s) for s in slopes]
     if max(sizes) > _PAD_MAX_WIDTH or m > _PAD_MAX_SAMPLES:
         fn = _exact_fn(activations, cost)
-        p = [(_f64(W), _f64(b)) for W, b in params]
         mask = np.ones(Y.shape, dtype=bool)
-        J, grads, rounding = fn(p, None, _f64(X), _f64(Y), mask, float(m))
-        return JaxResult(float(J), _to_numpy(grads), _to_numpy(rounding))
+        J, grads, inside = fn(params, None, X, Y, mask, float(m), slopes)
+    else:
+        width, mb = _bucket(max(sizes)), _bucket(m)
+        table = tuple(JAX_ACTIVATIONS)
+        which = np.array([table.index(a) for a in activations], dtype=np.int32)
+        padded = [(_pad(W, width, width), _pad(b, width, 1)) for W, b in params]
+        mask = np.zeros((width, mb), dtype=bool)
+        mask[: sizes[-1], :m] = True
+        fn = _padded_fn(len(params), cost, activations[-1], table)
+        J, grads, inside = fn(
+            padded,
+            which,
+            _pad(X, width, mb),
+            _pad(Y, width, mb),
+            mask,
+            float(m),
+            [_pad(s, width, mb, np.nan) for s in slopes],
+        )
 
-    width, mb = _bucket(max(sizes)), _bucket(m)
-    table = tuple(JAX_ACTIVATIONS)
-    which = np.array([table.index(a) for a in activations], dtype=np.int32)
-    p = [(_pad(W, width, width), _pad(b, width, 1)) for W, b in params]
-    mask = np.zeros((width, mb), dtype=bool)
-    mask[: sizes[-1], :m] = True
-    fn = _padded_fn(len(params), cost, activations[-1], table)
-    J, grads, rounding = fn(p, which, _pad(X, width, mb), _pad(Y, width, mb), mask, float(m))
+    def cut(a, rows):
+        return np.asarray(a)[:rows, :m]
 
-    def cut(pairs):
-        return [
-            (np.asarray(gW)[: W.shape[0], : W.shape[1]], np.asarray(gb)[: W.shape[0]])
-            for (gW, gb), (W, _) in zip(pairs, params)
-        ]
+    grads = [
+        (np.asarray(gW)[: W.shape[0], : W.shape[1]], np.asarray(gb)[: W.shape[0]])
+        for (gW, gb), (W, _) in zip(grads, params)
+    ]
+    Zs, As, dZs, dAs, derivs = inside
+    n = sizes[1:]
+    Zs, As = [cut(Z, r) for Z, r in zip(Zs, n)], [X] + [cut(A, r) for A, r in zip(As, n)]
+    dZs, dAs = [cut(d, r) for d, r in zip(dZs, n)], [cut(d, r) for d, r in zip(dAs, n)]
+    gps, gpps = ([cut(d[k], r) for d, r in zip(derivs, n)] for k in range(2))
+    gaps, one_sided = [], []
+    for Z, name in zip(Zs, activations):
+        gap, left, right = _nearest_kinks(Z, name)
+        gaps.append(gap)
+        one_sided.append((left, right))
+    scales = [ABSOLUTE_ROUNDING.get(a, 1.0) for a in activations]
+    forward = _forward_rounding(params, As, gps, gaps, one_sided, scales)
+    rounding = _rounding_bounds(params, As, dZs, dAs, gps, gpps, Y, m, forward, scales)
+    near, one_sided = forward[2], forward[3]
+    return JaxResult(
+        float(J),
+        grads,
+        rounding,
+        near,
+        [(lo, hi) for lo, hi, _ in one_sided],
+        [np.where(np.isnan(s), own, s) for s, (_, _, own) in zip(slopes, one_sided)],
+    )
 
-    return JaxResult(float(J), cut(grads), cut(rounding))
+
+FIT_ROUNDS = 4
+"""Gauss-Newton rounds :func:`fit_kinks` takes at most (the gradient is multilinear in
+the slopes: one round is exact where each sample's kinks lie in one layer)."""
+
+
+def fit_kinks(
+    result: JaxResult,
+    grads: Sequence[tuple[np.ndarray, np.ndarray]],
+    params: Sequence[tuple[np.ndarray, np.ndarray]],
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    activations: Sequence[str],
+    cost: str,
+    rtol: float = 1e-12,
+) -> JaxResult:
+    """The JAX model's result with the slopes at pre-activations near a kink chosen to
+    bring its gradients closest to ``grads`` (an implementation's), each slope between
+    g's one-sided derivatives there.
+
+    Where Z^l_is is within rounding of a kink (``result.near_kink``), a correct
+    implementation may land on either side of it, or take any subgradient at an exact kink:
+    relu'(0) may be anything in [0, 1] (DESIGN.md, "relu'(0)"). The gradient G(s) is then
+    one of a family; this looks for the member nearest ``grads`` in the checker's norm-wise
+    relative measure, summed over the parameter arrays:
+
+        min over s_low <= s <= s_high of  sum_k ||w_k (G_k(s) - a_k)||^2,
+        w_k = 1 / (2 ||a_k||)   (an array of zeros weighs as the largest array).
+
+    It stops at the first candidate that agrees with ``grads`` array by array, to ``rtol``
+    relative or within its rounding bound: JAX's own side of each kink, then s at the low
+    and the high ends everywhere (an implementation's fixed relu'(0) at exact zeros), then
+    Gauss-Newton steps from the best so far, each a bounded linear least-squares problem
+    whose Jacobian columns are G(s + e_u) - G(s) (exact: G is affine in each slope alone),
+    each step's nearest corner (every slope at its low or high end) tried first.
+    Whatever it returns is the exact gradient for one valid subgradient, so a wrong
+    gradient stays wrong: a mistake elsewhere moves ``grads`` where no choice of slopes
+    follows.
+    """
+    if result.kinks == 0:
+        return result
+    near = result.near_kink
+    arrays = [np.asarray(g, np.float64) for pair in grads for g in pair]
+
+    def agrees(r: JaxResult) -> bool:
+        return all(
+            np.linalg.norm(a - j)
+            <= max(rtol * (np.linalg.norm(a) + np.linalg.norm(j)), np.linalg.norm(e))
+            for a, j, e in zip(arrays, _arrays(r.grads), _arrays(r.rounding))
+        )
+
+    if agrees(result):
+        return result
+    from scipy.optimize import lsq_linear
+
+    low = np.concatenate([lo[n] for (lo, _), n in zip(result.slopes, near)])
+    high = np.concatenate([hi[n] for (_, hi), n in zip(result.slopes, near)])
+    target = np.concatenate([a.ravel() for a in arrays])
+    norms = [float(np.linalg.norm(a)) for a in arrays]
+    top = max(norms) or 1.0
+    weights = np.repeat([1.0 / (2 * (n or top)) for n in norms], [a.size for a in arrays])
+
+    def evaluate(s: np.ndarray) -> JaxResult:
+        full, at = [], 0
+        for n in near:
+            layer = np.full(n.shape, np.nan)
+            layer[n] = s[at : at + int(n.sum())]
+            at += int(n.sum())
+            full.append(layer)
+        return jax_model(params, X, Y, activations=activations, cost=cost, slopes=full)
+
+    def flat(r: JaxResult) -> np.ndarray:
+        return np.concatenate([g.ravel() for g in _arrays(r.grads)])
+
+    def misfit(r: JaxResult) -> float:
+        return float(np.linalg.norm(weights * (flat(r) - target)))
+
+    s = np.concatenate([u[n] for u, n in zip(result.used, near)])
+    best = result
+    for corner in (low, high):
+        trial = evaluate(corner)
+        if agrees(trial):
+            return trial
+        if misfit(trial) < misfit(best):
+            s, best = corner, trial
+    free = np.flatnonzero(high > low)  # where the one-sided derivatives differ
+    for _ in range(FIT_ROUNDS if free.size else 0):
+        base = flat(best)
+        columns = []
+        for u in free:
+            moved = s.copy()
+            moved[u] += 1.0
+            columns.append(flat(evaluate(moved)) - base)
+        J = weights[:, None] * np.stack(columns, axis=1)
+        bounds = (low[free] - s[free], high[free] - s[free])
+        trial_s = s.copy()
+        trial_s[free] += lsq_linear(J, weights * (target - base), bounds=bounds).x
+        trial_s = np.clip(trial_s, low, high)
+        # an implementation's slopes are usually one side or the other: try the nearest corner
+        corner = np.where(trial_s - low <= high - trial_s, low, high)
+        trial = evaluate(corner)
+        if agrees(trial):
+            return trial
+        trial = evaluate(trial_s)
+        if misfit(trial) >= misfit(best):
+            break
+        s, best = trial_s, trial
+        if agrees(best):
+            break
+    return best
+
+
+def _arrays(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    return [np.asarray(g) for pair in pairs for g in pair]
+
+
+def kink_note(result: JaxResult) -> str:
+    """A line for a report: how many pre-activations lie within rounding of a kink, and which
+    of the allowed slopes the gradients use there (``result.used``)."""
+    used = np.concatenate([u[n] for u, n in zip(result.used, result.near_kink)])
+    low = np.concatenate([lo[n] for (lo, _), n in zip(result.slopes, result.near_kink)])
+    high = np.concatenate([hi[n] for (_, hi), n in zip(result.slopes, result.near_kink)])
+    at_high = int(np.sum((used == high) & (high != low)))
+    at_low = int(np.sum((used == low) & (high != low)))
+    between = used.size - at_high - at_low
+    named = ((at_low, "the lower"), (at_high, "the higher"), (between, "another"))
+    counts = [f"{k} at {name}" for k, name in named if k]
+    return (
+        f"{used.size} pre-activations within rounding of a kink, where any slope between the "
+        "one-sided derivatives is right (relu'(0) in [0, 1]): judged with the slopes nearest "
+        f"the implementation's gradients, {', '.join(counts)}"
+    )
 
 
 def _f64(a: np.ndarray) -> np.ndarray:
     return np.asarray(a, dtype=np.float64)
 
 
-def _pad(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    out = np.zeros((rows, cols))
+def _pad(a: np.ndarray, rows: int, cols: int, fill: float = 0.0) -> np.ndarray:
+    out = np.full((rows, cols), fill)
     out[: a.shape[0], : a.shape[1]] = a
     return out
-
-
-def _to_numpy(pairs) -> list[tuple[np.ndarray, np.ndarray]]:
-    return [(np.asarray(a), np.asarray(c)) for a, c in pairs]
 
 
 def jax_gradients(

@@ -112,6 +112,11 @@ class Model:
     on_logits: bool
     Z: list[np.ndarray]
     A: list[np.ndarray]
+    near: list[np.ndarray] | None = None
+    """Per layer, (n_l, m): the pre-activations within rounding of a kink, where a correct
+    implementation may land on either side (the JAX model finds them: ``JaxResult.near_kink``).
+    A finite difference that moves one of them is not evaluated on a known side of the kink:
+    :mod:`finite_diff` excludes it. None: none known."""
 
     @property
     def m(self) -> int:

@@ -1,0 +1,1 @@
+"""Implementations of the protocol written outside ``backprop/``, for testing the harness."""
