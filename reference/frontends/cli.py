@@ -25,7 +25,7 @@ import numpy as np
 from ..boundary.isolation import Failed, LoadFailed, Worker
 from ..boundary.loading import ImplementationError, load_impl
 from ..inputs.problems import Problem, compatible_costs, random_problem, seed_problem
-from ..inputs.scope import Scope, ScopeError, from_pyproject, random_problem_in
+from ..inputs.scope import KEYS, Scope, ScopeError, from_pyproject, random_problem_in
 from ..judging import checks
 from ..judging.checker import ATTRIBUTIONS, Report, failed_report
 from .jobs import (
@@ -573,8 +573,7 @@ def _widths(text: str) -> list[int]:
 
 def resolve_scope(args: argparse.Namespace, declared: Scope) -> Scope:
     """The flags over ./pyproject.toml's [tool.backprop-check] over the module's SUPPORTS."""
-    flags = {key: getattr(args, key) for key in ("activations", "output_activations", "costs",
-                                                 "outputs", "min_depth", "max_depth")}  # fmt: skip
+    flags = {key: getattr(args, key, None) for key in KEYS}
     try:
         given = Scope.read(flags, "the scope flags")
         return given.over(from_pyproject(Path.cwd()).over(declared))

@@ -11,6 +11,8 @@ An implementation declares its scope in any of three places, with one meaning
           "costs": ["bce"],
           "outputs": [1],                      # output widths n_L
           "max_depth": 3,                      # layers L (also "min_depth")
+          "layout": "columns",                 # how its arrays are laid out (LAYOUTS)
+          "dtype": "float64",                  # the precision it computes in (DTYPES)
       }
 
 - a ``[tool.backprop-check]`` table in the ``pyproject.toml`` of the directory
@@ -34,8 +36,26 @@ import numpy as np
 
 from .problems import Problem, compatible_costs, random_problem
 
-KEYS = ("activations", "output_activations", "costs", "outputs", "min_depth", "max_depth")
+KEYS = (
+    "activations",
+    "output_activations",
+    "costs",
+    "outputs",
+    "min_depth",
+    "max_depth",
+    "layout",
+    "dtype",
+)
 """The keys a declaration may hold."""
+
+LAYOUTS = ("columns", "rows", "dicts", "samples")
+"""How an implementation's arrays may be laid out: ``columns`` is the seed's (samples as
+columns, W (n_l, n_(l-1)), b (n_l, 1)); ``rows`` has samples as rows, W (n_in, n_out) and b
+(1, n_out) or (n_out,); ``dicts`` keeps parameters and gradients in dicts named W1, b1,
+dW1, db1; ``samples`` takes one sample (a column) at a time."""
+
+DTYPES = ("float64", "float32", "float16")
+"""The precisions an implementation may compute in; the oracles stay float64."""
 
 
 class ScopeError(ValueError):
@@ -52,6 +72,8 @@ class Scope:
     outputs: frozenset[int] | None = None
     min_depth: int | None = None
     max_depth: int | None = None
+    layout: str | None = None
+    dtype: str | None = None
 
     @classmethod
     def read(cls, declared: Mapping[str, Any] | None, where: str) -> Scope:
@@ -74,6 +96,13 @@ class Scope:
             if key in ("min_depth", "max_depth"):
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise ScopeError(f"{where}: {key} must be an integer >= 1, got {value!r}")
+                values[key] = value
+            elif key in ("layout", "dtype"):
+                allowed = LAYOUTS if key == "layout" else DTYPES
+                if value not in allowed:
+                    raise ScopeError(
+                        f"{where}: {key} must be one of {', '.join(allowed)}, got {value!r}"
+                    )
                 values[key] = value
             elif key == "outputs":
                 items = _items(value, where, key)
@@ -98,7 +127,11 @@ class Scope:
 
     @property
     def declared(self) -> bool:
-        return any(getattr(self, f.name) is not None for f in fields(self))
+        """Whether anything limits which networks are drawn (layout and dtype do not)."""
+        return any(
+            getattr(self, f.name) is not None for f in fields(self)
+            if f.name not in ("layout", "dtype")
+        )  # fmt: skip
 
     def why_not(self, problem: Problem) -> str | None:
         """Why ``problem`` is outside the scope, or None when it is inside."""
