@@ -130,7 +130,7 @@ def test_forward_and_backward_wrong_together_is_the_forward_pass():
 
 def test_a_wrong_loss_alone_is_the_loss():
     p = seed_problem(cost="mse")
-    report = check(tampered(lambda g, X: g, loss=lambda *a, **k: 2 * backprop.loss(*a, **k)), p)
+    report = check(tampered(lambda g, X: g, loss=lambda *a, **k: 1.5 * backprop.loss(*a, **k)), p)
     assert report.attribution == "loss" and not report.ok
     assert report.blame == {"layer": None, "param": "loss"}
     assert "the loss differs from the formula" in report.summary
@@ -263,3 +263,41 @@ def test_a_non_finite_gradient_is_a_failing_report_not_a_crash(bad):
     assert row.diagnosis == "dW holds NaN or inf where the reference is finite"
     assert row.worst["index"] == [0, 0]
     json.dumps(report.to_dict())  # still serializable
+
+
+def scaled(scale):
+    """backprop with its loss and gradients both multiplied by ``scale(X, Y)``."""
+
+    def loss(params, X, Y, **kw):
+        return scale(X, Y) * backprop.loss(params, X, Y, **kw)
+
+    def gradients(params, X, Y, **kw):
+        c = scale(X, Y)
+        return [(c * dW, c * db) for dW, db in backprop.gradients(params, X, Y, **kw)]
+
+    return types.SimpleNamespace(__name__="scaled", loss=loss, gradients=gradients)
+
+
+@pytest.mark.parametrize(
+    "scale, words",
+    [
+        (lambda X, Y: X.shape[1], "summed over the m samples"),
+        (lambda X, Y: 2.0, "without the 1/2"),
+        (lambda X, Y: 1 / Y.shape[0], "averaged over the outputs"),
+        (lambda X, Y: 2.0 * X.shape[1] / Y.shape[0], "summed over the m samples and without"),
+    ],
+)
+def test_a_cost_scaled_by_a_common_constant_is_a_convention(scale, words):
+    p = square_problem(m=5)  # mse, 3 outputs, m = 5: every constant distinct
+    report = check(scaled(scale), p)
+    assert report.ok, report.render()
+    assert len(report.conventions) == 1 and words in report.conventions[0]
+    assert "convention:" in report.render()
+
+
+def test_another_constant_or_gradients_that_do_not_follow_stay_errors():
+    p = square_problem(m=5)
+    assert not check(scaled(lambda X, Y: 3.7), p).ok
+    half_right = tampered(lambda g, X: g, loss=lambda *a, **k: 5 * backprop.loss(*a, **k))
+    report = check(half_right, p)
+    assert not report.ok and "the gradients must be the derivative of that loss" in report.summary

@@ -419,7 +419,7 @@ class LossWithoutHalf(Correct):
     """
 
     name = "loss_without_half"
-    caught_by = ("loss",)
+    caught_by = ("fd", "jax")  # a loss without the 1/2 is a convention; gradients must follow it
 
     def cost_value(self, cost, Z, A, Y, out):
         value = super().cost_value(cost, Z, A, Y, out)

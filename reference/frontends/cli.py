@@ -167,6 +167,8 @@ def summary_line(outcome: dict[str, Any], impl: str) -> str:
     bad_checks = [c for _, c in results if c.is_error]
     notes = sorted({f"{c.severity} {c.name}" for _, c in results
                     if c.ok is False and not c.is_error})  # fmt: skip
+    if any(r.conventions for _, r in reports):
+        notes.append("convention cost scale")
     verdict = "PASS" if outcome["ok"] else "FAIL"
     applicable = [c for _, c in results if c.ok is not None]
     outside = outcome.get("out_of_scope", 0) + len(outcome.get("unsupported", []))
@@ -200,27 +202,54 @@ def suggest_scope(
     return f"SUPPORTS = {declared!r} in the module"
 
 
+_NUMBER = re.compile(r"[-+]?\d+\.\d+(?:e[-+]?\d+)?|[-+]?\d+e[-+]?\d+")
+
+
+def mistake_groups(
+    failing: list[tuple[Problem, Report]],
+) -> list[list[tuple[Problem, Report]]]:
+    """Failing networks grouped by what their reports say, measured numbers aside: one
+    mistake shows once, with the networks it affects; the largest group first."""
+    groups: dict[tuple[str, str], list[tuple[Problem, Report]]] = {}
+    for problem, report in failing:
+        key = (report.attribution, _NUMBER.sub("#", report.summary))
+        groups.setdefault(key, []).append((problem, report))
+    return sorted(groups.values(), key=len, reverse=True)
+
+
 def print_outcome(
     outcome: dict[str, Any], impl: str, out: TextIO, quiet: bool, verbose: bool
 ) -> None:
-    """Tables for the seed network and the first failures, a line for further failures, the
-    non-gradient checks grouped by name, and the summary. ``verbose`` prints everything."""
+    """Failing networks first, one group per mistake (its first network's table and the
+    networks it affects), then a line counting the passing ones (with the seed network's
+    table when nothing failed), what is not in scope, the non-gradient checks grouped by
+    name, and the summary. ``verbose`` prints every table and every check."""
     reports = outcome["reports"]
     failing = [(p, r) for p, r in reports if not r.ok]
-    if not quiet and reports:
-        first = reports[0][1]
-        shown = (
-            reports if verbose else [reports[0], *[pr for pr in failing if pr[1] is not first][:3]]
-        )
-        for problem, report in shown:
+    groups = mistake_groups(failing)
+    if verbose:
+        for problem, report in reports:
             out.write(f"{problem.name}\n{report.render()}\n\n")
-        shown_ids = {id(pr[1]) for pr in shown}
-        rest = [pr for pr in failing if id(pr[1]) not in shown_ids]
-        if not verbose:
-            out.write(f"({len(reports) - len(failing)} of {len(reports)} networks passed; "
-                      "--verbose shows every table)\n")  # fmt: skip
-    else:
-        rest = failing
+    elif not quiet and reports and not failing:
+        problem, report = reports[0]
+        out.write(f"{problem.name}\n{report.render()}\n\n")
+    for k, group in enumerate(groups):
+        problem, report = group[0]
+        if not quiet and not verbose and k < 3:
+            out.write(f"{problem.name}\n{report.render()}\n\n")
+        names = ", ".join(p.name for p, _ in group[:4]) + (", ..." if len(group) > 4 else "")
+        count = f"{len(group)} network{'s' if len(group) > 1 else ''}"
+        out.write(f"  FAIL ({count}: {names}): {report.summary[:400]}\n")
+    if reports:
+        hint = "" if verbose or quiet else "; --verbose shows every table"
+        passed = len(reports) - len(failing)
+        out.write(f"  {passed} of {len(reports)} networks in scope passed{hint}\n")
+    conventions: dict[str, list[str]] = {}  # one line per convention, measured numbers aside
+    for _, report in reports:
+        for text in report.conventions:
+            conventions.setdefault(_NUMBER.sub("#", text), []).append(text)
+    for texts in conventions.values():
+        out.write(f"  NOTE cost: {texts[0]} ({len(texts)} networks)\n")
     unsupported = outcome.get("unsupported") or []
     if unsupported:
         _, example = unsupported[0]
@@ -229,10 +258,6 @@ def print_outcome(
             f"(first: {unsupported[0][0].name}: {example.summary[:200]}); "
             f"say so once with {suggest_scope(reports, unsupported)}\n"
         )
-    for problem, report in rest[:10]:
-        out.write(f"  FAIL {problem.name}: {report.summary[:400]}\n")
-    if len(rest) > 10:
-        out.write(f"  ... and {len(rest) - 10} more networks failed (--json has them all)\n")
     by_name: dict[str, list[tuple[str, checks.CheckResult]]] = {}
     for where, c in outcome["checks"]:
         by_name.setdefault(c.name, []).append((where, c))
@@ -777,7 +802,10 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
     outcome = run_checks(
         runner, problems, progress, scope if scope.declared else None, args.relu_at_zero
     )
-    if args.strict and any(c.ok is False for _, c in outcome["checks"]):
+    if args.strict and (
+        any(c.ok is False for _, c in outcome["checks"])
+        or any(r.conventions for _, r in outcome["reports"])
+    ):
         outcome["ok"] = False
     outcome["out_of_scope"] = seed_combinations() + args.networks - len(problems)
     outcome["scope"] = scope.to_dict()

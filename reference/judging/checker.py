@@ -132,6 +132,10 @@ class Report:
     changed between calls with the same inputs. Any of them fails the report."""
     finding: dict[str, Any] | None = None
     """Where a crashed or malformed call failed (:class:`~reference.boundary.guard.Finding`)."""
+    conventions: list[str] = field(default_factory=list)
+    """Deliberate differences from the seed the check allowed for (a cost scaled by a
+    constant: summed over samples, without the 1/2, averaged over outputs); not failures,
+    except under ``--strict``."""
     kinks_judged: int = 0
     """Pre-activation entries within rounding of a kink, where JAX's derivative is the
     subgradient nearest the implementation's (``jax_model.fit_kinks``)."""
@@ -222,6 +226,15 @@ def check_gradients(
         refs = _references(guarded, params, X, Y, acts, cost, fd, impl_loss, grads)
     except ImplementationFailed as failed:
         return failed_report(failed.finding, network, guarded.name)
+    conventions: list[str] = []
+    scale = _cost_scale(impl_loss, refs.jax, X.shape[1], Y.shape[0], cost)
+    if scale is not None:  # the seed's cost times a constant: judged as that, and named
+        refs.jax = refs.jax._replace(
+            loss=scale[0] * refs.jax.loss,
+            grads=[(scale[0] * gW, scale[0] * gb) for gW, gb in refs.jax.grads],
+            rounding=[(abs(scale[0]) * rW, abs(scale[0]) * rb) for rW, rb in refs.jax.rounding],
+        )
+        conventions.append(scale[1])
     checks = [
         _compare(l, k, grads[l - 1][k], refs, X.shape[1])
         for l in range(1, len(params) + 1)
@@ -234,6 +247,11 @@ def check_gradients(
         summary = (
             f"the loss differs from the formulas ({impl_loss:.10g} vs JAX's "
             f"{loss_info['jax']:.10g}) and so do the gradients: {summary}"
+        )
+    if scale is not None and not all(c.ok for c in checks):
+        summary += (
+            f" (the loss is {scale[0]:.6g} times the seed's cost, and the gradients must be the "
+            "derivative of that loss)"
         )
     findings = [i.describe() for i in guarded.impurities[seen[0] :]] + [
         i.describe() for i in guarded.inconsistencies[seen[1] :]
@@ -255,6 +273,7 @@ def check_gradients(
         notes=refs.notes,
         findings=findings,
         kinks_judged=refs.jax.kinks if refs.jax is not None else 0,
+        conventions=conventions,
     )
 
 
@@ -370,6 +389,48 @@ def _compare(l: int, k: int, a: np.ndarray, refs: _References, m: int) -> ParamC
     else:
         c.diagnosis = "ok"
     return c
+
+
+COST_SCALE_RTOL = 1e-9
+"""How closely the implementation's loss must equal c times the seed's cost for the constant
+c to be named: both are float64 evaluations of the same terms, summed differently."""
+
+
+def _cost_scale(
+    impl_loss: float, ref: JaxResult | None, m: int, outputs: int, cost: str
+) -> tuple[float, str] | None:
+    """``(c, words)`` when the implementation's loss is c times the seed's cost for a c that
+    common texts use: a sum over samples (c = m), no 1/2 (c = 2), a mean over the outputs
+    (c = 1/n_L), or a product of them; None when it is the seed's cost or anything else.
+
+    With m = 2 (or n_L = 2) two conventions give the same c; both are named."""
+    if ref is None or not np.isfinite(impl_loss) or abs(ref.loss) <= TINY:
+        return None
+    c = impl_loss / ref.loss
+    if abs(c - 1.0) <= COST_SCALE_RTOL:
+        return None
+    names = []
+    for by_m in (False, True):
+        for by_2 in (False, True):
+            for by_n in (False, True):
+                if not (by_m or by_2 or by_n) or (by_n and outputs == 1):
+                    continue
+                if by_2 and (cost != "mse" or (by_n and outputs == 2)):
+                    continue  # bce has no 1/2; with two outputs the 2 and the 1/2 cancel
+                value = (m if by_m else 1) * (2 if by_2 else 1) / (outputs if by_n else 1)
+                if abs(c - value) <= COST_SCALE_RTOL * value:
+                    parts = (
+                        ("summed over the m samples", by_m),
+                        ("without the 1/2", by_2),
+                        ("averaged over the outputs", by_n),
+                    )
+                    names.append(" and ".join(w for w, on in parts if on))
+    if not names:
+        return None
+    return c, (
+        f"the cost is {c:.6g} times the seed's ({' or '.join(names)}): the gradients are "
+        "judged against the same multiple of the reference"
+    )
 
 
 def _compare_loss(impl_loss: float, ref: JaxResult | None) -> tuple[dict[str, Any], bool]:
@@ -533,6 +594,8 @@ def render(report: Report) -> str:
         )
     for note in report.notes:
         lines.append(f"  note: {note}")
+    for convention in report.conventions:
+        lines.append(f"  convention: {convention}")
     for finding in report.findings:
         lines.append(f"  FAIL: {finding}")
     verdict = "PASS" if report.ok else "FAIL"
