@@ -198,3 +198,25 @@ def test_a_planted_mistake_in_scope_still_fails(module):
     code, text = check("--impl", name, "--quiet")
     assert code == 1
     assert "off by the same factor 2" in text or "constant factor of 2" in text
+
+
+def test_the_shipped_suite_draws_inside_the_declared_scope(tmp_path):
+    """A sigmoid-only implementation that declares so passes the whole suite (the checks
+    that cannot apply are skipped), and its mistaken copy fails it: the CLI's verdicts."""
+    from test_plugin import run_shipped_suite
+
+    source = (
+        SIGMOID_ONLY
+        + '\nSUPPORTS = {"activations": ["sigmoid"], "output_activations": ["sigmoid"]}\n'
+    )
+    (tmp_path / "declared.py").write_text(source)
+    broken = source.replace(
+        "grads.append((dZ @ As[l - 1].T,", "grads.append((2 * dZ @ As[l - 1].T,"
+    )
+    (tmp_path / "doubled.py").write_text(broken)
+    result = run_shipped_suite(tmp_path, "declared")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "1 skipped" in result.stdout  # relu'(0): no relu in the scope
+    result = run_shipped_suite(tmp_path, "doubled", "-x")
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "constant factor of 2" in result.stdout or "same factor 2" in result.stdout

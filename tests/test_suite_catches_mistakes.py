@@ -9,6 +9,7 @@ from hypothesis import Phase, settings
 
 from reference.bugs import CATALOG, CORRECT
 from reference.frontends.pytest_plugin import Settings
+from reference.inputs.scope import Scope
 from reference.suite.test_properties import PROPERTY_TESTS
 
 STRICT = Settings(strict=True, relu_at_zero=1.0)
@@ -34,8 +35,11 @@ def run(test, impl):
     """Run one property test against ``impl``: derandomized, generate only (no shrinking:
     only the verdict matters here), a bounded number of examples, the strictest settings."""
     extra = {}
-    if "backprop_settings" in inspect.signature(test).parameters:
+    wanted = inspect.signature(test).parameters
+    if "backprop_settings" in wanted:
         extra["backprop_settings"] = STRICT
+    if "backprop_scope" in wanted:
+        extra["backprop_scope"] = Scope()
     if hasattr(test, "hypothesis"):
         copy = types.FunctionType(
             test.__code__, test.__globals__, test.__name__, test.__defaults__, test.__closure__

@@ -54,6 +54,7 @@ class Harness(NamedTuple):
     source: str
     impl: Any
     guarded: Any
+    scope: Any
 
 
 class Settings(NamedTuple):
@@ -163,10 +164,16 @@ def activate(config: pytest.Config) -> None:
     except ImplementationError as exc:
         raise pytest.UsageError(f"{source} {spec}: {exc}") from exc
     from ..boundary.guard import guard
+    from ..inputs.scope import Scope, ScopeError, from_pyproject
 
+    try:
+        declared = Scope.read(getattr(impl, "SUPPORTS", None), f"{spec}.SUPPORTS")
+        scope = from_pyproject(config.rootpath).over(declared)
+    except ScopeError as exc:
+        raise pytest.UsageError(str(exc)) from exc
     guarded = guard(impl, spec)
     guarded.time_limit = config.getoption("backprop_timeout")
-    config.stash[HARNESS] = Harness(spec, source, impl, guarded)
+    config.stash[HARNESS] = Harness(spec, source, impl, guarded, scope)
 
 
 def _register_profiles() -> None:
@@ -215,6 +222,18 @@ def backprop_impl(request: pytest.FixtureRequest) -> Any:
             pytrace=False,
         )
     return harness.guarded
+
+
+@pytest.fixture(scope="session")
+def backprop_scope(request: pytest.FixtureRequest) -> Any:
+    """What the implementation declares it supports (its ``SUPPORTS``, then
+    ``[tool.backprop-check]`` in the run's pyproject.toml): the suite draws only inside it."""
+    harness = request.config.stash.get(HARNESS, None)
+    if harness is None:
+        from ..inputs.scope import Scope
+
+        return Scope()
+    return harness.scope
 
 
 @pytest.fixture(scope="session")

@@ -26,9 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 from hypothesis.extra import numpy as hnp
 
-from .problems import Problem, compatible_costs, with_relu_margin
+from .problems import Problem, with_relu_margin
+from .scope import Scope
 
 
 def _default_activations() -> list[str]:
@@ -86,6 +88,7 @@ def architectures(
     activations: Sequence[str] | None = None,
     costs: Sequence[str] | None = None,
     square: bool | None = None,
+    scope: Scope | None = None,
 ) -> Architecture:
     """Dense architectures.
 
@@ -98,6 +101,10 @@ def architectures(
     - ``square``: True makes every layer but the output as wide as the input
       (square W^1..W^{L-1}, which hide a missing transpose), False draws every
       width freely, None (the default) chooses either.
+    - ``scope``: an implementation's declared scope
+      (:class:`~reference.inputs.scope.Scope`): hidden and output activations, costs,
+      output widths and depths outside it are never drawn. Asked for something nothing
+      can satisfy, it raises hypothesis' ``InvalidArgument``.
     """
     _check_int_range("depth", min_depth, max_depth, 1)
     _check_int_range("width", min_width, max_width, 1)
@@ -105,21 +112,34 @@ def architectures(
     if not names:
         raise ValueError("activations must name at least one activation")
     wanted = list(costs) if costs is not None else ["mse", "bce"]
-    L = draw(st.integers(min_depth, max_depth))
-    acts = [draw(st.sampled_from(names)) for _ in range(L)]
-    allowed = [c for c in compatible_costs(acts[-1]) if c in wanted]
-    if not allowed:  # the drawn output cannot take any wanted cost: use one that can
-        acts[-1] = "sigmoid"
-        allowed = [c for c in compatible_costs("sigmoid") if c in wanted] or ["mse"]
-    cost = draw(st.sampled_from(allowed))
-    widths = st.integers(min_width, max_width)
     if square is not None and not isinstance(square, bool):
         raise TypeError(f"square must be True, False or None, got {square!r}")
+    scope = scope if scope is not None else Scope()
+    lo = max(min_depth, scope.min_depth or 1)
+    hi = min(max_depth, scope.max_depth or max_depth)
+    hidden = [n for n in scope.hidden_choices(names) if n in names]
+    outputs = [
+        n for n in scope.output_choices(names)
+        if n in names and any(c in wanted for c in scope.cost_choices(n))
+    ]  # fmt: skip
+    if not hidden:
+        hi = min(hi, 1)
+    if lo > hi or not outputs:
+        raise InvalidArgument(
+            f"no architecture fits depth {min_depth}..{max_depth}, activations {names}, "
+            f"costs {wanted} and the declared scope {scope.describe()}"
+        )
+    L = draw(st.integers(lo, hi))
+    acts = [draw(st.sampled_from(hidden)) for _ in range(L - 1)]
+    acts.append(draw(st.sampled_from(outputs)))
+    cost = draw(st.sampled_from([c for c in scope.cost_choices(acts[-1]) if c in wanted]))
+    widths = st.integers(min_width, max_width)
+    out_widths = st.sampled_from(sorted(scope.outputs)) if scope.outputs else widths
     if square if square is not None else draw(st.booleans()):
         n = draw(widths)
-        sizes = [n] * L + [draw(widths)]
+        sizes = [n] * L + [draw(out_widths)]
     else:
-        sizes = [draw(widths) for _ in range(L + 1)]
+        sizes = [draw(widths) for _ in range(L)] + [draw(out_widths)]
     return Architecture(tuple(sizes), tuple(acts), cost)
 
 
@@ -133,6 +153,7 @@ def problems(
     min_scale: float = 0.05,
     max_scale: float = 4.0,
     relu_margin: float = 1e-3,
+    scope: Scope | None = None,
 ) -> Problem:
     """A network, its data and its cost, ready for :func:`reference.check_gradients`.
 
@@ -142,6 +163,7 @@ def problems(
       s / sqrt(n_{l-1}), s log-uniform in this range; the largest saturate
       sigmoid and tanh.
     - ``relu_margin``: every relu pre-activation ends at least this far from 0.
+    - ``scope``: passed to the default ``architecture`` (give an explicit one its own).
 
     X is drawn in [-2, 2]; Y in [0, 1] for ``bce``, [-2, 2] for ``mse``.
     """
@@ -149,7 +171,7 @@ def problems(
     _check_range("scale", min_scale, max_scale, 1e-12)
     if not isinstance(relu_margin, (int, float)) or not 0 <= relu_margin < 1:
         raise ValueError(f"relu_margin must be in [0, 1), got {relu_margin!r}")
-    arch = draw(architecture if architecture is not None else architectures())
+    arch = draw(architecture if architecture is not None else architectures(scope=scope))
     m = draw(st.integers(min_samples, max_samples))
     scale = float(np.exp(draw(st.floats(np.log(min_scale), np.log(max_scale)))))
     params = []
