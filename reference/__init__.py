@@ -9,7 +9,9 @@
   update rule, relu'(0), saturation, metamorphic relations).
 - :func:`load_impl`: the implementation under test, by module path; :func:`guard`:
   the one door every call into it goes through; :class:`Worker`: the same in a
-  separate process with a time limit on every call.
+  separate process with a time limit on every call; :func:`adapt`: an implementation
+  written in another layout (samples as rows, dicts, one sample at a time) behind the
+  seed's protocol.
 
 Importing the package costs nothing: each name is imported from its module on
 first use (so ``import reference`` imports neither JAX nor hypothesis), and the JAX
@@ -27,6 +29,8 @@ _WHERE = {
     "Guarded": ".boundary.guard",
     "ImplementationFailed": ".boundary.guard",
     "guard": ".boundary.guard",
+    "adapt": ".boundary.layouts",
+    "StructureError": ".boundary.layouts",
     "Worker": ".boundary.isolation",
     "ProblemError": ".inputs.validate",
     "ImplementationError": ".boundary.loading",
@@ -68,7 +72,9 @@ __all__ = [
     "Problem",
     "ProblemError",
     "Report",
+    "StructureError",
     "Worker",
+    "adapt",
     "check_gradients",
     "directional_gradients",
     "guard",
@@ -100,6 +106,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .boundary.guard import Finding, Guarded, ImplementationFailed, guard
     from .boundary.isolation import Worker
+    from .boundary.layouts import StructureError, adapt
     from .boundary.loading import ImplementationError, load_impl
     from .inputs.problems import Problem, random_problem, seed_problem, with_relu_margin
     from .inputs.validate import ProblemError

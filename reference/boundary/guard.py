@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from .layouts import StructureError, adapt, layout_of
 from .loading import check_protocol, impl_name
 
 Params = list[tuple[np.ndarray, np.ndarray]]
@@ -83,7 +84,8 @@ class Finding:
 
     def describe(self) -> str:
         """One line: the member, what happened, and where in the user's code."""
-        text = f"{self.member} {self.message}"
+        starts = self.message.startswith(f"{self.member} ")
+        text = self.message if starts else f"{self.member} {self.message}"
         if self.where:
             text += f" (at {self.where['file']}:{self.where['line']}"
             if self.where.get("code"):
@@ -325,6 +327,17 @@ class Guarded:
         self.on_call: Callable[[str | None], None] | None = None
         self._memo: dict[str, dict[bytes, tuple[int, Any]]] = {m: {} for m in MEMBERS}
 
+    @property
+    def layout(self) -> str:
+        """The layout the implementation is written in (:mod:`.layouts`; "columns": the seed's)."""
+        return layout_of(self.impl)
+
+    def use_layout(self, layout: str) -> None:
+        """Put ``layout``'s adapter (:mod:`.layouts`) in front of the implementation: callers
+        keep the seed's layout, the implementation gets its own. Replaces an earlier one."""
+        self.impl = adapt(self.impl, layout)
+        self._memo = {m: {} for m in MEMBERS}
+
     def has(self, member: str) -> bool:
         """Whether the implementation has ``member`` (``forward`` and ``update`` are optional)."""
         return callable(getattr(self.impl, member, None))
@@ -413,6 +426,10 @@ class Guarded:
                                     f"{self.time_limit:g} s (an endless loop or a very slow call)",
                                     network, where=where)  # fmt: skip
                 raise ImplementationFailed(self.hung) from None
+            if isinstance(exc, StructureError):  # a layout adapter's check, in the user's terms
+                raise ImplementationFailed(
+                    Finding("structure", member, str(exc), network)
+                ) from None
             kind = (
                 "exit"
                 if isinstance(exc, SystemExit)

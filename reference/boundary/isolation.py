@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .guard import MEMBERS, Finding, guard
+from .guard import MEMBERS, Finding, Guarded, guard
 
 _CODES = ("import", *MEMBERS)
 """What the shared slot's first entry (an index, -1 when idle) says the worker is running."""
@@ -72,7 +72,9 @@ def _stuck_at(dump: str) -> dict[str, Any] | None:
     return None
 
 
-def _serve(conn, spec: str, cwd: str, slot, dump_path: str, out_path: str) -> None:
+def _serve(
+    conn, spec: str, cwd: str, slot, dump_path: str, out_path: str, layout: str | None
+) -> None:
     """The worker's main loop (runs in the child process)."""
     out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(out, 1)
@@ -117,6 +119,8 @@ def _serve(conn, spec: str, cwd: str, slot, dump_path: str, out_path: str) -> No
         return
     guarded = guard(impl, spec)
     guarded.on_call = on_call
+    if layout is not None:
+        guarded.use_layout(layout)
     conn.send(("ready", (guarded.name, declared)))
     while True:
         try:
@@ -161,6 +165,8 @@ class Worker:
         self.name = spec
         self.declared: Any = None
         """The implementation's ``SUPPORTS``, read in the worker (a :class:`Scope`)."""
+        self.layout: str | None = None
+        """The layout the implementation is checked in (:meth:`use_layout`); None: the seed's."""
         self.restarts = 0
 
     def __enter__(self) -> Worker:
@@ -174,11 +180,8 @@ class Worker:
         """Start the process and load the implementation; :class:`LoadFailed` if it cannot be."""
         self._slot = self._ctx.Array("d", [-1.0, 0.0], lock=False)
         self._conn, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(
-            target=_serve,
-            args=(child, self.spec, os.getcwd(), self._slot, str(self._dump), str(self.output)),
-            daemon=True,
-        )
+        args = (child, self.spec, os.getcwd(), self._slot, str(self._dump), str(self.output))
+        self._proc = self._ctx.Process(target=_serve, args=(*args, self.layout), daemon=True)
         self._proc.start()
         child.close()
         reply = self._wait()
@@ -203,6 +206,13 @@ class Worker:
             self._stop()
             return reply
         return reply[1]
+
+    def use_layout(self, layout: str) -> None:
+        """Check the implementation as written in ``layout`` (:mod:`.layouts`), in this worker
+        and in every one that replaces it after a hang or a crash."""
+        self.layout = layout
+        if self._proc is not None and self._proc.is_alive():
+            self.run(Guarded.use_layout, layout)
 
     def _wait(self) -> Any:
         while True:

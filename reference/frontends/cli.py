@@ -25,7 +25,7 @@ import numpy as np
 from ..boundary.isolation import Failed, LoadFailed, Worker
 from ..boundary.loading import ImplementationError, load_impl
 from ..inputs.problems import Problem, compatible_costs, random_problem, seed_problem
-from ..inputs.scope import KEYS, Scope, ScopeError, from_pyproject, random_problem_in
+from ..inputs.scope import KEYS, LAYOUTS, Scope, ScopeError, from_pyproject, random_problem_in
 from ..judging import checks
 from ..judging.checker import ATTRIBUTIONS, Report, failed_report
 from .jobs import (
@@ -667,6 +667,13 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--outputs", type=_widths, metavar="N,M", help="output widths n_L")
     scope.add_argument("--min-depth", type=int, metavar="L", help="fewest layers")
     scope.add_argument("--max-depth", type=int, metavar="L", help="most layers")
+    scope.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        help="how the implementation lays out its arrays: columns (the seed's, the default), "
+        "rows (samples as rows, W as (n_in, n_out)), dicts (W1, b1 / dW1, db1 dicts), samples "
+        "(loss and gradients of one sample); the harness converts, exactly",
+    )
     parser.add_argument(
         "--strict",
         action="store_true",
@@ -783,6 +790,9 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int:
+    scope = resolve_scope(args, runner.declared)
+    if scope.layout not in (None, "columns"):
+        runner.use_layout(scope.layout)
     if args.golden:
         mode, path = args.golden[0], Path(args.golden[1])
         if mode == "save":
@@ -793,7 +803,6 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
         out.write("\n".join(lines) + "\n")
         out.write(("same gradients as" if ok else "gradients DRIFTED from") + f" {path}\n")
         return 0 if ok else 1
-    scope = resolve_scope(args, runner.declared)
     try:
         problems = default_problems(args.seed, args.networks, scope if scope.declared else None)
     except ScopeError as exc:

@@ -76,6 +76,10 @@ class InProcess:
     def run(self, job: Callable[..., Any], *args: Any) -> Any:
         return job(self.impl, *args)
 
+    def use_layout(self, layout: str) -> None:
+        """Check the implementation as written in ``layout`` (``reference/boundary/layouts.py``)."""
+        self.impl.use_layout(layout)
+
     def printed(self) -> list[str]:
         return []
 

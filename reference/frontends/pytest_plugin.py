@@ -17,7 +17,9 @@ Asked for, the harness
   deadline, and loads one: ``HYPOTHESIS_PROFILE`` names it, else ``CI=true`` picks ``ci``,
   else ``dev``; hypothesis' own ``--hypothesis-profile`` still wins;
 - loads the implementation under test that the ``backprop_impl`` fixture gives every
-  protocol-level test: the option's, else the ini key's, else ``backprop``;
+  protocol-level test: the option's, else the ini key's, else ``backprop``; written in
+  another layout (``--backprop-layout``, the ini key ``backprop_layout``, or the module's
+  ``SUPPORTS["layout"]``), it gets that layout's adapter in front;
 - names both in the report header.
 """
 
@@ -101,6 +103,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="0|1",
         help="require this relu'(0) (default: any value in [0, 1] is a valid subgradient)",
     )
+    group.addoption(
+        "--backprop-layout",
+        action="store",
+        default=None,
+        metavar="LAYOUT",
+        help="the layout the implementation is written in: columns (the seed's), rows, dicts "
+        "or samples (default: its SUPPORTS['layout'], else the ini key backprop_layout, else "
+        "columns)",
+    )
+    parser.addini(
+        "backprop_layout",
+        "layout of the implementation under test (columns, rows, dicts, samples)",
+        default="",
+    )
     parser.addini(
         "backprop_impl",
         "implementation the backprop harness checks (package.module[:object]); "
@@ -173,7 +189,28 @@ def activate(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from exc
     guarded = guard(impl, spec)
     guarded.time_limit = config.getoption("backprop_timeout")
+    guarded.use_layout(requested_layout(config, impl, spec))
     config.stash[HARNESS] = Harness(spec, source, impl, guarded, scope)
+
+
+def requested_layout(config: pytest.Config, impl: Any, spec: str) -> str:
+    """The layout ``impl`` is checked in: ``--backprop-layout``, else the ini key
+    ``backprop_layout``, else the module's ``SUPPORTS["layout"]``, else the seed's columns."""
+    from ..inputs.scope import Scope, ScopeError
+
+    given = config.getoption("backprop_layout", default=None)
+    where = "--backprop-layout"
+    if not given:
+        try:
+            given, where = config.getini("backprop_layout"), "the ini key backprop_layout"
+        except ValueError:  # the key is not registered: this plugin was disabled
+            given = ""
+    try:
+        declared = Scope.read(getattr(impl, "SUPPORTS", None), f"{spec}.SUPPORTS")
+        chosen = Scope.read({"layout": given or None}, where).over(declared)
+    except ScopeError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return chosen.layout or "columns"
 
 
 def _register_profiles() -> None:
@@ -203,8 +240,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return []
     from hypothesis import settings
 
+    layout = harness.guarded.layout
     return [
-        f"backprop-harness: implementation {harness.spec}, "
+        f"backprop-harness: implementation {harness.spec}"
+        + ("" if layout == "columns" else f" ({layout} layout)")
+        + ", "
         f"hypothesis profile {settings.get_current_profile_name()} "
         f"({settings.default.max_examples} examples per test)"
     ]

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..boundary.guard import Finding, Guarded, ImplementationFailed, guard
+from ..boundary.layouts import describe_param
 from ..inputs.validate import validate_problem
 from ..oracles import finite_diff
 from ..oracles.jax_model import JaxResult, MissingTwinError, fit_kinks, jax_model, kink_note
@@ -139,6 +140,9 @@ class Report:
     kinks_judged: int = 0
     """Pre-activation entries within rounding of a kink, where JAX's derivative is the
     subgradient nearest the implementation's (``jax_model.fit_kinks``)."""
+    layout: str = "columns"
+    """The layout the implementation is written in; the table names its parameters and
+    shapes as that layout has them (``reference/boundary/layouts.py``)."""
 
     def failing(self) -> list[ParamCheck]:
         return [p for p in self.layers if not p.ok]
@@ -274,6 +278,7 @@ def check_gradients(
         findings=findings,
         kinks_judged=refs.jax.kinks if refs.jax is not None else 0,
         conventions=conventions,
+        layout=guarded.layout,
     )
 
 
@@ -493,13 +498,6 @@ def failed_report(finding: Finding, network: dict[str, Any], name: str) -> Repor
     )
 
 
-def _fd_confirms(checks: list[ParamCheck]) -> bool:
-    """Whether finite differences back JAX's verdict on the failing arrays: one of them
-    fails against finite differences too, or none of them had finite differences to ask."""
-    failing = [c for c in checks if not c.ok]
-    return any(c.fd_ok is False for c in failing) or all(c.fd_ok is None for c in failing)
-
-
 def _blame(checks, grads, ref, L, m, loss_ok, loss_info) -> tuple[dict | None, str]:
     """Which layer and parameter to look at first, and a one-line summary."""
     failing = [c for c in checks if not c.ok]
@@ -568,16 +566,19 @@ def render(report: Report) -> str:
     head = (
         f"{report.impl}: {'-'.join(map(str, net['sizes']))} "
         f"[{', '.join(net['activations'])}] {net['cost']}, m = {net['m']}"
-    )
+    ) + ("" if report.layout == "columns" else f", {report.layout} layout")
     lines = [head]
     if report.layers:
+        shapes = [describe_param(report.layout, c.layer, c.param, c.shape) for c in report.layers]
+        w = max(9, *map(len, shapes))
+        label = "shape" if report.layout == "columns" else "yours"
         lines.append(
-            f"  {'layer':>5} {'param':>5} {'shape':>9} {'err FD':>9} {'bound':>8} "
+            f"  {'layer':>5} {'param':>5} {label:>{w}} {'err FD':>9} {'bound':>8} "
             f"{'err JAX':>9} {'bound':>8}  verdict  diagnosis"
         )
-        for c in report.layers:
+        for c, shape in zip(report.layers, shapes):
             lines.append(
-                f"  {c.layer:>5} {c.param:>5} {'x'.join(map(str, c.shape)):>9} "
+                f"  {c.layer:>5} {c.param:>5} {shape:>{w}} "
                 f"{_num(c.error_fd):>9} {_num(c.bound_fd, 1):>8} {_num(c.error_jax):>9} "
                 f"{_num(c.bound_jax, 1):>8}  {'ok' if c.ok else 'FAIL':<7}  {c.diagnosis}"
             )
