@@ -38,7 +38,7 @@ from ..boundary.guard import Finding, Guarded, ImplementationFailed, guard
 from ..inputs.validate import validate_problem
 from ..oracles import finite_diff
 from ..oracles.jax_model import JaxResult, MissingTwinError, fit_kinks, jax_model, kink_note
-from . import diagnosis
+from . import diagnosis, precision
 
 EPS = float(np.finfo(np.float64).eps)
 TINY = float(np.finfo(np.float64).tiny)
@@ -135,6 +135,8 @@ class Report:
     kinks_judged: int = 0
     """Pre-activation entries within rounding of a kink, where JAX's derivative is the
     subgradient nearest the implementation's (``jax_model.fit_kinks``)."""
+    precision: str = "float64"
+    """The precision the implementation was judged at (:mod:`reference.judging.precision`)."""
 
     def failing(self) -> list[ParamCheck]:
         return [p for p in self.layers if not p.ok]
@@ -174,10 +176,10 @@ def _bound_fd(err: np.ndarray, denom: float) -> float:
     return min(1.0, max(FD_FLOOR, FD_SAFETY * float(np.linalg.norm(err)) / max(denom, TINY)))
 
 
-def _bound_jax(rounding: np.ndarray, denom: float) -> float:
+def _bound_jax(rounding: np.ndarray, denom: float, floor: float = JAX_FLOOR) -> float:
     if denom == 0.0:
-        return JAX_FLOOR
-    return min(1.0, max(JAX_FLOOR, JAX_SAFETY * float(np.linalg.norm(rounding)) / max(denom, TINY)))
+        return floor
+    return min(1.0, max(floor, JAX_SAFETY * float(np.linalg.norm(rounding)) / max(denom, TINY)))
 
 
 def check_gradients(
@@ -189,6 +191,7 @@ def check_gradients(
     activations: Sequence[str],
     cost: str,
     fd: str = "auto",
+    dtype: str | None = None,
 ) -> Report:
     """Check ``impl.gradients`` (and ``impl.loss``) on one problem; returns a :class:`Report`.
 
@@ -197,6 +200,11 @@ def check_gradients(
     ``"model"`` (differentiate the formulas), ``"directional"`` (two random
     directions per layer and parameter, for networks too large for every entry;
     then ``error_fd`` compares projections), or ``"none"`` (JAX only).
+
+    ``dtype`` (``"float32"``, ``"float16"``): give the implementation its arrays in that
+    precision and judge it at that precision's unit roundoff; an implementation whose
+    results come back in float32 or float16 is judged so without asking
+    (:mod:`reference.judging.precision`; ``Report.precision`` and a note say which).
 
     The problem is validated first: a wrong one raises
     :class:`~reference.inputs.validate.ProblemError` and blames nobody. Every call
@@ -210,6 +218,9 @@ def check_gradients(
         )
     params, X, Y, acts, cost = validate_problem(params, X, Y, activations, cost)
     guarded = guard(impl)
+    asked = precision.requested(guarded, precision.check_dtype(dtype))
+    if asked is not None:  # the oracles judge the values the implementation is given
+        params, X, Y = precision.representable(params, X, Y, asked)
     network = {
         "sizes": [params[0][0].shape[1]] + [W.shape[0] for W, _ in params],
         "activations": acts,
@@ -218,8 +229,9 @@ def check_gradients(
     }
     seen = len(guarded.impurities), len(guarded.inconsistencies)
     try:
-        grads, impl_loss = _implementation_numbers(guarded, params, X, Y, acts, cost)
-        refs = _references(guarded, params, X, Y, acts, cost, fd, impl_loss, grads)
+        grads, impl_loss, seen_in = _implementation_numbers(guarded, params, X, Y, acts, cost)
+        judged = precision.lowest_precision(asked or "float64", seen_in)
+        refs = _references(guarded, params, X, Y, acts, cost, fd, impl_loss, grads, judged)
     except ImplementationFailed as failed:
         return failed_report(failed.finding, network, guarded.name)
     checks = [
@@ -227,7 +239,7 @@ def check_gradients(
         for l in range(1, len(params) + 1)
         for k in (0, 1)
     ]
-    loss_info, loss_ok = _compare_loss(impl_loss, refs.jax)
+    loss_info, loss_ok = _compare_loss(impl_loss, refs.jax, refs.loss_rounding)
     attribution = _attribute(checks, loss_ok)
     blame, summary = _blame(checks, grads, refs.jax, len(params), X.shape[1], loss_ok, loss_info)
     if attribution in ("forward", "forward+backward") and "jax" in loss_info:
@@ -255,15 +267,19 @@ def check_gradients(
         notes=refs.notes,
         findings=findings,
         kinks_judged=refs.jax.kinks if refs.jax is not None else 0,
+        precision=judged,
     )
 
 
 def _implementation_numbers(
     guarded: Guarded, params, X, Y, acts: list[str], cost: str
-) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
-    """Step 1: the implementation's gradients and loss, through the boundary."""
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], float, str]:
+    """Step 1: the implementation's gradients and loss, through the boundary, and the lowest
+    precision they came back in."""
     grads = guarded.gradients(params, X, Y, activations=acts, cost=cost)
-    return grads, guarded.loss(params, X, Y, activations=acts, cost=cost)
+    seen_in = guarded.last_precision
+    loss = guarded.loss(params, X, Y, activations=acts, cost=cost)
+    return grads, loss, precision.lowest_precision(seen_in, guarded.last_precision)
 
 
 @dataclass
@@ -274,6 +290,9 @@ class _References:
     fd: finite_diff.FDGradients | None
     directional: finite_diff.DirectionalFD | None
     notes: list[str]
+    precision: str = "float64"
+    loss_rounding: float = 0.0
+    """Below float64: how far a correct implementation's loss may be from JAX's."""
 
     @property
     def fd_source(self) -> str:
@@ -284,11 +303,18 @@ class _References:
         return ""
 
 
-def _references(guarded, params, X, Y, acts, cost, fd, impl_loss, grads) -> _References:
-    """Step 2: the JAX model's numbers and finite differences of the implementation's loss."""
+def _references(
+    guarded, params, X, Y, acts, cost, fd, impl_loss, grads, judged="float64"
+) -> _References:
+    """Step 2: the JAX model's numbers and finite differences of the implementation's loss
+    (below float64, of the formulas: :mod:`.precision` says why)."""
     notes: list[str] = []
+    eps = precision.unit_roundoff(judged)
+    if judged != "float64":
+        fd = "none" if fd == "none" else "model"
+        notes.append(precision.note(judged, guarded.dtype, fd))
     try:
-        ref = jax_model(params, X, Y, activations=acts, cost=cost)
+        ref = jax_model(params, X, Y, activations=acts, cost=cost, eps=eps)
     except MissingTwinError as exc:
         ref = None
         notes.append(f"no JAX comparison: {exc}")
@@ -310,9 +336,12 @@ def _references(guarded, params, X, Y, acts, cost, fd, impl_loss, grads) -> _Ref
     if ref is None and fd_result is None and directional is None:
         raise MissingTwinError("; ".join(notes))
     if ref is not None and ref.kinks:  # near a kink, any subgradient is right: the nearest
-        ref = fit_kinks(ref, grads, params, X, Y, activations=acts, cost=cost)
+        ref = fit_kinks(ref, grads, params, X, Y, activations=acts, cost=cost, eps=eps)
         notes.append(kink_note(ref))
-    return _References(ref, fd_result, directional, notes)
+    rounding = 0.0
+    if judged != "float64" and ref is not None:
+        rounding = precision.loss_rounding(ref, params, X, Y, acts, cost, judged)
+    return _References(ref, fd_result, directional, notes, judged, rounding)
 
 
 def _compare(l: int, k: int, a: np.ndarray, refs: _References, m: int) -> ParamCheck:
@@ -327,6 +356,10 @@ def _compare(l: int, k: int, a: np.ndarray, refs: _References, m: int) -> ParamC
         denom = float(np.linalg.norm(a[valid]) + np.linalg.norm(n[valid]))
         c.error_fd = diagnosis.relative_error(a[valid], n[valid])
         c.bound_fd = _bound_fd(refs.fd.errors[l - 1][k][valid], denom)
+        if refs.precision != "float64" and refs.jax is not None:  # the implementation's rounding
+            floor = precision.TOLERANCES[refs.precision].jax_floor
+            rounding = refs.jax.rounding[l - 1][k][valid]
+            c.bound_fd = max(c.bound_fd, _bound_jax(rounding, denom, floor))
         c.fd_ok = bool(c.error_fd <= c.bound_fd) if valid.any() else None
         truth = np.where(valid, n, a)
     if refs.directional is not None:
@@ -344,7 +377,8 @@ def _compare(l: int, k: int, a: np.ndarray, refs: _References, m: int) -> ParamC
         j = refs.jax.grads[l - 1][k]
         denom = float(np.linalg.norm(a) + np.linalg.norm(j))
         c.error_jax = diagnosis.relative_error(a, j)
-        c.bound_jax = _bound_jax(refs.jax.rounding[l - 1][k], denom)
+        floor = precision.TOLERANCES[refs.precision].jax_floor
+        c.bound_jax = _bound_jax(refs.jax.rounding[l - 1][k], denom, floor)
         c.jax_ok = bool(c.error_jax <= c.bound_jax)
         truth = j
     c.ok = bool(c.jax_ok) if c.jax_ok is not None else c.fd_ok is not False
@@ -372,14 +406,17 @@ def _compare(l: int, k: int, a: np.ndarray, refs: _References, m: int) -> ParamC
     return c
 
 
-def _compare_loss(impl_loss: float, ref: JaxResult | None) -> tuple[dict[str, Any], bool]:
-    """Step 4: the implementation's loss against the JAX model's."""
+def _compare_loss(
+    impl_loss: float, ref: JaxResult | None, rounding: float = 0.0
+) -> tuple[dict[str, Any], bool]:
+    """Step 4: the implementation's loss against the JAX model's; ``rounding``: what a
+    correct implementation below float64 may add (``precision.loss_rounding``)."""
     info: dict[str, Any] = {"impl": impl_loss}
     if ref is None:
         ok = bool(np.isfinite(impl_loss))
         return info, ok
     err = abs(impl_loss - ref.loss)
-    bound = LOSS_RTOL * abs(ref.loss) + 1e-15
+    bound = LOSS_RTOL * abs(ref.loss) + 1e-15 + rounding
     ok = bool(np.isfinite(impl_loss) and err <= bound)
     info.update({"jax": ref.loss, "error": err, "bound": bound, "ok": ok})
     return info, ok
