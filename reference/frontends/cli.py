@@ -25,11 +25,12 @@ import numpy as np
 from ..boundary.isolation import Failed, LoadFailed, Worker
 from ..boundary.loading import ImplementationError, load_impl
 from ..inputs.problems import Problem, compatible_costs, random_problem, seed_problem
-from ..inputs.scope import KEYS, Scope, ScopeError, from_pyproject, random_problem_in
+from ..inputs.scope import DTYPES, KEYS, Scope, ScopeError, from_pyproject, random_problem_in
 from ..judging import checks
 from ..judging.checker import ATTRIBUTIONS, Report, failed_report
 from .jobs import (
     InProcess,
+    WithDtype,
     as_arrays,
     check_network,
     fixed_checks,
@@ -642,6 +643,12 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--outputs", type=_widths, metavar="N,M", help="output widths n_L")
     scope.add_argument("--min-depth", type=int, metavar="L", help="fewest layers")
     scope.add_argument("--max-depth", type=int, metavar="L", help="most layers")
+    scope.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        help="the precision the implementation computes in: it is given its arrays in it and "
+        "judged at its unit roundoff (default: float64, or what its results come back in)",
+    )
     parser.add_argument(
         "--strict",
         action="store_true",
@@ -769,6 +776,8 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
         out.write(("same gradients as" if ok else "gradients DRIFTED from") + f" {path}\n")
         return 0 if ok else 1
     scope = resolve_scope(args, runner.declared)
+    if scope.dtype is not None:  # every job from here on gives it arrays in that precision
+        runner = WithDtype(runner, scope.dtype)
     try:
         problems = default_problems(args.seed, args.networks, scope if scope.declared else None)
     except ScopeError as exc:
