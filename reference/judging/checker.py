@@ -340,6 +340,7 @@ def _references(
         notes.append(kink_note(ref))
     rounding = 0.0
     if judged != "float64" and ref is not None:
+        ref = precision.with_underflow(ref, judged, X.shape[1])
         rounding = precision.loss_rounding(ref, params, X, Y, acts, cost, judged)
     return _References(ref, fd_result, directional, notes, judged, rounding)
 

@@ -131,6 +131,27 @@ def tolerances(guarded: Guarded) -> Tolerances:
     return TOLERANCES[judged_at(guarded)]
 
 
+def underflow(dtype: str) -> float:
+    """The absolute rounding of ``dtype`` below its normal range: half its smallest subnormal
+    (3e-8 for float16, 7e-46 for float32). A value smaller than that flushes to zero, whatever
+    the relative eps says (an input of 1e-12 is 0 in float16)."""
+    return float(np.finfo(dtype).smallest_subnormal) / 2
+
+
+def with_underflow(ref: JaxResult, dtype: str, m: int) -> JaxResult:
+    """``ref`` with every gradient entry's rounding bound raised by the underflow of the
+    operations it is computed from: each entry sums m products along a chain of at most
+    L (n_max + 1) products and sums, each of which may flush up to :func:`underflow`:
+
+        rounding += m L (n_max + 1) underflow(dtype)
+
+    (about 1e-5 absolute for float16's networks here, 1e-44 for float32: it matters only where
+    a gradient is itself that small, and there the comparison is inconclusive)."""
+    widths = [W.shape[0] for W, _ in ref.grads] + [ref.grads[0][0].shape[1]]
+    extra = m * len(ref.grads) * (max(widths) + 1) * underflow(dtype)
+    return ref._replace(rounding=[(rW + extra, rb + extra) for rW, rb in ref.rounding])
+
+
 def loss_rounding(
     ref: JaxResult, params, X: np.ndarray, Y: np.ndarray, activations, cost: str, dtype: str
 ) -> float:
@@ -146,7 +167,8 @@ def loss_rounding(
         own = float(np.sum(np.abs(terms))) / model.m
         lost = abs(numpy_model.loss_in(model, dtype) - model.loss())
     n = terms.size
-    bound = LOSS_SAFETY * (ref.loss_rounding + (n + 4) * eps * own + lost)
+    flushed = (n + 4) * underflow(dtype) / model.m  # terms below the normal range
+    bound = LOSS_SAFETY * (ref.loss_rounding + (n + 4) * eps * own + lost + flushed)
     return bound if np.isfinite(bound) else float("inf")
 
 
