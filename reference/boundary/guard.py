@@ -317,6 +317,14 @@ class Guarded:
     """The first time-out; while it is set every further call fails at once with it (a hang
     repeats, and a property test's shrinking would otherwise wait out the limit each time).
     Clear it to give the implementation another chance (the pytest plugin does, per test)."""
+    dtype: str | None = None
+    """A precision the implementation asked for ("float32", "float16"): the floating arrays
+    of the guard's copies are cast to it. None hands them over as float64."""
+    precision: str = "float64"
+    """The lowest floating precision of any result so far (an integer or float64 result is
+    float64): what the implementation computes in (:func:`result_precision`)."""
+    last_precision: str = "float64"
+    """The same for the latest result alone."""
 
     def __init__(self, impl: Any, name: str | None = None) -> None:
         self.impl = check_protocol(impl, name)
@@ -398,7 +406,8 @@ class Guarded:
             )
         if self.hung is not None:
             raise ImplementationFailed(self.hung)
-        given = copy.deepcopy(args)
+        sent = _cast(args, self.dtype) if self.dtype is not None else args
+        given = copy.deepcopy(sent)
         key = _digest(member, args, sorted(kwargs.items())) if member != "update" else None
         self.calls += 1
         call = self.calls
@@ -451,7 +460,9 @@ class Guarded:
         in_place = member == "update" and raw is None
         if member == "update":
             self.update_in_place = in_place
-        self._record_impurities(member, args, given, skip_params=in_place)
+        self._record_impurities(member, sent, given, skip_params=in_place)
+        self.last_precision = result_precision(raw)
+        self.precision = lowest_precision(self.precision, self.last_precision)
         try:
             if member == "update":
                 value = _as_update(raw, given[0], args[0])
@@ -504,6 +515,45 @@ class Guarded:
         return [i.describe() for i in self.impurities] + [
             i.describe() for i in self.inconsistencies
         ]
+
+
+PRECISIONS = ("float64", "float32", "float16")
+"""The floating precisions the guard tells apart, highest first."""
+
+
+def lowest_precision(*names: str) -> str:
+    """The lowest of the given :data:`PRECISIONS`."""
+    return max(names, key=PRECISIONS.index)
+
+
+def result_precision(value: Any) -> str:
+    """The lowest floating precision among the arrays and scalars in ``value`` (any depth of
+    lists and tuples, three levels deep: the protocol's results nest no deeper): "float32" or
+    "float16" where one is, else "float64". A structure it cannot walk is float64 here and
+    the conversion that follows says what is wrong with it."""
+    found, stack = "float64", [(value, 0)]
+    try:
+        while stack:
+            item, depth = stack.pop()
+            if isinstance(item, (list, tuple)) and depth < 3 and len(item) <= 4096:
+                stack.extend((v, depth + 1) for v in item)
+            elif isinstance(item, (np.ndarray, np.generic)) and item.dtype.name in PRECISIONS:
+                found = lowest_precision(found, item.dtype.name)
+    except Exception:
+        return "float64"
+    return found
+
+
+def _cast(value: Any, dtype: str) -> Any:
+    """``value`` with every floating array in it (at any depth of lists and tuples) cast to
+    ``dtype``; anything else as it is."""
+    if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
+        return value.astype(dtype)
+    if isinstance(value, list):
+        return [_cast(v, dtype) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_cast(v, dtype) for v in value)
+    return value
 
 
 def _as_update(raw: Any, given_params: Params, params: Params) -> Params:

@@ -25,11 +25,20 @@ import numpy as np
 from ..boundary.isolation import Failed, LoadFailed, Worker
 from ..boundary.loading import ImplementationError, load_impl
 from ..inputs.problems import Problem, compatible_costs, random_problem, seed_problem
-from ..inputs.scope import KEYS, LAYOUTS, Scope, ScopeError, from_pyproject, random_problem_in
+from ..inputs.scope import (
+    DTYPES,
+    KEYS,
+    LAYOUTS,
+    Scope,
+    ScopeError,
+    from_pyproject,
+    random_problem_in,
+)
 from ..judging import checks
 from ..judging.checker import ATTRIBUTIONS, Report, failed_report
 from .jobs import (
     InProcess,
+    WithDtype,
     as_arrays,
     check_network,
     fixed_checks,
@@ -674,6 +683,12 @@ def build_parser() -> argparse.ArgumentParser:
         "rows (samples as rows, W as (n_in, n_out)), dicts (W1, b1 / dW1, db1 dicts), samples "
         "(loss and gradients of one sample); the harness converts, exactly",
     )
+    scope.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        help="the precision the implementation computes in: it is given its arrays in it and "
+        "judged at its unit roundoff (default: float64, or what its results come back in)",
+    )
     parser.add_argument(
         "--strict",
         action="store_true",
@@ -793,6 +808,8 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
     scope = resolve_scope(args, runner.declared)
     if scope.layout not in (None, "columns"):
         runner.use_layout(scope.layout)
+    if scope.dtype is not None:  # every job from here on gives it arrays in that precision
+        runner = WithDtype(runner, scope.dtype)
     if args.golden:
         mode, path = args.golden[0], Path(args.golden[1])
         if mode == "save":

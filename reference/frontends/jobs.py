@@ -87,6 +87,29 @@ class InProcess:
         pass
 
 
+def with_dtype(impl: Guarded, dtype: str | None, job: Callable[..., Any], *args: Any) -> Any:
+    """``job(impl, *args)`` with the implementation given its arrays in ``dtype`` (None or
+    "float64": as they are): set before every job, so a worker started afresh after a crash
+    or a time-out gets it too."""
+    impl.dtype = None if dtype in (None, "float64") else dtype
+    return job(impl, *args)
+
+
+class WithDtype:
+    """A runner (:class:`InProcess` or a :class:`~reference.boundary.isolation.Worker`) whose
+    every job runs with the implementation given its arrays in ``dtype`` (:func:`with_dtype`);
+    the precision is known only once the worker has read the module's ``SUPPORTS``."""
+
+    def __init__(self, runner: Any, dtype: str | None) -> None:
+        self.runner, self.dtype = runner, dtype
+
+    def run(self, job: Callable[..., Any], *args: Any) -> Any:
+        return self.runner.run(with_dtype, self.dtype, job, *args)
+
+    def __getattr__(self, name: str) -> Any:  # name, declared, restarts, printed, close
+        return getattr(self.runner, name)
+
+
 def as_arrays(grads: Any) -> list[tuple[np.ndarray, np.ndarray]] | None:
     """Gradients from :func:`gradients_of` as arrays, or None for a failure."""
     return None if isinstance(grads, str) else grads

@@ -39,7 +39,7 @@ from ..boundary.layouts import describe_param
 from ..inputs.validate import validate_problem
 from ..oracles import finite_diff
 from ..oracles.jax_model import JaxResult, MissingTwinError, fit_kinks, jax_model, kink_note
-from . import diagnosis
+from . import diagnosis, precision
 
 EPS = float(np.finfo(np.float64).eps)
 TINY = float(np.finfo(np.float64).tiny)
@@ -143,6 +143,8 @@ class Report:
     layout: str = "columns"
     """The layout the implementation is written in; the table names its parameters and
     shapes as that layout has them (``reference/boundary/layouts.py``)."""
+    precision: str = "float64"
+    """The precision the implementation was judged at (:mod:`reference.judging.precision`)."""
 
     def failing(self) -> list[ParamCheck]:
         return [p for p in self.layers if not p.ok]
@@ -182,10 +184,10 @@ def _bound_fd(err: np.ndarray, denom: float) -> float:
     return min(1.0, max(FD_FLOOR, FD_SAFETY * float(np.linalg.norm(err)) / max(denom, TINY)))
 
 
-def _bound_jax(rounding: np.ndarray, denom: float) -> float:
+def _bound_jax(rounding: np.ndarray, denom: float, floor: float = JAX_FLOOR) -> float:
     if denom == 0.0:
-        return JAX_FLOOR
-    return min(1.0, max(JAX_FLOOR, JAX_SAFETY * float(np.linalg.norm(rounding)) / max(denom, TINY)))
+        return floor
+    return min(1.0, max(floor, JAX_SAFETY * float(np.linalg.norm(rounding)) / max(denom, TINY)))
 
 
 def check_gradients(
@@ -197,6 +199,7 @@ def check_gradients(
     activations: Sequence[str],
     cost: str,
     fd: str = "auto",
+    dtype: str | None = None,
 ) -> Report:
     """Check ``impl.gradients`` (and ``impl.loss``) on one problem; returns a :class:`Report`.
 
@@ -205,6 +208,11 @@ def check_gradients(
     ``"model"`` (differentiate the formulas), ``"directional"`` (two random
     directions per layer and parameter, for networks too large for every entry;
     then ``error_fd`` compares projections), or ``"none"`` (JAX only).
+
+    ``dtype`` (``"float32"``, ``"float16"``): give the implementation its arrays in that
+    precision and judge it at that precision's unit roundoff; an implementation whose
+    results come back in float32 or float16 is judged so without asking
+    (:mod:`reference.judging.precision`; ``Report.precision`` and a note say which).
 
     The problem is validated first: a wrong one raises
     :class:`~reference.inputs.validate.ProblemError` and blames nobody. Every call
@@ -218,6 +226,9 @@ def check_gradients(
         )
     params, X, Y, acts, cost = validate_problem(params, X, Y, activations, cost)
     guarded = guard(impl)
+    asked = precision.requested(guarded, precision.check_dtype(dtype))
+    if asked is not None:  # the oracles judge the values the implementation is given
+        params, X, Y = precision.representable(params, X, Y, asked)
     network = {
         "sizes": [params[0][0].shape[1]] + [W.shape[0] for W, _ in params],
         "activations": acts,
@@ -226,13 +237,16 @@ def check_gradients(
     }
     seen = len(guarded.impurities), len(guarded.inconsistencies)
     try:
-        grads, impl_loss = _implementation_numbers(guarded, params, X, Y, acts, cost)
-        refs = _references(guarded, params, X, Y, acts, cost, fd, impl_loss, grads)
+        grads, impl_loss, seen_in = _implementation_numbers(guarded, params, X, Y, acts, cost)
+        judged = precision.lowest_precision(asked or "float64", seen_in)
+        refs = _references(guarded, params, X, Y, acts, cost, fd, impl_loss, grads, judged)
     except ImplementationFailed as failed:
         return failed_report(failed.finding, network, guarded.name)
     conventions: list[str] = []
-    scale = _cost_scale(impl_loss, refs.jax, X.shape[1], Y.shape[0], cost)
+    rtol = max(COST_SCALE_RTOL, 64 * float(np.finfo(judged).eps))
+    scale = _cost_scale(impl_loss, refs.jax, X.shape[1], Y.shape[0], cost, rtol)
     if scale is not None:  # the seed's cost times a constant: judged as that, and named
+        refs.loss_rounding = abs(scale[0]) * refs.loss_rounding
         refs.jax = refs.jax._replace(
             loss=scale[0] * refs.jax.loss,
             grads=[(scale[0] * gW, scale[0] * gb) for gW, gb in refs.jax.grads],
@@ -244,7 +258,7 @@ def check_gradients(
         for l in range(1, len(params) + 1)
         for k in (0, 1)
     ]
-    loss_info, loss_ok = _compare_loss(impl_loss, refs.jax)
+    loss_info, loss_ok = _compare_loss(impl_loss, refs.jax, refs.loss_rounding)
     attribution = _attribute(checks, loss_ok)
     blame, summary = _blame(checks, grads, refs.jax, len(params), X.shape[1], loss_ok, loss_info)
     if attribution in ("forward", "forward+backward") and "jax" in loss_info:
@@ -279,15 +293,19 @@ def check_gradients(
         kinks_judged=refs.jax.kinks if refs.jax is not None else 0,
         conventions=conventions,
         layout=guarded.layout,
+        precision=judged,
     )
 
 
 def _implementation_numbers(
     guarded: Guarded, params, X, Y, acts: list[str], cost: str
-) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
-    """Step 1: the implementation's gradients and loss, through the boundary."""
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], float, str]:
+    """Step 1: the implementation's gradients and loss, through the boundary, and the lowest
+    precision they came back in."""
     grads = guarded.gradients(params, X, Y, activations=acts, cost=cost)
-    return grads, guarded.loss(params, X, Y, activations=acts, cost=cost)
+    seen_in = guarded.last_precision
+    loss = guarded.loss(params, X, Y, activations=acts, cost=cost)
+    return grads, loss, precision.lowest_precision(seen_in, guarded.last_precision)
 
 
 @dataclass
@@ -298,6 +316,9 @@ class _References:
     fd: finite_diff.FDGradients | None
     directional: finite_diff.DirectionalFD | None
     notes: list[str]
+    precision: str = "float64"
+    loss_rounding: float = 0.0
+    """Below float64: how far a correct implementation's loss may be from JAX's."""
 
     @property
     def fd_source(self) -> str:
@@ -308,11 +329,18 @@ class _References:
         return ""
 
 
-def _references(guarded, params, X, Y, acts, cost, fd, impl_loss, grads) -> _References:
-    """Step 2: the JAX model's numbers and finite differences of the implementation's loss."""
+def _references(
+    guarded, params, X, Y, acts, cost, fd, impl_loss, grads, judged="float64"
+) -> _References:
+    """Step 2: the JAX model's numbers and finite differences of the implementation's loss
+    (below float64, of the formulas: :mod:`.precision` says why)."""
     notes: list[str] = []
+    eps = precision.unit_roundoff(judged)
+    if judged != "float64":
+        fd = "none" if fd == "none" else "model"
+        notes.append(precision.note(judged, guarded.dtype, fd))
     try:
-        ref = jax_model(params, X, Y, activations=acts, cost=cost)
+        ref = jax_model(params, X, Y, activations=acts, cost=cost, eps=eps)
     except MissingTwinError as exc:
         ref = None
         notes.append(f"no JAX comparison: {exc}")
@@ -334,9 +362,13 @@ def _references(guarded, params, X, Y, acts, cost, fd, impl_loss, grads) -> _Ref
     if ref is None and fd_result is None and directional is None:
         raise MissingTwinError("; ".join(notes))
     if ref is not None and ref.kinks:  # near a kink, any subgradient is right: the nearest
-        ref = fit_kinks(ref, grads, params, X, Y, activations=acts, cost=cost)
+        ref = fit_kinks(ref, grads, params, X, Y, activations=acts, cost=cost, eps=eps)
         notes.append(kink_note(ref))
-    return _References(ref, fd_result, directional, notes)
+    rounding = 0.0
+    if judged != "float64" and ref is not None:
+        ref = precision.with_underflow(ref, judged, X.shape[1])
+        rounding = precision.loss_rounding(ref, params, X, Y, acts, cost, judged)
+    return _References(ref, fd_result, directional, notes, judged, rounding)
 
 
 def _compare(l: int, k: int, a: np.ndarray, refs: _References, m: int) -> ParamCheck:
@@ -351,6 +383,10 @@ def _compare(l: int, k: int, a: np.ndarray, refs: _References, m: int) -> ParamC
         denom = float(np.linalg.norm(a[valid]) + np.linalg.norm(n[valid]))
         c.error_fd = diagnosis.relative_error(a[valid], n[valid])
         c.bound_fd = _bound_fd(refs.fd.errors[l - 1][k][valid], denom)
+        if refs.precision != "float64" and refs.jax is not None:  # the implementation's rounding
+            floor = precision.TOLERANCES[refs.precision].jax_floor
+            rounding = refs.jax.rounding[l - 1][k][valid]
+            c.bound_fd = max(c.bound_fd, _bound_jax(rounding, denom, floor))
         c.fd_ok = bool(c.error_fd <= c.bound_fd) if valid.any() else None
         truth = np.where(valid, n, a)
     if refs.directional is not None:
@@ -368,7 +404,8 @@ def _compare(l: int, k: int, a: np.ndarray, refs: _References, m: int) -> ParamC
         j = refs.jax.grads[l - 1][k]
         denom = float(np.linalg.norm(a) + np.linalg.norm(j))
         c.error_jax = diagnosis.relative_error(a, j)
-        c.bound_jax = _bound_jax(refs.jax.rounding[l - 1][k], denom)
+        floor = precision.TOLERANCES[refs.precision].jax_floor
+        c.bound_jax = _bound_jax(refs.jax.rounding[l - 1][k], denom, floor)
         c.jax_ok = bool(c.error_jax <= c.bound_jax)
         truth = j
     c.ok = bool(c.jax_ok) if c.jax_ok is not None else c.fd_ok is not False
@@ -398,11 +435,17 @@ def _compare(l: int, k: int, a: np.ndarray, refs: _References, m: int) -> ParamC
 
 COST_SCALE_RTOL = 1e-9
 """How closely the implementation's loss must equal c times the seed's cost for the constant
-c to be named: both are float64 evaluations of the same terms, summed differently."""
+c to be named: both are float64 evaluations of the same terms, summed differently (an
+implementation judged in float32 or float16 gets 64 of its own eps instead)."""
 
 
 def _cost_scale(
-    impl_loss: float, ref: JaxResult | None, m: int, outputs: int, cost: str
+    impl_loss: float,
+    ref: JaxResult | None,
+    m: int,
+    outputs: int,
+    cost: str,
+    rtol: float = COST_SCALE_RTOL,
 ) -> tuple[float, str] | None:
     """``(c, words)`` when the implementation's loss is c times the seed's cost for a c that
     common texts use: a sum over samples (c = m), no 1/2 (c = 2), a mean over the outputs
@@ -412,7 +455,7 @@ def _cost_scale(
     if ref is None or not np.isfinite(impl_loss) or abs(ref.loss) <= TINY:
         return None
     c = impl_loss / ref.loss
-    if abs(c - 1.0) <= COST_SCALE_RTOL:
+    if abs(c - 1.0) <= rtol:
         return None
     names = []
     for by_m in (False, True):
@@ -423,7 +466,7 @@ def _cost_scale(
                 if by_2 and (cost != "mse" or (by_n and outputs == 2)):
                     continue  # bce has no 1/2; with two outputs the 2 and the 1/2 cancel
                 value = (m if by_m else 1) * (2 if by_2 else 1) / (outputs if by_n else 1)
-                if abs(c - value) <= COST_SCALE_RTOL * value:
+                if abs(c - value) <= rtol * value:
                     parts = (
                         ("summed over the m samples", by_m),
                         ("without the 1/2", by_2),
@@ -438,14 +481,18 @@ def _cost_scale(
     )
 
 
-def _compare_loss(impl_loss: float, ref: JaxResult | None) -> tuple[dict[str, Any], bool]:
-    """Step 4: the implementation's loss against the JAX model's."""
+def _compare_loss(
+    impl_loss: float, ref: JaxResult | None, rounding: float = 0.0
+) -> tuple[dict[str, Any], bool]:
+    """Step 4: the implementation's loss against the JAX model's; ``rounding``: what a
+    correct implementation below float64 may add (``precision.loss_rounding``)."""
+
     info: dict[str, Any] = {"impl": impl_loss}
     if ref is None:
         ok = bool(np.isfinite(impl_loss))
         return info, ok
     err = abs(impl_loss - ref.loss)
-    bound = LOSS_RTOL * abs(ref.loss) + 1e-15
+    bound = LOSS_RTOL * abs(ref.loss) + 1e-15 + rounding
     ok = bool(np.isfinite(impl_loss) and err <= bound)
     info.update({"jax": ref.loss, "error": err, "bound": bound, "ok": ok})
     return info, ok

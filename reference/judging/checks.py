@@ -24,10 +24,12 @@ from ..boundary.guard import Guarded, ImplementationFailed, guard
 from ..inputs.problems import Problem
 from ..oracles.jax_model import jax_model
 from .diagnosis import relative_error
+from .precision import judged_at, tolerances, unit_roundoff
 
 SAME = 1e-12
 """Relative error under which two float64 gradients of the same problem count as equal:
-the metamorphic relations reorder sums, which costs a few ulps, never 1e-12."""
+the metamorphic relations reorder sums, which costs a few ulps, never 1e-12. An
+implementation in float32 or float16 gets ``precision.TOLERANCES[...].same`` instead."""
 
 
 @dataclass
@@ -109,7 +111,7 @@ def repeatability(impl, p: Problem) -> CheckResult:
     def run() -> CheckResult:
         first, second = _flat(_grads(impl, p)), _flat(_grads(impl, p))
         err = relative_error(second, first)
-        if err > SAME:
+        if err > tolerances(impl).same:
             ratio = float(np.vdot(second, first) / max(np.vdot(first, first), 1e-300))
             return CheckResult(
                 "repeatability",
@@ -138,7 +140,7 @@ def update_rule(impl, p: Problem, learning_rate: float = 0.1) -> CheckResult:
         for l, ((W, b), (dW, db), pair) in enumerate(zip(p.params, grads, new), start=1):
             for pname, theta, g, got in (("W", W, dW, pair[0]), ("b", b, db, pair[1])):
                 want = theta - learning_rate * g
-                if not np.allclose(got, want, rtol=1e-14, atol=1e-300):
+                if not _updated(impl, got, want, theta, learning_rate * g):
                     if np.array_equal(got, theta):
                         what = "unchanged"
                     elif np.allclose(got, theta + learning_rate * g):
@@ -157,6 +159,17 @@ def update_rule(impl, p: Problem, learning_rate: float = 0.1) -> CheckResult:
         return CheckResult("update", True, "W - alpha dW and b - alpha db in every layer")
 
     return _guard("update", run)
+
+
+def _updated(impl: Guarded, got, want, theta, step) -> bool:
+    """Whether ``got`` is ``want`` = theta - step: to 1e-14 relative in float64; below it, to
+    4 eps (|theta| + |step|) entrywise (the inputs' rounding to that precision, the product
+    and the difference)."""
+    at = judged_at(impl)
+    if at == "float64":
+        return bool(np.allclose(got, want, rtol=1e-14, atol=1e-300))
+    allowed = 4 * unit_roundoff(at) * (np.abs(theta) + np.abs(step))
+    return bool(np.all(np.abs(got - want) <= allowed))
 
 
 def descent(impl, p: Problem) -> CheckResult:
@@ -180,7 +193,7 @@ def descent(impl, p: Problem) -> CheckResult:
         norm = float(np.linalg.norm(g))
         J0 = impl.loss(p.params, p.X, p.Y, **p.kwargs())
         theta = float(np.linalg.norm(_flat(p.params)))
-        eps = float(np.finfo(np.float64).eps)
+        eps = unit_roundoff(judged_at(impl))  # J's rounding: float64's, or the implementation's
         if not np.isfinite(norm) or norm == 0.0:
             return CheckResult("descent", None, f"gradient norm {norm:.3g}: no direction to test")
         alpha_max = 1e-3 * (1 + theta) / norm
@@ -308,7 +321,8 @@ def saturation(impl, scope=None) -> CheckResult:
             J = impl.loss(params, X, Y, activations=acts, cost="bce")
             grads = impl.gradients(params, X, Y, activations=acts, cost="bce")
             ref = jax_model(params, X, Y, activations=acts, cost="bce")
-            if not np.isfinite(J) or abs(J - ref.loss) > 1e-10 * abs(ref.loss):
+            rtol = tolerances(impl).saturation
+            if not np.isfinite(J) or abs(J - ref.loss) > rtol * abs(ref.loss):
                 return CheckResult(
                     "saturation", False, f"loss {J:.6g} at |z| up to 1000, expected "
                     f"{ref.loss:.6g}: {_LOGITS_FIX}", severity="warning",
@@ -322,7 +336,7 @@ def saturation(impl, scope=None) -> CheckResult:
                             f"layer {l}'s d{pname} is not finite at |z| up to 1000: {_DELTA_FIX}",
                             severity="warning",
                         )
-                    if relative_error(got, w) > 1e-10:  # finite, wrong, the loss right
+                    if relative_error(got, w) > rtol:  # finite, wrong, the loss right
                         return CheckResult(
                             "saturation",
                             False,
@@ -334,9 +348,9 @@ def saturation(impl, scope=None) -> CheckResult:
     return _guard("saturation", run)
 
 
-def _compare(name: str, got, want, what: str) -> CheckResult:
+def _compare(name: str, got, want, what: str, same: float = SAME) -> CheckResult:
     err = relative_error(_flat(got), _flat(want))
-    if not err <= SAME:
+    if not err <= same:
         return CheckResult(name, False, f"{what} (relative error {err:.3g})")
     return CheckResult(name, True, f"holds (relative error {err:.1e})")
 
@@ -354,7 +368,7 @@ def batch_mean(impl, p: Problem) -> CheckResult:
         batch = _flat(_grads(impl, p))
         mean = np.mean(per_sample, axis=0)
         err = relative_error(batch, mean)
-        if not err <= SAME:
+        if not err <= tolerances(impl).same:
             ratio = float(np.vdot(batch, mean) / max(np.vdot(mean, mean), 1e-300))
             return CheckResult(
                 "batch mean",
@@ -379,6 +393,7 @@ def duplicated_batch(impl, p: Problem) -> CheckResult:
             twice,
             _grads(impl, p),
             "duplicating every sample changed the gradient",
+            tolerances(impl).same,
         )
 
     return _guard("duplicated batch", run)
@@ -417,6 +432,7 @@ def permuted_units(impl, p: Problem, seed: int = 0) -> CheckResult:
             got,
             want,
             f"permuting layer {l + 1}'s units did not permute its gradients",
+            tolerances(impl).same,
         )
 
     return _guard("permuted units", run)

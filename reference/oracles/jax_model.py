@@ -127,6 +127,9 @@ class JaxResult(NamedTuple):
     used: Sequence[np.ndarray] = ()
     """Per layer, the slopes ``grads`` used at the entries of ``near_kink`` (g's own
     derivative on JAX's side of the kink, or :func:`fit_kinks`' choice); NaN elsewhere."""
+    loss_rounding: float = 0.0
+    """A first-order bound on how far rounding at the analysis' unit roundoff moves J
+    through the forward pass (:func:`_loss_rounding`); the cost's own sum is not in it."""
 
     @property
     def kinks(self) -> int:
@@ -159,29 +162,31 @@ def _terms(twin: JaxCost, out_act: str) -> tuple[Callable, bool]:
 EPS = float(np.finfo(np.float64).eps)
 
 
-def _forward_rounding(params, As, gps, gaps, one_sided, scales):
-    """First-order bounds on the rounding error of a float64 forward pass, per entry, and the
-    pre-activations within rounding of a kink.
+def _forward_rounding(params, As, gps, gaps, one_sided, scales, eps=EPS):
+    """First-order bounds on the rounding error of a forward pass at unit roundoff ``eps``
+    (float64's by default), per entry, and the pre-activations within rounding of a kink.
 
-    With eps = 2^-52, |.| entrywise and n_{l-1} + 1 the terms of each sum,
-        dZ^l = |W^l| dA^{l-1} + (n_{l-1} + 1) eps (|W^l| |A^{l-1}| + |b^l|),   dA^0 = 0
-        dA^l = |g'_l(Z^l)| dZ^l + 4 eps (|A^l| + s_l)
+    With eps = 2^-52 (float64), |.| entrywise and n_{l-1} + 1 the terms of each sum,
+        dZ^l = |W^l| dA^{l-1} + (n_{l-1} + 1) eps (|W^l| |A^{l-1}| + |b^l|),
+        dA^l = |g'_l(Z^l)| dZ^l + 4 eps (|A^l| + s_l),
+        dA^0 = 0 in float64, eps |X| at a lower precision (the implementation rounds its
+        float64 X, or was given X rounded)
     (s_l: :data:`ABSOLUTE_ROUNDING`). Z^l is near a kink of g_l where its distance to it,
     ``gaps[l]``, is at most KINK_SAFETY dZ^l; there |g'_l| is the larger of the one-sided
     derivatives ``one_sided[l]`` (g' just left and right of the kink). Returns
     (dZ, dA, near, (low, high, own)) per layer: low and high the one-sided derivatives in
     order, own g's derivative at Z^l, all three NaN away from kinks; dA[0] is X's, zero.
     """
-    dA = np.zeros_like(As[0])
+    dA = np.zeros_like(As[0]) if eps <= EPS else eps * np.abs(As[0])
     dZs, dAs, nears, slopes = [], [dA], [], []
     for l, (W, b) in enumerate(params):
         absW = np.abs(W)
-        dZ = absW @ dA + (W.shape[1] + 1) * EPS * (absW @ np.abs(As[l]) + np.abs(b))
+        dZ = absW @ dA + (W.shape[1] + 1) * eps * (absW @ np.abs(As[l]) + np.abs(b))
         near = gaps[l] <= KINK_SAFETY * dZ
         left, right = one_sided[l]
         low, high = np.minimum(left, right), np.maximum(left, right)
         slope = np.where(near, np.maximum(np.abs(low), np.abs(high)), np.abs(gps[l]))
-        dA = slope * dZ + 4 * EPS * (np.abs(As[l + 1]) + scales[l])
+        dA = slope * dZ + 4 * eps * (np.abs(As[l + 1]) + scales[l])
         dZs.append(dZ)
         dAs.append(dA)
         nears.append(near)
@@ -189,8 +194,9 @@ def _forward_rounding(params, As, gps, gaps, one_sided, scales):
     return dZs, dAs, nears, slopes
 
 
-def _rounding_bounds(params, As, dZs, dAs, gps, gpps, Y, m, forward, scales):
-    """First-order bounds on the rounding error of a float64 backward pass, per entry.
+def _rounding_bounds(params, As, dZs, dAs, gps, gpps, Y, m, forward, scales, eps=EPS):
+    """First-order bounds on the rounding error of a backward pass at unit roundoff ``eps``
+    (float64's by default), per entry; every term is linear in eps.
 
     ``forward`` is :func:`_forward_rounding`'s (dZ, dA, near, slopes), written here
     delta Z^l and delta A^l. With eps = 2^-52, |.| entrywise and |g'_l| the larger
@@ -217,28 +223,48 @@ def _rounding_bounds(params, As, dZs, dAs, gps, gpps, Y, m, forward, scales):
         for n, (lo, hi, _), g in zip(near, one_sided, gps)
     ]
     g_err = [
-        np.where(n, 0.0, np.abs(gpp)) * dz + 4 * EPS * (s + 4 * scale)
+        np.where(n, 0.0, np.abs(gpp)) * dz + 4 * eps * (s + 4 * scale)
         for n, gpp, dz, s, scale in zip(near, gpps, fw_dZ, slope, scales)
     ]
-    out = (EPS * (np.abs(As[L]) + np.abs(Y)) + fw_dA[L]) / m * (1 + slope[L - 1])
-    E = out + np.abs(dAs[L - 1]) * g_err[L - 1] + EPS * np.abs(dZs[L - 1])
+    out = (eps * (np.abs(As[L]) + np.abs(Y)) + fw_dA[L]) / m * (1 + slope[L - 1])
+    E = out + np.abs(dAs[L - 1]) * g_err[L - 1] + eps * np.abs(dZs[L - 1])
     bounds = [None] * L
     for l in range(L - 1, -1, -1):
         absA = np.abs(As[l])
         absdZ = np.abs(dZs[l])
         bounds[l] = (
-            E @ absA.T + absdZ @ fw_dA[l].T + m * EPS * absdZ @ absA.T,
-            np.sum(E, axis=1, keepdims=True) + m * EPS * np.sum(absdZ, axis=1, keepdims=True),
+            E @ absA.T + absdZ @ fw_dA[l].T + m * eps * absdZ @ absA.T,
+            np.sum(E, axis=1, keepdims=True) + m * eps * np.sum(absdZ, axis=1, keepdims=True),
         )
         if l > 0:
             absW = np.abs(params[l][0])
             n = params[l][0].shape[0]
             E = (
-                slope[l - 1] * (absW.T @ E + n * EPS * absW.T @ absdZ)
+                slope[l - 1] * (absW.T @ E + n * eps * absW.T @ absdZ)
                 + np.abs(dAs[l - 1]) * g_err[l - 1]
-                + EPS * np.abs(dZs[l - 1])
+                + eps * np.abs(dZs[l - 1])
             )
     return bounds
+
+
+def _loss_rounding(params, As, dZs, dAs, scales, eps):
+    """First-order bound on J's error from the forward pass's roundings at unit roundoff eps.
+
+    Each rounding of Z^l and A^l moves J by its size times dJ/dZ^l or dJ/dA^l (which carry
+    it through the layers above), so with the local roundings of :func:`_forward_rounding`
+        |dJ| <= sum_l  |dJ/dZ^l| . (n_{l-1} + 1) eps (|W^l| |A^{l-1}| + |b^l|)
+                     + |dJ/dA^l| . 4 eps (|A^l| + s_l)
+                     [+ |(W^1)^T dJ/dZ^1| . eps |X| below float64: X itself rounded]
+    (. summing the entrywise products). The cost's terms and their sum round on top of it.
+    """
+    total = 0.0
+    for l, (W, b) in enumerate(params):
+        local_Z = (W.shape[1] + 1) * eps * (np.abs(W) @ np.abs(As[l]) + np.abs(b))
+        local_A = 4 * eps * (np.abs(As[l + 1]) + scales[l])
+        total += float(np.sum(np.abs(dZs[l]) * local_Z) + np.sum(np.abs(dAs[l]) * local_A))
+    if eps > EPS:
+        total += float(np.sum(np.abs(params[0][0].T @ dZs[0]) * eps * np.abs(As[0])))
+    return total
 
 
 @functools.cache
@@ -352,11 +378,15 @@ def jax_model(
     activations: Sequence[str],
     cost: str,
     slopes: Sequence[np.ndarray] | None = None,
+    eps: float = EPS,
 ) -> JaxResult:
     """Loss, gradients and their rounding bounds from the JAX model (see :class:`JaxResult`).
 
     ``slopes``: per layer, (n_l, m), g_l' to use where not NaN (at pre-activations near a
-    kink: :func:`fit_kinks`); None uses g's own derivative everywhere.
+    kink: :func:`fit_kinks`); None uses g's own derivative everywhere. ``eps``: the unit
+    roundoff the rounding analysis assumes of the implementation (float64's by default;
+    float32's 2^-24 for one that computes in float32): the bounds scale with it, and so
+    does which pre-activations lie within rounding of a kink. The numbers are float64.
     """
     activations = tuple(activations)
     for name in activations:
@@ -409,8 +439,8 @@ def jax_model(
         gaps.append(gap)
         one_sided.append((left, right))
     scales = [ABSOLUTE_ROUNDING.get(a, 1.0) for a in activations]
-    forward = _forward_rounding(params, As, gps, gaps, one_sided, scales)
-    rounding = _rounding_bounds(params, As, dZs, dAs, gps, gpps, Y, m, forward, scales)
+    forward = _forward_rounding(params, As, gps, gaps, one_sided, scales, eps)
+    rounding = _rounding_bounds(params, As, dZs, dAs, gps, gpps, Y, m, forward, scales, eps)
     near, one_sided = forward[2], forward[3]
     return JaxResult(
         float(J),
@@ -419,6 +449,7 @@ def jax_model(
         near,
         [(lo, hi) for lo, hi, _ in one_sided],
         [np.where(np.isnan(s), own, s) for s, (_, _, own) in zip(slopes, one_sided)],
+        _loss_rounding(params, As, dZs, dAs, scales, eps),
     )
 
 
@@ -437,6 +468,7 @@ def fit_kinks(
     activations: Sequence[str],
     cost: str,
     rtol: float = 1e-12,
+    eps: float = EPS,
 ) -> JaxResult:
     """The JAX model's result with the slopes at pre-activations near a kink chosen to
     bring its gradients closest to ``grads`` (an implementation's), each slope between
@@ -459,7 +491,7 @@ def fit_kinks(
     each step's nearest corner (every slope at its low or high end) tried first.
     Whatever it returns is the exact gradient for one valid subgradient, so a wrong
     gradient stays wrong: a mistake elsewhere moves ``grads`` where no choice of slopes
-    follows.
+    follows. ``eps``: the unit roundoff of ``result``'s analysis (:func:`jax_model`).
     """
     if result.kinks == 0:
         return result
@@ -491,7 +523,7 @@ def fit_kinks(
             layer[n] = s[at : at + int(n.sum())]
             at += int(n.sum())
             full.append(layer)
-        return jax_model(params, X, Y, activations=activations, cost=cost, slopes=full)
+        return jax_model(params, X, Y, activations=activations, cost=cost, slopes=full, eps=eps)
 
     def flat(r: JaxResult) -> np.ndarray:
         return np.concatenate([g.ravel() for g in _arrays(r.grads)])

@@ -189,6 +189,23 @@ def rounding_sensitivity(model: Model, draws: int = 3, seed: int = 0) -> float:
     return worst
 
 
+def loss_in(model: Model, dtype: str) -> float:
+    """J from the same twins with every array and operation in ``dtype`` (float32, float16):
+    one correct implementation at that precision, rounding its float64 inputs first.
+
+    The in-place twins keep their argument's dtype; a twin without one computes in float64
+    and is rounded back, which is as if its own function were exact.
+    """
+    A = model.X.astype(dtype)
+    Z = A
+    for (W, b), act in zip(model.params, model.g):
+        Z = W.astype(dtype) @ A + b.astype(dtype)
+        A = act.inplace(Z.copy()) if act.inplace is not None else act.fn(Z).astype(dtype)
+    with np.errstate(all="ignore"):
+        terms = model.terms(model.output(Z, A), model.Y.astype(dtype)).astype(dtype)
+        return float(np.sum(terms, dtype=dtype) / np.asarray(model.m, dtype))
+
+
 def kink_side(act: NumpyActivation, Z: np.ndarray) -> np.ndarray | None:
     """For each entry, which piece of g it lies on (an integer code), or None if g has no kinks."""
     if not act.kinks:
