@@ -178,6 +178,8 @@ def summary_line(outcome: dict[str, Any], impl: str) -> str:
                     if c.ok is False and not c.is_error})  # fmt: skip
     if any(r.conventions for _, r in reports):
         notes.append("convention cost scale")
+    if any(r.warnings for _, r in reports):
+        notes.append("warning saturated loss")
     verdict = "PASS" if outcome["ok"] else "FAIL"
     applicable = [c for _, c in results if c.ok is not None]
     outside = outcome.get("out_of_scope", 0) + len(outcome.get("unsupported", []))
@@ -253,12 +255,14 @@ def print_outcome(
         hint = "" if verbose or quiet else "; --verbose shows every table"
         passed = len(reports) - len(failing)
         out.write(f"  {passed} of {len(reports)} networks in scope passed{hint}\n")
-    conventions: dict[str, list[str]] = {}  # one line per convention, measured numbers aside
+    notes: dict[tuple[str, str], list[str]] = {}  # one line each, measured numbers aside
     for _, report in reports:
-        for text in report.conventions:
-            conventions.setdefault(_NUMBER.sub("#", text), []).append(text)
-    for texts in conventions.values():
-        out.write(f"  NOTE cost: {texts[0]} ({len(texts)} networks)\n")
+        for label, texts in (("WARN loss", report.warnings), ("NOTE cost", report.conventions)):
+            for text in texts:
+                notes.setdefault((label, _NUMBER.sub("#", text)), []).append(text)
+    for (label, _), texts in notes.items():
+        count = f"{len(texts)} network{'s' if len(texts) > 1 else ''}"
+        out.write(f"  {label}: {texts[0]} ({count})\n")
     unsupported = outcome.get("unsupported") or []
     if unsupported:
         _, example = unsupported[0]
@@ -830,7 +834,7 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
     )
     if args.strict and (
         any(c.ok is False for _, c in outcome["checks"])
-        or any(r.conventions for _, r in outcome["reports"])
+        or any(r.conventions or r.warnings for _, r in outcome["reports"])
     ):
         outcome["ok"] = False
     outcome["out_of_scope"] = seed_combinations() + args.networks - len(problems)

@@ -133,6 +133,9 @@ class Report:
     changed between calls with the same inputs. Any of them fails the report."""
     finding: dict[str, Any] | None = None
     """Where a crashed or malformed call failed (:class:`~reference.boundary.guard.Finding`)."""
+    warnings: list[str] = field(default_factory=list)
+    """Numerical weaknesses the check allowed for (a cross-entropy that loses precision, or
+    turns NaN, where the sigmoid saturates); not failures, except under ``--strict``."""
     conventions: list[str] = field(default_factory=list)
     """Deliberate differences from the seed the check allowed for (a cost scaled by a
     constant: summed over samples, without the 1/2, averaged over outputs); not failures,
@@ -259,6 +262,9 @@ def check_gradients(
         for k in (0, 1)
     ]
     loss_info, loss_ok = _compare_loss(impl_loss, refs.jax, refs.loss_rounding)
+    warnings: list[str] = []
+    if cost == "bce" and acts[-1] == "sigmoid" and refs.jax is not None:
+        loss_ok = _saturation(impl_loss, loss_info, loss_ok, checks, params, X, Y, acts, warnings)
     attribution = _attribute(checks, loss_ok)
     blame, summary = _blame(checks, grads, refs.jax, len(params), X.shape[1], loss_ok, loss_info)
     if attribution in ("forward", "forward+backward") and "jax" in loss_info:
@@ -292,6 +298,7 @@ def check_gradients(
         findings=findings,
         kinks_judged=refs.jax.kinks if refs.jax is not None else 0,
         conventions=conventions,
+        warnings=warnings,
         layout=guarded.layout,
         precision=judged,
     )
@@ -481,6 +488,48 @@ def _cost_scale(
     )
 
 
+_LOG_A_SAFETY = 8.0
+"""How many times the first-order rounding of log(A) and log(1 - A) a saturated loss may
+be off before it is a wrong loss rather than an imprecise one."""
+
+
+def _saturation(impl_loss, loss_info, loss_ok, checks, params, X, Y, acts, warnings) -> bool:
+    """Step 4b, for bce on a sigmoid output: what a cross-entropy taken as log(A) and
+    log(1 - A) loses where the sigmoid saturates is a warning, not a wrong loss.
+
+    Rounding A by eps (relative) moves log(A) by eps and log(1 - A) by eps A / (1 - A): the
+    loss may be off by up to (eps/m) sum [Y (1 + (1 - A)/A) + (1 - Y)(1 + A/(1 - A))],
+    infinite where A rounds to exactly 0 or 1 (the loss and the gradients then turn inf or
+    NaN). Returns whether the loss now counts as right; rows whose only fault is NaN or inf
+    there are passed with the warning."""
+    from ..oracles.numpy_model import build
+
+    A = build(params, X, Y, acts, "bce").A[-1]
+    eps, m = float(np.finfo(np.float64).eps), X.shape[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = Y * (1 + (1 - A) / A) + (1 - Y) * (1 + A / (1 - A))
+    allowance = _LOG_A_SAFETY * eps * float(np.sum(terms)) / m
+    if not np.isfinite(allowance) or np.isnan(allowance):
+        allowance = np.inf
+    fix = "compute bce from the logits, J = mean(logaddexp(0, Z) - Y Z), and dZ = (A - Y)/m"
+    if not loss_ok and "jax" in loss_info and allowance > loss_info["bound"]:
+        finite = np.isfinite(impl_loss)
+        if (finite and loss_info["error"] <= allowance) or (not finite and allowance == np.inf):
+            warnings.append(f"the loss is {impl_loss:.10g} where the formulas give "
+                            f"{loss_info['jax']:.10g}: it loses precision where the sigmoid "
+                            f"saturates; {fix}")  # fmt: skip
+            loss_info["warning"] = True
+            loss_ok = True
+    if allowance == np.inf:
+        for c in checks:
+            if not c.ok and c.worst is not None and not np.isfinite(c.worst["impl"]):
+                c.ok, c.diagnosis = True, "not finite where the sigmoid saturates (a warning)"
+                if not any("not finite" in w for w in warnings):
+                    warnings.append(f"gradients are NaN or inf where the sigmoid rounds to 0 or "
+                                    f"1; {fix}")  # fmt: skip
+    return loss_ok
+
+
 def _compare_loss(
     impl_loss: float, ref: JaxResult | None, rounding: float = 0.0
 ) -> tuple[dict[str, Any], bool]:
@@ -642,6 +691,8 @@ def render(report: Report) -> str:
         )
     for note in report.notes:
         lines.append(f"  note: {note}")
+    for warning in report.warnings:
+        lines.append(f"  warning: {warning}")
     for convention in report.conventions:
         lines.append(f"  convention: {convention}")
     for finding in report.findings:

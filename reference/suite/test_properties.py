@@ -49,11 +49,14 @@ def draw(data, scope, rule: dict):
     return data.draw(_strategy(scope, frozen))
 
 
-def assert_gradients_right(impl, p):
+def assert_gradients_right(impl, p, settings):
+    """The report passes; with --backprop-strict, without warnings or conventions either."""
     report = check_gradients(impl, p.params, p.X, p.Y, **p.kwargs())
     if report.attribution == "unsupported":  # NotImplementedError: draw another network
         reject()
     assert report.ok, "\n" + report.render()
+    if settings.strict:
+        assert not (report.warnings or report.conventions), "\n" + report.render()
 
 
 def assert_check(result, settings):
@@ -69,25 +72,33 @@ def assert_check(result, settings):
 
 
 @given(data=st.data())
-def test_gradients_match_both_oracles(backprop_impl, backprop_scope, data):
-    assert_gradients_right(backprop_impl, draw(data, backprop_scope, DEFAULT))
+def test_gradients_match_both_oracles(backprop_impl, backprop_scope, backprop_settings, data):
+    p = draw(data, backprop_scope, DEFAULT)
+    assert_gradients_right(backprop_impl, p, backprop_settings)
 
 
 @given(data=st.data())
-def test_gradients_on_square_layers_and_real_batches(backprop_impl, backprop_scope, data):
+def test_gradients_on_square_layers_and_real_batches(
+    backprop_impl, backprop_scope, backprop_settings, data
+):
     """Square layers hide a missing transpose as a shape error never raised; m >= 2 exposes
     a missing or doubled 1/m that batch size 1 hides."""
-    assert_gradients_right(backprop_impl, draw(data, backprop_scope, SQUARE))
+    p = draw(data, backprop_scope, SQUARE)
+    assert_gradients_right(backprop_impl, p, backprop_settings)
 
 
 @given(data=st.data())
-def test_gradients_of_deep_and_wide_networks(backprop_impl, backprop_scope, data):
-    assert_gradients_right(backprop_impl, draw(data, backprop_scope, DEEP))
+def test_gradients_of_deep_and_wide_networks(
+    backprop_impl, backprop_scope, backprop_settings, data
+):
+    p = draw(data, backprop_scope, DEEP)
+    assert_gradients_right(backprop_impl, p, backprop_settings)
 
 
 @given(data=st.data())
-def test_gradients_of_saturated_networks(backprop_impl, backprop_scope, data):
-    assert_gradients_right(backprop_impl, draw(data, backprop_scope, SATURATED))
+def test_gradients_of_saturated_networks(backprop_impl, backprop_scope, backprop_settings, data):
+    p = draw(data, backprop_scope, SATURATED)
+    assert_gradients_right(backprop_impl, p, backprop_settings)
 
 
 @given(data=st.data())
