@@ -330,8 +330,10 @@ class Samples(Adapter):
                     "number (in the samples layout loss returns that sample's cost)"
                 )
             terms.append(float(a.reshape(())))
-        exact = all(map(math.isfinite, terms))  # fsum refuses inf - inf
-        return (math.fsum(terms) if exact else sum(terms)) / m
+        try:  # an exactly rounded sum; fsum refuses inf - inf and overflows past 1.8e308
+            return math.fsum(terms) / m
+        except (OverflowError, ValueError):
+            return sum(terms) / m
 
     def gradients(
         self, params: Params, X: np.ndarray, Y: np.ndarray, *, activations, cost
