@@ -155,6 +155,17 @@ CLI_CATALOG = {
         0,
         r"^PASS",
     ),
+    "slow": (
+        _impl("""
+        import time
+        _correct = gradients
+        def gradients(params, X, Y, *, activations, cost):
+            time.sleep(0.02)
+            return _correct(params, X, Y, activations=activations, cost=cost)
+        """),
+        0,
+        r"^PASS",
+    ),
     "complex_gradients": (
         _impl("""
         _correct = gradients
@@ -258,6 +269,24 @@ def test_a_loss_that_raises_during_the_differences_fails_naming_member_file_and_
     assert report.finding["member"] == "loss" and report.finding["where"]["file"] == __file__
     assert report.finding["where"]["code"] == "raise error()"
     assert f"loss raised {error.__name__}" in report.summary
+
+
+def test_forward_and_update_that_change_their_arguments_fail_purity():
+    def forward(params, X, *, activations):
+        X *= 2
+        return backprop.forward(params, X, activations=activations)
+
+    def update(params, grads, learning_rate):
+        new = backprop.update(params, grads, learning_rate)
+        grads[0][0][...] = 0
+        return new
+
+    p = seed_problem()
+    impl = ns(gradients=backprop.gradients, forward=forward, update=update)
+    result = checks.purity(impl, p)
+    assert result.ok is False
+    assert "forward changed X in place" in result.message
+    assert "update changed layer 1's dW in place" in result.message
 
 
 def test_a_caller_mistake_is_a_problem_error_and_blames_nobody():
