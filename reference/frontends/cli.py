@@ -3,7 +3,8 @@
 With no arguments it checks the built-in implementation on every valid
 activation/cost combination of the seed's 2-3-2-1 network and on seeded random
 networks, with the gradient checker and the non-gradient checks. Exit status:
-0 when everything holds, 1 when anything fails, 2 on a usage error.
+0 when there is no error (warnings and conventions are listed), 1 on an error (on
+anything listed, with ``--strict``), 2 on a usage error or a module that cannot be loaded.
 """
 
 from __future__ import annotations
