@@ -394,3 +394,26 @@ def test_backprop_names_bad_progress_and_nested_activation_names():
         backprop.train(p, X, Y, **kw, learning_rate=0.1, max_iterations=2, progress="yes")
     with pytest.raises(ValueError, match=r"unknown activation \['tanh'\]"):
         backprop.gradients(p, X, Y, activations=[["tanh"], "sigmoid"], cost="mse")
+
+
+def test_the_in_process_time_limit_ends_a_loop_that_swallows_the_first_alarm():
+    """(Code that swallows every alarm can only be ended from outside: backprop-check's
+    worker does that.)"""
+    from reference import guard
+
+    def gradients(*args, **kwargs):
+        try:
+            while True:
+                pass
+        except BaseException:  # a bare except, as some code has it
+            pass
+        while True:
+            pass
+
+    impl = guard(ns(gradients=gradients))
+    impl.time_limit = 0.3
+    started = time.monotonic()
+    report = check(impl)
+    assert not report.ok and report.finding["kind"] == "timeout"
+    assert "did not return within 0.3 s" in report.summary
+    assert time.monotonic() - started < 3.0

@@ -422,7 +422,8 @@ class Guarded:
         )
         if timed:
             previous = signal.signal(signal.SIGALRM, _alarm)
-            signal.setitimer(signal.ITIMER_REAL, self.time_limit)
+            # repeating: code with a bare ``except:`` that swallows one alarm gets the next
+            signal.setitimer(signal.ITIMER_REAL, self.time_limit, min(self.time_limit, 1.0))
         try:
             with warnings.catch_warnings():
                 raw = fn(*given, **copy.deepcopy(kwargs))
