@@ -41,13 +41,13 @@ JUDGING = {
         "tests/test_oracles.py",
         "tests/test_false_alarms.py",
         "tests/test_float32.py",
-        "tests/test_scope.py",
         "tests/test_suite_catches_mistakes.py",
         "reference/suite/test_properties.py",
     ],
 }
-"""The judging core and the tests that judge it (the subprocess-heavy CLI, plugin and
-hostile-implementation tests are left out: they cost seconds per mutant)."""
+"""The judging core and the tests that judge it in-process (the CLI, plugin, scope and
+hostile-implementation tests run subprocesses, which neither see the mutants nor fit in
+mutmut's stats run)."""
 
 
 def judging_workdir(workdir: Path, refresh: bool = True) -> Path:
