@@ -1,0 +1,142 @@
+"""The diagnosis, function by function: each kind of mistake named exactly as a user reads it.
+
+The expected names come from the factors' definitions (m, 1/m, 2m, 1/(2m), 2, 1/2, -1, 4,
+1/4), computed here from m, never read back from the function under test.
+"""
+
+import numpy as np
+import pytest
+
+from reference.judging.diagnosis import (
+    common_factor,
+    diagnose,
+    factor_hint,
+    factor_name,
+    locate,
+    relative_error,
+)
+
+RNG = np.random.default_rng(7)
+T = RNG.normal(size=(3, 4))
+
+
+def test_relative_error_is_normwise_zero_for_zeros_and_at_most_one():
+    a, t = np.array([3.0, 4.0]), np.array([0.0, 0.0])
+    assert relative_error(a, t) == 1.0  # ||a - 0|| / (||a|| + 0)
+    assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
+    assert relative_error(np.array([1.0, 1.0]), np.array([1.0, 2.0])) == pytest.approx(
+        1.0 / (np.sqrt(2) + np.sqrt(5))
+    )
+    assert relative_error(-3.0 * T, T) == 1.0
+    x = np.array([1e-100, 0.0])
+    assert relative_error(x, -x) == 1.0
+
+
+@pytest.mark.parametrize("m", [3, 5])
+def test_factor_names_from_their_definitions(m):
+    table = {m: "m", 1 / m: "1/m", 2 * m: "2m", 1 / (2 * m): "1/(2m)", 2.0: "2", 0.5: "1/2",
+             -1.0: "-1", 4.0: "4", 0.25: "1/4"}  # fmt: skip
+    for value, name in table.items():
+        assert factor_name(value, m) == name
+        assert factor_name(value * (1 + 5e-7), m) == name  # within the 1e-6 fit
+        assert factor_name(value * (1 + 5e-6), m) is None
+    assert factor_name(1.37, m) is None
+
+
+def test_a_factor_with_two_names_gives_both_the_batch_one_first():
+    assert factor_name(2.0, 2) == "m = 2"
+    assert factor_name(0.5, 2) == "1/m = 1/2"
+    assert factor_name(4.0, 2) == "2m = 4"
+    assert factor_name(0.25, 2) == "1/(2m) = 1/4"
+    assert factor_name(1.0, 1) is None  # m = 1 names no batch factor
+    assert factor_name(2.0, 1) == "2"
+
+
+@pytest.mark.parametrize(
+    "name, hint",
+    [
+        ("m", "the 1/m of the cost is missing"),
+        ("1/m", "the 1/m is applied twice"),
+        ("-1", "the sign is flipped"),
+        ("2", "a factor 2 too many (mse's 1/2, or a term counted twice)"),
+        ("1/2", "a factor 1/2 too many"),
+        ("m = 2", "the 1/m of the cost is missing or a factor 2 too many (mse's 1/2, or a "
+         "term counted twice)"),
+        ("4", None),
+        ("1/(2m)", None),
+    ],
+)  # fmt: skip
+def test_factor_hints(name, hint):
+    assert factor_hint(name) == hint
+
+
+@pytest.mark.parametrize("param", ["W", "b"])
+def test_diagnose_names_each_kind_of_mistake(param):
+    m = 3
+    assert diagnose(T.copy(), T, m, param).startswith(f"d{param} differs")  # equal: no pattern
+    assert diagnose(2 * T, T, m, param) == (
+        f"d{param} is off by a constant factor of 2: a factor 2 too many (mse's 1/2, or a term "
+        "counted twice)"
+    )
+    assert diagnose(m * T, T, m, param) == (
+        f"d{param} is off by a constant factor of m: the 1/m of the cost is missing"
+    )
+    assert (
+        diagnose(-T, T, m, param)
+        == f"d{param} is off by a constant factor of -1: the sign is flipped"
+    )
+    assert diagnose(4 * T, T, m, param) == f"d{param} is off by a constant factor of 4"
+    assert diagnose(1.37 * T, T, m, param) == f"d{param} is off by a constant factor of 1.37"
+    assert diagnose(np.zeros_like(T), T, m, param) == (
+        f"d{param} is all zeros where the reference is not (never computed, or overwritten)"
+    )
+    assert diagnose(T, np.zeros_like(T), m, param) == (
+        f"d{param} should be exactly zero here, but is not (norm {np.linalg.norm(T):.3g})"
+    )
+    bad = T.copy()
+    bad[1, 2] = np.nan
+    assert diagnose(bad, T, m, param) == f"d{param} holds NaN or inf where the reference is finite"
+    bad[1, 2] = np.inf
+    assert diagnose(bad, T, m, param).startswith(f"d{param} holds NaN or inf")
+
+
+def test_diagnose_finds_a_transpose_on_square_arrays_only():
+    S = RNG.normal(size=(3, 3))
+    assert diagnose(S.T, S, 2, "W") == "dW is the transpose of the right gradient"
+    symmetric = S + S.T  # its transpose is itself: not a transpose mistake
+    assert "transpose" not in diagnose(2 * symmetric, symmetric, 2, "W")
+    one = RNG.normal(size=(1, 1))
+    assert "transpose" not in diagnose(2 * one, one, 2, "W")
+
+
+def test_diagnose_points_at_the_worst_entry():
+    wrong = T.copy()
+    wrong[2, 1] += 10.0
+    text = diagnose(wrong, T, 3, "W")
+    err = relative_error(wrong, T)
+    assert text == (
+        f"dW differs from the reference (relative error {err:.3g}); worst entry (2, 1): "
+        f"{wrong[2, 1]:.6g} vs {T[2, 1]:.6g}"
+    )
+
+
+def test_common_factor_over_all_pairs():
+    U = RNG.normal(size=(2, 1))
+    assert common_factor([(2 * T, T), (2 * U, U)]) == pytest.approx(2.0)
+    assert common_factor([(2 * T, T), (3 * U, U)]) is None
+    assert common_factor([(T, T), (U, U)]) is None  # factor 1: nothing wrong
+    assert common_factor([(np.zeros(2), np.zeros(2))]) is None  # no reference to scale
+    bad = 2 * T
+    bad[0, 0] = np.nan
+    assert common_factor([(bad, T)]) is None
+    assert common_factor([((1 + 1e-7) * T, T)]) is None  # within the fit of 1
+    assert common_factor([((1 + 1e-5) * T, T)]) == pytest.approx(1 + 1e-5)
+
+
+@pytest.mark.parametrize(
+    "failing, layers, k",
+    [([1], 3, 1), ([1, 2], 3, 2), ([2, 1, 2], 4, 2), ([1, 2, 3], 3, None), ([2], 3, None),
+     ([1, 3], 3, None), ([], 3, None)],
+)  # fmt: skip
+def test_locate_the_first_wrong_delta(failing, layers, k):
+    assert locate(failing, layers) == k
