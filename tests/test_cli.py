@@ -235,3 +235,16 @@ def test_without_jax_backprop_check_says_what_to_install(monkeypatch, capsys):
     assert launch.main([]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and 'pip install "backprop-harness[check]"' in err
+
+
+def test_one_mistake_shows_once_with_the_networks_it_affects(tmp_path):
+    import re
+
+    path = tmp_path / "r.json"
+    code, text = check("--impl", "reference.bugs:dW2_times_2", "--in-process", "--quiet",
+                       "--json", str(path))  # fmt: skip
+    failing = [n for n in json.loads(path.read_text())["networks"] if not n["ok"]]
+    groups = [int(n) for n in re.findall(r"^  FAIL \((\d+) networks?: ", text, re.M)]
+    assert code == 1 and len(failing) > 3
+    assert sum(groups) == len(failing) and len(groups) < len(failing)
+    assert text.count("only layer 2's dW is wrong") == len(groups)
