@@ -37,6 +37,7 @@ JUDGING = {
     "also_copy": ["reference/", "backprop/", "tests/"],
     "tests": [
         "tests/test_checker.py",
+        "tests/test_diagnosis.py",
         "tests/test_catalog.py",
         "tests/test_oracles.py",
         "tests/test_false_alarms.py",
