@@ -293,6 +293,20 @@ def model_gradients(model: Model, source: str = "the formulas (NumPy model)") ->
     return FDGradients(grads, errors, methods, J, source)
 
 
+def _calls_roundoff(J0: float, model: Model | None) -> float:
+    """The rounding noise of one call of the implementation's loss, J0 at the base point: one
+    rounding of J0, or the formulas' :func:`~reference.oracles.numpy_model.rounding_sensitivity`
+    at the implementation's scale where a model exists (a loss that is the formulas' times c,
+    a cost summed over samples or scaled by 1e-8, rounds c times as much, not as much as the
+    formulas': the formulas' figure would let a small loss's gradient off by anything pass)."""
+    roundoff = EPS * max(abs(J0), 1e-300)
+    if model is not None:
+        J = abs(model.loss())
+        scale = abs(J0) / J if J > 0 else 1.0
+        roundoff = max(roundoff, model.rounding * scale)
+    return roundoff
+
+
 def impl_gradients(
     impl: Any,
     params: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -312,9 +326,7 @@ def impl_gradients(
     impl = guard(impl)
     params = [(np.asarray(W), np.asarray(b)) for W, b in params]
     J0 = impl.loss(params, X, Y, activations=activations, cost=cost)
-    roundoff = EPS * max(abs(J0), 1e-300)
-    if model is not None:
-        roundoff = max(roundoff, model.rounding)
+    roundoff = _calls_roundoff(J0, model)
     kinks = model_gradients(model).method if model is not None else None
     grads, errors, methods = [], [], []
     for l, (W, b) in enumerate(params):
@@ -423,9 +435,7 @@ def directional_gradients(
         if loss_matches_model(impl, model, activations, cost)[0]:
             return _model_directional(model, directions, rng)
     J0 = impl.loss(params, X, Y, activations=activations, cost=cost)
-    roundoff = EPS * max(abs(J0), 1e-300)
-    if model is not None:
-        roundoff = max(roundoff, model.rounding)
+    roundoff = _calls_roundoff(J0, model)
     dirs, values, errors = [], [], []
     for l, (W, b) in enumerate(params):
         per_param = []
