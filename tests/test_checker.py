@@ -190,6 +190,25 @@ def test_a_mutating_implementation_cannot_corrupt_the_references():
     assert all(np.array_equal(W, W0) for (W, _), W0 in zip(p.params, before))
 
 
+def test_to_dict_has_every_field_and_is_strict_json():
+    """Every field of the report and of each row, under its own name; tuples and NumPy
+    scalars as JSON lists and numbers; NaN as null and the infinities as strings (strict
+    JSON has none of them)."""
+    from dataclasses import fields
+
+    from reference import ParamCheck, Report
+
+    odd = [np.float64(np.nan), np.inf, -np.inf, np.float32(-np.inf), np.float64(0.25)]
+    rows = [ParamCheck(1, "W", (3, 2), error_fd=v, bound_fd=2.0) for v in odd]
+    report = Report(True, "none", rows, {"impl": np.float64(0.5)}, 0, "", {"sizes": (2, 3)}, "x")
+    d = json.loads(json.dumps(report.to_dict(), allow_nan=False))
+    assert set(d) == {f.name for f in fields(Report)}
+    assert all(set(row) == {f.name for f in fields(ParamCheck)} for row in d["layers"])
+    assert [row["error_fd"] for row in d["layers"]] == [None, "inf", "-inf", "-inf", 0.25]
+    assert d["layers"][0]["shape"] == [3, 2] and d["network"]["sizes"] == [2, 3]
+    assert d["loss"] == {"impl": 0.5}
+
+
 def test_report_to_dict_is_json_with_the_documented_keys():
     report = check(tampered(lambda g, X: [(2 * dW, db) for dW, db in g]), seed_problem())
     d = json.loads(json.dumps(report.to_dict()))
@@ -262,7 +281,7 @@ def test_a_non_finite_gradient_is_a_failing_report_not_a_crash(bad):
     row = next(c for c in report.layers if (c.layer, c.param) == (2, "W"))
     assert row.diagnosis == "dW holds NaN or inf where the reference is finite"
     assert row.worst["index"] == [0, 0]
-    json.dumps(report.to_dict())  # still serializable
+    json.dumps(report.to_dict(), allow_nan=False)  # still strict JSON
 
 
 def scaled(scale):

@@ -153,9 +153,7 @@ class Report:
         return [p for p in self.layers if not p.ok]
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["layers"] = [{**asdict(p), "shape": list(p.shape)} for p in self.layers]
-        return _jsonable(d)
+        return _jsonable(asdict(self))
 
     def render(self) -> str:
         return render(self)
@@ -165,12 +163,14 @@ class Report:
 
 
 def _jsonable(value: Any) -> Any:
+    """``value`` in JSON's terms: tuples and arrays' scalars as lists and Python numbers, NaN
+    as null, infinities as the strings "inf" and "-inf" (strict JSON has neither)."""
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
     if isinstance(value, float) and not np.isfinite(value):
         return None if np.isnan(value) else ("inf" if value > 0 else "-inf")
     return value
