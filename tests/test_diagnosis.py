@@ -30,6 +30,11 @@ def test_relative_error_is_normwise_zero_for_zeros_and_at_most_one():
     assert relative_error(-3.0 * T, T) == 1.0
     x = np.array([1e-100, 0.0])
     assert relative_error(x, -x) == 1.0
+    # a = -c t whose quotient rounds to 1 + 2**-52: still 1
+    t = np.array([0.0413259793472436, -2.3250307746388343])
+    a = -0.19739816838584662 * t
+    assert np.linalg.norm(a - t) / (np.linalg.norm(a) + np.linalg.norm(t)) > 1.0
+    assert relative_error(a, t) == 1.0
 
 
 @pytest.mark.parametrize("m", [3, 5])
@@ -87,9 +92,10 @@ def test_diagnose_names_each_kind_of_mistake(param):
     )
     assert diagnose(4 * T, T, m, param) == f"d{param} is off by a constant factor of 4"
     assert diagnose(1.37 * T, T, m, param) == f"d{param} is off by a constant factor of 1.37"
-    assert diagnose(np.zeros_like(T), T, m, param) == (
-        f"d{param} is all zeros where the reference is not (never computed, or overwritten)"
-    )
+    for small in (T, 1e-3 * T):  # a zero gradient is named whatever the reference's size
+        assert diagnose(np.zeros_like(T), small, m, param) == (
+            f"d{param} is all zeros where the reference is not (never computed, or overwritten)"
+        )
     assert diagnose(T, np.zeros_like(T), m, param) == (
         f"d{param} should be exactly zero here, but is not (norm {np.linalg.norm(T):.3g})"
     )
@@ -103,6 +109,8 @@ def test_diagnose_names_each_kind_of_mistake(param):
 def test_diagnose_finds_a_transpose_on_square_arrays_only():
     S = RNG.normal(size=(3, 3))
     assert diagnose(S.T, S, 2, "W") == "dW is the transpose of the right gradient"
+    S2 = RNG.normal(size=(2, 2))
+    assert diagnose(S2.T, S2, 2, "W") == "dW is the transpose of the right gradient"
     symmetric = S + S.T  # its transpose is itself: not a transpose mistake
     assert "transpose" not in diagnose(2 * symmetric, symmetric, 2, "W")
     one = RNG.normal(size=(1, 1))
@@ -117,6 +125,15 @@ def test_diagnose_points_at_the_worst_entry():
     assert text == (
         f"dW differs from the reference (relative error {err:.3g}); worst entry (2, 1): "
         f"{wrong[2, 1]:.6g} vs {T[2, 1]:.6g}"
+    )
+    wrong = T.copy()  # the worst entry has its sign flipped: a + t is 0 there, a - t largest
+    k = np.unravel_index(np.argmax(np.abs(T)), T.shape)
+    wrong[k] = -T[k]
+    text = diagnose(wrong, T, 3, "W")
+    err = relative_error(wrong, T)
+    assert text == (
+        f"dW differs from the reference (relative error {err:.3g}); worst entry "
+        f"{tuple(int(i) for i in k)}: {wrong[k]:.6g} vs {T[k]:.6g}"
     )
 
 
