@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import backprop
@@ -36,12 +36,31 @@ def gradients(params, X, Y, *, activations, cost):
     return backprop.gradients(params, X, Y, activations=activations, cost=cost)
 """
 
-DOUBLED = CORRECT.replace(
-    "    return backprop.gradients(params, X, Y, activations=activations, cost=cost)",
-    "    grads = backprop.gradients(params, X, Y, activations=activations, cost=cost)\n"
-    "    return grads[:-1] + [(2 * grads[-1][0], grads[-1][1])]",
-)
-"""The output layer's dW doubled: a wrong gradient with no traceback to point at."""
+DOUBLED = """
+import functools
+
+import backprop
+
+
+def logged(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def loss(params, X, Y, *, activations, cost):
+    return backprop.loss(params, X, Y, activations=activations, cost=cost)
+
+
+@logged
+def gradients(params, X, Y, *, activations, cost):
+    grads = backprop.gradients(params, X, Y, activations=activations, cost=cost)
+    return grads[:-1] + [(2 * grads[-1][0], grads[-1][1])]
+"""
+"""The output layer's dW doubled: a wrong gradient with no traceback to point at, behind a
+decorator (the annotation still points at the ``def`` line)."""
 
 RAISES = CORRECT.replace(
     "    return backprop.gradients(params, X, Y, activations=activations, cost=cost)",
@@ -129,6 +148,7 @@ def test_escaping_follows_the_workflow_command_rules():
 
 
 @given(st.text(), st.text(), st.text(), st.integers(1, 10**6))
+@example("50%0A, %25: done\r\n", "a,b:c%2C.py", "t: %3A", 1)
 def test_any_text_round_trips_through_a_command(message, file, title, line):
     level, props, got = parse_command(
         github.command("warning", message, file=file, line=line, title=title or None)
@@ -219,7 +239,10 @@ def test_warnings_and_conventions_are_annotated_at_their_level():
     outcome = {"ok": False, "reports": [(p, report)], "checks": results}
     where = {"gradients": {"file": "/w/impl.py", "line": 3}}
     levels = [c[0] for c in commands("\n".join(github.annotations(outcome, "x", where, root="/w")))]
-    assert levels == [github.LEVELS[s] for s in SEVERITIES]
+    # GitHub's three commands, one per severity (its "Workflow commands" page)
+    assert dict(zip(SEVERITIES, levels)) == {
+        "error": "error", "warning": "warning", "convention": "notice"
+    }  # fmt: skip
     strict = github.annotations(outcome, "x", where, root="/w", strict=True)
     assert [c[0] for c in commands("\n".join(strict))] == ["error"] * len(SEVERITIES)
 

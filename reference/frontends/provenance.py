@@ -91,10 +91,11 @@ def provenance(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dic
 
 
 def _definition(fn: Any) -> dict[str, Any] | None:
-    """``{"file", "line"}`` of the ``def`` line of ``fn`` (a function or a bound method,
-    decorators looked through), or None where it has no Python source."""
+    """``{"file", "line"}`` of the ``def`` line of ``fn`` (a function or a bound method;
+    :mod:`inspect` looks through a decorator's ``__wrapped__``, and the decorator lines above
+    the ``def`` are skipped), or None where it has no Python source."""
     try:
-        fn = inspect.unwrap(getattr(fn, "__func__", fn))
+        fn = getattr(fn, "__func__", fn)
         if not inspect.isfunction(fn):
             return None
         source = inspect.getsourcefile(fn)
