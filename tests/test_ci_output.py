@@ -307,6 +307,10 @@ def test_junit_validates_and_its_counts_are_the_runs(tmp_path, monkeypatch, run)
     assert int(other.get("failures")) + int(other.get("errors")) == sum(
         c["ok"] is False and c["severity"] == "error" for c in data["checks"]
     )
+    assert int(other.get("errors")) == sum(
+        c["ok"] is False and (c["finding"] or {}).get("kind", "unsupported") != "unsupported"
+        for c in data["checks"]
+    )  # a check cut short by a crash is an error, not a failure
     assert all(c.get("classname").startswith("backprop_check.") for c in cases)
     if run == "out of scope":
         assert unsupported and data["not_in_scope"]["undrawn"] > 0
