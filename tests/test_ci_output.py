@@ -453,6 +453,11 @@ def test_the_workflow_commands_run(tmp_path, impl, status):
             assert done.returncode == status, done.stdout[-2000:] + done.stderr[-2000:]
             assert bool(errors) is bool(status)
             assert all(props["file"].startswith("reference/bugs/") for _, props, _ in errors)
+            if status:  # the mistake's annotation, at the def line of the catalog's gradients
+                base = (ROOT / "reference/bugs/base.py").read_text()
+                mistake = [p for _, p, _ in errors if "networks)" in p["title"]]
+                assert mistake and all(p["file"] == "reference/bugs/base.py" for p in mistake)
+                assert {p["line"] for p in mistake} == {str(line_of(base, "def gradients("))}
             schema().validate(str(tmp_path / junit_path))
             assert summary.read_text().startswith("### backprop-check: " +
                                                   ("FAIL" if status else "PASS"))  # fmt: skip
