@@ -92,10 +92,10 @@ def test_junit_xml_parses_and_carries_the_diagnosis(tmp_path):
     code, _ = check(
         "--impl", "reference.bugs:dW2_times_2", "--networks", "0", "--junit-xml", str(path)
     )
-    suite = ET.parse(path).getroot()
-    assert code == 1 and suite.tag == "testsuite"
-    cases = suite.findall("testcase")
-    assert int(suite.get("tests")) == len(cases) and int(suite.get("failures")) > 0
+    root = ET.parse(path).getroot()
+    assert code == 1 and root.tag == "testsuites"
+    cases = root.findall("testsuite/testcase")
+    assert int(root.get("tests")) == len(cases) and int(root.get("failures")) > 0
     failed = [c for c in cases if c.find("failure") is not None]
     layer2 = [c for c in failed if c.get("name") == "layer 2 W"]
     assert layer2 and "off by a constant factor of 2" in layer2[0].find("failure").get("message")

@@ -330,7 +330,7 @@ def test_junit_survives_escape_codes_nul_and_lone_surrogates(tmp_path):
     outcome = {"ok": False, "reports": [(p, report)], "checks": []}
     path = tmp_path / "r.xml"
     cli.write_junit(outcome, "hostile", path)
-    text = ET.parse(path).getroot().find("testcase/failure").get("message")
+    text = ET.parse(path).getroot().find("testsuite/testcase/error").get("message")
     assert "red" in text and "\x1b" not in text and "\x00" not in text
 
 

@@ -46,6 +46,7 @@ from .jobs import (
     gradients_of,
     whole_run_consistency,
 )
+from .junit import Timed, write_junit
 
 
 class UsageError(Exception):
@@ -312,70 +313,6 @@ def outcome_json(outcome: dict[str, Any], impl: str) -> dict[str, Any]:
         },
         "attributions": ATTRIBUTIONS,
     }
-
-
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-
-
-def _xml_text(text: str) -> str:
-    """``text`` with what XML 1.0 cannot hold removed: terminal colour codes, control
-    characters, lone surrogates."""
-    return _NOT_XML.sub("\ufffd", _ANSI.sub("", text))
-
-
-def write_junit(outcome: dict[str, Any], impl: str, path: Path) -> None:
-    """One test case per network and layer parameter (and per other check), failures
-    carrying the diagnosis."""
-    import xml.etree.ElementTree as ET
-
-    suite = ET.Element("testsuite", name=f"backprop-check {impl}")
-    cases = failures = 0
-    for problem, report in outcome["reports"]:
-        rows = report.layers or []
-        if not rows:  # crashed or wrong structure: one case for the whole network
-            case = ET.SubElement(suite, "testcase", classname=problem.name, name="gradients")
-            ET.SubElement(case, "failure", message=report.summary).text = report.render()
-            cases, failures = cases + 1, failures + 1
-            continue
-        for c in rows:
-            case = ET.SubElement(
-                suite, "testcase", classname=problem.name, name=f"layer {c.layer} {c.param}"
-            )
-            cases += 1
-            if not c.ok:
-                failures += 1
-                ET.SubElement(case, "failure", message=c.diagnosis).text = (
-                    f"{c.diagnosis}\nerror vs FD {c.error_fd}, vs JAX {c.error_jax}\n"
-                    f"attribution: {ATTRIBUTIONS[report.attribution]}"
-                )
-        if "ok" in report.loss:
-            case = ET.SubElement(suite, "testcase", classname=problem.name, name="loss")
-            cases += 1
-            if not report.loss["ok"]:
-                failures += 1
-                ET.SubElement(case, "failure", message=report.summary).text = json.dumps(
-                    report.loss
-                )
-    for where, c in outcome["checks"]:
-        case = ET.SubElement(suite, "testcase", classname=f"checks.{where}", name=c.name)
-        cases += 1
-        if c.is_error:
-            failures += 1
-            ET.SubElement(case, "failure", message=c.message).text = c.message
-        elif c.ok is False:  # a warning or a convention: passes, and says so
-            ET.SubElement(case, "system-out").text = f"{c.severity}: {c.message}"
-        elif c.ok is None:
-            ET.SubElement(case, "skipped", message=c.message)
-    suite.set("tests", str(cases))
-    suite.set("failures", str(failures))
-    suite.set("errors", "0")
-    for element in suite.iter():
-        if element.text:
-            element.text = _xml_text(element.text)
-        for key, value in element.attrib.items():
-            element.set(key, _xml_text(value))
-    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
 # --- golden files --------------------------------------------------------------------------
@@ -650,6 +587,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--junit-xml", type=Path, metavar="PATH", help="write JUnit XML for CI systems"
     )
+    ci = parser.add_argument_group("CI output")
+    ci.add_argument(
+        "--format",
+        choices=("text", "github"),
+        default="text",
+        help="text (the default): the terminal report; github: the report folded, then GitHub "
+        "Actions annotations (::error file=...,line=...) at the code at fault, and a Markdown "
+        "summary appended to $GITHUB_STEP_SUMMARY when it is set",
+    )
     parser.add_argument(
         "--plot",
         type=Path,
@@ -830,6 +776,7 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
     except ScopeError as exc:
         raise UsageError(str(exc)) from None
     progress = Progress(len(problems), enabled=not args.quiet)
+    runner = Timed(runner)  # each network's time, for the JUnit file
     outcome = run_checks(
         runner, problems, progress, scope if scope.declared else None, args.relu_at_zero
     )
@@ -840,11 +787,29 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
         outcome["ok"] = False
     outcome["out_of_scope"] = seed_combinations() + args.networks - len(problems)
     outcome["scope"] = scope.to_dict()
-    print_outcome(outcome, name, out, args.quiet, args.verbose)
+    outcome["times"] = dict(runner.times)
+    if args.format == "github":
+        from . import github
+        from .provenance import member_locations
+
+        locations = runner.run(member_locations)
+        github.print_github(
+            outcome, name, out,
+            lambda stream: print_outcome(outcome, name, stream, args.quiet, args.verbose),
+            locations if isinstance(locations, dict) else {}, strict=args.strict,
+        )  # fmt: skip
+    else:
+        print_outcome(outcome, name, out, args.quiet, args.verbose)
     if args.json:
-        args.json.write_text(json.dumps(outcome_json(outcome, name), indent=1))
+        from .provenance import provenance
+
+        data = {**provenance(args, build_parser()), **outcome_json(outcome, name)}
+        args.json.write_text(json.dumps(data, indent=1))
     if args.junit_xml:
-        write_junit(outcome, name, args.junit_xml)
+        from .provenance import harness_version
+
+        write_junit(outcome, args.impl, args.junit_xml, seed=args.seed,
+                    version=harness_version(), strict=args.strict)  # fmt: skip
     if args.plot:
         for path in write_plots(runner, outcome, args.plot):
             if not args.quiet:

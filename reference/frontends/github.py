@@ -1,0 +1,292 @@
+"""``backprop-check --format github``: the verdict where a GitHub pull request shows it.
+
+GitHub Actions reads *workflow commands* from a step's output: a line
+``::error file=F,line=N,title=T::MESSAGE`` becomes an annotation on line N of file F (in the
+job's page and in the pull request's diff), and ``::warning`` and ``::notice`` likewise. A
+step may also append Markdown to the file ``$GITHUB_STEP_SUMMARY`` names, shown on the run's
+summary page. Both are documented in GitHub's "Workflow commands for GitHub Actions".
+
+What is printed:
+
+- the usual terminal report, folded in a ``::group::`` and fenced by ``::stop-commands::``,
+  so that nothing the implementation put into a message can pass for a workflow command;
+- one ``::error`` per distinct mistake (the CLI's :func:`~reference.frontends.cli.
+  mistake_groups`: the same mistake on many networks is one annotation that counts them),
+  and one per failed check, pointing at the file and line where the implementation failed
+  (a crash's own frame) or at the ``def`` line of the member at fault (``gradients`` for a
+  wrong gradient, ``loss`` for a wrong loss, found with :mod:`inspect` where the
+  implementation was loaded: :func:`~reference.frontends.provenance.member_locations`);
+- ``::warning`` for numerical weaknesses and ``::notice`` for conventions (both ``::error``
+  under ``--strict``, which fails them);
+- the summary line last.
+
+Paths are relative to ``$GITHUB_WORKSPACE`` (the checkout), else to the current directory; a
+file outside it gets no ``file=`` (GitHub could not show it) and is named in the message.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..boundary.guard import KINDS, MEMBERS
+from ..judging.checker import ATTRIBUTIONS, Report
+from .provenance import relative_to
+
+LEVELS = {"error": "error", "warning": "warning", "convention": "notice"}
+"""The workflow command for each severity (:data:`reference.judging.checks.SEVERITIES`)."""
+
+_NUMBER = re.compile(r"[-+]?\d+\.\d+(?:e[-+]?\d+)?|[-+]?\d+e[-+]?\d+")
+
+
+def escape_data(text: str) -> str:
+    """A workflow command's message: ``%`` as ``%25``, carriage return as ``%0D``, line
+    feed as ``%0A`` (``%`` first, so that an escape already in the text stays literal)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """A workflow command's property value: :func:`escape_data`, and ``:`` as ``%3A`` and
+    ``,`` as ``%2C``, which would otherwise end the value."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def command(
+    level: str,
+    message: str,
+    *,
+    file: str | None = None,
+    line: int | None = None,
+    title: str | None = None,
+) -> str:
+    """One workflow command line: ``::level file=...,line=...,title=...::message``."""
+    if level not in ("error", "warning", "notice"):
+        raise ValueError(f"level must be 'error', 'warning' or 'notice', got {level!r}")
+    props = []
+    if file is not None:
+        props.append(f"file={escape_property(file)}")
+        if line is not None:
+            props.append(f"line={int(line)}")
+    if title:
+        props.append(f"title={escape_property(title)}")
+    head = f"::{level}" + (" " + ",".join(props) if props else "")
+    return f"{head}::{escape_data(message)}"
+
+
+def workspace() -> str:
+    """Where GitHub's paths start: ``$GITHUB_WORKSPACE``, else the current directory."""
+    return os.environ.get("GITHUB_WORKSPACE") or os.getcwd()
+
+
+def _count(n: int, total: int) -> str:
+    return f"{n} of {total} network{'s' if total != 1 else ''}"
+
+
+def culprit(report: Report) -> str:
+    """The protocol member a failing report blames: the member that failed, ``loss`` for a
+    wrong loss with right gradients or a wrong forward pass, else ``gradients``."""
+    if report.finding and report.finding.get("member") in MEMBERS:
+        return report.finding["member"]
+    if report.attribution in ("forward", "loss"):
+        return "loss"
+    if report.attribution == "boundary" and report.findings:
+        first = report.findings[0].split(" ", 1)[0]
+        return first if first in MEMBERS else "gradients"
+    return "gradients"
+
+
+def failing_part(report: Report) -> str:
+    """What a report fails on, in a few words: ``layer 2 dW, layer 1 db``, ``loss``, or the
+    member that crashed."""
+    if report.finding:
+        return report.finding.get("member") or "gradients"
+    parts = [f"layer {c.layer} d{c.param}" for c in report.failing()]
+    if report.loss and report.loss.get("ok") is False:
+        parts.append("loss")
+    if report.findings and not parts:
+        parts.append(culprit(report))
+    return ", ".join(parts)
+
+
+def _title(report: Report) -> str:
+    if report.finding:
+        member, kind = report.finding.get("member", "gradients"), report.finding.get("kind")
+        return f"{member} {KINDS.get(kind, 'failed')}"
+    blame = report.blame or {}
+    if blame.get("param") == "loss":
+        return "the loss is wrong"
+    if blame.get("param") == "delta":
+        return f"layer {blame['layer']}'s delta dZ is wrong"
+    if blame.get("layer") is not None:
+        return f"layer {blame['layer']}'s d{blame['param']} is wrong"
+    return ATTRIBUTIONS[report.attribution].split(":")[0]
+
+
+class _Locator:
+    """Turns a frame or a member into ``file=``/``line=`` for the workspace."""
+
+    def __init__(self, locations: dict[str, dict[str, Any]], root: str) -> None:
+        self.locations, self.root = locations, root
+
+    def __call__(self, where: dict[str, Any] | None, member: str) -> tuple[dict[str, Any], str]:
+        """Keyword arguments for :func:`command` and a note for the message (a file outside
+        the workspace is named there instead)."""
+        where = where or self.locations.get(member)
+        if not where or not where.get("file"):
+            return {}, ""
+        rel = relative_to(where["file"], self.root)
+        if rel is None:
+            return {}, f"\n(at {where['file']}:{where.get('line')}, outside the workspace)"
+        return {"file": rel, "line": where.get("line")}, ""
+
+
+def annotations(
+    outcome: dict[str, Any],
+    impl: str,
+    locations: dict[str, dict[str, Any]] | None = None,
+    *,
+    root: str | None = None,
+    strict: bool = False,
+) -> list[str]:
+    """The workflow commands for a run's ``outcome`` (:func:`~reference.frontends.cli.
+    run_checks`' dictionary): one per distinct mistake, failed check, warning and
+    convention (see the module docstring). ``locations``: each member's definition
+    (:func:`~reference.frontends.provenance.member_locations`); ``root``: the workspace
+    (default :func:`workspace`)."""
+    from .cli import mistake_groups
+
+    locate = _Locator(locations or {}, root if root is not None else workspace())
+    reports = outcome["reports"]
+    lines: list[str] = []
+    failing = [(p, r) for p, r in reports if not r.ok]
+    for group in mistake_groups(failing):
+        report = group[0][1]
+        names = ", ".join(p.name for p, _ in group[:8]) + (", ..." if len(group) > 8 else "")
+        frame = (report.finding or {}).get("where")
+        props, note = locate(frame, culprit(report))
+        message = (
+            f"{report.summary}\nattribution: {ATTRIBUTIONS[report.attribution]}\n"
+            f"networks: {names}{note}\n\n{report.render()}"
+        )
+        title = f"backprop-check {impl}: {_title(report)} ({_count(len(group), len(reports))})"
+        lines.append(command("error", message, title=title, **props))
+    by_name: dict[str, list[tuple[str, Any]]] = {}
+    for where, c in outcome["checks"]:
+        if c.ok is False:
+            by_name.setdefault(c.name, []).append((where, c))
+    for name, failed in by_name.items():
+        where, c = failed[0]
+        found = c.finding or {}
+        member = found.get("member") or name
+        props, note = locate(found.get("where"), member if member in MEMBERS else "gradients")
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        level = "error" if strict else LEVELS[c.severity]
+        title = f"backprop-check {impl}: {name} ({c.severity})"
+        lines.append(command(level, f"{where}: {c.message}{more}{note}", title=title, **props))
+    notes: dict[tuple[str, str], list[str]] = {}
+    for _, report in reports:
+        for severity, texts in (("warning", report.warnings), ("convention", report.conventions)):
+            for text in texts:
+                notes.setdefault((severity, _NUMBER.sub("#", text)), []).append(text)
+    for (severity, _), texts in notes.items():
+        props, note = locate(None, "loss")
+        level = "error" if strict else LEVELS[severity]
+        title = f"backprop-check {impl}: {severity} ({_count(len(texts), len(reports))})"
+        lines.append(command(level, texts[0] + note, title=title, **props))
+    return lines
+
+
+# --- the step summary ----------------------------------------------------------------------
+
+
+def _cell(text: str, limit: int = 300) -> str:
+    """Text for one Markdown table cell: HTML escaped, one line, ``|`` escaped."""
+    text = " ".join(str(text).split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return html.escape(text, quote=False).replace("|", "\\|")
+
+
+def _verdict(report: Report) -> str:
+    if report.ok:
+        return "PASS"
+    if report.attribution == "unsupported":
+        return "not in scope"
+    return "ERROR" if report.attribution in ("crash", "structure") else "FAIL"
+
+
+def step_summary(outcome: dict[str, Any], impl: str) -> str:
+    """The Markdown appended to ``$GITHUB_STEP_SUMMARY``: a heading with the verdict, a
+    table of the networks (failing ones first: network, verdict, the failing layer and
+    parameter, the diagnosis), the failed checks, and the totals."""
+    from .cli import summary_line
+
+    reports = outcome["reports"]
+    unsupported = list(outcome.get("unsupported") or [])
+    rows = sorted(reports, key=lambda pr: pr[1].ok) + unsupported
+    verdict = "PASS" if outcome["ok"] else "FAIL"
+    out = [f"### backprop-check: {verdict} `{_cell(impl)}`", ""]
+    if rows:
+        out += ["| network | verdict | failing | diagnosis |", "| --- | --- | --- | --- |"]
+        for problem, report in rows:
+            what = "" if report.ok else failing_part(report)
+            why = "" if report.ok and not report.warnings else report.summary
+            out.append(
+                f"| {_cell(problem.name)} | {_verdict(report)} | {_cell(what)} | {_cell(why)} |"
+            )
+        out.append("")
+    failed = [(w, c) for w, c in outcome["checks"] if c.ok is False]
+    if failed:
+        out += ["| check | where | severity | message |", "| --- | --- | --- | --- |"]
+        out += [f"| {_cell(c.name)} | {_cell(w)} | {c.severity} | {_cell(c.message)} |"
+                for w, c in failed]  # fmt: skip
+        out.append("")
+    passed = sum(r.ok for _, r in reports)
+    errors = sum(_verdict(r) == "ERROR" for _, r in reports)
+    outside = outcome.get("out_of_scope", 0) + len(unsupported)
+    out.append(
+        f"**Totals:** {passed} passed, {len(reports) - passed - errors} failed, {errors} "
+        f"errors, {outside} not in scope; "
+        f"{sum(c.ok is True for _, c in outcome['checks'])} of "
+        f"{sum(c.ok is not None for _, c in outcome['checks'])} other checks hold."
+    )
+    out += ["", _cell(summary_line(outcome, impl), 2000), ""]
+    return "\n".join(out) + "\n"
+
+
+def print_github(
+    outcome: dict[str, Any],
+    impl: str,
+    out: TextIO,
+    text_report: Callable[[TextIO], None],
+    locations: dict[str, dict[str, Any]] | None = None,
+    *,
+    strict: bool = False,
+) -> None:
+    """The ``--format github`` output on ``out`` (the module docstring says what), and, when
+    ``$GITHUB_STEP_SUMMARY`` names a file, :func:`step_summary` appended to it.
+    ``text_report(stream)`` writes the terminal report; its lines are shown folded, with
+    workflow commands off while they pass."""
+    import io
+
+    from .cli import summary_line
+
+    buffer = io.StringIO()
+    text_report(buffer)
+    token = secrets.token_hex(16)
+    out.write("::group::backprop-check report\n")
+    out.write(f"::stop-commands::{token}\n")
+    out.write(buffer.getvalue())
+    out.write(f"::{token}::\n::endgroup::\n")
+    for line in annotations(outcome, impl, locations, strict=strict):
+        out.write(line + "\n")
+    out.write(summary_line(outcome, impl) + "\n")
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with open(Path(path), "a", encoding="utf-8") as fh:
+            fh.write(step_summary(outcome, impl))

@@ -1,0 +1,261 @@
+"""The JUnit XML file ``backprop-check --junit-xml`` writes, in the shape CI servers read.
+
+There is no single JUnit standard; this follows what Jenkins' JUnit plugin and GitLab's unit
+test reports both read (``reference/frontends/junit.xsd`` states it as a schema)::
+
+    testsuites  name, tests, failures, errors, skipped, time (the run's totals)
+      testsuite       one per network (and one for the other checks): name, tests,
+                      failures, errors, skipped, time, timestamp, hostname
+        properties    seed, implementation, harness version, the network, the attribution
+        testcase      classname "backprop_check.<impl>.<network>", name, time: one per layer
+                      parameter ("layer 2 W"), the loss, and what the boundary saw
+          failure     message, type: a wrong gradient or loss, a failed check
+          error       message, type: a crash, a time-out, a malformed result
+          skipped     message: a network outside the declared scope
+        system-out    what the implementation printed (the checks' suite only)
+
+GitLab shows ``classname`` as the suite and ``name`` as the test; Jenkins splits
+``classname`` at its last dot into package and class, so the parts of it are made of
+letters, digits, ``_`` and ``-`` only. A network's check computes all its layers at once:
+its time is shared evenly among its test cases, so that they add up to the suite's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..judging.checker import ATTRIBUTIONS, Report
+from .jobs import check_network
+
+SCHEMA = Path(__file__).with_name("junit.xsd")
+"""The schema every file written here validates against (tests/test_ci_output.py)."""
+
+PRINTED_LINES = 200
+"""How many lines of what the implementation printed the file keeps."""
+
+CHECKS_SUITE = "other checks"
+"""The name of the test suite that holds the non-gradient checks."""
+
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def xml_text(text: str) -> str:
+    """``text`` with what XML 1.0 cannot hold replaced: terminal colour codes are dropped,
+    control characters and lone surrogates become U+FFFD."""
+    return _NOT_XML.sub("\ufffd", _ANSI.sub("", text))
+
+
+def class_part(text: str) -> str:
+    """One dotted part of a ``classname``: runs of anything but letters, digits, ``_`` and
+    ``-`` become one ``_`` ("seed 2-3-2-1 tanh/tanh/sigmoid bce" -> "seed_2-3-2-1_tanh_tanh_
+    sigmoid_bce"), so that no CI server splits it at a dot of its own."""
+    return _NOT_NAME.sub("_", text).strip("_") or "_"
+
+
+class Timed:
+    """A runner (:class:`~reference.frontends.jobs.InProcess`, a
+    :class:`~reference.boundary.isolation.Worker`, or a wrapper of one) that records how long
+    each job took: ``times[problem name]`` for one network's check
+    (:func:`~reference.frontends.jobs.check_network`), ``times[CHECKS_SUITE]`` summed over
+    the other jobs. Seconds, wall clock."""
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+        self.times: dict[str, float] = {}
+
+    def run(self, job: Callable[..., Any], *args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return self.runner.run(job, *args)
+        finally:
+            key = args[0].name if job is check_network else CHECKS_SUITE
+            self.times[key] = self.times.get(key, 0.0) + time.perf_counter() - start
+
+    def __getattr__(self, name: str) -> Any:  # name, declared, restarts, printed, close, ...
+        return getattr(self.runner, name)
+
+
+class _Suite:
+    """One ``testsuite`` being built, with its counts."""
+
+    def __init__(self, root: ET.Element, name: str, seconds: float, props: dict[str, str]):
+        self.element = ET.SubElement(root, "testsuite", name=name)
+        self.seconds = seconds
+        self.counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+        if props:
+            properties = ET.SubElement(self.element, "properties")
+            for key, value in props.items():
+                ET.SubElement(properties, "property", name=key, value=value)
+        self.cases: list[ET.Element] = []
+
+    def case(self, classname: str, name: str, outcome: str | None = None, message: str = "",
+             kind: str = "", text: str = "") -> ET.Element:  # fmt: skip
+        """A test case; ``outcome`` None (passed), "failure", "error" or "skipped"."""
+        case = ET.SubElement(self.element, "testcase", classname=classname, name=name)
+        self.cases.append(case)
+        self.counts["tests"] += 1
+        if outcome is not None:
+            self.counts[{"failure": "failures", "error": "errors"}.get(outcome, outcome)] += 1
+            detail = ET.SubElement(case, outcome, message=message)
+            if kind:
+                detail.set("type", kind)
+            if text:
+                detail.text = text
+        return case
+
+    def close(self, stamp: str, host: str) -> None:
+        share = self.seconds / max(1, len(self.cases))
+        for case in self.cases:
+            case.set("time", f"{share:.6f}")
+        for key, value in self.counts.items():
+            self.element.set(key, str(value))
+        self.element.set("time", f"{self.seconds:.6f}")
+        self.element.set("timestamp", stamp)
+        self.element.set("hostname", host)
+
+
+def _network_cases(suite: _Suite, classname: str, report: Report) -> None:
+    """The cases of one checked network: its layer parameters, its loss, the boundary."""
+    if not report.layers:  # it crashed, hung or returned the wrong structure: one case
+        finding = report.finding or {}
+        kind = finding.get("kind", report.attribution)
+        if report.attribution == "unsupported":
+            suite.case(classname, "gradients", "skipped", report.summary)
+        else:
+            suite.case(classname, finding.get("member") or "gradients", "error", report.summary,
+                       kind, report.render())  # fmt: skip
+        return
+    for c in report.layers:
+        name = f"layer {c.layer} {c.param}"
+        if c.ok:
+            suite.case(classname, name)
+        else:
+            text = (
+                f"{c.diagnosis}\nerror vs FD {c.error_fd} (bound {c.bound_fd}), "
+                f"vs JAX {c.error_jax} (bound {c.bound_jax})\n"
+                f"attribution: {ATTRIBUTIONS[report.attribution]}\n\n{report.render()}"
+            )
+            suite.case(classname, name, "failure", c.diagnosis, report.attribution, text)
+    if "ok" in report.loss:
+        if report.loss["ok"]:
+            suite.case(classname, "loss")
+        else:
+            suite.case(classname, "loss", "failure", report.summary, report.attribution,
+                       json.dumps(report.loss))  # fmt: skip
+    if report.findings:
+        suite.case(classname, "arguments and repeatability", "failure", report.findings[0],
+                   "boundary", "\n".join(report.findings))  # fmt: skip
+    else:
+        suite.case(classname, "arguments and repeatability")
+
+
+def _undrawn(outcome: dict[str, Any], seed: int | None) -> list[tuple[str, str]]:
+    """The seed networks the declared scope left out, with the reason for each."""
+    from ..inputs.scope import Scope
+    from .cli import default_problems
+
+    scope = Scope.read(outcome.get("scope") or None, "the run's scope")
+    if seed is None or not scope.declared:
+        return []
+    return [(p.name, scope.why_not(p) or "") for p in default_problems(seed, 0)
+            if not scope.admits(p)]  # fmt: skip
+
+
+def build_junit(
+    outcome: dict[str, Any],
+    impl: str,
+    *,
+    seed: int | None = None,
+    version: str = "unknown",
+    strict: bool = False,
+) -> ET.Element:
+    """The ``testsuites`` element for a run's ``outcome`` (:func:`~reference.frontends.cli.
+    run_checks`' dictionary, with ``times`` from :class:`Timed` when there), ``impl`` the
+    implementation as named on the command line. ``strict``: failed warnings and conventions
+    are failures too, as ``--strict`` makes them."""
+    root = ET.Element("testsuites", name=f"backprop-check {impl}")
+    times = outcome.get("times") or {}
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    host = socket.gethostname() or "localhost"
+    base = {"impl": impl, "harness version": version}
+    if seed is not None:
+        base = {"seed": str(seed), **base}
+    top = class_part(impl)
+    suites: list[_Suite] = []
+    checked = [(p, r) for p, r in outcome["reports"]] + list(outcome.get("unsupported") or [])
+    for problem, report in checked:
+        props = {**base, "network": problem.describe(), "attribution": report.attribution}
+        suite = _Suite(root, problem.name, times.get(problem.name, 0.0), props)
+        if strict and report.ok:
+            for text in report.warnings + report.conventions:
+                suite.case(f"backprop_check.{top}.{class_part(problem.name)}", "conventions",
+                           "failure", text, "strict")  # fmt: skip
+        _network_cases(suite, f"backprop_check.{top}.{class_part(problem.name)}", report)
+        suites.append(suite)
+    for name, why in _undrawn(outcome, seed):
+        suite = _Suite(root, name, 0.0, {**base, "attribution": "not in scope"})
+        suite.case(f"backprop_check.{top}.{class_part(name)}", "gradients", "skipped",
+                   f"not in the declared scope: {why}")  # fmt: skip
+        suites.append(suite)
+    if outcome["checks"]:
+        suite = _Suite(root, CHECKS_SUITE, times.get(CHECKS_SUITE, 0.0), base)
+        for where, c in outcome["checks"]:
+            classname = f"backprop_check.{top}.checks.{class_part(where)}"
+            crashed = c.finding is not None and c.finding.get("kind") != "unsupported"
+            if c.ok is None:
+                suite.case(classname, c.name, "skipped", c.message)
+            elif c.ok:
+                suite.case(classname, c.name)
+            elif crashed:
+                suite.case(classname, c.name, "error", c.message, c.finding["kind"], c.message)
+            elif c.is_error or strict:
+                suite.case(classname, c.name, "failure", c.message, c.severity, c.message)
+            else:  # a warning or a convention: it passes, and says so
+                case = suite.case(classname, c.name)
+                ET.SubElement(case, "system-out").text = f"{c.severity}: {c.message}"
+        printed = outcome.get("printed") or []
+        if printed:
+            more = len(printed) - PRINTED_LINES
+            ET.SubElement(suite.element, "system-out").text = "\n".join(
+                printed[:PRINTED_LINES] + ([f"... and {more} more lines"] if more > 0 else [])
+            )
+        suites.append(suite)
+    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+    for suite in suites:
+        suite.close(stamp, host)
+        for key in totals:
+            totals[key] += suite.counts[key]
+    for key, value in totals.items():
+        root.set(key, str(value))
+    root.set("time", f"{sum(s.seconds for s in suites):.6f}")
+    for element in root.iter():
+        if element.text:
+            element.text = xml_text(element.text)
+        for key, value in element.attrib.items():
+            element.set(key, xml_text(value))
+    return root
+
+
+def write_junit(
+    outcome: dict[str, Any],
+    impl: str,
+    path: Path,
+    *,
+    seed: int | None = None,
+    version: str = "unknown",
+    strict: bool = False,
+) -> None:
+    """Write :func:`build_junit`'s file to ``path`` (UTF-8, with an XML declaration)."""
+    root = build_junit(outcome, impl, seed=seed, version=version, strict=strict)
+    ET.indent(root)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
