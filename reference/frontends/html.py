@@ -357,13 +357,16 @@ def page_html(
                 "with each distinct set of failing parameters.</p>"
             )
     if passing:
-        tables = "".join(
-            f"<h3>{_e(p.name)}</h3>{report_html(r)}" for p, r in passing
-        )  # one fold for them all: a large run stays short
-        body.append(
-            f"<h2>Passing networks ({len(passing)})</h2><details><summary>show the "
-            f"{len(passing)} tables</summary>{tables}</details>"
-        )
+        body.append(f"<h2>Passing networks ({len(passing)})</h2>")
+        if not failing:  # as the terminal does: the first network's table when all holds
+            (problem, report), passing = passing[0], passing[1:]
+            body.append(f"<h3>{_e(problem.name)}</h3>{report_html(report)}")
+        if passing:  # one fold for them all: a large run stays short
+            tables = "".join(f"<h3>{_e(p.name)}</h3>{report_html(r)}" for p, r in passing)
+            body.append(
+                f"<details><summary>{'the other ' if not failing else ''}{len(passing)} "
+                f"passing networks' tables</summary>{tables}</details>"
+            )
     if unsupported:
         names = ", ".join(p.name for p, _ in unsupported)
         body.append(f"<h2>Not in scope ({len(unsupported)})</h2><p>{_e(names)}</p>")
