@@ -30,6 +30,7 @@ import hashlib
 import linecache
 import os
 import signal
+import sys
 import sysconfig
 import threading
 import traceback
@@ -87,9 +88,15 @@ class Finding:
         starts = self.message.startswith(f"{self.member} ")
         text = self.message if starts else f"{self.member} {self.message}"
         if self.where:
-            text += f" (at {self.where['file']}:{self.where['line']}"
-            if self.where.get("code"):
-                text += f": {self.where['code']}"
+            w = self.where
+            if w.get("cell"):
+                text += f" (in cell {w['file']}, line {w['line']}, in {w.get('function', '?')}"
+            elif os.path.isfile(w["file"]):
+                text += f" (at {w['file']}:{w['line']}"
+            else:  # exec'd or typed-in code: a line number alone would not say where
+                text += f" (at {w['file']}:{w['line']}, in {w.get('function', '?')}"
+            if w.get("code"):
+                text += f": {w['code']}"
             text += ")"
         return text
 
@@ -160,7 +167,25 @@ def user_frame(tb: Any) -> dict[str, Any] | None:
         return None
     f = frames[-1]
     code = (f.line or linecache.getline(f.filename, f.lineno or 0)).strip()
-    return {"file": f.filename, "line": f.lineno, "code": code, "function": f.name}
+    where = {"file": f.filename, "line": f.lineno, "code": code, "function": f.name}
+    cell = _notebook_cell(f.filename)
+    if cell is not None:  # a notebook cell's code has no file: name the cell as IPython does
+        where["file"], where["cell"] = cell, True
+    return where
+
+
+def _notebook_cell(filename: str) -> str | None:
+    """``"In[3]"`` for code compiled from an IPython or Jupyter cell (whose file name is
+    IPython's own, such as ``<ipython-input-3-...>`` or ``/tmp/ipykernel_.../....py``);
+    None outside IPython or for code from a real file."""
+    ipython = sys.modules.get("IPython")
+    shell = getattr(ipython, "get_ipython", lambda: None)() if ipython else None
+    name = getattr(getattr(shell, "compile", None), "format_code_name", None)
+    try:
+        found = name(filename) if name is not None else None
+    except Exception:  # a shell of another make: its names stay as they are
+        return None
+    return found[1] if isinstance(found, tuple) and len(found) == 2 else None
 
 
 _os_exit = os._exit
@@ -327,8 +352,8 @@ class Guarded:
     """The same for the latest result alone."""
 
     def __init__(self, impl: Any, name: str | None = None) -> None:
-        self.impl = check_protocol(impl, name)
-        self.name = name or impl_name(impl)
+        self.impl = check_protocol(impl, name)  # plain functions: a loading.Functions
+        self.name = name or impl_name(self.impl)
         self.calls = 0
         self.impurities: list[Impurity] = []
         self.inconsistencies: list[Inconsistency] = []

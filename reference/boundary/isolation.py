@@ -152,6 +152,14 @@ class Worker:
     (and on its import), in seconds."""
 
     def __init__(self, spec: str, timeout: float = 60.0) -> None:
+        if not isinstance(spec, str):  # the spawned process imports it: it needs a path
+            raise TypeError(
+                f"Worker needs a module path such as 'package.module' or 'package.module:object', "
+                f"got {type(spec).__name__}: the worker process imports the implementation by "
+                "its path, so functions defined in a notebook or a script cannot travel there; "
+                "check them in this process (check_gradients, run_all, jobs.InProcess), or save "
+                "them in a module"
+            )
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
         self.spec = spec

@@ -85,11 +85,11 @@ class Adapter:
         ADAPTERS[cls.layout] = cls
 
     def __init__(self, impl: Any) -> None:
-        self.user = check_protocol(impl)
-        self.__name__ = impl_name(impl)
-        self.SUPPORTS = getattr(impl, "SUPPORTS", None)
+        self.user = check_protocol(impl)  # plain functions become an object here
+        self.__name__ = impl_name(self.user)
+        self.SUPPORTS = getattr(self.user, "SUPPORTS", None)
         for member in ("forward", "update"):
-            if callable(getattr(impl, member, None)):
+            if callable(getattr(self.user, member, None)):
                 setattr(self, member, getattr(self, f"_{member}"))
 
     def __repr__(self) -> str:

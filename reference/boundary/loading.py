@@ -1,32 +1,121 @@
-"""Finding the implementation under test: a module or an object with the protocol's members.
+"""Finding the implementation under test: a module, an object, or plain functions.
 
 DESIGN.md, "The implementation protocol": ``loss`` and ``gradients`` are
-required; ``forward`` and ``update`` are used when present.
+required; ``forward`` and ``update`` are used when present. Besides a module
+or an object with those members, the Python API takes the functions themselves
+(written in a notebook cell, say): a ``(loss, gradients)`` pair, or a dict
+``{"loss": ..., "gradients": ..., "forward": ..., "update": ..., "SUPPORTS": ...}``
+(:func:`check_protocol` turns either into a :class:`Functions`). Functions are
+called in the caller's process: only a module path can be imported by the
+isolated worker (:mod:`.isolation`).
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
 REQUIRED = ("loss", "gradients")
 OPTIONAL = ("forward", "update")
+_KEYS = (*REQUIRED, *OPTIONAL, "SUPPORTS")
+"""What a dict of functions may hold."""
+_SIGNATURES = (
+    "loss(params, X, Y, *, activations, cost) and gradients(params, X, Y, *, activations, cost)"
+)
 
 
 class ImplementationError(Exception):
     """The implementation cannot be loaded or lacks a required member; the message says which."""
 
 
+class ProtocolError(ImplementationError, TypeError):
+    """What was given as an implementation does not offer the protocol: a ``TypeError``
+    (the argument is of the wrong kind) that the CLI reports like any loading failure."""
+
+
+class Functions:
+    """Plain functions as an implementation: the members the protocol needs, and a name
+    built from theirs for reports (``functions loss, gradients``). Made by
+    :func:`check_protocol` from a ``(loss, gradients)`` pair or a dict of functions."""
+
+    def __init__(
+        self,
+        loss: Callable[..., Any],
+        gradients: Callable[..., Any],
+        forward: Callable[..., Any] | None = None,
+        update: Callable[..., Any] | None = None,
+        SUPPORTS: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.loss, self.gradients = loss, gradients
+        if forward is not None:
+            self.forward = forward
+        if update is not None:
+            self.update = update
+        self.SUPPORTS = SUPPORTS
+        names = [getattr(f, "__name__", type(f).__name__) for f in (loss, gradients)]
+        self.__name__ = f"functions {', '.join(names)}"
+
+    def __repr__(self) -> str:
+        members = [m for m in (*REQUIRED, *OPTIONAL) if hasattr(self, m)]
+        return f"<{self.__name__}: {', '.join(members)}, checked in this process>"
+
+
+def _what(value: Any) -> str:
+    return type(value).__name__ if not isinstance(value, ModuleType) else "module"
+
+
+def _functions(impl: Any, label: str | None) -> Functions:
+    """A ``(loss, gradients)`` pair or a dict of functions as a :class:`Functions`."""
+    if isinstance(impl, Mapping):
+        what = label or "the dict given as the implementation"
+        unknown = [k for k in impl if k not in _KEYS]
+        if unknown:
+            raise ProtocolError(
+                f"{what} has {', '.join(map(repr, unknown))}, which the protocol does not "
+                f"know (expected keys: {', '.join(_KEYS)})"
+            )
+        members = dict(impl)
+    else:
+        what = label or f"the {_what(impl)} given as the implementation"
+        if len(impl) != 2:
+            raise ProtocolError(
+                f"{what} must be the pair (loss, gradients), got {len(impl)} "
+                f"item{'' if len(impl) == 1 else 's'}; give forward and update in a dict: "
+                '{"loss": loss, "gradients": gradients, "forward": forward, "update": update}'
+            )
+        members = dict(zip(REQUIRED, impl))
+    wrong = [
+        f"no {m!r}" if m not in members else f"{m} is of type {_what(members[m])}, not a function"
+        for m in (*REQUIRED, *OPTIONAL)
+        if (m in REQUIRED or members.get(m) is not None) and not callable(members.get(m))
+    ]
+    if wrong:
+        raise ProtocolError(
+            f"{what} does not implement the protocol: {'; '.join(wrong)} (needs {_SIGNATURES})"
+        )
+    return Functions(**members)
+
+
 def check_protocol(impl: Any, name: str | None = None) -> Any:
-    """``impl`` itself, once it is known to have callable ``loss`` and ``gradients``."""
-    label = name or getattr(impl, "__name__", type(impl).__name__)
+    """``impl`` itself, once it is known to have callable ``loss`` and ``gradients``; for a
+    ``(loss, gradients)`` pair or a dict of functions, a :class:`Functions` holding them.
+    Anything else raises :class:`ProtocolError` (a ``TypeError``) naming what is missing."""
+    if isinstance(impl, (tuple, list, Mapping)):
+        return _functions(impl, name)
+    label = name or getattr(impl, "__name__", None)
+    what = f"{label} ({_what(impl)})" if label else f"the {_what(impl)} given as the implementation"
     missing = [m for m in REQUIRED if not callable(getattr(impl, m, None))]
     if missing:
-        raise ImplementationError(
-            f"{label} does not implement the protocol: it has no callable "
-            f"{' or '.join(repr(m) for m in missing)} (needs loss(params, X, Y, *, activations, "
-            "cost) and gradients(params, X, Y, *, activations, cost))"
+        hint = (
+            f"load a module path with load_impl({impl!r}) first"
+            if isinstance(impl, str)
+            else "in Python, a (loss, gradients) pair or a dict of the functions will do"
+        )
+        raise ProtocolError(
+            f"{what} does not implement the protocol: it has no callable "
+            f"{' or '.join(repr(m) for m in missing)} (needs {_SIGNATURES}; {hint})"
         )
     return impl
 

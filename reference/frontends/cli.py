@@ -603,6 +603,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="write PNG heatmaps and the FD step curve (needs matplotlib)",
     )
     parser.add_argument(
+        "--html",
+        type=Path,
+        metavar="PATH",
+        help="write the run as one self-contained HTML page: every network's table with the "
+        "failing cells marked, the other checks, heatmaps of the failing gradients",
+    )
+    parser.add_argument(
         "--golden",
         nargs=2,
         metavar=("save|compare", "PATH"),
@@ -734,6 +741,8 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             _writable(path, option)
     if args.plot is not None:
         _writable(args.plot, "--plot", directory=True)
+    if args.html is not None:
+        _writable(args.html, "--html")
     if args.golden and args.golden[0] not in ("save", "compare"):
         raise UsageError(f"--golden takes save or compare, got {args.golden[0]!r}")
     if args.golden and args.golden[0] == "save":
@@ -814,6 +823,13 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
         for path in write_plots(runner, outcome, args.plot):
             if not args.quiet:
                 out.write(f"wrote {path}\n")
+    if args.html:
+        from .html import write_html
+
+        write_html(args.html, runner, outcome, name, seed=args.seed,
+                   summary=summary_line(outcome, name))  # fmt: skip
+        if not args.quiet:
+            out.write(f"wrote {args.html}\n")
     return 0 if outcome["ok"] else 1
 
 

@@ -70,7 +70,9 @@ class InProcess:
 
         self.impl = guard(impl, name)
         self.name = self.impl.name
-        self.declared = Scope.read(getattr(impl, "SUPPORTS", None), f"{self.name}.SUPPORTS")
+        self.declared = Scope.read(
+            getattr(self.impl.impl, "SUPPORTS", None), f"{self.name}.SUPPORTS"
+        )
         self.restarts = 0
 
     def run(self, job: Callable[..., Any], *args: Any) -> Any:

@@ -161,6 +161,13 @@ class Report:
     def __str__(self) -> str:
         return render(self)
 
+    def _repr_html_(self) -> str:
+        """The report as an HTML table with the failing cells marked: what a notebook shows
+        (``reference/frontends/html.py``; the plain text stays :meth:`render`)."""
+        from ..frontends.html import report_html
+
+        return report_html(self)
+
 
 def _jsonable(value: Any) -> Any:
     """``value`` in JSON's terms: tuples and arrays' scalars as lists and Python numbers, NaN

@@ -54,6 +54,12 @@ class CheckResult:
     def is_error(self) -> bool:
         return self.ok is False and self.severity == "error"
 
+    def _repr_html_(self) -> str:
+        """One line of HTML for a notebook, a failed check marked by its severity."""
+        from ..frontends.html import check_result_html
+
+        return check_result_html(self)
+
 
 SEVERITIES = ("error", "warning", "convention")
 
