@@ -48,7 +48,7 @@ HEATMAP_CELLS = 48
 
 _FAIL_STYLE = f"background:{FAIL_BACKGROUND};font-weight:bold"
 _CELL = "border:1px solid #bbb;padding:2px 6px"
-_NUM = _CELL + ";text-align:right;font-family:monospace"
+_NUM = _CELL + ";text-align:right;font-family:monospace;white-space:nowrap"
 _SEVERITY = {  # a failed check's severity: class, background, words
     "error": (FAIL_CLASS, FAIL_BACKGROUND, FAIL_MARK),
     "warning": ("bp-warn", WARN_BACKGROUND, "\u26a0 WARN"),
@@ -262,7 +262,7 @@ table.bp-checks td, table.bp-checks th { border: 1px solid #bbb; padding: 2px 6p
 figure.bp-grid { margin: 4px 0; }
 figure.bp-grid figcaption { font-size: 12px; }
 table.bp-heat { border-collapse: collapse; }
-table.bp-heat td { width: 16px; height: 16px; padding: 0; border: 1px solid #eee; }
+table.bp-heat td { width: 22px; height: 22px; padding: 0; border: 1px solid #eee; }
 table.bp-legend { border-collapse: collapse; font-size: 11px; margin: 4px 0 10px; }
 table.bp-legend td { padding: 1px 6px; border: 1px solid #eee; }
 details { margin: 6px 0; } summary { cursor: pointer; }
