@@ -182,3 +182,23 @@ def test_entry_by_entry_bounds_scale_with_the_loss(seed):
     tiny = numerical_gradients(TinyLoss, p.params, p.X, p.Y, **p.kwargs(), method="calls")
     ratio = worst(tiny.errors) / worst(half.errors)
     assert np.all((ratio > 0.02 * 2e-8) & (ratio < 50 * 2e-8)), ratio / 2e-8
+
+
+def test_an_activation_without_twins_is_differentiated_by_calls(monkeypatch):
+    """A fork's activation with no NumPy twin: every direction from calls of its loss, central
+    (no model to locate kinks), and still the derivative along the direction."""
+    monkeypatch.setitem(
+        backprop.ACTIVATIONS,
+        "softsign",
+        backprop.Activation(lambda z: z / (1 + abs(z)), lambda z, a: 1 / (1 + abs(z)) ** 2),
+    )
+    params = backprop.init_params([2, 3, 1], seed=0)
+    X, Y = np.random.default_rng(0).normal(size=(2, 5)), np.ones((1, 5))
+    kwargs = {"activations": ["softsign", "sigmoid"], "cost": "mse"}
+    fd = directional_gradients(backprop, params, X, Y, **kwargs)
+    grads = backprop.gradients(params, X, Y, **kwargs)
+    for l, g in enumerate(grads):
+        for k in range(2):
+            d = fd.directions[l][k]
+            exact = np.sum(d * g[k], axis=tuple(range(1, d.ndim)))
+            assert np.all(np.abs(fd.values[l][k] - exact) <= 10 * fd.errors[l][k]), (l, k)
