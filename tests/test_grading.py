@@ -286,7 +286,7 @@ def test_partial_credit_is_the_fraction_of_networks():
         for p in problems
     )
     assert 0 < held < len(problems)  # dead relu units hide the factor on some networks
-    assert item.score == pytest.approx(item.max_score * held / len(problems), abs=1e-4)
+    assert item.score == pytest.approx(item.max_score * held / len(problems), abs=0.005)
 
 
 def test_hidden_networks_are_their_own_group_with_their_visibility_and_no_seed():

@@ -95,11 +95,11 @@ class Grade:
 
     @property
     def score(self) -> float:
-        return round(sum(i.score for i in self.items), 4)
+        return round(sum(i.score for i in self.items), 2)
 
     @property
     def max_score(self) -> float:
-        return round(sum(i.max_score for i in self.items), 4)
+        return round(sum(i.max_score for i in self.items), 2)
 
     def scores(self) -> dict[str, float]:
         """Each item's score by name."""
@@ -273,7 +273,8 @@ def _failures(wrong: list[tuple[Problem, Report, str]], total: int, what: str) -
 
 
 def _ratio(points: float, held: int, total: int) -> float:
-    return round(points * held / total, 4) if total else 0.0
+    """points x held / total, to the hundredth of a point (0 when there is nothing to hold)."""
+    return round(points * held / total, 2) if total else 0.0
 
 
 def _param_item(
@@ -381,13 +382,21 @@ def score(
     return [i for i in items if i.max_score > 0]
 
 
-def _failed_items(rubric: Rubric, message: str) -> list[Item]:
-    """Every item at 0 points, each saying why: the code could not be graded at all."""
-    names = [f"layer {l} {p}" for l in range(1, rubric.depth + 1) for p in ("dW", "db")]
-    points = [x for l in range(rubric.depth) for x in (rubric.W[l], rubric.b[l])]
-    rows = [*zip(names, points), ("loss", rubric.loss)]
-    rows += [(f"check: {n}", p) for n, p in rubric.check_points.items()]
-    items = [Item(n, 0.0, p, message, rubric.visibility) for n, p in rows]
+def _failed_items(rubric: Rubric, message: str, hidden: bool) -> list[Item]:
+    """Every item at 0 points, each saying why: the code could not be graded at all.
+    ``hidden``: the hidden groups' items too (a hidden seed was given)."""
+    vis = rubric.visibility
+    items = [
+        Item(f"layer {l} {p}", 0.0, points, message, vis)
+        for l in range(1, rubric.depth + 1)
+        for p, points in (("dW", rubric.W[l - 1]), ("db", rubric.b[l - 1]))
+    ]
+    items.append(Item("loss", 0.0, rubric.loss, message, vis))
+    items += [Item(f"check: {n}", 0.0, p, message, vis) for n, p in rubric.check_points.items()]
+    if hidden:
+        items += [
+            Item(f"hidden: {g.name}", 0.0, g.points, message, g.visibility) for g in rubric.hidden
+        ]
     return [i for i in items if i.max_score > 0]
 
 
@@ -451,12 +460,15 @@ def grade_with(
     )
 
 
-def failed_grade(rubric: Rubric, name: str, message: str, seconds: float = 0.0) -> Grade:
-    """The grade of code that could not be loaded: every public item at 0, saying why."""
+def failed_grade(
+    rubric: Rubric, name: str, message: str, seconds: float = 0.0, hidden: bool = False
+) -> Grade:
+    """The grade of code that could not be loaded: every item at 0 (the hidden groups' too
+    when ``hidden``, so that the maximum is the same as for code that loads), saying why."""
     text = f"the code could not be graded: {message}"
     return Grade(
         impl=name,
-        items=_failed_items(rubric, text),
+        items=_failed_items(rubric, text, hidden),
         execution_time=seconds,
         output=f"{name}: 0 points: {text}",
         error=message,
@@ -508,12 +520,14 @@ def grade(
             runner.close()
             expired = isinstance(runner, Deadline) and runner.expired
             message = runner.finding().describe() if expired else str(exc)
-            return failed_grade(rubric, name, message, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            return failed_grade(rubric, name, message, seconds, seed is not None)
     else:
         try:
             runner = InProcess(load_impl(_namespace(impl)), name)
         except ImplementationError as exc:
-            return failed_grade(rubric, name, str(exc), time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            return failed_grade(rubric, name, str(exc), seconds, seed is not None)
         runner.impl.time_limit = timeout
         if wall_limit is not None:
             runner = Deadline(runner, wall_limit)

@@ -12,6 +12,11 @@ that hangs, crashes, exits, fails to import or runs slowly costs its own row onl
 
 :func:`grade_class` writes ``gradebook.csv`` (submission, score, max, first error) and
 one Gradescope results file per submission (``<name>.json``) into the output folder.
+
+The worker process keeps accidents apart (a hang, a crash, an exit, a module-level
+mistake); it is not a security sandbox: a submission runs as the grader's user, with its
+files. Grade code written to attack the grader in a container, one per submission, as
+Gradescope does.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
@@ -40,13 +47,20 @@ class Row:
     submission: str
     grade: Grade
     results: Path
+    folder: str = ""
+    """The class folder, left out of the first error's paths."""
 
     def cells(self) -> list[str]:
+        error = (
+            self.grade.first_error().replace(self.folder + os.sep, "")
+            if self.folder
+            else (self.grade.first_error())
+        )
         return [
             self.submission,
             f"{self.grade.score:g}",
             f"{self.grade.max_score:g}",
-            " ".join(self.grade.first_error().split())[:300],
+            " ".join(error.split())[:300],
         ]
 
 
@@ -72,6 +86,36 @@ def _results_names(entries: list[Path]) -> list[str]:
         f"{e.name if stems.count(s) > 1 and e.is_file() else s}.json"
         for e, s in zip(entries, stems)
     ]
+
+
+_CACHE_SETTINGS = {
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+}
+
+
+@contextmanager
+def _shared_compilation_cache() -> Iterator[None]:
+    """Every worker started meanwhile shares one on-disk JAX compilation cache (a temporary
+    directory, unless ``JAX_COMPILATION_CACHE_DIR`` names one already): the submissions are
+    graded on the same networks, so the JAX model is compiled once for the class, not once
+    per submission, which is most of a fresh worker's time."""
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in ("JAX_COMPILATION_CACHE_DIR", *_CACHE_SETTINGS)}
+    with tempfile.TemporaryDirectory(prefix="backprop-grading-jax-") as directory:
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = directory
+        for key, value in _CACHE_SETTINGS.items():
+            os.environ.setdefault(key, value)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def grade_class(
@@ -114,16 +158,15 @@ def grade_class(
                 name=entry.name,
             )
         except Exception as exc:  # the grader's own failure: this row says so, the rest go on
-            graded = failed_grade(
-                rubric, entry.name, f"the grader failed: {type(exc).__name__}: {exc}"
-            )
-        row = Row(entry.name, graded, out / names[k])
+            message = f"the grader failed: {type(exc).__name__}: {exc}"
+            graded = failed_grade(rubric, entry.name, message, 0.0, hidden_seed is not None)
+        row = Row(entry.name, graded, out / names[k], str(directory.resolve()))
         write_gradescope(graded, row.results)
         if on_done is not None:
             on_done(row)
         return row
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    with _shared_compilation_cache(), ThreadPoolExecutor(max_workers=jobs) as pool:
         rows = list(pool.map(one, range(len(entries))))
     with open(out / GRADEBOOK, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
