@@ -7,6 +7,8 @@
 - :func:`check_gradients`: the per-layer checker, with diagnosis and attribution.
 - :mod:`reference.judging.checks`: what finite differences cannot check (purity, the
   update rule, relu'(0), saturation, metamorphic relations).
+- :func:`grade`: points per rubric item (:func:`load_rubric`) for an implementation, as a
+  :class:`Grade` that writes Gradescope's results.json (for otter-grader or nbgrader too).
 - :func:`load_impl`: the implementation under test, by module path; :func:`guard`:
   the one door every call into it goes through; :class:`Worker`: the same in a
   separate process with a time limit on every call; :func:`adapt`: an implementation
@@ -32,6 +34,10 @@ _WHERE = {
     "adapt": ".boundary.layouts",
     "StructureError": ".boundary.layouts",
     "Worker": ".boundary.isolation",
+    "Grade": ".frontends.grading",
+    "grade": ".frontends.grading",
+    "RubricError": ".frontends.rubric",
+    "load_rubric": ".frontends.rubric",
     "ProblemError": ".inputs.validate",
     "ImplementationError": ".boundary.loading",
     "load_impl": ".boundary.loading",
@@ -64,6 +70,7 @@ __all__ = [
     "DirectionalFD",
     "FDGradients",
     "Finding",
+    "Grade",
     "Guarded",
     "ImplementationError",
     "ImplementationFailed",
@@ -72,14 +79,17 @@ __all__ = [
     "Problem",
     "ProblemError",
     "Report",
+    "RubricError",
     "StructureError",
     "Worker",
     "adapt",
     "check_gradients",
     "directional_gradients",
+    "grade",
     "guard",
     "jax_gradients",
     "load_impl",
+    "load_rubric",
     "numerical_gradients",
     "random_problem",
     "run_all",
@@ -108,6 +118,8 @@ if TYPE_CHECKING:
     from .boundary.isolation import Worker
     from .boundary.layouts import StructureError, adapt
     from .boundary.loading import ImplementationError, load_impl
+    from .frontends.grading import Grade, grade
+    from .frontends.rubric import RubricError, load_rubric
     from .inputs.problems import Problem, random_problem, seed_problem, with_relu_margin
     from .inputs.validate import ProblemError
     from .judging.checker import ATTRIBUTIONS, ParamCheck, Report, check_gradients

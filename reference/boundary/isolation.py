@@ -263,6 +263,13 @@ class Worker:
             where=where,
         )
 
+    def kill(self) -> None:
+        """End the worker process now; safe from another thread. The job it was running
+        comes back as a crash, and the next job starts a fresh worker."""
+        proc = self._proc
+        if proc is not None and proc.is_alive():
+            proc.kill()
+
     def _stop(self) -> None:
         if self._proc is not None and self._proc.is_alive():
             self._proc.kill()

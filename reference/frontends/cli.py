@@ -680,6 +680,62 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the harness on every catalogued mistake and print the detection matrix",
     )
+    # --- grading (reference/frontends/grading.py, submissions.py) ---
+    grading = parser.add_argument_group(
+        "grading", "points per rubric item, in Gradescope's results format"
+    )
+    grading.add_argument(
+        "--gradescope",
+        type=Path,
+        metavar="PATH",
+        help="grade --impl on the rubric and write Gradescope's results.json to PATH",
+    )
+    grading.add_argument(
+        "--submissions",
+        type=Path,
+        metavar="DIR",
+        help="grade every submission in DIR (a .py file or a package directory each), each in "
+        "its own worker; writes --grades DIR/gradebook.csv and one results JSON per submission",
+    )
+    grading.add_argument(
+        "--grades",
+        type=Path,
+        default=Path("grades"),
+        metavar="DIR",
+        help="where --submissions writes the gradebook and the results files (default ./grades)",
+    )
+    grading.add_argument(
+        "--rubric",
+        type=Path,
+        metavar="PATH",
+        help="a course's rubric (TOML; default: the one shipped, reference/frontends/rubric.toml)",
+    )
+    grading.add_argument(
+        "--hidden-seed",
+        type=int,
+        metavar="N",
+        help="secret seed of the rubric's hidden networks (default: $BACKPROP_HIDDEN_SEED; "
+        "neither: they are not graded); never shown in the output",
+    )
+    grading.add_argument(
+        "--hidden-visibility",
+        choices=("visible", "hidden", "after_due_date", "after_published"),
+        help="Gradescope visibility of the hidden groups (default: the rubric's, after_due_date)",
+    )
+    grading.add_argument(
+        "--submission-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="wall-time limit on grading one submission, all its calls together (default 300 "
+        "with --submissions, none with --gradescope); --timeout still limits each call",
+    )
+    grading.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="worker processes at once: with --submissions, submissions graded in parallel "
+        "(default: the number of cores)",
+    )
     return parser
 
 
@@ -752,6 +808,10 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     if args.bugs:
         return _bugs(args, out)
+    if args.gradescope or args.submissions or args.rubric or args.hidden_seed is not None:
+        from .submissions import main_grading
+
+        return main_grading(args, out)
     name = args.impl if args.impl != "backprop" else "backprop (built-in)"
     if args.in_process:
         runner: Any = InProcess(load_impl(args.impl), args.impl)
