@@ -320,3 +320,33 @@ def test_another_constant_or_gradients_that_do_not_follow_stay_errors():
     half_right = tampered(lambda g, X: g, loss=lambda *a, **k: 5 * backprop.loss(*a, **k))
     report = check(half_right, p)
     assert not report.ok and "the gradients must be the derivative of that loss" in report.summary
+
+
+SHAPE_HINT = " (a shape error: check each matrix product; a missing transpose?)"
+
+
+@pytest.mark.parametrize(
+    ("kind", "exception", "message", "hinted", "attribution"),
+    [
+        ("raised", "ValueError", "raised ValueError: matmul: shape (3,4) vs (2,4)", True, "crash"),
+        ("raised", "ValueError", "raised ValueError: operands mismatch in dim", True, "crash"),
+        ("raised", "ValueError", "raised ValueError: math domain error", False, "crash"),
+        ("raised", "TypeError", "raised TypeError: bad shape", False, "crash"),
+        ("structure", "ValueError", "returned a shape (3,) for W", False, "structure"),
+        ("unsupported", "NotImplementedError", "raised NotImplementedError", False, "unsupported"),
+        ("timeout", "", "ran past the time limit", False, "crash"),
+        ("exit", "", "called sys.exit(3)", False, "crash"),
+    ],
+)
+def test_a_cut_short_check_says_what_happened(kind, exception, message, hinted, attribution):
+    """A shape error raised by NumPy gets the hint a student needs; nothing else does, and
+    each kind of failure has its own attribution."""
+    from reference import Finding
+    from reference.judging.checker import failed_report
+
+    found = Finding(kind, "gradients", message, "seed 2-3-2-1", exception)
+    report = failed_report(found, {"sizes": [2, 3, 2, 1]}, "impl")
+    assert not report.ok and report.layers == []
+    assert report.summary == found.describe() + (SHAPE_HINT if hinted else "")
+    assert report.error == report.summary and report.attribution == attribution
+    assert report.finding == found.to_dict() and report.network == {"sizes": [2, 3, 2, 1]}

@@ -202,3 +202,22 @@ def test_an_activation_without_twins_is_differentiated_by_calls(monkeypatch):
             d = fd.directions[l][k]
             exact = np.sum(d * g[k], axis=tuple(range(1, d.ndim)))
             assert np.all(np.abs(fd.values[l][k] - exact) <= 10 * fd.errors[l][k]), (l, k)
+
+
+@pytest.mark.parametrize(("impl", "factor"), IMPLS)
+@pytest.mark.parametrize("layer", [0, 1])
+def test_only_directions_that_move_the_ambiguous_sample_are_left_out(impl, factor, layer):
+    """Sample 0's input is zero, so a direction in W^1 leaves its pre-activations where they
+    are and one in b^1 moves them. With sample 0 marked near a kink in layer 1 (or in layer 2
+    above it), the b^1 directions are left out and the W^1 directions are not."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(2, 4))
+    X[:, 0] = 0.0
+    params = [(rng.normal(size=(3, 2)), rng.normal(size=(3, 1))),
+              (rng.normal(size=(1, 3)), rng.normal(size=(1, 1)))]  # fmt: skip
+    p = Problem(params, X, np.array([[1.0, 0.0, 1.0, 0.0]]), ["relu", "sigmoid"], "bce")
+    near = [np.zeros((3, 4), dtype=bool), np.zeros((1, 4), dtype=bool)]
+    near[layer][0, 0] = True
+    fd = directional_gradients(impl, p.params, p.X, p.Y, **p.kwargs(), near_kink=near)
+    assert np.all(np.isnan(fd.values[0][1]))  # b^1: moves sample 0
+    assert np.all(np.isfinite(fd.values[0][0]))  # W^1: does not
