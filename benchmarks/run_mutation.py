@@ -16,13 +16,15 @@ to estimate adequacy closely).
 the judging core (checker, diagnosis, finite differences, checks) against the tests that
 judge it; mutmut reads one configuration, so that run happens in a copy of the tracked
 files with its own ``[tool.mutmut]`` (``--workdir``, default a folder under the system's
-temporary directory, kept for ``--report``). Survivors and why each survives:
-benchmarks/MUTATION.md.
+temporary directory, kept for ``--report``). ``benchmarks/recheck_mutants.py`` runs the
+survivors against tests written after the run; ``--report`` counts its verdicts. Survivors
+and why each survives: benchmarks/MUTATION.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import re
@@ -103,9 +105,15 @@ def statuses(cwd: Path) -> dict[str, str]:
     return found
 
 
+def rechecked(cwd: Path) -> dict[str, str]:
+    """Survivors run again against tests written since (benchmarks/recheck_mutants.py)."""
+    path = cwd / "mutants-recheck.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def results(cwd: Path, names: list[str] | None = None) -> Counter:
     """How many mutants have each status: all of them, or those in ``names``."""
-    found = statuses(cwd)
+    found = {**statuses(cwd), **rechecked(cwd)}
     return Counter(found[n] for n in (names if names is not None else found) if n in found)
 
 

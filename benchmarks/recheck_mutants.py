@@ -1,0 +1,110 @@
+"""Run the survivors of the last judging mutation run against tests written since.
+
+    python benchmarks/recheck_mutants.py [--workdir DIR]
+
+mutmut's run takes an hour and a half on two cores; tests written after it to kill its
+survivors would otherwise need another. A survivor already passed every test of the run, so
+only the test files that changed since can kill it: this copies them from the working tree
+into the run's ``mutants/`` folder and runs them once per survivor, with that mutant switched
+on (mutmut's trampolines read ``MUTANT_UNDER_TEST`` at each call), all in one pytest process
+so that NumPy, JAX and the compiled models are loaded once. Each survivor's new status goes
+to ``mutants-recheck.json`` in the work folder; ``run_mutation.py --report`` counts it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from run_mutation import JUDGING, statuses  # noqa: E402
+
+PER_MUTANT_S = 300
+"""A mutant whose tests run longer than this (an endless loop) counts as killed by a time-out,
+as in mutmut's own run."""
+
+_DRIVER = r"""
+import json, os, signal, sys
+import pytest
+
+names, tests, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+limit = int(sys.argv[4])
+
+class TimedOut(BaseException):
+    pass
+
+def alarm(signum, frame):
+    raise TimedOut
+
+signal.signal(signal.SIGALRM, alarm)
+found = {}
+for k, name in enumerate(names):
+    os.environ["MUTANT_UNDER_TEST"] = name
+    signal.alarm(limit)
+    try:
+        code = pytest.main([*tests, "-x", "-q", "-p", "no:cacheprovider", "--no-header",
+                            "-p", "no:randomly", "--tb=no"])
+        found[name] = "survived" if code == 0 else "killed" if code == 1 else f"error {int(code)}"
+    except TimedOut:
+        found[name] = "timeout"
+    finally:
+        signal.alarm(0)
+    print(f"[{k + 1}/{len(names)}] {name}: {found[name]}", file=sys.stderr, flush=True)
+    with open(out, "w") as f:
+        json.dump(found, f, indent=1)
+"""
+
+
+def changed_tests(workdir: Path) -> list[str]:
+    """The run's test files whose text in the working tree differs from the run's copy."""
+    return [
+        name
+        for name in JUDGING["tests"]
+        if (ROOT / name).exists()
+        and (
+            not (workdir / name).exists()
+            or (ROOT / name).read_bytes() != (workdir / name).read_bytes()
+        )
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "backprop-harness-mutation-judging",
+    )
+    args = parser.parse_args()
+    mutants = args.workdir / "mutants"
+    survivors = sorted(n for n, s in statuses(args.workdir).items() if s == "survived")
+    tests = changed_tests(args.workdir)
+    if not tests:
+        print("no test file changed since the run: nothing can kill its survivors")
+        return 0
+    for name in tests:  # only into mutants/: the run's own copy stays as it was
+        shutil.copy2(ROOT / name, mutants / name)
+    print(f"{len(survivors)} survivors against {', '.join(tests)}")
+    out = args.workdir / "mutants-recheck.json"
+    env = {**os.environ, "HYPOTHESIS_PROFILE": "ci", "PYTHONPATH": str(mutants)}
+    subprocess.run(
+        [sys.executable, "-c", _DRIVER, json.dumps(survivors), json.dumps(tests), str(out),
+         str(PER_MUTANT_S)],
+        cwd=mutants, env=env, check=False,
+    )  # fmt: skip
+    found = json.loads(out.read_text()) if out.exists() else {}
+    killed = sum(s in ("killed", "timeout") for s in found.values())
+    print(f"rechecked {len(found)} of {len(survivors)} survivors: {killed} now killed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
