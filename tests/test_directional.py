@@ -87,11 +87,12 @@ def test_each_estimate_is_within_its_bound(impl, factor, seed, small_loss, sprea
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_bounds_scale_with_the_loss(seed):
+@pytest.mark.parametrize("small_loss", [False, True])
+def test_bounds_scale_with_the_loss(seed, small_loss):
     """A loss 1e-8 times smaller has estimates and bounds 1e-8 times smaller: the rounding
     allowed for is relative to J, not to 1 (a floor of eps/h would pass any gradient of a
-    small loss)."""
-    p = smooth_problem(seed)
+    small loss), whether the formulas' J is above 1 or far below it."""
+    p = smooth_problem(seed, small_loss=small_loss)
     half = directional_gradients(HalfLoss, p.params, p.X, p.Y, **p.kwargs())
     tiny = directional_gradients(TinyLoss, p.params, p.X, p.Y, **p.kwargs())
     ratio = worst(tiny.errors) / worst(half.errors)
@@ -221,3 +222,10 @@ def test_only_directions_that_move_the_ambiguous_sample_are_left_out(impl, facto
     fd = directional_gradients(impl, p.params, p.X, p.Y, **p.kwargs(), near_kink=near)
     assert np.all(np.isnan(fd.values[0][1]))  # b^1: moves sample 0
     assert np.all(np.isfinite(fd.values[0][0]))  # W^1: does not
+
+
+def test_entry_by_entry_calls_give_the_implementations_loss_and_say_so():
+    p = smooth_problem(0)
+    fd = numerical_gradients(HalfLoss, p.params, p.X, p.Y, **p.kwargs(), method="calls")
+    assert fd.loss == pytest.approx(0.5 * backprop.loss(p.params, p.X, p.Y, **p.kwargs()))
+    assert fd.source == "the implementation's loss, entry by entry"
