@@ -49,6 +49,7 @@ JUDGING = {
         "tests/test_checker.py",
         "tests/test_diagnosis.py",
         "tests/test_directional.py",
+        "tests/test_fixed_checks.py",
         "tests/test_catalog.py",
         "tests/test_oracles.py",
         "tests/test_false_alarms.py",
