@@ -80,9 +80,10 @@ def compare_network(
     report_theirs: Report | None,
     names: tuple[str, str],
 ) -> tuple[bool | None, str]:
-    """``(ok, message)`` for one network: ``ok`` False where the two part (the message names
-    the first layer and parameter, the relative difference, the tolerance and the
-    diagnosis), None where they cannot be compared."""
+    """``(ok, message)`` for one network: ``ok`` False where the two part, None where they
+    cannot be compared. The message names the first array that differs in the order the
+    backward pass computes them (from the output layer down, dW before db: where a
+    mistake first shows), the relative difference, the tolerance and the diagnosis."""
     fork, upstream = names
     if isinstance(mine, str) or isinstance(theirs, str):
         if isinstance(mine, str) and isinstance(theirs, str):
@@ -93,7 +94,8 @@ def compare_network(
     rows = {(c.layer, c.param): c for c in (report_mine.layers if report_mine else [])}
     rows_u = {(c.layer, c.param): c for c in (report_theirs.layers if report_theirs else [])}
     parted: list[str] = []
-    for l, (pair_f, pair_u) in enumerate(zip(grads_f, grads_u), start=1):
+    pairs = list(enumerate(zip(grads_f, grads_u), start=1))
+    for l, (pair_f, pair_u) in reversed(pairs):  # the order the backward pass computes them
         for k, param in enumerate("Wb"):
             f = np.asarray(pair_f[k], np.float64)
             u = np.asarray(pair_u[k], np.float64)
