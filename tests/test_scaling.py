@@ -14,7 +14,7 @@ import pytest
 
 from reference.bugs import CATALOG
 from reference.frontends import cli
-from reference.frontends.scaling import default_jobs, parse_shard, shard
+from reference.frontends.scaling import parse_shard, shard
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -130,11 +130,6 @@ def test_a_stateful_mistake_fails_with_any_number_of_jobs(tmp_path):
 def test_bad_jobs_are_usage_errors(argv, says, capsys):
     assert cli.main([*argv, "--networks", "0"], out=io.StringIO()) == 2
     assert says in capsys.readouterr().err
-
-
-def test_the_default_jobs_are_the_cores_but_no_more_than_the_networks():
-    assert 1 <= default_jobs(1000) <= os.cpu_count()
-    assert default_jobs(1) == 1 and default_jobs(0) == 1
 
 
 # --- the suite under pytest-xdist -----------------------------------------------------------

@@ -790,7 +790,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="check the networks in N worker processes at once, with the same report as one "
-        "(default: one per available core, at most one per network)",
+        "(default 1: each worker compiles its own JAX model, which a short run does not repay)",
     )
     return parser
 

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import queue
 import threading
 from collections.abc import Callable
@@ -51,19 +50,12 @@ def shard(problems: list[Problem], k: int, n: int) -> list[Problem]:
     return problems[k - 1 :: n]
 
 
-def available_cores() -> int:
-    """The cores this process may run on (its affinity mask, where the system has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
-def default_jobs(networks: int) -> int:
-    """``--jobs`` when it is not given: one worker per available core, no more workers than
-    networks. benchmarks/scaling.py measures the gain (a second worker costs one more import
-    of the implementation and of JAX, about a second, which a default run repays)."""
-    return max(1, min(available_cores(), networks))
+DEFAULT_JOBS = 1
+"""``--jobs`` when it is not given, measured (``benchmarks/scaling.py``): each worker imports
+JAX and compiles the JAX model for every network shape it meets, so two workers spend about
+twice the CPU time of one (9 s against 18 s of user time on 84 networks), and on a two-core
+machine shared with other work ``--jobs 2`` took 1.2 to 2 times the wall time of ``--jobs 1``.
+More workers pay where cores are idle."""
 
 
 def run_networks(
@@ -87,7 +79,7 @@ def run_networks(
         if jobs not in (None, 1):
             raise UsageError(f"--jobs {jobs} needs worker processes; --in-process runs one")
         jobs = 1
-    jobs = default_jobs(len(mine)) if jobs is None else min(jobs, max(1, len(mine)))
+    jobs = DEFAULT_JOBS if jobs is None else min(jobs, max(1, len(mine)))
     # The unsharded run's choice of networks that get the non-gradient checks: the first
     # and the random ones (run_checks' own rule, which a slice cannot see on its own).
     plan = {id(p): i == 0 or p.name.startswith("random") for i, p in enumerate(problems)}
