@@ -47,6 +47,7 @@ from .jobs import (
     whole_run_consistency,
 )
 from .junit import Timed, write_junit
+from .scaling import parse_shard, run_networks
 
 
 class UsageError(Exception):
@@ -317,10 +318,15 @@ def outcome_json(outcome: dict[str, Any], impl: str) -> dict[str, Any]:
 
 # --- golden files --------------------------------------------------------------------------
 
+GOLDEN_RTOL = 1e-10
+"""The drift ``--golden compare`` allows per array unless ``--golden-rtol`` says otherwise:
+float64 gradients recomputed by the same code agree to rounding."""
 
-def golden_problems() -> list[Problem]:
-    """A fixed set of networks whose gradients a golden file records (independent of --seed)."""
-    problems = default_problems(seed=0, networks=4)
+
+def golden_problems(scope: Scope | None = None) -> list[Problem]:
+    """A fixed set of networks whose gradients a golden file records (independent of --seed);
+    with a declared ``scope``, the same selection from the networks inside it."""
+    problems = default_problems(seed=0, networks=4, scope=scope)
     return problems[::4] + problems[-4:]
 
 
@@ -334,9 +340,10 @@ def _golden_gradients(runner: Any, problems: list[Problem]) -> list[Any]:
     return done
 
 
-def golden_save(runner: Any, path: Path) -> int:
+def golden_save(runner: Any, path: Path, scope: Scope | None = None) -> int:
+    """Record the gradients of :func:`golden_problems` (inside ``scope``) to ``path``."""
     arrays: dict[str, np.ndarray] = {}
-    problems = golden_problems()
+    problems = golden_problems(scope)
     for k, grads in enumerate(_golden_gradients(runner, problems)):
         for l, (dW, db) in enumerate(grads, start=1):
             arrays[f"{k}/layer{l}/W"] = np.asarray(dW, np.float64)
@@ -347,6 +354,7 @@ def golden_save(runner: Any, path: Path) -> int:
                 "networks": [p.name for p in problems],
                 "layers": [len(p.params) for p in problems],
                 "impl": runner.name,
+                "scope": scope.to_dict() if scope is not None else {},
             }
         )
     )
@@ -356,7 +364,7 @@ def golden_save(runner: Any, path: Path) -> int:
     return len(problems)
 
 
-def _read_golden(path: Path) -> dict[str, np.ndarray]:
+def _read_golden(path: Path, scope: Scope | None = None) -> dict[str, np.ndarray]:
     if not path.exists():
         raise UsageError(f"golden file {path} does not exist (make it with --golden save {path})")
     try:
@@ -368,17 +376,29 @@ def _read_golden(path: Path) -> dict[str, np.ndarray]:
             f"{path} is not a golden file written by backprop-check --golden save "
             f"({type(exc).__name__}: {exc})"
         ) from None
-    want = [p.name for p in golden_problems()]
+    want = [p.name for p in golden_problems(scope)]
     if meta.get("networks") != want:
-        raise UsageError(f"golden file {path} records other networks than this version checks")
+        now = scope.describe() if scope is not None else "everything"
+        then = Scope.read(meta.get("scope") or None, "the golden file's scope").describe()
+        raise UsageError(
+            f"golden file {path} records other networks than this version checks"
+            + (f" (saved for the scope {then}, checked for {now})" if now != then else "")
+        )
     return arrays
 
 
-def golden_compare(runner: Any, path: Path, tolerance: float = 1e-10) -> tuple[bool, list[str]]:
-    """Drift per network and layer against a saved golden file: ||now - then|| / ||then||."""
-    saved = _read_golden(path)
-    problems = golden_problems()
+def golden_compare(
+    runner: Any, path: Path, tolerance: float = GOLDEN_RTOL, scope: Scope | None = None
+) -> tuple[bool, list[str]]:
+    """Drift per network and layer against a saved golden file, ||now - then|| / ||then||,
+    against ``tolerance``; the last line names the worst array and, in it, the entry that
+    moved most."""
+    if not 0 < tolerance < float("inf"):
+        raise ValueError(f"tolerance must be a number > 0, got {tolerance!r}")
+    saved = _read_golden(path, scope)
+    problems = golden_problems(scope)
     lines, ok = [], True
+    worst: tuple[float, str] | None = None
     for k, (p, grads) in enumerate(zip(problems, _golden_gradients(runner, problems))):
         recorded = sorted(key for key in saved if key.startswith(f"{k}/"))
         expected = sorted(f"{k}/layer{l}/{n}" for l in range(1, len(p.params) + 1) for n in "Wb")
@@ -390,16 +410,32 @@ def golden_compare(runner: Any, path: Path, tolerance: float = 1e-10) -> tuple[b
         for l, (dW, db) in enumerate(grads, start=1):
             for name, now in (("W", dW), ("b", db)):
                 then = saved[f"{k}/layer{l}/{name}"]
+                entry = ""
                 if now.shape != then.shape or not np.isrealobj(then):
                     drift = float("inf")
+                    entry = f"shape {now.shape} now, {then.shape} recorded"
                 else:
                     drift = float(np.linalg.norm(now - then) / max(np.linalg.norm(then), 1e-300))
+                    if now.size:
+                        gap = np.abs(now - then)
+                        gap[~np.isfinite(gap)] = np.inf
+                        i = np.unravel_index(int(np.argmax(gap)), now.shape)
+                        entry = (
+                            f"entry {tuple(int(j) for j in i)}: {float(now[i]):.10g} now, "
+                            f"{float(then[i]):.10g} recorded"
+                        )
                 bad = not drift <= tolerance
                 ok &= not bad
                 lines.append(
                     f"  {'DRIFT' if bad else 'same ':<5} {p.name:<40} "
                     f"layer {l} d{name}: drift {drift:.2e}"
                 )
+                if worst is None or not drift <= worst[0]:
+                    worst = (drift, f"{p.name} layer {l} d{name}, {entry}")
+    if worst is not None:
+        lines.append(
+            f"  worst: {worst[1]}; relative difference {worst[0]:.2e} (--golden-rtol {tolerance:g})"
+        )
     return ok, lines
 
 
@@ -729,12 +765,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="wall-time limit on grading one submission, all its calls together (default 300 "
         "with --submissions, none with --gradescope); --timeout still limits each call",
     )
-    grading.add_argument(
+    # --- forks against upstream, golden tolerance, scaling out (against.py, scaling.py) ---
+    parser.add_argument(
+        "--against",
+        metavar="MODULE",
+        help="also check this implementation (an upstream) on the same networks, in its own "
+        "worker, and say where the two part: the first network, layer and parameter, by how "
+        "much against the oracles' bounds, and what kind of difference it is",
+    )
+    parser.add_argument(
+        "--golden-rtol",
+        type=float,
+        metavar="RTOL",
+        help="with --golden compare: the relative drift ||now - then|| / ||then|| allowed per "
+        "layer and parameter (default 1e-10), so that an intended numerical change passes",
+    )
+    parser.add_argument(
+        "--shard",
+        type=parse_shard,
+        metavar="K/N",
+        help="check only the K-th of N disjoint slices of the networks (a CI matrix of N "
+        "entries covers the whole run); the fixed checks run in shard 1",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         metavar="N",
-        help="worker processes at once: with --submissions, submissions graded in parallel "
-        "(default: the number of cores)",
+        help="worker processes at once: the networks of one check, with the same report as one "
+        "(default 1: each worker compiles its own JAX model, which a short run does not repay); "
+        "with --submissions, submissions graded in parallel (default: the number of cores)",
     )
     return parser
 
@@ -803,6 +862,11 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"--golden takes save or compare, got {args.golden[0]!r}")
     if args.golden and args.golden[0] == "save":
         _writable(Path(args.golden[1]), "--golden save")
+    if args.golden_rtol is not None:
+        if not (args.golden and args.golden[0] == "compare"):
+            raise UsageError("--golden-rtol applies to --golden compare PATH")
+        if not 0 < args.golden_rtol < float("inf"):
+            raise UsageError(f"--golden-rtol must be a number > 0, got {args.golden_rtol}")
     if args.explain:
         explain(out)
         return 0
@@ -832,11 +896,13 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
         runner = WithDtype(runner, scope.dtype)
     if args.golden:
         mode, path = args.golden[0], Path(args.golden[1])
+        within = scope if scope.declared else None
         if mode == "save":
-            n = golden_save(runner, path)
+            n = golden_save(runner, path, within)
             out.write(f"saved the gradients of {n} networks to {path}\n")
             return 0
-        ok, lines = golden_compare(runner, path)
+        rtol = GOLDEN_RTOL if args.golden_rtol is None else args.golden_rtol
+        ok, lines = golden_compare(runner, path, rtol, within)
         out.write("\n".join(lines) + "\n")
         out.write(("same gradients as" if ok else "gradients DRIFTED from") + f" {path}\n")
         return 0 if ok else 1
@@ -845,10 +911,9 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
     except ScopeError as exc:
         raise UsageError(str(exc)) from None
     progress = Progress(len(problems), enabled=not args.quiet)
-    runner = Timed(runner)  # each network's time, for the JUnit file
-    outcome = run_checks(
-        runner, problems, progress, scope if scope.declared else None, args.relu_at_zero
-    )
+    runner = Timed(runner)  # each network's time, for the JUnit file (every --jobs worker's)
+    # run_checks on --shard's slice, over --jobs workers, and --against (scaling.py)
+    outcome = run_networks(args, runner, problems, progress, scope if scope.declared else None)
     if args.strict and (
         any(c.ok is False for _, c in outcome["checks"])
         or any(r.conventions or r.warnings for _, r in outcome["reports"])

@@ -69,9 +69,10 @@ class Timed:
     (:func:`~reference.frontends.jobs.check_network`), ``times[CHECKS_SUITE]`` summed over
     the other jobs. Seconds, wall clock."""
 
-    def __init__(self, runner: Any) -> None:
+    def __init__(self, runner: Any, times: dict[str, float] | None = None) -> None:
         self.runner = runner
-        self.times: dict[str, float] = {}
+        self.times: dict[str, float] = {} if times is None else times
+        """Shared by the runners of one run (``--jobs``: one per worker, one dictionary)."""
 
     def run(self, job: Callable[..., Any], *args: Any) -> Any:
         start = time.perf_counter()

@@ -1,0 +1,256 @@
+"""``backprop-check --impl FORK --against UPSTREAM``: where two implementations part.
+
+Both are judged by the oracles as usual (the fork's report is the run's; the upstream's is
+run on the same networks, behind its own boundary, in its own worker or in this process
+under ``--in-process``), and besides, they are compared with each other on every network:
+each layer's dW and db, the loss, and the outcome of every non-gradient check.
+
+The tolerance is the oracles' own: the checker allows each side a norm-wise relative error
+b_f (the fork's) and b_u (the upstream's) against JAX for an array, so two implementations
+that both pass may differ by
+
+    ||f - u|| <= ||f - j|| + ||j - u|| <= b_f (||f|| + ||j||) + b_u (||u|| + ||j||),
+
+which is (b_f + b_u)(||f|| + ||u||) to first order, as ||j|| lies between them: an array
+parts when its relative difference ||f - u|| / (||f|| + ||u||) exceeds b_f + b_u (the
+finite-difference bounds where there is no JAX twin). The loss parts when |L_f - L_u|
+exceeds the sum of the two absolute bounds the checker put on each loss. The difference is
+named with the checker's diagnosis (a constant factor, a transpose, a sign), said of the
+side the oracles fail, against the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..boundary.guard import Guarded, ImplementationFailed
+from ..boundary.isolation import Failed, Worker
+from ..boundary.loading import load_impl
+from ..inputs.problems import Problem
+from ..judging import checks, diagnosis
+from ..judging.checker import FD_FLOOR, JAX_FLOOR, LOSS_RTOL, ParamCheck, Report
+from .jobs import InProcess, WithDtype
+
+
+def numbers_of(impl: Guarded, problems: list[Problem]) -> list[Any]:
+    """Each problem's ``(gradients, loss)`` through the boundary, or the failure's one-line
+    description (a job: it runs in the worker)."""
+    out: list[Any] = []
+    for p in problems:
+        try:
+            grads = impl.gradients(p.params, p.X, p.Y, **p.kwargs())
+            out.append((grads, float(impl.loss(p.params, p.X, p.Y, **p.kwargs()))))
+        except ImplementationFailed as failed:
+            out.append(failed.finding.describe())
+    return out
+
+
+def row_tolerance(mine: ParamCheck | None, theirs: ParamCheck | None) -> tuple[float, str]:
+    """The relative difference two passing implementations may show on one array: the sum
+    of their JAX bounds (of their finite-difference bounds without JAX), and what it is."""
+    for attr, words, floor in (
+        ("bound_jax", "both JAX bounds", JAX_FLOOR),
+        ("bound_fd", "both finite-difference bounds", FD_FLOOR),
+    ):
+        bounds = [getattr(c, attr) for c in (mine, theirs) if c is not None]
+        if bounds and all(b is not None for b in bounds):
+            return sum(bounds) + floor * (2 - len(bounds)), words
+    return 2 * JAX_FLOOR, "twice the JAX floor"
+
+
+def loss_tolerance(mine: Report | None, theirs: Report | None, reference: float) -> float:
+    """|L_f - L_u| two passing implementations may show: the sum of the checker's absolute
+    bounds on each loss (LOSS_RTOL |L| + 1e-15 for a side without one)."""
+    default = LOSS_RTOL * abs(reference) + 1e-15
+    return sum(
+        float(r.loss["bound"]) if r is not None and "bound" in r.loss else default
+        for r in (mine, theirs)
+    )
+
+
+def compare_network(
+    problem: Problem,
+    mine: Any,
+    theirs: Any,
+    report_mine: Report | None,
+    report_theirs: Report | None,
+    names: tuple[str, str],
+) -> tuple[bool | None, str]:
+    """``(ok, message)`` for one network: ``ok`` False where the two part, None where they
+    cannot be compared. The message names the first array that differs in the order the
+    backward pass computes them (from the output layer down, dW before db: where a
+    mistake first shows), the relative difference, the tolerance and the diagnosis."""
+    fork, upstream = names
+    if isinstance(mine, str) or isinstance(theirs, str):
+        if isinstance(mine, str) and isinstance(theirs, str):
+            return None, f"not compared: both failed ({fork}: {mine}; {upstream}: {theirs})"
+        who, what = (fork, mine) if isinstance(mine, str) else (upstream, theirs)
+        return False, f"only the {who} fails here: {what}"
+    (grads_f, loss_f), (grads_u, loss_u) = mine, theirs
+    rows = {(c.layer, c.param): c for c in (report_mine.layers if report_mine else [])}
+    rows_u = {(c.layer, c.param): c for c in (report_theirs.layers if report_theirs else [])}
+    parted: list[str] = []
+    pairs = list(enumerate(zip(grads_f, grads_u), start=1))
+    for l, (pair_f, pair_u) in reversed(pairs):  # the order the backward pass computes them
+        for k, param in enumerate("Wb"):
+            f = np.asarray(pair_f[k], np.float64)
+            u = np.asarray(pair_u[k], np.float64)
+            if f.shape != u.shape:
+                parted.append(f"layer {l} d{param}: shape {f.shape} against {u.shape}")
+                continue
+            tol, words = row_tolerance(rows.get((l, param)), rows_u.get((l, param)))
+            rel = diagnosis.relative_error(f, u)
+            if not rel <= tol:
+                parted.append(
+                    f"layer {l} d{param}: relative difference {rel:.2e} > {tol:.1e} (the sum "
+                    f"of {words}); {_diagnose(f, u, problem.m, param, names, rows, rows_u, l)}"
+                )
+    if len(grads_f) != len(grads_u):
+        parted.append(f"{len(grads_f)} layers of gradients against {len(grads_u)}")
+    tol = loss_tolerance(report_mine, report_theirs, loss_u)
+    if not abs(loss_f - loss_u) <= tol:
+        parted.append(
+            f"loss {loss_f:.12g} against {loss_u:.12g} (difference {abs(loss_f - loss_u):.2e} "
+            f"> {tol:.1e}, the sum of both loss bounds)"
+        )
+    if not parted:
+        return True, "the gradients and the loss agree within both oracles' bounds"
+    more = f" (and {len(parted) - 1} more differences)" if len(parted) > 1 else ""
+    return False, f"{fork} and {upstream} part at {parted[0]}{more}"
+
+
+def _diagnose(f, u, m, param, names, rows, rows_u, layer) -> str:
+    """The checker's diagnosis of the side the oracles fail, against the other side."""
+    fork, upstream = names
+    ok_f = rows.get((layer, param))
+    ok_u = rows_u.get((layer, param))
+    fork_ok = ok_f is not None and ok_f.ok
+    upstream_ok = ok_u is not None and ok_u.ok
+    if fork_ok and not upstream_ok:
+        return f"{upstream}'s {diagnosis.diagnose(u, f, m, param)}; the oracles back {fork}"
+    text = f"{fork}'s {diagnosis.diagnose(f, u, m, param)}"
+    if upstream_ok and not fork_ok:
+        return text + f"; the oracles back {upstream}"
+    if fork_ok and upstream_ok:
+        return text + "; the oracles pass both"
+    return text + "; the oracles fail both"
+
+
+def compare_checks(
+    mine: list[tuple[str, checks.CheckResult]],
+    theirs: list[tuple[str, checks.CheckResult]],
+    names: tuple[str, str],
+) -> list[tuple[str, bool, str]]:
+    """``(where, False, message)`` for every non-gradient check that holds for one side and
+    fails for the other, or one ``(where, True, message)`` saying none does. A check that
+    applies to one side only (an optional member, such as ``update``, that one lacks) is
+    counted in that line, not failed."""
+    fork, upstream = names
+    theirs_by = {(where, c.name): c for where, c in theirs}
+    out, compared, one_sided = [], 0, set()
+    for where, c in mine:
+        other = theirs_by.get((where, c.name))
+        if other is None:
+            continue
+        compared += 1
+        if c.ok is None or other.ok is None:
+            if c.ok != other.ok:
+                one_sided.add(f"{c.name} ({fork if c.ok is not None else upstream} only)")
+            continue
+        if c.ok != other.ok:
+            failing, holds = (c, upstream) if c.ok is False else (other, fork)
+            loser = fork if c.ok is False else upstream
+            text = f"{c.name} fails for {loser} and holds for {holds}"
+            out.append((where, False, f"{text} ({failing.message})"))
+    if not out:
+        text = f"all {compared} non-gradient checks have the same outcome"
+        if one_sided:
+            text += f", or apply to one side only: {', '.join(sorted(one_sided))}"
+        out.append(("all", True, text))
+    return out
+
+
+def compare_outcomes(
+    mine: dict[str, Any],
+    theirs: dict[str, Any],
+    numbers_mine: list[Any],
+    numbers_theirs: list[Any],
+    problems: list[Problem],
+    names: tuple[str, str],
+) -> list[tuple[str, checks.CheckResult]]:
+    """The comparison as check results: one per network (``same as UPSTREAM``, where the
+    network's name), then the non-gradient checks' outcomes (``same checks as UPSTREAM``)."""
+    fork, upstream = names
+    reports = {p.name: r for p, r in mine["reports"]}
+    reports_u = {p.name: r for p, r in theirs["reports"]}
+    unsupported = {p.name: fork for p, _ in mine.get("unsupported", [])}
+    unsupported.update({p.name: upstream for p, _ in theirs.get("unsupported", [])})
+    out = []
+    for p, a, b in zip(problems, numbers_mine, numbers_theirs):
+        if p.name in unsupported:
+            ok, text = None, f"not compared: {unsupported[p.name]} does not support it"
+        else:
+            ok, text = compare_network(p, a, b, reports.get(p.name), reports_u.get(p.name), names)
+        out.append((p.name, checks.CheckResult(f"same as {upstream}", ok, text)))
+    for where, ok, text in compare_checks(mine["checks"], theirs["checks"], names):
+        out.append((where, checks.CheckResult(f"same checks as {upstream}", ok, text)))
+    return out
+
+
+def upstream_runner(spec: str, in_process: bool, timeout: float) -> Any:
+    """The upstream implementation behind its own boundary: a started Worker, or in this
+    process; its declared layout and precision applied."""
+    if in_process:
+        runner: Any = InProcess(load_impl(spec), spec)
+    else:
+        runner = Worker(spec, timeout=timeout)
+        runner.start()
+    declared = runner.declared
+    if declared is not None and declared.layout not in (None, "columns"):
+        runner.use_layout(declared.layout)
+    if declared is not None and declared.dtype is not None:
+        runner = WithDtype(runner, declared.dtype)
+    return runner
+
+
+def run_against(
+    args: argparse.Namespace,
+    outcome: dict[str, Any],
+    runner: Any,
+    problems: list[Problem],
+    scope: Any,
+    spread: Callable[[Any], Any],
+) -> dict[str, Any]:
+    """The fork's ``outcome`` with the comparison against ``args.against`` appended to its
+    checks (and its verdict failed where the two part). ``spread`` wraps the upstream's
+    runner as the fork's was (``--jobs``, ``--shard``)."""
+    from .cli import Progress, run_checks
+
+    spec = args.against
+    names = (args.impl, spec)
+    up = upstream_runner(spec, bool(getattr(args, "in_process", False)), args.timeout)
+    try:
+        many = spread(up)
+        try:
+            many.prefetch(problems)
+            theirs = run_checks(
+                many, problems, Progress(1, False), scope, getattr(args, "relu_at_zero", None)
+            )
+        finally:
+            many.close_extra()
+        numbers_theirs = up.run(numbers_of, problems)
+    finally:
+        up.close()
+    numbers_mine = runner.run(numbers_of, problems)
+    if isinstance(numbers_mine, Failed):  # a hang or a crash in the comparison's own calls
+        numbers_mine = [numbers_mine.finding.describe()] * len(problems)
+    if isinstance(numbers_theirs, Failed):
+        numbers_theirs = [numbers_theirs.finding.describe()] * len(problems)
+    found = compare_outcomes(outcome, theirs, numbers_mine, numbers_theirs, problems, names)
+    outcome["checks"].extend(found)
+    outcome["ok"] = outcome["ok"] and not any(c.is_error for _, c in found)
+    return outcome
