@@ -103,9 +103,13 @@ def test_the_shards_fail_exactly_the_networks_the_unsharded_run_fails(tmp_path):
     ],
 )
 def test_two_jobs_give_the_report_of_one(tmp_path, impl):
-    one = run_json(tmp_path, "one", "--impl", impl, *TINY, "--jobs", "1")
-    two = run_json(tmp_path, "two", "--impl", impl, *TINY, "--jobs", "2")
-    assert one == two
+    (code1, one), (code2, two) = (
+        run_json(tmp_path, name, "--impl", impl, *TINY, "--jobs", jobs)
+        for name, jobs in (("one", "1"), ("two", "2"))
+    )
+    # the reproducing command names its own --jobs; everything else is the same
+    assert one.pop("command").replace("--jobs 1", "--jobs 2") == two.pop("command")
+    assert (code1, one) == (code2, two)
 
 
 def test_a_stateful_mistake_fails_with_any_number_of_jobs(tmp_path):
@@ -170,3 +174,19 @@ def test_the_suite_gives_the_same_outcomes_under_xdist(tmp_path):
         results[name] = _outcomes(junit)
     assert results["serial"] == results["xdist"]
     assert set(results["serial"].values()) == {"passed", "failure"}
+
+
+def test_every_worker_times_its_networks_for_the_junit_file(tmp_path):
+    """With --jobs 2 the networks checked by the second worker are timed too."""
+    import xml.etree.ElementTree as ET
+
+    from reference.frontends.junit import CHECKS_SUITE
+
+    path = tmp_path / "r.xml"
+    code = cli.main([*TINY, "--jobs", "2", "--quiet", "--junit-xml", str(path)], out=io.StringIO())
+    suites = ET.parse(path).getroot().findall("testsuite")
+    networks = [  # the checked ones: not the other checks, not those outside the scope
+        s for s in suites if s.get("name") != CHECKS_SUITE and s.get("skipped") != s.get("tests")
+    ]
+    assert code == 0 and len(networks) == 4
+    assert all(float(s.get("time")) > 0 for s in networks), [s.get("time") for s in networks]
