@@ -33,3 +33,55 @@ def test_saturation_runs_only_the_networks_the_scope_admits():
     assert checks.saturation(wrong_tanh).ok is False
     assert checks.saturation(wrong_tanh, Scope(activations=frozenset({"sigmoid"}))).ok is True
     assert checks.saturation(wrong_tanh, Scope(activations=frozenset({"tanh"}))).ok is False
+
+
+class ShiftedOutputBias:
+    """The built-in, but the output layer's db off by one."""
+
+    loss = staticmethod(backprop.loss)
+
+    @staticmethod
+    def gradients(params, X, Y, **kwargs):
+        g = backprop.gradients(params, X, Y, **kwargs)
+        return [*g[:-1], (g[-1][0], g[-1][1] + 1.0)]
+
+
+@pytest.mark.parametrize(
+    ("impl", "where"),
+    [
+        (CATALOG["tanh_grad_wrong_cache"], "layer 1's dW"),  # the tanh network's hidden layer
+        (CATALOG["dW2_times_2"], "layer 2's dW"),
+        (ShiftedOutputBias, "layer 1's db"),  # the one-layer network's output
+    ],
+)
+def test_saturation_names_the_first_wrong_array(impl, where):
+    result = checks.saturation(impl)
+    assert (result.name, result.ok, result.severity) == ("saturation", False, "error")
+    assert result.message.startswith(f"{where} at |z| up to 1000 is "), result.message
+
+
+def test_saturation_warns_of_a_loss_or_a_delta_that_overflows():
+    """Losing the loss or the delta where the sigmoid rounds to 0 or 1 is a numerical
+    weakness (a warning), said with the way out."""
+    loss = checks.saturation(CATALOG["sigmoid_twice"])
+    assert (loss.name, loss.ok, loss.severity) == ("saturation", False, "warning")
+    assert loss.message.startswith("loss ") and loss.message.endswith(checks._LOGITS_FIX)
+    delta = checks.saturation(CATALOG["unstable_bce"])
+    assert (delta.name, delta.ok, delta.severity) == ("saturation", False, "warning")
+    assert delta.message == (f"layer 1's dW is not finite at |z| up to 1000: {checks._DELTA_FIX}")
+
+
+class Raises:
+    loss = staticmethod(backprop.loss)
+
+    @staticmethod
+    def gradients(params, X, Y, **kwargs):
+        raise ValueError("no gradients today")
+
+
+@pytest.mark.parametrize("name", list(checks.FIXED_CHECKS))
+def test_a_fixed_check_cut_short_is_a_failure_under_its_own_name(name):
+    """An implementation that raises fails the check, named, with where it raised."""
+    result = checks.FIXED_CHECKS[name](Raises)
+    assert (result.name, result.ok) == (name, False) and result.is_error
+    assert result.finding is not None and "ValueError: no gradients today" in result.message
