@@ -85,3 +85,13 @@ def test_a_fixed_check_cut_short_is_a_failure_under_its_own_name(name):
     result = checks.FIXED_CHECKS[name](Raises)
     assert (result.name, result.ok) == (name, False) and result.is_error
     assert result.finding is not None and "ValueError: no gradients today" in result.message
+
+
+def test_run_all_gives_every_check_once_in_the_tables_order():
+    from reference.inputs.problems import seed_problem
+
+    results = checks.run_all(backprop, seed_problem())
+    assert [r.name for r in results] == [*checks.PROBLEM_CHECKS, *checks.FIXED_CHECKS]
+    assert all(r.ok is True for r in results), [r for r in results if r.ok is not True]
+    wrong = checks.run_all(CATALOG["update_wrong_sign"], seed_problem())
+    assert {"update", "descent"} <= {r.name for r in wrong if r.ok is False}
