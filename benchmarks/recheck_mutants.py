@@ -7,7 +7,8 @@ survivors would otherwise need another. A survivor already passed every test of 
 only the test files that changed since can kill it: this copies them from the working tree
 into the run's ``mutants/`` folder and runs them once per survivor, with that mutant switched
 on (mutmut's trampolines read ``MUTANT_UNDER_TEST`` at each call), all in one pytest process
-so that NumPy, JAX and the compiled models are loaded once. Each survivor's new status goes
+so that NumPy, JAX and the compiled models are loaded once; each survivor runs the changed
+files among those that judge its module directly (``TESTS_OF``). Each survivor's new status goes
 to ``mutants-recheck.json`` in the work folder; ``run_mutation.py --report`` counts it.
 """
 
@@ -35,8 +36,7 @@ _DRIVER = r"""
 import json, os, signal, sys
 import pytest
 
-names, tests, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
-limit = int(sys.argv[4])
+plan, out, limit = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 
 class TimedOut(BaseException):
     pass
@@ -46,7 +46,7 @@ def alarm(signum, frame):
 
 signal.signal(signal.SIGALRM, alarm)
 found = {}
-for k, name in enumerate(names):
+for k, (name, tests) in enumerate(plan):
     os.environ["MUTANT_UNDER_TEST"] = name
     signal.alarm(limit)
     try:
@@ -57,10 +57,20 @@ for k, name in enumerate(names):
         found[name] = "timeout"
     finally:
         signal.alarm(0)
-    print(f"[{k + 1}/{len(names)}] {name}: {found[name]}", file=sys.stderr, flush=True)
+    print(f"[{k + 1}/{len(plan)}] {name}: {found[name]}", file=sys.stderr, flush=True)
     with open(out, "w") as f:
         json.dump(found, f, indent=1)
 """
+
+
+TESTS_OF = {
+    "reference.judging.checker": ["tests/test_checker.py", "tests/test_html.py"],
+    "reference.judging.checks": ["tests/test_fixed_checks.py", "tests/test_html.py"],
+    "reference.judging.diagnosis": ["tests/test_diagnosis.py"],
+    "reference.oracles.finite_diff": ["tests/test_directional.py", "tests/test_oracles.py"],
+}
+"""The test files that judge each module directly: a survivor is run against those of them
+that changed (the others passed with it already), so that the recheck takes minutes."""
 
 
 def changed_tests(workdir: Path) -> list[str]:
@@ -92,12 +102,17 @@ def main() -> int:
         return 0
     for name in tests:  # only into mutants/: the run's own copy stays as it was
         shutil.copy2(ROOT / name, mutants / name)
-    print(f"{len(survivors)} survivors against {', '.join(tests)}")
+    plan = []
+    for name in survivors:
+        module = name.split(".x")[0]
+        mine = [t for t in TESTS_OF.get(module, tests) if t in tests]
+        if mine:
+            plan.append((name, mine))
+    print(f"{len(plan)} of {len(survivors)} survivors against what changed of {', '.join(tests)}")
     out = args.workdir / "mutants-recheck.json"
     env = {**os.environ, "HYPOTHESIS_PROFILE": "ci", "PYTHONPATH": str(mutants)}
     subprocess.run(
-        [sys.executable, "-c", _DRIVER, json.dumps(survivors), json.dumps(tests), str(out),
-         str(PER_MUTANT_S)],
+        [sys.executable, "-c", _DRIVER, json.dumps(plan), str(out), str(PER_MUTANT_S)],
         cwd=mutants, env=env, check=False,
     )  # fmt: skip
     found = json.loads(out.read_text()) if out.exists() else {}
