@@ -4,6 +4,7 @@ claimed to handle it; a check with several networks runs those the scope admits.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import backprop
@@ -95,3 +96,47 @@ def test_run_all_gives_every_check_once_in_the_tables_order():
     assert all(r.ok is True for r in results), [r for r in results if r.ok is not True]
     wrong = checks.run_all(CATALOG["update_wrong_sign"], seed_problem())
     assert {"update", "descent"} <= {r.name for r in wrong if r.ok is False}
+
+
+def relu_slope_at_zero(slope: float):
+    """The built-in, with relu'(0) taken as ``slope``: on relu_at_zero's network (W^1 = 0,
+    b^1 = 0, X = 1, Y = 0, sigmoid output with W^2 = 1), db^1 = dW^1 = slope / 2."""
+
+    class Impl:
+        loss = staticmethod(backprop.loss)
+
+        @staticmethod
+        def gradients(params, X, Y, **kwargs):
+            g = backprop.gradients(params, X, Y, **kwargs)
+            half = np.full((1, 1), slope / 2)
+            return [(half, half), *g[1:]]
+
+    return Impl
+
+
+@pytest.mark.parametrize(
+    ("slope", "ok", "severity", "message"),
+    [
+        (1.0, True, "error", "relu'(0) = 1 as the seed defines it"),
+        (0.0, False, "convention",
+         "relu'(0) = 0 (JAX's and PyTorch's choice), a valid subgradient; the seed uses 1"),
+        (0.5, False, "convention", "relu'(0) = 0.5, a valid subgradient; the seed uses 1"),
+        (2.0, False, "error", "relu'(0) = 2 at Z^1 = 0: not a subgradient of relu (any value in "
+         "[0, 1] is; the seed uses 1)"),
+    ],
+)  # fmt: skip
+def test_relu_at_zero_says_which_slope_it_found(slope, ok, severity, message):
+    result = checks.relu_at_zero(relu_slope_at_zero(slope))
+    assert (result.name, result.ok, result.severity, result.message) == (
+        "relu'(0)",
+        ok,
+        severity,
+        message,
+    )
+
+
+def test_relu_at_zero_can_require_a_slope():
+    result = checks.relu_at_zero(backprop, expect=0.0)
+    assert (result.ok, result.severity) == (False, "error")
+    assert result.message == "relu'(0) = 1, and 0 is required (--relu-at-zero)"
+    assert checks.relu_at_zero(relu_slope_at_zero(0.0), expect=0.0).ok is True
