@@ -228,3 +228,24 @@ def test_bad_submission_flags_are_usage_errors(tmp_path, capsys):
     assert "give one of the two" in capsys.readouterr().err
     assert run("--rubric", str(load_rubric().source)) == 2
     assert "go with --gradescope PATH or --submissions DIR" in capsys.readouterr().err
+
+
+def test_a_correct_file_called_backprop_passes_from_its_own_folder(tmp_path):
+    """A student's correct backprop.py, checked from another folder as a teacher would: the
+    harness's own use of the built-in package (its tables) must not pick up the student's
+    file, which joins sys.path ahead of an editable install's finder."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    student = tmp_path / "student"
+    student.mkdir()
+    shutil.copy(Path(__file__).parent / "outside" / "rounded.py", student / "backprop.py")
+    done = subprocess.run(
+        [sys.executable, "-m", "reference.frontends.cli", "--impl",
+         f"{student / 'backprop.py'}:AT_ZERO_1", "--networks", "0", "--quiet",
+         "--activations", "tanh", "--output-activations", "sigmoid"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
