@@ -472,3 +472,27 @@ def test_the_workflow_commands_run(tmp_path, impl, status):
             continue
         ran += 1
     assert ran == len(run_steps(workflow_block())) - (1 if impl is None else 2)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--shard", "2/3", "--networks", "4"],
+        ["--activations", "tanh,relu", "--output-activations", "sigmoid", "--shard", "1/2"],
+        ["--impl", "reference.bugs:dW2_times_2", "--against", "backprop", "--jobs", "2"],
+        ["--strict", "--relu-at-zero", "0", "--timeout", "5", "--dtype", "float32"],
+    ],
+)
+def test_the_reproducing_command_parses_back_to_the_same_options(argv):
+    """Every option the command keeps is written as it is typed: parsed again it gives the
+    same values (``--shard`` is parsed into a pair, and must be written back as K/N)."""
+    import shlex
+
+    from reference.frontends.cli import build_parser
+    from reference.frontends.provenance import OUTPUT_ONLY, reproduce_command
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    again = parser.parse_args(shlex.split(reproduce_command(args, parser))[1:])
+    kept = {k: v for k, v in vars(args).items() if k not in OUTPUT_ONLY}
+    assert kept == {k: v for k, v in vars(again).items() if k not in OUTPUT_ONLY}

@@ -71,7 +71,12 @@ def reproduce_command(args: argparse.Namespace, parser: argparse.ArgumentParser)
             if value:
                 words.append(flags[0])
             continue
-        words += [flags[0], _spelled(value)]
+        if dest == "shard":  # parsed into (K, N); written as it is typed
+            words += [flags[0], f"{value[0]}/{value[1]}"]
+        elif action.nargs not in (None, "?"):  # several words (--golden save PATH)
+            words += [flags[0], *map(str, value)]
+        else:
+            words += [flags[0], _spelled(value)]
     return shlex.join(words)
 
 
