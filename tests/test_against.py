@@ -72,6 +72,16 @@ def test_a_mistake_in_a_non_gradient_check_is_named():
     assert "FAIL same as" not in text  # the gradients are the same
 
 
+def test_a_check_that_warns_on_one_side_parts_them_as_a_warning():
+    """A saturation warning (a numerical weakness, not an error) that only the upstream has:
+    said as a warning, and the run passes unless --strict."""
+    argv = ("--against", "reference.bugs:unstable_bce", *SEED_ONLY, "--in-process")
+    code, text = check(*argv)
+    assert code == 0, text
+    assert "WARN same checks as reference.bugs:unstable_bce: fixed: saturation fails" in text
+    assert check(*argv, "--strict")[0] == 1
+
+
 def test_an_unloadable_upstream_is_a_usage_error(capsys):
     assert check("--against", "no.such.module", *SEED_ONLY)[0] == 2
     assert "no.such.module" in capsys.readouterr().err

@@ -144,11 +144,12 @@ def compare_checks(
     mine: list[tuple[str, checks.CheckResult]],
     theirs: list[tuple[str, checks.CheckResult]],
     names: tuple[str, str],
-) -> list[tuple[str, bool, str]]:
-    """``(where, False, message)`` for every non-gradient check that holds for one side and
-    fails for the other, or one ``(where, True, message)`` saying none does. A check that
-    applies to one side only (an optional member, such as ``update``, that one lacks) is
-    counted in that line, not failed."""
+) -> list[tuple[str, bool, str, str]]:
+    """``(where, False, message, severity)`` for every non-gradient check that holds for one
+    side and fails for the other, with the failing side's severity (a saturation warning on
+    one side parts the two as a warning, not an error), or one ``(where, True, message,
+    "error")`` saying none does. A check that applies to one side only (an optional member,
+    such as ``update``, that one lacks) is counted in that line, not failed."""
     fork, upstream = names
     theirs_by = {(where, c.name): c for where, c in theirs}
     out, compared, one_sided = [], 0, set()
@@ -165,12 +166,12 @@ def compare_checks(
             failing, holds = (c, upstream) if c.ok is False else (other, fork)
             loser = fork if c.ok is False else upstream
             text = f"{c.name} fails for {loser} and holds for {holds}"
-            out.append((where, False, f"{text} ({failing.message})"))
+            out.append((where, False, f"{text} ({failing.message})", failing.severity))
     if not out:
         text = f"all {compared} non-gradient checks have the same outcome"
         if one_sided:
             text += f", or apply to one side only: {', '.join(sorted(one_sided))}"
-        out.append(("all", True, text))
+        out.append(("all", True, text, "error"))
     return out
 
 
@@ -196,8 +197,9 @@ def compare_outcomes(
         else:
             ok, text = compare_network(p, a, b, reports.get(p.name), reports_u.get(p.name), names)
         out.append((p.name, checks.CheckResult(f"same as {upstream}", ok, text)))
-    for where, ok, text in compare_checks(mine["checks"], theirs["checks"], names):
-        out.append((where, checks.CheckResult(f"same checks as {upstream}", ok, text)))
+    for where, ok, text, severity in compare_checks(mine["checks"], theirs["checks"], names):
+        name = f"same checks as {upstream}"
+        out.append((where, checks.CheckResult(name, ok, text, severity=severity)))
     return out
 
 
