@@ -413,3 +413,34 @@ def test_bad_arguments_name_themselves():
         grade(backprop, wall_limit=-1)
     with pytest.raises(ValueError, match="hidden_seed must be an integer >= 0"):
         grade(backprop, hidden_seed=-5)
+
+
+def test_checks_outside_the_rubrics_scope_are_not_graded():
+    """A course without bce: the fixed checks whose networks need it cannot be earned, so they
+    are left out of the items and of the maximum, and a correct implementation gets every
+    point there is."""
+    from reference.inputs.scope import Scope
+
+    rubric = small(scope={"costs": ["mse"]}, hidden={"groups": []})
+    graded = grade(backprop, rubric=rubric)
+    outside = {
+        f"check: {name}"
+        for name, fn in checks.FIXED_CHECKS.items()
+        if fn(backprop, Scope(costs=frozenset({"mse"}))).ok is None
+    }
+    assert outside  # relu'(0) and saturation are on bce networks
+    names = [i.name for i in graded.items]
+    assert names == [n for n in expected_names(rubric, hidden=False) if n not in outside]
+    assert graded.score == graded.max_score > 0
+    assert "not a failure" not in json.dumps(graded.to_gradescope())
+
+
+def test_a_network_the_code_does_not_support_counts_against_it_and_says_so():
+    """The rubric, not the code, sets what is graded: NotImplementedError costs the item, and
+    the output does not tell the student it is "not a failure"."""
+    from tests.outside.partial import MSE_ONLY
+
+    graded = grade(MSE_ONLY, rubric=small(hidden={"groups": []}))
+    text = json.dumps(graded.to_gradescope())
+    assert graded.score < graded.max_score
+    assert "counts as not holding" in text and "not a failure" not in text

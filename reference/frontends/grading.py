@@ -266,10 +266,19 @@ def _failures(wrong: list[tuple[Problem, Report, str]], total: int, what: str) -
         lines.append(f"  on {_example(problem, report)}{more}")
         if report.summary and report.summary != text:
             lines.append(f"  the network's verdict: {report.summary}")
-        lines.append(f"  attribution: {ATTRIBUTIONS.get(report.attribution, report.attribution)}")
+        lines.append(f"  attribution: {_attribution(report)}")
     if len(ordered) > 3:
         lines.append(f"\n({len(ordered) - 3} more kinds of failure not shown)")
     return "\n".join(lines)
+
+
+def _attribution(report: Report) -> str:
+    """The report's attribution, in grading's terms: a network the code does not support is
+    graded (the rubric sets the scope, not the code), so it counts as not holding."""
+    if report.attribution == "unsupported":
+        return ("the implementation does not support this network (NotImplementedError); "
+                "the rubric's scope includes it, so it counts as not holding")  # fmt: skip
+    return ATTRIBUTIONS.get(report.attribution, report.attribution)
 
 
 def _ratio(points: float, held: int, total: int) -> float:
@@ -329,6 +338,8 @@ def _check_item(
     title = f"check: {name}"
     if not applicable:
         why = mine[0][1].message if mine else "no network could be checked"
+        if why.startswith(checks.OUT_OF_SCOPE):  # the rubric's scope leaves it out: no points
+            return Item(title, 0.0, 0.0, f"{name}: {why}", visibility)
         return Item(title, 0.0, points, f"{name} does not apply: {why}", visibility)
     failed = [(w, c) for w, c in applicable if c.ok is False and (strict or c.is_error)]
     held = len(applicable) - len(failed)

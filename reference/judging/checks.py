@@ -240,6 +240,10 @@ def descent(impl, p: Problem) -> CheckResult:
     return _guard("descent", run)
 
 
+OUT_OF_SCOPE = "not applicable: the declared scope has no "
+"""How the message of a fixed check whose network the scope does not admit begins."""
+
+
 def _outside(scope, activations: list[str], cost: str, outputs: int = 1) -> bool:
     return scope is not None and not scope.admits_network(activations, cost, outputs)
 
@@ -255,7 +259,7 @@ def relu_at_zero(impl, scope=None, expect: float | None = None) -> CheckResult:
 
     impl = guard(impl)
     if _outside(scope, ["relu", "sigmoid"], "bce"):
-        return CheckResult("relu'(0)", None, "not applicable: the declared scope has no relu "
+        return CheckResult("relu'(0)", None, f"{OUT_OF_SCOPE}relu "
                            "hidden layer under a sigmoid output with bce")  # fmt: skip
 
     def run() -> CheckResult:
@@ -323,7 +327,7 @@ def saturation(impl, scope=None) -> CheckResult:
         ]
         cases = [case for case in cases if not _outside(scope, case[2], "bce")]
         if not cases:
-            return CheckResult("saturation", None, "not applicable: the declared scope has no "
+            return CheckResult("saturation", None, f"{OUT_OF_SCOPE}"
                                "sigmoid output with bce")  # fmt: skip
         for params, X, acts in cases:
             J = impl.loss(params, X, Y, activations=acts, cost="bce")
