@@ -190,6 +190,9 @@ def test_a_wrong_gradient_points_at_the_def_line_of_gradients(tmp_path, monkeypa
     for row in table[: len(failing)]:
         assert f"| FAIL | layer {last} dW |" in row
     assert f"{len(data['networks']) - len(failing)} passed, {len(failing)} failed" in summary
+    # the totals count the other checks as the summary line does (a warning is not a failure)
+    totals = re.search(r"(\d+) of (\d+) other checks hold", summary).groups()
+    assert totals == re.search(r"(\d+)/(\d+) other checks hold", summary).groups()
 
 
 def test_a_crash_points_at_the_line_that_raised_and_cannot_forge_a_command(tmp_path, monkeypatch):
@@ -496,3 +499,13 @@ def test_the_reproducing_command_parses_back_to_the_same_options(argv):
     again = parser.parse_args(shlex.split(reproduce_command(args, parser))[1:])
     kept = {k: v for k, v in vars(args).items() if k not in OUTPUT_ONLY}
     assert kept == {k: v for k, v in vars(again).items() if k not in OUTPUT_ONLY}
+
+
+def test_the_summary_totals_count_a_warning_as_the_summary_line_does(tmp_path, monkeypatch):
+    """A saturation warning (not an error) is a check that holds, in the totals as in the
+    final line."""
+    code, _, summary = run_cli(tmp_path, monkeypatch, "reference.bugs:unstable_bce", None,
+                               *SMALL, "--format", "github", "--in-process")  # fmt: skip
+    totals = re.search(r"(\d+) of (\d+) other checks hold \(1 with a warning", summary)
+    line = re.search(r"(\d+)/(\d+) other checks hold", summary)
+    assert code == 0 and totals and line and totals.groups() == line.groups(), summary

@@ -249,11 +249,15 @@ def step_summary(outcome: dict[str, Any], impl: str) -> str:
     passed = sum(r.ok for _, r in reports)
     errors = sum(_verdict(r) == "ERROR" for _, r in reports)
     outside = outcome.get("out_of_scope", 0) + len(unsupported)
+    # counted as the summary line counts them: a warning or a note is not a failure
+    applicable = [c for _, c in outcome["checks"] if c.ok is not None]
+    noted = sum(c.ok is False and not c.is_error for c in applicable)
     out.append(
         f"**Totals:** {passed} passed, {len(reports) - passed - errors} failed, {errors} "
         f"errors, {outside} not in scope; "
-        f"{sum(c.ok is True for _, c in outcome['checks'])} of "
-        f"{sum(c.ok is not None for _, c in outcome['checks'])} other checks hold."
+        f"{sum(not c.is_error for c in applicable)} of {len(applicable)} other checks hold"
+        + (f" ({noted} with a warning or a note)" if noted else "")
+        + "."
     )
     out += ["", _cell(summary_line(outcome, impl), 2000), ""]
     return "\n".join(out) + "\n"
