@@ -366,3 +366,11 @@ def test_no_batches_at_all_stops_at_once_with_a_progress_line():
     _, history = backprop.train(P, batches=[], **KW, progress=stream)
     assert history.stop_reason == "no_more_batches" and history.iterations == 0
     assert stream.getvalue().endswith("0/1000 loss nan\n")
+
+
+@pytest.mark.parametrize("activations", [["sigmoid", "sigmoid"], ["tanh"] * 4, "tanh"])
+def test_the_seed_problem_takes_one_activation_per_layer(activations):
+    from reference.inputs.problems import seed_problem
+
+    with pytest.raises(ValueError, match=r"activations must name one activation for each of the"):
+        seed_problem(activations, "mse")

@@ -101,9 +101,16 @@ def with_relu_margin(
 def seed_problem(
     activations: Sequence[str] = ("tanh", "tanh", "sigmoid"), cost: str = "bce", seed: int = 0
 ) -> Problem:
-    """The seed notes' network: 2 inputs, hidden layers of 3 and 2 units, 1 output, on XOR."""
-    rng = np.random.default_rng(seed)
+    """The seed notes' network: 2 inputs, hidden layers of 3 and 2 units, 1 output, on XOR.
+    ``activations``: one per layer, three."""
     sizes = [2, 3, 2, 1]
+    if isinstance(activations, str) or len(activations) != len(sizes) - 1:
+        raise ValueError(
+            f"activations must name one activation for each of the seed network's "
+            f"{len(sizes) - 1} layers (2-3-2-1), got {activations!r}; for another network "
+            "build a Problem(params, X, Y, activations, cost) or use random_problem"
+        )
+    rng = np.random.default_rng(seed)
     params = [
         (rng.normal(0, 1, (n, p)), rng.normal(0, 0.5, (n, 1))) for p, n in itertools.pairwise(sizes)
     ]
