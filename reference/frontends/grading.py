@@ -520,7 +520,12 @@ def grade(
     seed = hidden_seed_from(hidden_seed)
     started = time.perf_counter()
     if name is None:
-        name = impl if isinstance(impl, str) else getattr(impl, "__name__", type(impl).__name__)
+        if isinstance(impl, str):
+            name = impl
+        elif isinstance(impl, dict):  # a notebook's globals()
+            name = "the notebook's functions"
+        else:
+            name = getattr(impl, "__name__", type(impl).__name__)
     runner: Any
     if isinstance(impl, str):
         worker = Worker(impl, timeout=timeout)
