@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from ..boundary.guard import Finding
 from ..boundary.isolation import Failed, LoadFailed, Worker
 from ..boundary.loading import ImplementationError, load_impl
 from ..inputs.problems import Problem, compatible_costs, random_problem, seed_problem
@@ -106,6 +107,26 @@ class Progress:
             self.stream.flush()
 
 
+HANGS_IN_A_ROW = 3
+"""Networks in a row whose check ran past the time limit before the rest of the run is not
+waited on: code that hangs on every network would otherwise cost the limit on each (38
+networks at the default 60 s is 38 minutes)."""
+
+
+def _timed_out(done: Any) -> bool:
+    return isinstance(done, Failed) and done.finding.kind == "timeout"
+
+
+def _not_run(last: Finding) -> Finding:
+    """The finding of a job left out after :data:`HANGS_IN_A_ROW` time-outs in a row."""
+    return Finding(
+        "timeout", last.member,
+        f"not run: {last.member} ran past the time limit on the {HANGS_IN_A_ROW} networks "
+        "before this one, so the rest of the run was not waited on",
+        exception=last.exception, where=last.where,
+    )  # fmt: skip
+
+
 def run_checks(
     runner: Any,
     problems: list[Problem],
@@ -121,9 +142,14 @@ def run_checks(
     unsupported: list[tuple[Problem, Report]] = []
     results: list[tuple[str, checks.CheckResult]] = []
     checked_one = False
+    hung: list[Finding] = []  # the time-outs in a row, up to the last network
     for k, problem in enumerate(problems):
         with_checks = not checked_one or problem.name.startswith("random")
-        done = runner.run(check_network, problem, with_checks)
+        if len(hung) >= HANGS_IN_A_ROW:  # it hangs on every network: do not wait on the rest
+            done: Any = Failed(_not_run(hung[-1]))
+        else:
+            done = runner.run(check_network, problem, with_checks)
+            hung = [*hung, done.finding] if _timed_out(done) else []
         if isinstance(done, Failed):
             network = {"sizes": problem.sizes, "activations": problem.activations,
                        "cost": problem.cost, "m": problem.m}  # fmt: skip
@@ -139,7 +165,8 @@ def run_checks(
             results.extend((problem.name, c) for c in found)
             checked_one |= with_checks and bool(found)
         progress.update(k + 1)
-    fixed = runner.run(fixed_checks, scope, relu_at_zero)
+    stopped = len(hung) >= HANGS_IN_A_ROW
+    fixed = Failed(_not_run(hung[-1])) if stopped else runner.run(fixed_checks, scope, relu_at_zero)
     if isinstance(fixed, Failed):
         found = fixed.finding
         results.extend(
@@ -149,7 +176,7 @@ def run_checks(
     else:
         results.extend(("fixed", c) for c in fixed)
     first = reports[0][0] if reports else None
-    seen = runner.run(whole_run_consistency, first) if first is not None else []
+    seen = runner.run(whole_run_consistency, first) if first is not None and not stopped else []
     if not isinstance(seen, Failed):
         results.append(
             (
