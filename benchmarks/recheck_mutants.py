@@ -5,7 +5,8 @@
 mutmut's run takes an hour and a half on two cores; tests written after it to kill its
 survivors would otherwise need another. A survivor already passed every test of the run, so
 only the test files that changed since can kill it: this copies them from the working tree
-into the run's ``mutants/`` folder and runs them once per survivor, with that mutant switched
+into a copy of the run's ``mutants/`` folder (a run still going on is left alone) and runs
+them once per survivor not rechecked before, with that mutant switched
 on (mutmut's trampolines read ``MUTANT_UNDER_TEST`` at each call), all in one pytest process
 so that NumPy, JAX and the compiled models are loaded once; each survivor runs the changed
 files among those that judge its module directly (``TESTS_OF``). Each survivor's new status goes
@@ -45,7 +46,7 @@ def alarm(signum, frame):
     raise TimedOut
 
 signal.signal(signal.SIGALRM, alarm)
-found = {}
+found = json.load(open(out)) if os.path.exists(out) else {}
 for k, (name, tests) in enumerate(plan):
     os.environ["MUTANT_UNDER_TEST"] = name
     signal.alarm(limit)
@@ -94,13 +95,22 @@ def main() -> int:
         default=Path(tempfile.gettempdir()) / "backprop-harness-mutation-judging",
     )
     args = parser.parse_args()
-    mutants = args.workdir / "mutants"
-    survivors = sorted(n for n, s in statuses(args.workdir).items() if s == "survived")
+    out = args.workdir / "mutants-recheck.json"
+    done = json.loads(out.read_text()) if out.exists() else {}
+    survivors = sorted(
+        n for n, s in statuses(args.workdir).items() if s == "survived" and n not in done
+    )
     tests = changed_tests(args.workdir)
     if not tests:
         print("no test file changed since the run: nothing can kill its survivors")
         return 0
-    for name in tests:  # only into mutants/: the run's own copy stays as it was
+    # A copy of mutmut's folder, so that a run still going on there is left alone; the run's
+    # own copy of the tests stays as it was.
+    mutants = args.workdir / "mutants-recheck"
+    if mutants.exists():
+        shutil.rmtree(mutants)
+    shutil.copytree(args.workdir / "mutants", mutants)
+    for name in tests:
         shutil.copy2(ROOT / name, mutants / name)
     plan = []
     for name in survivors:
@@ -109,7 +119,6 @@ def main() -> int:
         if mine:
             plan.append((name, mine))
     print(f"{len(plan)} of {len(survivors)} survivors against what changed of {', '.join(tests)}")
-    out = args.workdir / "mutants-recheck.json"
     env = {**os.environ, "HYPOTHESIS_PROFILE": "ci", "PYTHONPATH": str(mutants)}
     subprocess.run(
         [sys.executable, "-c", _DRIVER, json.dumps(plan), str(out), str(PER_MUTANT_S)],
@@ -117,7 +126,7 @@ def main() -> int:
     )  # fmt: skip
     found = json.loads(out.read_text()) if out.exists() else {}
     killed = sum(s in ("killed", "timeout") for s in found.values())
-    print(f"rechecked {len(found)} of {len(survivors)} survivors: {killed} now killed")
+    print(f"rechecked {len(found)} survivors in all: {killed} now killed")
     return 0
 
 
