@@ -47,12 +47,32 @@ def alarm(signum, frame):
 
 signal.signal(signal.SIGALRM, alarm)
 found = json.load(open(out)) if os.path.exists(out) else {}
+
+
+class Failures:
+    def __init__(self):
+        self.ids = []
+
+    def pytest_runtest_logreport(self, report):
+        if report.failed:
+            self.ids.append(report.nodeid)
+
+
+# The baseline: with no mutant switched on, a test that fails here (it needs code written
+# after the run's copy) can say nothing about the mutants, and is left out.
+baseline = Failures()
+every = sorted({t for _, tests in plan for t in tests})
+os.environ["MUTANT_UNDER_TEST"] = ""
+pytest.main([*every, "-q", "-p", "no:cacheprovider", "--no-header", "--tb=no"],
+            plugins=[baseline])
+deselect = [arg for nodeid in baseline.ids for arg in ("--deselect", nodeid)]
+print(f"left out, failing with no mutant: {baseline.ids}", file=sys.stderr, flush=True)
 for k, (name, tests) in enumerate(plan):
     os.environ["MUTANT_UNDER_TEST"] = name
     signal.alarm(limit)
     try:
-        code = pytest.main([*tests, "-x", "-q", "-p", "no:cacheprovider", "--no-header",
-                            "-p", "no:randomly", "--tb=no"])
+        code = pytest.main([*tests, *deselect, "-x", "-q", "-p", "no:cacheprovider",
+                            "--no-header", "--tb=no"])
         found[name] = "survived" if code == 0 else "killed" if code == 1 else f"error {int(code)}"
     except TimedOut:
         found[name] = "timeout"
@@ -75,13 +95,16 @@ that changed (the others passed with it already), so that the recheck takes minu
 
 
 def changed_tests(workdir: Path) -> list[str]:
-    """The run's test files whose text in the working tree differs from the run's copy."""
+    """The judging tests the run did not have: not in its selection, or whose text in the
+    working tree differs from the run's copy."""
+    config = (workdir / "pyproject.toml").read_text().split("[tool.mutmut]")[-1]
     return [
         name
         for name in JUDGING["tests"]
         if (ROOT / name).exists()
         and (
-            not (workdir / name).exists()
+            f'"{name}"' not in config
+            or not (workdir / name).exists()
             or (ROOT / name).read_bytes() != (workdir / name).read_bytes()
         )
     ]
@@ -98,7 +121,9 @@ def main() -> int:
     out = args.workdir / "mutants-recheck.json"
     done = json.loads(out.read_text()) if out.exists() else {}
     survivors = sorted(
-        n for n, s in statuses(args.workdir).items() if s == "survived" and n not in done
+        n
+        for n, s in statuses(args.workdir).items()
+        if s in ("survived", "no tests") and n not in done
     )
     tests = changed_tests(args.workdir)
     if not tests:

@@ -161,8 +161,8 @@ def main() -> int:
     if not args.report:
         subprocess.run([*run, *(names or [])], env=env, check=False, cwd=cwd)
     counts = results(cwd, names)
-    killed, survived = counts.get("killed", 0), counts.get("survived", 0)
-    timeout = counts.get("timeout", 0)
+    killed, timeout = counts.get("killed", 0), counts.get("timeout", 0)
+    survived = counts.get("survived", 0) + counts.get("no tests", 0)  # no test: not killed
     tested = killed + survived + timeout
     print(dict(counts))
     if tested:
