@@ -86,7 +86,11 @@ for k, (name, tests) in enumerate(plan):
 
 TESTS_OF = {
     "reference.judging.checker": ["tests/test_checker.py", "tests/test_html.py"],
-    "reference.judging.checks": ["tests/test_fixed_checks.py", "tests/test_html.py"],
+    "reference.judging.checks": [
+        "tests/test_fixed_checks.py",
+        "tests/test_check_results.py",
+        "tests/test_html.py",
+    ],
     "reference.judging.diagnosis": ["tests/test_diagnosis.py"],
     "reference.oracles.finite_diff": ["tests/test_directional.py", "tests/test_oracles.py"],
 }

@@ -50,6 +50,7 @@ JUDGING = {
         "tests/test_diagnosis.py",
         "tests/test_directional.py",
         "tests/test_fixed_checks.py",
+        "tests/test_check_results.py",
         "tests/test_html.py",
         "tests/test_catalog.py",
         "tests/test_oracles.py",
