@@ -6,7 +6,7 @@ mutmut's run takes an hour and a half on two cores; tests written after it to ki
 survivors would otherwise need another. A survivor already passed every test of the run, so
 only the test files that changed since can kill it: this copies them from the working tree
 into a copy of the run's ``mutants/`` folder (a run still going on is left alone) and runs
-them once per survivor not rechecked before, with that mutant switched
+them once per survivor not killed by an earlier recheck, with that mutant switched
 on (mutmut's trampolines read ``MUTANT_UNDER_TEST`` at each call), all in one pytest process
 so that NumPy, JAX and the compiled models are loaded once; each survivor runs the changed
 files among those that judge its module directly (``TESTS_OF``). Each survivor's new status goes
@@ -127,7 +127,7 @@ def main() -> int:
     survivors = sorted(
         n
         for n, s in statuses(args.workdir).items()
-        if s in ("survived", "no tests") and n not in done
+        if s in ("survived", "no tests") and done.get(n) not in ("killed", "timeout")
     )
     tests = changed_tests(args.workdir)
     if not tests:
