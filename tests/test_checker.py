@@ -1,6 +1,7 @@
 """Tests of the tester: the checker fails, with the message a user would read, on known-wrong
 gradients, and stays silent on correct ones."""
 
+import dataclasses
 import json
 import types
 
@@ -350,3 +351,45 @@ def test_a_cut_short_check_says_what_happened(kind, exception, message, hinted, 
     assert report.summary == found.describe() + (SHAPE_HINT if hinted else "")
     assert report.error == report.summary and report.attribution == attribution
     assert report.finding == found.to_dict() and report.network == {"sizes": [2, 3, 2, 1]}
+
+
+@pytest.mark.parametrize(("fd", "mistake"), [("auto", "dW2_times_2"), ("none", None)])
+def test_render_gives_the_terminal_table_field_by_field(fd, mistake):
+    """The table a user reads (README's example), every field from the report: the network
+    line, the columns, each row's numbers as written (``-`` where a reference was not run),
+    the verdict words, and the PASS or FAIL line."""
+    from reference.bugs import CATALOG
+
+    impl = backprop if mistake is None else CATALOG[mistake]
+    p = seed_problem()
+    report = check_gradients(impl, p.params, p.X, p.Y, **p.kwargs(), fd=fd)
+    lines = report.render().splitlines()
+    net = report.network
+    assert lines[0] == (
+        f"{report.impl}: {'-'.join(map(str, net['sizes']))} "
+        f"[{', '.join(net['activations'])}] {net['cost']}, m = {net['m']}"
+    )
+    assert (
+        lines[1].split() == "layer param shape err FD bound err JAX bound verdict diagnosis".split()
+    )
+
+    def num(x, digits):
+        return "-" if x is None else f"{x:.{digits}e}"
+
+    for row, c in zip(lines[2:], report.layers):
+        assert row.split()[:8] == [
+            str(c.layer), c.param, "x".join(map(str, c.shape)), num(c.error_fd, 2),
+            num(c.bound_fd, 1), num(c.error_jax, 2), num(c.bound_jax, 1), "ok" if c.ok else "FAIL",
+        ]  # fmt: skip
+    verdict = [line.strip() for line in lines if line.strip().startswith(("PASS", "FAIL"))]
+    assert verdict and verdict[0].startswith("PASS: " if report.ok else "FAIL: ")
+    assert report.ok is (mistake is None)
+
+
+def test_render_names_a_layout_other_than_the_seeds():
+    from reference import Report
+
+    rows = Report(True, "none", [], {}, 0, "", {"sizes": [2, 1], "activations": ["sigmoid"],
+                  "cost": "mse", "m": 3}, "x", layout="rows")  # fmt: skip
+    assert rows.render().splitlines()[0].endswith(", rows layout")
+    assert "layout" not in dataclasses.replace(rows, layout="columns").render().splitlines()[0]
