@@ -85,17 +85,16 @@ for k, (name, tests) in enumerate(plan):
 
 
 TESTS_OF = {
-    "reference.judging.checker": ["tests/test_checker.py", "tests/test_html.py"],
-    "reference.judging.checks": [
-        "tests/test_fixed_checks.py",
-        "tests/test_check_results.py",
-        "tests/test_html.py",
-    ],
+    "reference.judging.checker": ["tests/test_checker.py"],
+    "reference.judging.checker.xǁReportǁ_repr_html_": ["tests/test_html.py"],
+    "reference.judging.checks": ["tests/test_fixed_checks.py", "tests/test_check_results.py"],
+    "reference.judging.checks.xǁCheckResultǁ_repr_html_": ["tests/test_html.py"],
     "reference.judging.diagnosis": ["tests/test_diagnosis.py"],
     "reference.oracles.finite_diff": ["tests/test_directional.py", "tests/test_oracles.py"],
 }
-"""The test files that judge each module directly: a survivor is run against those of them
-that changed (the others passed with it already), so that the recheck takes minutes."""
+"""The test files that judge each module (or one function, the longest name that matches)
+directly: a survivor is run against those of them that changed (the others passed with it
+already), so that the recheck takes minutes."""
 
 
 def changed_tests(workdir: Path) -> list[str]:
@@ -143,8 +142,8 @@ def main() -> int:
         shutil.copy2(ROOT / name, mutants / name)
     plan = []
     for name in survivors:
-        module = name.split(".x")[0]
-        mine = [t for t in TESTS_OF.get(module, tests) if t in tests]
+        keys = [k for k in TESTS_OF if name.startswith(k + "_") or name.startswith(k + ".")]
+        mine = [t for t in (TESTS_OF[max(keys, key=len)] if keys else tests) if t in tests]
         if mine:
             plan.append((name, mine))
     print(f"{len(plan)} of {len(survivors)} survivors against what changed of {', '.join(tests)}")
