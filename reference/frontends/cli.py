@@ -60,6 +60,9 @@ def default_problems(seed: int, networks: int, scope: Scope | None = None) -> li
     with a ``scope``, only the combinations inside it, and random networks drawn inside it."""
     import backprop  # the tables' names only
 
+    from ..registry import load_entry_points
+
+    load_entry_points()
     names = sorted(backprop.ACTIVATIONS)
     out = [seed_problem(("tanh", "tanh", "sigmoid"), "bce", seed=seed)]  # the seed's own first
     for acts in itertools.product(names, repeat=3):
