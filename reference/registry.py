@@ -75,9 +75,7 @@ def _check_name(name: object, kind: str, replace: object) -> None:
         raise TypeError(f"replace must be True or False, got {replace!r}")
     backprop_table = _tables(kind)[0]
     if name in backprop_table and not replace:
-        raise ValueError(
-            f"{kind} {name!r} is already registered; pass replace=True to replace it"
-        )
+        raise ValueError(f"{kind} {name!r} is already registered; pass replace=True to replace it")
 
 
 def _check_callable(argument: str, value: object) -> None:

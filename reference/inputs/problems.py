@@ -130,7 +130,7 @@ def seed_problem(
     )
 
 
-def _table_activations() -> list[str]:
+def table_activations() -> list[str]:
     """The names in ``backprop.ACTIVATIONS`` (registered ones included), in table order."""
     import backprop
 
@@ -175,14 +175,16 @@ def random_problem(
     - ``integer_data``: integer inputs in [-3, 3], weights rounded to multiples of 1/4
       (4 s N(0, 1) rounded, over 4), zero biases, integer labels (in {0, 1} for bce): every
       Z^l of a relu chain is then computed exactly, and is often exactly 0, the kink.
-    - ``relu_margin``: relu pre-activations are kept this far from 0 by moving biases
-      (:func:`with_relu_margin`); None leaves them where they fall.
+    - ``relu_margin``: relu pre-activations (any kinked layer's) are kept this far from its
+      kinks by moving biases (:func:`with_relu_margin`); None leaves them where they fall.
+    - ``activation_names``: the names drawn from (default: ``backprop.ACTIVATIONS``, in its
+      order, registered names included).
     """
     L = int(rng.integers(depth[0], depth[1] + 1))
     sizes = [int(n) for n in rng.integers(width[0], width[1] + 1, size=L + 1)]
     m = int(rng.integers(samples[0], samples[1] + 1))
     if activation_names is None:
-        activation_names = _table_activations()
+        activation_names = table_activations()
     acts = [str(a) for a in rng.choice(list(activation_names), size=L)]
     cost = str(rng.choice(compatible_costs(acts[-1])))
     pairs = list(itertools.pairwise(sizes))
