@@ -120,10 +120,13 @@ def test_margins_keep_off_a_registered_kink():
         assert np.abs(Z - 0.5).min() >= 0.1 - 1e-12
 
 
-@pytest.mark.parametrize("argument", ["activations", "costs"])
-def test_a_strategy_asked_for_an_unknown_name_refuses(argument):
-    with pytest.raises(InvalidArgument, match="no_such_name"):
-        find(architectures(**{argument: ["no_such_name"]}), lambda a: True)
+@pytest.mark.parametrize(
+    ("argument", "known"), [("activations", next(iter(backprop.ACTIVATIONS))), ("costs", "mse")]
+)
+def test_a_strategy_asked_for_an_unknown_name_refuses(argument, known):
+    """Not a draw of the known name alone: the unknown one is an error."""
+    with pytest.raises(InvalidArgument, match=r"\['no_such_name'\], not in the table"):
+        find(architectures(**{argument: [known, "no_such_name"]}), lambda a: True)
 
 
 def test_strategies_draw_every_name_of_the_tables():
