@@ -3,7 +3,12 @@ the strategies, the suite and validation pick it up; bad registrations are refus
 
 import io
 import itertools
+import os
+import subprocess
+import sys
 import types
+from importlib import metadata
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -224,3 +229,63 @@ def test_a_broken_entry_point_says_which(monkeypatch):
     monkeypatch.setattr(registry, "_loaded", False)
     with pytest.raises(RuntimeError, match=r"entry point 'bad' = 'fork.module:bad'.*got int"):
         registry.load_entry_points()
+
+
+# --- a fork's package, installed beside the harness: an entry point and nothing else ----
+
+FORK = """
+import jax
+import numpy as np
+from backprop.activations import sigmoid
+
+SOFTPLUS = {
+    "fn": lambda z: np.logaddexp(0.0, z),
+    "grad": lambda z, a: SCALE * sigmoid(z),
+    "numpy": lambda z: np.logaddexp(0.0, z),
+    "jax": jax.nn.softplus,
+}
+"""
+
+
+def _install_fork(where, scale: float) -> None:
+    """A module and the dist-info that makes ``softplus`` an entry point of the group."""
+    (where / "fork_softplus.py").write_text(f"SCALE = {scale!r}\n{FORK}")
+    info = where / "fork_softplus-0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fork-softplus\nVersion: 0\n")
+    (info / "entry_points.txt").write_text(
+        f"[{registry.ACTIVATION_GROUP}]\nsoftplus = fork_softplus:SOFTPLUS\n"
+    )
+
+
+def _python(args, cwd):
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    root = str(Path(reference.__file__).resolve().parents[1])
+    env.update(PYTHONPATH=os.pathsep.join([str(cwd), root]), HYPOTHESIS_PROFILE="ci")
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_an_installed_entry_point_reaches_the_cli_and_its_worker(tmp_path):
+    """The default run: the implementation in a spawned worker, which loads the group too."""
+    _install_fork(tmp_path, 1.0)
+    done = _python(["-m", "reference.frontends.cli", "--networks", "0", "--quiet"], tmp_path)
+    with reference.registered_activation("softplus", **SOFTPLUS):
+        n = _seed_count()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"{n}/{n} networks" in done.stdout, done.stdout[-3000:]
+
+
+@pytest.mark.parametrize("scale", [1.0, 1.1])
+def test_the_shipped_suite_draws_an_installed_activation(tmp_path, scale):
+    """A fork's softplus passes the suite; with its derivative 10% off, the suite draws it and
+    fails."""
+    _install_fork(tmp_path, scale)
+    plugin = "reference.frontends.pytest_plugin"  # -p unless the pytest11 entry point loads it
+    installed = any(ep.value == plugin for ep in metadata.entry_points(group="pytest11"))
+    args = ["-m", "pytest", "-p", "no:cacheprovider", *([] if installed else ["-p", plugin])]
+    args.append("--pyargs")
+    done = _python([*args, "reference.suite", "--backprop-impl", "backprop", "-x"], tmp_path)
+    assert done.returncode == (0 if scale == 1.0 else 1), done.stdout[-3000:]
+    assert scale == 1.0 or "softplus" in done.stdout, done.stdout[-3000:]
