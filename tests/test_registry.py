@@ -90,6 +90,15 @@ def test_a_registered_activation_is_checked_by_the_cli_and_drawn_by_the_strategi
     assert len(default_problems(0, 0)) == before
 
 
+def test_the_cli_refuses_a_worker_that_would_not_see_a_registration(capsys):
+    with reference.registered_activation("softplus", **SOFTPLUS):
+        assert main(["--networks", "0", "--quiet"], out=io.StringIO()) == 2
+    err = capsys.readouterr().err
+    assert "activation 'softplus' registered in this process only" in err
+    assert "--in-process" in err
+    assert registry.process_only() == []
+
+
 def test_a_registered_cost_is_drawn_and_checked():
     with reference.registered_cost("quartic", **QUARTIC):
         for table in (backprop.COSTS, NUMPY_COSTS, JAX_COSTS):
