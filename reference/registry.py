@@ -37,6 +37,9 @@ _saved: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
 """Per (kind, name), the entries each registration replaced, newest last (``_MISSING``
 where there was none)."""
 _loaded = False
+_loading = False
+_local: set[tuple[str, str]] = set()
+"""The (kind, name) registered by a call in this process rather than through an entry point."""
 
 
 def _tables(kind: str) -> tuple[dict[str, Any], ...]:
@@ -150,6 +153,7 @@ def register_activation(
     jax_table[name] = jax
     rounding[name] = float(absolute_rounding)
     _clear_caches()
+    _note("activation", name)
 
 
 def register_cost(
@@ -201,6 +205,14 @@ def register_cost(
     (jax_table,) = _jax_tables("cost")
     jax_table[name] = JaxCost(jax)
     _clear_caches()
+    _note("cost", name)
+
+
+def _note(kind: str, name: str) -> None:
+    if _loading:
+        _local.discard((kind, name))
+    else:
+        _local.add((kind, name))
 
 
 def _unregister(kind: str, name: str) -> None:
@@ -211,6 +223,15 @@ def _unregister(kind: str, name: str) -> None:
             "so there is nothing to unregister"
         )
     _restore(kind, name, stack.pop())
+    if not stack:
+        _local.discard((kind, name))
+
+
+def process_only() -> list[str]:
+    """The names registered by a call in this process (not through an entry point), as
+    "activation 'softplus'": a process the harness spawns, such as the CLI's worker, does
+    not have them."""
+    return [f"{kind} {name!r}" for kind, name in sorted(_local)]
 
 
 def unregister_activation(name: str) -> None:
@@ -249,10 +270,17 @@ def load_entry_points() -> None:
     :data:`COST_GROUP`, once per process (later calls return at once). Activations load
     first, so a cost may name them in ``output_activations``. An entry point that fails to
     load or register raises a RuntimeError naming it."""
-    global _loaded
+    global _loaded, _loading
     if _loaded:
         return
-    _loaded = True
+    _loaded = _loading = True
+    try:
+        _load_groups()
+    finally:
+        _loading = False
+
+
+def _load_groups() -> None:
     for group, register in ((ACTIVATION_GROUP, register_activation), (COST_GROUP, register_cost)):
         for ep in sorted(metadata.entry_points(group=group), key=lambda e: e.name):
             try:
