@@ -230,7 +230,8 @@ def _unregister(kind: str, name: str) -> None:
 def process_only() -> list[str]:
     """The names registered by a call in this process (not through an entry point), as
     "activation 'softplus'": a process the harness spawns, such as the CLI's worker, does
-    not have them."""
+    not have them. Loads the entry points first (theirs are not among them)."""
+    load_entry_points()
     return [f"{kind} {name!r}" for kind, name in sorted(_local)]
 
 
