@@ -7,8 +7,9 @@ functions are elementwise, keep the dtype of ``z`` and never change their
 arguments.
 
 A fork adds an activation by adding one entry to :data:`ACTIVATIONS`; the
-harness's tests iterate the table and pick it up (the JAX model needs its twin,
-see ``reference/jax_model.py``).
+harness's tests iterate the table and pick it up (the oracles need its twins, see
+``reference/oracles/``). ``reference.register_activation`` does all of it in one
+call, from outside this package.
 """
 
 from __future__ import annotations

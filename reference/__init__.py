@@ -9,6 +9,9 @@
   update rule, relu'(0), saturation, metamorphic relations).
 - :func:`grade`: points per rubric item (:func:`load_rubric`) for an implementation, as a
   :class:`Grade` that writes Gradescope's results.json (for otter-grader or nbgrader too).
+- :func:`register_activation`, :func:`register_cost`: a fork's new activation or cost,
+  with its oracle twins and kinks, in one call (or through the ``backprop_harness``
+  entry points); the CLI, the strategies and the suite pick it up.
 - :func:`load_impl`: the implementation under test, by module path; :func:`guard`:
   the one door every call into it goes through; :class:`Worker`: the same in a
   separate process with a time limit on every call; :func:`adapt`: an implementation
@@ -59,6 +62,12 @@ _WHERE = {
     "JAX_COSTS": ".oracles.jax_model",
     "MissingTwinError": ".oracles.numpy_model",
     "jax_gradients": ".oracles.jax_model",
+    "register_activation": ".registry",
+    "register_cost": ".registry",
+    "registered_activation": ".registry",
+    "registered_cost": ".registry",
+    "unregister_activation": ".registry",
+    "unregister_cost": ".registry",
 }
 """Each public name and the module it lives in (PEP 562: imported on first access)."""
 
@@ -92,8 +101,14 @@ __all__ = [
     "load_rubric",
     "numerical_gradients",
     "random_problem",
+    "register_activation",
+    "register_cost",
+    "registered_activation",
+    "registered_cost",
     "run_all",
     "seed_problem",
+    "unregister_activation",
+    "unregister_cost",
     "with_relu_margin",
 ]
 
@@ -132,3 +147,11 @@ if TYPE_CHECKING:
     )
     from .oracles.jax_model import JAX_ACTIVATIONS, JAX_COSTS, jax_gradients
     from .oracles.numpy_model import MissingTwinError
+    from .registry import (
+        register_activation,
+        register_cost,
+        registered_activation,
+        registered_cost,
+        unregister_activation,
+        unregister_cost,
+    )

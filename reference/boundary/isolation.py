@@ -99,6 +99,9 @@ def _serve(
     np_state, filters = np.geterr(), list(warnings.filters)
     on_call("import")
     try:
+        from ..registry import load_entry_points
+
+        load_entry_points()  # the tables as the parent sees them, through the entry points
         impl = load_impl(spec)
     except ImplementationError as exc:
         conn.send(("load failed", str(exc)))

@@ -60,6 +60,9 @@ def default_problems(seed: int, networks: int, scope: Scope | None = None) -> li
     with a ``scope``, only the combinations inside it, and random networks drawn inside it."""
     import backprop  # the tables' names only
 
+    from ..registry import load_entry_points
+
+    load_entry_points()
     names = sorted(backprop.ACTIVATIONS)
     out = [seed_problem(("tanh", "tanh", "sigmoid"), "bce", seed=seed)]  # the seed's own first
     for acts in itertools.product(names, repeat=3):
@@ -904,6 +907,15 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
 
         return main_grading(args, out)
     name = args.impl if args.impl != "backprop" else "backprop (built-in)"
+    if not args.in_process:
+        from ..registry import process_only
+
+        if process_only():  # the worker would check the name against tables without it
+            raise UsageError(
+                f"{', '.join(process_only())} registered in this process only: the worker "
+                "process that runs the implementation does not have it; use --in-process, or "
+                "register it through a backprop_harness entry point (CONTRIBUTING.md)"
+            )
     if args.in_process:
         runner: Any = InProcess(load_impl(args.impl), args.impl)
     else:

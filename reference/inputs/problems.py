@@ -17,8 +17,13 @@ import numpy as np
 
 Params = list[tuple[np.ndarray, np.ndarray]]
 
-KINKED = frozenset({"relu"})
-"""Activations whose derivative jumps at 0 (kept in step with NUMPY_ACTIVATIONS' kinks)."""
+
+def _kinks(name: str) -> tuple[float, ...]:
+    """The kinks of activation ``name``, as its NumPy twin lists them (relu: (0.0,))."""
+    from ..oracles.numpy_model import NUMPY_ACTIVATIONS
+
+    twin = NUMPY_ACTIVATIONS.get(name)
+    return twin.kinks if twin is not None else ()
 
 
 @dataclass
@@ -58,9 +63,10 @@ def _activation_fn(name: str):
     return NUMPY_ACTIVATIONS[name].fn
 
 
-def _nudge(b: float, c: np.ndarray, margin: float) -> float:
-    """The value nearest b for which every c_s + value lies outside (-margin, margin)."""
-    forbidden = sorted((-margin - cs, margin - cs) for cs in c)
+def _nudge(b: float, c: np.ndarray, margin: float, kinks: Sequence[float] = (0.0,)) -> float:
+    """The value nearest b for which every c_s + value lies outside (k - margin, k + margin)
+    for every kink k."""
+    forbidden = sorted((k - margin - cs, k + margin - cs) for cs in c for k in kinks)
     merged: list[list[float]] = []
     for lo, hi in forbidden:
         if merged and lo <= merged[-1][1]:
@@ -80,7 +86,8 @@ def with_relu_margin(
     margin: float = 1e-3,
 ) -> Params:
     """``params`` with the biases of kinked layers moved just enough that every
-    pre-activation Z^l_is of those layers satisfies |Z^l_is| >= margin.
+    pre-activation Z^l_is of those layers is at least ``margin`` from each kink of the
+    layer's activation (relu: |Z^l_is| >= margin).
 
     Layer by layer: each unit's bias goes to the nearest value outside the
     forbidden intervals its samples define. Inputs are not changed.
@@ -89,10 +96,11 @@ def with_relu_margin(
     A = np.asarray(X, np.float64)
     for (W, b), name in zip(params, activations):
         W, b = np.array(W, np.float64), np.array(b, np.float64)
-        if name in KINKED:
+        kinks = _kinks(name)
+        if kinks:
             WA = W @ A
             for i in range(W.shape[0]):
-                b[i, 0] = _nudge(float(b[i, 0]), WA[i], margin)
+                b[i, 0] = _nudge(float(b[i, 0]), WA[i], margin, kinks)
         out.append((W, b))
         A = _activation_fn(name)(W @ A + b)
     return out
@@ -122,9 +130,29 @@ def seed_problem(
     )
 
 
+def table_activations() -> list[str]:
+    """The names in ``backprop.ACTIVATIONS`` (registered ones included), in table order."""
+    import backprop
+
+    from ..registry import load_entry_points
+
+    load_entry_points()
+    return list(backprop.ACTIVATIONS)
+
+
 def compatible_costs(output_activation: str) -> list[str]:
-    """The costs a network with this output activation can use (bce needs a sigmoid)."""
-    return ["mse", "bce"] if output_activation == "sigmoid" else ["mse"]
+    """The costs in ``backprop.COSTS`` a network with this output activation can use (each
+    cost's ``output_activations``: bce needs a sigmoid), in the table's order."""
+    import backprop  # the tables only
+
+    from ..registry import load_entry_points
+
+    load_entry_points()
+    return [
+        name
+        for name, cost in backprop.COSTS.items()
+        if cost.output_activations is None or output_activation in cost.output_activations
+    ]
 
 
 def random_problem(
@@ -133,7 +161,7 @@ def random_problem(
     depth: tuple[int, int] = (1, 4),
     width: tuple[int, int] = (1, 6),
     samples: tuple[int, int] = (1, 6),
-    activation_names: Sequence[str] = ("sigmoid", "tanh", "relu"),
+    activation_names: Sequence[str] | None = None,
     name: str = "",
     scale: tuple[float, float] | None = None,
     integer_data: bool = False,
@@ -147,12 +175,16 @@ def random_problem(
     - ``integer_data``: integer inputs in [-3, 3], weights rounded to multiples of 1/4
       (4 s N(0, 1) rounded, over 4), zero biases, integer labels (in {0, 1} for bce): every
       Z^l of a relu chain is then computed exactly, and is often exactly 0, the kink.
-    - ``relu_margin``: relu pre-activations are kept this far from 0 by moving biases
-      (:func:`with_relu_margin`); None leaves them where they fall.
+    - ``relu_margin``: relu pre-activations (any kinked layer's) are kept this far from its
+      kinks by moving biases (:func:`with_relu_margin`); None leaves them where they fall.
+    - ``activation_names``: the names drawn from (default: ``backprop.ACTIVATIONS``, in its
+      order, registered names included).
     """
     L = int(rng.integers(depth[0], depth[1] + 1))
     sizes = [int(n) for n in rng.integers(width[0], width[1] + 1, size=L + 1)]
     m = int(rng.integers(samples[0], samples[1] + 1))
+    if activation_names is None:
+        activation_names = table_activations()
     acts = [str(a) for a in rng.choice(list(activation_names), size=L)]
     cost = str(rng.choice(compatible_costs(acts[-1])))
     pairs = list(itertools.pairwise(sizes))

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .problems import Problem, compatible_costs, random_problem
+from .problems import Problem, compatible_costs, random_problem, table_activations
 
 KEYS = (
     "activations",
@@ -235,7 +235,7 @@ def random_problem_in(
     w_hi = max(width[1], *(scope.outputs or [0]))
     names = sorted(
         (scope.activations or frozenset()) | (scope.output_activations or frozenset())
-    ) or ["relu", "sigmoid", "tanh"]
+    ) or sorted(table_activations())
     for _ in range(attempts):
         p = random_problem(
             rng, depth=(lo, hi), width=(width[0], w_hi), samples=samples,

@@ -33,10 +33,32 @@ from .problems import Problem, with_relu_margin
 from .scope import Scope
 
 
-def _default_activations() -> list[str]:
+def _table(kind: str) -> list[str]:
+    """The names in ``backprop.ACTIVATIONS`` or ``backprop.COSTS``, registered ones included."""
     import backprop  # only the table's names (DESIGN.md: reference may read them)
 
-    return sorted(backprop.ACTIVATIONS)
+    from ..registry import load_entry_points
+
+    load_entry_points()
+    return sorted(backprop.ACTIVATIONS if kind == "activation" else backprop.COSTS)
+
+
+def _chosen(kind: str, given: Sequence[str] | None) -> list[str]:
+    """``given`` (default: the whole table), or hypothesis' InvalidArgument for a name the
+    table does not hold: a strategy never draws something other than what it was asked."""
+    table = _table(kind)
+    if given is None:
+        return table
+    if isinstance(given, str):
+        raise InvalidArgument(f"{kind}s must be a sequence of names, got the string {given!r}")
+    names = list(given)
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise InvalidArgument(
+            f"{kind}s names {unknown}, not in the table ({', '.join(table)}); register it with "
+            f"reference.register_{kind}"
+        )
+    return names
 
 
 def _check_range(name: str, lo: float, hi: float, floor: float) -> None:
@@ -95,9 +117,10 @@ def architectures(
     - ``min_depth``, ``max_depth``: the number of layers L (weight matrices), >= 1.
     - ``min_width``, ``max_width``: every width n_0..n_L, >= 1.
     - ``activations``: names to draw each layer's activation from (default: the
-      whole ``backprop.ACTIVATIONS`` table).
+      whole ``backprop.ACTIVATIONS`` table, registered names included).
     - ``costs``: names to draw the cost from, among those the output activation
-      allows (``bce`` needs a sigmoid); default ``mse`` and ``bce``.
+      allows (``bce`` needs a sigmoid); default the whole ``backprop.COSTS`` table.
+      A name outside the tables raises hypothesis' ``InvalidArgument``.
     - ``square``: True makes every layer but the output as wide as the input
       (square W^1..W^{L-1}, which hide a missing transpose), False draws every
       width freely, None (the default) chooses either.
@@ -108,10 +131,10 @@ def architectures(
     """
     _check_int_range("depth", min_depth, max_depth, 1)
     _check_int_range("width", min_width, max_width, 1)
-    names = list(activations) if activations is not None else _default_activations()
+    names = _chosen("activation", activations)
     if not names:
         raise ValueError("activations must name at least one activation")
-    wanted = list(costs) if costs is not None else ["mse", "bce"]
+    wanted = _chosen("cost", costs)
     if square is not None and not isinstance(square, bool):
         raise TypeError(f"square must be True, False or None, got {square!r}")
     scope = scope if scope is not None else Scope()

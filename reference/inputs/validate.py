@@ -26,6 +26,9 @@ def known_activations() -> set[str]:
     """Names the harness can check: the built-in table's and the NumPy twins'."""
     import backprop  # the tables' names only
 
+    from ..registry import load_entry_points
+
+    load_entry_points()
     from ..oracles.numpy_model import NUMPY_ACTIVATIONS
 
     return set(backprop.ACTIVATIONS) | set(NUMPY_ACTIVATIONS)
@@ -34,6 +37,9 @@ def known_activations() -> set[str]:
 def known_costs() -> set[str]:
     import backprop
 
+    from ..registry import load_entry_points
+
+    load_entry_points()
     from ..oracles.numpy_model import NUMPY_COSTS
 
     return set(backprop.COSTS) | set(NUMPY_COSTS)
@@ -113,11 +119,13 @@ def validate_problem(
     costs = known_costs()
     if not isinstance(cost, str) or cost not in costs:
         raise ProblemError(f"cost must be one of {', '.join(sorted(costs))}, got {cost!r}")
-    if cost in ("mse", "bce") and cost not in compatible_costs(acts[-1]):
-        raise ProblemError(
-            f"cost {cost!r} needs a sigmoid output layer, got {acts[-1]!r} "
-            "(its log(A) and log(1 - A) need A in (0, 1))"
-        )
+    import backprop
+
+    entry = backprop.COSTS.get(cost)
+    if entry is not None and cost not in compatible_costs(acts[-1]):
+        allowed = " or ".join(sorted(entry.output_activations or ()))
+        why = " (its log(A) and log(1 - A) need A in (0, 1))" if cost == "bce" else ""
+        raise ProblemError(f"cost {cost!r} needs a {allowed} output layer, got {acts[-1]!r}{why}")
     if cost == "bce" and not ((Y >= 0) & (Y <= 1)).all():
         raise ProblemError(
             f"Y must lie in [0, 1] for bce, got values from {Y.min():g} to {Y.max():g}"

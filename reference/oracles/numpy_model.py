@@ -97,6 +97,9 @@ NUMPY_COSTS: dict[str, NumpyCost] = {
 
 def has_twins(activations: Sequence[str], cost: str) -> bool:
     """Whether this model can evaluate the network (a fork's new name may have no twin yet)."""
+    from ..registry import load_entry_points
+
+    load_entry_points()
     return cost in NUMPY_COSTS and all(a in NUMPY_ACTIVATIONS for a in activations)
 
 

@@ -1,0 +1,300 @@
+"""A fork adds an activation or a cost in one call, from outside the package, and the CLI,
+the strategies, the suite and validation pick it up; bad registrations are refused."""
+
+import io
+import itertools
+import os
+import subprocess
+import sys
+import types
+from importlib import metadata
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import find, settings
+from hypothesis.errors import InvalidArgument
+
+import backprop
+import reference
+from reference import registry
+from reference.frontends.cli import default_problems, main
+from reference.inputs.problems import compatible_costs, with_relu_margin
+from reference.inputs.strategies import architectures
+from reference.oracles.jax_model import JAX_ACTIVATIONS, JAX_COSTS
+from reference.oracles.numpy_model import NUMPY_ACTIVATIONS, NUMPY_COSTS
+
+# softplus: g(z) = log(1 + e^z), g'(z) = sigmoid(z); no kinks.
+SOFTPLUS = {
+    "fn": lambda z: np.logaddexp(0.0, z),
+    "grad": lambda z, a: backprop.activations.sigmoid(z),
+    "numpy": lambda z: np.logaddexp(0.0, z),
+    "jax": jax.nn.softplus,
+}
+
+# A shifted relu, max(z, 1/2): a kink away from 0, which the margins must keep off.
+SHIFTED = {
+    "fn": lambda z: np.maximum(z, 0.5),
+    "grad": lambda z, a: (z >= 0.5).astype(z.dtype),
+    "numpy": lambda z: np.maximum(z, 0.5),
+    "jax": lambda z: jnp.where(z >= 0.5, z, 0.5),
+    "kinks": (0.5,),
+}
+
+# mae: J = 1/(2m) sum (A - Y)^4, a cost with no restriction on the output layer.
+QUARTIC = {
+    "fn": lambda a, y: float(np.sum((a - y) ** 4)) / (2 * a.shape[1]),
+    "grad": lambda a, y: 2 * (a - y) ** 3 / a.shape[1],
+    "numpy": lambda a, y: 0.5 * (a - y) ** 4,
+    "jax": lambda a, y: 0.5 * (a - y) ** 4,
+}
+
+FAST = settings(max_examples=200, database=None)
+
+
+def _seed_count() -> int:
+    """Seed networks the default run has, from the tables: every activation triple with
+    every cost its output activation allows."""
+    names = list(backprop.ACTIVATIONS)
+    return sum(len(compatible_costs(out)) for *_, out in itertools.product(names, repeat=3))
+
+
+def test_one_call_reaches_every_table_and_unregister_removes_it():
+    with reference.registered_activation("softplus", **SOFTPLUS):
+        for table in (backprop.ACTIVATIONS, NUMPY_ACTIVATIONS, JAX_ACTIVATIONS):
+            assert "softplus" in table
+    for table in (backprop.ACTIVATIONS, NUMPY_ACTIVATIONS, JAX_ACTIVATIONS):
+        assert "softplus" not in table
+
+
+def test_a_registered_activation_is_checked_by_the_cli_and_drawn_by_the_strategies():
+    before = len(default_problems(0, 0))
+    with reference.registered_activation("softplus", **SOFTPLUS):
+        problems = default_problems(0, 0)
+        assert len(problems) == _seed_count() > before
+        assert any("softplus" in p.activations for p in problems)
+        out = io.StringIO()
+        status = main(["--in-process", "--networks", "2", "--quiet"], out=out)
+        assert status == 0, out.getvalue()
+        total = _seed_count() + 2
+        assert f"{total}/{total} networks" in out.getvalue()
+        arch = find(architectures(), lambda a: "softplus" in a.activations, settings=FAST)
+        assert "softplus" in arch.activations
+        problem = reference.seed_problem(("softplus", "tanh", "sigmoid"), "bce")
+        report = reference.check_gradients(
+            backprop, problem.params, problem.X, problem.Y, **problem.kwargs()
+        )
+        assert report.ok, report
+    assert len(default_problems(0, 0)) == before
+
+
+def test_the_cli_refuses_a_worker_that_would_not_see_a_registration(capsys):
+    with reference.registered_activation("softplus", **SOFTPLUS):
+        assert main(["--networks", "0", "--quiet"], out=io.StringIO()) == 2
+    err = capsys.readouterr().err
+    assert "activation 'softplus' registered in this process only" in err
+    assert "--in-process" in err
+    assert registry.process_only() == []
+
+
+def test_a_registered_cost_is_drawn_and_checked():
+    with reference.registered_cost("quartic", **QUARTIC):
+        for table in (backprop.COSTS, NUMPY_COSTS, JAX_COSTS):
+            assert "quartic" in table
+        assert "quartic" in compatible_costs("tanh")
+        arch = find(architectures(), lambda a: a.cost == "quartic", settings=FAST)
+        assert arch.cost == "quartic"
+        problem = reference.seed_problem(("tanh", "tanh", "tanh"), "quartic")
+        report = reference.check_gradients(
+            backprop, problem.params, problem.X, problem.Y, **problem.kwargs()
+        )
+        assert report.ok, report
+    assert "quartic" not in compatible_costs("tanh")
+
+
+def test_a_wrong_derivative_is_caught():
+    wrong = {**SOFTPLUS, "grad": lambda z, a: 1.1 * backprop.activations.sigmoid(z)}
+    with reference.registered_activation("softplus", **wrong):
+        problem = reference.seed_problem(("softplus", "tanh", "sigmoid"), "bce")
+        report = reference.check_gradients(
+            backprop, problem.params, problem.X, problem.Y, **problem.kwargs()
+        )
+        assert not report.ok
+
+
+def test_margins_keep_off_a_registered_kink():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3, 50))
+    params = [(rng.normal(size=(4, 3)), np.full((4, 1), 0.5))]
+    with reference.registered_activation("shifted", **SHIFTED):
+        moved = with_relu_margin(params, X, ["shifted"], margin=0.1)
+        Z = moved[0][0] @ X + moved[0][1]
+        assert np.abs(Z - 0.5).min() >= 0.1 - 1e-12
+
+
+@pytest.mark.parametrize(
+    ("argument", "known"), [("activations", next(iter(backprop.ACTIVATIONS))), ("costs", "mse")]
+)
+def test_a_strategy_asked_for_an_unknown_name_refuses(argument, known):
+    """Not a draw of the known name alone: the unknown one is an error."""
+    with pytest.raises(InvalidArgument, match=r"\['no_such_name'\], not in the table"):
+        find(architectures(**{argument: [known, "no_such_name"]}), lambda a: True)
+
+
+def test_strategies_draw_every_name_of_the_tables():
+    for name in backprop.ACTIVATIONS:
+        find(architectures(), lambda a, name=name: name in a.activations, settings=FAST)
+    for name in backprop.COSTS:
+        find(architectures(), lambda a, name=name: a.cost == name, settings=FAST)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "message"),
+    [
+        ({"name": 3}, TypeError, "name must be a str"),
+        ({"name": "soft plus"}, TypeError, "name must be a str that is a Python identifier"),
+        ({"name": "relu"}, ValueError, "'relu' is already registered; pass replace=True"),
+        ({"fn": 1.0}, TypeError, "fn must be callable, got float"),
+        ({"grad": None}, TypeError, "grad must be callable"),
+        ({"numpy": "np.log"}, TypeError, "numpy must be callable"),
+        ({"jax": None}, TypeError, "jax must be callable"),
+        ({"kinks": 0.0}, TypeError, "kinks must be a sequence"),
+        ({"kinks": (float("nan"),)}, ValueError, "kinks must hold finite numbers"),
+        ({"kinks": (0.0, 0.0)}, ValueError, "kinks must not repeat"),
+        ({"absolute_rounding": -1.0}, ValueError, "absolute_rounding must be a number >= 0"),
+        ({"replace": "yes"}, TypeError, "replace must be True or False"),
+    ],
+)
+def test_a_bad_activation_is_refused_naming_the_argument(kwargs, exc, message):
+    call = {"name": "softplus", **SOFTPLUS, **kwargs}
+    with pytest.raises(exc, match=message):
+        registry.register_activation(call.pop("name"), **call)
+    assert "softplus" not in backprop.ACTIVATIONS
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "message"),
+    [
+        ({"name": "mse"}, ValueError, "'mse' is already registered"),
+        ({"output_activations": "sigmoid"}, TypeError, "output_activations must be a sequence"),
+        ({"output_activations": ["softsign"]}, ValueError, r"unknown: \['softsign'\]"),
+        ({"output_activations": []}, ValueError, "output_activations must name"),
+    ],
+)
+def test_a_bad_cost_is_refused_naming_the_argument(kwargs, exc, message):
+    call = {"name": "quartic", **QUARTIC, **kwargs}
+    with pytest.raises(exc, match=message):
+        registry.register_cost(call.pop("name"), **call)
+    assert "quartic" not in backprop.COSTS
+
+
+def test_replace_and_unregister_bring_the_original_back():
+    original = (backprop.ACTIVATIONS["tanh"], NUMPY_ACTIVATIONS["tanh"], JAX_ACTIVATIONS["tanh"])
+    with reference.registered_activation("tanh", **SOFTPLUS, replace=True):
+        assert backprop.ACTIVATIONS["tanh"].fn is SOFTPLUS["fn"]
+        assert JAX_ACTIVATIONS["tanh"] is SOFTPLUS["jax"]
+    assert (backprop.ACTIVATIONS["tanh"], NUMPY_ACTIVATIONS["tanh"], JAX_ACTIVATIONS["tanh"]) == (
+        original
+    )
+    with pytest.raises(ValueError, match="'tanh' was not registered"):
+        reference.unregister_activation("tanh")
+
+
+def _entry_point(name, obj):
+    return types.SimpleNamespace(name=name, value=f"fork.module:{name}", load=lambda: obj)
+
+
+def test_entry_points_are_loaded_once(monkeypatch):
+    calls = []
+
+    def fake(group):
+        calls.append(group)
+        if group == registry.ACTIVATION_GROUP:
+            return [_entry_point("softplus", SOFTPLUS)]
+        return [_entry_point("quartic", lambda: registry.register_cost("quartic", **QUARTIC))]
+
+    monkeypatch.setattr(registry.metadata, "entry_points", fake)
+    monkeypatch.setattr(registry, "_loaded", False)
+    try:
+        problems = default_problems(0, 0)  # the harness reads the tables: the group loads
+        assert any("softplus" in p.activations for p in problems)
+        assert any(p.cost == "quartic" for p in problems)
+        default_problems(0, 0)
+        assert calls == [registry.ACTIVATION_GROUP, registry.COST_GROUP]
+    finally:
+        for name, undo in (("softplus", "activation"), ("quartic", "cost")):
+            if name in (backprop.ACTIVATIONS if undo == "activation" else backprop.COSTS):
+                getattr(registry, f"unregister_{undo}")(name)
+
+
+def test_a_broken_entry_point_says_which(monkeypatch):
+    monkeypatch.setattr(
+        registry.metadata,
+        "entry_points",
+        lambda group: [_entry_point("bad", 42)] if group == registry.ACTIVATION_GROUP else [],
+    )
+    monkeypatch.setattr(registry, "_loaded", False)
+    with pytest.raises(RuntimeError, match=r"entry point 'bad' = 'fork.module:bad'.*got int"):
+        registry.load_entry_points()
+
+
+# --- a fork's package, installed beside the harness: an entry point and nothing else ----
+
+FORK = """
+import jax
+import numpy as np
+from backprop.activations import sigmoid
+
+SOFTPLUS = {
+    "fn": lambda z: np.logaddexp(0.0, z),
+    "grad": lambda z, a: SCALE * sigmoid(z),
+    "numpy": lambda z: np.logaddexp(0.0, z),
+    "jax": jax.nn.softplus,
+}
+"""
+
+
+def _install_fork(where, scale: float) -> None:
+    """A module and the dist-info that makes ``softplus`` an entry point of the group."""
+    (where / "fork_softplus.py").write_text(f"SCALE = {scale!r}\n{FORK}")
+    info = where / "fork_softplus-0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fork-softplus\nVersion: 0\n")
+    (info / "entry_points.txt").write_text(
+        f"[{registry.ACTIVATION_GROUP}]\nsoftplus = fork_softplus:SOFTPLUS\n"
+    )
+
+
+def _python(args, cwd):
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    root = str(Path(reference.__file__).resolve().parents[1])
+    env.update(PYTHONPATH=os.pathsep.join([str(cwd), root]), HYPOTHESIS_PROFILE="ci")
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_an_installed_entry_point_reaches_the_cli_and_its_worker(tmp_path):
+    """The default run: the implementation in a spawned worker, which loads the group too."""
+    _install_fork(tmp_path, 1.0)
+    done = _python(["-m", "reference.frontends.cli", "--networks", "0", "--quiet"], tmp_path)
+    with reference.registered_activation("softplus", **SOFTPLUS):
+        n = _seed_count()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"{n}/{n} networks" in done.stdout, done.stdout[-3000:]
+
+
+@pytest.mark.parametrize("scale", [1.0, 1.1])
+def test_the_shipped_suite_draws_an_installed_activation(tmp_path, scale):
+    """A fork's softplus passes the suite; with its derivative 10% off, the suite draws it and
+    fails."""
+    _install_fork(tmp_path, scale)
+    plugin = "reference.frontends.pytest_plugin"  # -p unless the pytest11 entry point loads it
+    installed = any(ep.value == plugin for ep in metadata.entry_points(group="pytest11"))
+    args = ["-m", "pytest", "-p", "no:cacheprovider", *([] if installed else ["-p", plugin])]
+    args.append("--pyargs")
+    done = _python([*args, "reference.suite", "--backprop-impl", "backprop", "-x"], tmp_path)
+    assert done.returncode == (0 if scale == 1.0 else 1), done.stdout[-3000:]
+    assert scale == 1.0 or "softplus" in done.stdout, done.stdout[-3000:]
