@@ -130,3 +130,52 @@ def test_a_check_on_unsupported_code_does_not_apply_and_says_why():
                 ("not supported: ", "not applicable", "the implementation has no ")
             ), (name, r)
     assert any(r.message.startswith("not supported: ") for _, r in results(Unsupported))
+
+
+class UpdatesAndWrites:
+    """Returns the new params, and also writes them into the ones it was given."""
+
+    loss, gradients = staticmethod(backprop.loss), staticmethod(backprop.gradients)
+
+    @staticmethod
+    def update(params, grads, alpha):
+        new = backprop.update(params, grads, alpha)
+        for (W, b), (W1, b1) in zip(params, new):
+            W[...], b[...] = W1, b1
+        return new
+
+
+def test_an_update_that_returns_new_params_and_writes_the_old_ones_fails():
+    result = checks.update_rule(UpdatesAndWrites, seed_problem())
+    assert (result.name, result.ok, result.message) == (
+        "update",
+        False,
+        "update changed params in place",
+    )
+
+
+def test_checks_that_need_more_than_the_problem_has_do_not_apply_and_say_why():
+    from reference.inputs.problems import Problem
+
+    rng = np.random.default_rng(3)
+    one_sample = seed_problem()
+    one_sample = Problem(one_sample.params, one_sample.X[:, :1], one_sample.Y[:, :1],
+                         one_sample.activations, one_sample.cost)  # fmt: skip
+    result = checks.batch_mean(backprop, one_sample)
+    assert (result.name, result.ok, result.message) == ("batch mean", None, "needs m >= 2")
+    narrow = Problem([(rng.normal(size=(1, 2)), rng.normal(size=(1, 1))),
+                      (rng.normal(size=(1, 1)), rng.normal(size=(1, 1)))],
+                     rng.normal(size=(2, 3)), rng.uniform(size=(1, 3)), ["tanh", "sigmoid"], "mse")  # fmt: skip
+    result = checks.permuted_units(backprop, narrow)
+    assert (result.name, result.ok) == ("permuted units", None)
+    assert result.message == "no hidden layer with two units or more"
+    two = Problem([(rng.normal(size=(2, 2)), rng.normal(size=(2, 1))),
+                   (rng.normal(size=(1, 2)), rng.normal(size=(1, 1)))],
+                  narrow.X, narrow.Y, ["tanh", "sigmoid"], "mse")  # fmt: skip
+    assert checks.permuted_units(backprop, two).ok is True  # two units are enough
+
+
+def test_a_gradient_that_counts_samples_twice_fails_the_duplicated_batch():
+    result = checks.duplicated_batch(CATALOG["missing_1_over_m"], seed_problem())
+    assert (result.name, result.ok) == ("duplicated batch", False)
+    assert result.message.startswith("duplicating every sample changed the gradient")
