@@ -5,6 +5,8 @@
   layer, for networks too large to check entry by entry.
 - :func:`jax_gradients`: ``jax.grad`` of a model written from the formulas.
 - :func:`check_gradients`: the per-layer checker, with diagnosis and attribution.
+- :func:`check_function`, :func:`check_vjp`: any function's hand-written gradient, or a
+  layer's hand-written backward pass, with the same machinery (:class:`FunctionReport`).
 - :mod:`reference.judging.checks`: what finite differences cannot check (purity, the
   update rule, relu'(0), saturation, metamorphic relations).
 - :func:`grade`: points per rubric item (:func:`load_rubric`) for an implementation, as a
@@ -53,6 +55,9 @@ _WHERE = {
     "Report": ".judging.checker",
     "check_gradients": ".judging.checker",
     "CheckResult": ".judging.checks",
+    "FunctionReport": ".judging.functions",
+    "check_function": ".judging.functions",
+    "check_vjp": ".judging.functions",
     "run_all": ".judging.checks",
     "DirectionalFD": ".oracles.finite_diff",
     "FDGradients": ".oracles.finite_diff",
@@ -79,6 +84,7 @@ __all__ = [
     "DirectionalFD",
     "FDGradients",
     "Finding",
+    "FunctionReport",
     "Grade",
     "Guarded",
     "ImplementationError",
@@ -92,7 +98,9 @@ __all__ = [
     "StructureError",
     "Worker",
     "adapt",
+    "check_function",
     "check_gradients",
+    "check_vjp",
     "directional_gradients",
     "grade",
     "guard",
@@ -139,6 +147,7 @@ if TYPE_CHECKING:
     from .inputs.validate import ProblemError
     from .judging.checker import ATTRIBUTIONS, ParamCheck, Report, check_gradients
     from .judging.checks import CheckResult, run_all
+    from .judging.functions import FunctionReport, check_function, check_vjp
     from .oracles.finite_diff import (
         DirectionalFD,
         FDGradients,

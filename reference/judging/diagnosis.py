@@ -98,3 +98,13 @@ def locate(failing_layers: Sequence[int], n_layers: int) -> int | None:
     if failing and failing == list(range(1, failing[-1] + 1)) and failing[-1] < n_layers:
         return failing[-1]
     return None
+
+
+def shape_mismatch(name: str, got: tuple[int, ...], expected: tuple[int, ...]) -> str:
+    """A sentence on a gradient whose shape is not its argument's: a transpose's shape named."""
+    text = f"d{name} has shape {tuple(got)}, {name} has {tuple(expected)}"
+    if len(got) == 2 and tuple(got) == tuple(expected)[::-1]:
+        return text + ": the transpose's shape (the factors of a product in the wrong order?)"
+    if int(np.prod(got)) == int(np.prod(expected)):
+        return text + ": the same entries in another shape (a reshape or a missing keepdims?)"
+    return text

@@ -1,0 +1,529 @@
+"""Any function's hand-written gradient, checked as rigorously as the network's.
+
+- :func:`check_function`: a scalar ``f(*arrays)`` and its gradient ``grad_f(*arrays)``,
+  which returns one array per argument (a single array where there is one argument).
+- :func:`check_vjp`: a layer's forward pass ``f(*arrays)`` (an array out) and its
+  hand-written backward pass ``vjp_f(upstream, *arrays)``, which returns one gradient per
+  input: dL/dx_k = J_k^T upstream, for the loss L = sum(upstream * f(*arrays)). The upstream
+  gradient comes first, as ``dout`` does in the per-layer ``forward``/``backward`` course
+  assignments; a backward pass that reads a cache is wrapped as
+  ``lambda dout, x, w: affine_backward(dout, affine_forward(x, w)[1])``.
+
+Both use the network check's machinery: a step per entry from the value's magnitude,
+Richardson estimates with error bounds (:mod:`reference.oracles.function_fd`, kinks found
+from the differences themselves), the bounds of :mod:`.checker`, an optional JAX
+cross-check (``jax_f``, computed in float64), one row per argument with its worst entry,
+and the diagnosis of :mod:`.diagnosis` (constant factor, transpose, sign, zeros). Every
+call into the user's code goes through :mod:`reference.boundary.functions`: copies in, the
+caller's arrays never changed, an exception names the member and the user's line.
+
+``batched=True`` declares that ``f`` accepts a batch: every argument with one extra leading
+axis of B points, returning B values (``check_function``) or an array (B, *out)
+(``check_vjp``); NumPy's broadcasting matmul (``x @ w``) and ``axis=-1`` reductions
+usually make a layer batch-ready. The finite differences then cost one call per chunk of
+points instead of four calls per entry.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..boundary.functions import GuardedFunction
+from ..oracles import function_fd
+from ..oracles.finite_diff import EXCLUDED
+from . import diagnosis
+from .checker import _bound_fd, _jsonable, _num
+
+JAX_BOUND = 1e-9
+"""The hand-written gradient against JAX's, norm-wise relative. Both are float64; the
+network check derives its JAX bound from a rounding analysis of the formulas, which a user's
+function does not come with, so this is a fixed bound, a thousand times tighter than the
+finite differences' floor and far above float64 rounding of a well-conditioned gradient."""
+VALUE_RTOL = 1e-10
+"""``f`` and ``jax_f`` at the given point, relative: the same formula in float64."""
+
+
+@dataclass
+class ArgumentCheck:
+    """One argument's gradient: errors, bounds, worst entry, verdict, diagnosis."""
+
+    name: str
+    shape: tuple[int, ...]
+    error_fd: float | None = None
+    bound_fd: float | None = None
+    error_jax: float | None = None
+    bound_jax: float | None = None
+    ok: bool = False
+    diagnosis: str = ""
+    worst: dict[str, Any] | None = None
+    one_sided: int = 0
+    """Entries next to a kink, estimated from the side that does not cross it."""
+    excluded: int = 0
+    """Entries on a kink (or between two): any subgradient is right there, so not compared."""
+    fd_ok: bool | None = None
+    jax_ok: bool | None = None
+
+
+@dataclass
+class FunctionReport:
+    """The verdict on one function's gradient (:func:`check_function`) or one backward pass
+    (:func:`check_vjp`). ``str()`` (or :meth:`render`) is the terminal form, ``to_dict()``
+    the JSON-serializable one; a notebook shows :meth:`_repr_html_`."""
+
+    ok: bool
+    kind: str
+    name: str
+    arguments: list[ArgumentCheck]
+    value: float
+    summary: str
+    one_sided: int = 0
+    excluded: int = 0
+    calls: int = 0
+    jax_value: float | None = None
+    findings: list[str] = field(default_factory=list)
+    """Arguments the user's code changed in place; any of them fails the report."""
+    notes: list[str] = field(default_factory=list)
+
+    def failing(self) -> list[ArgumentCheck]:
+        return [a for a in self.arguments if not a.ok]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+    def render(self) -> str:
+        """The report as a table a person reads in a terminal."""
+        lines = [f"{self.kind} {self.name}: value {self.value:.12g}"]
+        w = max(8, *(len(a.name) for a in self.arguments))
+        s = max(9, *(len(str(a.shape)) for a in self.arguments))
+        lines.append(
+            f"  {'argument':<{w}} {'shape':>{s}} {'err FD':>9} {'bound':>8} "
+            f"{'err JAX':>9} {'bound':>8}  verdict  diagnosis"
+        )
+        for a in self.arguments:
+            lines.append(
+                f"  {a.name:<{w}} {a.shape!s:>{s}} {_num(a.error_fd):>9} {_num(a.bound_fd, 1):>8} "
+                f"{_num(a.error_jax):>9} {_num(a.bound_jax, 1):>8}  "
+                f"{'ok' if a.ok else 'FAIL':<7}  {a.diagnosis}"
+            )
+        if self.jax_value is not None:
+            lines.append(f"  value {self.value:.12g} vs JAX {self.jax_value:.12g}")
+        lines += [f"  {line}" for line in self._kink_lines()]
+        lines += [f"  note: {note}" for note in self.notes]
+        lines += [f"  FAIL: {finding}" for finding in self.findings]
+        lines.append(f"  {'PASS' if self.ok else 'FAIL'}: {self.summary}")
+        return "\n".join(lines)
+
+    def _kink_lines(self) -> list[str]:
+        lines = []
+        if self.one_sided:
+            lines.append(
+                f"{self.one_sided} entries next to a kink: estimated from the side that does "
+                "not cross it"
+            )
+        if self.excluded:
+            lines.append(
+                f"{self.excluded} entries on a kink (any subgradient is right) or where the "
+                "function is not finite nearby: not compared"
+            )
+        return lines
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def _repr_html_(self) -> str:
+        """The same content as :meth:`render`, as an HTML table with failing rows marked."""
+        e = html.escape
+        cell = "padding:2px 6px;border:1px solid #ccc;text-align:left"
+        head = ("argument", "shape", "err FD", "bound", "err JAX", "bound", "verdict", "diagnosis")
+        rows = []
+        for a in self.arguments:
+            style = "" if a.ok else ' style="background:#fdd"'
+            values = (a.name, str(a.shape), _num(a.error_fd), _num(a.bound_fd, 1),
+                      _num(a.error_jax), _num(a.bound_jax, 1), "ok" if a.ok else "FAIL",
+                      a.diagnosis)  # fmt: skip
+            rows.append(
+                f'<tr class="{"ok" if a.ok else "fail"}"{style}>'
+                + "".join(f'<td style="{cell}">{e(v)}</td>' for v in values)
+                + "</tr>"
+            )
+        extra = self._kink_lines() + [f"note: {n}" for n in self.notes]
+        extra += [f"FAIL: {f}" for f in self.findings]
+        verdict = "PASS" if self.ok else "FAIL"
+        return (
+            '<div class="bp-function-report" style="font-family:sans-serif;font-size:13px">'
+            f"<p><b>{e(self.kind)} {e(self.name)}</b>: value {self.value:.12g}</p>"
+            '<table style="border-collapse:collapse">'
+            + "<thead><tr>"
+            + "".join(f'<th style="{cell}">{e(h)}</th>' for h in head)
+            + f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            + "".join(f"<p>{e(x)}</p>" for x in extra)
+            + f"<p><b>{verdict}</b>: {e(self.summary)}</p></div>"
+        )
+
+
+# --- the entry points -----------------------------------------------------------------------
+
+
+def check_function(
+    f: Callable[..., Any],
+    grad_f: Callable[..., Any],
+    *arrays: Any,
+    batched: bool = False,
+    jax_f: Callable[..., Any] | None = None,
+    m: int | None = None,
+    names: Sequence[str] | None = None,
+) -> FunctionReport:
+    """Check ``grad_f``, the hand-written gradient of the scalar function ``f``.
+
+    ``f(*arrays)`` returns one number; ``grad_f(*arrays)`` returns d f / d arrays[k] for every
+    k (a tuple of arrays of the arguments' shapes; a single array where there is one).
+    Arrays with no gradient (labels, a mask) belong in ``f``'s closure, not in ``arrays``.
+
+    - ``batched``: ``f`` accepts every argument with an extra leading axis of B points and
+      returns B values (see the module docstring).
+    - ``jax_f``: the same function written with ``jax.numpy``: its ``jax.grad`` (float64) is
+      compared too, and it is the reference the diagnosis reads.
+    - ``m``: the batch size, so that a factor m or 1/m is named as such.
+    - ``names``: the arguments' names (default: ``f``'s parameter names, else x0, x1, ...).
+
+    Returns a :class:`FunctionReport` (``.ok``, ``print(report)``). A call into ``f`` or
+    ``grad_f`` that raises raises :class:`~reference.boundary.guard.ImplementationFailed`
+    naming the member and the line; bad arguments raise TypeError or ValueError.
+    """
+    xs, names = _validate("check_function", f, grad_f, arrays, batched, jax_f, m, names)
+    f_g = GuardedFunction(f, "f", names)
+    grad_g = GuardedFunction(grad_f, "grad_f", names)
+    value = _scalar(f_g, f_g(*xs, record=True))
+    grads = grad_g.gradients(grad_g(*xs, record=True), names)
+
+    if batched:
+
+        def phi(*points: np.ndarray) -> np.ndarray:
+            return f_g.value(f_g(*points), "f's batched values").reshape(-1)
+    else:
+
+        def phi(*points: np.ndarray) -> float:
+            return _scalar(f_g, f_g(*points))
+
+    fd = function_fd.function_gradients(phi, xs, scale=lambda *_: abs(value), batched=batched)
+    reference = None
+    if jax_f is not None:
+        reference = _jax_function(jax_f, xs, names)
+    return _judge("check_function", _name(f, grad_f), xs, names, grads, value, fd,
+                  reference, m, [f_g, grad_g])  # fmt: skip
+
+
+def check_vjp(
+    f: Callable[..., Any],
+    vjp_f: Callable[..., Any],
+    *arrays: Any,
+    upstream: Any = None,
+    seed: int = 0,
+    batched: bool = False,
+    jax_f: Callable[..., Any] | None = None,
+    m: int | None = None,
+    names: Sequence[str] | None = None,
+) -> FunctionReport:
+    """Check ``vjp_f``, the hand-written backward pass of the layer ``f``.
+
+    ``f(*arrays)`` returns an array ``out``; ``vjp_f(upstream, *arrays)`` returns, for every
+    input k, J_k^T upstream: the gradient of L = sum(upstream * out) with respect to
+    arrays[k] (a tuple; a single array where there is one input). ``upstream`` (out's shape)
+    defaults to standard normal numbers drawn with ``seed``: a wrong Jacobian shows along a
+    random upstream gradient with probability one.
+
+    The other arguments are :func:`check_function`'s; with ``batched``, ``f`` returns
+    (B, *out.shape) for B points. A backward pass that writes into ``upstream`` (``dout``)
+    or its inputs fails the report: the caller's arrays are not its to change.
+    """
+    xs, names = _validate("check_vjp", f, vjp_f, arrays, batched, jax_f, m, names)
+    f_g = GuardedFunction(f, "f", names)
+    vjp_g = GuardedFunction(vjp_f, "vjp_f", ["upstream", *names])
+    out = f_g.value(f_g(*xs, record=True), "f's output")
+    if upstream is None:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an int, got {seed!r}")
+        u = np.random.default_rng(seed).standard_normal(out.shape)
+    else:
+        u = _array("upstream", upstream)
+        if u.shape != out.shape:
+            raise ValueError(f"upstream has shape {u.shape}; f's output has shape {out.shape}")
+    grads = vjp_g.gradients(vjp_g(u, *xs, record=True), names)
+    value = float(np.sum(u * out))
+
+    if batched:
+
+        def phi(*points: np.ndarray) -> np.ndarray:
+            o = f_g.value(f_g(*points), "f's batched output")
+            if o.shape[1:] != out.shape:
+                raise f_g.fail(
+                    f"returned shape {o.shape} for a batch of {len(points[0])}, not "
+                    f"{(len(points[0]), *out.shape)}"
+                )
+            return np.sum((u * o).reshape(len(o), -1), axis=1)
+    else:
+
+        def phi(*points: np.ndarray) -> float:
+            o = f_g.value(f_g(*points), "f's output")
+            if o.shape != out.shape:
+                raise f_g.fail(f"returned shape {o.shape} here, {out.shape} at the given point")
+            return float(np.sum(u * o))
+
+    scale = float(np.sum(np.abs(u * out)))
+    fd = function_fd.function_gradients(phi, xs, scale=lambda *_: scale, batched=batched)
+    reference = None
+    if jax_f is not None:
+        reference = _jax_vjp(jax_f, xs, u, names)
+    return _judge("check_vjp", _name(f, vjp_f), xs, names, grads, value, fd, reference, m,
+                  [f_g, vjp_g])  # fmt: skip
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+def _array(name: str, value: Any) -> np.ndarray:
+    """``value`` as a float64 array (a copy), or a TypeError/ValueError naming ``name``."""
+    try:
+        a = np.asarray(value)
+    except Exception as exc:
+        raise TypeError(f"{name} must be an array, got {type(value).__name__} ({exc})") from None
+    if a.dtype == object or np.iscomplexobj(a) or not np.issubdtype(a.dtype, np.floating):
+        raise TypeError(
+            f"{name} must be a float64 array, got dtype {a.dtype} (from {type(value).__name__}); "
+            "convert with np.asarray(..., dtype=np.float64)"
+        )
+    if a.dtype != np.float64:
+        raise TypeError(
+            f"{name} is {a.dtype}; finite differences need float64 (convert with "
+            ".astype(np.float64))"
+        )
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} holds NaN or inf; the gradient is checked at finite points")
+    return np.array(a, dtype=np.float64)
+
+
+def _validate(
+    entry: str,
+    f: Any,
+    grad: Any,
+    arrays: tuple,
+    batched: Any,
+    jax_f: Any,
+    m: Any,
+    names: Any,
+) -> tuple[list[np.ndarray], list[str]]:
+    which = "grad_f" if entry == "check_function" else "vjp_f"
+    for label, fn in (("f", f), (which, grad)):
+        if not callable(fn):
+            raise TypeError(f"{label} must be callable, got {type(fn).__name__}")
+    if jax_f is not None and not callable(jax_f):
+        raise TypeError(f"jax_f must be callable or None, got {type(jax_f).__name__}")
+    if not arrays:
+        raise TypeError(f"{entry} needs at least one array to differentiate with respect to")
+    if not isinstance(batched, bool):
+        raise TypeError(f"batched must be True or False, got {batched!r}")
+    if m is not None and (isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1):
+        raise ValueError(f"m must be a positive int (the batch size) or None, got {m!r}")
+    if names is None:
+        names = _parameter_names(f, len(arrays))
+    elif isinstance(names, str) or len(names) != len(arrays):
+        raise ValueError(f"names must be a sequence of {len(arrays)} names, got {names!r}")
+    names = [str(n) for n in names]
+    xs = [_array(f"arrays[{k}] ({n})", a) for k, (a, n) in enumerate(zip(arrays, names))]
+    return xs, names
+
+
+def _parameter_names(f: Callable[..., Any], count: int) -> list[str]:
+    """``f``'s positional parameter names where there are exactly ``count``, else x0, x1..."""
+    try:
+        params = [
+            p.name
+            for p in inspect.signature(f).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        params = []
+    return params if len(params) == count else [f"x{k}" for k in range(count)]
+
+
+def _name(f: Any, grad: Any) -> str:
+    def one(fn: Any) -> str:
+        return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+    return f"{one(f)} / {one(grad)}"
+
+
+def _scalar(f_g: GuardedFunction, raw: Any) -> float:
+    a = f_g.value(raw, "f's value")
+    if a.size != 1:
+        raise f_g.fail(
+            f"returned an array of shape {a.shape}, not one number (check_function is for a "
+            "scalar function; check_vjp checks a layer's backward pass)"
+        )
+    return float(a.reshape(()))
+
+
+# --- JAX --------------------------------------------------------------------------------------
+
+
+def _jax_function(
+    jax_f: Callable[..., Any], xs: list[np.ndarray], names: list[str]
+) -> tuple[float, list[np.ndarray]]:
+    """jax_f's value and jax.grad with respect to every argument, in float64."""
+    import jax
+
+    from ..oracles.jax_x64 import enable_x64
+
+    def run(*args: np.ndarray) -> tuple[Any, Any]:
+        with enable_x64():
+            value, grads = jax.value_and_grad(jax_f, argnums=tuple(range(len(args))))(*args)
+            return np.asarray(value), [np.asarray(g) for g in grads]
+
+    g = GuardedFunction(run, "jax_f", names)
+    value, grads = g(*xs)
+    return float(np.asarray(value).reshape(())), [np.asarray(x, np.float64) for x in grads]
+
+
+def _jax_vjp(
+    jax_f: Callable[..., Any], xs: list[np.ndarray], u: np.ndarray, names: list[str]
+) -> tuple[float, list[np.ndarray]]:
+    """sum(u * jax_f) and jax.vjp's gradients for the upstream ``u``, in float64."""
+    import jax
+
+    from ..oracles.jax_x64 import enable_x64
+
+    def run(*args: np.ndarray) -> tuple[Any, Any]:
+        with enable_x64():
+            out, pullback = jax.vjp(jax_f, *args)
+            return np.asarray(out), [np.asarray(g) for g in pullback(u.astype(out.dtype))]
+
+    g = GuardedFunction(run, "jax_f", names)
+    out, grads = g(*xs)
+    if out.shape != u.shape:
+        raise g.fail(f"returned shape {out.shape}; f returned {u.shape}")
+    return float(np.sum(u * out)), [np.asarray(x, np.float64) for x in grads]
+
+
+# --- judging ----------------------------------------------------------------------------------
+
+
+def _compare(
+    name: str,
+    x: np.ndarray,
+    a: np.ndarray,
+    fd: function_fd.FunctionFD,
+    k: int,
+    jax_grad: np.ndarray | None,
+    m: int,
+) -> ArgumentCheck:
+    """One argument's hand-written gradient ``a`` against the finite differences and JAX."""
+    c = ArgumentCheck(name, tuple(x.shape))
+    method = fd.method[k]
+    c.one_sided = int(((method != 0) & (method != EXCLUDED)).sum())
+    c.excluded = int((method == EXCLUDED).sum())
+    if a.shape != x.shape:
+        c.diagnosis = diagnosis.shape_mismatch(name, a.shape, x.shape)
+        return c
+    n = fd.grads[k]
+    valid = method != EXCLUDED
+    denom = float(np.linalg.norm(a[valid]) + np.linalg.norm(n[valid]))
+    if valid.any():
+        c.error_fd = diagnosis.relative_error(a[valid], n[valid])
+        c.bound_fd = _bound_fd(fd.errors[k][valid], denom)
+        c.fd_ok = bool(c.error_fd <= c.bound_fd)
+    truth = np.where(valid, n, a)
+    if jax_grad is not None:
+        if jax_grad.shape != x.shape:
+            raise ValueError(
+                f"jax_f's gradient of {name} has shape {jax_grad.shape}, not {x.shape}"
+            )
+        c.error_jax = diagnosis.relative_error(a[valid], jax_grad[valid])
+        c.bound_jax = JAX_BOUND
+        c.jax_ok = bool(c.error_jax <= c.bound_jax)
+        truth = np.where(valid, jax_grad, a)
+    c.ok = bool(c.jax_ok) if c.jax_ok is not None else c.fd_ok is not False
+    if not np.isfinite(a).all():
+        c.ok = False
+    gap = np.abs(a - truth)
+    gap[~np.isfinite(gap)] = np.inf
+    idx = np.unravel_index(int(np.argmax(gap)), a.shape) if a.size else ()
+    if a.size:
+        c.worst = {
+            "index": [int(i) for i in idx],
+            "yours": float(a[idx]),
+            "fd": float(n[idx]),
+            "jax": None if jax_grad is None else float(jax_grad[idx]),
+        }
+    if not c.ok:
+        c.diagnosis = diagnosis.diagnose(a, truth, m, name)
+    elif c.fd_ok is False:
+        c.diagnosis = "agrees with JAX; finite differences disagree (kink or precision)"
+    elif c.fd_ok is None and c.jax_ok is None:
+        c.diagnosis = "ok (every entry sits on a kink: nothing to compare)"
+    elif c.bound_fd == 1.0:
+        c.diagnosis = "ok (inconclusive: the gradient is below the differences' noise)"
+    else:
+        c.diagnosis = "ok"
+    return c
+
+
+def _judge(
+    kind: str,
+    name: str,
+    xs: list[np.ndarray],
+    names: list[str],
+    grads: list[np.ndarray],
+    value: float,
+    fd: function_fd.FunctionFD,
+    reference: tuple[float, list[np.ndarray]] | None,
+    m: int | None,
+    guarded: list[GuardedFunction],
+) -> FunctionReport:
+    jax_value, jax_grads = reference if reference is not None else (None, None)
+    rows = [
+        _compare(n, x, a, fd, k, None if jax_grads is None else jax_grads[k], m or 1)
+        for k, (n, x, a) in enumerate(zip(names, xs, grads))
+    ]
+    findings = [i.describe() for g in guarded for i in g.impurities]
+    notes = []
+    value_ok = True
+    if jax_value is not None:
+        value_ok = abs(jax_value - value) <= VALUE_RTOL * max(abs(value), abs(jax_value)) + 1e-300
+        if not value_ok:
+            findings.append(
+                f"jax_f is not f: {jax_value:.12g} vs {value:.12g} at the given point; the JAX "
+                "comparison is of another function's gradient"
+            )
+    if fd.calls and kind == "check_vjp":
+        notes.append("value is sum(upstream * f): the loss whose gradient the backward pass gives")
+    failing = [r.name for r in rows if not r.ok]
+    ok = not failing and not findings and value_ok
+    if failing:
+        summary = f"the gradient of {', '.join(failing)} is wrong"
+        top = next(r for r in rows if not r.ok)
+        summary += f": {top.diagnosis}"
+    elif findings:
+        summary = findings[0]
+    else:
+        summary = "the gradient agrees" if len(rows) == 1 else f"all {len(rows)} gradients agree"
+        summary += " with finite differences" + (" and JAX" if jax_grads is not None else "")
+    return FunctionReport(
+        ok=ok,
+        kind=kind,
+        name=name,
+        arguments=rows,
+        value=value,
+        summary=summary,
+        one_sided=fd.one_sided,
+        excluded=fd.excluded,
+        calls=sum(g.calls for g in guarded),
+        jax_value=jax_value,
+        findings=findings,
+        notes=notes,
+    )

@@ -1,0 +1,175 @@
+"""Finite differences of any scalar function of arrays, kinks found from the differences alone.
+
+The network's finite differences (:mod:`.finite_diff`) know where the kinks are: they see
+the pre-activations and compare relu masks. A function of arrays shows nothing of the kind,
+so here every entry is evaluated at all four steps ``FACTORS`` (+h, -h, +2h, -2h, with the
+same per-entry step h = eps^(1/3) max(1, |x|)) and three estimates are formed with
+:func:`.finite_diff.combine`, each Richardson-extrapolated with its error bound:
+
+    C  the central difference      (error O(h^2))
+    F  the forward difference      (uses +h, +2h)
+    B  the backward difference     (uses -h, -2h)
+
+On a smooth stretch all three estimate the same derivative, so each pair agrees within the
+sum of its error bounds. A kink within 2h of x breaks the estimates whose steps cross it,
+and the pair that crosses it disagrees beyond its bounds: that entry is at a kink. Of its
+two one-sided estimates the one whose own bound is small next to the gap |F - B| is clean
+(its steps stayed on one side) and is used (method FORWARD or BACKWARD); where both are
+clean, x sits on the kink itself and any subgradient is right; where neither is, two kinks
+are too close: both are EXCLUDED (NaN) and counted, never reported as a mistake. A kink
+that only the 2h steps cross leaves the central estimate within its (wider) bound.
+
+A function that accepts a batch (every argument with one extra leading axis of B copies,
+returning B values) is called once per chunk of perturbed points instead of once per point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .finite_diff import BACKWARD, CENTRAL, EPS, EXCLUDED, FACTORS, FORWARD, combine, steps
+
+KINK_SAFETY = 2.0
+"""Two estimates disagree (a kink between them) when they differ by more than this many times
+the sum of their error bounds. The bounds already cover a smooth function's truncation and
+rounding; the factor keeps higher-order terms from reading as a kink."""
+CLEAN_SIDE = 8.0
+"""At a kink a one-sided estimate is clean when its own bound is at most 1/CLEAN_SIDE of the
+gap between the two sides: its steps stayed on one side of the kink."""
+BATCH_ELEMENTS = 1 << 20
+"""How many array elements one batched call may hold (8 MiB of float64 per argument)."""
+
+
+@dataclass
+class FunctionFD:
+    """Finite-difference estimates of a scalar function's gradient, one array per argument.
+
+    ``grads[k]``, ``errors[k]`` (the error bound of each estimate) and ``method[k]``
+    (CENTRAL, FORWARD, BACKWARD or EXCLUDED, as in :mod:`.finite_diff`) have the shape of
+    argument k; excluded entries are NaN. ``value`` is the function at the given point and
+    ``calls`` how many times the function was called.
+    """
+
+    grads: list[np.ndarray]
+    errors: list[np.ndarray]
+    method: list[np.ndarray]
+    value: float
+    calls: int
+
+    @property
+    def one_sided(self) -> int:
+        """Entries next to a kink, estimated from the side that does not cross it."""
+        return int(sum(((m == FORWARD) | (m == BACKWARD)).sum() for m in self.method))
+
+    @property
+    def excluded(self) -> int:
+        """Entries on a kink or between two, or where the function is not finite nearby."""
+        return int(sum((m == EXCLUDED).sum() for m in self.method))
+
+
+def sides(
+    dJ: np.ndarray, h: np.ndarray, roundoff: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Estimates, error bounds and methods from the changes ``dJ`` (4, P) of the function at
+    the steps ``FACTORS`` h of each of P entries, kinks found as the module docstring says."""
+    none = np.zeros(dJ.shape, dtype=bool)
+    minus, plus = none.copy(), none.copy()
+    minus[1] = True  # "the minus side crosses a kink": combine forms the forward difference
+    plus[0] = True
+    c, ec, _ = combine(dJ, none, h, roundoff)
+    f, ef, _ = combine(dJ, minus, h, roundoff)
+    b, eb, _ = combine(dJ, plus, h, roundoff)
+    with np.errstate(invalid="ignore"):
+        gap = np.abs(f - b)
+        kink = (
+            (gap > KINK_SAFETY * (ef + eb))
+            | (np.abs(c - f) > KINK_SAFETY * (ec + ef))
+            | (np.abs(c - b) > KINK_SAFETY * (ec + eb))
+        )
+        f_clean = CLEAN_SIDE * ef <= gap
+        b_clean = CLEAN_SIDE * eb <= gap
+    method = np.full(h.shape, CENTRAL, dtype=np.int8)
+    method[kink & f_clean & ~b_clean] = FORWARD
+    method[kink & b_clean & ~f_clean] = BACKWARD
+    method[kink & (f_clean == b_clean)] = EXCLUDED
+    method[~np.isfinite(dJ).all(axis=0)] = EXCLUDED
+    estimate = np.choose(np.minimum(method, 2), [c, f, b])
+    error = np.choose(np.minimum(method, 2), [ec, ef, eb])
+    estimate[method == EXCLUDED] = np.nan
+    error[method == EXCLUDED] = np.nan
+    return estimate, error, method
+
+
+def function_gradients(
+    phi: Callable[..., object],
+    arrays: Sequence[np.ndarray],
+    *,
+    scale: Callable[..., float],
+    batched: bool = False,
+) -> FunctionFD:
+    """Every entry's finite-difference derivative of the scalar ``phi(*arrays)``.
+
+    ``phi`` returns a float (or, ``batched``, a (B,) array for arguments with a leading
+    axis of B points). ``scale(*arrays)`` is the size of the terms ``phi`` sums at the given
+    point (|phi| for a plain function; sum |u * f| for a vector-Jacobian product): its
+    rounding, eps times the scale, enters every error bound.
+    """
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+    calls = 0
+
+    def evaluate(points: list[list[np.ndarray]]) -> np.ndarray:
+        """phi at each point (a list of arguments), one call per point or per chunk."""
+        nonlocal calls
+        if not batched:
+            calls += len(points)
+            return np.array([float(phi(*p)) for p in points])
+        size = max(1, sum(a.size for a in arrays))
+        chunk = max(1, BATCH_ELEMENTS // size)
+        out = []
+        for start in range(0, len(points), chunk):
+            part = points[start : start + chunk]
+            stacked = [np.stack([p[k] for p in part]) for k in range(len(arrays))]
+            values = np.asarray(phi(*stacked), dtype=np.float64).reshape(-1)
+            if values.size != len(part):
+                raise ValueError(
+                    f"a batched function returned {values.size} values for {len(part)} points"
+                )
+            out.append(values)
+            calls += 1
+        return np.concatenate(out)
+
+    J0 = float(evaluate([arrays])[0])
+    changes, hs = [], []
+    for k, x in enumerate(arrays):
+        h = steps(x.ravel())
+        points = []
+        for e in range(x.size):
+            for factor in FACTORS:
+                moved = x.copy()
+                moved.flat[e] += factor * h[e]
+                points.append([*arrays[:k], moved, *arrays[k + 1 :]])
+        if not points:  # an empty array: nothing to estimate
+            changes.append(np.zeros((len(FACTORS), 0)))
+        else:
+            changes.append((evaluate(points).reshape(x.size, len(FACTORS)) - J0).T)
+        hs.append(h)
+    # phi's rounding: eps times the size of its terms, which phi does not show; |phi| and the
+    # scale the caller knows, and sum |x dphi/dx| (the terms of phi's first-order expansion,
+    # what a sum of many terms that cancel rounds like), from the central estimates
+    first_order = 0.0
+    for x, dJ, h in zip(arrays, changes, hs):
+        with np.errstate(invalid="ignore"):
+            central = (dJ[0] - dJ[1]) / (2 * h)
+        first_order += float(np.nansum(np.abs(x.ravel() * central)))
+    size = max(float(scale(*arrays)), abs(J0), first_order, np.finfo(np.float64).tiny)
+    roundoff = EPS * size
+    grads, errors, methods = [], [], []
+    for x, dJ, h in zip(arrays, changes, hs):
+        est, err, meth = sides(dJ, h, roundoff)
+        grads.append(est.reshape(x.shape))
+        errors.append(err.reshape(x.shape))
+        methods.append(meth.reshape(x.shape))
+    return FunctionFD(grads, errors, methods, J0, calls)
