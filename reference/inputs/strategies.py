@@ -13,6 +13,9 @@ Like ``hypothesis.extra.numpy``: factories with keyword-only, validated
   examples.
 - :func:`pre_activations`: arrays of z for elementwise derivative tests, from
   ordinary values to saturation, with a margin from the given kinks.
+- :func:`function_arguments`: the arrays for :func:`reference.check_function` and
+  :func:`reference.check_vjp`, with shared named sizes (an affine layer's x, w, b), a
+  scale per array, and optionally a margin from kinks.
 
 Values are drawn through ``hypothesis.extra.numpy.arrays`` so failures shrink
 towards small networks with simple numbers.
@@ -229,12 +232,72 @@ def pre_activations(
     if min_value > max_value:
         raise ValueError(f"min_value ({min_value}) must not exceed max_value ({max_value})")
 
-    def keep_off(z: np.ndarray) -> np.ndarray:
-        z = z.copy()
-        for k in kinks:
-            near = np.abs(z - k) < margin
-            z[near] = k + np.where(z[near] >= k, margin, -margin)
-        return z
-
     elements = st.floats(min_value, max_value, allow_nan=False, allow_infinity=False)
-    return hnp.arrays(np.float64, st.integers(min_size, max_size), elements=elements).map(keep_off)
+    return hnp.arrays(np.float64, st.integers(min_size, max_size), elements=elements).map(
+        functools.partial(_keep_off, kinks=tuple(kinks), margin=margin)
+    )
+
+
+def _keep_off(z: np.ndarray, kinks: Sequence[float], margin: float) -> np.ndarray:
+    """``z`` with every value within ``margin`` of a kink moved to the kink +/- margin, on
+    its own side."""
+    z = z.copy()
+    for k in kinks:
+        near = np.abs(z - k) < margin
+        z[near] = k + np.where(z[near] >= k, margin, -margin)
+    return z
+
+
+Shape = Sequence[int | str]
+
+
+@st.composite
+def function_arguments(
+    draw,
+    *shapes: Shape,
+    min_side: int = 1,
+    max_side: int = 4,
+    min_scale: float = 0.1,
+    max_scale: float = 10.0,
+    kinks: Sequence[float] = (),
+    margin: float = 1e-3,
+) -> tuple[np.ndarray, ...]:
+    """Arrays for :func:`reference.check_function` or :func:`reference.check_vjp`, one per
+    shape in ``shapes``.
+
+    - ``shapes``: a shape per array; an entry is an int (that size) or a name such as ``"N"``,
+      drawn once in [``min_side``, ``max_side``] and shared by every array that names it, so
+      ``("N", "D"), ("D", "M"), ("M",)`` draws an affine layer's x, w and b.
+    - ``min_scale``, ``max_scale``: each array's entries are drawn in [-1, 1] times its own
+      scale, log-uniform in this range.
+    - ``kinks``: values to keep at least ``margin`` times the array's scale away from (0 for
+      relu or abs): such entries move to the kink +/- that margin, keeping their side. The
+      checks handle kinks themselves; this is for tests that want none.
+    """
+    if not shapes:
+        raise InvalidArgument("function_arguments needs at least one shape")
+    _check_int_range("side", min_side, max_side, 0)
+    _check_range("scale", min_scale, max_scale, 1e-12)
+    if not isinstance(margin, (int, float)) or not 0 <= margin < 1:
+        raise InvalidArgument(f"margin must be in [0, 1), got {margin!r}")
+    sides: dict[str, int] = {}
+    arrays = []
+    for shape in shapes:
+        if isinstance(shape, (str, int)):
+            raise InvalidArgument(f"each shape must be a sequence of sizes or names, got {shape!r}")
+        dims = []
+        for d in shape:
+            if isinstance(d, str):
+                if d not in sides:
+                    sides[d] = draw(st.integers(min_side, max_side), label=f"side {d}")
+                dims.append(sides[d])
+            elif isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0:
+                dims.append(int(d))
+            else:
+                raise InvalidArgument(
+                    f"a size must be an int >= 0 or a name, got {d!r} in {shape!r}"
+                )
+        scale = float(np.exp(draw(st.floats(np.log(min_scale), np.log(max_scale)))))
+        a = draw(hnp.arrays(np.float64, tuple(dims), elements=_UNIT)) * scale
+        arrays.append(_keep_off(a, tuple(kinks), margin * scale) if kinks else a)
+    return tuple(arrays)

@@ -45,6 +45,10 @@ JAX_BOUND = 1e-9
 network check derives its JAX bound from a rounding analysis of the formulas, which a user's
 function does not come with, so this is a fixed bound, a thousand times tighter than the
 finite differences' floor and far above float64 rounding of a well-conditioned gradient."""
+UPSTREAM_STREAM = 0x6A7C
+"""The default upstream gradient is drawn from ``default_rng([UPSTREAM_STREAM, seed])``, a
+stream of its own: with ``default_rng(seed)`` it would equal the caller's first array whenever
+both use the same seed (x = upstream makes x^T upstream symmetric, and a transposed dw right)."""
 VALUE_RTOL = 1e-10
 """``f`` and ``jax_f`` at the given point, relative: the same formula in float64."""
 
@@ -205,7 +209,13 @@ def check_function(
     if batched:
 
         def phi(*points: np.ndarray) -> np.ndarray:
-            return f_g.value(f_g(*points), "f's batched values").reshape(-1)
+            values = f_g.value(f_g(*points), "f's batched values")
+            if values.shape != (len(points[0]),):
+                raise f_g.fail(
+                    f"returned shape {values.shape} for a batch of {len(points[0])} points, not "
+                    f"({len(points[0])},): batched=True asks for one value per point"
+                )
+            return values
     else:
 
         def phi(*points: np.ndarray) -> float:
@@ -235,8 +245,9 @@ def check_vjp(
     ``f(*arrays)`` returns an array ``out``; ``vjp_f(upstream, *arrays)`` returns, for every
     input k, J_k^T upstream: the gradient of L = sum(upstream * out) with respect to
     arrays[k] (a tuple; a single array where there is one input). ``upstream`` (out's shape)
-    defaults to standard normal numbers drawn with ``seed``: a wrong Jacobian shows along a
-    random upstream gradient with probability one.
+    defaults to standard normal numbers drawn with ``seed`` (from a stream of the harness's
+    own, :data:`UPSTREAM_STREAM`): a wrong Jacobian shows along a random upstream gradient
+    with probability one.
 
     The other arguments are :func:`check_function`'s; with ``batched``, ``f`` returns
     (B, *out.shape) for B points. A backward pass that writes into ``upstream`` (``dout``)
@@ -249,7 +260,7 @@ def check_vjp(
     if upstream is None:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise TypeError(f"seed must be an int, got {seed!r}")
-        u = np.random.default_rng(seed).standard_normal(out.shape)
+        u = np.random.default_rng([UPSTREAM_STREAM, int(seed)]).standard_normal(out.shape)
     else:
         u = _array("upstream", upstream)
         if u.shape != out.shape:
@@ -261,10 +272,10 @@ def check_vjp(
 
         def phi(*points: np.ndarray) -> np.ndarray:
             o = f_g.value(f_g(*points), "f's batched output")
-            if o.shape[1:] != out.shape:
+            if o.shape != (len(points[0]), *out.shape):
                 raise f_g.fail(
-                    f"returned shape {o.shape} for a batch of {len(points[0])}, not "
-                    f"{(len(points[0]), *out.shape)}"
+                    f"returned shape {o.shape} for a batch of {len(points[0])} points, not "
+                    f"{(len(points[0]), *out.shape)}: batched=True asks for one output per point"
                 )
             return np.sum((u * o).reshape(len(o), -1), axis=1)
     else:
