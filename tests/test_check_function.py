@@ -177,6 +177,18 @@ def test_smooth_functions_show_no_kinks():
             assert fd.one_sided == 0 and fd.excluded == 0
 
 
+def test_a_sum_that_cancels_shows_no_kinks():
+    """Terms that cancel round like their size, not like the small sum: the rounding allowed
+    for comes from sum |x df/dx| too, or the rounding noise reads as kinks."""
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        v = rng.standard_normal(10)
+        x = np.concatenate([v, -v * (1 + 1e-9)])
+        fd = function_fd.function_gradients(lambda x: np.sum(2 * x), [x], scale=lambda x: 0.0)
+        assert fd.one_sided == 0 and fd.excluded == 0
+        assert np.all(np.abs(fd.grads[0] - 2) <= fd.errors[0])
+
+
 # --- the boundary ----------------------------------------------------------------------------
 
 
