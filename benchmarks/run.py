@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=Path("benchmarks/results"), help="where to write results"
     )
     parser.add_argument(
-        "--only", choices=["backprop", "check", "suite", "scaling"], action="append"
+        "--only", choices=["backprop", "check", "suite", "scaling", "functions"], action="append"
     )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -434,13 +434,17 @@ def main(argv: list[str] | None = None) -> int:
 
     env = environment()
     print("environment:", json.dumps(env))
-    sections = args.only or ["backprop", "check", "suite", "scaling"]
+    sections = args.only or ["backprop", "check", "suite", "scaling", "functions"]
     rows: list[Row] = []
     for section in sections:
         start = time.perf_counter()
         with enable_x64():  # the JAX peers in float64 where the inputs are, as the oracle is
             if section == "scaling":
                 rows += bench_scaling(args.quick, args.out)
+            elif section == "functions":
+                from .functions import bench_functions
+
+                rows += bench_functions(args.quick)
             else:
                 rows += {"backprop": bench_backprop, "check": bench_check, "suite": bench_suite}[
                     section

@@ -156,6 +156,26 @@ def test_entries_at_and_next_to_a_kink_are_counted():
     assert not wrong.ok
 
 
+def test_next_to_a_kink_in_the_second_derivative_the_clean_side_is_chosen():
+    """relu squared at x = 0.28 h (found by a 1,000-example run): the side that crosses 0
+    looks flat (its own bound small), the clean side curved; the third differences tell."""
+    f, grad = KINKED["relu sum"]
+    x = np.array([1.69524706e-06])
+    fd = function_fd.function_gradients(f, [x], scale=lambda x: 0.0)
+    assert fd.method[0][0] == function_fd.FORWARD
+    assert reference.check_function(f, grad, x).ok
+
+
+def test_a_curved_side_next_to_a_kink_is_still_used():
+    """|x| + 1000 x^3: the clean side's third difference is the curvature's, far above
+    rounding but far below the crossing side's; the entry is one-sided, not excluded."""
+    x = np.array([-0.3 * STEP, 0.3 * STEP])
+    report = reference.check_function(
+        lambda x: np.sum(np.abs(x) + 1e3 * x**3), lambda x: np.sign(x) + 3e3 * x**2, x
+    )
+    assert report.ok and report.one_sided == 2 and report.excluded == 0, str(report)
+
+
 @pytest.mark.parametrize("offset", [-1.7, -1.2, -0.8, -0.5, -0.3, 0.3, 0.5, 0.8, 1.2, 1.7])
 def test_a_kink_within_two_steps_never_spoils_an_estimate(offset):
     """Each side's bound covers the truth wherever the kink sits relative to the steps."""

@@ -12,12 +12,15 @@ same per-entry step h = eps^(1/3) max(1, |x|)) and three estimates are formed wi
 
 On a smooth stretch all three estimate the same derivative, so each pair agrees within the
 sum of its error bounds. A kink within 2h of x breaks the estimates whose steps cross it,
-and the pair that crosses it disagrees beyond its bounds: that entry is at a kink. Of its
-two one-sided estimates the one whose own bound is small next to the gap |F - B| is clean
-(its steps stayed on one side) and is used (method FORWARD or BACKWARD); where both are
-clean, x sits on the kink itself and any subgradient is right; where neither is, two kinks
-are too close: both are EXCLUDED (NaN) and counted, never reported as a mistake. A kink
-that only the 2h steps cross leaves the central estimate within its (wider) bound.
+and the pair that crosses it disagrees beyond its bounds: that entry is next to a kink. Only
+there, two more steps (+3h and -3h, ``THIRD``) give each side four points, and the side
+whose third difference stays within rounding (or is far smaller than the other side's) did
+not cross the kink: its one-sided estimate is used (method FORWARD or BACKWARD). A side's own
+error bound cannot tell this: next to a kink in the second derivative (relu squared) the
+crossing side looks flat and the clean side curved. Where both sides are clean, x sits on
+the kink itself and any subgradient is right; where neither is, two kinks are too close:
+both are EXCLUDED (NaN) and counted, never reported as a mistake. A kink that only the 2h
+steps cross leaves the central estimate within its (wider) bound.
 
 A function that accepts a batch (every argument with one extra leading axis of B copies,
 returning B values) is called once per chunk of perturbed points instead of once per point.
@@ -37,8 +40,8 @@ KINK_SAFETY = 2.0
 the sum of their error bounds. The bounds already cover a smooth function's truncation and
 rounding; the factor keeps higher-order terms from reading as a kink."""
 CLEAN_SIDE = 8.0
-"""At a kink a one-sided estimate is clean when its own bound is at most 1/CLEAN_SIDE of the
-gap between the two sides: its steps stayed on one side of the kink."""
+"""Next to a kink, a side whose third difference is this many times smaller than the other
+side's (or within rounding) is clean: its steps stayed on one side of the kink."""
 BATCH_ELEMENTS = 1 << 20
 """How many array elements one batched call may hold (8 MiB of float64 per argument)."""
 
@@ -70,11 +73,14 @@ class FunctionFD:
         return int(sum((m == EXCLUDED).sum() for m in self.method))
 
 
-def sides(
-    dJ: np.ndarray, h: np.ndarray, roundoff: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Estimates, error bounds and methods from the changes ``dJ`` (4, P) of the function at
-    the steps ``FACTORS`` h of each of P entries, kinks found as the module docstring says."""
+THIRD = (3.0, -3.0)
+"""The extra steps, in units of h, taken at entries where the estimates disagree: with them
+each side has four points, and its third difference tells whether its steps crossed the kink."""
+
+
+def _three_ways(dJ: np.ndarray, h: np.ndarray, roundoff: float) -> tuple[np.ndarray, ...]:
+    """The central, forward and backward estimates with their bounds, and where they disagree
+    (a kink within the steps): ``(c, ec, f, ef, b, eb, kink)``."""
     none = np.zeros(dJ.shape, dtype=bool)
     minus, plus = none.copy(), none.copy()
     minus[1] = True  # "the minus side crosses a kink": combine forms the forward difference
@@ -83,14 +89,36 @@ def sides(
     f, ef, _ = combine(dJ, minus, h, roundoff)
     b, eb, _ = combine(dJ, plus, h, roundoff)
     with np.errstate(invalid="ignore"):
-        gap = np.abs(f - b)
         kink = (
-            (gap > KINK_SAFETY * (ef + eb))
+            (np.abs(f - b) > KINK_SAFETY * (ef + eb))
             | (np.abs(c - f) > KINK_SAFETY * (ec + ef))
             | (np.abs(c - b) > KINK_SAFETY * (ec + eb))
         )
-        f_clean = CLEAN_SIDE * ef <= gap
-        b_clean = CLEAN_SIDE * eb <= gap
+    return c, ec, f, ef, b, eb, kink
+
+
+def sides(
+    dJ: np.ndarray, h: np.ndarray, roundoff: float, third: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Estimates, error bounds and methods from the changes ``dJ`` (4, P) of the function at
+    the steps ``FACTORS`` h of each of P entries, kinks found as the module docstring says.
+
+    ``third`` (2, P) holds the changes at the steps ``THIRD`` h where the estimates disagree
+    (NaN elsewhere): a side is clean when its third difference is within rounding, or
+    CLEAN_SIDE times smaller than the other side's. Without it every kink is excluded.
+    """
+    c, ec, f, ef, b, eb, kink = _three_ways(dJ, h, roundoff)
+    f_clean = b_clean = np.zeros(h.shape, dtype=bool)
+    if third is not None:
+        up, down, up2, down2 = dJ
+        with np.errstate(invalid="ignore"):
+            t_f = np.abs(third[0] - 3 * up2 + 3 * up)
+            t_b = np.abs(third[1] - 3 * down2 + 3 * down)
+            # each value rounds by the roundoff plus eps of its own size; 7 is the sum of the
+            # third difference's |coefficients|, doubled
+            noise = 16 * (roundoff + EPS * np.nanmax(np.abs(np.vstack([dJ, third])), axis=0))
+            f_clean = (t_f <= noise) | (CLEAN_SIDE * t_f < t_b)
+            b_clean = (t_b <= noise) | (CLEAN_SIDE * t_b < t_f)
     method = np.full(h.shape, CENTRAL, dtype=np.int8)
     method[kink & f_clean & ~b_clean] = FORWARD
     method[kink & b_clean & ~f_clean] = BACKWARD
@@ -167,8 +195,19 @@ def function_gradients(
     size = max(float(scale(*arrays)), abs(J0), first_order, np.finfo(np.float64).tiny)
     roundoff = EPS * size
     grads, errors, methods = [], [], []
-    for x, dJ, h in zip(arrays, changes, hs):
-        est, err, meth = sides(dJ, h, roundoff)
+    for k, (x, dJ, h) in enumerate(zip(arrays, changes, hs)):
+        # where the estimates disagree, two more steps: +3h and -3h
+        third = np.full((len(THIRD), x.size), np.nan)
+        flagged = np.flatnonzero(_three_ways(dJ, h, roundoff)[-1])
+        points = []
+        for e in flagged:
+            for factor in THIRD:
+                moved = x.copy()
+                moved.flat[e] += factor * h[e]
+                points.append([*arrays[:k], moved, *arrays[k + 1 :]])
+        if points:
+            third[:, flagged] = (evaluate(points).reshape(len(flagged), len(THIRD)) - J0).T
+        est, err, meth = sides(dJ, h, roundoff, third)
         grads.append(est.reshape(x.shape))
         errors.append(err.reshape(x.shape))
         methods.append(meth.reshape(x.shape))
