@@ -138,6 +138,7 @@ def catch_table() -> tuple[list[str], list[Row]]:
     from layers import LAYERS, MISTAKES
 
     cases = [(f"{name}: correct", LAYERS[name], LAYERS[name].backward, False) for name in LAYERS]
+    cases.append((_AT_KINK, LAYERS["relu"], LAYERS["relu"].backward, False))
     cases += [(name, LAYERS[m.layer], m.backward, True) for name, m in MISTAKES.items()]
     lines = [
         "| case | check_vjp / check_function | torch gradcheck | jax check_grads |",
@@ -145,6 +146,8 @@ def catch_table() -> tuple[list[str], list[Row]]:
     ]
     for label, layer, backward, wrong in cases:
         arrays, labels = _arrays(layer)
+        if label == _AT_KINK:  # one input on the kink, one a tenth of the peers' step from it
+            arrays[0][0, 0], arrays[0][1, 1] = 0.0, 1e-7
         report = _ours(layer, backward, arrays, labels)
         ours = _verdict(report.ok, wrong)
         if not report.ok:
@@ -198,6 +201,10 @@ def catch_table() -> tuple[list[str], list[Row]]:
                         )
                     )
     return lines, rows
+
+
+_AT_KINK = "relu: correct, one input at 0 and one at 1e-7"
+"""A case of its own: a correct relu at its kink, where a fixed-step check raises alarms."""
 
 
 def _size(arrays) -> str:
