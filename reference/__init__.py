@@ -7,6 +7,8 @@
 - :func:`check_gradients`: the per-layer checker, with diagnosis and attribution.
 - :func:`check_function`, :func:`check_vjp`: any function's hand-written gradient, or a
   layer's hand-written backward pass, with the same machinery (:class:`FunctionReport`).
+- :func:`layer_view`: where a wrong backward pass goes wrong: a local derivative, the
+  chaining of the deltas, the parameter gradients, or the combining of the samples.
 - :mod:`reference.judging.checks`: what finite differences cannot check (purity, the
   update rule, relu'(0), saturation, metamorphic relations).
 - :func:`grade`: points per rubric item (:func:`load_rubric`) for an implementation, as a
@@ -58,6 +60,8 @@ _WHERE = {
     "FunctionReport": ".judging.functions",
     "check_function": ".judging.functions",
     "check_vjp": ".judging.functions",
+    "LayerView": ".judging.layer_view",
+    "layer_view": ".judging.layer_view",
     "run_all": ".judging.checks",
     "DirectionalFD": ".oracles.finite_diff",
     "FDGradients": ".oracles.finite_diff",
@@ -89,6 +93,7 @@ __all__ = [
     "Guarded",
     "ImplementationError",
     "ImplementationFailed",
+    "LayerView",
     "MissingTwinError",
     "ParamCheck",
     "Problem",
@@ -105,6 +110,7 @@ __all__ = [
     "grade",
     "guard",
     "jax_gradients",
+    "layer_view",
     "load_impl",
     "load_rubric",
     "numerical_gradients",
@@ -148,6 +154,7 @@ if TYPE_CHECKING:
     from .judging.checker import ATTRIBUTIONS, ParamCheck, Report, check_gradients
     from .judging.checks import CheckResult, run_all
     from .judging.functions import FunctionReport, check_function, check_vjp
+    from .judging.layer_view import LayerView, layer_view
     from .oracles.finite_diff import (
         DirectionalFD,
         FDGradients,
