@@ -319,7 +319,9 @@ def test_the_report_reads_as_a_table():
     assert text.splitlines()[0].startswith("check_vjp affine_forward / affine_db_doubled")
     assert [line.split()[0] for line in text.splitlines()[2:5]] == ["x", "w", "b"]
     assert report.to_dict()["arguments"][2]["ok"] is False
-    assert report.arguments[2].worst["index"] is not None
+    worst = report.arguments[2].worst
+    assert worst["yours"] == pytest.approx(2 * worst["fd"], rel=1e-6)  # db counted twice
+    assert f"worst entry of db at {tuple(worst['index'])}" in text
 
 
 # --- the strategy ----------------------------------------------------------------------------

@@ -115,6 +115,9 @@ class FunctionReport:
                 f"{_num(a.error_jax):>9} {_num(a.bound_jax, 1):>8}  "
                 f"{'ok' if a.ok else 'FAIL':<7}  {a.diagnosis}"
             )
+        for a in self.failing():
+            if a.worst is not None:
+                lines.append(f"  {_worst_line(a)}")
         if self.jax_value is not None:
             lines.append(f"  value {self.value:.12g} vs JAX {self.jax_value:.12g}")
         lines += [f"  {line}" for line in self._kink_lines()]
@@ -156,7 +159,8 @@ class FunctionReport:
                 + "".join(f'<td style="{cell}">{e(v)}</td>' for v in values)
                 + "</tr>"
             )
-        extra = self._kink_lines() + [f"note: {n}" for n in self.notes]
+        extra = [_worst_line(a) for a in self.failing() if a.worst is not None]
+        extra += self._kink_lines() + [f"note: {n}" for n in self.notes]
         extra += [f"FAIL: {f}" for f in self.findings]
         verdict = "PASS" if self.ok else "FAIL"
         return (
@@ -169,6 +173,14 @@ class FunctionReport:
             + "".join(f"<p>{e(x)}</p>" for x in extra)
             + f"<p><b>{verdict}</b>: {e(self.summary)}</p></div>"
         )
+
+
+def _worst_line(a: ArgumentCheck) -> str:
+    """The worst entry of a failing argument: its index, yours, and the references'."""
+    w = a.worst or {}
+    text = f"worst entry of d{a.name} at {tuple(w['index'])}: yours {w['yours']:.6g}, "
+    text += f"finite differences {w['fd']:.6g}"
+    return text + ("" if w.get("jax") is None else f", JAX {w['jax']:.6g}")
 
 
 # --- the entry points -----------------------------------------------------------------------
