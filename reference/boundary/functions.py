@@ -11,6 +11,9 @@ people's code"), for a function instead of the network protocol:
   :class:`~reference.boundary.guard.Finding` names the member ("f", "grad_f", "vjp_f") and
   the file and line in the user's code; ``os._exit`` is refused and NumPy's error state
   restored after every call;
+- warnings the function emits (an overflow in ``exp`` at every perturbed point) are kept
+  out of the terminal and counted, one line per distinct warning
+  (:meth:`GuardedFunction.warning_lines`);
 - results are converted and checked: a value becomes a float or a float64 array, gradients
   one float64 array per argument (a shape that differs is kept, for the report to name).
 """
@@ -43,6 +46,8 @@ class GuardedFunction:
         self.names = list(names)
         self.calls = 0
         self.impurities: list[Impurity] = []
+        self.warnings: dict[tuple[str, str, str, int], int] = {}
+        """How many times each distinct warning was emitted: (category, message, file, line)."""
 
     def __call__(self, *args: Any, record: bool = False) -> Any:
         """``fn(*copies of args)``; with ``record``, arguments it changed in place are recorded."""
@@ -50,8 +55,10 @@ class GuardedFunction:
         self.calls += 1
         np_state = np.geterr()
         os._exit = _guard._refuse_exit  # in this process, os._exit would end the check too
+        caught: list[warnings.WarningMessage] = []
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
                 raw = self.fn(*given)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
@@ -69,12 +76,25 @@ class GuardedFunction:
         finally:
             os._exit = _guard._os_exit
             np.seterr(**np_state)
+            for w in caught:
+                key = (w.category.__name__, str(w.message), w.filename, w.lineno)
+                self.warnings[key] = self.warnings.get(key, 0) + 1
         if record:
             for name, before, after in zip(self.names, args, given):
                 change = _guard._changed(before, after)
                 if change is not None:
                     self.impurities.append(Impurity(self.member, name, change))
         return raw
+
+    def warning_lines(self) -> list[str]:
+        """One line per distinct warning: the member, how often, the warning and where."""
+        lines = []
+        for (category, message, filename, lineno), count in self.warnings.items():
+            times = "once" if count == 1 else f"{count} times"
+            lines.append(
+                f"{self.member} warned {times}: {category}: {message} (at {filename}:{lineno})"
+            )
+        return lines
 
     def fail(self, message: str) -> ImplementationFailed:
         """A "structure" failure of this member (what it returned is not what was asked)."""

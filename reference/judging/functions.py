@@ -29,12 +29,13 @@ from __future__ import annotations
 import html
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from ..boundary.functions import GuardedFunction
+from ..boundary.guard import ImplementationFailed
 from ..oracles import function_fd
 from ..oracles.finite_diff import EXCLUDED
 from . import diagnosis
@@ -49,6 +50,11 @@ UPSTREAM_STREAM = 0x6A7C
 """The default upstream gradient is drawn from ``default_rng([UPSTREAM_STREAM, seed])``, a
 stream of its own: with ``default_rng(seed)`` it would equal the caller's first array whenever
 both use the same seed (x = upstream makes x^T upstream symmetric, and a transposed dw right)."""
+UPSTREAM_HINT = (
+    ": the caller may use dout again (another branch, a residual connection); "
+    "copy it first, dx = dout.copy()"
+)
+"""Appended to the finding of a backward pass that writes into the upstream gradient."""
 VALUE_RTOL = 1e-10
 """``f`` and ``jax_f`` at the given point, relative: the same formula in float64."""
 
@@ -122,7 +128,7 @@ class FunctionReport:
             lines.append(f"  value {self.value:.12g} vs JAX {self.jax_value:.12g}")
         lines += [f"  {line}" for line in self._kink_lines()]
         lines += [f"  note: {note}" for note in self.notes]
-        lines += [f"  FAIL: {finding}" for finding in self.findings]
+        lines += [f"  FAIL: {finding}" for finding in self.findings if finding != self.summary]
         lines.append(f"  {'PASS' if self.ok else 'FAIL'}: {self.summary}")
         return "\n".join(lines)
 
@@ -161,7 +167,7 @@ class FunctionReport:
             )
         extra = [_worst_line(a) for a in self.failing() if a.worst is not None]
         extra += self._kink_lines() + [f"note: {n}" for n in self.notes]
-        extra += [f"FAIL: {f}" for f in self.findings]
+        extra += [f"FAIL: {f}" for f in self.findings if f != self.summary]
         verdict = "PASS" if self.ok else "FAIL"
         return (
             '<div class="bp-function-report" style="font-family:sans-serif;font-size:13px">'
@@ -199,7 +205,12 @@ def check_function(
 
     ``f(*arrays)`` returns one number; ``grad_f(*arrays)`` returns d f / d arrays[k] for every
     k (a tuple of arrays of the arguments' shapes; a single array where there is one).
-    Arrays with no gradient (labels, a mask) belong in ``f``'s closure, not in ``arrays``.
+    Arrays with no gradient (integer labels, a mask, a mode flag, a parameter dict) belong
+    in ``f``'s closure, not in ``arrays``: ``check_function(lambda x: loss(x, y), lambda x:
+    grad(x, y), x)``; an integer, boolean or non-array argument is a TypeError that says so.
+    ``f`` is called twice at the given point first: a function whose result changes from
+    call to call (a dropout mask drawn anew) raises ImplementationFailed, since its finite
+    differences would be differences of two random draws.
 
     - ``batched``: ``f`` accepts every argument with an extra leading axis of B points and
       returns B values (see the module docstring).
@@ -216,6 +227,7 @@ def check_function(
     f_g = GuardedFunction(f, "f", names)
     grad_g = GuardedFunction(grad_f, "grad_f", names)
     value = _scalar(f_g, f_g(*xs, record=True))
+    _same_twice(f_g, value, _scalar(f_g, f_g(*xs)), "values")
     grads = grad_g.gradients(grad_g(*xs, record=True), names)
 
     if batched:
@@ -233,7 +245,7 @@ def check_function(
         def phi(*points: np.ndarray) -> float:
             return _scalar(f_g, f_g(*points))
 
-    fd = function_fd.function_gradients(phi, xs, scale=lambda *_: abs(value), batched=batched)
+    fd = _differences(phi, xs, abs(value), batched)
     reference = None
     if jax_f is not None:
         reference = _jax_function(jax_f, xs, names)
@@ -261,14 +273,17 @@ def check_vjp(
     own, :data:`UPSTREAM_STREAM`): a wrong Jacobian shows along a random upstream gradient
     with probability one.
 
-    The other arguments are :func:`check_function`'s; with ``batched``, ``f`` returns
-    (B, *out.shape) for B points. A backward pass that writes into ``upstream`` (``dout``)
-    or its inputs fails the report: the caller's arrays are not its to change.
+    The other arguments are :func:`check_function`'s, and so are the rules for arguments
+    without a gradient (closed over) and for a random ``f`` (refused); with ``batched``,
+    ``f`` returns (B, *out.shape) for B points. A backward pass that writes into
+    ``upstream`` (``dout``) or its inputs fails the report: the caller's arrays are not its
+    to change.
     """
     xs, names = _validate("check_vjp", f, vjp_f, arrays, batched, jax_f, m, names)
     f_g = GuardedFunction(f, "f", names)
     vjp_g = GuardedFunction(vjp_f, "vjp_f", ["upstream", *names])
     out = f_g.value(f_g(*xs, record=True), "f's output")
+    _same_twice(f_g, out, f_g.value(f_g(*xs), "f's output"), "outputs")
     if upstream is None:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise TypeError(f"seed must be an int, got {seed!r}")
@@ -299,12 +314,36 @@ def check_vjp(
             return float(np.sum(u * o))
 
     scale = float(np.sum(np.abs(u * out)))
-    fd = function_fd.function_gradients(phi, xs, scale=lambda *_: scale, batched=batched)
+    fd = _differences(phi, xs, scale, batched)
     reference = None
     if jax_f is not None:
         reference = _jax_vjp(jax_f, xs, u, names)
     return _judge("check_vjp", _name(f, vjp_f), xs, names, grads, value, fd, reference, m,
                   [f_g, vjp_g])  # fmt: skip
+
+
+def _differences(
+    phi: Callable[..., Any], xs: list[np.ndarray], scale: float, batched: bool
+) -> function_fd.FunctionFD:
+    """The finite differences of ``phi``; with ``batched``, an ``f`` that raises on a batch
+    is told that it was handed one."""
+    try:
+        return function_fd.function_gradients(phi, xs, scale=lambda *_: scale, batched=batched)
+    except ImplementationFailed as exc:
+        if not batched or exc.finding.kind != "raised":
+            raise
+        finding = replace(
+            exc.finding,
+            message=exc.finding.message + BATCHED_HINT,
+        )
+        raise ImplementationFailed(finding) from None
+
+
+BATCHED_HINT = (
+    "; with batched=True, f is handed every argument with an extra leading axis of points "
+    "(x.reshape(x.shape[0], -1) or axis=0 sums do not allow it): leave batched=False"
+)
+"""Appended to an exception ``f`` raised on a batch of points."""
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -316,6 +355,18 @@ def _array(name: str, value: Any) -> np.ndarray:
         a = np.asarray(value)
     except Exception as exc:
         raise TypeError(f"{name} must be an array, got {type(value).__name__} ({exc})") from None
+    if name != "upstream" and (
+        a.dtype == object or a.dtype.kind in "biuSUV" or isinstance(value, (dict, str))
+    ):
+        what = (
+            f"holds {a.dtype} values" if a.dtype.kind in "biu" else f"is a {type(value).__name__}"
+        )
+        raise TypeError(
+            f"{name} {what}, not float64 numbers to differentiate. Labels, indices, a mask, "
+            f"a mode flag or a parameter dict have no gradient: leave them out of the arrays "
+            f"and close over them, as in check_function(lambda x: f(x, y), lambda x: grad(x, y), "
+            f"x). If it is data to differentiate, convert it with .astype(np.float64)"
+        )
     if a.dtype == object or np.iscomplexobj(a) or not np.issubdtype(a.dtype, np.floating):
         raise TypeError(
             f"{name} must be a float64 array, got dtype {a.dtype} (from {type(value).__name__}); "
@@ -377,9 +428,53 @@ def _parameter_names(f: Callable[..., Any], count: int) -> list[str]:
 
 def _name(f: Any, grad: Any) -> str:
     def one(fn: Any) -> str:
+        if getattr(fn, "__name__", None) == "<lambda>":
+            called = _called_by_lambda(fn)
+            if called:
+                return f"{called} (in a lambda)"
         return getattr(fn, "__qualname__", None) or type(fn).__name__
 
     return f"{one(f)} / {one(grad)}"
+
+
+def _called_by_lambda(fn: Any) -> str | None:
+    """The first function a lambda names (``lambda x: affine_forward(x, w, b)[0]``), found
+    among its globals and the variables it closes over; None when it names none."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return None
+    cells = dict(zip(code.co_freevars, getattr(fn, "__closure__", None) or ()))
+    for name in (*code.co_names, *code.co_freevars):
+        if name in cells:
+            try:
+                value = cells[name].cell_contents
+            except ValueError:  # an empty cell
+                continue
+        else:
+            value = getattr(fn, "__globals__", {}).get(name)
+        if callable(value) and not isinstance(value, type):
+            return name
+    return None
+
+
+DETERMINISM_RTOL = 1e-12
+"""``f`` called twice at the given point: the two results may differ by this much, relative
+(the same float64 operations repeated; a random draw differs by far more)."""
+
+
+def _same_twice(f_g: GuardedFunction, first: Any, second: Any, what: str) -> None:
+    """Refuse an ``f`` that returns different results for the same arrays: a dropout mask or
+    noise drawn at every call makes every finite difference a difference of two draws."""
+    a, b = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    if a.shape == b.shape and np.allclose(a, b, rtol=DETERMINISM_RTOL, atol=0.0, equal_nan=True):
+        return
+    gap = float(np.max(np.abs(a - b))) if a.shape == b.shape else float("nan")
+    raise f_g.fail(
+        f"returned different {what} for the same arrays (two calls at the given point, apart by "
+        f"up to {gap:.3g}): a random draw at every call, such as a dropout mask, leaves nothing "
+        "to differentiate. Fix the randomness inside f (a seed set at every call, or one mask "
+        "closed over) and give the backward pass the same mask"
+    )
 
 
 def _scalar(f_g: GuardedFunction, raw: Any) -> float:
@@ -483,7 +578,9 @@ def _compare(
             "fd": float(n[idx]),
             "jax": None if jax_grad is None else float(jax_grad[idx]),
         }
-    if not c.ok:
+    if not c.ok and not np.isfinite(truth[~np.isfinite(a)]).any() and not valid.any():
+        c.diagnosis = f"d{name} holds NaN or inf, and f is not finite near the point either"
+    elif not c.ok:
         c.diagnosis = diagnosis.diagnose(a, truth, m, name)
     elif c.fd_ok is False:
         c.diagnosis = "agrees with JAX; finite differences disagree (kink or precision)"
@@ -513,8 +610,18 @@ def _judge(
         _compare(n, x, a, fd, k, None if jax_grads is None else jax_grads[k], m or 1)
         for k, (n, x, a) in enumerate(zip(names, xs, grads))
     ]
-    findings = [i.describe() for g in guarded for i in g.impurities]
-    notes = []
+    findings = [
+        i.describe() + (UPSTREAM_HINT if i.argument == "upstream" else "")
+        for g in guarded
+        for i in g.impurities
+    ]
+    if not np.isfinite(value):
+        findings.insert(0, (
+            f"f is not finite at the given point (the checked value is {value}): no gradient "
+            "can be checked there. An overflow (exp of a large number: subtract the row's "
+            "maximum first) or a log of 0?"
+        ))  # fmt: skip
+    notes = [line for g in guarded for line in g.warning_lines()]
     value_ok = True
     if jax_value is not None:
         value_ok = abs(jax_value - value) <= VALUE_RTOL * max(abs(value), abs(jax_value)) + 1e-300
@@ -527,7 +634,15 @@ def _judge(
         notes.append("value is sum(upstream * f): the loss whose gradient the backward pass gives")
     failing = [r.name for r in rows if not r.ok]
     ok = not failing and not findings and value_ok
-    if failing:
+    if not np.isfinite(value):
+        summary = findings[0]
+    elif not value_ok and all(r.fd_ok is not False for r in rows):
+        summary = (
+            "f and jax_f are different functions, and your gradients are those of f (finite "
+            "differences agree): the backward pass matches the forward pass. If jax_f is the "
+            "function you meant, the mistake is in f, the forward pass"
+        )
+    elif failing:
         summary = f"the gradient of {', '.join(failing)} is wrong"
         top = next(r for r in rows if not r.ok)
         summary += f": {top.diagnosis}"

@@ -28,6 +28,7 @@ returning B values) is called once per chunk of perturbed points instead of once
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -182,7 +183,9 @@ def function_gradients(
         if not points:  # an empty array: nothing to estimate
             changes.append(np.zeros((len(FACTORS), 0)))
         else:
-            changes.append((evaluate(points).reshape(x.size, len(FACTORS)) - J0).T)
+            values = evaluate(points).reshape(x.size, len(FACTORS))
+            with np.errstate(invalid="ignore"):  # inf - inf where f overflows: NaN, excluded
+                changes.append((values - J0).T)
         hs.append(h)
     # phi's rounding: eps times the size of its terms, which phi does not show; |phi| and the
     # scale the caller knows, and sum |x dphi/dx| (the terms of phi's first-order expansion,
@@ -198,7 +201,9 @@ def function_gradients(
     for k, (x, dJ, h) in enumerate(zip(arrays, changes, hs)):
         # where the estimates disagree, two more steps: +3h and -3h
         third = np.full((len(THIRD), x.size), np.nan)
-        flagged = np.flatnonzero(_three_ways(dJ, h, roundoff)[-1])
+        with warnings.catch_warnings():  # all-NaN columns (f not finite nearby) are excluded
+            warnings.filterwarnings("ignore", "All-NaN", RuntimeWarning)
+            flagged = np.flatnonzero(_three_ways(dJ, h, roundoff)[-1])
         points = []
         for e in flagged:
             for factor in THIRD:
@@ -206,8 +211,12 @@ def function_gradients(
                 moved.flat[e] += factor * h[e]
                 points.append([*arrays[:k], moved, *arrays[k + 1 :]])
         if points:
-            third[:, flagged] = (evaluate(points).reshape(len(flagged), len(THIRD)) - J0).T
-        est, err, meth = sides(dJ, h, roundoff, third)
+            values = evaluate(points).reshape(len(flagged), len(THIRD))
+            with np.errstate(invalid="ignore"):
+                third[:, flagged] = (values - J0).T
+        with warnings.catch_warnings():  # all-NaN columns (f not finite nearby) are excluded
+            warnings.filterwarnings("ignore", "All-NaN", RuntimeWarning)
+            est, err, meth = sides(dJ, h, roundoff, third)
         grads.append(est.reshape(x.shape))
         errors.append(err.reshape(x.shape))
         methods.append(meth.reshape(x.shape))
