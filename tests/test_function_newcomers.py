@@ -9,6 +9,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import reference
 from reference.boundary.guard import ImplementationFailed
@@ -219,3 +221,60 @@ def test_a_wrong_forward_pass_with_its_own_right_backward_pass_is_blamed_on_the_
     assert not report.ok
     assert all(a.fd_ok for a in report.arguments)
     assert "the mistake is in f, the forward pass" in report.summary, str(report)
+
+
+# --- ties: entries on a kink, moved together -------------------------------------------------
+
+
+def _pairs_max(x):
+    """The larger of each row's two entries: max-pooling over windows of two, x (N, 2)."""
+    return x.max(axis=1)
+
+
+def _pairs_max_backward(dout, x):
+    """The upstream gradient to the first of the largest entries of each row."""
+    return dout[:, None] * np.eye(2)[np.argmax(x, axis=1)]
+
+
+def _pairs_max_backward_to_every_tie(dout, x):
+    """To every largest entry: right where there is no tie, twice too much at a tie."""
+    return dout[:, None] * (x == x.max(axis=1, keepdims=True))
+
+
+@st.composite
+def _tied_pairs(draw):
+    """Rows of two, some tied (equal, or both zero after a relu), some not."""
+    rows = draw(st.lists(st.tuples(st.floats(-3, 3), st.floats(-3, 3)), min_size=1, max_size=5))
+    tie = draw(st.lists(st.booleans(), min_size=len(rows), max_size=len(rows)))
+    x = np.array([(a, a) if t else (a, b) for (a, b), t in zip(rows, tie)], dtype=np.float64)
+    return np.maximum(0.0, x) if draw(st.booleans()) else x
+
+
+@given(_tied_pairs())
+def test_a_right_max_at_ties_raises_no_warning(x):
+    report = reference.check_vjp(_pairs_max, _pairs_max_backward, x)
+    assert report.ok and not report.warnings, str(report)
+
+
+@given(_tied_pairs())
+def test_the_kinked_examples_raise_no_warning(x):
+    for f, grad in (
+        (lambda x: np.sum(np.abs(x)), np.sign),
+        (lambda x: np.sum(np.maximum(0.0, x)), lambda x: (x >= 0).astype(float)),
+        (lambda x: np.sum(np.maximum(x[:, 0], x[:, 1])), lambda x: np.eye(2)[np.argmax(x, 1)]),
+        (lambda x: float(np.max(x)), lambda x: (x == x.max()) / np.sum(x == x.max())),
+    ):
+        report = reference.check_function(f, grad, x)
+        assert report.ok and not report.warnings, str(report)
+
+
+def test_a_max_that_hands_the_gradient_to_every_tie_is_warned_of():
+    x = np.array([[1.5, 1.5], [0.0, 0.0], [2.0, -1.0]])  # two ties, one clear maximum
+    report = reference.check_vjp(_pairs_max, _pairs_max_backward_to_every_tie, x)
+    assert report.ok  # each entry alone is a valid one-sided derivative
+    (warning,) = report.warnings
+    assert "the 4 entries on a kink" in warning and "never to each in full" in warning
+    assert f"WARN: {warning}" in str(report) and "(but 1 warning)" in report.summary
+    # without a tie the same backward pass is right, and nothing is said
+    clear = reference.check_vjp(_pairs_max, _pairs_max_backward_to_every_tie, x[2:])
+    assert clear.ok and not clear.warnings

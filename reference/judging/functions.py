@@ -99,6 +99,9 @@ class FunctionReport:
     findings: list[str] = field(default_factory=list)
     """Arguments the user's code changed in place; any of them fails the report."""
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """What looks wrong but may be a valid choice at a kink (``WARN``): it does not fail the
+    report (see :func:`_kinks_together`)."""
 
     def failing(self) -> list[ArgumentCheck]:
         return [a for a in self.arguments if not a.ok]
@@ -128,6 +131,7 @@ class FunctionReport:
             lines.append(f"  value {self.value:.12g} vs JAX {self.jax_value:.12g}")
         lines += [f"  {line}" for line in self._kink_lines()]
         lines += [f"  note: {note}" for note in self.notes]
+        lines += [f"  WARN: {warning}" for warning in self.warnings]
         lines += [f"  FAIL: {finding}" for finding in self.findings if finding != self.summary]
         lines.append(f"  {'PASS' if self.ok else 'FAIL'}: {self.summary}")
         return "\n".join(lines)
@@ -167,6 +171,7 @@ class FunctionReport:
             )
         extra = [_worst_line(a) for a in self.failing() if a.worst is not None]
         extra += self._kink_lines() + [f"note: {n}" for n in self.notes]
+        extra += [f"WARN: {w}" for w in self.warnings]
         extra += [f"FAIL: {f}" for f in self.findings if f != self.summary]
         verdict = "PASS" if self.ok else "FAIL"
         return (
@@ -249,8 +254,10 @@ def check_function(
     reference = None
     if jax_f is not None:
         reference = _jax_function(jax_f, xs, names)
-    return _judge("check_function", _name(f, grad_f), xs, names, grads, value, fd,
-                  reference, m, [f_g, grad_g])  # fmt: skip
+    report = _judge("check_function", _name(f, grad_f), xs, names, grads, value, fd,
+                    reference, m, [f_g, grad_g])  # fmt: skip
+    _warn(report, _kinks_together(phi, xs, grads, fd, batched))
+    return report
 
 
 def check_vjp(
@@ -318,8 +325,10 @@ def check_vjp(
     reference = None
     if jax_f is not None:
         reference = _jax_vjp(jax_f, xs, u, names)
-    return _judge("check_vjp", _name(f, vjp_f), xs, names, grads, value, fd, reference, m,
-                  [f_g, vjp_g])  # fmt: skip
+    report = _judge("check_vjp", _name(f, vjp_f), xs, names, grads, value, fd, reference, m,
+                    [f_g, vjp_g])  # fmt: skip
+    _warn(report, _kinks_together(phi, xs, grads, fd, batched))
+    return report
 
 
 def _differences(
@@ -337,6 +346,57 @@ def _differences(
             message=exc.finding.message + BATCHED_HINT,
         )
         raise ImplementationFailed(finding) from None
+
+
+def _warn(report: FunctionReport, warnings: list[str]) -> None:
+    """Add ``warnings`` to the report, and say so on its last line."""
+    if warnings:
+        report.warnings += warnings
+        report.summary += f" (but {len(warnings)} warning{'s' if len(warnings) > 1 else ''})"
+
+
+def _kinks_together(
+    phi: Callable[..., Any],
+    xs: list[np.ndarray],
+    grads: list[np.ndarray],
+    fd: function_fd.FunctionFD,
+    batched: bool,
+) -> list[str]:
+    """The entries left out on a kink, moved together: where ``phi`` is differentiable
+    along that direction, the gradient's entries there should add up to its rate.
+
+    A max-pooling backward pass that hands the upstream gradient to every tied maximum (a
+    window of zeros after a relu) is right entry by entry, each a valid one-sided
+    derivative, and wrong in sum. For a convex or concave function every subgradient adds
+    up to the same rate along a direction on which it is differentiable; other functions
+    can meet two kinks whose slopes cancel along it, so this is a warning, never a failure.
+    """
+    on_kink = [m == EXCLUDED for m in fd.method]
+    if not any(k.any() for k in on_kink) or any(g.shape != x.shape for g, x in zip(grads, xs)):
+        return []
+    if any(not np.isfinite(g[k]).all() for g, k in zip(grads, on_kink)):
+        return []
+    direction = [k.astype(np.float64) for k in on_kink]
+    estimate, error, method = function_fd.along(phi, xs, direction, fd.roundoff, batched=batched)
+    if method != function_fd.CENTRAL or not np.isfinite(estimate):
+        return []
+    yours = float(sum(g[k].sum() for g, k in zip(grads, on_kink)))
+    allowed = KINK_SAFETY * error + KINK_RTOL * max(abs(yours), abs(estimate))
+    if abs(yours - estimate) <= allowed:
+        return []
+    count = int(sum(k.sum() for k in on_kink))
+    return [
+        f"the {count} entries on a kink, moved together, change f at the rate {estimate:.6g}; "
+        f"your gradient's entries there add up to {yours:.6g}. At a tie of a maximum "
+        "(max-pooling, a window of zeros after a relu) the gradient goes to one tied entry or "
+        "is shared among them, never to each in full"
+    ]
+
+
+KINK_SAFETY = 2.0
+"""How many error bounds the rate along the kinked entries may be off (as for the kinks)."""
+KINK_RTOL = 1e-6
+"""And how much, relative: the finite differences' floor of :mod:`.checker`."""
 
 
 BATCHED_HINT = (

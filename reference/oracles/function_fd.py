@@ -62,6 +62,8 @@ class FunctionFD:
     method: list[np.ndarray]
     value: float
     calls: int
+    roundoff: float = 0.0
+    """The rounding allowed for in every value of the function (eps times its size)."""
 
     @property
     def one_sided(self) -> int:
@@ -220,4 +222,39 @@ def function_gradients(
         grads.append(est.reshape(x.shape))
         errors.append(err.reshape(x.shape))
         methods.append(meth.reshape(x.shape))
-    return FunctionFD(grads, errors, methods, J0, calls)
+    return FunctionFD(grads, errors, methods, J0, calls, roundoff)
+
+
+def along(
+    phi: Callable[..., object],
+    arrays: Sequence[np.ndarray],
+    direction: Sequence[np.ndarray],
+    roundoff: float,
+    *,
+    batched: bool = False,
+) -> tuple[float, float, int]:
+    """The derivative of ``phi`` at ``arrays`` along ``direction`` (one array per argument):
+    ``(estimate, error bound, method)`` from the steps ``FACTORS`` t, t from the largest
+    entry the direction moves, with kinks found as for single entries (method EXCLUDED
+    where the two sides disagree: ``phi`` is not differentiable along it).
+
+    Entries on a kink can each take any subgradient, but moved together their sum can be
+    pinned down: at a tie of a maximum, moving every tied entry moves the maximum at the
+    same rate, so the gradient must add up to that rate there.
+    """
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+    moved_abs = [np.abs(a[d != 0]) for a, d in zip(arrays, direction)]
+    largest = max((float(m.max()) for m in moved_abs if m.size), default=0.0)
+    t = float(steps(np.array([largest]))[0])
+    points = [[a + factor * t * d for a, d in zip(arrays, direction)] for factor in FACTORS]
+    if batched:
+        stacked = [np.stack([p[k] for p in [arrays, *points]]) for k in range(len(arrays))]
+        values = np.asarray(phi(*stacked), dtype=np.float64).reshape(-1)
+    else:
+        values = np.array([float(phi(*p)) for p in [arrays, *points]])
+    with np.errstate(invalid="ignore"):
+        dJ = (values[1:] - values[0]).reshape(len(FACTORS), 1)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN", RuntimeWarning)
+        estimate, error, method = sides(dJ, np.array([t]), roundoff)
+    return float(estimate[0]), float(error[0]), int(method[0])
