@@ -39,10 +39,12 @@ class Activation(NamedTuple):
 def sigmoid(z: Array) -> Array:
     """g(z) = 1 / (1 + e^{-z}).
 
-    Four passes over memory, in one buffer. The form is accurate to a few ulps
-    everywhere, tiny outputs included (sigmoid(-40) is about 4.2e-18, not 0):
-    where e^{-z} overflows (z below about -709 in float64, -88 in float32) the
-    result is 0, which the exact value rounds to within the subnormal range.
+    Four passes over memory, in one buffer, and no mask. The formula as it stands
+    is accurate to a few ulps, tiny outputs included (sigmoid(-40) is about
+    4.2e-18, not 0): for z < 0, 1 + e^{-z} is large and its reciprocal keeps its
+    relative precision. Where e^{-z} overflows (z below about -709 in float64,
+    -88 in float32) the result is 0; the exact value there is below the
+    smallest normal number of the dtype.
 
     >>> float(sigmoid(np.array(0.0)))
     0.5

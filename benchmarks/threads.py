@@ -4,6 +4,7 @@
     python -m benchmarks.threads                      # both comparisons, every setting
     python -m benchmarks.threads --only backprop      # or: --only fd
     python -m benchmarks.threads --isa avx2           # as on an AVX2-only machine (see below)
+    python -m benchmarks.threads --setting "one thread"
     python -m benchmarks --only threads               # the same inside the main table
 
 Thread counts are read once, when NumPy's BLAS, XLA and torch start, so each setting runs
@@ -250,6 +251,8 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str]]:
     lines = [f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"]
     for what in args.only or ["backprop", "fd"]:
         for setting in SETTINGS[what]:
+            if args.setting and setting not in args.setting:
+                continue
             start = time.perf_counter()
             result = _run_child(what, setting, args)
             env = result["environment"]
@@ -262,6 +265,11 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str]]:
                     lines.append("  " + _backprop_breakdown(r))
                 else:
                     rows.append(_fd_row(r, setting, env))
+                    if "gradcheck" not in r:
+                        lines.append(
+                            "  torch is not installed: the gradcheck comparison is skipped "
+                            "(pip install torch==2.13.0, the CPU build)"
+                        )
                     lines.extend(f"  {name}: {t:.3f} s" for name, t in r["breakdown"].items())
     lines.append(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return rows, lines
@@ -312,6 +320,12 @@ def _fd_row(r: dict, setting: str, env: dict) -> Row:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--isa", choices=["native", "avx2"], default="native")
     parser.add_argument("--unset-openblas-hints", action="store_true")
+    parser.add_argument(
+        "--setting",
+        choices=sorted({name for settings in SETTINGS.values() for name in settings}),
+        action="append",
+        help="only these thread settings (default: every one)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
