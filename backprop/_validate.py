@@ -28,6 +28,8 @@ def _describe(value: object) -> str:
 
 def as_float_array(value: object, name: str) -> np.ndarray:
     """``value`` as a floating-point ndarray (no copy when it already is one)."""
+    if type(value) is np.ndarray and value.dtype.kind == "f":  # the common case, at once
+        return value
     if isinstance(value, np.ndarray):
         array = value
     else:
@@ -42,10 +44,17 @@ def as_float_array(value: object, name: str) -> np.ndarray:
     return array
 
 
+def _total(array: np.ndarray) -> float:
+    """A sum that is finite when every entry is: the sum of squares (BLAS's dot, the cheapest
+    call) for a small contiguous array, the plain sum (no BLAS threads) for the rest. Either
+    can also overflow with finite entries: a non-finite total calls for the entrywise test."""
+    if array.size <= 4096 and array.flags.c_contiguous:
+        return float(np.vdot(array, array))
+    return float(np.add.reduce(array, axis=None))
+
+
 def _finite(array: np.ndarray, name: str) -> None:
-    # One reduction decides the common case: a finite sum means every entry is finite.
-    # (A sum can overflow with finite entries; the entrywise test then has the last word.)
-    if math.isfinite(np.add.reduce(array, axis=None)) or np.isfinite(array).all():
+    if math.isfinite(_total(array)) or np.isfinite(array).all():
         return
     bad = np.argwhere(~np.isfinite(array))[0]
     value = array[tuple(bad)]
@@ -68,8 +77,9 @@ def check_params(params: object) -> Params:
     if len(params) == 0:
         raise ValueError("params must hold at least one layer, got an empty list")
     checked: Params = []
+    total = 0.0
     for l, pair in enumerate(params, start=1):
-        if not isinstance(pair, Sequence) or len(pair) != 2:
+        if not (type(pair) is tuple or isinstance(pair, Sequence)) or len(pair) != 2:
             raise TypeError(
                 f"layer {l}: params[{l - 1}] must be a (W, b) pair, got {_describe(pair)}"
             )
@@ -91,9 +101,12 @@ def check_params(params: object) -> Params:
                 f"layer {l}: b must have shape ({W.shape[0]}, 1) (one row per unit, one column), "
                 f"got shape {b.shape}"
             )
-        _finite(W, f"layer {l}: W")
-        _finite(b, f"layer {l}: b")
+        total += _total(W) + _total(b)
         checked.append((W, b))
+    if not math.isfinite(total):  # one test for every layer; the entrywise ones name the entry
+        for l, (W, b) in enumerate(checked, start=1):
+            _finite(W, f"layer {l}: W")
+            _finite(b, f"layer {l}: b")
     return checked
 
 

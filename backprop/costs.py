@@ -59,7 +59,9 @@ def mse(a: Array, y: Array) -> float:
 
 def mse_grad(a: Array, y: Array) -> Array:
     """dJ/dA = (A - Y) / m."""
-    return (a - y) / a.shape[1]
+    d = np.subtract(a, y)
+    d /= a.shape[1]  # in place: a Python int keeps float32 float32
+    return d
 
 
 # --- bce ---------------------------------------------------------------------
@@ -100,12 +102,16 @@ def bce_from_logits(z: Array, y: Array) -> float:
     as logaddexp(0, Z), finite for every finite Z.
     """
     m = z.shape[1]
-    return float(np.sum(np.logaddexp(0.0, z) - y * z)) / m
+    terms = np.multiply(y, z)  # of the promoted dtype, which the difference keeps
+    np.subtract(np.logaddexp(0.0, z), terms, out=terms)
+    return float(np.add.reduce(terms, axis=None)) / m
 
 
 def bce_sigmoid_delta(a: Array, y: Array) -> Array:
     """dZ^L = dJ/dA * A(1 - A) = (A - Y) / m for a sigmoid output."""
-    return (a - y) / a.shape[1]
+    d = np.subtract(a, y)
+    d /= a.shape[1]
+    return d
 
 
 COSTS: dict[str, Cost] = {

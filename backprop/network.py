@@ -72,15 +72,18 @@ def init_params(
 def forward_pass(params: Params, X: np.ndarray, activations: Sequence[str]) -> Cache:
     """Z^l = W^l A^{l-1} + b^l, A^l = g_l(Z^l) for l = 1..L, keeping every Z and A.
 
-    Unchecked: the public functions validate first and then call this.
+    Unchecked: the public functions validate first and then call this. Per layer:
+    one matrix product, the bias added in place, one call of g; nothing else.
     """
     Z: list[np.ndarray] = []
     A: list[np.ndarray] = [X]
+    a = X
     for (W, b), name in zip(params, activations):
-        z = W @ A[-1]
+        z = np.matmul(W, a)
         z += b
+        a = ACTIVATIONS[name].fn(z)
         Z.append(z)
-        A.append(ACTIVATIONS[name].fn(z))
+        A.append(a)
     return Cache(Z, A)
 
 
@@ -117,11 +120,11 @@ def backward(
         dZ = cost.grad(A[L], Y) * ACTIVATIONS[out].grad(Z[L - 1], A[L])
     grads: Grads = [None] * L  # type: ignore[list-item]
     for l in range(L, 0, -1):
-        grads[l - 1] = (dZ @ A[l - 1].T, dZ.sum(axis=1, keepdims=True))
+        a_prev = A[l - 1]
+        grads[l - 1] = (np.matmul(dZ, a_prev.T), np.add.reduce(dZ, axis=1, keepdims=True))
         if l > 1:
-            W = params[l - 1][0]
-            dA = W.T @ dZ
-            dA *= ACTIVATIONS[activations[l - 2]].grad(Z[l - 2], A[l - 1])
+            dA = np.matmul(params[l - 1][0].T, dZ)  # fresh: the derivative goes in in place
+            dA *= ACTIVATIONS[activations[l - 2]].grad(Z[l - 2], a_prev)
             dZ = dA
     return grads
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import threads
 from .common import Row, environment, side_by_side
 
 SEED_NET = ([2, 3, 2, 1], 4)
@@ -426,18 +427,25 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=Path("benchmarks/results"), help="where to write results"
     )
     parser.add_argument(
-        "--only", choices=["backprop", "check", "suite", "scaling", "functions"], action="append"
+        "--only", choices=["backprop", "check", "suite", "scaling", "functions", "threads"], action="append"
     )
+    threads.add_arguments(parser)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     from reference.oracles.jax_x64 import enable_x64
 
     env = environment()
     print("environment:", json.dumps(env))
-    sections = args.only or ["backprop", "check", "suite", "scaling", "functions"]
+    sections = args.only or ["backprop", "check", "suite", "scaling", "functions", "threads"]
     rows: list[Row] = []
     for section in sections:
         start = time.perf_counter()
+        if section == "threads":  # one thread and more, each in a child process
+            thread_rows, lines = threads.run(argparse.Namespace(**{**vars(args), "only": None}))
+            rows += thread_rows
+            print("\n".join(lines))
+            print(f"[{section}: {time.perf_counter() - start:.0f} s]", file=sys.stderr)
+            continue
         with enable_x64():  # the JAX peers in float64 where the inputs are, as the oracle is
             if section == "scaling":
                 rows += bench_scaling(args.quick, args.out)
