@@ -427,7 +427,9 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=Path("benchmarks/results"), help="where to write results"
     )
     parser.add_argument(
-        "--only", choices=["backprop", "check", "suite", "scaling", "functions", "threads"], action="append"
+        "--only",
+        choices=["backprop", "check", "suite", "scaling", "functions", "threads"],
+        action="append",
     )
     threads.add_arguments(parser)
     args = parser.parse_args(argv)
