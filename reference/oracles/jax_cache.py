@@ -19,6 +19,7 @@ JAX settings are left alone: the block only sets the environment its children in
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -33,15 +34,17 @@ OFF = ("0", "off", "no", "false")
 
 MAX_BYTES = 256 * 2**20
 """The cache's size limit: JAX evicts the least recently used programs beyond it (one of the
-small networks' programs takes about 25 kB)."""
+small networks' programs takes about 25 kB). JAX needs the ``filelock`` package for it:
+without that package the cache has no limit."""
 
 _SETTINGS = {
     # Every program, however quick to compile: the small networks' take 0.1 to 1 s each,
     # under JAX's default threshold of 1 s, and they are the ones the default run compiles.
     "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
     "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-    "JAX_COMPILATION_CACHE_MAX_SIZE": str(MAX_BYTES),
 }
+if importlib.util.find_spec("filelock") is not None:  # JAX refuses a limit without it
+    _SETTINGS["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(MAX_BYTES)
 
 
 def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
