@@ -39,10 +39,10 @@ from ..boundary.layouts import describe_param
 from ..inputs.validate import validate_problem
 from ..oracles import finite_diff
 from ..oracles.numpy_model import MissingTwinError
+from . import diagnosis, precision
 
 if TYPE_CHECKING:  # the JAX model (and JAX) are imported by the first check, not with this module
     from ..oracles.jax_model import JaxResult
-from . import diagnosis, precision
 
 EPS = float(np.finfo(np.float64).eps)
 TINY = float(np.finfo(np.float64).tiny)
