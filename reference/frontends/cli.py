@@ -916,15 +916,18 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
                 "process that runs the implementation does not have it; use --in-process, or "
                 "register it through a backprop_harness entry point (CONTRIBUTING.md)"
             )
-    if args.in_process:
-        runner: Any = InProcess(load_impl(args.impl), args.impl)
-    else:
-        runner = Worker(args.impl, timeout=args.timeout)
-        runner.start()
-    try:
-        return _check(args, runner, name, out)
-    finally:
-        runner.close()
+    from ..oracles.jax_cache import compilation_cache
+
+    with compilation_cache():  # the worker's compiled JAX programs kept on disk (jax_cache.py)
+        if args.in_process:
+            runner: Any = InProcess(load_impl(args.impl), args.impl)
+        else:
+            runner = Worker(args.impl, timeout=args.timeout)
+            runner.start()
+        try:
+            return _check(args, runner, name, out)
+        finally:
+            runner.close()
 
 
 def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,8 +38,11 @@ from ..boundary.guard import Finding, Guarded, ImplementationFailed, guard
 from ..boundary.layouts import describe_param
 from ..inputs.validate import validate_problem
 from ..oracles import finite_diff
-from ..oracles.jax_model import JaxResult, MissingTwinError, fit_kinks, jax_model, kink_note
+from ..oracles.numpy_model import MissingTwinError
 from . import diagnosis, precision
+
+if TYPE_CHECKING:  # the JAX model (and JAX) are imported by the first check, not with this module
+    from ..oracles.jax_model import JaxResult
 
 EPS = float(np.finfo(np.float64).eps)
 TINY = float(np.finfo(np.float64).tiny)
@@ -348,6 +351,8 @@ def _references(
 ) -> _References:
     """Step 2: the JAX model's numbers and finite differences of the implementation's loss
     (below float64, of the formulas: :mod:`.precision` says why)."""
+    from ..oracles.jax_model import fit_kinks, jax_model, kink_note
+
     notes: list[str] = []
     eps = precision.unit_roundoff(judged)
     if judged != "float64":

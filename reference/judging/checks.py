@@ -22,7 +22,6 @@ import numpy as np
 
 from ..boundary.guard import Guarded, ImplementationFailed, guard
 from ..inputs.problems import Problem
-from ..oracles.jax_model import jax_model
 from .diagnosis import relative_error
 from .precision import judged_at, tolerances, unit_roundoff
 
@@ -329,6 +328,8 @@ def saturation(impl, scope=None) -> CheckResult:
         if not cases:
             return CheckResult("saturation", None, f"{OUT_OF_SCOPE}"
                                "sigmoid output with bce")  # fmt: skip
+        from ..oracles.jax_model import jax_model  # imports JAX: on first use
+
         for params, X, acts in cases:
             J = impl.loss(params, X, Y, activations=acts, cost="bce")
             grads = impl.gradients(params, X, Y, activations=acts, cost="bce")

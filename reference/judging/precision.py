@@ -46,13 +46,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..boundary.guard import PRECISIONS, Guarded, lowest_precision
 from ..oracles import numpy_model
-from ..oracles.jax_model import JaxResult
+
+if TYPE_CHECKING:
+    from ..oracles.jax_model import JaxResult
 
 
 @dataclass(frozen=True)
