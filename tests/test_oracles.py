@@ -1,6 +1,8 @@
 """The oracles: finite differences and the JAX model, against each other, against an outside
 autodiff system (HIPS autograd), at kinks, and on bad input."""
 
+import itertools
+
 import autograd
 import autograd.numpy as anp
 import numpy as np
@@ -290,7 +292,7 @@ def test_softmax_output_in_both_oracles(cost, width):
     rng = np.random.default_rng(3)
     sizes = [3, width, 4]
     params = [(rng.normal(0, 1 / np.sqrt(p), (n, p)), rng.normal(0, 0.5, (n, 1)))
-              for p, n in zip(sizes[:-1], sizes[1:])]  # fmt: skip
+              for p, n in itertools.pairwise(sizes)]  # fmt: skip
     X, Y = rng.normal(size=(3, 5)), np.eye(4)[:, [0, 3, 1, 3, 2]]
     acts = ["tanh", "softmax"]
     want = autograd.grad(autograd_loss)(params, X, Y, acts, cost)

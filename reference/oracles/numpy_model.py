@@ -23,6 +23,7 @@ import numpy as np
 LEAKY_SLOPE = 0.01
 """leaky relu's slope below 0 (Maas, Hannun and Ng, ICML 2013; PyTorch's and JAX's default)."""
 
+
 class MissingTwinError(LookupError):
     """A name in the implementation's tables has no twin in an oracle; the message says what
     to add."""
