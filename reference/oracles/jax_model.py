@@ -34,6 +34,7 @@ import numpy as np
 from .jax_x64 import enable_x64
 from .numpy_model import LEAKY_SLOPE, NUMPY_ACTIVATIONS, MissingTwinError
 
+
 def _softmax(z):
     """e^{z_i - c} / sum_k e^{z_k - c} along axis 0, c the column's largest z (held constant:
     the ratio does not depend on it, so its derivative adds nothing)."""
