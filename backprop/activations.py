@@ -115,7 +115,9 @@ of PyTorch's ``nn.LeakyReLU`` and of ``jax.nn.leaky_relu``. The table's
 
 
 def leaky_relu(z: Array, slope: float = LEAKY_SLOPE) -> Array:
-    """g(z) = z for z >= 0, slope * z for z < 0 (0 <= slope < 1).
+    """g(z) = z for z >= 0, slope * z for z < 0 (the table's slope: 0.01).
+
+    Any slope in [0, 1) is accepted (:func:`leaky_relu_activation`).
 
     >>> leaky_relu(np.array([-2.0, 0.0, 3.0])).tolist()
     [-0.02, 0.0, 3.0]

@@ -122,8 +122,10 @@ def cce(a: Array, y: Array) -> float:
 
 
 def cce_grad(a: Array, y: Array) -> Array:
-    """dJ/dA = -(1/m) Y / A (0 where Y is 0). Unbounded as A approaches 0 on a label;
-    backprop uses :func:`cce_softmax_delta` whenever the output is a softmax."""
+    """dJ/dA = -(1/m) Y / A (0 where Y is 0).
+
+    Unbounded as A approaches 0 on a label; backprop uses :func:`cce_softmax_delta`
+    whenever the output is a softmax."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         out = -y / a
     return np.where(y == 0, 0.0, out) / a.shape[1]
@@ -137,14 +139,17 @@ def _log_softmax(z: Array) -> Array:
 
 
 def cce_from_logits(z: Array, y: Array) -> float:
-    """J = -(1/m) sum Y log softmax(Z), from the logits with the max shift: finite for
-    every finite Z (logits of 1e4 included)."""
+    """J = -(1/m) sum Y log softmax(Z), which is cce(softmax(Z), Y).
+
+    From the logits with the max shift (:func:`_log_softmax`): finite for every finite Z,
+    logits of 1e4 included."""
     m = z.shape[1]
     return float(-np.sum(y * _log_softmax(z))) / m
 
 
 def cce_softmax_delta(a: Array, y: Array) -> Array:
-    """dZ^L = (A - Y) / m for a softmax output: the Jacobian of softmax times -Y/(mA),
+    """dZ^L = dJ/dA times softmax's Jacobian = (A - Y) / m for a softmax output.
+
     sum_k (-y_k / (m a_k)) a_k (delta_ik - a_i) = (a_i sum_k y_k - y_i) / m, and
     sum_k y_k = 1 for a one-hot column."""
     return (a - y) / a.shape[1]

@@ -508,6 +508,9 @@ def explain(out: TextIO) -> None:
             f"  dJ/dW^{l} = dZ^{l} (A^{l - 1})^T   ({n}x m times m x{n_prev} = {n}x{n_prev})\n"
             f"  dJ/db^{l} = dZ^{l} summed over the m columns   ({n}x1)\n\n"
         )
+    from .formulas import explain_tables
+
+    explain_tables(out)
 
 
 # --- plots ---------------------------------------------------------------------------------
