@@ -129,8 +129,7 @@ def leaky_relu_grad(z: Array, a: Array, slope: float = LEAKY_SLOPE) -> Array:
     """g'(z) = 1 for z >= 0, slope for z < 0; ``a`` is unused.
 
     At the kink g'(0) = 1, relu's convention (the seed's relu'(0) = 1); any value
-    in [slope, 1] is a subgradient there. Read from ``z``: a keeps z's sign, but
-    the mask is relu's, so both read the same array.
+    in [slope, 1] is a subgradient there. The mask is read from ``z``, as relu's is.
     """
     return np.where(z >= 0, 1.0, slope).astype(z.dtype, copy=False)
 
