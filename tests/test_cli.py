@@ -282,3 +282,30 @@ def test_one_mistake_shows_once_with_the_networks_it_affects(tmp_path):
     assert code == 1 and len(failing) > 3
     assert sum(groups) == len(failing) and len(groups) < len(failing)
     assert text.count("only layer 2's dW is wrong") == len(groups)
+
+
+def test_the_default_seed_networks_cover_every_pair_of_the_tables():
+    """Every pair of choices (the two hidden activations, each with the output and its cost)
+    in some seed network; every combination of the seed's own activations; no duplicate, no
+    output-only activation in a hidden layer; the full product while it is small."""
+    import itertools
+
+    import backprop
+    from reference.inputs.combinations import SEED_TABLE, SEEDS_OWN, seed_combinations
+    from reference.inputs.problems import compatible_costs, output_only
+
+    names = sorted(backprop.ACTIVATIONS)
+    combos = seed_combinations(names)
+    hidden = [n for n in names if not output_only(n)]
+    heads = [(out, cost) for out in names for cost in compatible_costs(out)]
+    assert combos[0] == SEEDS_OWN and len(set(combos)) == len(combos)
+    assert {acts[:2] for acts, _ in combos} == set(itertools.product(hidden, hidden))
+    for k in (0, 1):
+        assert {(acts[k], acts[2], cost) for acts, cost in combos} == {
+            (h, out, cost) for h in hidden for out, cost in heads
+        }
+    seeds = [(acts, cost) for acts, cost in combos if set(acts) <= set(SEED_TABLE)]
+    assert set(seeds) == set(seed_combinations(list(SEED_TABLE)))
+    assert len(seed_combinations(list(SEED_TABLE))) == sum(
+        len(compatible_costs(out)) for *_, out in itertools.product(SEED_TABLE, repeat=3)
+    )
