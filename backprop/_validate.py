@@ -127,6 +127,12 @@ def check_activations(activations: object, n_layers: int) -> tuple[str, ...]:
             raise ValueError(
                 f"layer {l}: unknown activation {name!r}; known: {', '.join(sorted(ACTIVATIONS))}"
             )
+        if l < n_layers and ACTIVATIONS[name].vjp is not None:
+            raise ValueError(
+                f"activations[{l - 1}] (layer {l} of {n_layers}) is {name!r}, which is not "
+                "elementwise and is taken on the output layer only; give layer "
+                f"{l} an elementwise activation"
+            )
     return tuple(activations)
 
 
@@ -181,7 +187,21 @@ def check_Y(Y: object, X: np.ndarray, params: Params, cost: str) -> np.ndarray:
         raise ValueError(
             f"Y holds labels outside [0, 1] (e.g. {bad}), which cost 'bce' cannot take"
         )
+    if cost == "cce":
+        check_one_hot(Y, "Y")
     return Y
+
+
+def check_one_hot(Y: np.ndarray, name: str) -> None:
+    """Every column of ``Y`` one-hot: zeros and a single 1 (categorical labels, for cce)."""
+    binary = (Y == 0) | (Y == 1)
+    counts = (Y == 1).sum(axis=0)
+    if not binary.all() or (counts != 1).any():
+        s = int(np.flatnonzero(~binary.all(axis=0) | (counts != 1))[0])
+        raise ValueError(
+            f"{name} must be one-hot by columns for cost 'cce' (zeros and a single 1 in each "
+            f"column), but column {s} is {Y[:, s].tolist()}"
+        )
 
 
 def check_problem(

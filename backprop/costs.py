@@ -6,9 +6,9 @@ table is part of both.
 
 A cost may also carry *fused* forms for particular output activations: the
 loss computed from the pre-activation Z^L and the output delta
-dZ^L = dJ/dA * g'(Z^L) simplified by hand. ``bce`` with a sigmoid output uses
-them, so a saturated output (A exactly 0 or 1 in float64) still gives a finite
-loss and finite, correct gradients.
+dZ^L = dJ/dA * g'(Z^L) simplified by hand. ``bce`` with a sigmoid output and
+``cce`` with a softmax output use them, so a saturated output (A exactly 0 or 1
+in float64) still gives a finite loss and finite, correct gradients.
 """
 
 from __future__ import annotations
@@ -114,6 +114,53 @@ def bce_sigmoid_delta(a: Array, y: Array) -> Array:
     return d
 
 
+# --- cce (categorical cross-entropy) ------------------------------------------
+
+
+def cce(a: Array, y: Array) -> float:
+    """J = -(1/m) sum Y log A, Y one-hot by columns (each column a class).
+
+    From A alone this is infinite where A has rounded to 0 on a column's label;
+    :func:`cce_from_logits` (the fused form used with a softmax output) is not.
+    """
+    m = a.shape[1]
+    return float(-np.sum(_xlogx(y, a))) / m
+
+
+def cce_grad(a: Array, y: Array) -> Array:
+    """dJ/dA = -(1/m) Y / A (0 where Y is 0).
+
+    Unbounded as A approaches 0 on a label; backprop uses :func:`cce_softmax_delta`
+    whenever the output is a softmax."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out = -y / a
+    return np.where(y == 0, 0.0, out) / a.shape[1]
+
+
+def _log_softmax(z: Array) -> Array:
+    """log softmax(Z) by columns: Z - c - log sum_k e^{Z_k - c}, c the column's largest Z
+    (no exponent is positive, and the sum is at least 1, so its log is finite)."""
+    shifted = z - z.max(axis=0, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=0, keepdims=True))
+
+
+def cce_from_logits(z: Array, y: Array) -> float:
+    """J = -(1/m) sum Y log softmax(Z), which is cce(softmax(Z), Y).
+
+    From the logits with the max shift (:func:`_log_softmax`): finite for every finite Z,
+    logits of 1e4 included."""
+    m = z.shape[1]
+    return float(-np.sum(y * _log_softmax(z))) / m
+
+
+def cce_softmax_delta(a: Array, y: Array) -> Array:
+    """dZ^L = dJ/dA times softmax's Jacobian = (A - Y) / m for a softmax output.
+
+    sum_k (-y_k / (m a_k)) a_k (delta_ik - a_i) = (a_i sum_k y_k - y_i) / m, and
+    sum_k y_k = 1 for a one-hot column."""
+    return (a - y) / a.shape[1]
+
+
 COSTS: dict[str, Cost] = {
     "mse": Cost(mse, mse_grad),
     "bce": Cost(
@@ -121,6 +168,12 @@ COSTS: dict[str, Cost] = {
         bce_grad,
         output_activations=frozenset({"sigmoid"}),
         fused=MappingProxyType({"sigmoid": Fused(bce_from_logits, bce_sigmoid_delta)}),
+    ),
+    "cce": Cost(
+        cce,
+        cce_grad,
+        output_activations=frozenset({"softmax"}),
+        fused=MappingProxyType({"softmax": Fused(cce_from_logits, cce_softmax_delta)}),
     ),
 }
 """The cost table, keyed by name: ``COSTS["mse"].grad(a, y)``."""

@@ -100,7 +100,8 @@ def backward(
 ) -> Grads:
     """The gradients of J for every layer, from a forward cache. Pure.
 
-    Output layer:  dZ^L = dJ/dA^L * g'_L(Z^L)   (or the cost's fused delta)
+    Output layer:  dZ^L = dJ/dA^L * g'_L(Z^L)   (or the cost's fused delta; for
+                   softmax, g's vjp: A^L * (dJ/dA^L - column sums of dJ/dA^L * A^L))
     Hidden layers: dZ^l = (W^{l+1})^T dZ^{l+1} * g'_l(Z^l)
     Every layer:   dW^l = dZ^l (A^{l-1})^T      (n_l, n_{l-1})
                    db^l = sum of dZ^l over the columns, (n_l, 1)
@@ -114,10 +115,13 @@ def backward(
     L = len(params)
     out = activations[-1]
     fused = cost.fused.get(out)
+    g = ACTIVATIONS[out]
     if fused is not None:
         dZ = fused.delta(A[L], Y)
+    elif g.vjp is not None:  # not elementwise (softmax): dA times the Jacobian, by columns
+        dZ = g.vjp(Z[L - 1], A[L], cost.grad(A[L], Y))
     else:
-        dZ = cost.grad(A[L], Y) * ACTIVATIONS[out].grad(Z[L - 1], A[L])
+        dZ = cost.grad(A[L], Y) * g.grad(Z[L - 1], A[L])
     grads: Grads = [None] * L  # type: ignore[list-item]
     for l in range(L, 0, -1):
         a_prev = A[l - 1]

@@ -109,6 +109,7 @@ def register_activation(
     jax: Callable,
     kinks: Sequence[float] = (),
     absolute_rounding: float = 1.0,
+    vjp: Callable | None = None,
     replace: bool = False,
 ) -> None:
     """Add activation ``name`` to every table: ``backprop.ACTIVATIONS`` (``fn(z) -> a`` and
@@ -120,12 +121,17 @@ def register_activation(
 
     ``absolute_rounding``: s_g >= 0, how far a correct formula for g may be off, in eps
     (|g(z)| + s_g): 1 (the default) unless every correct formula keeps relative precision.
+    ``vjp``: for a g that is not elementwise (softmax-like: each output depends on its whole
+    column), ``vjp(z, a, dA) -> dZ``, dA times g's Jacobian by columns; ``numpy`` and ``jax``
+    then work along axis 0 and the name is taken on the output layer only.
     ``replace=True`` replaces a name already in the table (the built-ins included);
     :func:`unregister_activation` brings the replaced entry back.
     """
     _check_name(name, "activation", replace)
     for argument, value in (("fn", fn), ("grad", grad), ("numpy", numpy), ("jax", jax)):
         _check_callable(argument, value)
+    if vjp is not None:
+        _check_callable("vjp", vjp)
     if isinstance(kinks, (str, bytes)) or not isinstance(kinks, Sequence):
         raise TypeError(f"kinks must be a sequence of numbers, got {kinks!r}")
     points = []
@@ -147,8 +153,8 @@ def register_activation(
 
     _saved.setdefault(("activation", name), []).append(_snapshot("activation", name))
     ours, twins = _tables("activation")
-    ours[name] = backprop.Activation(fn, grad)
-    twins[name] = NumpyActivation(numpy, kinks=tuple(sorted(points)))
+    ours[name] = backprop.Activation(fn, grad, vjp)
+    twins[name] = NumpyActivation(numpy, kinks=tuple(sorted(points)), elementwise=vjp is None)
     jax_table, rounding = _jax_tables("activation")
     jax_table[name] = jax
     rounding[name] = float(absolute_rounding)

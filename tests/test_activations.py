@@ -10,6 +10,8 @@ import jax
 import numpy as np
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import backprop
 from reference.inputs.strategies import pre_activations
@@ -19,6 +21,9 @@ from reference.oracles.numpy_model import NUMPY_ACTIVATIONS
 
 EPS = np.finfo(np.float64).eps
 NAMES = sorted(backprop.ACTIVATIONS)
+ELEMENTWISE = [n for n in NAMES if backprop.ACTIVATIONS[n].vjp is None]
+"""The activations whose ``grad`` is g' itself; the others (softmax) go through ``vjp``."""
+BY_COLUMNS = [n for n in NAMES if backprop.ACTIVATIONS[n].vjp is not None]
 
 
 def kinks(name):
@@ -34,7 +39,7 @@ def fd_derivative(fn, z):
     return (4 * d2 - d1) / 3, np.abs(d1 - d2) + roundoff
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ELEMENTWISE)
 @given(data=pre_activations(min_value=-60, max_value=60, kinks=(0.0,)))
 def test_derivative_matches_finite_differences(name, data):
     z = data
@@ -44,7 +49,7 @@ def test_derivative_matches_finite_differences(name, data):
     assert np.all(np.abs(got - est) <= 10 * err + 1e-9 * np.abs(est)), (z, got, est)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ELEMENTWISE)
 @given(z=pre_activations(min_value=-1e3, max_value=1e3, kinks=(0.0,)))
 def test_derivative_matches_jax(name, z):
     entry = backprop.ACTIVATIONS[name]
@@ -106,3 +111,97 @@ def test_every_activation_has_both_twins():
         assert name in NUMPY_ACTIVATIONS, (
             f"add {name!r} to NUMPY_ACTIVATIONS in reference/oracles/numpy_model.py"
         )
+
+
+def test_leaky_relu_derivative_at_zero_is_one_like_relus():
+    leaky = backprop.ACTIVATIONS["leaky_relu"]
+    z = np.array([-1e-300, 0.0, -0.0, 1e-300])
+    np.testing.assert_array_equal(leaky.grad(z, leaky.fn(z)), [0.01, 1.0, 1.0, 1.0])
+
+
+def test_leaky_relu_slope_by_hand_and_the_factory():
+    z = np.array([-2.0, -0.5, 0.0, 3.0])
+    np.testing.assert_array_equal(backprop.ACTIVATIONS["leaky_relu"].fn(z), [-0.02, -0.005, 0, 3])
+    steep = backprop.activations.leaky_relu_activation(0.2)
+    np.testing.assert_allclose(steep.fn(z), [-0.4, -0.1, 0.0, 3.0], rtol=1e-15)
+    np.testing.assert_array_equal(steep.grad(z, steep.fn(z)), [0.2, 0.2, 1.0, 1.0])
+    for bad in (1.0, -0.1, True, "0.1"):
+        with pytest.raises(ValueError, match="slope must be a number in"):
+            backprop.activations.leaky_relu_activation(bad)
+
+
+def test_identity_returns_a_copy():
+    z = np.array([[1.0, -2.0]])
+    a = backprop.ACTIVATIONS["identity"].fn(z)
+    np.testing.assert_array_equal(a, z)
+    assert a is not z and not np.shares_memory(a, z)
+
+
+# --- activations that are not elementwise (softmax): the Jacobian by columns -----------------
+
+
+@st.composite
+def logits_and_upstream(draw, scale=30.0):
+    n, m = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    z = draw(hnp.arrays(np.float64, (n, m), elements=st.floats(-scale, scale)))
+    dA = draw(hnp.arrays(np.float64, (n, m), elements=st.floats(-2.0, 2.0)))
+    return z, dA
+
+
+@pytest.mark.parametrize("name", BY_COLUMNS)
+@given(data=logits_and_upstream())
+def test_vjp_matches_jax(name, data):
+    z, dA = data
+    entry = backprop.ACTIVATIONS[name]
+    a = entry.fn(z)
+    with enable_x64():
+        value, pullback = jax.vjp(JAX_ACTIVATIONS[name], z)
+        want = np.asarray(pullback(dA)[0])
+    np.testing.assert_allclose(a, np.asarray(value), rtol=1e-13, atol=4 * EPS)
+    # a_i (dA_i - sum a_k dA_k) cancels to a few eps of its terms
+    slack = 8 * EPS * np.abs(a) * (np.abs(dA) + np.sum(np.abs(a * dA), axis=0))
+    assert np.all(np.abs(entry.vjp(z, a, dA) - want) <= 1e-12 * np.abs(want) + slack)
+
+
+@pytest.mark.parametrize("name", BY_COLUMNS)
+@given(data=logits_and_upstream())
+def test_vjp_matches_finite_differences(name, data):
+    """dZ_i = d/dz_i of sum(dA * g(z)), by central differences entry by entry."""
+    z, dA = data
+    entry = backprop.ACTIVATIONS[name]
+    got = entry.vjp(z, entry.fn(z), dA)
+    for idx in np.ndindex(z.shape):
+        h = EPS ** (1 / 3) * max(1.0, abs(z[idx]))
+        e = np.zeros_like(z)
+        e[idx] = h
+        d1 = (np.sum(dA * entry.fn(z + e)) - np.sum(dA * entry.fn(z - e))) / (2 * h)
+        d2 = (np.sum(dA * entry.fn(z + e / 2)) - np.sum(dA * entry.fn(z - e / 2))) / h
+        est = (4 * d2 - d1) / 3
+        bound = 10 * abs(d1 - d2) + 16 * EPS * (1 + np.sum(np.abs(dA))) / h
+        assert abs(got[idx] - est) <= bound, (idx, got[idx], est)
+
+
+@pytest.mark.parametrize("name", BY_COLUMNS)
+def test_vjp_is_not_grad_times_upstream(name):
+    """The Jacobian's off-diagonal matters: dA * grad(z, a), the elementwise product, differs."""
+    entry = backprop.ACTIVATIONS[name]
+    z, dA = np.array([[0.0], [1.0], [-1.0]]), np.array([[1.0], [0.0], [0.0]])
+    a = entry.fn(z)
+    assert not np.allclose(entry.vjp(z, a, dA), dA * entry.grad(z, a))
+
+
+def test_softmax_by_hand_and_with_logits_of_1e4():
+    softmax = backprop.ACTIVATIONS["softmax"].fn
+    # e^0 : e^{log 3} = 1 : 3 in each column, whatever the shift
+    z = np.array([[0.0, 1e4], [np.log(3.0), 1e4 + np.log(3.0)]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a = softmax(z)
+    np.testing.assert_allclose(a, [[0.25, 0.25], [0.75, 0.75]], rtol=1e-12)
+
+
+def test_hidden_softmax_is_refused_naming_the_argument():
+    params = backprop.init_params([2, 3, 2], seed=0)
+    X, Y = np.zeros((2, 1)), np.array([[1.0], [0.0]])
+    with pytest.raises(ValueError, match=r"activations\[0\] \(layer 1 of 2\) is 'softmax'"):
+        backprop.gradients(params, X, Y, activations=["softmax", "softmax"], cost="cce")

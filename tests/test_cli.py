@@ -8,7 +8,9 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from backprop import cli as train_cli
+from reference.bugs import CATALOG
 from reference.frontends import cli
+from reference.oracles.numpy_model import NUMPY_ACTIVATIONS
 
 
 def check(*argv):
@@ -41,7 +43,8 @@ def test_quiet_prints_failures_and_the_summary_only():
 
 def test_verbose_prints_every_table_and_check():
     code, text = check("--networks", "1", "--verbose")
-    assert code == 0 and text.count("err FD") == 37 and "relu'(0)" in text
+    n = cli.seed_combinations() + 1  # a table per network: every seed network and one random
+    assert code == 0 and text.count("err FD") == n and "relu'(0)" in text
 
 
 def test_quiet_and_verbose_together_is_a_usage_error(capsys):
@@ -148,11 +151,39 @@ def test_explain_names_every_connection_of_the_seed_network():
     assert text.count("->") == 3 * 2 + 2 * 3 + 1 * 2
 
 
+def test_explain_states_every_activation_and_cost_of_the_tables():
+    """Each name with its formulas, taken from the tables' own docstrings; output-only and
+    kinked activations and fused cost forms said as such."""
+    import inspect
+
+    import backprop
+    from reference.inputs.problems import output_only
+
+    def first(fn):
+        return " ".join(inspect.getdoc(fn).split("\n\n")[0].split())
+
+    code, text = check("--explain")
+    assert code == 0
+    for name, entry in backprop.ACTIVATIONS.items():
+        assert f"  {name}" in text and first(entry.fn) in text
+        assert first(entry.vjp if entry.vjp is not None else entry.grad) in text
+        assert (f"  {name}  (output layer only" in text) == output_only(name)
+    for name, cost in backprop.COSTS.items():
+        assert f"  {name}" in text and first(cost.fn) in text and first(cost.grad) in text
+        for activation, fused in cost.fused.items():
+            assert f"with a {activation} output, from the logits" in text
+            assert first(fused.fn) in text and first(fused.delta) in text
+    assert text.count("kinks at z = 0:") == sum(
+        1 for n in backprop.ACTIVATIONS if 0.0 in NUMPY_ACTIVATIONS[n].kinks
+    )
+
+
 def test_bugs_prints_the_matrix_and_writes_json(tmp_path):
     path = tmp_path / "bugs.json"
     code, text = check("--bugs", "--json", str(path))
     bugs = json.loads(path.read_text())["bugs"]
-    assert code == 0 and "25 of 25 mistakes detected" in text
+    n = len(CATALOG)
+    assert code == 0 and f"{n} of {n} mistakes detected" in text
     assert len(bugs) >= 20 and all(b["detected"] for b in bugs)
     assert {"name", "detected", "caught_by", "diagnosis"} <= set(bugs[0])
 
@@ -251,3 +282,30 @@ def test_one_mistake_shows_once_with_the_networks_it_affects(tmp_path):
     assert code == 1 and len(failing) > 3
     assert sum(groups) == len(failing) and len(groups) < len(failing)
     assert text.count("only layer 2's dW is wrong") == len(groups)
+
+
+def test_the_default_seed_networks_cover_every_pair_of_the_tables():
+    """Every pair of choices (the two hidden activations, each with the output and its cost)
+    in some seed network; every combination of the seed's own activations; no duplicate, no
+    output-only activation in a hidden layer; the full product while it is small."""
+    import itertools
+
+    import backprop
+    from reference.inputs.combinations import SEED_TABLE, SEEDS_OWN, seed_combinations
+    from reference.inputs.problems import compatible_costs, output_only
+
+    names = sorted(backprop.ACTIVATIONS)
+    combos = seed_combinations(names)
+    hidden = [n for n in names if not output_only(n)]
+    heads = [(out, cost) for out in names for cost in compatible_costs(out)]
+    assert combos[0] == SEEDS_OWN and len(set(combos)) == len(combos)
+    assert {acts[:2] for acts, _ in combos} == set(itertools.product(hidden, hidden))
+    for k in (0, 1):
+        assert {(acts[k], acts[2], cost) for acts, cost in combos} == {
+            (h, out, cost) for h in hidden for out, cost in heads
+        }
+    seeds = [(acts, cost) for acts, cost in combos if set(acts) <= set(SEED_TABLE)]
+    assert set(seeds) == set(seed_combinations(list(SEED_TABLE)))
+    assert len(seed_combinations(list(SEED_TABLE))) == sum(
+        len(compatible_costs(out)) for *_, out in itertools.product(SEED_TABLE, repeat=3)
+    )

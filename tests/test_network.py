@@ -94,3 +94,32 @@ def test_bce_saturated_output_is_finite_and_right():
     # dZ = (A - Y)/4 = (1, -1, 0, 0)/4 to double precision
     assert db[0, 0] == pytest.approx(0.0, abs=1e-16)
     assert dW[0, 0] == pytest.approx((40 + 60) / 4, rel=1e-15)
+
+
+@pytest.mark.parametrize("cost", ["mse", "cce"])
+def test_softmax_output_agrees_with_jax_through_the_jacobian(cost):
+    """Softmax with mse takes the Jacobian path (vjp), with cce the fused (A - Y)/m: both
+    are jax.grad's to rounding on a 3-4-3 network of one-hot labels."""
+    rng = np.random.default_rng(5)
+    params = backprop.init_params([3, 4, 3], seed=5, scale=1.5)
+    X, Y = rng.normal(size=(3, 6)), np.eye(3)[:, [0, 1, 2, 2, 1, 0]]
+    kwargs = {"activations": ["leaky_relu", "softmax"], "cost": cost}
+    J, want = jax_gradients(params, X, Y, **kwargs)
+    assert backprop.loss(params, X, Y, **kwargs) == pytest.approx(J, rel=1e-12)
+    for (dW, db), (jW, jb) in zip(backprop.gradients(params, X, Y, **kwargs), want):
+        np.testing.assert_allclose(dW, jW, rtol=1e-10, atol=1e-15)
+        np.testing.assert_allclose(db, jb, rtol=1e-10, atol=1e-15)
+
+
+def test_softmax_cce_at_logits_of_1000_is_finite_and_right():
+    """Logits (z, -z) for z = 1000 and -1000: A rounds to one-hot, J is 0 or 2000 per sample,
+    dZ = (A - Y)/m exactly."""
+    params = [(np.array([[1.0], [-1.0]]), np.zeros((2, 1)))]
+    X = np.array([[1000.0, -1000.0]])
+    Y = np.array([[1.0, 1.0], [0.0, 0.0]])  # right on the first sample, wrong on the second
+    J = backprop.loss(params, X, Y, activations=["softmax"], cost="cce")
+    assert J == pytest.approx(2000.0 / 2, rel=1e-15)
+    ((dW, db),) = backprop.gradients(params, X, Y, activations=["softmax"], cost="cce")
+    # dZ = (A - Y)/2 = ((0, -1/2), (0, 1/2)); dW = dZ X^T, db = row sums
+    np.testing.assert_allclose(dW, [[500.0], [-500.0]], rtol=1e-15)
+    np.testing.assert_allclose(db, [[-0.5], [0.5]], rtol=1e-15)

@@ -1,6 +1,8 @@
 """The oracles: finite differences and the JAX model, against each other, against an outside
 autodiff system (HIPS autograd), at kinks, and on bad input."""
 
+import itertools
+
 import autograd
 import autograd.numpy as anp
 import numpy as np
@@ -25,6 +27,9 @@ def autograd_loss(flat_params, X, Y, activations, cost):
         "sigmoid": lambda z: 1 / (1 + anp.exp(-z)),
         "tanh": anp.tanh,
         "relu": lambda z: anp.where(z >= 0, z, 0.0),
+        "leaky_relu": lambda z: anp.where(z >= 0, z, 0.01 * z),
+        "identity": lambda z: z,
+        "softmax": lambda z: anp.exp(z - log_sum_exp(z)),
     }
     A, Z = X, None
     for (W, b), name in zip(flat_params, activations):
@@ -33,7 +38,15 @@ def autograd_loss(flat_params, X, Y, activations, cost):
     m = X.shape[1]
     if cost == "mse":
         return anp.sum((A - Y) ** 2) / (2 * m)
+    if cost == "cce":  # on the softmax's logits
+        return -anp.sum(Y * (Z - log_sum_exp(Z))) / m
     return anp.sum(anp.logaddexp(0.0, Z) - Y * Z) / m  # bce on the sigmoid's logits
+
+
+def log_sum_exp(z):
+    """log sum_k e^{z_k} over each column, shifted by the column's largest z."""
+    c = anp.max(z, axis=0, keepdims=True)
+    return c + anp.log(anp.sum(anp.exp(z - c), axis=0, keepdims=True))
 
 
 def rel(a, b):
@@ -268,3 +281,24 @@ def test_load_impl_finds_modules_and_objects():
     assert load_impl("backprop") is backprop
     assert load_impl("reference.bugs:dW2_times_2").name == "dW2_times_2"
     assert load_impl(backprop) is backprop
+
+
+@pytest.mark.parametrize("cost", ["mse", "cce"])
+@pytest.mark.parametrize("width", [3, 70])
+def test_softmax_output_in_both_oracles(cost, width):
+    """A softmax output normalises each column: the JAX model's padded path (small networks)
+    and its exact path (wide ones) must not let padded units into the sum, and a finite
+    difference of one logit moves every output of its column. Both against autograd."""
+    rng = np.random.default_rng(3)
+    sizes = [3, width, 4]
+    params = [(rng.normal(0, 1 / np.sqrt(p), (n, p)), rng.normal(0, 0.5, (n, 1)))
+              for p, n in itertools.pairwise(sizes)]  # fmt: skip
+    X, Y = rng.normal(size=(3, 5)), np.eye(4)[:, [0, 3, 1, 3, 2]]
+    acts = ["tanh", "softmax"]
+    want = autograd.grad(autograd_loss)(params, X, Y, acts, cost)
+    result = jax_model(params, X, Y, activations=acts, cost=cost)
+    fd = numerical_gradients(backprop, params, X, Y, activations=acts, cost=cost, method="model")
+    for w, j, n in zip(want, result.grads, fd.grads):
+        for k in range(2):
+            assert rel(j[k], w[k]) <= 1e-12
+            assert rel(n[k], w[k]) <= 1e-8

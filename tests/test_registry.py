@@ -2,7 +2,6 @@
 the strategies, the suite and validation pick it up; bad registrations are refused."""
 
 import io
-import itertools
 import os
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import backprop
 import reference
 from reference import registry
 from reference.frontends.cli import default_problems, main
+from reference.inputs.combinations import seed_combinations
 from reference.inputs.problems import compatible_costs, with_relu_margin
 from reference.inputs.strategies import architectures
 from reference.oracles.jax_model import JAX_ACTIVATIONS, JAX_COSTS
@@ -55,10 +55,9 @@ FAST = settings(max_examples=200, database=None)
 
 
 def _seed_count() -> int:
-    """Seed networks the default run has, from the tables: every activation triple with
-    every cost its output activation allows."""
-    names = list(backprop.ACTIVATIONS)
-    return sum(len(compatible_costs(out)) for *_, out in itertools.product(names, repeat=3))
+    """Seed networks the default run has, from the tables: the activation triples with the
+    costs their output activations allow (every one, or a pairwise covering set)."""
+    return len(seed_combinations(sorted(backprop.ACTIVATIONS)))
 
 
 def test_one_call_reaches_every_table_and_unregister_removes_it():
@@ -124,6 +123,51 @@ def test_a_wrong_derivative_is_caught():
         assert not report.ok
 
 
+def _softmax_at(temperature, xp):
+    def g(z):
+        e = xp.exp((z - z.max(axis=0, keepdims=True)) / temperature)
+        return e / e.sum(axis=0, keepdims=True)
+
+    return g
+
+
+# softmax(z / 2): not elementwise; dZ = A * (dA - sum over the column of dA * A) / 2
+WARM = {
+    "fn": _softmax_at(2.0, np),
+    "grad": lambda z, a: a * (1 - a) / 2,
+    "vjp": lambda z, a, dA: a * (dA - np.sum(dA * a, axis=0, keepdims=True)) / 2,
+    "numpy": _softmax_at(2.0, np),
+    "jax": _softmax_at(2.0, jnp),
+}
+
+
+def test_a_registered_activation_that_is_not_elementwise_goes_through_its_vjp():
+    """One call with a vjp: backprop's backward pass uses it, the harness checks it, and it is
+    kept to the output layer; a wrong vjp is caught."""
+    from reference.inputs.problems import output_only
+    from reference.inputs.validate import ProblemError
+
+    with reference.registered_activation("warm_softmax", **WARM):
+        assert output_only("warm_softmax")
+        problem = reference.seed_problem(("tanh", "tanh", "warm_softmax"), "mse")
+        assert problem.params[-1][0].shape[0] == 2
+        report = reference.check_gradients(
+            backprop, problem.params, problem.X, problem.Y, **problem.kwargs()
+        )
+        assert report.ok, report.summary
+        with pytest.raises(ProblemError, match="must be an elementwise activation"):
+            reference.check_gradients(
+                backprop, problem.params, problem.X, problem.Y,
+                activations=["tanh", "warm_softmax", "warm_softmax"], cost="mse",
+            )  # fmt: skip
+    wrong = {**WARM, "vjp": lambda z, a, dA: dA * a * (1 - a) / 2}
+    with reference.registered_activation("warm_softmax", **wrong):
+        report = reference.check_gradients(
+            backprop, problem.params, problem.X, problem.Y, **problem.kwargs()
+        )
+        assert not report.ok
+
+
 def test_margins_keep_off_a_registered_kink():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3, 50))
@@ -150,6 +194,21 @@ def test_strategies_draw_every_name_of_the_tables():
         find(architectures(), lambda a, name=name: a.cost == name, settings=FAST)
 
 
+def test_strategies_keep_output_only_activations_on_the_output_with_one_hot_labels():
+    """Softmax (and any activation whose twin is not elementwise) is never drawn for a hidden
+    layer; its networks get two outputs or more and labels one-hot by columns."""
+    from hypothesis.errors import NoSuchExample
+
+    from reference.inputs.problems import output_only
+    from reference.inputs.strategies import problems
+
+    with pytest.raises(NoSuchExample):
+        find(architectures(), lambda a: any(map(output_only, a.activations[:-1])), settings=FAST)
+    p = find(problems(), lambda p: output_only(p.activations[-1]) and p.m > 1, settings=FAST)
+    assert p.Y.shape[0] >= 2 and set(np.unique(p.Y)) <= {0.0, 1.0}
+    assert (p.Y.sum(axis=0) == 1).all()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "exc", "message"),
     [
@@ -165,6 +224,7 @@ def test_strategies_draw_every_name_of_the_tables():
         ({"kinks": (0.0, 0.0)}, ValueError, "kinks must not repeat"),
         ({"absolute_rounding": -1.0}, ValueError, "absolute_rounding must be a number >= 0"),
         ({"replace": "yes"}, TypeError, "replace must be True or False"),
+        ({"vjp": 2.0}, TypeError, "vjp must be callable, got float"),
     ],
 )
 def test_a_bad_activation_is_refused_naming_the_argument(kwargs, exc, message):

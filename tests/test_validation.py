@@ -75,6 +75,22 @@ CASES = {
         ValueError,
         r"cost 'bce' needs a sigmoid output layer, got 'tanh' for layer 2",
     ),
+    "softmax in a hidden layer": (
+        lambda: grads(activations=["softmax", "sigmoid"]),
+        ValueError,
+        r"activations\[0\] \(layer 1 of 2\) is 'softmax', which is not elementwise and is "
+        r"taken on the output layer only",
+    ),
+    "cce without a softmax output": (
+        lambda: grads(cost="cce"),
+        ValueError,
+        r"cost 'cce' needs a softmax output layer, got 'sigmoid' for layer 2",
+    ),
+    "cce labels that are not one-hot": (
+        lambda: grads(activations=["tanh", "softmax"], cost="cce", Y=np.array([[1.0, 0.5]])),
+        ValueError,
+        r"Y must be one-hot by columns for cost 'cce' .* column 1 is \[0.5\]",
+    ),
     "NaN in a weight": (
         lambda: grads(params=[(np.full((3, 2), np.nan), P[0][1]), P[1]]),
         ValueError,
@@ -374,3 +390,17 @@ def test_the_seed_problem_takes_one_activation_per_layer(activations):
 
     with pytest.raises(ValueError, match=r"activations must name one activation for each of the"):
         seed_problem(activations, "mse")
+
+
+def test_the_harness_refuses_a_hidden_softmax_and_labels_not_one_hot_for_cce():
+    """The caller's mistake, named before any implementation is called (a ProblemError)."""
+    from reference.inputs.problems import seed_problem
+    from reference.inputs.validate import ProblemError, validate_problem
+
+    p = seed_problem(("tanh", "tanh", "softmax"), "cce")
+    with pytest.raises(ProblemError, match=r"activations\[1\] \(layer 2 of 3\) must be an "
+                       r"elementwise activation, got 'softmax'"):  # fmt: skip
+        validate_problem(p.params, p.X, p.Y, ["tanh", "softmax", "softmax"], "cce")
+    with pytest.raises(ProblemError, match=r"Y must be one-hot by columns for cce .* column 0"):
+        validate_problem(p.params, p.X, p.Y * 0.5, p.activations, "cce")
+    assert validate_problem(p.params, p.X, p.Y, p.activations, "cce")[3] == p.activations

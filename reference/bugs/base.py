@@ -15,6 +15,19 @@ def sigmoid(z):
     return np.exp(-np.logaddexp(0.0, -z))
 
 
+LEAKY_SLOPE = 0.01
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=0, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)
+
+
+def log_softmax(z):
+    shifted = z - z.max(axis=0, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=0, keepdims=True))
+
+
 class Correct:
     """Backprop done right: the seed's sections 10-12 with DESIGN.md's conventions."""
 
@@ -33,6 +46,12 @@ class Correct:
             return np.tanh(z)
         if name == "relu":
             return np.where(z >= 0, z, 0.0)
+        if name == "leaky_relu":
+            return np.where(z >= 0, z, LEAKY_SLOPE * z)
+        if name == "identity":
+            return z.copy()
+        if name == "softmax":
+            return softmax(z)
         raise ValueError(f"unknown activation {name!r}")
 
     def act_grad(self, name: str, z: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -42,7 +61,18 @@ class Correct:
             return 1 - a**2
         if name == "relu":
             return (z >= 0).astype(float)
+        if name == "leaky_relu":
+            return np.where(z >= 0, 1.0, LEAKY_SLOPE)
+        if name == "identity":
+            return np.ones_like(z)
         raise ValueError(f"unknown activation {name!r}")
+
+    def act_backward(self, name: str, z: np.ndarray, a: np.ndarray, dA: np.ndarray):
+        """dZ from dA = dJ/dA: dA * g'(Z) for an elementwise g; softmax's Jacobian by columns,
+        A * (dA - sum over the column of dA * A)."""
+        if name == "softmax":
+            return a * (dA - np.sum(dA * a, axis=0, keepdims=True))
+        return dA * self.act_grad(name, z, a)
 
     # --- forward and cost ---------------------------------------------------
     def layer_forward(self, W, b, A_prev, name):
@@ -58,13 +88,18 @@ class Correct:
         return Zs, As
 
     def fused(self, cost, out) -> bool:
-        """bce on a sigmoid output goes through the logits (finite at any saturation)."""
-        return cost == "bce" and out == "sigmoid"
+        """bce on a sigmoid output and cce on a softmax output go through the logits (finite
+        at any saturation)."""
+        return (cost, out) in (("bce", "sigmoid"), ("cce", "softmax"))
 
     def cost_value(self, cost, Z, A, Y, out):
         m = Y.shape[1]
         if cost == "mse":
             return float(np.sum((A - Y) ** 2)) / (2 * m)
+        if cost == "cce":
+            if self.fused(cost, out):
+                return float(-np.sum(Y * log_softmax(Z))) / m
+            return float(-np.sum(Y * np.log(A))) / m
         if self.fused(cost, out):
             return float(np.sum(np.logaddexp(0.0, Z) - Y * Z)) / m
         return float(-np.sum(Y * np.log(A) + (1 - Y) * np.log(1 - A))) / m
@@ -76,9 +111,11 @@ class Correct:
             return (A - Y) / m
         if cost == "mse":
             dA = (A - Y) / m
+        elif cost == "cce":
+            dA = -Y / A / m
         else:
             dA = (-Y / A + (1 - Y) / (1 - A)) / m
-        return dA * self.act_grad(out, Z, A)
+        return self.act_backward(out, Z, A, dA)
 
     def hidden_delta(self, W_next, dZ_next, dW_next, Z, A, name):
         return (W_next.T @ dZ_next) * self.act_grad(name, Z, A)

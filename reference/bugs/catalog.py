@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Correct, sigmoid
+from .base import LEAKY_SLOPE, Correct, sigmoid
 
 
 class MissingTranspose(Correct):
@@ -426,12 +426,74 @@ class LossWithoutHalf(Correct):
         return 2 * value if cost == "mse" else value
 
 
+class LeakySlopeWrongSide(Correct):
+    """leaky relu's slope applied on the wrong side of the kink: 0.01 for z >= 0 and 1 below::
+
+    - return np.where(z >= 0, 1.0, 0.01)
+    + return np.where(z >= 0, 0.01, 1.0)
+    """
+
+    name = "leaky_slope_wrong_side"
+    caught_by = ("fd", "jax")
+
+    def act_grad(self, name, z, a):
+        if name == "leaky_relu":
+            return np.where(z >= 0, LEAKY_SLOPE, 1.0)
+        return super().act_grad(name, z, a)
+
+
+class SoftmaxGradElementwise(Correct):
+    """softmax's derivative taken as elementwise, a (1 - a), the Jacobian's diagonal alone, as
+    for a sigmoid; right only where the other outputs of the column do not move::
+
+        - return A * (dA - np.sum(dA * A, axis=0))
+        + return dA * A * (1 - A)
+
+    Hidden behind the fused (A - Y)/m of softmax with cce; seen with mse.
+    """
+
+    name = "softmax_grad_elementwise"
+    blame = ("L", "delta")
+    caught_by = ("fd", "jax")
+
+    def act_backward(self, name, z, a, dA):
+        if name == "softmax":
+            return dA * a * (1 - a)
+        return super().act_backward(name, z, a, dA)
+
+
+class SoftmaxWithoutShift(Correct):
+    """softmax and cross-entropy written without the max shift, e^Z / sum e^Z and
+    log sum e^Z: right for small logits, NaN once e^Z overflows (Z above about 709)::
+
+        - e = np.exp(Z - Z.max(axis=0))
+        + e = np.exp(Z)
+    """
+
+    name = "softmax_without_shift"
+    caught_by = ("saturation",)
+
+    def act(self, name, z):
+        if name != "softmax":
+            return super().act(name, z)
+        with np.errstate(over="ignore", invalid="ignore"):
+            e = np.exp(z)
+            return e / e.sum(axis=0, keepdims=True)
+
+    def cost_value(self, cost, Z, A, Y, out):
+        if not (cost == "cce" and self.fused(cost, out)):
+            return super().cost_value(cost, Z, A, Y, out)
+        with np.errstate(over="ignore", invalid="ignore"):
+            log_a = Z - np.log(np.exp(Z).sum(axis=0, keepdims=True))
+            return float(-np.sum(Y * log_a)) / Y.shape[1]
+
+
 MISTAKES: list[type[Correct]] = [
     MissingTranspose, SigmoidGradOfZ, TanhGradWrongCache, ReluMaskFromA, DeltaUsesDW,
     DeltaSkipsW, MissingOneOverM, DoubleOneOverM, BiasGradMean, BiasGradWrongAxis,
     DW2TimesTwo, Db1TimesFourOverM, OutputDeltaIgnoresActivation, OffByOneLayer, TransposedDW,
     SignFlipped, UpdatesInsideBackward, AccumulatingGradients, UpdateWrongSign,
     UpdateSkipsBiases, SigmoidTwice, BiasUnused, UnstableBCE, ReluGradZeroAtZero,
-    LossWithoutHalf,
+    LossWithoutHalf, LeakySlopeWrongSide, SoftmaxGradElementwise, SoftmaxWithoutShift,
 ]  # fmt: skip
 """Every catalogued mistake, in the order the detection matrix lists them."""

@@ -2,7 +2,8 @@
 
 :func:`detection_matrix` checks each mistake on :func:`detection_problems`
 (the seed's network with a bce and an mse head, a fully square network, a deeper
-non-square one) with :func:`reference.check_gradients` and every check of
+non-square one, the seed's network with softmax and identity heads and leaky relu
+layers) with :func:`reference.check_gradients` and every check of
 :mod:`reference.judging.checks`, and returns one :class:`Detection` per mistake.
 """
 
@@ -45,6 +46,9 @@ def detection_problems() -> list[Problem]:
         Problem(square, Xs, Ys, square_acts, "mse", name="square 3-3-3-3 tanh/sigmoid/tanh mse"),
         Problem(with_relu_margin(deep, Xd, deep_acts), Xd, Yd, deep_acts, "bce",
                 name="4-5-3-2-1 sigmoid/relu/tanh/sigmoid bce"),
+        seed_problem(("leaky_relu", "tanh", "softmax"), "mse"),
+        seed_problem(("tanh", "leaky_relu", "softmax"), "cce"),
+        seed_problem(("tanh", "leaky_relu", "identity"), "mse"),
     ]  # fmt: skip
 
 

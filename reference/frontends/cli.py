@@ -10,7 +10,6 @@ anything listed, with ``--strict``), 2 on a usage error or a module that cannot 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import re
@@ -26,7 +25,8 @@ import numpy as np
 from ..boundary.guard import Finding
 from ..boundary.isolation import Failed, LoadFailed, Worker
 from ..boundary.loading import ImplementationError, load_impl
-from ..inputs.problems import Problem, compatible_costs, random_problem, seed_problem
+from ..inputs import combinations
+from ..inputs.problems import Problem, random_problem, seed_problem
 from ..inputs.scope import (
     DTYPES,
     KEYS,
@@ -56,21 +56,24 @@ class UsageError(Exception):
 
 
 def default_problems(seed: int, networks: int, scope: Scope | None = None) -> list[Problem]:
-    """Every activation/cost combination on the seed's network, then ``networks`` random ones;
-    with a ``scope``, only the combinations inside it, and random networks drawn inside it."""
+    """The activation/cost combinations on the seed's network (every one, or a pairwise
+    covering set once there are many: :mod:`reference.inputs.combinations`), then ``networks``
+    random ones; with a ``scope``, only the combinations inside it, and random networks drawn
+    inside it."""
     import backprop  # the tables' names only
 
     from ..registry import load_entry_points
 
     load_entry_points()
     names = sorted(backprop.ACTIVATIONS)
-    out = [seed_problem(("tanh", "tanh", "sigmoid"), "bce", seed=seed)]  # the seed's own first
-    for acts in itertools.product(names, repeat=3):
-        for cost in compatible_costs(acts[-1]):
-            if (acts, cost) != (("tanh", "tanh", "sigmoid"), "bce"):
-                out.append(seed_problem(acts, cost, seed=seed))
-    if scope is not None:
-        out = [p for p in out if scope.admits(p)]
+
+    def keep(acts: tuple[str, str, str], cost: str) -> bool:
+        return scope is None or scope.admits(seed_problem(acts, cost, seed=seed))
+
+    out = [
+        seed_problem(acts, cost, seed=seed)
+        for acts, cost in combinations.seed_combinations(names, keep)
+    ]
     rng = np.random.default_rng(seed)
     for k in range(networks):
         name = f"random #{k + 1}"
@@ -505,6 +508,9 @@ def explain(out: TextIO) -> None:
             f"  dJ/dW^{l} = dZ^{l} (A^{l - 1})^T   ({n}x m times m x{n_prev} = {n}x{n_prev})\n"
             f"  dJ/db^{l} = dZ^{l} summed over the m columns   ({n}x1)\n\n"
         )
+    from .formulas import explain_tables
+
+    explain_tables(out)
 
 
 # --- plots ---------------------------------------------------------------------------------

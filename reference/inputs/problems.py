@@ -26,6 +26,26 @@ def _kinks(name: str) -> tuple[float, ...]:
     return twin.kinks if twin is not None else ()
 
 
+def output_only(name: str) -> bool:
+    """Whether activation ``name`` is taken on the output layer only: its NumPy twin is not
+    elementwise (softmax normalises each column of Z^L)."""
+    from ..oracles.numpy_model import NUMPY_ACTIVATIONS
+
+    twin = NUMPY_ACTIVATIONS.get(name)
+    return twin is not None and not twin.elementwise
+
+
+def one_hot_labels(rng: np.random.Generator, classes: int, m: int) -> np.ndarray:
+    """(classes, m) float64 labels, one-hot by columns, each column's class drawn uniformly."""
+    return np.eye(classes)[:, rng.integers(0, classes, m)]
+
+
+def needs_one_hot(output_activation: str, cost: str) -> bool:
+    """Whether a network's labels are drawn one-hot: for cce, and for a softmax output (whose
+    columns are distributions over classes) whatever the cost."""
+    return cost == "cce" or output_only(output_activation)
+
+
 @dataclass
 class Problem:
     """Everything one gradient check needs; ``name`` labels it in reports."""
@@ -110,8 +130,15 @@ def seed_problem(
     activations: Sequence[str] = ("tanh", "tanh", "sigmoid"), cost: str = "bce", seed: int = 0
 ) -> Problem:
     """The seed notes' network: 2 inputs, hidden layers of 3 and 2 units, 1 output, on XOR.
-    ``activations``: one per layer, three."""
-    sizes = [2, 3, 2, 1]
+    ``activations``: one per layer, three. With an output-only activation (softmax, whose
+    single output would be 1 whatever the network) the output layer has 2 units and XOR's
+    labels are one-hot: (1, 0) for 0 and (0, 1) for 1."""
+    categorical = (
+        not isinstance(activations, str)
+        and len(activations) == 3
+        and (output_only(activations[-1]) or cost == "cce")
+    )
+    sizes = [2, 3, 2, 2 if categorical else 1]
     if isinstance(activations, str) or len(activations) != len(sizes) - 1:
         raise ValueError(
             f"activations must name one activation for each of the seed network's "
@@ -124,9 +151,12 @@ def seed_problem(
     ]
     X = np.array([[0.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0]])
     Y = np.array([[0.0, 1.0, 1.0, 0.0]])
+    if categorical:
+        Y = np.vstack([1.0 - Y, Y])
     params = with_relu_margin(params, X, activations)
+    shape = "-".join(map(str, sizes))
     return Problem(
-        params, X, Y, list(activations), cost, name=f"seed 2-3-2-1 {'/'.join(activations)} {cost}"
+        params, X, Y, list(activations), cost, name=f"seed {shape} {'/'.join(activations)} {cost}"
     )
 
 
@@ -168,7 +198,8 @@ def random_problem(
     relu_margin: float | None = 1e-3,
 ) -> Problem:
     """A random network and batch: every layer's activation and the cost drawn, labels in
-    [0, 1] for bce and anywhere for mse.
+    [0, 1] for bce, one-hot by columns for cce and a softmax output, anywhere for mse.
+    Output-only activations (softmax) are drawn for the output layer only.
 
     - ``scale``: None draws W^l ~ N(0, 1/n_{l-1}) and b^l ~ N(0, 1/4); a range (lo, hi)
       draws one scale s per problem, log-uniform in it, and W^l, b^l ~ N(0, s^2).
@@ -186,6 +217,17 @@ def random_problem(
     if activation_names is None:
         activation_names = table_activations()
     acts = [str(a) for a in rng.choice(list(activation_names), size=L)]
+    hidden = [a for a in activation_names if not output_only(a)]
+    if L > 1 and not hidden:
+        raise ValueError(
+            f"activation_names {list(activation_names)} holds output-only activations only, "
+            f"but depth {depth} needs hidden layers: add an elementwise activation"
+        )
+    for l in range(L - 1):  # softmax and its kind are drawn for the output layer only
+        if output_only(acts[l]):
+            acts[l] = str(rng.choice(hidden))
+    if output_only(acts[-1]) and sizes[-1] < 2 <= width[1]:
+        sizes[-1] = 2  # a softmax of one unit is 1 whatever the network
     cost = str(rng.choice(compatible_costs(acts[-1])))
     pairs = list(itertools.pairwise(sizes))
     if scale is None and not integer_data:
@@ -216,6 +258,8 @@ def random_problem(
                 if cost == "bce"
                 else rng.normal(0, 1, (sizes[-1], m))
             )
+    if needs_one_hot(acts[-1], cost):
+        Y = one_hot_labels(rng, sizes[-1], m)
     if relu_margin is not None:
         params = with_relu_margin(params, X, acts, relu_margin)
     return Problem(params, X, Y, acts, cost, name=name or "random")

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.extra import numpy as hnp
 
-from .problems import Problem, with_relu_margin
+from .problems import Problem, needs_one_hot, output_only, with_relu_margin
 from .scope import Scope
 
 
@@ -120,7 +120,8 @@ def architectures(
     - ``min_depth``, ``max_depth``: the number of layers L (weight matrices), >= 1.
     - ``min_width``, ``max_width``: every width n_0..n_L, >= 1.
     - ``activations``: names to draw each layer's activation from (default: the
-      whole ``backprop.ACTIVATIONS`` table, registered names included).
+      whole ``backprop.ACTIVATIONS`` table, registered names included); an output-only
+      one (softmax) is drawn for the output layer only, with two units or more.
     - ``costs``: names to draw the cost from, among those the output activation
       allows (``bce`` needs a sigmoid); default the whole ``backprop.COSTS`` table.
       A name outside the tables raises hypothesis' ``InvalidArgument``.
@@ -143,7 +144,7 @@ def architectures(
     scope = scope if scope is not None else Scope()
     lo = max(min_depth, scope.min_depth or 1)
     hi = min(max_depth, scope.max_depth or max_depth)
-    hidden = [n for n in scope.hidden_choices(names) if n in names]
+    hidden = [n for n in scope.hidden_choices(names) if n in names and not output_only(n)]
     outputs = [
         n for n in scope.output_choices(names)
         if n in names and any(c in wanted for c in scope.cost_choices(n))
@@ -161,6 +162,8 @@ def architectures(
     cost = draw(st.sampled_from([c for c in scope.cost_choices(acts[-1]) if c in wanted]))
     widths = st.integers(min_width, max_width)
     out_widths = st.sampled_from(sorted(scope.outputs)) if scope.outputs else widths
+    if output_only(acts[-1]) and not scope.outputs and max_width >= 2:
+        out_widths = st.integers(max(2, min_width), max_width)  # softmax of one unit is 1
     if square if square is not None else draw(st.booleans()):
         n = draw(widths)
         sizes = [n] * L + [draw(out_widths)]
@@ -191,7 +194,8 @@ def problems(
     - ``relu_margin``: every relu pre-activation ends at least this far from 0.
     - ``scope``: passed to the default ``architecture`` (give an explicit one its own).
 
-    X is drawn in [-2, 2]; Y in [0, 1] for ``bce``, [-2, 2] for ``mse``.
+    X is drawn in [-2, 2]; Y in [0, 1] for ``bce``, one-hot by columns for ``cce`` and a
+    softmax output, [-2, 2] otherwise for ``mse``.
     """
     _check_int_range("samples", min_samples, max_samples, 1)
     _check_range("scale", min_scale, max_scale, 1e-12)
@@ -206,7 +210,11 @@ def problems(
         b = draw(_arrays((n, 1), _UNIT)) * 0.5
         params.append((W, b))
     X = draw(_arrays((arch.sizes[0], m), _INPUTS))
-    Y = draw(_arrays((arch.sizes[-1], m), _PROBABILITIES if arch.cost == "bce" else _INPUTS))
+    if needs_one_hot(arch.activations[-1], arch.cost):
+        classes = draw(st.lists(st.integers(0, arch.sizes[-1] - 1), min_size=m, max_size=m))
+        Y = np.eye(arch.sizes[-1])[:, classes]
+    else:
+        Y = draw(_arrays((arch.sizes[-1], m), _PROBABILITIES if arch.cost == "bce" else _INPUTS))
     if relu_margin > 0:
         params = with_relu_margin(params, X, arch.activations, relu_margin)
     return Problem(params, X, Y, list(arch.activations), arch.cost, name="hypothesis",

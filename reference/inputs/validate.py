@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .problems import Params, compatible_costs
+from .problems import Params, compatible_costs, output_only
 
 
 class ProblemError(ValueError):
@@ -64,8 +64,9 @@ def validate_problem(
 ) -> tuple[Params, np.ndarray, np.ndarray, list[str], str]:
     """``(params, X, Y, activations, cost)`` checked against DESIGN.md's conventions and
     returned as float64 copies: W^l (n_l, n_{l-1}), b^l (n_l, 1), X (n_0, m), Y (n_L, m),
-    m >= 1, one known activation name per layer, a known cost that the output activation
-    allows, labels in [0, 1] for bce, every value finite."""
+    m >= 1, one known activation name per layer (an output-only one such as softmax on the
+    output layer only), a known cost that the output activation allows, labels in [0, 1] for
+    bce and one-hot by columns for cce, every value finite."""
     if isinstance(params, (str, bytes, np.ndarray)) or not isinstance(params, Sequence):
         raise ProblemError(f"params must be a list of (W, b) pairs, got {type(params).__name__}")
     if not params:
@@ -116,6 +117,11 @@ def validate_problem(
             raise ProblemError(
                 f"activations[{l - 1}] must be one of {', '.join(sorted(known))}, got {name!r}"
             )
+        if l < len(acts) and output_only(name):
+            raise ProblemError(
+                f"activations[{l - 1}] (layer {l} of {len(acts)}) must be an elementwise "
+                f"activation, got {name!r}, which is taken on the output layer only"
+            )
     costs = known_costs()
     if not isinstance(cost, str) or cost not in costs:
         raise ProblemError(f"cost must be one of {', '.join(sorted(costs))}, got {cost!r}")
@@ -130,4 +136,12 @@ def validate_problem(
         raise ProblemError(
             f"Y must lie in [0, 1] for bce, got values from {Y.min():g} to {Y.max():g}"
         )
+    if cost == "cce":
+        binary = ((Y == 0) | (Y == 1)).all(axis=0) & ((Y == 1).sum(axis=0) == 1)
+        if not binary.all():
+            s = int(np.flatnonzero(~binary)[0])
+            raise ProblemError(
+                "Y must be one-hot by columns for cce (zeros and a single 1 per column), "
+                f"got column {s} = {Y[:, s].tolist()}"
+            )
     return checked, X, Y, acts, cost

@@ -300,45 +300,78 @@ _LOGITS_FIX = (
 _DELTA_FIX = "use the fused output delta dZ = (A - Y)/m for a sigmoid output with bce"
 
 
+_SOFTMAX_FIX = (
+    "shift each column of Z by its largest entry before exponentiating: softmax(Z) = "
+    "e^(Z - c) / sum e^(Z - c) and log softmax(Z) = Z - c - log sum e^(Z - c), c = max Z, "
+    "then dZ = (A - Y)/m"
+)
+
+
+def _saturation_cases() -> list[tuple[list, np.ndarray, np.ndarray, list[str], str, int]]:
+    """(params, X, Y, activations, cost, outputs) of each saturated network."""
+    z = np.array([[40.0, -40.0, 60.0, -60.0, 1000.0, -1000.0]])
+    Y = np.array([[0.0, 1.0, 1.0, 0.0, 0.0, 1.0]])
+    one_hot = np.vstack([Y, 1.0 - Y])
+    return [
+        ([(np.ones((1, 1)), np.zeros((1, 1)))], z, Y, ["sigmoid"], "bce", 1),
+        (
+            [
+                (np.full((2, 1), 0.5), np.zeros((2, 1))),
+                (np.full((1, 2), 50.0), np.zeros((1, 1))),
+            ],
+            z,
+            Y,
+            ["tanh", "sigmoid"],
+            "bce",
+            1,
+        ),
+        # logits (z, -z): e^1000 overflows where the max shift is left out
+        ([(np.array([[1.0], [-1.0]]), np.zeros((2, 1)))], z, one_hot, ["softmax"], "cce", 2),
+        (
+            [
+                (np.full((2, 1), 0.5), np.zeros((2, 1))),
+                (np.array([[500.0, 500.0], [-500.0, -500.0]]), np.zeros((2, 1))),
+            ],
+            z,
+            one_hot,
+            ["tanh", "softmax"],
+            "cce",
+            2,
+        ),
+    ]
+
+
 def saturation(impl, scope=None) -> CheckResult:
-    """Sigmoid + bce at |z| of 40, 60 and 1000: a finite loss and finite gradients equal to JAX's.
+    """Sigmoid + bce at |z| of 40, 60 and 1000, softmax + cce at logits up to 1000: a finite
+    loss and finite gradients equal to JAX's.
 
     One output unit, W = 1, b = 0, X = z: A = sigmoid(z) rounds to exactly 0 or 1,
     so only the fused dZ = (A - Y)/m stays finite. A tanh layer in front checks
-    the same through a hidden layer.
+    the same through a hidden layer. Two softmax units with logits (z, -z): e^1000
+    overflows unless each column is shifted by its largest logit.
     """
 
     impl = guard(impl)
 
     def run() -> CheckResult:
-        z = np.array([[40.0, -40.0, 60.0, -60.0, 1000.0, -1000.0]])
-        Y = np.array([[0.0, 1.0, 1.0, 0.0, 0.0, 1.0]])
-        cases = [
-            ([(np.ones((1, 1)), np.zeros((1, 1)))], z, ["sigmoid"]),
-            (
-                [
-                    (np.full((2, 1), 0.5), np.zeros((2, 1))),
-                    (np.full((1, 2), 50.0), np.zeros((1, 1))),
-                ],
-                z,
-                ["tanh", "sigmoid"],
-            ),
-        ]
-        cases = [case for case in cases if not _outside(scope, case[2], "bce")]
+        cases = [c for c in _saturation_cases() if not _outside(scope, c[3], c[4], c[5])]
         if not cases:
             return CheckResult("saturation", None, f"{OUT_OF_SCOPE}"
-                               "sigmoid output with bce")  # fmt: skip
+                               "sigmoid output with bce or softmax output with cce")  # fmt: skip
         from ..oracles.jax_model import jax_model  # imports JAX: on first use
 
-        for params, X, acts in cases:
-            J = impl.loss(params, X, Y, activations=acts, cost="bce")
-            grads = impl.gradients(params, X, Y, activations=acts, cost="bce")
-            ref = jax_model(params, X, Y, activations=acts, cost="bce")
+        for params, X, Y, acts, cost, _ in cases:
+            logits_fix, delta_fix = (
+                (_LOGITS_FIX, _DELTA_FIX) if cost == "bce" else (_SOFTMAX_FIX, _SOFTMAX_FIX)
+            )
+            J = impl.loss(params, X, Y, activations=acts, cost=cost)
+            grads = impl.gradients(params, X, Y, activations=acts, cost=cost)
+            ref = jax_model(params, X, Y, activations=acts, cost=cost)
             rtol = tolerances(impl).saturation
             if not np.isfinite(J) or abs(J - ref.loss) > rtol * abs(ref.loss):
                 return CheckResult(
-                    "saturation", False, f"loss {J:.6g} at |z| up to 1000, expected "
-                    f"{ref.loss:.6g}: {_LOGITS_FIX}", severity="warning",
+                    "saturation", False, f"{'/'.join(acts)} {cost}: loss {J:.6g} at |z| up to "
+                    f"1000, expected {ref.loss:.6g}: {logits_fix}", severity="warning",
                 )  # fmt: skip
             for l, (pair, want) in enumerate(zip(grads, ref.grads), start=1):
                 for pname, got, w in (("W", pair[0], want[0]), ("b", pair[1], want[1])):
@@ -346,7 +379,8 @@ def saturation(impl, scope=None) -> CheckResult:
                         return CheckResult(
                             "saturation",
                             False,
-                            f"layer {l}'s d{pname} is not finite at |z| up to 1000: {_DELTA_FIX}",
+                            f"{'/'.join(acts)} {cost}: layer {l}'s d{pname} is not finite at "
+                            f"|z| up to 1000: {delta_fix}",
                             severity="warning",
                         )
                     if relative_error(got, w) > rtol:  # finite, wrong, the loss right
@@ -356,7 +390,8 @@ def saturation(impl, scope=None) -> CheckResult:
                             f"layer {l}'s d{pname} at |z| up to 1000 is {got.ravel()}, "
                             f"expected {w.ravel()}",
                         )
-        return CheckResult("saturation", True, "finite and right at |z| of 40, 60 and 1000")
+        return CheckResult("saturation", True, "finite and right at |z| of 40, 60 and 1000 "
+                           f"({len(cases)} networks)")  # fmt: skip
 
     return _guard("saturation", run)
 

@@ -142,6 +142,12 @@ def _perturbed_losses(
     if ambiguous is not None:  # a sample moved where a pre-activation has no known side
         near, above = ambiguous
         flipped |= ((z_row != model.Z[l][rows]) & (near[rows] | above)).any(axis=1)
+    if l == L - 1 and not model.g[l].elementwise:  # softmax: row i moves the whole column
+        Z = np.repeat(model.Z[l][:, None, :], P, axis=1)
+        Z[rows, np.arange(P)] = z_row
+        base = model.terms(model.output(model.Z[l], model.A[l + 1]), Y)[:, None, :]
+        new = model.terms(model.output(Z, model.g[l].fn(Z)), Y[:, None, :])
+        return (new - base).sum(axis=(0, 2)) / m, flipped
     a_row = model.g[l].fn(z_row)
     if l == L - 1:  # the output layer: only row i of the cost's terms changes
         old = model.terms(model.output(model.Z[l][rows], model.A[l + 1][rows]), Y[rows])

@@ -8,6 +8,8 @@ implementation under test cannot leak into the reference.
     mse: J = 1/(2m) sum (A^L - Y)^2
     bce: J = 1/m sum -Y log A^L - (1 - Y) log(1 - A^L)
          (with a sigmoid output, from the logits: 1/m sum softplus(Z^L) - Y Z^L)
+    cce: J = -1/m sum Y log A^L (with a softmax output, from the logits:
+         -1/m sum Y log softmax(Z^L), softmax taken over each column)
 
 Beside the gradients it bounds the rounding error any correct float64
 implementation makes in them, and finds the pre-activations within rounding of a
@@ -31,7 +33,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from .jax_x64 import enable_x64
-from .numpy_model import NUMPY_ACTIVATIONS, MissingTwinError
+from .numpy_model import LEAKY_SLOPE, NUMPY_ACTIVATIONS, MissingTwinError
+
+
+def _softmax(z):
+    """e^{z_i - c} / sum_k e^{z_k - c} along axis 0, c the column's largest z (held constant:
+    the ratio does not depend on it, so its derivative adds nothing)."""
+    e = jnp.exp(z - jax.lax.stop_gradient(jnp.max(z, axis=0, keepdims=True)))
+    return e / jnp.sum(e, axis=0, keepdims=True)
+
+
+def _log_softmax(z):
+    """log softmax(z) along axis 0: z - c - log sum_k e^{z_k - c}."""
+    shifted = z - jax.lax.stop_gradient(jnp.max(z, axis=0, keepdims=True))
+    return shifted - jnp.log(jnp.sum(jnp.exp(shifted), axis=0, keepdims=True))
+
 
 JAX_ACTIVATIONS: dict[str, Callable] = {
     # lax.logistic: 1 / (1 + e^{-z}) with a derivative that stays finite at any |z|.
@@ -40,16 +56,22 @@ JAX_ACTIVATIONS: dict[str, Callable] = {
     # where(z >= 0, z, 0) differentiates to 1 at z = 0: the seed's relu'(0) = 1,
     # not jax.nn.relu's 0.
     "relu": lambda z: jnp.where(z >= 0, z, 0.0),
+    # z for z >= 0 and 0.01 z below, differentiating to 1 at 0 like relu above.
+    "leaky_relu": lambda z: jnp.where(z >= 0, z, LEAKY_SLOPE * z),
+    "identity": lambda z: z,
+    # e^{z_i} / sum_k e^{z_k} over each column (axis 0), shifted by the column's largest z
+    "softmax": lambda z: _softmax(z),
 }
 """JAX twins of ``backprop.ACTIVATIONS``, by name: g(z) only; jax.grad gives g'."""
 
-ABSOLUTE_ROUNDING: dict[str, float] = {"relu": 0.0}
+ABSOLUTE_ROUNDING: dict[str, float] = {"relu": 0.0, "leaky_relu": 0.0, "identity": 0.0}
 """s_g per activation: a correct formula for g(z) is off by up to a few eps (|g(z)| + s_g).
 
 s_g = 1 (the default for a name not listed) where correct formulas keep only absolute
 precision: sigmoid as (1 + tanh(z/2))/2 or 1 - 1/(1 + e^z) is 0 where the true value is
 1e-20, tanh as 2/(1 + e^{-2z}) - 1 (the seed's form) cancels near z = 0. s_g = 0 where every
-formula is exact or keeps relative precision: relu's max(z, 0) and z [z > 0]."""
+formula is exact or keeps relative precision: relu's max(z, 0) and z [z > 0], leaky relu's
+max(z, 0.01 z), the identity."""
 
 KINK_SAFETY = 4.0
 """A pre-activation within this many times its rounding bound of a kink may lie on either
@@ -76,8 +98,20 @@ JAX_COSTS: dict[str, JaxCost] = {
         lambda a, y: -y * jnp.log(a) - (1 - y) * jnp.log(1 - a),
         {"sigmoid": lambda z, y: jax.nn.softplus(z) - y * z},
     ),
+    # cce: J = -1/m sum Y log A, Y one-hot by columns; from the logits of a softmax output
+    # the same terms are -Y log softmax(Z), finite however large Z is.
+    "cce": JaxCost(
+        lambda a, y: -y * jnp.log(a),
+        {"softmax": lambda z, y: -y * _log_softmax(z)},
+    ),
 }
 """JAX twins of ``backprop.COSTS``, by name."""
+
+
+def _elementwise(name: str) -> bool:
+    """Whether activation ``name`` is elementwise (its NumPy twin says; softmax is not)."""
+    twin = NUMPY_ACTIVATIONS.get(name)
+    return twin is None or twin.elementwise
 
 
 def _twin_activation(name: str) -> Callable:
@@ -434,8 +468,11 @@ def jax_model(
         width, mb = _bucket(max(sizes)), _bucket(m)
         table = tuple(JAX_ACTIVATIONS)
         which = np.array([table.index(a) for a in activations], dtype=np.int32)
-        padded = [(_pad(W, width, width), _pad(b, width, 1)) for W, b in params]
-        mask = np.zeros((width, mb), dtype=bool)
+        # a g that normalises each column (softmax) sees the output layer's own units only
+        out_rows = width if _elementwise(activations[-1]) else sizes[-1]
+        heights = [width] * (len(params) - 1) + [out_rows]
+        padded = [(_pad(W, n, width), _pad(b, n, 1)) for (W, b), n in zip(params, heights)]
+        mask = np.zeros((out_rows, mb), dtype=bool)
         mask[: sizes[-1], :m] = True
         quick = width <= _QUICK_MAX and mb <= _QUICK_MAX
         fn = _padded_fn(len(params), cost, activations[-1], table, quick)
@@ -443,10 +480,10 @@ def jax_model(
             padded,
             which,
             _pad(X, width, mb),
-            _pad(Y, width, mb),
+            _pad(Y, out_rows, mb),
             mask,
             float(m),
-            [_pad(s, width, mb, np.nan) for s in slopes],
+            [_pad(s, n, mb, np.nan) for s, n in zip(slopes, heights)],
         )
 
     def cut(a, rows):
@@ -461,6 +498,12 @@ def jax_model(
     Zs, As = [cut(Z, r) for Z, r in zip(Zs, n)], [X] + [cut(A, r) for A, r in zip(As, n)]
     dZs, dAs = [cut(d, r) for d, r in zip(dZs, n)], [cut(d, r) for d, r in zip(dAs, n)]
     gps, gpps = ([cut(d[k], r) for d, r in zip(derivs, n)] for k in range(2))
+    for l, name in enumerate(activations):
+        if not _elementwise(name):
+            # Not elementwise: the Jacobian's rows sum to at most 2 a_i (1 - a_i) <= 1/2 in
+            # absolute value (softmax), and its second derivatives are as small; 2 bounds
+            # both per entry, taking a column's roundings as of one size.
+            gps[l], gpps[l] = np.full_like(gps[l], 2.0), np.full_like(gpps[l], 2.0)
     gaps, one_sided = [], []
     for Z, name in zip(Zs, activations):
         gap, left, right = _nearest_kinks(Z, name)

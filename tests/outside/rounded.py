@@ -110,6 +110,10 @@ class Rounded:
         return grads
 
 
+ACTIVATIONS = ("sigmoid", "tanh", "relu")
+"""The activations this implementation computes (any other raises NotImplementedError), in
+the order of the seed's table."""
+
 AT_ZERO_0 = Rounded(0.0)
 """relu'(0) = 0."""
 AT_ZERO_1 = Rounded(1.0)

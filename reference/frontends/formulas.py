@@ -1,0 +1,54 @@
+"""``backprop-check --explain``'s second part: every activation and cost of the tables with
+its formulas, read from the tables themselves (each function's docstring states its formula
+first), so that a fork's registered names are explained too."""
+
+from __future__ import annotations
+
+import inspect
+from typing import TextIO
+
+
+def _formula(fn: object) -> str:
+    """The first paragraph of ``fn``'s docstring on one line (where the formula is stated)."""
+    doc = inspect.getdoc(fn)
+    if not doc:
+        return "(no docstring)"
+    return " ".join(doc.split("\n\n")[0].split())
+
+
+def explain_tables(out: TextIO) -> None:
+    """Write each activation (g, g' or its vjp, kinks, whether it is output-only) and each
+    cost (J, dJ/dA, the output activations it needs, its fused forms) of the tables."""
+    import backprop  # the tables
+
+    from ..inputs.problems import output_only
+    from ..oracles.numpy_model import NUMPY_ACTIVATIONS
+    from ..registry import load_entry_points
+
+    load_entry_points()
+    out.write("The activations (backprop.ACTIVATIONS): A^l = g(Z^l), entry by entry unless said\n")
+    for name, entry in backprop.ACTIVATIONS.items():
+        only = "  (output layer only: not elementwise)" if output_only(name) else ""
+        out.write(f"  {name}{only}\n    g:   {_formula(entry.fn)}\n")
+        if entry.vjp is not None:
+            out.write(f"    dZ:  {_formula(entry.vjp)}\n")
+        else:
+            out.write(f"    g':  {_formula(entry.grad)}\n")
+        twin = NUMPY_ACTIVATIONS.get(name)
+        if twin is not None and twin.kinks:
+            points = ", ".join(f"{k:g}" for k in twin.kinks)
+            out.write(f"    kinks at z = {points}: finite differences stay off them\n")
+    out.write("\nThe costs (backprop.COSTS): J of A^L and Y, both n_L x m\n")
+    for name, cost in backprop.COSTS.items():
+        needs = (
+            f"  (output: {' or '.join(sorted(cost.output_activations))})"
+            if cost.output_activations is not None
+            else ""
+        )
+        out.write(f"  {name}{needs}\n    J:     {_formula(cost.fn)}\n")
+        out.write(f"    dJ/dA: {_formula(cost.grad)}\n")
+        for activation, fused in cost.fused.items():
+            out.write(
+                f"    with a {activation} output, from the logits Z^L:\n"
+                f"      J:    {_formula(fused.fn)}\n      dZ^L: {_formula(fused.delta)}\n"
+            )
