@@ -58,7 +58,9 @@ class ShiftedOutputBias:
 def test_saturation_names_the_first_wrong_array(impl, where):
     result = checks.saturation(impl)
     assert (result.name, result.ok, result.severity) == ("saturation", False, "error")
-    assert result.message.startswith(f"{where} at |z| up to 1000 is "), result.message
+    case, _, message = result.message.partition(": ")  # "tanh/sigmoid bce: layer 1's dW ..."
+    assert case.endswith((" bce", " cce")), result.message
+    assert message.startswith(f"{where} at |z| up to 1000 is "), result.message
 
 
 def test_saturation_warns_of_a_loss_or_a_delta_that_overflows():
@@ -66,10 +68,13 @@ def test_saturation_warns_of_a_loss_or_a_delta_that_overflows():
     weakness (a warning), said with the way out."""
     loss = checks.saturation(CATALOG["sigmoid_twice"])
     assert (loss.name, loss.ok, loss.severity) == ("saturation", False, "warning")
-    assert loss.message.startswith("loss ") and loss.message.endswith(checks._LOGITS_FIX)
+    assert loss.message.startswith("sigmoid bce: loss "), loss.message
+    assert loss.message.endswith(checks._LOGITS_FIX)
     delta = checks.saturation(CATALOG["unstable_bce"])
     assert (delta.name, delta.ok, delta.severity) == ("saturation", False, "warning")
-    assert delta.message == (f"layer 1's dW is not finite at |z| up to 1000: {checks._DELTA_FIX}")
+    assert delta.message == (
+        f"sigmoid bce: layer 1's dW is not finite at |z| up to 1000: {checks._DELTA_FIX}"
+    )
 
 
 class Raises:

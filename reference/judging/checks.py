@@ -387,7 +387,8 @@ def saturation(impl, scope=None) -> CheckResult:
                         return CheckResult(
                             "saturation",
                             False,
-                            f"layer {l}'s d{pname} at |z| up to 1000 is {got.ravel()}, "
+                            f"{'/'.join(acts)} {cost}: layer {l}'s d{pname} at |z| up to 1000 "
+                            f"is {got.ravel()}, "
                             f"expected {w.ravel()}",
                         )
         return CheckResult("saturation", True, "finite and right at |z| of 40, 60 and 1000 "
