@@ -123,6 +123,40 @@ def test_without_twins_or_below_float64_the_view_says_why():
     assert low["verdict"] == "unavailable" and "float32" in low["lines"][0]
 
 
+def test_gradients_that_are_not_finite_at_one_sample_are_said_so():
+    """A mistake that is finite on the batch, NaN and inf on one sample: not a traceback."""
+    import numpy as np
+
+    bug = _fresh(BACKWARD[0])
+
+    class NotFiniteAlone:
+        loss = staticmethod(bug.loss)
+
+        @staticmethod
+        def gradients(params, X, Y, **kw):
+            g = bug.gradients(params, X, Y, **kw)
+            if X.shape[1] > 1:
+                return g
+            return [(np.full_like(W, np.nan), np.full_like(b, np.inf)) for W, b in g]
+
+    report = _report(NotFiniteAlone(), layer_view=True)
+    assert report.attribution == "backward"
+    assert report.layer_view["verdict"] == "unavailable"
+    assert "gradients there are not finite" in report.layer_view["lines"][0]
+
+
+def test_a_failure_of_the_views_own_code_is_said_not_raised(monkeypatch):
+    from reference.judging import layer_view as module
+
+    def broken(*args, **kwargs):
+        raise ArithmeticError("planted")
+
+    monkeypatch.setattr(module, "check_vjp", broken)
+    view = view_summary(_fresh(BACKWARD[0]), SEED.params, SEED.X, SEED.Y, **SEED.kwargs())
+    assert view["verdict"] == "failed"
+    assert "the layer view's own code raised ArithmeticError: planted" in view["lines"][0]
+
+
 # --- backprop-check -----------------------------------------------------------------------------
 
 

@@ -203,6 +203,10 @@ def _view_at(impl, params, X, Y, kw, sample: int, seed: int) -> LayerView:
     activations, cost = kw["activations"], kw["cost"]
     x, y = X[:, [sample]], Y[:, [sample]]
     grads = impl.gradients(params, x, y, **kw)
+    if not all(np.all(np.isfinite(g)) for pair in grads for g in pair):
+        where = (f"sample {sample}: the implementation's gradients there are not finite (NaN "
+                 "or inf), and each step is checked at finite points")  # fmt: skip
+        return LayerView("unavailable", where, [], sample)
     model = numpy_model.build(params, x, y, activations, cost)
     L = len(params)
     deltas = [db for _, db in grads]  # at m = 1, db^l is dZ^l
@@ -247,7 +251,8 @@ def _view_at(impl, params, X, Y, kw, sample: int, seed: int) -> LayerView:
         l = chain_fail
         same = _same_ratio(impl, params, x, y, kw, l, deltas, seed)
         if same is None:
-            notes.append(f"the probe at layer {l} could not tell: (W^{l + 1})^T dZ^{l + 1} is 0")
+            notes.append(f"the probe at layer {l} could not tell: (W^{l + 1})^T dZ^{l + 1} is 0, "
+                         f"or the gradients with W^{l + 1} changed are not finite")  # fmt: skip
             verdict, where = "chaining", f"the step from dZ^{l + 1} to dZ^{l}"
         elif same:
             verdict = "local"
@@ -264,13 +269,15 @@ def _view_at(impl, params, X, Y, kw, sample: int, seed: int) -> LayerView:
 
 def _same_ratio(impl, params, x, y, kw, l, deltas, seed) -> bool | None:
     """Whether dZ^l / ((W^{l+1})^T dZ^{l+1}) is the same with W^{l+1} changed (None: no entry
-    where both quotients are defined)."""
+    where both quotients are defined, or gradients that are not finite there)."""
     rng = np.random.default_rng(seed)
     W_next, b_next = params[l]
     moved = list(params)
     W2 = W_next + 0.5 * rng.standard_normal(W_next.shape) * max(1.0, float(np.abs(W_next).max()))
     moved[l] = (W2, b_next)
     other = [db for _, db in impl.gradients(moved, x, y, **kw)]
+    if not all(np.all(np.isfinite(d)) for d in other):
+        return None
     c1, c2 = W_next.T @ deltas[l], W2.T @ other[l]
     scale1 = float(np.abs(c1).max(initial=0.0))
     scale2 = float(np.abs(c2).max(initial=0.0))
@@ -294,8 +301,8 @@ def view_summary(
     cost: str,
     precision: str = "float64",
 ) -> dict[str, Any]:
-    """:func:`layer_view` as plain data for a network's report, never raising for what the
-    implementation does.
+    """:func:`layer_view` as plain data for a network's report; it never raises (a failure of
+    the view's own code is its ``"failed"`` verdict too, and says so).
 
     Returns ``{"verdict", "explanation", "sample", "step", "lines"}``: ``verdict`` is one of
     :data:`VERDICTS` or ``"failed"`` (a call into ``impl`` raised, or returned something the
@@ -323,6 +330,11 @@ def view_summary(
         )  # fmt: skip
     except ImplementationFailed as failed:
         return failed_view(f"the implementation failed in it: {failed.finding.describe()}")
+    except Exception as exc:  # the view's own code: said in the report, never a crash of it
+        return failed_view(
+            f"the layer view's own code raised {type(exc).__name__}: {exc} (a problem in the "
+            "harness, not in the implementation)"
+        )
     step = view.failing_step()
     second = None
     if step is not None:
