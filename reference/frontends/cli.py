@@ -831,6 +831,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 1: each worker compiles its own JAX model, which a short run does not repay); "
         "with --submissions, submissions graded in parallel (default: the number of cores)",
     )
+    # --- the layer view of failing networks (reference/frontends/layer_views.py) ---
+    parser.add_argument(
+        "--layer-view",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="for the first network of each mistake that blames the backward pass, check each "
+        "step of it alone and say whether a local derivative or the chaining of the deltas is "
+        "wrong (default: on; --no-layer-view leaves it out)",
+    )
     return parser
 
 
@@ -962,6 +971,10 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
     runner = Timed(runner)  # each network's time, for the JUnit file (every --jobs worker's)
     # run_checks on --shard's slice, over --jobs workers, and --against (scaling.py)
     outcome = run_networks(args, runner, problems, progress, scope if scope.declared else None)
+    if args.layer_view:  # where the backward pass goes wrong, in failing reports (layer_views.py)
+        from .layer_views import attach_layer_views
+
+        attach_layer_views(runner, outcome)
     if args.strict and (
         any(c.ok is False for _, c in outcome["checks"])
         or any(r.conventions or r.warnings for _, r in outcome["reports"])

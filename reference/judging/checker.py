@@ -151,6 +151,11 @@ class Report:
     shapes as that layout has them (``reference/boundary/layouts.py``)."""
     precision: str = "float64"
     """The precision the implementation was judged at (:mod:`reference.judging.precision`)."""
+    layer_view: dict[str, Any] | None = None
+    """Where the backward pass goes wrong, step by step at one sample
+    (:func:`~reference.judging.layer_view.view_summary`): set only on a report that blames
+    the backward pass, when asked (``check_gradients(..., layer_view=True)``, and
+    ``backprop-check`` for the first network of each mistake); None otherwise."""
 
     def failing(self) -> list[ParamCheck]:
         return [p for p in self.layers if not p.ok]
@@ -213,6 +218,7 @@ def check_gradients(
     cost: str,
     fd: str = "auto",
     dtype: str | None = None,
+    layer_view: bool = False,
 ) -> Report:
     """Check ``impl.gradients`` (and ``impl.loss``) on one problem; returns a :class:`Report`.
 
@@ -227,12 +233,19 @@ def check_gradients(
     results come back in float32 or float16 is judged so without asking
     (:mod:`reference.judging.precision`; ``Report.precision`` and a note say which).
 
+    ``layer_view``: where the report blames the backward pass (attribution ``"backward"``),
+    also check each step of it alone (:func:`~reference.judging.layer_view.layer_view`) and
+    put the verdict in ``Report.layer_view``, which ``render()`` prints: a local derivative,
+    the chaining of the deltas, the parameter gradients, or how the samples are combined.
+
     The problem is validated first: a wrong one raises
     :class:`~reference.inputs.validate.ProblemError` and blames nobody. Every call
     into ``impl`` goes through the boundary (:mod:`reference.boundary.guard`):
     it gets copies, and whatever it raises, returns or changes in place becomes a
     failing report that says so, never a crash of the checker.
     """
+    if not isinstance(layer_view, bool):
+        raise TypeError(f"layer_view must be True or False, got {layer_view!r}")
     if fd not in ("auto", "calls", "model", "directional", "none"):
         raise ValueError(
             f"fd must be 'auto', 'calls', 'model', 'directional' or 'none', got {fd!r}"
@@ -293,6 +306,11 @@ def check_gradients(
     ok = loss_ok and all(c.ok for c in checks) and not findings
     if findings and attribution == "none":
         attribution, summary = "boundary", "; ".join(findings)
+    view = None
+    if layer_view and attribution == "backward":
+        from .layer_view import view_summary
+
+        view = view_summary(guarded, params, X, Y, activations=acts, cost=cost, precision=judged)
     return Report(
         ok=ok,
         attribution=attribution,
@@ -311,6 +329,7 @@ def check_gradients(
         warnings=warnings,
         layout=guarded.layout,
         precision=judged,
+        layer_view=view,
     )
 
 
@@ -713,6 +732,8 @@ def render(report: Report) -> str:
     lines.append(f"  {verdict}: {report.summary}")
     if not report.ok or report.attribution == "check":
         lines.append(f"  attribution: {ATTRIBUTIONS[report.attribution]}")
+    if report.layer_view is not None:
+        lines.extend(f"  {line}" for line in report.layer_view["lines"])
     return "\n".join(lines)
 
 

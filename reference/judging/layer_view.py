@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..boundary.guard import guard
+from ..boundary.guard import ImplementationFailed, guard
 from ..oracles import numpy_model
 from . import diagnosis
 from .functions import FunctionReport, check_function, check_vjp
@@ -45,6 +45,7 @@ VERDICTS = {
     "gradients of a batch are not the mean of the samples' (a 1/m missing or twice, a sum)",
     "none": "none of the steps: each is right at every sample tried, and a batch's gradients "
     "are the mean of its samples'; where the network check fails, look at the loss",
+    "unavailable": "not available for {where}",
 }
 """What each :attr:`LayerView.verdict` means ({where}: the step, filled in per view)."""
 
@@ -77,14 +78,21 @@ class LayerView:
     verdict: str
     where: str
     steps: list[Step]
-    sample: int
+    sample: int | None
+    """The column viewed; None where the view is ``"unavailable"``."""
     notes: list[str] = field(default_factory=list)
 
     @property
     def explanation(self) -> str:
         return VERDICTS[self.verdict].format(where=self.where)
 
+    def failing_step(self) -> Step | None:
+        """The first step that fails, from the output down (None: every step is right)."""
+        return next((s for s in self.steps if not s.ok), None)
+
     def render(self) -> str:
+        if self.verdict == "unavailable":
+            return f"layer view {self.explanation}"
         lines = [f"layer view at sample {self.sample} (m = 1):"]
         for s in self.steps:
             verdict = "ok" if s.ok else "FAIL"
@@ -116,6 +124,9 @@ def layer_view(
 
     Meant for a network whose check blames the backward pass: a forward pass that differs
     from the formulas makes its deltas differ too, and the view then blames a local step.
+    The steps from dZ^{l+1} to dZ^l read g'_l as a function of each entry of Z^l alone: where
+    a hidden activation is not elementwise (a softmax), the view is ``"unavailable"`` and says
+    so, with no call into ``impl``.
     A call into ``impl`` that fails raises
     :class:`~reference.boundary.guard.ImplementationFailed` as in the network check. Needs
     the formulas' NumPy twins of every activation and of the cost
@@ -132,6 +143,16 @@ def layer_view(
     if not numpy_model.has_twins(activations, cost):
         raise numpy_model.MissingTwinError(
             f"the layer view needs NumPy twins of {list(activations)} and {cost!r}"
+        )
+    mixed = [f"{a} at layer {l}" for l, a in enumerate(activations[:-1], 1)
+             if not _elementwise(numpy_model.NUMPY_ACTIVATIONS[a].fn)]  # fmt: skip
+    if mixed:
+        return LayerView(
+            "unavailable",
+            f"{', '.join(mixed)}: not elementwise, so dZ^l is not (W^(l+1))^T dZ^(l+1) times a "
+            "function of each entry of Z^l, which the steps read",
+            [],
+            None,
         )
     impl = guard(impl)
     params = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in params]
@@ -163,11 +184,29 @@ def layer_view(
     return first
 
 
+_PROBE = np.array([[-1.7], [-0.3], [0.45], [2.2]])
+"""Where :func:`_elementwise` compares an activation's twin on a column and entry by entry
+(no kink of the seed's activations, and unequal entries, so that a softmax shows)."""
+
+
+def _elementwise(fn: Any) -> bool:
+    """Whether g(z) on a column is g of each entry alone (a softmax's is not)."""
+    with np.errstate(all="ignore"):
+        whole = np.asarray(fn(_PROBE.copy()), np.float64)
+        alone = np.concatenate([np.asarray(fn(_PROBE[[i]].copy()), np.float64)
+                                for i in range(_PROBE.shape[0])])  # fmt: skip
+    return whole.shape == alone.shape and bool(np.allclose(whole, alone, rtol=1e-12, atol=0.0))
+
+
 def _view_at(impl, params, X, Y, kw, sample: int, seed: int) -> LayerView:
     """The view at one sample."""
     activations, cost = kw["activations"], kw["cost"]
     x, y = X[:, [sample]], Y[:, [sample]]
     grads = impl.gradients(params, x, y, **kw)
+    if not all(np.all(np.isfinite(g)) for pair in grads for g in pair):
+        where = (f"sample {sample}: the implementation's gradients there are not finite (NaN "
+                 "or inf), and each step is checked at finite points")  # fmt: skip
+        return LayerView("unavailable", where, [], sample)
     model = numpy_model.build(params, x, y, activations, cost)
     L = len(params)
     deltas = [db for _, db in grads]  # at m = 1, db^l is dZ^l
@@ -212,7 +251,8 @@ def _view_at(impl, params, X, Y, kw, sample: int, seed: int) -> LayerView:
         l = chain_fail
         same = _same_ratio(impl, params, x, y, kw, l, deltas, seed)
         if same is None:
-            notes.append(f"the probe at layer {l} could not tell: (W^{l + 1})^T dZ^{l + 1} is 0")
+            notes.append(f"the probe at layer {l} could not tell: (W^{l + 1})^T dZ^{l + 1} is 0, "
+                         f"or the gradients with W^{l + 1} changed are not finite")  # fmt: skip
             verdict, where = "chaining", f"the step from dZ^{l + 1} to dZ^{l}"
         elif same:
             verdict = "local"
@@ -229,13 +269,15 @@ def _view_at(impl, params, X, Y, kw, sample: int, seed: int) -> LayerView:
 
 def _same_ratio(impl, params, x, y, kw, l, deltas, seed) -> bool | None:
     """Whether dZ^l / ((W^{l+1})^T dZ^{l+1}) is the same with W^{l+1} changed (None: no entry
-    where both quotients are defined)."""
+    where both quotients are defined, or gradients that are not finite there)."""
     rng = np.random.default_rng(seed)
     W_next, b_next = params[l]
     moved = list(params)
     W2 = W_next + 0.5 * rng.standard_normal(W_next.shape) * max(1.0, float(np.abs(W_next).max()))
     moved[l] = (W2, b_next)
     other = [db for _, db in impl.gradients(moved, x, y, **kw)]
+    if not all(np.all(np.isfinite(d)) for d in other):
+        return None
     c1, c2 = W_next.T @ deltas[l], W2.T @ other[l]
     scale1 = float(np.abs(c1).max(initial=0.0))
     scale2 = float(np.abs(c2).max(initial=0.0))
@@ -244,3 +286,84 @@ def _same_ratio(impl, params, x, y, kw, l, deltas, seed) -> bool | None:
         return None
     r1, r2 = deltas[l - 1][usable] / c1[usable], other[l - 1][usable] / c2[usable]
     return bool(np.all(np.abs(r1 - r2) <= RATIO_RTOL * np.maximum(np.abs(r1), np.abs(r2)) + 1e-300))
+
+
+# --- the view in a network's report (Report.layer_view, backprop-check's text and JSON) -----
+
+
+def view_summary(
+    impl: Any,
+    params: Sequence[tuple[np.ndarray, np.ndarray]],
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    activations: Sequence[str],
+    cost: str,
+    precision: str = "float64",
+) -> dict[str, Any]:
+    """:func:`layer_view` as plain data for a network's report; it never raises (a failure of
+    the view's own code is its ``"failed"`` verdict too, and says so).
+
+    Returns ``{"verdict", "explanation", "sample", "step", "lines"}``: ``verdict`` is one of
+    :data:`VERDICTS` or ``"failed"`` (a call into ``impl`` raised, or returned something the
+    boundary refused: ``explanation`` says which and where); ``step`` is the first failing
+    step, ``{"name", "summary"}``, or None; ``lines`` the one or two lines a report prints
+    (``"layer view: the chaining of the deltas: ..."``). ``precision``: the precision the
+    network was judged at; the steps are checked at float64's, so below it the view is
+    ``"unavailable"`` (as it is without the NumPy twins of every activation and the cost).
+    """
+    if precision != "float64":
+        return _summary(
+            "unavailable",
+            VERDICTS["unavailable"].format(where=f"a {precision} implementation: the steps are "
+                                           "checked at float64's precision"),
+        )  # fmt: skip
+    try:
+        view = layer_view(impl, params, X, Y, activations=activations, cost=cost)
+    except numpy_model.MissingTwinError:
+        missing = [a for a in activations if a not in numpy_model.NUMPY_ACTIVATIONS]
+        missing += [cost] if cost not in numpy_model.NUMPY_COSTS else []
+        return _summary(
+            "unavailable",
+            VERDICTS["unavailable"].format(where=f"{', '.join(sorted(set(missing)))}: no NumPy "
+                                           "twin in reference/oracles/numpy_model.py"),
+        )  # fmt: skip
+    except ImplementationFailed as failed:
+        return failed_view(f"the implementation failed in it: {failed.finding.describe()}")
+    except Exception as exc:  # the view's own code: said in the report, never a crash of it
+        return failed_view(
+            f"the layer view's own code raised {type(exc).__name__}: {exc} (a problem in the "
+            "harness, not in the implementation)"
+        )
+    step = view.failing_step()
+    second = None
+    if step is not None:
+        second = f"at sample {view.sample} (m = 1), {step.name}: {step.report.summary}"
+    elif view.notes:
+        second = view.notes[0]
+    return _summary(
+        view.verdict,
+        view.explanation,
+        view.sample,
+        None if step is None else {"name": step.name, "summary": step.report.summary},
+        second,
+    )
+
+
+def failed_view(description: str) -> dict[str, Any]:
+    """The :func:`view_summary` of a view cut short (``"failed"``): the implementation raised,
+    returned something the boundary refused, ended its process or ran past the time limit;
+    ``description`` says which and where."""
+    return _summary("failed", f"not available: {description}")
+
+
+def _summary(
+    verdict: str,
+    explanation: str,
+    sample: int | None = None,
+    step: dict[str, str] | None = None,
+    second: str | None = None,
+) -> dict[str, Any]:
+    lines = [f"layer view: {explanation}"] + ([f"  {second[:400]}"] if second else [])
+    return {"verdict": verdict, "explanation": explanation, "sample": sample, "step": step,
+            "lines": lines}  # fmt: skip

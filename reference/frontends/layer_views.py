@@ -1,0 +1,59 @@
+"""``backprop-check``'s layer view: for the first network of each mistake whose report blames
+the backward pass, where it goes wrong (a local derivative, the chaining of the deltas, the
+parameter gradients, the combining of the samples), in that network's report.
+
+The view (:func:`~reference.judging.layer_view.view_summary`) is one more job through the run's
+runner, so it calls the implementation behind the same boundary, in the same worker with the
+same time limit as the network's check: a hang or a crash in it is the view's finding
+(``"failed"``), and the network's report and the rest of the run stand. It costs some
+milliseconds a network in this process (``README.md``, the layer view), so it runs by default,
+on :data:`MAX_VIEWS` networks at most; ``--no-layer-view`` leaves it out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..boundary.guard import Guarded
+from ..boundary.isolation import Failed
+from ..inputs.problems import Problem
+from ..judging.checker import Report
+from ..judging.layer_view import failed_view, view_summary
+
+MAX_VIEWS = 3
+"""Mistakes (groups of failing networks, :func:`~reference.frontends.cli.mistake_groups`)
+whose first network is viewed: as many as the text report prints a table for."""
+
+
+def view_job(impl: Guarded, problem: Problem, precision: str) -> dict[str, Any]:
+    """The job run in the worker: the layer view of ``problem`` as plain data. A failure of
+    the view's own code is said in the view (``"failed"``), never a crash of the worker."""
+    try:
+        return view_summary(impl, problem.params, problem.X, problem.Y,
+                            **problem.kwargs(), precision=precision)  # fmt: skip
+    except Exception as exc:  # the harness's own code; the implementation's is caught inside
+        return failed_view(
+            f"the layer view's own code raised {type(exc).__name__}: {exc} (a problem in the "
+            "harness, not in the implementation)"
+        )
+
+
+def wanted(reports: list[tuple[Problem, Report]]) -> list[tuple[Problem, Report]]:
+    """The networks to view: the first of each of the :data:`MAX_VIEWS` largest mistakes
+    whose reports blame the backward pass (attribution ``"backward"``: not the loss, not a
+    crash), as the text report orders them."""
+    from .cli import mistake_groups
+
+    failing = [(p, r) for p, r in reports if not r.ok and r.attribution == "backward"]
+    return [group[0] for group in mistake_groups(failing)[:MAX_VIEWS]]
+
+
+def attach_layer_views(runner: Any, outcome: dict[str, Any]) -> None:
+    """Set ``Report.layer_view`` on the :func:`wanted` networks of ``outcome``
+    (``run_checks``' result), each computed through ``runner``; the text report prints it
+    under the network's table, and ``--json`` carries it as the network's ``layer_view``."""
+    for problem, report in wanted(outcome["reports"]):
+        done = runner.run(view_job, problem, report.precision)
+        if isinstance(done, Failed):
+            done = failed_view(f"the implementation failed in it: {done.finding.describe()}")
+        report.layer_view = done

@@ -1,0 +1,242 @@
+"""The layer view where the verdicts are read: ``check_gradients(..., layer_view=True)``'s
+report and ``backprop-check``'s text and JSON.
+
+The expectations come from the catalog and from the direct call: a mistake whose report blames
+the backward pass must carry the verdict ``reference.layer_view`` gives on the same network,
+and no other report carries one. Implementations that fail only inside the view (found by
+their own stack) show that a failure there is the view's finding, never a traceback.
+"""
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from reference import check_gradients, layer_view
+from reference.bugs import CATALOG, CORRECT
+from reference.bugs.detect import detection_problems
+from reference.frontends import cli
+from reference.frontends.layer_views import MAX_VIEWS
+from reference.judging.layer_view import VERDICTS, view_summary
+from reference.oracles import numpy_model
+
+SEED = detection_problems()[0]
+"""The seed's network, on which each catalogued mistake is judged here."""
+
+SCOPE = ["--activations", "tanh", "--output-activations", "sigmoid", "--networks", "0"]
+"""A small run of ``backprop-check``: the seed networks with tanh hidden layers and a
+sigmoid output, one per cost that fits it."""
+
+
+def _fresh(name):
+    """The mistake on a fresh instance (some keep state between calls, as detect.py says)."""
+    return type(CATALOG[name])()
+
+
+def _report(bug, problem=SEED, **kw):
+    return check_gradients(bug, problem.params, problem.X, problem.Y, **problem.kwargs(), **kw)
+
+
+def _direct(bug, problem=SEED):
+    return layer_view(bug, problem.params, problem.X, problem.Y, **problem.kwargs())
+
+
+ATTRIBUTION = {name: _report(_fresh(name)).attribution for name in CATALOG}
+"""Each mistake's attribution on the seed's network, without the view."""
+BACKWARD = [name for name, a in ATTRIBUTION.items() if a == "backward"]
+ELSEWHERE = [name for name, a in ATTRIBUTION.items() if a != "backward"]
+BY_VERDICT = {}
+for _name in BACKWARD:
+    BY_VERDICT.setdefault(_direct(_fresh(_name)).verdict, _name)
+"""The first backward mistake of each verdict the direct call gives on the seed's network."""
+
+
+def test_the_catalog_gives_each_side_something_to_show():
+    assert BACKWARD and ELSEWHERE
+    assert {"local", "chaining", "parameters"} <= set(BY_VERDICT), BY_VERDICT
+
+
+@pytest.mark.parametrize("name", sorted(CATALOG))
+def test_a_report_carries_the_direct_verdict_exactly_where_it_blames_the_backward_pass(name):
+    report = _report(_fresh(name), layer_view=True)
+    if ATTRIBUTION[name] != "backward":
+        assert report.layer_view is None and "layer view" not in report.render()
+        return
+    direct = _direct(_fresh(name))
+    view = report.layer_view
+    assert view["verdict"] == direct.verdict and view["sample"] == direct.sample
+    assert view["lines"][0] == f"layer view: {direct.explanation}"
+    assert "\n".join(f"  {line}" for line in view["lines"]) in report.render()
+    step = direct.failing_step()
+    assert view["step"] == (None if step is None else {"name": step.name,
+                                                       "summary": step.report.summary})  # fmt: skip
+    assert json.loads(json.dumps(report.to_dict()))["layer_view"] == view
+
+
+def test_the_view_is_asked_for():
+    assert _report(_fresh(BACKWARD[0])).layer_view is None
+    with pytest.raises(TypeError, match="layer_view must be True or False, got 'yes'"):
+        _report(CORRECT, layer_view="yes")
+
+
+@pytest.mark.parametrize("index", range(len(detection_problems())))
+def test_a_correct_implementation_never_carries_one(index):
+    problem = detection_problems()[index]
+    report = _report(CORRECT, problem, layer_view=True)
+    assert report.ok and report.layer_view is None and "layer view" not in report.render()
+
+
+def test_a_hidden_activation_that_is_not_elementwise_is_not_available(monkeypatch):
+    """A softmax-like twin (each entry divided by the column's sum of exponentials): the view
+    says it cannot read g' there, and calls nothing."""
+    import numpy as np
+
+    name = SEED.activations[0]
+    twin = numpy_model.NUMPY_ACTIVATIONS[name]
+    mixing = twin._replace(fn=lambda z: np.exp(z) / np.sum(np.exp(z), axis=0, keepdims=True))
+    monkeypatch.setitem(numpy_model.NUMPY_ACTIVATIONS, name, mixing)
+    calls = []
+
+    class Counting:
+        def loss(self, *a, **k):
+            calls.append("loss")
+
+        def gradients(self, *a, **k):
+            calls.append("gradients")
+
+    view = _direct(Counting())
+    assert view.verdict == "unavailable" and view.sample is None and not calls
+    assert str(view).startswith(f"layer view not available for {name} at layer 1")
+    assert "not elementwise" in str(view)
+    summary = view_summary(Counting(), SEED.params, SEED.X, SEED.Y, **SEED.kwargs())
+    assert summary["lines"] == [f"layer view: {VERDICTS['unavailable'].format(where=view.where)}"]
+
+
+def test_without_twins_or_below_float64_the_view_says_why():
+    kw = {**SEED.kwargs(), "activations": ["no-such-activation", *SEED.activations[1:]]}
+    missing = view_summary(CORRECT, SEED.params, SEED.X, SEED.Y, **kw)
+    assert missing["verdict"] == "unavailable"
+    assert missing["lines"][0].startswith("layer view: not available for no-such-activation")
+    low = view_summary(CORRECT, SEED.params, SEED.X, SEED.Y, **SEED.kwargs(), precision="float32")
+    assert low["verdict"] == "unavailable" and "float32" in low["lines"][0]
+
+
+def test_gradients_that_are_not_finite_at_one_sample_are_said_so():
+    """A mistake that is finite on the batch, NaN and inf on one sample: not a traceback."""
+    import numpy as np
+
+    bug = _fresh(BACKWARD[0])
+
+    class NotFiniteAlone:
+        loss = staticmethod(bug.loss)
+
+        @staticmethod
+        def gradients(params, X, Y, **kw):
+            g = bug.gradients(params, X, Y, **kw)
+            if X.shape[1] > 1:
+                return g
+            return [(np.full_like(W, np.nan), np.full_like(b, np.inf)) for W, b in g]
+
+    report = _report(NotFiniteAlone(), layer_view=True)
+    assert report.attribution == "backward"
+    assert report.layer_view["verdict"] == "unavailable"
+    assert "gradients there are not finite" in report.layer_view["lines"][0]
+
+
+def test_a_failure_of_the_views_own_code_is_said_not_raised(monkeypatch):
+    from reference.judging import layer_view as module
+
+    def broken(*args, **kwargs):
+        raise ArithmeticError("planted")
+
+    monkeypatch.setattr(module, "check_vjp", broken)
+    view = view_summary(_fresh(BACKWARD[0]), SEED.params, SEED.X, SEED.Y, **SEED.kwargs())
+    assert view["verdict"] == "failed"
+    assert "the layer view's own code raised ArithmeticError: planted" in view["lines"][0]
+
+
+# --- backprop-check -----------------------------------------------------------------------------
+
+
+def _cli(tmp_path, impl, *extra):
+    out, path = io.StringIO(), tmp_path / "r.json"
+    status = cli.main(["--impl", impl, "--in-process", *SCOPE, "--json", str(path), *extra], out)
+    return status, out.getvalue(), json.loads(path.read_text())["networks"]
+
+
+@pytest.mark.parametrize("verdict", sorted(BY_VERDICT))
+def test_the_cli_shows_the_direct_verdict_in_text_and_json(tmp_path, verdict):
+    name = BY_VERDICT[verdict]
+    status, text, networks = _cli(tmp_path, f"reference.bugs:{name}")
+    assert status == 1
+    problems = {p.name: p for p in cli.default_problems(0, 0)}
+    viewed = [n for n in networks if n["layer_view"] is not None]
+    assert 1 <= len(viewed) <= MAX_VIEWS, networks
+    for network in viewed:
+        assert network["attribution"] == "backward"
+        direct = _direct(_fresh(name), problems[network["name"]])
+        assert network["layer_view"]["verdict"] == direct.verdict
+        assert f"  layer view: {direct.explanation}\n" in text
+    assert all(n["layer_view"] is None for n in networks if n["attribution"] != "backward")
+
+
+@pytest.mark.parametrize("impl", ["backprop", f"reference.bugs:{ELSEWHERE[0]}"])
+def test_the_cli_shows_none_on_a_correct_one_or_a_mistake_elsewhere(tmp_path, impl):
+    _, text, networks = _cli(tmp_path, impl)
+    assert "layer view" not in text and all(n["layer_view"] is None for n in networks)
+
+
+def test_no_layer_view_leaves_it_out(tmp_path):
+    _, text, networks = _cli(tmp_path, f"reference.bugs:{BACKWARD[0]}", "--no-layer-view")
+    assert "layer view" not in text and all(n["layer_view"] is None for n in networks)
+
+
+# --- a failure inside the view ------------------------------------------------------------------
+
+FAILS_IN_THE_VIEW = """
+import inspect
+import os
+import time
+
+from reference.bugs import CATALOG
+
+_bug = CATALOG[{name!r}]
+loss = _bug.loss
+
+
+def gradients(params, X, Y, **kw):
+    if any(f.filename.endswith("layer_view.py") for f in inspect.stack()):
+        {action}
+    return _bug.gradients(params, X, Y, **kw)
+"""
+ACTIONS = {
+    "raise": ('raise RuntimeError("only in the view")', "raised RuntimeError: only in the view"),
+    "exit": ("os._exit(3)", "gradients called os._exit(3)"),
+    "kill": ("os.kill(os.getpid(), 9)", "was killed by SIGKILL"),
+    "hang": ("time.sleep(60)", "did not return within 2 s"),
+}
+"""What the implementation does when the view calls it, and what the view must say."""
+
+
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+def test_a_failure_inside_the_view_is_its_finding(tmp_path, action):
+    code, says = ACTIONS[action]
+    source = FAILS_IN_THE_VIEW.format(name=BY_VERDICT["chaining"], action=code)
+    (tmp_path / "fails_in_view.py").write_text(source)
+    isolation = ["--in-process"] if action == "raise" else ["--timeout", "2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "reference.frontends.cli", "--impl", "fails_in_view", *SCOPE,
+         *isolation, "--json", "r.json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    text = done.stdout + done.stderr
+    assert done.returncode == 1 and "Traceback" not in text, text[-3000:]
+    networks = json.loads((tmp_path / "r.json").read_text())["networks"]
+    viewed = [n for n in networks if n["layer_view"] is not None]
+    assert viewed and all(n["attribution"] == "backward" for n in viewed), networks
+    for network in viewed:
+        view = network["layer_view"]
+        assert view["verdict"] == "failed" and says in view["explanation"], view
+        assert "layer view: not available: the implementation failed in it:" in text
