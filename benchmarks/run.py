@@ -1,6 +1,6 @@
 """Run every benchmark and print the table: figure, ours, peer, ratio, target, met.
 
-    python -m benchmarks            # everything (about ten minutes on 2 cores)
+    python -m benchmarks            # everything (about twenty minutes on 2 cores)
     python -m benchmarks --quick    # the smaller sizes, under two minutes
     python -m benchmarks --out DIR  # where results.json and the plots go
 
@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=Path("benchmarks/results"), help="where to write results"
     )
     parser.add_argument(
-        "--only", choices=["backprop", "check", "suite", "scaling"], action="append"
+        "--only", choices=["backprop", "check", "suite", "scaling", "memory"], action="append"
     )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -434,13 +434,17 @@ def main(argv: list[str] | None = None) -> int:
 
     env = environment()
     print("environment:", json.dumps(env))
-    sections = args.only or ["backprop", "check", "suite", "scaling"]
+    sections = args.only or ["backprop", "check", "suite", "scaling", "memory"]
     rows: list[Row] = []
     for section in sections:
         start = time.perf_counter()
         with enable_x64():  # the JAX peers in float64 where the inputs are, as the oracle is
             if section == "scaling":
                 rows += bench_scaling(args.quick, args.out)
+            elif section == "memory":
+                from .memory import bench_memory
+
+                rows += bench_memory(args.quick)
             else:
                 rows += {"backprop": bench_backprop, "check": bench_check, "suite": bench_suite}[
                     section

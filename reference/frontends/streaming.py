@@ -355,7 +355,7 @@ class Stream:
                                      version=harness_version(), strict=args.strict)  # fmt: skip
 
     def _keep(self, problem: Any, report: Report, first: bool) -> tuple[Any, Any]:
-        if self.full or first:
+        if self.full:
             return problem, report
         if not report.ok:  # the first network of each mistake stays whole
             from .cli import _NUMBER
@@ -364,6 +364,8 @@ class Stream:
             if key not in self.groups and len(self.groups) < FULL_GROUPS:
                 self.groups.add(key)
                 return problem, report
+        if first:
+            return problem, report
         return BriefProblem(problem), BriefReport(report)
 
     def _written(self, problem: Any, report: Report) -> None:
