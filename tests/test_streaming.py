@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from reference.boundary.guard import Finding
-from reference.frontends import cli, junit, streaming
+from reference.frontends import cli, junit, scaling, streaming
 from reference.frontends.jobs import InProcess, check_network
 from reference.frontends.scaling import shard
 from reference.inputs.scope import Scope
@@ -207,6 +207,27 @@ def test_progress_shows_on_a_terminal_or_when_asked_never_when_quiet(stream, qui
         assert "250/1000 networks, 25.0/s, about 30 s left" in said
     if shows and stream is _Terminal:
         assert said.startswith("\r250/1000 networks") and said.endswith("\r")
+
+
+# --- --jobs streams a chunk at a time ----------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", ["reference.bugs:dW2_times_2", "tests.outside.partial:MSE_ONLY"])
+def test_two_jobs_a_chunk_at_a_time_give_the_report_of_one(tmp_path, monkeypatch, impl):
+    """Chunks of one network per worker: the report is still the one a single worker gives,
+    the first network unsupported (its checks move on to the next chunk) included."""
+    monkeypatch.setattr(scaling, "AHEAD", 1)
+    argv = ["--impl", impl, "--networks", "3", "--activations", "tanh",
+            "--output-activations", "sigmoid", "--quiet"]  # fmt: skip
+    found = []
+    for jobs in ("1", "2"):
+        code, _ = check(*argv, "--jobs", jobs, "--json", str(tmp_path / f"{jobs}.json"))
+        data = json.loads((tmp_path / f"{jobs}.json").read_text())
+        data.pop("command")
+        found.append((code, data))
+    assert found[0] == found[1]
+    within = Scope.read({"activations": ["tanh"], "output_activations": ["sigmoid"]}, "test")
+    assert len(cli.default_problems(0, 3, within)) > 2 * scaling.AHEAD  # more than one chunk
 
 
 # --- a stopped run still leaves valid files ------------------------------------------------

@@ -369,8 +369,9 @@ class Stream:
         return BriefProblem(problem), BriefReport(report)
 
     def _written(self, problem: Any, report: Report) -> None:
+        seconds = self.times.pop(problem.name, 0.0)
         if self.junit is not None:
-            self.junit.network(problem, report, self.times.pop(problem.name, 0.0))
+            self.junit.network(problem, report, seconds)
 
     def _checked(self, problem: Any, report: Report) -> tuple[Any, Any]:
         if self.json is not None:
