@@ -21,8 +21,13 @@ result is written out and summarized as it comes, then dropped.
   table), ``--html`` (every table on the page), ``--plot`` (the failing networks' data)
   and ``--against`` (both runs, compared network by network) keep every full pair, as
   before; their files are still written as the run goes.
-- The non-gradient checks' results (a few short ones per random network) are kept as
-  before; identical passing results share one object.
+- The non-gradient checks' results (seven short ones per random network) are kept as
+  before, for the summary, the JSON's ``checks`` and the JUnit file's last suite, written at
+  the end; identical passing results share one object.
+- ``--jobs N`` holds at most a chunk of results ahead of the run's order
+  (:data:`~reference.frontends.scaling.AHEAD` per worker); ``--shard K/N`` draws only its
+  slice's networks. Grading (``--gradescope``, ``--submissions``) checks its rubric's fixed
+  networks and keeps their reports, as before.
 - ``--progress`` (or a terminal on stderr) shows networks done / total, the rate and the
   time left on stderr; never with ``--quiet``, never in the JSON.
 """
