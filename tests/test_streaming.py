@@ -258,6 +258,12 @@ def test_a_run_stopped_by_an_exception_leaves_valid_files(tmp_path, monkeypatch)
     assert names == [*calls[:stop_after], "run stopped"]
 
 
+def test_a_usage_error_found_at_the_start_leaves_no_file(tmp_path):
+    code, _ = check("--networks", "0", "--in-process", "--jobs", "2", "--json",
+                    str(tmp_path / "r.json"), "--junit-xml", str(tmp_path / "r.xml"))  # fmt: skip
+    assert code == 2 and not list(tmp_path.iterdir())
+
+
 HANGS_ALWAYS = """
 import backprop
 loss = backprop.loss

@@ -185,6 +185,7 @@ class JsonStream:
     """``--json PATH`` written as the run goes (the module docstring gives the layout)."""
 
     def __init__(self, path: Path, head: dict[str, Any]) -> None:
+        self.path = path
         self.fh = open(path, "w", encoding="utf-8")
         self.fh.write("{\n")
         for key, value in head.items():
@@ -237,6 +238,7 @@ class JunitStream:
     ) -> None:
         self.impl, self.seed, self.strict = impl, seed, strict
         self.base = junit.suite_properties(impl, seed, version)
+        self.path = path
         self.fh = open(path, "wb")
         self.fh.write(b"<?xml version='1.0' encoding='utf-8'?>\n")
         name = quoteattr(junit.xml_text(f"backprop-check {impl}"))
@@ -412,6 +414,14 @@ class Stream:
 
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is None:
+            return
+        from .cli import UsageError
+
+        if isinstance(exc, UsageError):  # the run did not start: no file, as before
+            for written in (self.json, self.junit):
+                if written is not None:
+                    written.close()
+                    Path(written.path).unlink(missing_ok=True)
             return
         stopped = f"{type(exc).__name__}: {exc}".rstrip(": ")
         if self.json is not None:
