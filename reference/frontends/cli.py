@@ -47,7 +47,7 @@ from .jobs import (
     gradients_of,
     whole_run_consistency,
 )
-from .junit import Timed
+from .junit import Timed, write_junit  # noqa: F401 (cli.write_junit, as before)
 from .scaling import parse_shard, run_networks
 
 
