@@ -119,6 +119,14 @@ class ProblemStream:
 # --- compact per-network summaries ---------------------------------------------------------
 
 
+_SHARED: dict[Any, Any] = {}
+"""One object for each activation list and loss verdict the compact summaries hold."""
+
+
+def _shared(value: Any) -> Any:
+    return _SHARED.setdefault(value, value)
+
+
 class BriefProblem:
     """What the run's summaries read of a :class:`~reference.inputs.problems.Problem`:
     its name, activations, cost and output width; no arrays."""
@@ -127,7 +135,7 @@ class BriefProblem:
 
     def __init__(self, problem: Problem) -> None:
         self.name = problem.name
-        self.activations = tuple(problem.activations)
+        self.activations = _shared(tuple(problem.activations))
         self.cost = problem.cost
         self.outputs = int(problem.params[-1][0].shape[0]) if problem.params else 0
 
@@ -136,6 +144,13 @@ class BriefProblem:
         """Stand-in parameters of the right output width, shape ``(n_L, 0)``, for the code
         that reads the width off ``params[-1][0].shape[0]``."""
         return [(np.empty((self.outputs, 0)), None)]
+
+
+_LOSS: dict[Any, dict[str, Any]] = {True: {"ok": True}, False: {"ok": False}, None: {}}
+"""The loss verdicts a :class:`BriefReport` holds, one object each (read, never changed)."""
+
+_NONE: tuple[str, ...] = ()
+"""No warnings, conventions or findings: one object for every report that has none."""
 
 
 class BriefReport:
@@ -161,10 +176,11 @@ class BriefReport:
         self.ok = report.ok
         self.attribution = report.attribution
         self.summary = sys.intern(report.summary) if report.ok else report.summary
-        self.warnings, self.conventions = report.warnings, report.conventions
-        self.finding, self.findings = report.finding, report.findings
+        self.warnings = report.warnings or _NONE
+        self.conventions = report.conventions or _NONE
+        self.finding, self.findings = report.finding, report.findings or _NONE
         self.layers = [c for c in report.layers if not c.ok]
-        self.loss = {"ok": report.loss["ok"]} if "ok" in report.loss else {}
+        self.loss = _LOSS[report.loss["ok"]] if "ok" in report.loss else _LOSS[None]
         self.blame = None
 
     def failing(self) -> list[Any]:
@@ -326,7 +342,7 @@ class _Shared(list):
 
     def extend(self, pairs: Any) -> None:
         for where, c in pairs:
-            if c.ok and c.finding is None:
+            if c.ok is not False and c.finding is None:
                 c = self.seen.setdefault((c.name, c.ok, c.message, c.severity), c)
             super().append((where, c))
 
