@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, TextIO
 from xml.sax.saxutils import quoteattr
@@ -219,11 +219,23 @@ class JsonStream:
         self.spool.write(("\n" if not self.spooled else ",\n") + _record(problem, report))
         self.spooled += 1
 
-    def finish(self, tail: dict[str, Any], undrawn: int) -> None:
-        """Close the document: ``tail``'s keys, then ``not_in_scope`` (``undrawn`` and the
-        spooled unsupported networks) and ``attributions``."""
+    def finish(
+        self, tail: dict[str, Any], undrawn: int, checks: Sequence[tuple[str, Any]] = ()
+    ) -> None:  # fmt: skip
+        """Close the document: ``tail``'s first key (``ok``), ``checks`` (``(where,
+        CheckResult)`` pairs, one line each), the rest of ``tail``, then ``not_in_scope``
+        (``undrawn`` and the spooled unsupported networks) and ``attributions``."""
+        from dataclasses import asdict
+
         self.fh.write("\n],\n")
-        for key, value in tail.items():
+        items = iter(tail.items())
+        for key, value in itertools.islice(items, 1):
+            self.fh.write(f"{json.dumps(key)}: {json.dumps(value)},\n")
+        self.fh.write('"checks": [')
+        for i, (where, c) in enumerate(checks):
+            self.fh.write(("\n" if not i else ",\n") + json.dumps({"where": where, **asdict(c)}))
+        self.fh.write("\n],\n" if checks else "],\n")
+        for key, value in items:
             self.fh.write(f"{json.dumps(key)}: {json.dumps(value)},\n")
         self.fh.write(f'"not_in_scope": {{"undrawn": {undrawn}, "unsupported": [')
         self.spool.seek(0)
@@ -410,16 +422,9 @@ class Stream:
 
     def finish(self, outcome: dict[str, Any]) -> None:
         """Close the files with what only the end of the run knows."""
-        from dataclasses import asdict
-
         if self.json is not None:
-            tail = {
-                "ok": outcome["ok"],
-                "checks": [{"where": where, **asdict(c)} for where, c in outcome["checks"]],
-                "scope": outcome.get("scope", {}),
-                "complete": True,
-            }
-            self.json.finish(tail, outcome.get("out_of_scope", 0))
+            tail = {"ok": outcome["ok"], "scope": outcome.get("scope", {}), "complete": True}
+            self.json.finish(tail, outcome.get("out_of_scope", 0), outcome["checks"])
             self.json = None
         if self.junit is not None:
             self.junit.finish(outcome)
@@ -441,8 +446,7 @@ class Stream:
             return
         stopped = f"{type(exc).__name__}: {exc}".rstrip(": ")
         if self.json is not None:
-            self.json.finish({"ok": False, "checks": [], "scope": {}, "complete": False,
-                              "stopped": stopped}, 0)  # fmt: skip
+            self.json.finish({"ok": False, "scope": {}, "complete": False, "stopped": stopped}, 0)
         if self.junit is not None:
             self.junit.finish(None, stopped)
 
