@@ -68,7 +68,7 @@ More workers pay where cores are idle."""
 def run_networks(
     args: argparse.Namespace,
     runner: Any,
-    problems: list[Problem],
+    problems: Iterable[Problem],
     progress: Any,
     scope: Any,
     sink: Any = None,
