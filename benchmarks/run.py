@@ -1,6 +1,6 @@
 """Run every benchmark and print the table: figure, ours, peer, ratio, target, met.
 
-    python -m benchmarks            # everything (about ten minutes on 2 cores)
+    python -m benchmarks            # everything (about twenty minutes on 2 cores)
     python -m benchmarks --quick    # the smaller sizes, under two minutes
     python -m benchmarks --out DIR  # where results.json and the plots go
 
@@ -491,7 +491,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["backprop", "check", "suite", "scaling", "functions", "threads", "startup"],
+        choices=[
+            "backprop",
+            "check",
+            "suite",
+            "scaling",
+            "functions",
+            "threads",
+            "startup",
+            "memory",
+        ],
         action="append",
     )
     threads.add_arguments(parser)
@@ -509,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         "functions",
         "threads",
         "startup",
+        "memory",
     ]
     rows: list[Row] = []
     for section in sections:
@@ -526,6 +536,10 @@ def main(argv: list[str] | None = None) -> int:
                 from .functions import bench_functions
 
                 rows += bench_functions(args.quick)
+            elif section == "memory":
+                from .memory import bench_memory
+
+                rows += bench_memory(args.quick)
             else:
                 rows += {
                     "backprop": bench_backprop,

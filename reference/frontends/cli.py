@@ -47,7 +47,7 @@ from .jobs import (
     gradients_of,
     whole_run_consistency,
 )
-from .junit import Timed, write_junit
+from .junit import Timed, write_junit  # noqa: F401 (cli.write_junit, as before)
 from .scaling import parse_shard, run_networks
 
 
@@ -139,14 +139,18 @@ def run_checks(
     progress: Progress,
     scope: Scope | None = None,
     relu_at_zero: float | None = None,
+    sink: Any = None,
 ) -> dict[str, Any]:
     """Gradient reports for every problem, non-gradient checks on the seed network and on the
     random ones, the fixed checks, and the whole run's consistency; each through ``runner``
     (a :class:`~reference.boundary.isolation.Worker` or an in-process runner). A network whose
-    job hung or ended the worker gets a failing report naming the member, and the run goes on."""
-    reports: list[tuple[Problem, Report]] = []
-    unsupported: list[tuple[Problem, Report]] = []
-    results: list[tuple[str, checks.CheckResult]] = []
+    job hung or ended the worker gets a failing report naming the member, and the run goes on.
+    ``problems`` may be any iterable. A ``sink`` (:class:`~reference.frontends.streaming.
+    Stream`) supplies the lists the networks and checks go into: it writes each network out
+    as it comes and keeps it compact."""
+    reports: list[tuple[Problem, Report]] = [] if sink is None else sink.reports
+    unsupported: list[tuple[Problem, Report]] = [] if sink is None else sink.unsupported
+    results: list[tuple[str, checks.CheckResult]] = [] if sink is None else sink.results
     checked_one = False
     hung: list[Finding] = []  # the time-outs in a row, up to the last network
     for k, problem in enumerate(problems):
@@ -840,6 +844,13 @@ def build_parser() -> argparse.ArgumentParser:
         "step of it alone and say whether a local derivative or the chaining of the deltas is "
         "wrong (default: on; --no-layer-view leaves it out)",
     )
+    # --- streaming (reference/frontends/streaming.py) ---
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="show networks done / total, the rate and the time left on stderr even when it "
+        "is not a terminal (on a terminal it is shown anyway; never with --quiet)",
+    )
     return parser
 
 
@@ -963,26 +974,37 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
         out.write("\n".join(lines) + "\n")
         out.write(("same gradients as" if ok else "gradients DRIFTED from") + f" {path}\n")
         return 0 if ok else 1
+    # --- streaming: networks drawn, written and summarized as they come (streaming.py) ---
+    from . import streaming
+    from .provenance import provenance
+
     try:
-        problems = default_problems(args.seed, args.networks, scope if scope.declared else None)
+        problems = streaming.ProblemStream(
+            args.seed, args.networks, scope if scope.declared else None
+        )
     except ScopeError as exc:
         raise UsageError(str(exc)) from None
-    progress = Progress(len(problems), enabled=not args.quiet)
+    progress = streaming.progress_for(args, len(problems))
     runner = Timed(runner)  # each network's time, for the JUnit file (every --jobs worker's)
-    # run_checks on --shard's slice, over --jobs workers, and --against (scaling.py)
-    outcome = run_networks(args, runner, problems, progress, scope if scope.declared else None)
+    head = provenance(args, build_parser()) if args.json else None
+    viewer = None
     if args.layer_view:  # where the backward pass goes wrong, in failing reports (layer_views.py)
-        from .layer_views import attach_layer_views
+        from .layer_views import Viewer
 
-        attach_layer_views(runner, outcome)
-    if args.strict and (
-        any(c.ok is False for _, c in outcome["checks"])
-        or any(r.conventions or r.warnings for _, r in outcome["reports"])
-    ):
-        outcome["ok"] = False
-    outcome["out_of_scope"] = seed_combinations() + args.networks - len(problems)
-    outcome["scope"] = scope.to_dict()
-    outcome["times"] = dict(runner.times)
+        viewer = Viewer(runner)
+    with streaming.Stream(args, name, runner.times, head, viewer) as stream:  # a stopped run, too
+        # run_checks on --shard's slice, over --jobs workers, and --against (scaling.py)
+        outcome = run_networks(args, runner, problems, progress,
+                               scope if scope.declared else None, sink=stream)  # fmt: skip
+        if args.strict and (
+            any(c.ok is False for _, c in outcome["checks"])
+            or any(r.conventions or r.warnings for _, r in outcome["reports"])
+        ):
+            outcome["ok"] = False
+        outcome["out_of_scope"] = seed_combinations() + args.networks - len(problems)
+        outcome["scope"] = scope.to_dict()
+        outcome["times"] = dict(runner.times)
+        stream.finish(outcome)  # the JSON and JUnit files' ends
     if args.format == "github":
         from . import github
         from .provenance import member_locations
@@ -995,16 +1017,6 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
         )  # fmt: skip
     else:
         print_outcome(outcome, name, out, args.quiet, args.verbose)
-    if args.json:
-        from .provenance import provenance
-
-        data = {**provenance(args, build_parser()), **outcome_json(outcome, name)}
-        args.json.write_text(json.dumps(data, indent=1))
-    if args.junit_xml:
-        from .provenance import harness_version
-
-        write_junit(outcome, args.impl, args.junit_xml, seed=args.seed,
-                    version=harness_version(), strict=args.strict)  # fmt: skip
     if args.plot:
         for path in write_plots(runner, outcome, args.plot):
             if not args.quiet:

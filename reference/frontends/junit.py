@@ -172,6 +172,90 @@ def _undrawn(outcome: dict[str, Any], seed: int | None) -> list[tuple[str, str]]
             if not scope.admits(p)]  # fmt: skip
 
 
+def suite_properties(impl: str, seed: int | None, version: str) -> dict[str, str]:
+    """The properties every suite of a run carries: the seed, the implementation, the
+    harness version."""
+    base = {"impl": impl, "harness version": version}
+    return {"seed": str(seed), **base} if seed is not None else base
+
+
+def network_suite(
+    root: ET.Element, problem: Any, report: Report, impl: str, seconds: float,
+    base: dict[str, str], strict: bool = False,
+) -> _Suite:  # fmt: skip
+    """The ``testsuite`` of one network (checked, or outside the scope it declared), under
+    ``root``; ``seconds`` its check's time, ``base`` :func:`suite_properties`."""
+    props = {**base, "network": problem.describe(), "attribution": report.attribution}
+    suite = _Suite(root, problem.name, seconds, props)
+    classname = f"backprop_check.{class_part(impl)}.{class_part(problem.name)}"
+    if strict and report.ok:
+        for text in report.warnings + report.conventions:
+            suite.case(classname, "conventions", "failure", text, "strict")
+    _network_cases(suite, classname, report)
+    return suite
+
+
+def undrawn_suites(
+    root: ET.Element, outcome: dict[str, Any], impl: str, seed: int | None, base: dict[str, str]
+) -> list[_Suite]:
+    """One skipped ``testsuite`` per seed network the declared scope left out."""
+    suites = []
+    for name, why in _undrawn(outcome, seed):
+        suite = _Suite(root, name, 0.0, {**base, "attribution": "not in scope"})
+        suite.case(f"backprop_check.{class_part(impl)}.{class_part(name)}", "gradients",
+                   "skipped", f"not in the declared scope: {why}")  # fmt: skip
+        suites.append(suite)
+    return suites
+
+
+def checks_suite(
+    root: ET.Element, outcome: dict[str, Any], impl: str, seconds: float,
+    base: dict[str, str], strict: bool = False,
+) -> _Suite | None:  # fmt: skip
+    """The ``testsuite`` of the non-gradient checks (None when there are none), with what
+    the implementation printed."""
+    if not outcome["checks"]:
+        return None
+    top = class_part(impl)
+    suite = _Suite(root, CHECKS_SUITE, seconds, base)
+    for where, c in outcome["checks"]:
+        classname = f"backprop_check.{top}.checks.{class_part(where)}"
+        crashed = c.finding is not None and c.finding.get("kind") != "unsupported"
+        if c.ok is None:
+            suite.case(classname, c.name, "skipped", c.message)
+        elif c.ok:
+            suite.case(classname, c.name)
+        elif crashed:
+            suite.case(classname, c.name, "error", c.message, c.finding["kind"], c.message)
+        elif c.is_error or strict:
+            suite.case(classname, c.name, "failure", c.message, c.severity, c.message)
+        else:  # a warning or a convention: it passes, and says so
+            case = suite.case(classname, c.name)
+            ET.SubElement(case, "system-out").text = f"{c.severity}: {c.message}"
+    printed = outcome.get("printed") or []
+    if printed:
+        more = len(printed) - PRINTED_LINES
+        ET.SubElement(suite.element, "system-out").text = "\n".join(
+            printed[:PRINTED_LINES] + ([f"... and {more} more lines"] if more > 0 else [])
+        )
+    return suite
+
+
+def clean(element: ET.Element) -> None:
+    """:func:`xml_text` on every text and attribute under ``element``."""
+    for node in element.iter():
+        if node.text:
+            node.text = xml_text(node.text)
+        for key, value in node.attrib.items():
+            node.set(key, xml_text(value))
+
+
+def stamp_and_host() -> tuple[str, str]:
+    """The ``timestamp`` (UTC, to the second) and ``hostname`` of the suites written now."""
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return stamp, socket.gethostname() or "localhost"
+
+
 def build_junit(
     outcome: dict[str, Any],
     impl: str,
@@ -186,51 +270,16 @@ def build_junit(
     are failures too, as ``--strict`` makes them."""
     root = ET.Element("testsuites", name=f"backprop-check {impl}")
     times = outcome.get("times") or {}
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    host = socket.gethostname() or "localhost"
-    base = {"impl": impl, "harness version": version}
-    if seed is not None:
-        base = {"seed": str(seed), **base}
-    top = class_part(impl)
-    suites: list[_Suite] = []
+    stamp, host = stamp_and_host()
+    base = suite_properties(impl, seed, version)
     checked = [(p, r) for p, r in outcome["reports"]] + list(outcome.get("unsupported") or [])
-    for problem, report in checked:
-        props = {**base, "network": problem.describe(), "attribution": report.attribution}
-        suite = _Suite(root, problem.name, times.get(problem.name, 0.0), props)
-        if strict and report.ok:
-            for text in report.warnings + report.conventions:
-                suite.case(f"backprop_check.{top}.{class_part(problem.name)}", "conventions",
-                           "failure", text, "strict")  # fmt: skip
-        _network_cases(suite, f"backprop_check.{top}.{class_part(problem.name)}", report)
-        suites.append(suite)
-    for name, why in _undrawn(outcome, seed):
-        suite = _Suite(root, name, 0.0, {**base, "attribution": "not in scope"})
-        suite.case(f"backprop_check.{top}.{class_part(name)}", "gradients", "skipped",
-                   f"not in the declared scope: {why}")  # fmt: skip
-        suites.append(suite)
-    if outcome["checks"]:
-        suite = _Suite(root, CHECKS_SUITE, times.get(CHECKS_SUITE, 0.0), base)
-        for where, c in outcome["checks"]:
-            classname = f"backprop_check.{top}.checks.{class_part(where)}"
-            crashed = c.finding is not None and c.finding.get("kind") != "unsupported"
-            if c.ok is None:
-                suite.case(classname, c.name, "skipped", c.message)
-            elif c.ok:
-                suite.case(classname, c.name)
-            elif crashed:
-                suite.case(classname, c.name, "error", c.message, c.finding["kind"], c.message)
-            elif c.is_error or strict:
-                suite.case(classname, c.name, "failure", c.message, c.severity, c.message)
-            else:  # a warning or a convention: it passes, and says so
-                case = suite.case(classname, c.name)
-                ET.SubElement(case, "system-out").text = f"{c.severity}: {c.message}"
-        printed = outcome.get("printed") or []
-        if printed:
-            more = len(printed) - PRINTED_LINES
-            ET.SubElement(suite.element, "system-out").text = "\n".join(
-                printed[:PRINTED_LINES] + ([f"... and {more} more lines"] if more > 0 else [])
-            )
-        suites.append(suite)
+    suites = [
+        network_suite(root, problem, report, impl, times.get(problem.name, 0.0), base, strict)
+        for problem, report in checked
+    ]
+    suites += undrawn_suites(root, outcome, impl, seed, base)
+    others = checks_suite(root, outcome, impl, times.get(CHECKS_SUITE, 0.0), base, strict)
+    suites += [others] if others is not None else []
     totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
     for suite in suites:
         suite.close(stamp, host)
@@ -239,11 +288,7 @@ def build_junit(
     for key, value in totals.items():
         root.set(key, str(value))
     root.set("time", f"{sum(s.seconds for s in suites):.6f}")
-    for element in root.iter():
-        if element.text:
-            element.text = xml_text(element.text)
-        for key, value in element.attrib.items():
-            element.set(key, xml_text(value))
+    clean(root)
     return root
 
 

@@ -7,7 +7,7 @@ runner, so it calls the implementation behind the same boundary, in the same wor
 same time limit as the network's check: a hang or a crash in it is the view's finding
 (``"failed"``), and the network's report and the rest of the run stand. It costs some
 milliseconds a network in this process (``README.md``, the layer view), so it runs by default,
-on :data:`MAX_VIEWS` networks at most; ``--no-layer-view`` leaves it out.
+on :data:`MAX_VIEWS` networks at most, each as its report comes, before it is written; ``--no-layer-view`` leaves it out.
 """
 
 from __future__ import annotations
@@ -20,9 +20,12 @@ from ..inputs.problems import Problem
 from ..judging.checker import Report
 from ..judging.layer_view import failed_view, view_summary
 
-MAX_VIEWS = 3
+MAX_VIEWS = 10
 """Mistakes (groups of failing networks, :func:`~reference.frontends.cli.mistake_groups`)
-whose first network is viewed: as many as the text report prints a table for."""
+whose first network is viewed, in the order the run meets them. The reports are written as
+they come (``streaming.py``), before the run knows which mistakes will be the largest, so
+the first ten are viewed: the text report prints the tables of the three largest, and a
+mistake that is among them and not among the first ten met is rare."""
 
 
 def view_job(impl: Guarded, problem: Problem, precision: str) -> dict[str, Any]:
@@ -48,12 +51,39 @@ def wanted(reports: list[tuple[Problem, Report]]) -> list[tuple[Problem, Report]
     return [group[0] for group in mistake_groups(failing)[:MAX_VIEWS]]
 
 
+class Viewer:
+    """``backprop-check``'s view of each report as it comes, before it is written
+    (:class:`~reference.frontends.streaming.Stream` calls it): the first network of each
+    new mistake that blames the backward pass, up to :data:`MAX_VIEWS` of them, gets
+    ``Report.layer_view``, computed through ``runner``."""
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+        self.seen: set[tuple[str, str]] = set()
+
+    def __call__(self, problem: Problem, report: Report) -> None:
+        if report.ok or report.attribution != "backward" or len(self.seen) >= MAX_VIEWS:
+            return
+        from .cli import _NUMBER
+
+        key = (report.attribution, _NUMBER.sub("#", report.summary))  # as mistake_groups
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        report.layer_view = _view(self.runner, problem, report)
+
+
+def _view(runner: Any, problem: Problem, report: Report) -> dict[str, Any]:
+    done = runner.run(view_job, problem, report.precision)
+    if isinstance(done, Failed):
+        done = failed_view(f"the implementation failed in it: {done.finding.describe()}")
+    return done
+
+
 def attach_layer_views(runner: Any, outcome: dict[str, Any]) -> None:
     """Set ``Report.layer_view`` on the :func:`wanted` networks of ``outcome``
-    (``run_checks``' result), each computed through ``runner``; the text report prints it
-    under the network's table, and ``--json`` carries it as the network's ``layer_view``."""
+    (``run_checks``' result, every report kept), each computed through ``runner``, after the
+    run (``benchmarks/layer_view.py`` times it so); ``backprop-check`` views the reports as
+    they come instead (:class:`Viewer`)."""
     for problem, report in wanted(outcome["reports"]):
-        done = runner.run(view_job, problem, report.precision)
-        if isinstance(done, Failed):
-            done = failed_view(f"the implementation failed in it: {done.finding.describe()}")
-        report.layer_view = done
+        report.layer_view = _view(runner, problem, report)

@@ -9,7 +9,8 @@
 - ``--jobs N`` checks the networks in N worker processes at once, each holding its own copy
   of the implementation behind the boundary (:class:`~reference.boundary.isolation.Worker`);
   the report is the one a single worker gives (the same verdicts, the same JSON), because
-  the networks are checked in parallel first and then read back in the run's own order.
+  the networks are checked in parallel a chunk at a time (:data:`AHEAD` per worker) and
+  then read back in the run's own order: what waits to be read is bounded by the chunk.
 
 :func:`run_networks` is ``backprop-check``'s one entry here: it also runs ``--against``
 (:mod:`.against`) on the same networks and the same slice.
@@ -18,9 +19,10 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..boundary.isolation import Failed, Worker
@@ -51,6 +53,10 @@ def shard(problems: list[Problem], k: int, n: int) -> list[Problem]:
     return problems[k - 1 :: n]
 
 
+AHEAD = 16
+"""Networks per worker checked in parallel before run_checks reads them back: more keeps
+the workers busier across a chunk's slowest network, fewer keeps less waiting in memory."""
+
 DEFAULT_JOBS = 1
 """``--jobs`` when it is not given, measured (``benchmarks/scaling.py``): each worker imports
 JAX and compiles the JAX model for every network shape it meets, so two workers spend about
@@ -62,17 +68,28 @@ More workers pay where cores are idle."""
 def run_networks(
     args: argparse.Namespace,
     runner: Any,
-    problems: list[Problem],
+    problems: Iterable[Problem],
     progress: Any,
     scope: Any,
+    sink: Any = None,
 ) -> dict[str, Any]:
     """``run_checks`` (``reference/frontends/cli.py``) on ``args.shard``'s slice of
     ``problems``, spread over ``args.jobs`` workers, and, with ``args.against``, the
-    comparison with that implementation appended to the outcome's checks."""
+    comparison with that implementation appended to the outcome's checks. ``problems``: a
+    list, or a :class:`~reference.frontends.streaming.ProblemStream` drawn as it is checked
+    (with ``--against`` it is drawn whole: both runs need the same networks); ``sink``:
+    run_checks' (:class:`~reference.frontends.streaming.Stream`)."""
     from .cli import UsageError, run_checks
 
     k, n = getattr(args, "shard", None) or (1, 1)
-    mine = shard(problems, k, n)
+    if isinstance(problems, list):
+        mine: Any = shard(problems, k, n)
+        first = problems[0].name if problems else ""
+        plan = lambda p: p.name == first or p.name.startswith("random")  # noqa: E731
+    else:
+        mine, plan = problems.shard(k, n), problems.wants_checks
+    if getattr(args, "against", None):
+        mine = list(mine)
     jobs = getattr(args, "jobs", None)
     if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {jobs}")
@@ -81,15 +98,13 @@ def run_networks(
             raise UsageError(f"--jobs {jobs} needs worker processes; --in-process runs one")
         jobs = 1
     jobs = DEFAULT_JOBS if jobs is None else min(jobs, max(1, len(mine)))
-    # The unsharded run's choice of networks that get the non-gradient checks: the first
-    # and the random ones (run_checks' own rule, which a slice cannot see on its own).
-    plan = {id(p): i == 0 or p.name.startswith("random") for i, p in enumerate(problems)}
+    # ``plan``: the unsharded run's choice of networks that get the non-gradient checks: the
+    # first and the random ones (run_checks' own rule, which a slice cannot see on its own).
     progress.total = max(1, len(mine))
     relu_at_zero = getattr(args, "relu_at_zero", None)
     spread = Spread(runner, jobs, plan if n > 1 else None, fixed=k == 1)
     try:
-        spread.prefetch(mine, progress)
-        outcome = run_checks(spread, mine, progress, scope, relu_at_zero)
+        outcome = run_checks(spread, spread.ahead(mine), progress, scope, relu_at_zero, sink)
     finally:
         spread.close_extra()
     against = getattr(args, "against", None)
@@ -135,7 +150,11 @@ class Spread:
     """
 
     def __init__(
-        self, first: Any, jobs: int, plan: dict[int, bool] | None = None, fixed: bool = True
+        self,
+        first: Any,
+        jobs: int,
+        plan: Callable[[Problem], bool] | None = None,
+        fixed: bool = True,
     ) -> None:
         self.first = first
         self.runners = [first] + [_clone(first) for _ in range(jobs - 1)]
@@ -147,14 +166,30 @@ class Spread:
         return getattr(self.first, name)
 
     def _wanted(self, problem: Problem, with_checks: bool) -> bool:
-        return self.plan.get(id(problem), False) if self.plan is not None else with_checks
+        return self.plan(problem) if self.plan is not None else with_checks
 
-    def prefetch(self, problems: list[Problem], progress: Any = None) -> None:
-        """Check every problem, spread over the workers (nothing to do with one worker)."""
+    def ahead(self, problems: Iterable[Problem]) -> Iterator[Problem]:
+        """``problems`` one by one, each chunk of :data:`AHEAD` per worker checked in
+        parallel (:meth:`prefetch`) before its first is handed on; with one worker, as
+        they come."""
+        if len(self.runners) == 1:
+            yield from problems
+            return
+        todo, first = iter(problems), True
+        while chunk := list(itertools.islice(todo, AHEAD * len(self.runners))):
+            self.done.clear()  # what run_checks asked for otherwise (it ran on the first)
+            self.prefetch(chunk, first=first)
+            first = False
+            yield from chunk
+            del chunk
+
+    def prefetch(self, problems: list[Problem], progress: Any = None, first: bool = True) -> None:
+        """Check every problem, spread over the workers (nothing to do with one worker);
+        ``first``: whether ``problems`` start the run (its first gets the non-gradient
+        checks, as run_checks' rule guesses ahead of the results)."""
         if len(self.runners) == 1:
             return
         todo: queue.Queue[tuple[int, Problem, bool]] = queue.Queue()
-        first = True
         for k, p in enumerate(problems):  # run_checks' rule, guessed ahead of the results
             todo.put((k, p, self._wanted(p, first or p.name.startswith("random"))))
             first = False

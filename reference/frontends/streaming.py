@@ -1,0 +1,543 @@
+"""``backprop-check`` in memory that does not grow with ``--networks``: each network's
+result is written out and summarized as it comes, then dropped.
+
+- The networks are drawn as they are checked (:class:`ProblemStream`), not all at first.
+- ``--json PATH`` stays one JSON document, written piece by piece: the provenance and
+  ``impl`` first, then ``"networks": [`` with one record per line as each network is
+  checked, then ``ok``, ``checks``, ``scope``, ``not_in_scope``, ``attributions`` and
+  ``complete`` when the run ends. A run stopped by an exception (Ctrl-C included) still
+  closes the document, with ``"complete": false`` and ``"stopped"`` saying why; a process
+  killed outright (``SIGKILL``) leaves the networks so far and no closing bracket.
+- ``--junit-xml PATH`` writes one ``testsuite`` per network as it completes; the root's
+  totals are filled in at the end, in room left for them inside its start tag. A stopped
+  run still gets its closing tag and totals, with a suite that says why it stopped.
+- What the rest of the run reads from the outcome (:class:`Stream`'s ``reports`` and
+  ``unsupported``, run_checks' lists) keeps, per network, a compact pair
+  (:class:`BriefProblem`, :class:`BriefReport`: the name, the verdict, the attribution,
+  the summary, the warnings and conventions, the failing parameters), and the full pair
+  only for the first network and for the first network of each of the first
+  :data:`FULL_GROUPS` mistakes: the terminal report, ``--format github``'s annotations and
+  step summary, the exit status and ``--strict`` need no more. ``--verbose`` (every
+  table), ``--html`` (every table on the page), ``--plot`` (the failing networks' data)
+  and ``--against`` (both runs, compared network by network) keep every full pair, as
+  before; their files are still written as the run goes.
+- The non-gradient checks' results (seven short ones per random network) are kept as
+  before, for the summary, the JSON's ``checks`` and the JUnit file's last suite, written at
+  the end; identical passing results share one object.
+- ``--jobs N`` holds at most a chunk of results ahead of the run's order
+  (:data:`~reference.frontends.scaling.AHEAD` per worker); ``--shard K/N`` draws only its
+  slice's networks. Grading (``--gradescope``, ``--submissions``) checks its rubric's fixed
+  networks and keeps their reports, as before.
+- ``--progress`` (or a terminal on stderr) shows networks done / total, the rate and the
+  time left on stderr; never with ``--quiet``, never in the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import shutil
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any, TextIO
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+from ..inputs.problems import Problem, random_problem
+from ..inputs.scope import Scope, random_problem_in
+from ..judging.checker import ATTRIBUTIONS, Report
+from . import junit
+
+FULL_GROUPS = 50
+"""How many distinct mistakes keep their first network's full report (its table), in the
+order they are met; a run's later mistakes are still counted and named."""
+
+
+# --- the networks, drawn as they are checked -----------------------------------------------
+
+
+class ProblemStream:
+    """The networks of ``backprop-check``'s run in :func:`~reference.frontends.cli.
+    default_problems`' order (the seed's combinations inside ``scope``, then ``networks``
+    random ones drawn from ``default_rng(seed)``), drawn one at a time as they are iterated,
+    so that they are not all held at once. ``len()`` is the number of networks;
+    :meth:`shard` the K-th of N slices, as :func:`~reference.frontends.scaling.shard`."""
+
+    def __init__(
+        self, seed: int, networks: int, scope: Scope | None = None, k: int = 1, n: int = 1
+    ) -> None:
+        from .cli import default_problems
+
+        if not (isinstance(networks, int) and networks >= 0):
+            raise ValueError(f"networks must be an int >= 0, got {networks!r}")
+        self.seed, self.networks, self.scope, self.k, self.n = seed, networks, scope, k, n
+        self.seeds = default_problems(seed, 0, scope)
+        first = self.seeds[0].name if self.seeds else "random #1"
+        self.first_name = first
+        """The first network of the whole (unsharded) run: the one run_checks gives the
+        non-gradient checks besides the random ones."""
+
+    def _all(self) -> Iterator[Problem]:
+        yield from self.seeds
+        rng = np.random.default_rng(self.seed)
+        for i in range(self.networks):
+            name = f"random #{i + 1}"
+            if self.scope is None:
+                yield random_problem(rng, depth=(1, 4), width=(1, 6), samples=(2, 6), name=name)
+            else:
+                yield random_problem_in(rng, self.scope, name=name)
+
+    def __iter__(self) -> Iterator[Problem]:
+        return itertools.islice(self._all(), self.k - 1, None, self.n)
+
+    def __len__(self) -> int:
+        return len(range(self.k - 1, len(self.seeds) + self.networks, self.n))
+
+    def shard(self, k: int, n: int) -> ProblemStream:
+        """The K-th of ``n`` disjoint slices (``k`` from 1): every ``n``-th network, from
+        index ``k - 1`` of the whole run (a stream that is a slice already cannot be sliced)."""
+        if not (isinstance(k, int) and isinstance(n, int) and 1 <= k <= n):
+            raise ValueError(f"shard must be K/N with 1 <= K <= N, got {k!r}/{n!r}")
+        if self.n != 1:
+            raise ValueError(f"this stream is shard {self.k}/{self.n} already")
+        part = ProblemStream.__new__(ProblemStream)
+        part.__dict__.update(self.__dict__, k=k, n=n)
+        return part
+
+    def wants_checks(self, problem: Problem) -> bool:
+        """Whether the whole run gives ``problem`` its non-gradient checks: the first network
+        and every random one (run_checks' rule, which a slice cannot see on its own)."""
+        return problem.name == self.first_name or problem.name.startswith("random")
+
+
+# --- compact per-network summaries ---------------------------------------------------------
+
+
+_SHARED: dict[Any, Any] = {}
+"""One object for each activation list and loss verdict the compact summaries hold."""
+
+
+def _shared(value: Any) -> Any:
+    return _SHARED.setdefault(value, value)
+
+
+class BriefProblem:
+    """What the run's summaries read of a :class:`~reference.inputs.problems.Problem`:
+    its name, activations, cost and output width; no arrays."""
+
+    __slots__ = ("activations", "cost", "name", "outputs")
+
+    def __init__(self, problem: Problem) -> None:
+        self.name = problem.name
+        self.activations = _shared(tuple(problem.activations))
+        self.cost = problem.cost
+        self.outputs = int(problem.params[-1][0].shape[0]) if problem.params else 0
+
+    @property
+    def params(self) -> list[tuple[np.ndarray, None]]:
+        """Stand-in parameters of the right output width, shape ``(n_L, 0)``, for the code
+        that reads the width off ``params[-1][0].shape[0]``."""
+        return [(np.empty((self.outputs, 0)), None)]
+
+
+_LOSS: dict[Any, dict[str, Any]] = {True: {"ok": True}, False: {"ok": False}, None: {}}
+"""The loss verdicts a :class:`BriefReport` holds, one object each (read, never changed)."""
+
+_NONE: tuple[str, ...] = ()
+"""No warnings, conventions or findings: one object for every report that has none."""
+
+
+class BriefReport:
+    """What the run's summaries read of a :class:`~reference.judging.checker.Report`: the
+    verdict, attribution, summary, warnings, conventions, the boundary's findings, the
+    failing parameters' checks and the loss's verdict. :meth:`render` gives the summary,
+    not the table (the table of each mistake's first network is kept in full)."""
+
+    __slots__ = (
+        "attribution",
+        "blame",
+        "conventions",
+        "finding",
+        "findings",
+        "layers",
+        "loss",
+        "ok",
+        "summary",
+        "warnings",
+    )  # fmt: skip
+
+    def __init__(self, report: Report) -> None:
+        self.ok = report.ok
+        self.attribution = report.attribution
+        self.summary = sys.intern(report.summary) if report.ok else report.summary
+        self.warnings = report.warnings or _NONE
+        self.conventions = report.conventions or _NONE
+        self.finding, self.findings = report.finding, report.findings or _NONE
+        self.layers = [c for c in report.layers if not c.ok]
+        self.loss = _LOSS[report.loss["ok"]] if "ok" in report.loss else _LOSS[None]
+        self.blame = None
+
+    def failing(self) -> list[Any]:
+        return list(self.layers)
+
+    def render(self) -> str:
+        return self.summary
+
+
+# --- the JSON document, piece by piece -----------------------------------------------------
+
+
+def _record(problem: Any, report: Report) -> str:
+    return json.dumps({"name": problem.name, **report.to_dict()})
+
+
+class JsonStream:
+    """``--json PATH`` written as the run goes (the module docstring gives the layout)."""
+
+    def __init__(self, path: Path, head: dict[str, Any]) -> None:
+        self.path = path
+        self.fh = open(path, "w", encoding="utf-8")
+        self.fh.write("{\n")
+        for key, value in head.items():
+            self.fh.write(f"{json.dumps(key)}: {json.dumps(value)},\n")
+        self.fh.write('"networks": [')
+        self.count = 0
+        self.spool: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8")
+        self.spooled = 0  # the unsupported networks, written under not_in_scope at the end
+
+    def network(self, problem: Any, report: Report) -> None:
+        self.fh.write(("\n" if not self.count else ",\n") + _record(problem, report))
+        self.count += 1
+
+    def unsupported(self, problem: Any, report: Report) -> None:
+        self.spool.write(("\n" if not self.spooled else ",\n") + _record(problem, report))
+        self.spooled += 1
+
+    def finish(
+        self, tail: dict[str, Any], undrawn: int, checks: Sequence[tuple[str, Any]] = ()
+    ) -> None:  # fmt: skip
+        """Close the document: ``tail``'s first key (``ok``), ``checks`` (``(where,
+        CheckResult)`` pairs, one line each), the rest of ``tail``, then ``not_in_scope``
+        (``undrawn`` and the spooled unsupported networks) and ``attributions``."""
+        from dataclasses import asdict
+
+        self.fh.write("\n],\n")
+        items = iter(tail.items())
+        for key, value in itertools.islice(items, 1):
+            self.fh.write(f"{json.dumps(key)}: {json.dumps(value)},\n")
+        self.fh.write('"checks": [')
+        for i, (where, c) in enumerate(checks):
+            self.fh.write(("\n" if not i else ",\n") + json.dumps({"where": where, **asdict(c)}))
+        self.fh.write("\n],\n" if checks else "],\n")
+        for key, value in items:
+            self.fh.write(f"{json.dumps(key)}: {json.dumps(value)},\n")
+        self.fh.write(f'"not_in_scope": {{"undrawn": {undrawn}, "unsupported": [')
+        self.spool.seek(0)
+        shutil.copyfileobj(self.spool, self.fh)
+        self.fh.write("\n]},\n" if self.spooled else "]},\n")
+        self.fh.write(f'"attributions": {json.dumps(ATTRIBUTIONS)}\n}}\n')
+        self.close()
+
+    def close(self) -> None:
+        self.spool.close()
+        self.fh.close()
+
+
+# --- the JUnit file, suite by suite --------------------------------------------------------
+
+_TOTALS_ROOM = 160
+"""Bytes left in the root's start tag for its totals (five attributes, about 80 bytes)."""
+
+
+class JunitStream:
+    """``--junit-xml PATH`` written as the run goes: the root's start tag with room for
+    its totals, one ``testsuite`` per network as it completes, then the scope's skipped
+    networks, the other checks and the totals. A file that cannot seek (a pipe) gets the
+    suites spooled to a temporary file and written after the totals."""
+
+    def __init__(
+        self, path: Path, impl: str, *, seed: int | None, version: str, strict: bool
+    ) -> None:
+        self.impl, self.seed, self.strict = impl, seed, strict
+        self.base = junit.suite_properties(impl, seed, version)
+        self.path = path
+        self.fh = open(path, "wb")
+        self.fh.write(b"<?xml version='1.0' encoding='utf-8'?>\n")
+        name = quoteattr(junit.xml_text(f"backprop-check {impl}"))
+        self.fh.write(f"<testsuites name={name}".encode())
+        self.seekable = self.fh.seekable()
+        self.at = self.fh.tell() if self.seekable else 0
+        if self.seekable:
+            self.fh.write(b" " * _TOTALS_ROOM + b">\n")
+        self.body: IO[bytes] = self.fh if self.seekable else tempfile.TemporaryFile()
+        self.totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+        self.seconds = 0.0
+        self.root = ET.Element("testsuites")  # a parent for each suite while it is built
+
+    def _write(self, suite: junit._Suite) -> None:
+        suite.close(*junit.stamp_and_host())
+        for key in self.totals:
+            self.totals[key] += suite.counts[key]
+        self.seconds += suite.seconds
+        junit.clean(suite.element)
+        ET.indent(suite.element, space="  ", level=1)
+        self.body.write(b"  " + ET.tostring(suite.element, encoding="utf-8",
+                                            xml_declaration=False) + b"\n")  # fmt: skip
+        self.root.remove(suite.element)
+
+    def network(self, problem: Any, report: Report, seconds: float) -> None:
+        self._write(junit.network_suite(self.root, problem, report, self.impl, seconds,
+                                        self.base, self.strict))  # fmt: skip
+
+    def finish(self, outcome: dict[str, Any] | None, stopped: str = "") -> None:
+        """The scope's skipped networks and the other checks (from ``outcome``, None when
+        the run stopped), a suite saying why it ``stopped``, the closing tag, the totals."""
+        if outcome is not None:
+            for suite in junit.undrawn_suites(self.root, outcome, self.impl, self.seed, self.base):
+                self._write(suite)
+            seconds = (outcome.get("times") or {}).get(junit.CHECKS_SUITE, 0.0)
+            others = junit.checks_suite(self.root, outcome, self.impl, seconds, self.base,
+                                        self.strict)  # fmt: skip
+            if others is not None:
+                self._write(others)
+        if stopped:
+            suite = junit._Suite(self.root, "run stopped", 0.0, self.base)
+            suite.case(f"backprop_check.{junit.class_part(self.impl)}.run", "run", "error",
+                       f"the run stopped before its end: {stopped}", "stopped")  # fmt: skip
+            self._write(suite)
+        totals = "".join(f' {key}="{value}"' for key, value in self.totals.items())
+        totals += f' time="{self.seconds:.6f}"'
+        if self.seekable:
+            self.fh.write(b"</testsuites>\n")
+            self.fh.seek(self.at)
+            self.fh.write(totals.encode())
+        else:
+            self.fh.write(totals.encode() + b">\n")
+            self.body.seek(0)
+            shutil.copyfileobj(self.body, self.fh)
+            self.fh.write(b"</testsuites>\n")
+        self.close()
+
+    def close(self) -> None:
+        if self.body is not self.fh:
+            self.body.close()
+        self.fh.close()
+
+
+# --- the sink run_checks writes into -------------------------------------------------------
+
+
+class _Into(list):
+    """A list whose ``append`` hands each ``(problem, report)`` to ``take`` and keeps what
+    it returns."""
+
+    def __init__(self, take: Any) -> None:
+        super().__init__()
+        self.take = take
+
+    def append(self, pair: Any) -> None:
+        super().append(self.take(*pair))
+
+
+class _Shared(list):
+    """A list of ``(where, CheckResult)`` whose identical passing results are one object."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: dict[tuple[Any, ...], Any] = {}
+
+    def extend(self, pairs: Any) -> None:
+        for where, c in pairs:
+            if c.ok is not False and c.finding is None:
+                c = self.seen.setdefault((c.name, c.ok, c.message, c.severity), c)
+            super().append((where, c))
+
+
+class Stream:
+    """Where ``run_checks`` puts each network as it is checked (its ``sink``): written to
+    the JSON and JUnit files when asked for, and kept as the module docstring says.
+    ``times``: the :class:`~reference.frontends.junit.Timed` runner's; each network's time
+    is taken out of it as the network's suite is written. Use as a context manager: a run
+    that raises still leaves valid files."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        impl_name: str,
+        times: dict[str, float],
+        head: dict[str, Any] | None = None,
+        viewer: Any = None,
+    ) -> None:
+        self.times = times
+        self.viewer = viewer
+        """Called with each checked network's problem and report before it is written
+        (``layer_views.Viewer``: sets the report's layer view), or None."""
+        self.full = bool(args.verbose or args.html or args.plot or getattr(args, "against", None))
+        self.reports: list[Any] = _Into(self._checked)
+        self.unsupported: list[Any] = _Into(self._unsupported)
+        self.groups: set[tuple[str, str]] = set()
+        self.results: list[Any] = _Shared()
+        self.json: JsonStream | None = None
+        if args.json:
+            self.json = JsonStream(args.json, {**(head or {}), "impl": impl_name})
+        self.junit: JunitStream | None = None
+        if args.junit_xml:
+            from .provenance import harness_version
+
+            self.junit = JunitStream(args.junit_xml, args.impl, seed=args.seed,
+                                     version=harness_version(), strict=args.strict)  # fmt: skip
+
+    def _keep(self, problem: Any, report: Report, first: bool) -> tuple[Any, Any]:
+        if self.full:
+            return problem, report
+        if not report.ok:  # the first network of each mistake stays whole
+            from .cli import _NUMBER
+
+            key = (report.attribution, _NUMBER.sub("#", report.summary))
+            if key not in self.groups and len(self.groups) < FULL_GROUPS:
+                self.groups.add(key)
+                return problem, report
+        if first:
+            return problem, report
+        return BriefProblem(problem), BriefReport(report)
+
+    def _written(self, problem: Any, report: Report) -> None:
+        seconds = self.times.pop(problem.name, 0.0)
+        if self.junit is not None:
+            self.junit.network(problem, report, seconds)
+
+    def _checked(self, problem: Any, report: Report) -> tuple[Any, Any]:
+        if self.viewer is not None:
+            self.viewer(problem, report)
+        if self.json is not None:
+            self.json.network(problem, report)
+        self._written(problem, report)
+        return self._keep(problem, report, first=not self.reports)
+
+    def _unsupported(self, problem: Any, report: Report) -> tuple[Any, Any]:
+        if self.json is not None:
+            self.json.unsupported(problem, report)
+        self._written(problem, report)
+        return (problem, report) if self.full else (BriefProblem(problem), BriefReport(report))
+
+    def finish(self, outcome: dict[str, Any]) -> None:
+        """Close the files with what only the end of the run knows."""
+        if self.json is not None:
+            tail = {"ok": outcome["ok"], "scope": outcome.get("scope", {}), "complete": True}
+            self.json.finish(tail, outcome.get("out_of_scope", 0), outcome["checks"])
+            self.json = None
+        if self.junit is not None:
+            self.junit.finish(outcome)
+            self.junit = None
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            return
+        from .cli import UsageError
+
+        if isinstance(exc, UsageError):  # the run did not start: no file, as before
+            for written in (self.json, self.junit):
+                if written is not None:
+                    written.close()
+                    Path(written.path).unlink(missing_ok=True)
+            return
+        stopped = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        if self.json is not None:
+            self.json.finish({"ok": False, "scope": {}, "complete": False, "stopped": stopped}, 0)
+        if self.junit is not None:
+            self.junit.finish(None, stopped)
+
+
+# --- progress ------------------------------------------------------------------------------
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+class RunProgress:
+    """Networks done / total, their rate and the time left, on ``stream`` (stderr):
+    redrawn in place on a terminal (from one second into the run, at most every
+    ``every`` seconds), a line every ``every_line`` seconds when ``asked`` elsewhere (a CI
+    log), and a last line when the run ends. Shown when ``asked`` (``--progress``) or
+    when ``stream`` is a terminal; never with ``quiet``."""
+
+    def __init__(
+        self,
+        total: int,
+        *,
+        quiet: bool,
+        asked: bool = False,
+        stream: TextIO | None = None,
+        every: float = 0.2,
+        every_line: float = 10.0,
+    ) -> None:
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr  # as it is now
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.enabled = not quiet and (asked or self.tty)
+        self.every = every if self.tty else every_line
+        self.start = self.last = time.perf_counter()
+        self.done = 0
+        self.shown = False
+
+    def line(self, done: int, now: float) -> str:
+        """``"120/1000 networks, 45.1/s, about 20 s left"``."""
+        elapsed = max(now - self.start, 1e-9)
+        rate = done / elapsed
+        text = f"{done}/{self.total} networks, {rate:.1f}/s"
+        if 0 < done < self.total:
+            text += f", about {_duration((self.total - done) / rate)} left"
+        elif done >= self.total:
+            text += f", {_duration(elapsed)} in all"
+        return text
+
+    def update(self, done: int) -> None:
+        self.done = done
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self.last < self.every or (self.tty and now - self.start < 1.0):
+            return
+        self.last = now
+        if self.tty:
+            self.stream.write("\r" + self.line(done, now).ljust(60))
+        else:
+            self.stream.write(self.line(done, now) + "\n")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        if self.tty:
+            if self.shown:
+                self.stream.write("\r" + " " * 60 + "\r")
+        else:
+            self.stream.write(self.line(self.done, time.perf_counter()) + "\n")
+        self.stream.flush()
+
+
+def progress_for(args: argparse.Namespace, total: int) -> RunProgress:
+    """The run's progress display for the parsed ``args``; ``--progress`` with ``--quiet``
+    is a usage error."""
+    from .cli import UsageError
+
+    asked = bool(getattr(args, "progress", False))
+    if asked and args.quiet:
+        raise UsageError("--progress and --quiet contradict each other")
+    return RunProgress(total, quiet=args.quiet, asked=asked)

@@ -1,0 +1,307 @@
+"""backprop-check streams (reference/frontends/streaming.py): the networks are drawn, written
+to --json and --junit-xml and summarized as they come; the files are valid and complete, a
+stopped run still leaves valid ones, and progress shows only where it should. Memory is
+measured in benchmarks/memory.py, never asserted here."""
+
+import argparse
+import io
+import json
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from reference.boundary.guard import Finding
+from reference.frontends import cli, junit, scaling, streaming
+from reference.frontends.jobs import InProcess, check_network
+from reference.frontends.scaling import shard
+from reference.inputs.scope import Scope
+from reference.judging.checker import Report, failed_report
+
+
+def check(*argv):
+    out = io.StringIO()
+    code = cli.main(list(argv), out=out)
+    return code, out.getvalue()
+
+
+def schema():
+    xmlschema = pytest.importorskip("xmlschema", reason="pip install -e '.[test]' brings it")
+    return xmlschema.XMLSchema(str(junit.SCHEMA))
+
+
+def suites(path):
+    return ET.parse(path).getroot().findall("testsuite")
+
+
+# --- the networks, drawn as they are checked -----------------------------------------------
+
+
+@pytest.mark.parametrize("scope", [None, {"activations": ["relu"], "costs": ["mse"]}])
+@pytest.mark.parametrize("seed,networks", [(0, 0), (3, 7)])
+def test_the_stream_draws_the_networks_default_problems_lists(seed, networks, scope):
+    within = Scope.read(scope, "test") if scope else None
+    whole = cli.default_problems(seed, networks, within)
+    drawn = list(streaming.ProblemStream(seed, networks, within))
+    assert [p.name for p in drawn] == [p.name for p in whole] and len(drawn) == len(whole)
+    for a, b in zip(drawn, whole):
+        assert (a.activations, a.cost) == (b.activations, b.cost)
+        assert np.array_equal(a.X, b.X) and np.array_equal(a.Y, b.Y)
+        for (Wa, ba), (Wb, bb) in zip(a.params, b.params):
+            assert np.array_equal(Wa, Wb) and np.array_equal(ba, bb)
+    for n in (1, 3):
+        for k in range(1, n + 1):
+            part = streaming.ProblemStream(seed, networks, within).shard(k, n)
+            assert [p.name for p in part] == [p.name for p in shard(whole, k, n)]
+            assert len(part) == len(shard(whole, k, n))
+
+
+# --- what is kept --------------------------------------------------------------------------
+
+
+def _args(tmp_path, **flags):
+    base = {"json": tmp_path / "r.json", "junit_xml": tmp_path / "r.xml", "verbose": False,
+            "html": None, "plot": None, "against": None, "impl": "fake", "seed": 0,
+            "strict": False}  # fmt: skip
+    return argparse.Namespace(**{**base, **flags})
+
+
+def _crashes(count, distinct):
+    """``count`` failing (problem, report) pairs of ``distinct`` mistakes (told apart by a
+    word, not a number: the grouping sets numbers aside)."""
+    problems = list(streaming.ProblemStream(0, count))[-count:]
+    words = [f"member{'x' * (i % distinct)}" for i in range(count)]
+    return [
+        (p, failed_report(Finding("raised", "gradients", f"boom in {w}"), _network(p), "fake"))
+        for p, w in zip(problems, words)
+    ]
+
+
+def _network(p):
+    return {"sizes": p.sizes, "activations": p.activations, "cost": p.cost, "m": p.m}
+
+
+def test_only_the_first_network_and_each_mistakes_first_stay_whole(tmp_path):
+    pairs = _crashes(40, 3)
+    stream = streaming.Stream(_args(tmp_path), "fake", {})
+    for pair in pairs:
+        stream.reports.append(pair)
+    full = [r for _, r in stream.reports if isinstance(r, Report)]
+    assert len(stream.reports) == len(pairs) and len(full) == 3
+    assert [p.name for p, r in stream.reports if isinstance(r, Report)] == [
+        p.name for p, _ in pairs[:3]
+    ]
+    brief = stream.reports[5][1]
+    assert isinstance(brief, streaming.BriefReport)
+    assert (brief.ok, brief.attribution, brief.summary) == (
+        pairs[5][1].ok, pairs[5][1].attribution, pairs[5][1].summary,
+    )  # fmt: skip
+    groups = cli.mistake_groups(list(stream.reports))  # the terminal report's grouping
+    assert [len(g) for g in groups] == [len(pairs[k::3]) for k in range(3)]
+    assert all(isinstance(g[0][1], Report) for g in groups)
+
+
+def test_the_number_of_whole_reports_is_bounded(tmp_path):
+    pairs = _crashes(streaming.FULL_GROUPS + 10, streaming.FULL_GROUPS + 10)
+    stream = streaming.Stream(_args(tmp_path, json=None, junit_xml=None), "fake", {})
+    for pair in pairs:
+        stream.reports.append(pair)
+    assert sum(isinstance(r, Report) for _, r in stream.reports) == streaming.FULL_GROUPS
+
+
+@pytest.mark.parametrize("flag", ["verbose", "html", "plot", "against"])
+def test_what_needs_every_table_keeps_every_report(tmp_path, flag):
+    stream = streaming.Stream(_args(tmp_path, json=None, junit_xml=None, **{flag: "x"}), "f", {})
+    for pair in _crashes(10, 1):
+        stream.reports.append(pair)
+    assert all(isinstance(r, Report) for _, r in stream.reports)
+
+
+# --- a large-ish run's files ---------------------------------------------------------------
+
+NETWORKS = 60
+
+
+@pytest.fixture(scope="module")
+def large_run(tmp_path_factory):
+    """A failing implementation on ``NETWORKS`` random networks, in this process, with
+    --json, --junit-xml and --progress: (exit status, stdout, stderr, json, junit path)."""
+    tmp = tmp_path_factory.mktemp("large")
+    err = io.StringIO()
+    saved, sys.stderr = sys.stderr, err
+    try:
+        code, text = check("--impl", "reference.bugs:dW2_times_2", "--networks", str(NETWORKS),
+                           "--in-process", "--progress", "--json", str(tmp / "r.json"),
+                           "--junit-xml", str(tmp / "r.xml"))  # fmt: skip
+    finally:
+        sys.stderr = saved
+    return code, text, err.getvalue(), json.loads((tmp / "r.json").read_text()), tmp / "r.xml"
+
+
+def test_a_large_runs_json_has_every_network_once_and_counts_that_match(large_run):
+    code, text, _, data, _ = large_run
+    names = [p.name for p in cli.default_problems(0, NETWORKS)]
+    assert [n["name"] for n in data["networks"]] == names
+    assert data["complete"] is True and data["ok"] is False and code == 1
+    passed = sum(n["ok"] for n in data["networks"])
+    assert f"{passed}/{len(names)} networks' gradients" in text.strip().splitlines()[-1]
+    assert passed < len(names)
+    applicable = [c for c in data["checks"] if c["ok"] is not None]
+    held = sum(c["ok"] for c in applicable)
+    assert f"; {held}/{len(applicable)} other checks hold" in text
+    assert {"schema_version", "command", "scope", "not_in_scope", "attributions"} <= set(data)
+
+
+def test_a_large_runs_junit_is_valid_with_one_suite_per_network(large_run):
+    _, _, _, data, path = large_run
+    schema().validate(str(path))
+    root = ET.parse(path).getroot()
+    found = suites(path)
+    names = [p.name for p in cli.default_problems(0, NETWORKS)]
+    assert [s.get("name") for s in found] == [*names, junit.CHECKS_SUITE]
+    for key in ("tests", "failures", "errors", "skipped"):
+        assert int(root.get(key)) == sum(int(s.get(key)) for s in found)
+    failing = {n["name"] for n in data["networks"] if not n["ok"]}
+    assert {s.get("name") for s in found[:-1] if int(s.get("failures"))} == failing
+
+
+def test_progress_shows_when_asked_and_never_in_the_json(large_run):
+    _, _, said, data, _ = large_run
+    total = cli.seed_combinations() + NETWORKS
+    assert re.search(rf"^{total}/{total} networks, [\d.]+/s", said, re.M), said
+    assert "networks, " not in json.dumps(data)
+
+
+def test_no_progress_unless_asked_or_on_a_terminal(tmp_path, capsys):
+    code, _ = check("--networks", "0", "--in-process", "--activations", "tanh",
+                    "--output-activations", "sigmoid")  # fmt: skip
+    assert code == 0 and "networks, " not in capsys.readouterr().err
+    code, _ = check("--networks", "0", "--in-process", "--progress", "--quiet")
+    assert code == 2 and "--progress and --quiet contradict" in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize(
+    "stream,quiet,asked,shows",
+    [(io.StringIO, False, False, False), (io.StringIO, False, True, True),
+     (_Terminal, False, False, True), (_Terminal, True, False, False),
+     (io.StringIO, True, True, False)],
+)  # fmt: skip
+def test_progress_shows_on_a_terminal_or_when_asked_never_when_quiet(stream, quiet, asked, shows):
+    out = stream()
+    progress = streaming.RunProgress(1000, quiet=quiet, asked=asked, stream=out, every=0,
+                                     every_line=0)  # fmt: skip
+    progress.start -= 10  # ten seconds into the run
+    progress.update(250)
+    progress.close()
+    said = out.getvalue()
+    assert bool(said) is shows
+    if shows and stream is io.StringIO:
+        assert "250/1000 networks, 25.0/s, about 30 s left" in said
+    if shows and stream is _Terminal:
+        assert said.startswith("\r250/1000 networks") and said.endswith("\r")
+
+
+# --- --jobs streams a chunk at a time ----------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", ["reference.bugs:dW2_times_2", "tests.outside.partial:MSE_ONLY"])
+def test_two_jobs_a_chunk_at_a_time_give_the_report_of_one(tmp_path, monkeypatch, impl):
+    """Chunks of one network per worker: the report is still the one a single worker gives,
+    the first network unsupported (its checks move on to the next chunk) included."""
+    monkeypatch.setattr(scaling, "AHEAD", 1)
+    argv = ["--impl", impl, "--networks", "3", "--activations", "tanh",
+            "--output-activations", "sigmoid", "--quiet"]  # fmt: skip
+    found = []
+    for jobs in ("1", "2"):
+        code, _ = check(*argv, "--jobs", jobs, "--json", str(tmp_path / f"{jobs}.json"))
+        data = json.loads((tmp_path / f"{jobs}.json").read_text())
+        data.pop("command")
+        found.append((code, data))
+    assert found[0] == found[1]
+    within = Scope.read({"activations": ["tanh"], "output_activations": ["sigmoid"]}, "test")
+    assert len(cli.default_problems(0, 3, within)) > 2 * scaling.AHEAD  # more than one chunk
+
+
+# --- a stopped run still leaves valid files ------------------------------------------------
+
+
+def test_a_run_stopped_by_an_exception_leaves_valid_files(tmp_path, monkeypatch):
+    stop_after = 5
+    calls = []
+    run = InProcess.run
+
+    def interrupted(self, job, *args):
+        if job is check_network:
+            calls.append(args[0].name)
+            if len(calls) > stop_after:
+                raise KeyboardInterrupt
+        return run(self, job, *args)
+
+    monkeypatch.setattr(InProcess, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        check("--networks", "3", "--in-process", "--json", str(tmp_path / "r.json"),
+              "--junit-xml", str(tmp_path / "r.xml"))  # fmt: skip
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert [n["name"] for n in data["networks"]] == calls[:stop_after]
+    assert data["complete"] is False and data["ok"] is False
+    assert data["stopped"].startswith("KeyboardInterrupt")
+    schema().validate(str(tmp_path / "r.xml"))
+    names = [s.get("name") for s in suites(tmp_path / "r.xml")]
+    assert names == [*calls[:stop_after], "run stopped"]
+
+
+def test_a_usage_error_found_at_the_start_leaves_no_file(tmp_path):
+    code, _ = check("--networks", "0", "--in-process", "--jobs", "2", "--json",
+                    str(tmp_path / "r.json"), "--junit-xml", str(tmp_path / "r.xml"))  # fmt: skip
+    assert code == 2 and not list(tmp_path.iterdir())
+
+
+HANGS_ALWAYS = """
+import backprop
+loss = backprop.loss
+
+
+def gradients(params, X, Y, *, activations, cost):
+    while True:
+        pass
+"""
+
+CRASHES = """
+import os
+import backprop
+loss = backprop.loss
+
+
+def gradients(params, X, Y, *, activations, cost):
+    os._exit(3)
+"""
+
+
+@pytest.mark.parametrize("source", [HANGS_ALWAYS, CRASHES], ids=["hangs", "crashes"])
+def test_a_run_cut_short_by_the_implementation_leaves_complete_files(tmp_path, source):
+    """Code that hangs (the run stops waiting after HANGS_IN_A_ROW) or ends its worker on
+    every network: every network is in both files once, failing, and both are valid."""
+    (tmp_path / "bad.py").write_text(source)
+    argv = ["--impl", "bad", "--networks", "2", "--activations", "tanh",
+            "--output-activations", "sigmoid", "--timeout", "1", "--quiet"]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "reference.frontends.cli", *argv, "--json", "r.json",
+         "--junit-xml", "r.xml"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    data = json.loads((tmp_path / "r.json").read_text())
+    within = Scope.read({"activations": ["tanh"], "output_activations": ["sigmoid"]}, "test")
+    names = [p.name for p in cli.default_problems(0, 2, within)]
+    assert [n["name"] for n in data["networks"]] == names and data["complete"] is True
+    assert not any(n["ok"] for n in data["networks"])
+    schema().validate(str(tmp_path / "r.xml"))
+    assert [s.get("name") for s in suites(tmp_path / "r.xml")][: len(names)] == names
