@@ -7,7 +7,8 @@ runner, so it calls the implementation behind the same boundary, in the same wor
 same time limit as the network's check: a hang or a crash in it is the view's finding
 (``"failed"``), and the network's report and the rest of the run stand. It costs some
 milliseconds a network in this process (``README.md``, the layer view), so it runs by default,
-on :data:`MAX_VIEWS` networks at most, each as its report comes, before it is written; ``--no-layer-view`` leaves it out.
+on :data:`MAX_VIEWS` networks at most, each as its report comes, before it is written;
+``--no-layer-view`` leaves it out.
 """
 
 from __future__ import annotations
