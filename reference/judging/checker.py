@@ -290,6 +290,7 @@ def check_gradients(
         loss_ok = _saturation(impl_loss, loss_info, loss_ok, checks, params, X, Y, acts, warnings)
     attribution = _attribute(checks, loss_ok)
     blame, summary = _blame(checks, grads, refs.jax, len(params), X.shape[1], loss_ok, loss_info)
+    summary += _not_elementwise_hint(summary, acts[-1], params[-1][0].shape[0])
     if attribution in ("forward", "forward+backward") and "jax" in loss_info:
         summary = (
             f"the loss differs from the formulas ({impl_loss:.10g} vs JAX's "
@@ -622,6 +623,24 @@ def failed_report(finding: Finding, network: dict[str, Any], name: str) -> Repor
         impl=name,
         error=summary,
         finding=finding.to_dict(),
+    )
+
+
+def _not_elementwise_hint(summary: str, output: str, units: int) -> str:
+    """Where every gradient is off by 1/2 and the output activation is not elementwise with
+    two units (softmax over two classes), the usual cause: its derivative taken as the
+    diagonal a(1 - a) of its Jacobian, exactly half of the full product there (the two
+    columns of dJ/dA are opposite for mse against one-hot labels, and cce is fused)."""
+    from ..oracles.numpy_model import NUMPY_ACTIVATIONS
+
+    twin = NUMPY_ACTIVATIONS.get(output)
+    if twin is None or twin.elementwise or units != 2:
+        return ""
+    if not summary.startswith("every gradient is off by the same factor 1/2:"):
+        return ""
+    return (
+        f"; or {output}'s derivative taken elementwise: with two units, its Jacobian's "
+        "diagonal a(1 - a) gives exactly half of the full product"
     )
 
 
