@@ -5,6 +5,7 @@
     python benchmarks/run_mutation.py --report           # only the counts of the last run
     python benchmarks/run_mutation.py --target judging   # the harness's judging core
     python benchmarks/run_mutation.py --target judging --sample 400   # a random 400 of them
+    python benchmarks/run_mutation.py --target judging --resume       # the sample's unchecked
 
 ``--sample N`` runs N mutants drawn at random (``--sample-seed``) from all that mutmut
 generates and gives the score of the sample with its 95% Wilson interval: an estimate of
@@ -67,7 +68,10 @@ mutmut's stats run)."""
 
 def judging_workdir(workdir: Path, refresh: bool = True) -> Path:
     """A copy of the tracked files (refreshed unless ``refresh`` is False) whose
-    ``[tool.mutmut]`` targets the judging core."""
+    ``[tool.mutmut]`` targets the judging core.
+
+    Without ``refresh``, a configuration already there is kept: mutmut fingerprints its test
+    selection and, when that changes, throws away every result of the run."""
     if refresh or not (workdir / "pyproject.toml").exists():
         files = subprocess.run(
             ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
@@ -77,6 +81,8 @@ def judging_workdir(workdir: Path, refresh: bool = True) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, target)
     pyproject = (workdir / "pyproject.toml").read_text()
+    if not refresh and "[tool.mutmut]" in pyproject:
+        return workdir
     head = pyproject.split("[tool.mutmut]")[0]
     quoted = lambda items: "[" + ", ".join(f'"{i}"' for i in items) + "]"  # noqa: E731
     config = (
@@ -138,20 +144,37 @@ def main() -> int:
     parser.add_argument("--sample", type=int, metavar="N", help="run N mutants drawn at random")
     parser.add_argument("--sample-seed", type=int, default=0, metavar="S")
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="run the unchecked mutants of the work folder's sample (judging only)",
+    )
+    parser.add_argument(
         "--workdir",
         type=Path,
         default=Path(tempfile.gettempdir()) / "backprop-harness-mutation-judging",
         help="where the judging run copies the tracked files (kept for --report)",
     )
     args = parser.parse_args()
+    if args.resume and (args.target != "judging" or args.sample is not None):
+        parser.error("--resume: expected --target judging without --sample")
     cwd = ROOT
     if args.target == "judging":
         args.workdir.mkdir(parents=True, exist_ok=True)
-        cwd = judging_workdir(args.workdir, refresh=not args.report)
+        cwd = judging_workdir(args.workdir, refresh=not (args.report or args.resume))
     env = {**os.environ, "HYPOTHESIS_PROFILE": "ci"}
     run = [MUTMUT, "run", "--max-children", str(args.max_children)]
     names = None
-    if args.sample is not None:
+    if args.resume:
+        sample = cwd / "mutants-sample.txt"
+        if not sample.exists():
+            parser.error(f"--resume: expected a sample in {sample}, found none")
+        names = sample.read_text().split()
+        found = statuses(cwd)
+        todo = [n for n in names if found.get(n, "not checked") == "not checked"]
+        print(f"resuming a sample of {len(names)}: {len(todo)} not checked yet")
+        if todo:
+            subprocess.run([*run, *todo], env=env, check=False, cwd=cwd)
+    elif args.sample is not None:
         if not args.report:  # generate the mutants (and the stats) without running any
             subprocess.run([*run, "no-such-mutant"], env=env, check=False, cwd=cwd)
         every = sorted(statuses(cwd))
@@ -159,7 +182,7 @@ def main() -> int:
         names = sorted(rng.sample(every, min(args.sample, len(every))))
         (cwd / "mutants-sample.txt").write_text("\n".join(names) + "\n")
         print(f"a sample of {len(names)} of the {len(every)} mutants (seed {args.sample_seed})")
-    if not args.report:
+    if not (args.report or args.resume):
         subprocess.run([*run, *(names or [])], env=env, check=False, cwd=cwd)
     counts = results(cwd, names)
     killed, timeout = counts.get("killed", 0), counts.get("timeout", 0)
