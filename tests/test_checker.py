@@ -12,6 +12,7 @@ from hypothesis import given
 import backprop
 from reference import ATTRIBUTIONS, check_gradients
 from reference.boundary.loading import ImplementationError
+from reference.bugs.base import Correct
 from reference.inputs.problems import Problem, seed_problem, with_relu_margin
 from reference.inputs.strategies import architectures, problems
 
@@ -393,3 +394,145 @@ def test_render_names_a_layout_other_than_the_seeds():
                   "cost": "mse", "m": 3}, "x", layout="rows")  # fmt: skip
     assert rows.render().splitlines()[0].endswith(", rows layout")
     assert "layout" not in dataclasses.replace(rows, layout="columns").render().splitlines()[0]
+
+
+class LogLoss(Correct):
+    """bce taken as the seed's table writes it, -mean(Y log A + (1 - Y) log(1 - A)), and its
+    delta as (-Y/A + (1 - Y)/(1 - A)) sigma'(Z) / m: right, until the sigmoid saturates."""
+
+    name = "log loss"
+
+    def fused(self, cost, out):
+        return False
+
+
+def one_sigmoid(z, y):
+    """One sigmoid unit with W = 1, b = 0, X = z, bce: A = sigmoid(z)."""
+    X = np.array([z], dtype=float)
+    return Problem([(np.ones((1, 1)), np.zeros((1, 1)))], X, np.array([y], dtype=float),
+                   ["sigmoid"], "bce")  # fmt: skip
+
+
+def saturation_allowance(p):
+    """What a correct bce loses to rounding A where the sigmoid saturates, as the checker's
+    docstring gives it: safety (eps/m) sum [Y (1 + (1 - A)/A) + (1 - Y)(1 + A/(1 - A))]."""
+    from reference.judging.checker import _LOG_A_SAFETY
+    from reference.oracles.numpy_model import build
+
+    A, Y = build(p.params, p.X, p.Y, p.activations, p.cost).A[-1], p.Y
+    terms = Y * (1 + (1 - A) / A) + (1 - Y) * (1 + A / (1 - A))
+    return _LOG_A_SAFETY * float(np.finfo(float).eps) * float(np.sum(terms)) / p.m
+
+
+def test_a_log_loss_that_loses_precision_at_saturation_is_a_warning():
+    """A of about 1 - 1e-12 where Y = 0: log(1 - A) is off by 1e-4 relative, far past the
+    loss's bound and within what rounding A costs; the gradients are right."""
+    p = one_sigmoid([27.0, 27.5, 28.0, 26.5], [0.0, 0.0, 0.0, 0.0])
+    report = check(LogLoss(), p)
+    assert report.ok, report.render()
+    assert report.loss["error"] > report.loss["bound"] and report.loss["warning"] is True
+    assert report.to_dict()["loss"]["warning"] is True
+    (warning,) = report.warnings
+    assert "loses precision where the sigmoid saturates" in warning
+    assert warning.endswith(f"; {LOGITS_FIX}")  # the way out
+
+
+LOGITS_FIX = "compute bce from the logits, J = mean(logaddexp(0, Z) - Y Z), and dZ = (A - Y)/m"
+
+
+@pytest.mark.parametrize("times, ok", [(0.5, True), (1.5, False)])
+def test_a_saturated_loss_is_excused_up_to_the_rounding_of_a_only(times, ok):
+    """Y = 1 where A is about 1e-12 (m = 4): a loss off by half of what rounding A allows
+    is a warning; one off by one and a half times that is a wrong loss."""
+    p = one_sigmoid([-27.0, -27.5, -28.0, -26.5], [1.0, 1.0, 1.0, 1.0])
+    from reference.judging.checker import LOSS_RTOL
+
+    off = times * saturation_allowance(p)
+    assert off > 1e3 * LOSS_RTOL * backprop.loss(p.params, p.X, p.Y, **p.kwargs())  # not rounding
+    impl = tampered(lambda g, X: g, loss=lambda *a, **k: backprop.loss(*a, **k) + off)
+    report = check(impl, p)
+    assert report.ok is ok, report.render()
+    assert report.attribution == ("none" if ok else "loss")
+    assert bool(report.warnings) is ok and report.loss.get("warning", False) is ok
+
+
+def overflowing():
+    """A tanh layer under a sigmoid output that rounds to exactly 1 where Y = 0."""
+    params = [
+        (np.array([[1.0], [0.5]]), np.zeros((2, 1))),
+        (np.full((1, 2), 30.0), np.zeros((1, 1))),
+    ]
+    return Problem(params, np.array([[2.0, 3.0, 0.1]]), np.array([[0.0, 0.0, 1.0]]),
+                   ["tanh", "sigmoid"], "bce")  # fmt: skip
+
+
+def test_gradients_that_overflow_where_the_sigmoid_rounds_to_1_are_a_warning():
+    """The log loss is inf there and every gradient NaN: each row passes, with the reason."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        report = check(LogLoss(), overflowing())
+    assert report.ok and report.attribution == "none", report.render()
+    assert all(not np.isfinite(c.worst["impl"]) for c in report.layers)
+    for c in report.layers:
+        assert (c.ok, c.diagnosis) == (True, "not finite where the sigmoid saturates (a warning)")
+
+
+def test_gradients_that_overflow_in_every_row_are_one_warning():
+    with np.errstate(divide="ignore", invalid="ignore"):
+        report = check(LogLoss(), overflowing())
+    nonfinite = [w for w in report.warnings if w.startswith("gradients are NaN or inf")]
+    assert nonfinite == [
+        f"gradients are NaN or inf where the sigmoid rounds to 0 or 1; {LOGITS_FIX}"
+    ]
+
+
+@pytest.mark.parametrize("fd", ["auto", "none"])
+def test_float32_code_is_differentiated_through_the_formulas_unless_told_none(fd):
+    """Below float64 the finite differences are of the formulas (the implementation's own
+    loss rounds too coarsely) and the note says so; ``fd="none"`` still means none."""
+    from outside.lowprecision import LowPrecision
+
+    p = seed_problem()
+    report = check_gradients(LowPrecision("float32"), p.params, p.X, p.Y, **p.kwargs(), fd=fd)
+    assert report.ok and report.precision == "float32", report.render()
+    formulas = "finite differences of the formulas in float64"
+    (note,) = [n for n in report.notes if "computes in float32" in n]
+    if fd == "none":
+        assert report.fd_source == "" and all(c.error_fd is None for c in report.layers)
+        assert formulas not in note
+    else:
+        assert "formulas" in report.fd_source and all(c.fd_ok for c in report.layers)
+        assert formulas in note
+
+
+def test_directional_differences_leave_out_directions_through_a_kink():
+    """A relu pre-activation within rounding of 0 (the JAX model puts it on the other side
+    from NumPy): the random directions that move it are left out, counted, and the rest agree."""
+    from test_false_alarms import within_rounding_of_the_kink
+
+    p = within_rounding_of_the_kink()
+    report = check_gradients(backprop, p.params, p.X, p.Y, **p.kwargs(), fd="directional")
+    assert report.ok and report.attribution == "none", report.render()
+    assert report.kinks_excluded > 0 and report.kinks_excluded == sum(
+        c.kinks_excluded for c in report.layers
+    )
+
+
+def test_no_numpy_twin_for_the_formulas_leaves_jax_and_a_note(monkeypatch):
+    """fd="model" needs the formulas in NumPy: an activation with a JAX twin only is judged
+    by JAX, and the report says why there are no finite differences."""
+    import jax
+
+    from reference.oracles.jax_model import JAX_ACTIVATIONS
+
+    softsign = backprop.Activation(lambda z: z / (1 + abs(z)), lambda z, a: 1 / (1 + abs(z)) ** 2)
+    monkeypatch.setitem(backprop.ACTIVATIONS, "softsign", softsign)
+    monkeypatch.setitem(JAX_ACTIVATIONS, "softsign", jax.nn.soft_sign)
+    params = backprop.init_params([2, 1], seed=0)
+    X, Y = np.ones((2, 2)), np.ones((1, 2))
+    report = check_gradients(
+        backprop, params, X, Y, activations=["softsign"], cost="mse", fd="model"
+    )
+    assert report.ok and report.fd_source == "", report.render()
+    assert all(c.error_fd is None and c.jax_ok for c in report.layers)
+    (note,) = report.notes
+    assert note.startswith("no finite differences: no NumPy twin for ['softsign']"), note
