@@ -27,17 +27,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run_mutation import JUDGING, statuses  # noqa: E402
+from run_mutation import JUDGING, resumed, statuses  # noqa: E402
 
 PER_MUTANT_S = 300
-"""A mutant whose tests run longer than this (an endless loop) counts as killed by a time-out,
-as in mutmut's own run."""
+"""A mutant whose tests use more CPU seconds than this (an endless loop) counts as killed by a
+time-out, as in mutmut's own run. CPU time, not the clock's: on a shared machine a niced run
+may wait far longer than it computes."""
 
 _DRIVER = r"""
 import json, os, signal, sys
 import pytest
 
-plan, out, limit = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+plan, out, limit = json.load(open(sys.argv[1])), sys.argv[2], int(sys.argv[3])
+baseline_first = sys.argv[4] == "baseline"
 
 class TimedOut(BaseException):
     pass
@@ -45,7 +47,7 @@ class TimedOut(BaseException):
 def alarm(signum, frame):
     raise TimedOut
 
-signal.signal(signal.SIGALRM, alarm)
+signal.signal(signal.SIGPROF, alarm)  # the process's CPU time, all threads
 found = json.load(open(out)) if os.path.exists(out) else {}
 
 
@@ -61,15 +63,16 @@ class Failures:
 # The baseline: with no mutant switched on, a test that fails here (it needs code written
 # after the run's copy) can say nothing about the mutants, and is left out.
 baseline = Failures()
-every = sorted({t for _, tests in plan for t in tests})
-os.environ["MUTANT_UNDER_TEST"] = ""
-pytest.main([*every, "-q", "-p", "no:cacheprovider", "--no-header", "--tb=no"],
-            plugins=[baseline])
+if baseline_first:
+    every = sorted({t for _, tests in plan for t in tests})
+    os.environ["MUTANT_UNDER_TEST"] = ""
+    pytest.main([*every, "-q", "-p", "no:cacheprovider", "--no-header", "--tb=no"],
+                plugins=[baseline])
+    print(f"left out, failing with no mutant: {baseline.ids}", file=sys.stderr, flush=True)
 deselect = [arg for nodeid in baseline.ids for arg in ("--deselect", nodeid)]
-print(f"left out, failing with no mutant: {baseline.ids}", file=sys.stderr, flush=True)
 for k, (name, tests) in enumerate(plan):
     os.environ["MUTANT_UNDER_TEST"] = name
-    signal.alarm(limit)
+    signal.setitimer(signal.ITIMER_PROF, limit)
     try:
         code = pytest.main([*tests, *deselect, "-x", "-q", "-p", "no:cacheprovider",
                             "--no-header", "--tb=no"])
@@ -77,7 +80,7 @@ for k, (name, tests) in enumerate(plan):
     except TimedOut:
         found[name] = "timeout"
     finally:
-        signal.alarm(0)
+        signal.setitimer(signal.ITIMER_PROF, 0)
     print(f"[{k + 1}/{len(plan)}] {name}: {found[name]}", file=sys.stderr, flush=True)
     with open(out, "w") as f:
         json.dump(found, f, indent=1)
@@ -125,7 +128,7 @@ def main() -> int:
     done = json.loads(out.read_text()) if out.exists() else {}
     survivors = sorted(
         n
-        for n, s in statuses(args.workdir).items()
+        for n, s in {**statuses(args.workdir), **resumed(args.workdir)}.items()
         if s in ("survived", "no tests") and done.get(n) not in ("killed", "timeout")
     )
     tests = changed_tests(args.workdir)
@@ -148,8 +151,10 @@ def main() -> int:
             plan.append((name, mine))
     print(f"{len(plan)} of {len(survivors)} survivors against what changed of {', '.join(tests)}")
     env = {**os.environ, "HYPOTHESIS_PROFILE": "ci", "PYTHONPATH": str(mutants)}
+    plan_file = args.workdir / "mutants-recheck-plan.json"
+    plan_file.write_text(json.dumps(plan))
     subprocess.run(
-        [sys.executable, "-c", _DRIVER, json.dumps(plan), str(out), str(PER_MUTANT_S)],
+        [sys.executable, "-c", _DRIVER, str(plan_file), str(out), str(PER_MUTANT_S), "baseline"],
         cwd=mutants, env=env, check=False,
     )  # fmt: skip
     found = json.loads(out.read_text()) if out.exists() else {}

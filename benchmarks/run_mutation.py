@@ -20,6 +20,14 @@ files with its own ``[tool.mutmut]`` (``--workdir``, default a folder under the 
 temporary directory, kept for ``--report``). ``benchmarks/recheck_mutants.py`` runs the
 survivors against tests written after the run; ``--report`` counts its verdicts. Survivors
 and why each survives: benchmarks/MUTATION.md.
+
+``--resume`` finishes a sample that was stopped: it leaves the work folder's copy as it is
+(so that the mutants keep their names and the run its tests) and runs the sample's mutants
+that are not checked yet in a random order (``--sample-seed``), so that a resume stopped
+early has checked a uniform part of them (mutmut's own order runs the fastest first). Each
+mutant runs the tests that mutmut's stats say reach its function, stopping at the first
+failure, all in one pytest process (``recheck_mutants.py``'s driver); the verdicts go to
+``mutants-resume.json``, which ``--report`` and ``recheck_mutants.py`` read.
 """
 
 from __future__ import annotations
@@ -120,9 +128,45 @@ def rechecked(cwd: Path) -> dict[str, str]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def resumed(cwd: Path) -> dict[str, str]:
+    """Mutants of a stopped sample run by ``--resume``."""
+    path = cwd / "mutants-resume.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def resume(cwd: Path, names: list[str], seed: int, env: dict[str, str]) -> None:
+    """Run the mutants among ``names`` that neither mutmut nor an earlier resume checked, in
+    a random order, each against the tests that reach its function (fastest first)."""
+    from recheck_mutants import _DRIVER, PER_MUTANT_S
+
+    done = resumed(cwd)
+    found = {**statuses(cwd), **done}
+    todo = [n for n in names if found.get(n, "not checked") == "not checked"]
+    random.Random(seed).shuffle(todo)
+    stats = json.loads((cwd / "mutants" / "mutmut-stats.json").read_text())
+    tests, duration = stats["tests_by_mangled_function_name"], stats["duration_by_test"]
+    plan = []
+    for name in todo:
+        reach = sorted(tests.get(name.partition("__mutmut_")[0], []),
+                       key=lambda t: duration.get(t, 0.0))  # fmt: skip
+        if reach:
+            plan.append((name, reach))
+        else:
+            done[name] = "no tests"
+    out = cwd / "mutants-resume.json"
+    out.write_text(json.dumps(done, indent=1))
+    print(f"resuming a sample of {len(names)}: {len(todo)} not checked yet, in a random order")
+    plan_file = cwd / "mutants-resume-plan.json"
+    plan_file.write_text(json.dumps(plan))
+    subprocess.run(
+        [sys.executable, "-c", _DRIVER, str(plan_file), str(out), str(PER_MUTANT_S), "none"],
+        cwd=cwd / "mutants", env={**env, "PYTHONPATH": str(cwd / "mutants")}, check=False,
+    )  # fmt: skip
+
+
 def results(cwd: Path, names: list[str] | None = None) -> Counter:
     """How many mutants have each status: all of them, or those in ``names``."""
-    found = {**statuses(cwd), **rechecked(cwd)}
+    found = {**statuses(cwd), **resumed(cwd), **rechecked(cwd)}
     return Counter(found[n] for n in (names if names is not None else found) if n in found)
 
 
@@ -169,11 +213,7 @@ def main() -> int:
         if not sample.exists():
             parser.error(f"--resume: expected a sample in {sample}, found none")
         names = sample.read_text().split()
-        found = statuses(cwd)
-        todo = [n for n in names if found.get(n, "not checked") == "not checked"]
-        print(f"resuming a sample of {len(names)}: {len(todo)} not checked yet")
-        if todo:
-            subprocess.run([*run, *todo], env=env, check=False, cwd=cwd)
+        resume(cwd, names, args.sample_seed, env)
     elif args.sample is not None:
         if not args.report:  # generate the mutants (and the stats) without running any
             subprocess.run([*run, "no-such-mutant"], env=env, check=False, cwd=cwd)
