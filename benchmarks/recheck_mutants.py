@@ -1,6 +1,6 @@
 """Run the survivors of the last judging mutation run against tests written since.
 
-    python benchmarks/recheck_mutants.py [--workdir DIR]
+    python benchmarks/recheck_mutants.py [--workdir DIR] [--skip benchmarks/equivalent-mutants.txt]
 
 mutmut's run takes an hour and a half on two cores; tests written after it to kill its
 survivors would otherwise need another. A survivor already passed every test of the run, so
@@ -123,13 +123,25 @@ def main() -> int:
         type=Path,
         default=Path(tempfile.gettempdir()) / "backprop-harness-mutation-judging",
     )
+    parser.add_argument(
+        "--skip",
+        type=Path,
+        metavar="FILE",
+        help="survivors not to run (one name a line, # comments): those found equivalent",
+    )
     args = parser.parse_args()
     out = args.workdir / "mutants-recheck.json"
     done = json.loads(out.read_text()) if out.exists() else {}
+    skip = set()
+    if args.skip is not None:
+        lines = args.skip.read_text().splitlines()
+        skip = {line.split("#")[0].strip() for line in lines} - {""}
     survivors = sorted(
         n
         for n, s in {**statuses(args.workdir), **resumed(args.workdir)}.items()
-        if s in ("survived", "no tests") and done.get(n) not in ("killed", "timeout")
+        if s in ("survived", "no tests")
+        and done.get(n) not in ("killed", "timeout")
+        and n not in skip
     )
     tests = changed_tests(args.workdir)
     if not tests:

@@ -536,3 +536,56 @@ def test_no_numpy_twin_for_the_formulas_leaves_jax_and_a_note(monkeypatch):
     assert all(c.error_fd is None and c.jax_ok for c in report.layers)
     (note,) = report.notes
     assert note.startswith("no finite differences: no NumPy twin for ['softsign']"), note
+
+
+def test_a_bound_is_at_most_one_the_largest_relative_error():
+    """Where the finite differences' own error is as large as the gradient (a saturated
+    sigmoid chain), their bound is 1, which passes anything: never more."""
+    from test_false_alarms import saturated_sigmoid_chain
+
+    report = check(backprop, saturated_sigmoid_chain())
+    assert report.ok, report.render()
+    assert all(0 < c.bound_fd <= 1.0 and 0 < c.bound_jax <= 1.0 for c in report.layers)
+    assert any(c.bound_fd == 1.0 for c in report.layers)
+
+
+def test_a_gradient_below_the_rounding_of_its_terms_is_ok_but_inconclusive():
+    """Targets within 1e-14 of the outputs: every gradient is rounding, and the report says
+    the comparison could not tell rather than that it agreed."""
+    rng = np.random.default_rng(0)
+    params = [(rng.normal(size=(2, 3)), rng.normal(size=(2, 1)))]
+    X = rng.normal(size=(3, 6))
+    A = backprop.forward(params, X, activations=["tanh"])
+    p = Problem(params, X, A + 1e-14 * rng.normal(size=A.shape), ["tanh"], "mse")
+    report = check_gradients(backprop, p.params, p.X, p.Y, **p.kwargs(), fd="none")
+    assert report.ok, report.render()
+    inconclusive = "ok (inconclusive: the gradient is below the rounding of its terms)"
+    assert [c.diagnosis for c in report.layers if c.bound_jax == 1.0] == [inconclusive] * 2
+
+
+def test_a_problem_without_kinks_excludes_no_entry():
+    report = check(backprop, square_problem())
+    assert report.ok and report.kinks_excluded == 0
+    assert all(c.kinks_excluded == 0 for c in report.layers)
+
+
+def test_without_a_jax_twin_the_diagnosis_follows_the_finite_differences(monkeypatch):
+    """No JAX model for the activation: the finite differences are the reference the
+    diagnosis names the mistake against, and the worst entry is theirs."""
+    softsign = backprop.Activation(lambda z: z / (1 + abs(z)), lambda z, a: 1 / (1 + abs(z)) ** 2)
+    monkeypatch.setitem(backprop.ACTIVATIONS, "softsign", softsign)
+    rng = np.random.default_rng(0)
+    params = [
+        (rng.normal(size=(3, 2)), rng.normal(size=(3, 1))),
+        (rng.normal(size=(1, 3)), np.zeros((1, 1))),
+    ]
+    p = Problem(
+        params, rng.normal(size=(2, 5)), rng.normal(size=(1, 5)), ["softsign", "tanh"], "mse"
+    )
+    report = check(tampered(lambda g, X: [g[0], (2 * g[1][0], g[1][1])]), p)
+    assert not report.ok and "no JAX comparison" in report.notes[0]
+    row = next(c for c in report.layers if (c.layer, c.param) == (2, "W"))
+    assert (row.fd_ok, row.jax_ok) == (False, None)
+    assert "off by a constant factor of 2" in row.diagnosis
+    assert row.worst["impl"] == pytest.approx(2 * row.worst["fd"], rel=1e-6)
+    assert row.worst["impl"] != 0
