@@ -130,6 +130,16 @@ def test_forward_and_backward_wrong_together_is_the_forward_pass():
     assert "forward pass or the cost" in report.render()
 
 
+def test_a_wrong_loss_and_gradients_that_are_not_its_derivative_are_both_passes():
+    """A loss 1.5 times the formulas' and gradients twice theirs: neither matches the
+    formulas, and the gradients are not even the derivative of the implementation's own loss."""
+    report = check(tampered(lambda g, X: [(2 * dW, 2 * db) for dW, db in g],
+                            loss=lambda *a, **k: 1.5 * backprop.loss(*a, **k)), seed_problem())  # fmt: skip
+    assert not report.ok and report.attribution == "forward+backward"
+    assert not any(c.fd_ok for c in report.layers)
+    assert report.summary.startswith("the loss differs from the formulas")
+
+
 def test_a_wrong_loss_alone_is_the_loss():
     p = seed_problem(cost="mse")
     report = check(tampered(lambda g, X: g, loss=lambda *a, **k: 1.5 * backprop.loss(*a, **k)), p)
