@@ -1,6 +1,8 @@
 """The oracles: finite differences and the JAX model, against each other, against an outside
 autodiff system (HIPS autograd), at kinks, and on bad input."""
 
+import itertools
+
 import autograd
 import autograd.numpy as anp
 import numpy as np
@@ -248,6 +250,29 @@ def test_wide_networks_take_the_unpadded_path_and_agree():
     _, grads = jax_gradients(params, X, Y, activations=["relu", "sigmoid"], cost="bce")
     want = backprop.gradients(params, X, Y, activations=["relu", "sigmoid"], cost="bce")
     assert all(rel(a, b) < 1e-13 for g, w in zip(grads, want) for a, b in zip(g, w))
+
+
+@pytest.mark.parametrize(("chunk", "workers"), [(5, 1), (5, 2), (40, 2)])
+def test_the_finite_differences_do_not_depend_on_how_they_are_chunked(monkeypatch, chunk, workers):
+    """The perturbations go through in chunks of ``_CHUNK_ELEMENTS`` activations, spread over
+    ``_WORKERS`` threads: chunks smaller than one row's perturbations (split), a few rows to a
+    chunk (merged), one thread or two, the differences are the same numbers."""
+    rng = np.random.default_rng(1)
+    sizes = [6, 4, 3, 2]
+    params = [
+        (rng.normal(size=(n, k)), rng.normal(size=(n, 1))) for k, n in itertools.pairwise(sizes)
+    ]
+    p = Problem(params, rng.normal(size=(6, 3)), rng.uniform(size=(2, 3)),
+                ["tanh", "tanh", "sigmoid"], "mse")  # fmt: skip
+    whole = numerical_gradients(backprop, p.params, p.X, p.Y, **p.kwargs(), method="model")
+    # about `chunk` perturbations to a chunk: fewer than layer 1's fan-in of 6 where chunk = 5
+    monkeypatch.setattr(finite_diff, "_CHUNK_ELEMENTS", chunk * 3 * p.m)
+    monkeypatch.setattr(finite_diff, "_WORKERS", workers)
+    split = numerical_gradients(backprop, p.params, p.X, p.Y, **p.kwargs(), method="model")
+    for l in range(len(p.params)):
+        for k in range(2):
+            np.testing.assert_array_equal(split.grads[l][k], whole.grads[l][k])
+            np.testing.assert_array_equal(split.errors[l][k], whole.errors[l][k])
 
 
 @pytest.mark.parametrize(
