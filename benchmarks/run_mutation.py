@@ -5,6 +5,9 @@
     python benchmarks/run_mutation.py --report           # only the counts of the last run
     python benchmarks/run_mutation.py --target judging   # the harness's judging core
     python benchmarks/run_mutation.py --target judging --sample 400   # a random 400 of them
+    python benchmarks/run_mutation.py --target judging --resume       # the rest of a stopped one
+    python benchmarks/run_mutation.py --target judging --report --sample 400 \
+        --equivalent benchmarks/equivalent-mutants.txt               # per module, equivalents out
     python benchmarks/run_mutation.py --target judging --resume       # the sample's unchecked
 
 ``--sample N`` runs N mutants drawn at random (``--sample-seed``) from all that mutmut
@@ -170,6 +173,36 @@ def results(cwd: Path, names: list[str] | None = None) -> Counter:
     return Counter(found[n] for n in (names if names is not None else found) if n in found)
 
 
+def read_names(path: Path) -> set[str]:
+    """Mutant names, one a line; ``#`` starts a comment."""
+    return {line.split("#")[0].strip() for line in path.read_text().splitlines()} - {""}
+
+
+def module_table(cwd: Path, names: list[str], equivalent: set[str]) -> str:
+    """The sample per mutated module, as a Markdown table: how many were drawn, checked,
+    killed (time-outs included) and survived, how many survivors are equivalent, and the
+    share of the non-equivalent that were killed, with its 95% Wilson interval."""
+    found = {**statuses(cwd), **resumed(cwd), **rechecked(cwd)}
+    rows = ["| module | sampled | checked | killed | survived | equivalent | killed of the "
+            "non-equivalent |", "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    modules = [*sorted({n.rsplit(".", 1)[0] for n in names}), "all"]
+    for module in modules:
+        mine = [n for n in names if module == "all" or n.rsplit(".", 1)[0] == module]
+        status = [found.get(n, "not checked") for n in mine]
+        killed = sum(s in ("killed", "timeout") for s in status)
+        alive = [n for n, s in zip(mine, status) if s in ("survived", "no tests")]
+        same = sum(n in equivalent for n in alive)
+        judged = killed + len(alive) - same
+        low, high = wilson(killed, judged)
+        score = (
+            f"{killed}/{judged} = {100 * killed / judged:.1f}% ({100 * low:.1f}-{100 * high:.1f}%)"
+        )
+        name = module if module == "all" else f"`{module.rsplit('.', 1)[-1]}.py`"
+        rows.append(f"| {name} | {len(mine)} | {killed + len(alive)} | {killed} | {len(alive)} "
+                    f"| {same} | {score if judged else '-'} |")  # fmt: skip
+    return "\n".join(rows)
+
+
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """The 95% Wilson score interval of a proportion k/n (Wilson, JASA 22, 1927)."""
     if n == 0:
@@ -187,6 +220,13 @@ def main() -> int:
     parser.add_argument("--target", choices=("backprop", "judging"), default="backprop")
     parser.add_argument("--sample", type=int, metavar="N", help="run N mutants drawn at random")
     parser.add_argument("--sample-seed", type=int, default=0, metavar="S")
+    parser.add_argument(
+        "--equivalent",
+        type=Path,
+        metavar="FILE",
+        help="with --report: survivors found equivalent (one name a line), left out of the "
+        "score, which is then given per module",
+    )
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -224,6 +264,8 @@ def main() -> int:
         print(f"a sample of {len(names)} of the {len(every)} mutants (seed {args.sample_seed})")
     if not (args.report or args.resume):
         subprocess.run([*run, *(names or [])], env=env, check=False, cwd=cwd)
+    if args.equivalent is not None and names is not None:
+        print(module_table(cwd, names, read_names(args.equivalent)))
     counts = results(cwd, names)
     killed, timeout = counts.get("killed", 0), counts.get("timeout", 0)
     survived = counts.get("survived", 0) + counts.get("no tests", 0)  # no test: not killed
