@@ -323,6 +323,9 @@ def test_a_cost_scaled_by_a_common_constant_is_a_convention(scale, words):
     report = check(scaled(scale), p)
     assert report.ok, report.render()
     assert len(report.conventions) == 1 and words in report.conventions[0]
+    assert report.conventions[0].endswith(
+        ": the gradients are judged against the same multiple of the reference"
+    )
     assert "convention:" in report.render()
 
 

@@ -252,6 +252,19 @@ def test_wide_networks_take_the_unpadded_path_and_agree():
     assert all(rel(a, b) < 1e-13 for g, w in zip(grads, want) for a, b in zip(g, w))
 
 
+def test_each_entrys_estimate_and_bound_depend_on_its_own_losses_only():
+    """``combine`` works entry by entry: a neighbour whose loss moves a million times more
+    changes neither the estimate nor the error bound of a small entry."""
+    h = np.array([1e-5, 1e-5])
+    steps = np.array(finite_diff.FACTORS)[:, None] * h  # +h, -h, +2h, -2h
+    dJ = steps * np.array([1e6, 1e-3]) + steps**2 * np.array([3.0, 0.5])
+    flipped = np.zeros_like(dJ, dtype=bool)
+    both = finite_diff.combine(dJ, flipped, h, 1e-16)
+    alone = finite_diff.combine(dJ[:, 1:], flipped[:, 1:], h[1:], 1e-16)
+    for pair, single in zip(both, alone):
+        np.testing.assert_array_equal(pair[1:], single)
+
+
 @pytest.mark.parametrize(("chunk", "workers"), [(5, 1), (5, 2), (40, 2)])
 def test_the_finite_differences_do_not_depend_on_how_they_are_chunked(monkeypatch, chunk, workers):
     """The perturbations go through in chunks of ``_CHUNK_ELEMENTS`` activations, spread over
