@@ -9,13 +9,16 @@ into a copy of the run's ``mutants/`` folder (a run still going on is left alone
 them once per survivor not killed by an earlier recheck, with that mutant switched
 on (mutmut's trampolines read ``MUTANT_UNDER_TEST`` at each call), all in one pytest process
 so that NumPy, JAX and the compiled models are loaded once; each survivor runs the changed
-files among those that judge its module directly (``TESTS_OF``). Each survivor's new status goes
-to ``mutants-recheck.json`` in the work folder; ``run_mutation.py --report`` counts it.
+files among those that judge its module directly (``TESTS_OF``), and of those only the test
+functions written or changed since the run where nothing else in the file changed. Each
+survivor's new status goes to ``mutants-recheck.json`` in the work folder;
+``run_mutation.py --report`` counts it.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import shutil
@@ -116,6 +119,29 @@ def changed_tests(workdir: Path) -> list[str]:
     ]
 
 
+def _top_level(path: Path) -> dict[str, str]:
+    """A test file's top-level statements, each as its syntax tree's dump (no line numbers):
+    functions and classes under their names, anything else under its own dump."""
+    found = {}
+    for node in ast.parse(path.read_text()).body:
+        dump = ast.dump(node)
+        found[getattr(node, "name", dump)] = dump
+    return found
+
+
+def what_can_kill(workdir: Path, name: str) -> list[str]:
+    """What of a changed test file can kill a survivor: the test functions that are new or
+    changed since the run's copy; the whole file when the run did not select it or when
+    anything else the run's tests use (a helper, a fixture, an import) changed or went."""
+    config = (workdir / "pyproject.toml").read_text().split("[tool.mutmut]")[-1]
+    if f'"{name}"' not in config or not (workdir / name).exists():
+        return [name]
+    old, new = _top_level(workdir / name), _top_level(ROOT / name)
+    if any(new.get(k) != v for k, v in old.items() if not k.startswith("test_")):
+        return [name]
+    return [f"{name}::{k}" for k, v in new.items() if k.startswith("test_") and old.get(k) != v]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -156,9 +182,12 @@ def main() -> int:
     for name in tests:
         shutil.copy2(ROOT / name, mutants / name)
     plan = []
+    ids = {t: what_can_kill(args.workdir, t) for t in tests}
     for name in survivors:
         keys = [k for k in TESTS_OF if name.startswith(k + "_") or name.startswith(k + ".")]
-        mine = [t for t in (TESTS_OF[max(keys, key=len)] if keys else tests) if t in tests]
+        mine = [
+            i for t in (TESTS_OF[max(keys, key=len)] if keys else tests) for i in ids.get(t, [])
+        ]
         if mine:
             plan.append((name, mine))
     print(f"{len(plan)} of {len(survivors)} survivors against what changed of {', '.join(tests)}")
