@@ -130,6 +130,16 @@ def test_forward_and_backward_wrong_together_is_the_forward_pass():
     assert "forward pass or the cost" in report.render()
 
 
+def test_an_output_delta_without_its_activation_is_wrong_from_the_output_down():
+    """(A - Y)/m without g'(Z^L) under mse: every array wrong, by no common factor."""
+    from reference.bugs import CATALOG
+
+    report = check(CATALOG["output_delta_ignores_activation"], seed_problem(cost="mse"))
+    assert not report.ok and not any(c.ok for c in report.layers)
+    assert report.summary.startswith("wrong from the output down: look at the output delta dZ^3")
+    assert report.blame == {"layer": 3, "param": "delta"}
+
+
 def test_a_wrong_loss_and_gradients_that_are_not_its_derivative_are_both_passes():
     """A loss 1.5 times the formulas' and gradients twice theirs: neither matches the
     formulas, and the gradients are not even the derivative of the implementation's own loss."""
@@ -595,10 +605,14 @@ def test_without_a_jax_twin_the_diagnosis_follows_the_finite_differences(monkeyp
     p = Problem(
         params, rng.normal(size=(2, 5)), rng.normal(size=(1, 5)), ["softsign", "tanh"], "mse"
     )
-    report = check(tampered(lambda g, X: [g[0], (2 * g[1][0], g[1][1])]), p)
+    doubled = tampered(lambda g, X: [g[0], (2 * g[1][0], g[1][1])])
+    report = check(doubled, p)
     assert not report.ok and "no JAX comparison" in report.notes[0]
     row = next(c for c in report.layers if (c.layer, c.param) == (2, "W"))
     assert (row.fd_ok, row.jax_ok) == (False, None)
     assert "off by a constant factor of 2" in row.diagnosis
     assert row.worst["impl"] == pytest.approx(2 * row.worst["fd"], rel=1e-6)
     assert row.worst["impl"] != 0
+    along = check_gradients(doubled, p.params, p.X, p.Y, **p.kwargs(), fd="directional")
+    assert not along.ok and "random directions" in along.fd_source  # and no entrywise reference
+    assert [(c.layer, c.param) for c in along.layers if c.fd_ok is False] == [(2, "W")]
