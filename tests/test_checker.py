@@ -589,6 +589,7 @@ def test_a_gradient_below_the_rounding_of_its_terms_is_ok_but_inconclusive():
 def test_a_problem_without_kinks_excludes_no_entry():
     report = check(backprop, square_problem())
     assert report.ok and report.kinks_excluded == 0
+    assert report.summary == "all gradients and the loss agree"
     assert all(c.kinks_excluded == 0 for c in report.layers)
 
 
@@ -616,3 +617,23 @@ def test_without_a_jax_twin_the_diagnosis_follows_the_finite_differences(monkeyp
     along = check_gradients(doubled, p.params, p.X, p.Y, **p.kwargs(), fd="directional")
     assert not along.ok and "random directions" in along.fd_source  # and no entrywise reference
     assert [(c.layer, c.param) for c in along.layers if c.fd_ok is False] == [(2, "W")]
+
+
+def test_code_given_float32_arrays_is_judged_at_float32_whatever_it_returns():
+    """Asked for float32 (``dtype``), an implementation that computes in float64 from the
+    float32 arrays it is given is still judged at float32, and the note says why."""
+
+    def widened(fn):
+        def call(params, X, Y, **kwargs):
+            wide = [(np.float64(W), np.float64(b)) for W, b in params]
+            return fn(wide, np.float64(X), np.float64(Y), **kwargs)
+
+        return call
+
+    impl = types.SimpleNamespace(
+        __name__="widens", loss=widened(backprop.loss), gradients=widened(backprop.gradients)
+    )
+    p = seed_problem()
+    report = check_gradients(impl, p.params, p.X, p.Y, **p.kwargs(), dtype="float32")
+    assert report.ok and report.precision == "float32", report.render()
+    assert "it was given float32 arrays (as it asked)" in report.notes[0]

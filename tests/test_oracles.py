@@ -252,6 +252,25 @@ def test_wide_networks_take_the_unpadded_path_and_agree():
     assert all(rel(a, b) < 1e-13 for g, w in zip(grads, want) for a, b in zip(g, w))
 
 
+def test_near_kink_may_be_given_as_zeros_and_ones():
+    """``near_kink`` as 0/1 integers marks the same entries as booleans do; and the batched
+    path says how closely the implementation's loss matched the formulas (within 1 allowance)."""
+    from test_false_alarms import within_rounding_of_the_kink
+
+    p = within_rounding_of_the_kink()
+    near = jax_model(p.params, p.X, p.Y, **p.kwargs()).near_kink
+    flags = numerical_gradients(backprop, p.params, p.X, p.Y, **p.kwargs(), near_kink=near)
+    ones = [n.astype(int) for n in near]
+    counts = numerical_gradients(backprop, p.params, p.X, p.Y, **p.kwargs(), near_kink=ones)
+    assert any((m == finite_diff.EXCLUDED).any() for pair in flags.method for m in pair)
+    for a, b in zip(
+        flags.grads + flags.errors + flags.method, counts.grads + counts.errors + counts.method
+    ):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+    assert 0.0 <= flags.details["loss_model_difference"] <= 1.0
+
+
 def test_each_entrys_estimate_and_bound_depend_on_its_own_losses_only():
     """``combine`` works entry by entry: a neighbour whose loss moves a million times more
     changes neither the estimate nor the error bound of a small entry."""
