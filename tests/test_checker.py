@@ -339,6 +339,15 @@ def test_a_cost_scaled_by_a_common_constant_is_a_convention(scale, words):
     assert "convention:" in report.render()
 
 
+def test_a_constant_with_two_names_is_given_both():
+    """mse summed over m = 2 samples is also mse without its 1/2: both are named."""
+    p = seed_problem(cost="mse")
+    p = Problem(p.params, p.X[:, :2], p.Y[:, :2], p.activations, p.cost)
+    report = check(scaled(lambda X, Y: 2.0), p)
+    assert report.ok and len(report.conventions) == 1, report.render()
+    assert "(without the 1/2 or summed over the m samples)" in report.conventions[0]
+
+
 def test_another_constant_or_gradients_that_do_not_follow_stay_errors():
     p = square_problem(m=5)
     assert not check(scaled(lambda X, Y: 3.7), p).ok

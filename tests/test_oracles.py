@@ -252,15 +252,14 @@ def test_wide_networks_take_the_unpadded_path_and_agree():
     assert all(rel(a, b) < 1e-13 for g, w in zip(grads, want) for a, b in zip(g, w))
 
 
-@pytest.mark.parametrize("name", ["X", "Y"])
+@pytest.mark.parametrize("name", ["X", "Y", "layer 1: b"])
 def test_float32_data_is_refused_by_name(name):
-    params = backprop.init_params([2, 1], seed=0)
-    data = {"X": np.ones((2, 2)), "Y": np.ones((1, 2))}
+    ((W, b),) = backprop.init_params([2, 1], seed=0)
+    data = {"X": np.ones((2, 2)), "Y": np.ones((1, 2)), "layer 1: b": b}
     data[name] = data[name].astype(np.float32)
     with pytest.raises(TypeError, match=rf"^{name} is float32; finite differences need float64"):
-        numerical_gradients(
-            backprop, params, data["X"], data["Y"], activations=["tanh"], cost="mse"
-        )
+        numerical_gradients(backprop, [(W, data["layer 1: b"])], data["X"], data["Y"],
+                            activations=["tanh"], cost="mse")  # fmt: skip
 
 
 def test_near_kink_may_be_given_as_zeros_and_ones():
