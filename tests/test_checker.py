@@ -339,6 +339,20 @@ def test_a_cost_scaled_by_a_common_constant_is_a_convention(scale, words):
     assert "convention:" in report.render()
 
 
+def test_a_wrong_gradient_under_a_scaled_cost_still_fails():
+    """The references are scaled with the cost, bounds and all: a db off by 10% under a cost
+    summed over the samples fails on the b rows and nowhere else."""
+    sum_over_m = scaled(lambda X, Y: X.shape[1])
+
+    def wrong_db(params, X, Y, **kw):
+        return [(dW, 1.1 * db) for dW, db in sum_over_m.gradients(params, X, Y, **kw)]
+
+    impl = types.SimpleNamespace(__name__="wrong db", loss=sum_over_m.loss, gradients=wrong_db)
+    report = check(impl, square_problem(m=5))
+    assert not report.ok and report.conventions, report.render()
+    assert [c.param for c in report.layers if not c.ok] == ["b", "b", "b"]
+
+
 def test_a_constant_with_two_names_is_given_both():
     """mse summed over m = 2 samples is also mse without its 1/2: both are named."""
     p = seed_problem(cost="mse")

@@ -220,6 +220,15 @@ def test_float32_is_refused_by_name():
         )
 
 
+def test_missing_numpy_twin_for_the_formulas_names_the_activation(monkeypatch):
+    softsign = backprop.Activation(lambda z: z / (1 + abs(z)), lambda z, a: 1 / (1 + abs(z)) ** 2)
+    monkeypatch.setitem(backprop.ACTIVATIONS, "softsign", softsign)
+    params = backprop.init_params([2, 1], seed=0)
+    with pytest.raises(MissingTwinError, match=r"^no NumPy twin for \['softsign'\]: add it to"):
+        numerical_gradients(backprop, params, np.ones((2, 2)), np.ones((1, 2)),
+                            activations=["softsign"], cost="mse", method="model")  # fmt: skip
+
+
 def test_missing_jax_twin_says_what_to_add(monkeypatch):
     monkeypatch.setitem(
         backprop.ACTIVATIONS,
