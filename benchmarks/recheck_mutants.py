@@ -1,6 +1,6 @@
 """Run the survivors of the last judging mutation run against tests written since.
 
-    python benchmarks/recheck_mutants.py [--workdir DIR]
+    python benchmarks/recheck_mutants.py [--workdir DIR] [--skip benchmarks/equivalent-mutants.txt]
 
 mutmut's run takes an hour and a half on two cores; tests written after it to kill its
 survivors would otherwise need another. A survivor already passed every test of the run, so
@@ -9,13 +9,16 @@ into a copy of the run's ``mutants/`` folder (a run still going on is left alone
 them once per survivor not killed by an earlier recheck, with that mutant switched
 on (mutmut's trampolines read ``MUTANT_UNDER_TEST`` at each call), all in one pytest process
 so that NumPy, JAX and the compiled models are loaded once; each survivor runs the changed
-files among those that judge its module directly (``TESTS_OF``). Each survivor's new status goes
-to ``mutants-recheck.json`` in the work folder; ``run_mutation.py --report`` counts it.
+files among those that judge its module directly (``TESTS_OF``), and of those only the test
+functions written or changed since the run where nothing else in the file changed. Each
+survivor's new status goes to ``mutants-recheck.json`` in the work folder;
+``run_mutation.py --report`` counts it.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import shutil
@@ -27,17 +30,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run_mutation import JUDGING, statuses  # noqa: E402
+from run_mutation import JUDGING, resumed, statuses  # noqa: E402
 
 PER_MUTANT_S = 300
-"""A mutant whose tests run longer than this (an endless loop) counts as killed by a time-out,
-as in mutmut's own run."""
+"""A mutant whose tests use more CPU seconds than this (an endless loop) counts as killed by a
+time-out, as in mutmut's own run. CPU time, not the clock's: on a shared machine a niced run
+may wait far longer than it computes."""
 
 _DRIVER = r"""
 import json, os, signal, sys
 import pytest
 
-plan, out, limit = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+plan, out, limit = json.load(open(sys.argv[1])), sys.argv[2], int(sys.argv[3])
+baseline_first = sys.argv[4] == "baseline"
 
 class TimedOut(BaseException):
     pass
@@ -45,7 +50,7 @@ class TimedOut(BaseException):
 def alarm(signum, frame):
     raise TimedOut
 
-signal.signal(signal.SIGALRM, alarm)
+signal.signal(signal.SIGPROF, alarm)  # the process's CPU time, all threads
 found = json.load(open(out)) if os.path.exists(out) else {}
 
 
@@ -61,15 +66,16 @@ class Failures:
 # The baseline: with no mutant switched on, a test that fails here (it needs code written
 # after the run's copy) can say nothing about the mutants, and is left out.
 baseline = Failures()
-every = sorted({t for _, tests in plan for t in tests})
-os.environ["MUTANT_UNDER_TEST"] = ""
-pytest.main([*every, "-q", "-p", "no:cacheprovider", "--no-header", "--tb=no"],
-            plugins=[baseline])
+if baseline_first:
+    every = sorted({t for _, tests in plan for t in tests})
+    os.environ["MUTANT_UNDER_TEST"] = ""
+    pytest.main([*every, "-q", "-p", "no:cacheprovider", "--no-header", "--tb=no"],
+                plugins=[baseline])
+    print(f"left out, failing with no mutant: {baseline.ids}", file=sys.stderr, flush=True)
 deselect = [arg for nodeid in baseline.ids for arg in ("--deselect", nodeid)]
-print(f"left out, failing with no mutant: {baseline.ids}", file=sys.stderr, flush=True)
 for k, (name, tests) in enumerate(plan):
     os.environ["MUTANT_UNDER_TEST"] = name
-    signal.alarm(limit)
+    signal.setitimer(signal.ITIMER_PROF, limit)
     try:
         code = pytest.main([*tests, *deselect, "-x", "-q", "-p", "no:cacheprovider",
                             "--no-header", "--tb=no"])
@@ -77,7 +83,7 @@ for k, (name, tests) in enumerate(plan):
     except TimedOut:
         found[name] = "timeout"
     finally:
-        signal.alarm(0)
+        signal.setitimer(signal.ITIMER_PROF, 0)
     print(f"[{k + 1}/{len(plan)}] {name}: {found[name]}", file=sys.stderr, flush=True)
     with open(out, "w") as f:
         json.dump(found, f, indent=1)
@@ -113,6 +119,29 @@ def changed_tests(workdir: Path) -> list[str]:
     ]
 
 
+def _top_level(path: Path) -> dict[str, str]:
+    """A test file's top-level statements, each as its syntax tree's dump (no line numbers):
+    functions and classes under their names, anything else under its own dump."""
+    found = {}
+    for node in ast.parse(path.read_text()).body:
+        dump = ast.dump(node)
+        found[getattr(node, "name", dump)] = dump
+    return found
+
+
+def what_can_kill(workdir: Path, name: str) -> list[str]:
+    """What of a changed test file can kill a survivor: the test functions that are new or
+    changed since the run's copy; the whole file when the run did not select it or when
+    anything else the run's tests use (a helper, a fixture, an import) changed or went."""
+    config = (workdir / "pyproject.toml").read_text().split("[tool.mutmut]")[-1]
+    if f'"{name}"' not in config or not (workdir / name).exists():
+        return [name]
+    old, new = _top_level(workdir / name), _top_level(ROOT / name)
+    if any(new.get(k) != v for k, v in old.items() if not k.startswith("test_")):
+        return [name]
+    return [f"{name}::{k}" for k, v in new.items() if k.startswith("test_") and old.get(k) != v]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -120,13 +149,25 @@ def main() -> int:
         type=Path,
         default=Path(tempfile.gettempdir()) / "backprop-harness-mutation-judging",
     )
+    parser.add_argument(
+        "--skip",
+        type=Path,
+        metavar="FILE",
+        help="survivors not to run (one name a line, # comments): those found equivalent",
+    )
     args = parser.parse_args()
     out = args.workdir / "mutants-recheck.json"
     done = json.loads(out.read_text()) if out.exists() else {}
+    skip = set()
+    if args.skip is not None:
+        lines = args.skip.read_text().splitlines()
+        skip = {line.split("#")[0].strip() for line in lines} - {""}
     survivors = sorted(
         n
-        for n, s in statuses(args.workdir).items()
-        if s in ("survived", "no tests") and done.get(n) not in ("killed", "timeout")
+        for n, s in {**statuses(args.workdir), **resumed(args.workdir)}.items()
+        if s in ("survived", "no tests")
+        and done.get(n) not in ("killed", "timeout")
+        and n not in skip
     )
     tests = changed_tests(args.workdir)
     if not tests:
@@ -141,15 +182,20 @@ def main() -> int:
     for name in tests:
         shutil.copy2(ROOT / name, mutants / name)
     plan = []
+    ids = {t: what_can_kill(args.workdir, t) for t in tests}
     for name in survivors:
         keys = [k for k in TESTS_OF if name.startswith(k + "_") or name.startswith(k + ".")]
-        mine = [t for t in (TESTS_OF[max(keys, key=len)] if keys else tests) if t in tests]
+        mine = [
+            i for t in (TESTS_OF[max(keys, key=len)] if keys else tests) for i in ids.get(t, [])
+        ]
         if mine:
             plan.append((name, mine))
     print(f"{len(plan)} of {len(survivors)} survivors against what changed of {', '.join(tests)}")
     env = {**os.environ, "HYPOTHESIS_PROFILE": "ci", "PYTHONPATH": str(mutants)}
+    plan_file = args.workdir / "mutants-recheck-plan.json"
+    plan_file.write_text(json.dumps(plan))
     subprocess.run(
-        [sys.executable, "-c", _DRIVER, json.dumps(plan), str(out), str(PER_MUTANT_S)],
+        [sys.executable, "-c", _DRIVER, str(plan_file), str(out), str(PER_MUTANT_S), "baseline"],
         cwd=mutants, env=env, check=False,
     )  # fmt: skip
     found = json.loads(out.read_text()) if out.exists() else {}

@@ -12,6 +12,7 @@ from hypothesis import given
 import backprop
 from reference import ATTRIBUTIONS, check_gradients
 from reference.boundary.loading import ImplementationError
+from reference.bugs.base import Correct
 from reference.inputs.problems import Problem, seed_problem, with_relu_margin
 from reference.inputs.strategies import architectures, problems
 
@@ -127,6 +128,26 @@ def test_forward_and_backward_wrong_together_is_the_forward_pass():
     assert report.summary.startswith("the loss differs from the formulas")
     assert all(c.fd_ok for c in report.layers)  # consistent with its own loss
     assert "forward pass or the cost" in report.render()
+
+
+def test_an_output_delta_without_its_activation_is_wrong_from_the_output_down():
+    """(A - Y)/m without g'(Z^L) under mse: every array wrong, by no common factor."""
+    from reference.bugs import CATALOG
+
+    report = check(CATALOG["output_delta_ignores_activation"], seed_problem(cost="mse"))
+    assert not report.ok and not any(c.ok for c in report.layers)
+    assert report.summary.startswith("wrong from the output down: look at the output delta dZ^3")
+    assert report.blame == {"layer": 3, "param": "delta"}
+
+
+def test_a_wrong_loss_and_gradients_that_are_not_its_derivative_are_both_passes():
+    """A loss 1.5 times the formulas' and gradients twice theirs: neither matches the
+    formulas, and the gradients are not even the derivative of the implementation's own loss."""
+    report = check(tampered(lambda g, X: [(2 * dW, 2 * db) for dW, db in g],
+                            loss=lambda *a, **k: 1.5 * backprop.loss(*a, **k)), seed_problem())  # fmt: skip
+    assert not report.ok and report.attribution == "forward+backward"
+    assert not any(c.fd_ok for c in report.layers)
+    assert report.summary.startswith("the loss differs from the formulas")
 
 
 def test_a_wrong_loss_alone_is_the_loss():
@@ -312,7 +333,33 @@ def test_a_cost_scaled_by_a_common_constant_is_a_convention(scale, words):
     report = check(scaled(scale), p)
     assert report.ok, report.render()
     assert len(report.conventions) == 1 and words in report.conventions[0]
+    assert report.conventions[0].endswith(
+        ": the gradients are judged against the same multiple of the reference"
+    )
     assert "convention:" in report.render()
+
+
+def test_a_wrong_gradient_under_a_scaled_cost_still_fails():
+    """The references are scaled with the cost, bounds and all: a db off by 10% under a cost
+    summed over the samples fails on the b rows and nowhere else."""
+    sum_over_m = scaled(lambda X, Y: X.shape[1])
+
+    def wrong_db(params, X, Y, **kw):
+        return [(dW, 1.1 * db) for dW, db in sum_over_m.gradients(params, X, Y, **kw)]
+
+    impl = types.SimpleNamespace(__name__="wrong db", loss=sum_over_m.loss, gradients=wrong_db)
+    report = check(impl, square_problem(m=5))
+    assert not report.ok and report.conventions, report.render()
+    assert [c.param for c in report.layers if not c.ok] == ["b", "b", "b"]
+
+
+def test_a_constant_with_two_names_is_given_both():
+    """mse summed over m = 2 samples is also mse without its 1/2: both are named."""
+    p = seed_problem(cost="mse")
+    p = Problem(p.params, p.X[:, :2], p.Y[:, :2], p.activations, p.cost)
+    report = check(scaled(lambda X, Y: 2.0), p)
+    assert report.ok and len(report.conventions) == 1, report.render()
+    assert "(without the 1/2 or summed over the m samples)" in report.conventions[0]
 
 
 def test_another_constant_or_gradients_that_do_not_follow_stay_errors():
@@ -393,3 +440,223 @@ def test_render_names_a_layout_other_than_the_seeds():
                   "cost": "mse", "m": 3}, "x", layout="rows")  # fmt: skip
     assert rows.render().splitlines()[0].endswith(", rows layout")
     assert "layout" not in dataclasses.replace(rows, layout="columns").render().splitlines()[0]
+
+
+class LogLoss(Correct):
+    """bce taken as the seed's table writes it, -mean(Y log A + (1 - Y) log(1 - A)), and its
+    delta as (-Y/A + (1 - Y)/(1 - A)) sigma'(Z) / m: right, until the sigmoid saturates."""
+
+    name = "log loss"
+
+    def fused(self, cost, out):
+        return False
+
+
+def one_sigmoid(z, y):
+    """One sigmoid unit with W = 1, b = 0, X = z, bce: A = sigmoid(z)."""
+    X = np.array([z], dtype=float)
+    return Problem([(np.ones((1, 1)), np.zeros((1, 1)))], X, np.array([y], dtype=float),
+                   ["sigmoid"], "bce")  # fmt: skip
+
+
+def saturation_allowance(p):
+    """What a correct bce loses to rounding A where the sigmoid saturates, as the checker's
+    docstring gives it: safety (eps/m) sum [Y (1 + (1 - A)/A) + (1 - Y)(1 + A/(1 - A))]."""
+    from reference.judging.checker import _LOG_A_SAFETY
+    from reference.oracles.numpy_model import build
+
+    A, Y = build(p.params, p.X, p.Y, p.activations, p.cost).A[-1], p.Y
+    terms = Y * (1 + (1 - A) / A) + (1 - Y) * (1 + A / (1 - A))
+    return _LOG_A_SAFETY * float(np.finfo(float).eps) * float(np.sum(terms)) / p.m
+
+
+def test_a_log_loss_that_loses_precision_at_saturation_is_a_warning():
+    """A of about 1 - 1e-12 where Y = 0: log(1 - A) is off by 1e-4 relative, far past the
+    loss's bound and within what rounding A costs; the gradients are right."""
+    p = one_sigmoid([27.0, 27.5, 28.0, 26.5], [0.0, 0.0, 0.0, 0.0])
+    report = check(LogLoss(), p)
+    assert report.ok, report.render()
+    assert report.loss["error"] > report.loss["bound"] and report.loss["warning"] is True
+    assert report.to_dict()["loss"]["warning"] is True
+    (warning,) = report.warnings
+    assert "loses precision where the sigmoid saturates" in warning
+    assert warning.endswith(f"; {LOGITS_FIX}")  # the way out
+
+
+LOGITS_FIX = "compute bce from the logits, J = mean(logaddexp(0, Z) - Y Z), and dZ = (A - Y)/m"
+
+
+@pytest.mark.parametrize("times, ok", [(0.5, True), (1.5, False)])
+def test_a_saturated_loss_is_excused_up_to_the_rounding_of_a_only(times, ok):
+    """Y = 1 where A is about 1e-12 (m = 4): a loss off by half of what rounding A allows
+    is a warning; one off by one and a half times that is a wrong loss."""
+    p = one_sigmoid([-27.0, -27.5, -28.0, -26.5], [1.0, 1.0, 1.0, 1.0])
+    from reference.judging.checker import LOSS_RTOL
+
+    off = times * saturation_allowance(p)
+    assert off > 1e3 * LOSS_RTOL * backprop.loss(p.params, p.X, p.Y, **p.kwargs())  # not rounding
+    impl = tampered(lambda g, X: g, loss=lambda *a, **k: backprop.loss(*a, **k) + off)
+    report = check(impl, p)
+    assert report.ok is ok, report.render()
+    assert report.attribution == ("none" if ok else "loss")
+    assert bool(report.warnings) is ok and report.loss.get("warning", False) is ok
+
+
+def overflowing():
+    """A tanh layer under a sigmoid output that rounds to exactly 1 where Y = 0."""
+    params = [
+        (np.array([[1.0], [0.5]]), np.zeros((2, 1))),
+        (np.full((1, 2), 30.0), np.zeros((1, 1))),
+    ]
+    return Problem(params, np.array([[2.0, 3.0, 0.1]]), np.array([[0.0, 0.0, 1.0]]),
+                   ["tanh", "sigmoid"], "bce")  # fmt: skip
+
+
+def test_gradients_that_overflow_where_the_sigmoid_rounds_to_1_are_a_warning():
+    """The log loss is inf there and every gradient NaN: each row passes, with the reason."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        report = check(LogLoss(), overflowing())
+    assert report.ok and report.attribution == "none", report.render()
+    assert all(not np.isfinite(c.worst["impl"]) for c in report.layers)
+    for c in report.layers:
+        assert (c.ok, c.diagnosis) == (True, "not finite where the sigmoid saturates (a warning)")
+
+
+def test_gradients_that_overflow_in_every_row_are_one_warning():
+    with np.errstate(divide="ignore", invalid="ignore"):
+        report = check(LogLoss(), overflowing())
+    nonfinite = [w for w in report.warnings if w.startswith("gradients are NaN or inf")]
+    assert nonfinite == [
+        f"gradients are NaN or inf where the sigmoid rounds to 0 or 1; {LOGITS_FIX}"
+    ]
+
+
+@pytest.mark.parametrize("fd", ["auto", "none"])
+def test_float32_code_is_differentiated_through_the_formulas_unless_told_none(fd):
+    """Below float64 the finite differences are of the formulas (the implementation's own
+    loss rounds too coarsely) and the note says so; ``fd="none"`` still means none."""
+    from outside.lowprecision import LowPrecision
+
+    p = seed_problem()
+    report = check_gradients(LowPrecision("float32"), p.params, p.X, p.Y, **p.kwargs(), fd=fd)
+    assert report.ok and report.precision == "float32", report.render()
+    formulas = "finite differences of the formulas in float64"
+    (note,) = [n for n in report.notes if "computes in float32" in n]
+    if fd == "none":
+        assert report.fd_source == "" and all(c.error_fd is None for c in report.layers)
+        assert formulas not in note
+    else:
+        assert "formulas" in report.fd_source and all(c.fd_ok for c in report.layers)
+        assert formulas in note
+
+
+def test_directional_differences_leave_out_directions_through_a_kink():
+    """A relu pre-activation within rounding of 0 (the JAX model puts it on the other side
+    from NumPy): the random directions that move it are left out, counted, and the rest agree."""
+    from test_false_alarms import within_rounding_of_the_kink
+
+    p = within_rounding_of_the_kink()
+    report = check_gradients(backprop, p.params, p.X, p.Y, **p.kwargs(), fd="directional")
+    assert report.ok and report.attribution == "none", report.render()
+    assert report.kinks_excluded > 0 and report.kinks_excluded == sum(
+        c.kinks_excluded for c in report.layers
+    )
+
+
+def test_no_numpy_twin_for_the_formulas_leaves_jax_and_a_note(monkeypatch):
+    """fd="model" needs the formulas in NumPy: an activation with a JAX twin only is judged
+    by JAX, and the report says why there are no finite differences."""
+    import jax
+
+    from reference.oracles.jax_model import JAX_ACTIVATIONS
+
+    softsign = backprop.Activation(lambda z: z / (1 + abs(z)), lambda z, a: 1 / (1 + abs(z)) ** 2)
+    monkeypatch.setitem(backprop.ACTIVATIONS, "softsign", softsign)
+    monkeypatch.setitem(JAX_ACTIVATIONS, "softsign", jax.nn.soft_sign)
+    params = backprop.init_params([2, 1], seed=0)
+    X, Y = np.ones((2, 2)), np.ones((1, 2))
+    report = check_gradients(
+        backprop, params, X, Y, activations=["softsign"], cost="mse", fd="model"
+    )
+    assert report.ok and report.fd_source == "", report.render()
+    assert all(c.error_fd is None and c.jax_ok for c in report.layers)
+    (note,) = report.notes
+    assert note.startswith("no finite differences: no NumPy twin for ['softsign']"), note
+
+
+def test_a_bound_is_at_most_one_the_largest_relative_error():
+    """Where the finite differences' own error is as large as the gradient (a saturated
+    sigmoid chain), their bound is 1, which passes anything: never more."""
+    from test_false_alarms import saturated_sigmoid_chain
+
+    report = check(backprop, saturated_sigmoid_chain())
+    assert report.ok, report.render()
+    assert all(0 < c.bound_fd <= 1.0 and 0 < c.bound_jax <= 1.0 for c in report.layers)
+    assert any(c.bound_fd == 1.0 for c in report.layers)
+
+
+def test_a_gradient_below_the_rounding_of_its_terms_is_ok_but_inconclusive():
+    """Targets within 1e-14 of the outputs: every gradient is rounding, and the report says
+    the comparison could not tell rather than that it agreed."""
+    rng = np.random.default_rng(0)
+    params = [(rng.normal(size=(2, 3)), rng.normal(size=(2, 1)))]
+    X = rng.normal(size=(3, 6))
+    A = backprop.forward(params, X, activations=["tanh"])
+    p = Problem(params, X, A + 1e-14 * rng.normal(size=A.shape), ["tanh"], "mse")
+    report = check_gradients(backprop, p.params, p.X, p.Y, **p.kwargs(), fd="none")
+    assert report.ok, report.render()
+    inconclusive = "ok (inconclusive: the gradient is below the rounding of its terms)"
+    assert [c.diagnosis for c in report.layers if c.bound_jax == 1.0] == [inconclusive] * 2
+
+
+def test_a_problem_without_kinks_excludes_no_entry():
+    report = check(backprop, square_problem())
+    assert report.ok and report.kinks_excluded == 0
+    assert report.summary == "all gradients and the loss agree"
+    assert all(c.kinks_excluded == 0 for c in report.layers)
+
+
+def test_without_a_jax_twin_the_diagnosis_follows_the_finite_differences(monkeypatch):
+    """No JAX model for the activation: the finite differences are the reference the
+    diagnosis names the mistake against, and the worst entry is theirs."""
+    softsign = backprop.Activation(lambda z: z / (1 + abs(z)), lambda z, a: 1 / (1 + abs(z)) ** 2)
+    monkeypatch.setitem(backprop.ACTIVATIONS, "softsign", softsign)
+    rng = np.random.default_rng(0)
+    params = [
+        (rng.normal(size=(3, 2)), rng.normal(size=(3, 1))),
+        (rng.normal(size=(1, 3)), np.zeros((1, 1))),
+    ]
+    p = Problem(
+        params, rng.normal(size=(2, 5)), rng.normal(size=(1, 5)), ["softsign", "tanh"], "mse"
+    )
+    doubled = tampered(lambda g, X: [g[0], (2 * g[1][0], g[1][1])])
+    report = check(doubled, p)
+    assert not report.ok and "no JAX comparison" in report.notes[0]
+    row = next(c for c in report.layers if (c.layer, c.param) == (2, "W"))
+    assert (row.fd_ok, row.jax_ok) == (False, None)
+    assert "off by a constant factor of 2" in row.diagnosis
+    assert row.worst["impl"] == pytest.approx(2 * row.worst["fd"], rel=1e-6)
+    assert row.worst["impl"] != 0
+    along = check_gradients(doubled, p.params, p.X, p.Y, **p.kwargs(), fd="directional")
+    assert not along.ok and "random directions" in along.fd_source  # and no entrywise reference
+    assert [(c.layer, c.param) for c in along.layers if c.fd_ok is False] == [(2, "W")]
+
+
+def test_code_given_float32_arrays_is_judged_at_float32_whatever_it_returns():
+    """Asked for float32 (``dtype``), an implementation that computes in float64 from the
+    float32 arrays it is given is still judged at float32, and the note says why."""
+
+    def widened(fn):
+        def call(params, X, Y, **kwargs):
+            wide = [(np.float64(W), np.float64(b)) for W, b in params]
+            return fn(wide, np.float64(X), np.float64(Y), **kwargs)
+
+        return call
+
+    impl = types.SimpleNamespace(
+        __name__="widens", loss=widened(backprop.loss), gradients=widened(backprop.gradients)
+    )
+    p = seed_problem()
+    report = check_gradients(impl, p.params, p.X, p.Y, **p.kwargs(), dtype="float32")
+    assert report.ok and report.precision == "float32", report.render()
+    assert "it was given float32 arrays (as it asked)" in report.notes[0]

@@ -145,3 +145,13 @@ def test_relu_at_zero_can_require_a_slope():
     assert (result.ok, result.severity) == (False, "error")
     assert result.message == "relu'(0) = 1, and 0 is required (--relu-at-zero)"
     assert checks.relu_at_zero(relu_slope_at_zero(0.0), expect=0.0).ok is True
+
+
+@pytest.mark.parametrize("name", list(checks.FIXED_CHECKS))
+def test_a_scope_that_names_the_networks_activations_runs_the_check(name):
+    """A scope of relu and tanh hidden layers under a sigmoid output with bce admits relu'(0)'s
+    network and one of saturation's."""
+    scope = Scope(activations=frozenset({"relu", "tanh"}), output_activations=frozenset({"sigmoid"}),
+                  costs=frozenset({"bce"}))  # fmt: skip
+    result = checks.FIXED_CHECKS[name](backprop, scope)
+    assert (result.name, result.ok) == (name, True), result.message

@@ -231,6 +231,15 @@ def test_float32_is_refused_by_name():
         )
 
 
+def test_missing_numpy_twin_for_the_formulas_names_the_activation(monkeypatch):
+    softsign = backprop.Activation(lambda z: z / (1 + abs(z)), lambda z, a: 1 / (1 + abs(z)) ** 2)
+    monkeypatch.setitem(backprop.ACTIVATIONS, "softsign", softsign)
+    params = backprop.init_params([2, 1], seed=0)
+    with pytest.raises(MissingTwinError, match=r"^no NumPy twin for \['softsign'\]: add it to"):
+        numerical_gradients(backprop, params, np.ones((2, 2)), np.ones((1, 2)),
+                            activations=["softsign"], cost="mse", method="model")  # fmt: skip
+
+
 def test_missing_jax_twin_says_what_to_add(monkeypatch):
     monkeypatch.setitem(
         backprop.ACTIVATIONS,
@@ -261,6 +270,71 @@ def test_wide_networks_take_the_unpadded_path_and_agree():
     _, grads = jax_gradients(params, X, Y, activations=["relu", "sigmoid"], cost="bce")
     want = backprop.gradients(params, X, Y, activations=["relu", "sigmoid"], cost="bce")
     assert all(rel(a, b) < 1e-13 for g, w in zip(grads, want) for a, b in zip(g, w))
+
+
+@pytest.mark.parametrize("name", ["X", "Y", "layer 1: b"])
+def test_float32_data_is_refused_by_name(name):
+    ((W, b),) = backprop.init_params([2, 1], seed=0)
+    data = {"X": np.ones((2, 2)), "Y": np.ones((1, 2)), "layer 1: b": b}
+    data[name] = data[name].astype(np.float32)
+    with pytest.raises(TypeError, match=rf"^{name} is float32; finite differences need float64"):
+        numerical_gradients(backprop, [(W, data["layer 1: b"])], data["X"], data["Y"],
+                            activations=["tanh"], cost="mse")  # fmt: skip
+
+
+def test_near_kink_may_be_given_as_zeros_and_ones():
+    """``near_kink`` as 0/1 integers marks the same entries as booleans do; and the batched
+    path says how closely the implementation's loss matched the formulas (within 1 allowance)."""
+    from test_false_alarms import within_rounding_of_the_kink
+
+    p = within_rounding_of_the_kink()
+    near = jax_model(p.params, p.X, p.Y, **p.kwargs()).near_kink
+    flags = numerical_gradients(backprop, p.params, p.X, p.Y, **p.kwargs(), near_kink=near)
+    ones = [n.astype(int) for n in near]
+    counts = numerical_gradients(backprop, p.params, p.X, p.Y, **p.kwargs(), near_kink=ones)
+    assert any((m == finite_diff.EXCLUDED).any() for pair in flags.method for m in pair)
+    for a, b in zip(
+        flags.grads + flags.errors + flags.method, counts.grads + counts.errors + counts.method
+    ):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+    assert 0.0 <= flags.details["loss_model_difference"] <= 1.0
+
+
+def test_each_entrys_estimate_and_bound_depend_on_its_own_losses_only():
+    """``combine`` works entry by entry: a neighbour whose loss moves a million times more
+    changes neither the estimate nor the error bound of a small entry."""
+    h = np.array([1e-5, 1e-5])
+    steps = np.array(finite_diff.FACTORS)[:, None] * h  # +h, -h, +2h, -2h
+    dJ = steps * np.array([1e6, 1e-3]) + steps**2 * np.array([3.0, 0.5])
+    flipped = np.zeros_like(dJ, dtype=bool)
+    both = finite_diff.combine(dJ, flipped, h, 1e-16)
+    alone = finite_diff.combine(dJ[:, 1:], flipped[:, 1:], h[1:], 1e-16)
+    for pair, single in zip(both, alone):
+        np.testing.assert_array_equal(pair[1:], single)
+
+
+@pytest.mark.parametrize(("chunk", "workers"), [(5, 1), (5, 2), (40, 2)])
+def test_the_finite_differences_do_not_depend_on_how_they_are_chunked(monkeypatch, chunk, workers):
+    """The perturbations go through in chunks of ``_CHUNK_ELEMENTS`` activations, spread over
+    ``_WORKERS`` threads: chunks smaller than one row's perturbations (split), a few rows to a
+    chunk (merged), one thread or two, the differences are the same numbers."""
+    rng = np.random.default_rng(1)
+    sizes = [6, 4, 3, 2]
+    params = [
+        (rng.normal(size=(n, k)), rng.normal(size=(n, 1))) for k, n in itertools.pairwise(sizes)
+    ]
+    p = Problem(params, rng.normal(size=(6, 3)), rng.uniform(size=(2, 3)),
+                ["tanh", "tanh", "sigmoid"], "mse")  # fmt: skip
+    whole = numerical_gradients(backprop, p.params, p.X, p.Y, **p.kwargs(), method="model")
+    # about `chunk` perturbations to a chunk: fewer than layer 1's fan-in of 6 where chunk = 5
+    monkeypatch.setattr(finite_diff, "_CHUNK_ELEMENTS", chunk * 3 * p.m)
+    monkeypatch.setattr(finite_diff, "_WORKERS", workers)
+    split = numerical_gradients(backprop, p.params, p.X, p.Y, **p.kwargs(), method="model")
+    for l in range(len(p.params)):
+        for k in range(2):
+            np.testing.assert_array_equal(split.grads[l][k], whole.grads[l][k])
+            np.testing.assert_array_equal(split.errors[l][k], whole.errors[l][k])
 
 
 @pytest.mark.parametrize(

@@ -553,12 +553,12 @@ def _saturation(impl_loss, loss_info, loss_ok, checks, params, X, Y, acts, warni
             loss_info["warning"] = True
             loss_ok = True
     if allowance == np.inf:
+        nonfinite = f"gradients are NaN or inf where the sigmoid rounds to 0 or 1; {fix}"
         for c in checks:
             if not c.ok and c.worst is not None and not np.isfinite(c.worst["impl"]):
                 c.ok, c.diagnosis = True, "not finite where the sigmoid saturates (a warning)"
-                if not any("not finite" in w for w in warnings):
-                    warnings.append(f"gradients are NaN or inf where the sigmoid rounds to 0 or "
-                                    f"1; {fix}")  # fmt: skip
+                if nonfinite not in warnings:  # one warning, however many rows
+                    warnings.append(nonfinite)
     return loss_ok
 
 
