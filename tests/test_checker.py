@@ -660,3 +660,18 @@ def test_code_given_float32_arrays_is_judged_at_float32_whatever_it_returns():
     report = check_gradients(impl, p.params, p.X, p.Y, **p.kwargs(), dtype="float32")
     assert report.ok and report.precision == "float32", report.render()
     assert "it was given float32 arrays (as it asked)" in report.notes[0]
+
+
+def test_a_pass_with_gradients_excused_at_saturation_says_so():
+    """Gradients that are NaN where the sigmoid saturates pass with a warning; the summary
+    says they agree where finite, not that everything agrees, and blames no one."""
+    params = [(np.full((2, 1), 0.5), np.zeros((2, 1))), (np.full((1, 2), 50.0), np.zeros((1, 1)))]
+    X, Y = np.array([[40.0, -40.0, 60.0, -60.0]]), np.array([[0.0, 1.0, 1.0, 0.0]])
+    import reference.bugs
+
+    report = check_gradients(reference.bugs.unstable_bce, params, X, Y,
+                             activations=["tanh", "sigmoid"], cost="bce")  # fmt: skip
+    assert report.ok and report.warnings
+    assert report.attribution == "none", report.attribution
+    assert report.summary.startswith("the gradients and the loss agree wherever they are finite")
+    assert "FAIL" not in report.render()
