@@ -82,6 +82,7 @@ def _phases() -> dict[str, float]:
     def on_event(name: str, seconds: float, **_: Any) -> None:
         if name in _COMPILE_EVENTS:
             spent["  JAX " + _COMPILE_EVENTS[name]] += seconds
+            spent["  JAX " + _COMPILE_EVENTS[name] + ": count"] += 1
 
     jax.monitoring.register_event_duration_secs_listener(on_event)
 
