@@ -239,6 +239,23 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any], rtol: float = 1e-3) ->
     return diffs
 
 
+def figure_stats(a: dict[str, Any], b: dict[str, Any]) -> tuple[int, int, float]:
+    """(how many error and bound figures the two reports' layers hold side by side, how many
+    are identical, the largest absolute difference of the others)."""
+    total = same = 0
+    worst = 0.0
+    for na, nb in zip(a["networks"], b["networks"]):
+        for la, lb in zip(na.get("layers", []), nb.get("layers", [])):
+            for key in _NUMBERS:
+                x, y = la.get(key), lb.get(key)
+                if x is None or y is None:
+                    continue
+                total += 1
+                same += x == y
+                worst = max(worst, abs(x - y))
+    return total, same, worst
+
+
 # --- main -----------------------------------------------------------------------------------
 
 
@@ -271,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         a, b = (json.loads(p.read_text()) for p in args.compare)
         diffs = compare_reports(a, b)
         print("\n".join(diffs) if diffs else "same verdicts, numbers within rounding")
+        total, same, worst = figure_stats(a, b)
+        print(f"{total} error and bound figures: {same} identical, the others within {worst:.2g}")
         return 1 if diffs else 0
     rounds = max(1, args.rounds)
     trees = {"": ROOT}
