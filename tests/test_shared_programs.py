@@ -63,7 +63,7 @@ def test_the_shared_program_gives_what_one_for_the_combination_gives(k, out, cos
     """Every output activation and cost of the tables, chosen at run time in the shared
     program (softmax's padded units at their fill, the layers past the depth passing the
     output through), against the program compiled for that network alone (no padding)."""
-    depth = 1 + k % jm._PAD_MIN_DEPTH  # the depths of one bucket, in turn
+    depth = 1 + k % (2 * jm._PAD_MIN_DEPTH)  # the depths of two buckets, in turn
     params, X, Y, kwargs = network(k, out, cost, depth)
     shared = jm.jax_model(params, X, Y, **kwargs)
     monkeypatch.setattr(jm, "_PAD_MAX_WIDTH", 0)  # every network takes the per-combination path
