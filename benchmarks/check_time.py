@@ -12,9 +12,12 @@ differences and the JAX model's calls. Worker start is timed apart (a spawned pr
 loads the implementation, then its first job, which imports the harness and JAX there). The
 wall time is ``python -m reference.frontends.launch`` itself, the README's first command. The
 JAX compilation cache (reference/oracles/jax_cache.py) is off, cold (a new directory) or warm
-(the same directory again). ``--baseline DIR`` times a tree without the cache (``git archive
-REV | tar -x -C DIR``) the same way, the two alternated round by round. Figures from a shared
-machine: read the ratios of runs side by side; the load average is printed with them.
+(the same directory again); JAX's counts of what it traced, lowered, compiled and read from
+the cache are printed beside their seconds (a compile of one operation outside ``jit`` counts
+too). ``--baseline DIR`` times another tree (``git archive REV | tar -x -C DIR``) the same way
+(with the cache off only where that tree has none), the trees alternated round by round.
+Figures from a shared machine: read the ratios of runs side by side; the load average is
+printed with them.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ def _phases() -> dict[str, float]:
     def on_event(name: str, seconds: float, **_: Any) -> None:
         if name in _COMPILE_EVENTS:
             spent["  JAX " + _COMPILE_EVENTS[name]] += seconds
+            spent["  JAX " + _COMPILE_EVENTS[name] + ": count"] += 1
 
     jax.monitoring.register_event_duration_secs_listener(on_event)
 
@@ -235,6 +239,23 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any], rtol: float = 1e-3) ->
     return diffs
 
 
+def figure_stats(a: dict[str, Any], b: dict[str, Any]) -> tuple[int, int, float]:
+    """(how many error and bound figures the two reports' layers hold side by side, how many
+    are identical, the largest absolute difference of the others)."""
+    total = same = 0
+    worst = 0.0
+    for na, nb in zip(a["networks"], b["networks"]):
+        for la, lb in zip(na.get("layers", []), nb.get("layers", [])):
+            for key in _NUMBERS:
+                x, y = la.get(key), lb.get(key)
+                if x is None or y is None:
+                    continue
+                total += 1
+                same += x == y
+                worst = max(worst, abs(x - y))
+    return total, same, worst
+
+
 # --- main -----------------------------------------------------------------------------------
 
 
@@ -242,10 +263,11 @@ def _print_breakdowns(columns: dict[str, dict[str, float]]) -> None:
     keys: list[str] = []
     for col in columns.values():
         keys += [k for k in col if k not in keys]
-    print(f"{'seconds':<36}" + "".join(f"{name:>14}" for name in columns))
+    width = max(14, *(len(name) + 2 for name in columns))
+    print(f"{'seconds':<36}" + "".join(f"{name:>{width}}" for name in columns))
     for key in keys:
         cells = "".join(
-            f"{columns[name][key]:>14.3f}" if key in columns[name] else f"{'-':>14}"
+            f"{columns[name][key]:>{width}.3f}" if key in columns[name] else f"{'-':>{width}}"
             for name in columns
         )
         print(f"{key:<36}{cells}")
@@ -255,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--phase", choices=["phases", "worker"], help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=2, help="wall-time rounds (default 2)")
-    parser.add_argument("--baseline", type=Path, help="a tree to time side by side (no cache)")
+    parser.add_argument("--baseline", type=Path, help="another tree to time side by side")
     parser.add_argument("--compare", nargs=2, type=Path, metavar="JSON")
     args = parser.parse_args(argv)
     if args.phase:
@@ -266,35 +288,41 @@ def main(argv: list[str] | None = None) -> int:
         a, b = (json.loads(p.read_text()) for p in args.compare)
         diffs = compare_reports(a, b)
         print("\n".join(diffs) if diffs else "same verdicts, numbers within rounding")
+        total, same, worst = figure_stats(a, b)
+        print(f"{total} error and bound figures: {same} identical, the others within {worst:.2g}")
         return 1 if diffs else 0
     rounds = max(1, args.rounds)
+    trees = {"": ROOT}
+    if args.baseline:
+        trees = {"before: ": args.baseline.resolve(), "": ROOT}
     with tempfile.TemporaryDirectory(prefix="check-time-") as tmp:
-        cold = Path(tmp) / "cache"
         print(f"load average before: {_load()}")
         columns: dict[str, dict[str, float]] = {}
-        if args.baseline:
-            columns["baseline"] = breakdown(args.baseline.resolve(), "off")
-        columns["cache off"] = breakdown(ROOT, "off")
-        columns["cache cold"] = breakdown(ROOT, str(cold))
-        columns["cache warm"] = breakdown(ROOT, str(cold))
+        sides: dict[str, tuple[Path, str]] = {}  # the wall-time runs: tree, cache
+        for k, (label, tree) in enumerate(trees.items()):
+            cold = str(Path(tmp) / f"cache-{k}")
+            if not (tree / "reference" / "oracles" / "jax_cache.py").exists():
+                columns[f"{label}no cache"] = breakdown(tree, "off")
+                sides[f"{label}no cache"] = (tree, "off")
+                continue
+            columns[f"{label}cache off"] = breakdown(tree, "off")
+            columns[f"{label}cache cold"] = breakdown(tree, cold)
+            columns[f"{label}cache warm"] = breakdown(tree, cold)
+            sides[f"{label}cache off"] = (tree, "off")
+            sides[f"{label}cache warm"] = (tree, cold)
         _print_breakdowns(columns)
         print(f"load average: {_load()}")
-        sides = {"cache off": "off", "cache warm": str(cold)}
-        trees = {name: ROOT for name in sides}
-        if args.baseline:
-            sides = {"baseline": "off", **sides}
-            trees["baseline"] = args.baseline.resolve()
         times: dict[str, list[float]] = {name: [] for name in sides}
         reports: dict[str, Path] = {}
         for r in range(rounds):
             order = list(sides) if r % 2 == 0 else list(sides)[::-1]
             for name in order:
-                path = Path(tmp) / f"{name.replace(' ', '-')}.json"
-                times[name].append(wall(trees[name], sides[name], path))
+                path = Path(tmp) / f"{''.join(c if c.isalnum() else '-' for c in name)}.json"
+                times[name].append(wall(*sides[name], path))
                 reports[name] = path
         print(f"default backprop-check, wall seconds, {rounds} rounds alternated:")
         for name, ts in times.items():
-            print(f"  {name:<12} " + "  ".join(f"{t:6.2f}" for t in ts))
+            print(f"  {name:<24} " + "  ".join(f"{t:6.2f}" for t in ts))
         print(f"load average after: {_load()}")
         first = json.loads(reports[next(iter(reports))].read_text())
         for name, path in reports.items():

@@ -176,11 +176,15 @@ class JaxResult(NamedTuple):
 
 # Networks this small are padded to shared shapes, so that the many small
 # architectures of a property test share a handful of compiled functions
-# (a compile costs 0.1-0.5 s, a call about 0.1 ms). Padding is exact: padded
-# units have zero weights in and out, padded samples and outputs are masked
-# out of J, so they add exact zeros to every real entry.
+# (a compile costs 0.5-1.5 s, a call about 1 ms), and choose their activations and
+# cost at run time, so that one program serves them all (benchmarks/README.md, "A check
+# in seconds"). Padding is exact: padded units have zero weights in and out, padded
+# samples and outputs are masked out of J, padded layers pass the output through,
+# so they add exact zeros to every real entry.
 _PAD_MAX_WIDTH = 64
 _PAD_MAX_SAMPLES = 256
+_PAD_MIN_DEPTH = 4
+"""Depths are padded to a power of two, this one at least: one program for depths 1 to 4."""
 
 
 def _bucket(n: int, smallest: int = 8) -> int:
@@ -190,6 +194,31 @@ def _bucket(n: int, smallest: int = 8) -> int:
 def _terms(twin: JaxCost, out_act: str) -> tuple[Callable, bool]:
     from_logits = twin.from_logits.get(out_act)
     return (from_logits, True) if from_logits is not None else (twin.term, False)
+
+
+PAD_FILL: dict[str, float] = {"softmax": -np.inf}
+"""For an output activation that is not elementwise, the pre-activation that padded output
+units take so that the real units' outputs are what they are without them: softmax's
+e^{-inf} = 0 adds nothing to a column's sum, so softmax([z; -inf]) = [softmax(z); 0], and
+-Y log softmax(Z) (cce from the logits) is unchanged on the real units likewise. With a fill
+the output layer is padded to the shared width like the others, and such networks share the
+program of their depth; one without an entry here (a fork's own) keeps its exact number of
+output units (a program per output width)."""
+
+
+def _cost_branches(costs: tuple[str, ...]) -> tuple[tuple[str, str | None], ...]:
+    """The cost terms a shared program chooses from at run time, in order: each cost's terms
+    on A (``(cost, None)``), then its terms from the logits of each output activation that
+    has them (``(cost, g)``)."""
+    plain = tuple((name, None) for name in costs)
+    fused = tuple((name, g) for name in costs for g in sorted(_twin_cost(name).from_logits))
+    return plain + fused
+
+
+def _cost_index(branches: tuple[tuple[str, str | None], ...], cost: str, out_act: str) -> int:
+    """Which of :func:`_cost_branches` computes ``cost`` after output activation ``out_act``."""
+    fused = (cost, out_act)
+    return branches.index(fused if fused in branches else (cost, None))
 
 
 # The rounding analysis runs in NumPy on the JAX model's intermediate values, after the
@@ -310,14 +339,28 @@ def _kinks_of(name: str) -> tuple[tuple[float, float, float], ...]:
     them): g' one step of eps |k| to each side (a normal number at k = 0: XLA flushes
     subnormals)."""
     kinks = NUMPY_ACTIVATIONS[name].kinks if name in NUMPY_ACTIVATIONS else ()
-    g = _twin_activation(name)
+    _twin_activation(name)
+    table = tuple(JAX_ACTIVATIONS)
     out = []
     for k in kinks:
         step = max(abs(k) * EPS, float(np.finfo(np.float64).tiny))
-        points = jnp.array([k - step, k + step])
-        left, right = np.asarray(jax.jvp(g, (points,), (jnp.ones_like(points),))[1])
+        points = np.array([k - step, k + step])
+        left, right = np.asarray(_slopes_fn(table)(np.int32(table.index(name)), points))
         out.append((float(k), float(left), float(right)))
     return tuple(out)
+
+
+@functools.cache
+def _slopes_fn(table: tuple[str, ...]) -> Callable:
+    """jit of g'(points) for g chosen at run time by index into ``table`` (one program for
+    every activation's kinks, where g' taken op by op compiles each operation apart)."""
+    gs = [_twin_activation(name) for name in table]
+
+    def run(which, points):
+        g = functools.partial(jax.lax.switch, which, gs)
+        return jax.jvp(g, (points,), (jnp.ones_like(points),))[1]
+
+    return jax.jit(run)
 
 
 def _nearest_kinks(Z: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -346,62 +389,101 @@ either way, measured at 6-5-4-1 and 16-16-16-1); at 64-64-64-1 with 256 samples 
 2.7 times as long, so larger ones keep XLA's defaults."""
 
 
+def _second_order(g: Callable, Z):
+    """(g'(Z), g''(Z)) for an elementwise g, by forward mode twice (for softmax, not
+    elementwise, the derivative along all ones, which :func:`jax_model` does not read)."""
+    return jax.jvp(lambda z: jax.jvp(g, (z,), (jnp.ones_like(z),))[1], (Z,), (jnp.ones_like(Z),))
+
+
+def _jit(fn: Callable, options: Mapping[str, object] | None) -> Callable:
+    if options and _JIT_TAKES_OPTIONS:
+        return jax.jit(fn, compiler_options=dict(options))
+    return jax.jit(fn)
+
+
+@functools.cache
+def _derivatives_fn(table: tuple[str, ...], quick: bool = False) -> Callable:
+    """jit of (g'(Z), g''(Z)) for g chosen at run time by index into ``table``: one program
+    per shape, shared by every layer of every depth (in the networks' own programs it would
+    be compiled again into each); ``quick``: compiled with :data:`_QUICK_OPTIONS`."""
+    gs = [_twin_activation(name) for name in table]
+
+    def run(which, Z):
+        return _second_order(lambda z: jax.lax.switch(which, gs, z), Z)
+
+    return _jit(run, _QUICK_OPTIONS if quick else None)
+
+
 def _compile(
     forward_layer: Callable,
     layers: int,
     cost_terms: Callable,
-    on_logits: bool,
     options: Mapping[str, object] | None = None,
+    with_derivatives: bool = True,
 ):
     """jit of J, its gradients, and what the rounding analysis reads: Z^l, A^l, the deltas
-    dZ^l and dA^l, g_l' and g_l'' at Z^l.
+    dZ^l and dA^l, g_l' and g_l'' at Z^l (None without ``with_derivatives``:
+    :func:`_derivatives_fn` gives them).
 
     ``forward_layer(l, Z, which)`` applies layer l+1's activation (``which``
-    selects it at run time on the padded path). Zeros added to every Z^l and
-    A^l make d J / d offset the deltas dZ^l and dA^l.
+    selects it at run time on the padded path). ``cost_terms(z, a, y, which_cost)`` gives
+    J's terms from the output's logits z or its activations a (``which_cost`` selects them
+    at run time on the padded path); padded entries of both are finite stand-ins, masked
+    out of J. Where ``fill`` is not NaN the output pre-activation takes its value
+    (:data:`PAD_FILL`). ``depth`` (None: ``layers``) is the network's own number of
+    layers, the last of them its output; the layers past it are fed exact zeros, their
+    results left out by selection, so they change no value and no derivative of the real
+    ones. Zeros added to every Z^l and A^l make d J / d offset the deltas dZ^l and dA^l.
     ``slopes[l]`` replaces g_l' wherever it is not NaN (:func:`fit_kinks`): there
     A^l = s (Z^l - stop_gradient(Z^l)) + stop_gradient(g_l(Z^l)), the same value with the
     derivative s.
     """
 
     def derivatives(l, Z, which):
-        """(g_l'(Z), g_l''(Z)), elementwise."""
-        g = functools.partial(forward_layer, l, which=which)
-        return jax.jvp(
-            lambda z: jax.jvp(g, (z,), (jnp.ones_like(z),))[1], (Z,), (jnp.ones_like(Z),)
-        )
+        return _second_order(functools.partial(forward_layer, l, which=which), Z)
 
-    def loss_fn(params, offZ, offA, which, X, Y, mask, m, slopes):
+    def loss_fn(params, offZ, offA, which, which_cost, fill, depth, X, Y, mask, m, slopes):
         A, As, Zs = X, [X], []
         for l in range(layers):
             W, b = params[l]
+            if depth is None:
+                live, last = True, l == layers - 1
+            else:  # layers from the depth on pass the output through, from exact zeros
+                live, last = l < depth, l == depth - 1
+                A = A if l == 0 else jnp.where(live, A, 0.0)
             Z = W @ A + b + offZ[l]
+            if fill is not None and last is not False:
+                Z = jnp.where(jnp.logical_and(last, ~jnp.isnan(fill)), fill, Z)
             A = forward_layer(l, Z, which)
             chosen = jnp.isnan(slopes[l])
             s = jnp.where(chosen, 0.0, slopes[l])
             A = jnp.where(chosen, A, s * (Z - jax.lax.stop_gradient(Z)) + jax.lax.stop_gradient(A))
             A = A + offA[l]
+            if live is True or l == 0:
+                out_z, out_a = Z, A
+            else:
+                out_z, out_a = jnp.where(last, Z, out_z), jnp.where(last, A, out_a)
             Zs.append(Z)
             As.append(A)
-        out = Z if on_logits else A
-        safe_out = jnp.where(mask, out, 0.5)  # padded entries: finite terms, masked out
+        # padded entries: finite stand-ins, masked out (padded units of a filled output keep
+        # their fill, so that a column's sum over units leaves them out)
+        pad_z = 0.5 if fill is None else jnp.where(jnp.isnan(fill), 0.5, fill)
+        safe_z, safe_a = jnp.where(mask, out_z, pad_z), jnp.where(mask, out_a, 0.5)
         safe_y = jnp.where(mask, Y, 0.5)
-        J = jnp.sum(jnp.where(mask, cost_terms(safe_out, safe_y), 0.0)) / m
+        J = jnp.sum(jnp.where(mask, cost_terms(safe_z, safe_a, safe_y, which_cost), 0.0)) / m
         return J, (Zs, As)
 
     grad_fn = jax.value_and_grad(loss_fn, argnums=(0, 1, 2), has_aux=True)
 
-    def run(params, which, X, Y, mask, m, slopes):
+    def run(params, which, which_cost, fill, depth, X, Y, mask, m, slopes):
         zeros = [jnp.zeros((W.shape[0], X.shape[1])) for W, _ in params]
         (J, (Zs, As)), (grads, dZs, dAs) = grad_fn(
-            params, zeros, zeros, which, X, Y, mask, m, slopes
+            params, zeros, zeros, which, which_cost, fill, depth, X, Y, mask, m, slopes
         )
-        derivs = [derivatives(l, Z, which) for l, Z in enumerate(Zs)]
+        derivs = [derivatives(l, Z, which) for l, Z in enumerate(Zs)] if with_derivatives else None
         return J, grads, (Zs, As[1:], dZs, dAs, derivs)
 
-    if options and _JIT_TAKES_OPTIONS:
-        return jax.jit(run, compiler_options=dict(options))
-    return jax.jit(run)
+    return _jit(run, options)
 
 
 @functools.cache
@@ -409,25 +491,47 @@ def _exact_fn(activations: tuple[str, ...], cost: str) -> Callable:
     """For larger networks: activations fixed at trace time; jit caches per shape."""
     gs = [_twin_activation(name) for name in activations]
     terms, on_logits = _terms(_twin_cost(cost), activations[-1])
-    return _compile(lambda l, Z, which=None: gs[l](Z), len(gs), terms, on_logits)
+
+    def cost_terms(z, a, y, _):
+        return terms(z if on_logits else a, y)
+
+    return _compile(lambda l, Z, which: gs[l](Z), len(gs), cost_terms)
 
 
 @functools.cache
 def _padded_fn(
-    layers: int, cost: str, out_act: str, table: tuple[str, ...], quick: bool = False
+    layers: int,
+    table: tuple[str, ...],
+    branches: tuple[tuple[str, str | None], ...],
+    quick: bool = False,
 ) -> Callable:
-    """For small networks: hidden activations chosen at run time by index into ``table``;
-    ``quick``: compiled with :data:`_QUICK_OPTIONS`."""
-    branches = [_twin_activation(name) for name in table]
-    out_g = _twin_activation(out_act)
-    terms, on_logits = _terms(_twin_cost(cost), out_act)
+    """For small networks: one program for every network of up to ``layers`` layers (its
+    own depth given at run time, ``depth``; None: exactly ``layers``), every layer's
+    activation chosen at run time by index into ``table`` (``which``), the cost's terms by
+    index into ``branches`` (:func:`_cost_branches`; ``which_cost``), the output units past
+    the real ones at :data:`PAD_FILL`'s value where ``fill`` is not NaN. ``quick``: compiled
+    with :data:`_QUICK_OPTIONS`."""
+    gs = [_twin_activation(name) for name in table]
 
-    def forward_layer(l, Z, which=None):
-        if l == layers - 1:
-            return out_g(Z)
-        return jax.lax.switch(which[l], branches, Z)
+    def on_a(term):
+        return lambda z, a, y: term(a, y)
 
-    return _compile(forward_layer, layers, terms, on_logits, _QUICK_OPTIONS if quick else None)
+    def on_z(term):
+        return lambda z, a, y: term(z, y)
+
+    terms = [
+        on_a(_twin_cost(c).term) if g is None else on_z(_twin_cost(c).from_logits[g])
+        for c, g in branches
+    ]
+
+    def forward_layer(l, Z, which):
+        return jax.lax.switch(which[l], gs, Z)
+
+    def cost_terms(z, a, y, which_cost):
+        return jax.lax.switch(which_cost, terms, z, a, y)
+
+    options = _QUICK_OPTIONS if quick else None
+    return _compile(forward_layer, layers, cost_terms, options, with_derivatives=False)
 
 
 @enable_x64()
@@ -463,28 +567,47 @@ def jax_model(
     if max(sizes) > _PAD_MAX_WIDTH or m > _PAD_MAX_SAMPLES:
         fn = _exact_fn(activations, cost)
         mask = np.ones(Y.shape, dtype=bool)
-        J, grads, inside = fn(params, None, X, Y, mask, float(m), slopes)
+        J, grads, inside = fn(params, None, None, None, None, X, Y, mask, float(m), slopes)
     else:
         width, mb = _bucket(max(sizes)), _bucket(m)
-        table = tuple(JAX_ACTIVATIONS)
+        table, branches = tuple(JAX_ACTIVATIONS), _cost_branches(tuple(JAX_COSTS))
         which = np.array([table.index(a) for a in activations], dtype=np.int32)
-        # a g that normalises each column (softmax) sees the output layer's own units only
-        out_rows = width if _elementwise(activations[-1]) else sizes[-1]
-        heights = [width] * (len(params) - 1) + [out_rows]
+        which_cost = np.int32(_cost_index(branches, cost, activations[-1]))
+        # a g that normalises each column (softmax) sees the output layer's own units only:
+        # padded units at its fill value, or none
+        out = activations[-1]
+        out_rows = width if _elementwise(out) or out in PAD_FILL else sizes[-1]
+        fill = np.full((out_rows, mb), np.nan)
+        if not _elementwise(out) and out in PAD_FILL:
+            fill[sizes[-1] :] = PAD_FILL[out]
+        # all layers width x width (the output too, but for a g without a fill): depths up to
+        # a power of two share a program, the layers past the network's own passing its output
+        # through (:func:`_compile`)
+        depth = len(params)
+        slots = _bucket(depth, _PAD_MIN_DEPTH) if out_rows == width else depth
+        heights = [width] * (depth - 1) + [out_rows]
         padded = [(_pad(W, n, width), _pad(b, n, 1)) for (W, b), n in zip(params, heights)]
+        padded += [(np.zeros((width, width)), np.zeros((width, 1)))] * (slots - depth)
+        padded_slopes = [_pad(s, n, mb, np.nan) for s, n in zip(slopes, heights)]
+        padded_slopes += [np.full((width, mb), np.nan)] * (slots - depth)
         mask = np.zeros((out_rows, mb), dtype=bool)
         mask[: sizes[-1], :m] = True
         quick = width <= _QUICK_MAX and mb <= _QUICK_MAX
-        fn = _padded_fn(len(params), cost, activations[-1], table, quick)
+        fn = _padded_fn(slots, table, branches, quick)
         J, grads, inside = fn(
             padded,
-            which,
+            np.concatenate([which, np.zeros(slots - depth, np.int32)]),
+            which_cost,
+            fill,
+            np.int32(depth) if out_rows == width else None,  # None: all of them real
             _pad(X, width, mb),
             _pad(Y, out_rows, mb),
             mask,
             float(m),
-            [_pad(s, n, mb, np.nan) for s, n in zip(slopes, heights)],
+            padded_slopes,
         )
+        second = _derivatives_fn(table, quick)
+        inside = (*inside[:4], [second(w, Z) for w, Z in zip(which, inside[0])])
 
     def cut(a, rows):
         return np.asarray(a)[:rows, :m]
