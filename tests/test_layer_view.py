@@ -88,10 +88,32 @@ def test_each_backward_mistake_is_placed(name, index):
     if expected is None:
         pytest.skip("the mistake breaks the shapes here")
     view = layer_view(bug, problem.params, problem.X, problem.Y, **problem.kwargs())
-    assert view.verdict == expected, str(view)
+    if expected == "chaining" and _zero_hidden_delta(bug, problem):
+        # A delta that is zero (up to rounding) at every sample (the upstream of a two-unit softmax sums
+        # to zero, and the mistake sums it): no change of W^{l+1} moves it, so the view
+        # cannot tell a g' of zeros from the chaining; either answer places it in that step.
+        assert view.verdict in ("chaining", "local"), str(view)
+    else:
+        assert view.verdict == expected, str(view)
     assert "the mistake is in" in str(view)
     if expected in ("local", "chaining", "parameters"):
         assert any(not s.ok for s in view.steps), str(view)
+
+
+def _zero_hidden_delta(bug, problem) -> bool:
+    """Whether some hidden layer's db (its delta, at one sample) is zero up to rounding
+    (1e-12 of the correct one's norm) at every sample tried while the correct one's is not."""
+    kw = problem.kwargs()
+    for j in range(min(MAX_SAMPLES, problem.X.shape[1])):
+        X, Y = problem.X[:, [j]], problem.Y[:, [j]]
+        mine = bug.gradients(problem.params, X, Y, **kw)
+        right = CORRECT.gradients(problem.params, X, Y, **kw)
+        if not any(
+            np.linalg.norm(m[1]) <= 1e-12 * np.linalg.norm(r[1]) and np.any(r[1])
+            for m, r in zip(mine[:-1], right[:-1])
+        ):
+            return False
+    return True
 
 
 @pytest.mark.parametrize("index", range(len(PROBLEMS)), ids=[p.name for p in PROBLEMS])
