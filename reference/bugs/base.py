@@ -8,6 +8,8 @@ written for the catalog; the oracles never use it.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 
@@ -32,7 +34,7 @@ class Correct:
     """Backprop done right: the seed's sections 10-12 with DESIGN.md's conventions."""
 
     name = "correct"
-    SUPPORTS = {"penalties": ["l2"]}
+    SUPPORTS: ClassVar[dict] = {"penalties": ["l2"]}
     """It takes the optional ``l2`` keyword (reference/inputs/scope.py)."""
     blame: tuple[str | int, str] | None = None
     """Where the checker should point: (layer, param); layer "L" is the output, "L-1" the
