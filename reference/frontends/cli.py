@@ -26,6 +26,7 @@ from ..boundary.guard import Finding
 from ..boundary.isolation import Failed, LoadFailed, Worker
 from ..boundary.loading import ImplementationError, load_impl
 from ..inputs import combinations
+from ..inputs.penalties import penalty_problems
 from ..inputs.problems import Problem, random_problem, seed_problem
 from ..inputs.scope import (
     DTYPES,
@@ -707,6 +708,13 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--min-depth", type=int, metavar="L", help="fewest layers")
     scope.add_argument("--max-depth", type=int, metavar="L", help="most layers")
     scope.add_argument(
+        "--penalties",
+        type=_names,
+        metavar="l2",
+        help="penalties the implementation takes (l2: the keyword l2=lambda of loss and "
+        "gradients); none unless declared",
+    )
+    scope.add_argument(
         "--layout",
         choices=LAYOUTS,
         help="how the implementation lays out its arrays: columns (the seed's, the default), "
@@ -958,6 +966,8 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
         problems = default_problems(args.seed, args.networks, scope if scope.declared else None)
     except ScopeError as exc:
         raise UsageError(str(exc)) from None
+    drawn = len(problems)  # the networks with an L2 penalty, where declared (penalties.py)
+    problems += penalty_problems(args.seed, scope)
     progress = Progress(len(problems), enabled=not args.quiet)
     runner = Timed(runner)  # each network's time, for the JUnit file (every --jobs worker's)
     # run_checks on --shard's slice, over --jobs workers, and --against (scaling.py)
@@ -967,7 +977,7 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
         or any(r.conventions or r.warnings for _, r in outcome["reports"])
     ):
         outcome["ok"] = False
-    outcome["out_of_scope"] = seed_combinations() + args.networks - len(problems)
+    outcome["out_of_scope"] = seed_combinations() + args.networks - drawn
     outcome["scope"] = scope.to_dict()
     outcome["times"] = dict(runner.times)
     if args.format == "github":

@@ -689,6 +689,7 @@ def render(report: Report) -> str:
     head = (
         f"{report.impl}: {'-'.join(map(str, net['sizes']))} "
         f"[{', '.join(net['activations'])}] {net['cost']}, m = {net['m']}"
+        + (f", l2 = {net['l2']:g}" if net.get("l2") else "")
     ) + ("" if report.layout == "columns" else f", {report.layout} layout")
     lines = [head]
     if report.layers:
