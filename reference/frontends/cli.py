@@ -576,7 +576,7 @@ def write_plots(runner: Any, outcome: dict[str, Any], directory: Path) -> list[P
     # The V curve: error of a central difference against its step, on the first network.
     problem = outcome["reports"][0][0]
     model = numpy_model.build(
-        problem.params, problem.X, problem.Y, problem.activations, problem.cost
+        problem.params, problem.X, problem.Y, problem.activations, problem.cost, problem.l2
     )
     _, ref = jax_gradients(problem.params, problem.X, problem.Y, **problem.kwargs())
     direction = np.random.default_rng(0).normal(size=problem.params[0][0].shape)
