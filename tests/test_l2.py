@@ -326,3 +326,19 @@ def test_backprop_check_runs_the_penalised_networks_only_where_declared(
     lams = [n["network"]["l2"] for n in data["networks"] if "l2" in n["network"]]
     assert lams == list(L2_VALUES)[:penalised]
     assert data["not_in_scope"]["undrawn"] >= 0
+
+
+def test_against_an_upstream_without_the_penalty_compares_the_rest(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "fork_l2.py").write_text(textwrap.dedent(WITH_L2))
+    (tmp_path / "upstream_plain.py").write_text(textwrap.dedent(PLAIN))
+    out, report = io.StringIO(), tmp_path / "r.json"
+    argv = ["--in-process", "--networks", "1", "--quiet", "--impl", "fork_l2", "--json"]
+    code = cli.main([*argv, str(report), "--against", "upstream_plain", *NARROW], out=out)
+    assert code == 0, out.getvalue()
+    data = json.loads(report.read_text())
+    same = [c for c in data["checks"] if c["name"] == "same as upstream_plain"]
+    skipped = [c for c in same if "does not declare the l2 penalty" in c["message"]]
+    assert len(skipped) == len(L2_VALUES)
+    assert all(c["ok"] is True for c in same if c not in skipped)
