@@ -342,3 +342,21 @@ def test_against_an_upstream_without_the_penalty_compares_the_rest(tmp_path, mon
     skipped = [c for c in same if "does not declare the l2 penalty" in c["message"]]
     assert len(skipped) == len(L2_VALUES)
     assert all(c["ok"] is True for c in same if c not in skipped)
+
+
+def test_the_penalty_widens_the_dw_rounding_bounds_only():
+    from reference.judging.penalty import PENALTY_ROUNDING, with_penalty_rounding
+
+    p = _problem(seed=2, lam=2.0)
+    kw = {"activations": p.activations, "cost": p.cost}
+    ref = jax_model(p.params, p.X, p.Y, **kw, l2=p.l2)
+    eps = np.finfo(np.float64).eps
+    wider = with_penalty_rounding(ref, p.params, p.l2, p.m, eps)
+    for (W, _), (gW, _), (rW, rb), (wW, wb) in zip(
+        p.params, ref.grads, ref.rounding, wider.rounding
+    ):
+        extra = PENALTY_ROUNDING * eps * (np.abs(p.l2 / p.m * W) + np.abs(gW))
+        np.testing.assert_allclose(wW - rW, extra, rtol=1e-12)
+        np.testing.assert_array_equal(wb, rb)
+    assert wider.loss_rounding > ref.loss_rounding
+    assert with_penalty_rounding(ref, p.params, 0.0, p.m) is ref
