@@ -225,6 +225,15 @@ def check_positive_real(value: object, name: str) -> float:
     return float(value)
 
 
+def check_l2(value: object) -> float:
+    """The L2 penalty's strength lambda: a finite real number >= 0 (booleans refused)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"l2 must be a finite number >= 0, got {_describe(value)}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"l2 must be a finite number >= 0, got {value}")
+    return float(value)
+
+
 def check_positive_int(value: object, name: str) -> int:
     """A whole number >= 1 (booleans refused)."""
     if isinstance(value, bool) or not isinstance(value, Integral):

@@ -133,6 +133,24 @@ def backward(
     return grads
 
 
+def l2_penalty(params: Params, l2: float, m: int) -> float:
+    """lambda/(2m) times the sum over layers of sum(W^l ** 2); the biases are not penalised.
+
+    The weight-decay term as Nielsen writes it ("Neural Networks and Deep Learning",
+    ch. 3, "Regularization", eq. 87: C = C_0 + lambda/(2n) sum_w w^2, n the batch size).
+    """
+    if l2 == 0.0:
+        return 0.0
+    return l2 / (2 * m) * sum(float(np.vdot(W, W)) for W, _ in params)
+
+
+def with_l2(grads: Grads, params: Params, l2: float, m: int) -> Grads:
+    """The penalty's gradient added: dJ/dW^l += (lambda/m) W^l; dJ/db^l unchanged."""
+    if l2 == 0.0:
+        return grads
+    return [(dW + (l2 / m) * W, db) for (dW, db), (W, _) in zip(grads, params)]
+
+
 def forward(params: Params, X: np.ndarray, *, activations: Sequence[str]) -> np.ndarray:
     """The network's output A^L, shape (n_L, m), for inputs X of shape (n_0, m)."""
     p = _validate.check_params(params)
@@ -142,20 +160,36 @@ def forward(params: Params, X: np.ndarray, *, activations: Sequence[str]) -> np.
 
 
 def loss(
-    params: Params, X: np.ndarray, Y: np.ndarray, *, activations: Sequence[str], cost: str
+    params: Params,
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    activations: Sequence[str],
+    cost: str,
+    l2: float = 0.0,
 ) -> float:
-    """J(params; X, Y): the named cost of the network's output against Y."""
+    """J(params; X, Y): the named cost of the network's output against Y, plus
+    :func:`l2_penalty` when ``l2`` (lambda, >= 0) is not zero."""
     p, Xc, Yc, acts, entry = _validate.check_problem(params, X, Y, activations, cost)
-    return cost_value(forward_pass(p, Xc, acts), Yc, acts, entry)
+    lam = _validate.check_l2(l2)
+    J = cost_value(forward_pass(p, Xc, acts), Yc, acts, entry)
+    return J + l2_penalty(p, lam, Xc.shape[1]) if lam else J
 
 
 def gradients(
-    params: Params, X: np.ndarray, Y: np.ndarray, *, activations: Sequence[str], cost: str
+    params: Params,
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    activations: Sequence[str],
+    cost: str,
+    l2: float = 0.0,
 ) -> Grads:
     """``[(dJ/dW^1, dJ/db^1), ..., (dJ/dW^L, dJ/db^L)]``, each the shape of its parameter.
 
     One forward pass and one backward pass (:func:`backward`), vectorized over
-    the m samples.
+    the m samples; with ``l2`` = lambda > 0, dJ/dW^l gains (lambda/m) W^l (:func:`with_l2`).
     """
     p, Xc, Yc, acts, entry = _validate.check_problem(params, X, Y, activations, cost)
-    return backward(p, forward_pass(p, Xc, acts), Yc, acts, entry)
+    lam = _validate.check_l2(l2)
+    return with_l2(backward(p, forward_pass(p, Xc, acts), Yc, acts, entry), p, lam, Xc.shape[1])

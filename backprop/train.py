@@ -25,7 +25,7 @@ from typing import NamedTuple, TextIO
 import numpy as np
 
 from . import _validate
-from .network import Grads, Params, backward, cost_value, forward_pass
+from .network import Grads, Params, backward, cost_value, forward_pass, l2_penalty, with_l2
 
 STOP_REASONS = ("max_iterations", "converged", "no_more_batches", "diverged")
 
@@ -136,6 +136,7 @@ def train(
     batches: Iterable[tuple[np.ndarray, np.ndarray]] | None = None,
     seed: int | None = None,
     progress: bool | TextIO = False,
+    l2: float = 0.0,
 ) -> TrainResult:
     """Gradient descent from ``params`` until the first stopping criterion fires.
 
@@ -149,12 +150,15 @@ def train(
     (``"diverged"``, returning the previous parameters) or if ||grad|| <
     ``tolerance`` (``"converged"``); otherwise W := W - alpha dW,
     b := b - alpha db; stop after ``max_iterations`` updates. ``progress``
-    (True for stderr, or a stream) draws a bar. Returns ``(params, history)``.
+    (True for stderr, or a stream) draws a bar. ``l2`` = lambda > 0 adds the L2 penalty
+    lambda/(2m) sum ||W^l||^2 of each batch of m columns to J and (lambda/m) W^l to dW
+    (:func:`~backprop.network.l2_penalty`). Returns ``(params, history)``.
     """
     p = _validate.check_params(params)
     acts = _validate.check_activations(activations, len(p))
     entry = _validate.check_cost(cost, acts)
     alpha = _validate.check_positive_real(learning_rate, "learning_rate")
+    lam = _validate.check_l2(l2)
     max_iterations = _validate.check_positive_int(max_iterations, "max_iterations")
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
         raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
@@ -205,9 +209,9 @@ def train(
         # reported as the stop reason, not as warnings.
         with np.errstate(over="ignore", invalid="ignore"):
             cache = forward_pass(p, Xb, acts)
-            J = cost_value(cache, Yb, acts, entry)
+            J = cost_value(cache, Yb, acts, entry) + l2_penalty(p, lam, Xb.shape[1])
             if math.isfinite(J):
-                grads = backward(p, cache, Yb, acts, entry)
+                grads = with_l2(backward(p, cache, Yb, acts, entry), p, lam, Xb.shape[1])
                 norm = _grad_norm(grads)
         if not math.isfinite(J):
             history.loss.append(J)

@@ -7,9 +7,12 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+import backprop
 from backprop import cli as train_cli
 from reference.bugs import CATALOG
 from reference.frontends import cli
+from reference.inputs.penalties import penalty_problems
+from reference.inputs.scope import Scope
 from reference.oracles.numpy_model import NUMPY_ACTIVATIONS
 
 
@@ -19,12 +22,18 @@ def check(*argv):
     return code, out.getvalue()
 
 
+def penalised(impl) -> int:
+    """How many networks with an L2 penalty the run adds for ``impl``'s declaration."""
+    return len(penalty_problems(0, Scope.read(getattr(impl, "SUPPORTS", None), "SUPPORTS")))
+
+
 def test_no_arguments_checks_the_builtin_and_passes():
     code, text = check("--networks", "2")
     assert code == 0
     assert "seed 2-3-2-1 tanh/tanh/sigmoid bce" in text and "err FD" in text
     last = text.strip().splitlines()[-1]
-    n = cli.seed_combinations() + 2  # every seed combination of the tables, and two random
+    # every seed combination of the tables, two random, and the penalised ones it declares
+    n = cli.seed_combinations() + 2 + penalised(backprop)
     assert last.startswith(f"PASS: backprop (built-in): {n}/{n} networks")
 
 
@@ -43,7 +52,8 @@ def test_quiet_prints_failures_and_the_summary_only():
 
 def test_verbose_prints_every_table_and_check():
     code, text = check("--networks", "1", "--verbose")
-    n = cli.seed_combinations() + 1  # a table per network: every seed network and one random
+    # a table per network: every seed network, one random, the penalised ones
+    n = cli.seed_combinations() + 1 + penalised(backprop)
     assert code == 0 and text.count("err FD") == n and "relu'(0)" in text
 
 
@@ -84,9 +94,8 @@ def test_json_holds_every_report(tmp_path):
         "--impl", "reference.bugs:bias_grad_mean", "--networks", "1", "--json", str(path)
     )
     data = json.loads(path.read_text())
-    assert (
-        code == 1 and data["ok"] is False and len(data["networks"]) == cli.seed_combinations() + 1
-    )
+    n = cli.seed_combinations() + 1 + penalised(CATALOG["bias_grad_mean"])
+    assert code == 1 and data["ok"] is False and len(data["networks"]) == n
     first = data["networks"][0]
     assert {"ok", "attribution", "layers", "loss", "kinks_excluded"} <= set(first)
     assert first["layers"][1]["diagnosis"].startswith("db is off by a constant factor of 1/m")

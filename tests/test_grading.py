@@ -9,7 +9,7 @@ import pytest
 
 import backprop
 import reference
-from reference.bugs import CATALOG
+from reference.bugs import CATALOG, Correct
 from reference.frontends import cli
 from reference.frontends.grading import (
     HIDDEN_SEED_VARIABLE,
@@ -248,8 +248,11 @@ def test_a_mistake_loses_points_where_the_checker_blames_it(name):
     parameters score below their maximum, and their output carries the checker's own
     diagnosis and attribution for one of the networks it fails on."""
     # random networks too: the seed's batch of 4 hides a stray 4/m
-    rubric = parse_rubric({"networks": {"random": 4}, "hidden": {"groups": []}}, "test")
     mistake = CATALOG[name]
+    # a mistake in the L2 penalty's gradient shows on penalised networks, where the rubric has them
+    penalised = type(mistake).penalty_grads is not Correct.penalty_grads
+    scope = {"scope": {"penalties": ["l2"]}} if penalised else {}
+    rubric = parse_rubric({"networks": {"random": 4}, "hidden": {"groups": []}, **scope}, "test")
     graded = grade(mistake, rubric=rubric)
     items = {i.name: i for i in graded.items}
     layer, params = _layer(mistake.blame, rubric.depth)

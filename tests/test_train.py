@@ -143,6 +143,7 @@ def test_documented_defaults():
         "batches": None,
         "seed": None,
         "progress": False,
+        "l2": 0.0,
     }
 
 

@@ -377,24 +377,28 @@ class Guarded:
 
     # -- the protocol -------------------------------------------------------------------------
 
-    def loss(self, params: Params, X: np.ndarray, Y: np.ndarray, *, activations, cost) -> float:
-        """J(params; X, Y) from the implementation, as a float."""
+    def loss(
+        self, params: Params, X: np.ndarray, Y: np.ndarray, *, activations, cost, l2: float = 0.0
+    ) -> float:
+        """J(params; X, Y) from the implementation, as a float; ``l2`` is passed only when
+        not 0 (code without the keyword is never called with it)."""
         return self._call(
             "loss",
             (params, X, Y),
-            {"activations": list(activations), "cost": cost},
+            _keywords(activations, cost, l2),
             lambda value: as_loss(value),
             _network(params, X, activations, cost),
         )
 
     def gradients(
-        self, params: Params, X: np.ndarray, Y: np.ndarray, *, activations, cost
+        self, params: Params, X: np.ndarray, Y: np.ndarray, *, activations, cost, l2: float = 0.0
     ) -> Params:
-        """``[(dJ/dW^l, dJ/db^l)]`` from the implementation, float64, shapes checked."""
+        """``[(dJ/dW^l, dJ/db^l)]`` from the implementation, float64, shapes checked; ``l2``
+        as in :meth:`loss`."""
         return self._call(
             "gradients",
             (params, X, Y),
-            {"activations": list(activations), "cost": cost},
+            _keywords(activations, cost, l2),
             lambda value: as_gradients(value, params),
             _network(params, X, activations, cost),
         )
@@ -616,6 +620,14 @@ def _difference(first: Any, second: Any) -> float:
         denom = float(np.linalg.norm(a) + np.linalg.norm(b))
         err = float(np.linalg.norm(a - b)) / max(denom, np.finfo(np.float64).tiny)
     return err if np.isfinite(err) else float("inf")
+
+
+def _keywords(activations, cost, l2: float) -> dict[str, Any]:
+    """The protocol's keywords for ``loss`` and ``gradients``: ``l2`` only when not 0."""
+    out: dict[str, Any] = {"activations": list(activations), "cost": cost}
+    if l2:
+        out["l2"] = float(l2)
+    return out
 
 
 def _network(params, X, activations, cost) -> str:

@@ -97,20 +97,23 @@ class Adapter:
 
     # -- the seed's protocol ------------------------------------------------------------------
 
-    def loss(self, params: Params, X: np.ndarray, Y: np.ndarray, *, activations, cost) -> Any:
-        """J from the user's ``loss`` (the guard makes it a float)."""
+    def loss(
+        self, params: Params, X: np.ndarray, Y: np.ndarray, *, activations, cost, **penalty
+    ) -> Any:
+        """J from the user's ``loss`` (the guard makes it a float); ``penalty``: ``l2`` when
+        the guard passes it, handed on as it is."""
         return self.user.loss(
             self.params_in(params), self.data_in(X), self.data_in(Y),
-            activations=activations, cost=cost,
+            activations=activations, cost=cost, **penalty,
         )  # fmt: skip
 
     def gradients(
-        self, params: Params, X: np.ndarray, Y: np.ndarray, *, activations, cost
+        self, params: Params, X: np.ndarray, Y: np.ndarray, *, activations, cost, **penalty
     ) -> Params:
         """``[(dW^l (n_l, n_(l-1)), db^l (n_l, 1))]`` from the user's ``gradients``."""
         raw = self.user.gradients(
             self.params_in(params), self.data_in(X), self.data_in(Y),
-            activations=activations, cost=cost,
+            activations=activations, cost=cost, **penalty,
         )  # fmt: skip
         return self.grads_out(raw, params, "d")
 
@@ -308,6 +311,13 @@ def _as_dict(params: Params, prefix: str) -> dict[str, np.ndarray]:
     }
 
 
+def _per_sample(penalty: dict[str, Any], m: int) -> dict[str, Any]:
+    """The penalty keyword for one sample's call: ``l2`` / m. A sample's penalty is then
+    (lambda/m)/2 ||W||^2 and its gradient (lambda/m) W, and their mean over the m samples
+    is the batch's lambda/(2m) ||W||^2 and (lambda/m) W."""
+    return {k: v / m for k, v in penalty.items()}
+
+
 class Samples(Adapter):
     """``loss``, ``gradients`` and ``forward`` of one sample, x (n_0, 1) and y (n_L, 1): the
     adapter calls them once per column and takes the batch's mean, the protocol's J being
@@ -316,13 +326,17 @@ class Samples(Adapter):
 
     layout = "samples"
 
-    def loss(self, params: Params, X: np.ndarray, Y: np.ndarray, *, activations, cost) -> float:
+    def loss(
+        self, params: Params, X: np.ndarray, Y: np.ndarray, *, activations, cost, **penalty
+    ) -> float:
         m = X.shape[1]
         terms = []
+        per_sample = _per_sample(penalty, m)
         for s in range(m):
             raw = self.user.loss(
-                params, X[:, s : s + 1], Y[:, s : s + 1], activations=list(activations), cost=cost
-            )
+                params, X[:, s : s + 1], Y[:, s : s + 1], activations=list(activations),
+                cost=cost, **per_sample,
+            )  # fmt: skip
             a = _array(raw, f"a loss for sample {s + 1} of {m}")
             if a.size != 1:
                 raise StructureError(
@@ -336,14 +350,16 @@ class Samples(Adapter):
             return sum(terms) / m
 
     def gradients(
-        self, params: Params, X: np.ndarray, Y: np.ndarray, *, activations, cost
+        self, params: Params, X: np.ndarray, Y: np.ndarray, *, activations, cost, **penalty
     ) -> Params:
         m = X.shape[1]
         per_sample = []
+        each = _per_sample(penalty, m)
         for s in range(m):
             raw = self.user.gradients(
-                params, X[:, s : s + 1], Y[:, s : s + 1], activations=list(activations), cost=cost
-            )
+                params, X[:, s : s + 1], Y[:, s : s + 1], activations=list(activations),
+                cost=cost, **each,
+            )  # fmt: skip
             try:
                 per_sample.append(_pairs(raw, params, "d", self.layout))
             except StructureError as exc:

@@ -8,6 +8,8 @@ written for the catalog; the oracles never use it.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 
@@ -32,6 +34,8 @@ class Correct:
     """Backprop done right: the seed's sections 10-12 with DESIGN.md's conventions."""
 
     name = "correct"
+    SUPPORTS: ClassVar[dict] = {"penalties": ["l2"]}
+    """It takes the optional ``l2`` keyword (reference/inputs/scope.py)."""
     blame: tuple[str | int, str] | None = None
     """Where the checker should point: (layer, param); layer "L" is the output, "L-1" the
     layer below it; param "W", "b" or "delta" (both). None: not a one-place mistake."""
@@ -127,19 +131,30 @@ class Correct:
     def bias_grad(self, dZ):
         return dZ.sum(axis=1, keepdims=True)
 
+    # --- the L2 penalty -----------------------------------------------------
+    def penalty_value(self, params, l2, m):
+        """lambda/(2m) sum_l sum(W^l ** 2), biases excluded (Nielsen, "Neural Networks and
+        Deep Learning", ch. 3, "Regularization", eq. 87)."""
+        return l2 / (2 * m) * sum(float(np.sum(W**2)) for W, _ in params)
+
+    def penalty_grads(self, grads, params, l2, m):
+        """dW^l += (lambda/m) W^l; db^l unchanged."""
+        return [(dW + l2 / m * W, db) for (dW, db), (W, _) in zip(grads, params)]
+
     def finish(self, grads, params, activations):
         """A hook on the finished list (the correct code returns it as it is)."""
         return grads
 
     # --- the protocol -------------------------------------------------------
-    def loss(self, params, X, Y, *, activations, cost):
+    def loss(self, params, X, Y, *, activations, cost, l2=0.0):
         Zs, As = self.run_forward(params, X, activations)
-        return self.cost_value(cost, Zs[-1], As[-1], Y, activations[-1])
+        J = self.cost_value(cost, Zs[-1], As[-1], Y, activations[-1])
+        return J + self.penalty_value(params, l2, X.shape[1]) if l2 else J
 
     def forward(self, params, X, *, activations):
         return self.run_forward(params, X, activations)[1][-1]
 
-    def gradients(self, params, X, Y, *, activations, cost):
+    def gradients(self, params, X, Y, *, activations, cost, l2=0.0):
         Zs, As = self.run_forward(params, X, activations)
         L = len(params)
         grads = [None] * L
@@ -151,6 +166,8 @@ class Correct:
                 dZ = self.hidden_delta(
                     params[l - 1][0], dZ, dW, Zs[l - 2], As[l - 1], activations[l - 2]
                 )
+        if l2:
+            grads = self.penalty_grads(grads, params, l2, X.shape[1])
         return self.finish(grads, params, activations)
 
     def update(self, params, grads, learning_rate):

@@ -196,8 +196,8 @@ class Db1TimesFourOverM(Correct):
     blame = (1, "b")
     caught_by = ("fd", "jax")
 
-    def gradients(self, params, X, Y, *, activations, cost):
-        grads = super().gradients(params, X, Y, activations=activations, cost=cost)
+    def gradients(self, params, X, Y, *, activations, cost, l2=0.0):
+        grads = super().gradients(params, X, Y, activations=activations, cost=cost, l2=l2)
         grads[0] = (grads[0][0], grads[0][1] * 4 / X.shape[1])
         return grads
 
@@ -271,8 +271,8 @@ class UpdatesInsideBackward(Correct):
     name = "updates_inside_backward"
     caught_by = ("purity",)
 
-    def gradients(self, params, X, Y, *, activations, cost):
-        grads = super().gradients(params, X, Y, activations=activations, cost=cost)
+    def gradients(self, params, X, Y, *, activations, cost, l2=0.0):
+        grads = super().gradients(params, X, Y, activations=activations, cost=cost, l2=l2)
         for (W, b), (dW, db) in zip(params, grads):
             W -= 0.1 * dW
             b -= 0.1 * db
@@ -292,8 +292,8 @@ class AccumulatingGradients(Correct):
     def __init__(self) -> None:
         self.buffer: dict = {}
 
-    def gradients(self, params, X, Y, *, activations, cost):
-        grads = super().gradients(params, X, Y, activations=activations, cost=cost)
+    def gradients(self, params, X, Y, *, activations, cost, l2=0.0):
+        grads = super().gradients(params, X, Y, activations=activations, cost=cost, l2=l2)
         key = (*(W.shape for W, _ in params), X.shape[1])
         if key in self.buffer:
             grads = [(dW + bW, db + bb) for (dW, db), (bW, bb) in zip(grads, self.buffer[key])]
@@ -488,6 +488,38 @@ class SoftmaxWithoutShift(Correct):
             return float(-np.sum(Y * log_a)) / Y.shape[1]
 
 
+class PenaltyOnBiases(Correct):
+    """The L2 penalty's gradient applied to the biases too, which the penalty (a sum over
+    the weights alone) leaves out; the loss is right::
+
+        - (dW + lambda / m * W, db)
+        + (dW + lambda / m * W, db + lambda / m * b)
+    """
+
+    name = "penalty_on_biases"
+    blame = ("L", "b")
+    caught_by = ("fd", "jax")
+
+    def penalty_grads(self, grads, params, l2, m):
+        return [(dW + l2 / m * W, db + l2 / m * b) for (dW, db), (W, b) in zip(grads, params)]
+
+
+class PenaltyMissingOneOverM(Correct):
+    """The L2 penalty's gradient without its 1/m: lambda W where lambda/(2m) sum W^2 gives
+    (lambda/m) W; the loss is right::
+
+        - dW + lambda / m * W
+        + dW + lambda * W
+    """
+
+    name = "penalty_missing_1_over_m"
+    blame = ("L", "W")
+    caught_by = ("fd", "jax")
+
+    def penalty_grads(self, grads, params, l2, m):
+        return [(dW + l2 * W, db) for (dW, db), (W, _) in zip(grads, params)]
+
+
 MISTAKES: list[type[Correct]] = [
     MissingTranspose, SigmoidGradOfZ, TanhGradWrongCache, ReluMaskFromA, DeltaUsesDW,
     DeltaSkipsW, MissingOneOverM, DoubleOneOverM, BiasGradMean, BiasGradWrongAxis,
@@ -495,5 +527,6 @@ MISTAKES: list[type[Correct]] = [
     SignFlipped, UpdatesInsideBackward, AccumulatingGradients, UpdateWrongSign,
     UpdateSkipsBiases, SigmoidTwice, BiasUnused, UnstableBCE, ReluGradZeroAtZero,
     LossWithoutHalf, LeakySlopeWrongSide, SoftmaxGradElementwise, SoftmaxWithoutShift,
+    PenaltyOnBiases, PenaltyMissingOneOverM,
 ]  # fmt: skip
 """Every catalogued mistake, in the order the detection matrix lists them."""

@@ -3,8 +3,8 @@
 :func:`detection_matrix` checks each mistake on :func:`detection_problems`
 (the seed's network with a bce and an mse head, a fully square network, a deeper
 non-square one, the seed's network with softmax and identity heads and leaky relu
-layers) with :func:`reference.check_gradients` and every check of
-:mod:`reference.judging.checks`, and returns one :class:`Detection` per mistake.
+layers, and two networks with an L2 penalty) with :func:`reference.check_gradients` and
+every check of :mod:`reference.judging.checks`, and returns one :class:`Detection` per mistake.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ def detection_problems() -> list[Problem]:
     ]
     Xd = rng.normal(size=(4, 3))
     Yd = rng.uniform(size=(1, 3))
+    penalised = seed_problem(("tanh", "tanh", "sigmoid"), "bce")
+    penalised.l2, penalised.name = 0.5, penalised.name + ", l2 = 0.5"
     return [
         seed_problem(("tanh", "tanh", "sigmoid"), "bce"),
         seed_problem(("relu", "tanh", "sigmoid"), "mse"),
@@ -49,6 +51,9 @@ def detection_problems() -> list[Problem]:
         seed_problem(("leaky_relu", "tanh", "softmax"), "mse"),
         seed_problem(("tanh", "leaky_relu", "softmax"), "cce"),
         seed_problem(("tanh", "leaky_relu", "identity"), "mse"),
+        penalised,
+        Problem(square, Xs, Ys, square_acts, "mse", name="square 3-3-3-3 mse, l2 = 2",
+                l2=2.0),
     ]  # fmt: skip
 
 

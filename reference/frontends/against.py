@@ -235,6 +235,11 @@ def run_against(
     spec = args.against
     names = (args.impl, spec)
     up = upstream_runner(spec, bool(getattr(args, "in_process", False)), args.timeout)
+    # networks with an L2 penalty only where the upstream declares it too (never called with l2)
+    declared = getattr(up, "declared", None)
+    takes_l2 = declared is not None and declared.admits_penalty("l2")
+    skipped = [p for p in problems if p.l2 and not takes_l2]
+    problems = [p for p in problems if not p.l2 or takes_l2]
     try:
         many = spread(up)
         try:
@@ -253,6 +258,11 @@ def run_against(
     if isinstance(numbers_theirs, Failed):
         numbers_theirs = [numbers_theirs.finding.describe()] * len(problems)
     found = compare_outcomes(outcome, theirs, numbers_mine, numbers_theirs, problems, names)
+    found += [
+        (p.name, checks.CheckResult(f"same as {spec}", None,
+                                    f"not compared: {spec} does not declare the l2 penalty"))
+        for p in skipped
+    ]  # fmt: skip
     outcome["checks"].extend(found)
     outcome["ok"] = outcome["ok"] and not any(c.is_error for _, c in found)
     return outcome

@@ -26,6 +26,7 @@ from ..boundary.guard import Finding
 from ..boundary.isolation import Failed, LoadFailed, Worker
 from ..boundary.loading import ImplementationError, load_impl
 from ..inputs import combinations
+from ..inputs.penalties import penalty_problems
 from ..inputs.problems import Problem, random_problem, seed_problem
 from ..inputs.scope import (
     DTYPES,
@@ -589,7 +590,7 @@ def write_plots(runner: Any, outcome: dict[str, Any], directory: Path) -> list[P
     # The V curve: error of a central difference against its step, on the first network.
     problem = outcome["reports"][0][0]
     model = numpy_model.build(
-        problem.params, problem.X, problem.Y, problem.activations, problem.cost
+        problem.params, problem.X, problem.Y, problem.activations, problem.cost, problem.l2
     )
     _, ref = jax_gradients(problem.params, problem.X, problem.Y, **problem.kwargs())
     direction = np.random.default_rng(0).normal(size=problem.params[0][0].shape)
@@ -720,6 +721,13 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--outputs", type=_widths, metavar="N,M", help="output widths n_L")
     scope.add_argument("--min-depth", type=int, metavar="L", help="fewest layers")
     scope.add_argument("--max-depth", type=int, metavar="L", help="most layers")
+    scope.add_argument(
+        "--penalties",
+        type=_names,
+        metavar="l2",
+        help="penalties the implementation takes (l2: the keyword l2=lambda of loss and "
+        "gradients); none unless declared",
+    )
     scope.add_argument(
         "--layout",
         choices=LAYOUTS,
@@ -994,6 +1002,7 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
         )
     except ScopeError as exc:
         raise UsageError(str(exc)) from None
+    problems.extra = penalty_problems(args.seed, scope)  # L2-penalised, where declared
     progress = streaming.progress_for(args, len(problems))
     runner = Timed(runner)  # each network's time, for the JUnit file (every --jobs worker's)
     head = provenance(args, build_parser()) if args.json else None

@@ -160,14 +160,16 @@ def hidden_seed_from(value: int | None, environ: Mapping[str, str] | None = None
 def public_problems(rubric: Rubric) -> list[Problem]:
     """The rubric's public networks: the seed network's activation/cost combinations (all
     of them, or its own only) when ``depth`` is 3, then ``random`` random networks, every
-    one ``depth`` layers deep and inside the rubric's scope."""
+    one ``depth`` layers deep and inside the rubric's scope, and the networks with an L2
+    penalty where the rubric's ``[scope]`` has ``penalties = ["l2"]``."""
+    from ..inputs.penalties import penalty_problems
     from .cli import default_problems
 
     problems = default_problems(rubric.seed, rubric.random, rubric.graded_scope)
     if not rubric.combinations:
         combos = [p for p in problems if p.name.startswith("seed ")]
         problems = combos[:1] + [p for p in problems if not p.name.startswith("seed ")]
-    return problems
+    return problems + penalty_problems(rubric.seed, rubric.graded_scope)
 
 
 def hidden_problems(rubric: Rubric, seed: int) -> list[tuple[HiddenGroup, list[Problem]]]:

@@ -107,6 +107,7 @@ def report_html(report: Report) -> str:
     head = (
         f"{report.impl}: {'-'.join(map(str, net.get('sizes', [])))} "
         f"[{', '.join(net.get('activations', []))}] {net.get('cost', '')}, m = {net.get('m')}"
+        + (f", l2 = {net['l2']:g}" if net.get("l2") else "")
     ) + ("" if report.layout == "columns" else f", {report.layout} layout")
     parts = [
         '<div class="bp-report" style="font-family:sans-serif;font-size:13px">',

@@ -30,7 +30,7 @@ _NETWORKS = ("seed", "random", "depth", "combinations")
 _POINTS = ("W", "b", "loss", "checks", "check")
 _HIDDEN = ("visibility", "groups")
 _GROUP = ("name", "networks", "points", "visibility")
-_SCOPE = ("activations", "output_activations", "costs", "outputs")
+_SCOPE = ("activations", "output_activations", "costs", "outputs", "penalties")
 
 
 class RubricError(ValueError):

@@ -78,6 +78,9 @@ class ProblemStream:
             raise ValueError(f"networks must be an int >= 0, got {networks!r}")
         self.seed, self.networks, self.scope, self.k, self.n = seed, networks, scope, k, n
         self.seeds = default_problems(seed, 0, scope)
+        self.extra: list[Problem] = []
+        """Networks checked after the random ones (the L2-penalised ones where the scope
+        declares the penalty: ``reference/inputs/penalties.py``)."""
         first = self.seeds[0].name if self.seeds else "random #1"
         self.first_name = first
         """The first network of the whole (unsharded) run: the one run_checks gives the
@@ -92,12 +95,13 @@ class ProblemStream:
                 yield random_problem(rng, depth=(1, 4), width=(1, 6), samples=(2, 6), name=name)
             else:
                 yield random_problem_in(rng, self.scope, name=name)
+        yield from self.extra
 
     def __iter__(self) -> Iterator[Problem]:
         return itertools.islice(self._all(), self.k - 1, None, self.n)
 
     def __len__(self) -> int:
-        return len(range(self.k - 1, len(self.seeds) + self.networks, self.n))
+        return len(range(self.k - 1, len(self.seeds) + self.networks + len(self.extra), self.n))
 
     def shard(self, k: int, n: int) -> ProblemStream:
         """The K-th of ``n`` disjoint slices (``k`` from 1): every ``n``-th network, from

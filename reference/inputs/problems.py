@@ -57,6 +57,10 @@ class Problem:
     cost: str
     name: str = ""
     tags: dict[str, object] = field(default_factory=dict)
+    l2: float = 0.0
+    """The L2 penalty's lambda (J gains lambda/(2m) sum_l ||W^l||^2); 0 for none. Passed to
+    the implementation as the ``l2`` keyword only when not 0, so code without the keyword is
+    never called with it."""
 
     @property
     def sizes(self) -> list[int]:
@@ -67,13 +71,17 @@ class Problem:
         return self.X.shape[1]
 
     def kwargs(self) -> dict[str, object]:
-        """``activations`` and ``cost`` as the protocol's keyword arguments."""
-        return {"activations": list(self.activations), "cost": self.cost}
+        """``activations`` and ``cost`` as the protocol's keyword arguments, and ``l2``
+        when the problem has a penalty."""
+        out: dict[str, object] = {"activations": list(self.activations), "cost": self.cost}
+        if self.l2:
+            out["l2"] = self.l2
+        return out
 
     def describe(self) -> str:
         return (
             f"{'-'.join(map(str, self.sizes))} [{', '.join(self.activations)}] "
-            f"{self.cost}, m = {self.m}"
+            f"{self.cost}, m = {self.m}" + (f", l2 = {self.l2:g}" if self.l2 else "")
         )
 
 

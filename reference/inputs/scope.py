@@ -13,16 +13,20 @@ An implementation declares its scope in any of three places, with one meaning
           "max_depth": 3,                      # layers L (also "min_depth")
           "layout": "columns",                 # how its arrays are laid out (LAYOUTS)
           "dtype": "float64",                  # the precision it computes in (DTYPES)
+          "penalties": ["l2"],                 # the optional l2 keyword (PENALTIES)
       }
 
 - a ``[tool.backprop-check]`` table in the ``pyproject.toml`` of the directory
   the check runs from, with the same keys;
 - ``backprop-check`` flags (``--activations``, ``--output-activations``,
-  ``--costs``, ``--outputs``, ``--min-depth``, ``--max-depth``).
+  ``--costs``, ``--outputs``, ``--min-depth``, ``--max-depth``, ``--penalties``).
 
-A key left out admits everything. Where several places give the same key, the
-flags win over the pyproject table, which wins over the module. Networks outside
-the scope are never generated; the report counts them as not in scope.
+A key left out admits everything, except ``penalties``: a penalty is an extra the seed's
+protocol does not have, so networks with one are drawn only for an implementation that
+declares it (and one that does not is never called with its keyword). Where several
+places give the same key, the flags win over the pyproject table, which wins over the
+module. Networks outside the scope are never generated; the report counts them as not in
+scope.
 """
 
 from __future__ import annotations
@@ -45,8 +49,13 @@ KEYS = (
     "max_depth",
     "layout",
     "dtype",
+    "penalties",
 )
 """The keys a declaration may hold."""
+
+PENALTIES = ("l2",)
+"""The penalties an implementation may declare: ``l2`` is lambda/(2m) sum_l ||W^l||^2,
+passed as the keyword ``l2=lambda`` of ``loss`` and ``gradients`` (DESIGN.md's protocol)."""
 
 LAYOUTS = ("columns", "rows", "dicts", "samples")
 """How an implementation's arrays may be laid out: ``columns`` is the seed's (samples as
@@ -74,6 +83,8 @@ class Scope:
     max_depth: int | None = None
     layout: str | None = None
     dtype: str | None = None
+    penalties: frozenset[str] | None = None
+    """None (not declared) admits no penalty, unlike every other key."""
 
     @classmethod
     def read(cls, declared: Mapping[str, Any] | None, where: str) -> Scope:
@@ -104,6 +115,13 @@ class Scope:
                         f"{where}: {key} must be one of {', '.join(allowed)}, got {value!r}"
                     )
                 values[key] = value
+            elif key == "penalties":
+                items = _items(value, where, key)
+                unknown = [n for n in items if n not in PENALTIES]
+                if unknown:
+                    raise ScopeError(f"{where}: penalties must name some of "
+                                     f"{', '.join(PENALTIES)}, got {value!r}")  # fmt: skip
+                values[key] = frozenset(items)
             elif key == "outputs":
                 items = _items(value, where, key)
                 if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1
@@ -127,15 +145,22 @@ class Scope:
 
     @property
     def declared(self) -> bool:
-        """Whether anything limits which networks are drawn (layout and dtype do not)."""
+        """Whether anything limits which networks are drawn (layout and dtype do not, nor
+        penalties, which add networks: :meth:`admits_penalty`)."""
         return any(
             getattr(self, f.name) is not None for f in fields(self)
-            if f.name not in ("layout", "dtype")
+            if f.name not in ("layout", "dtype", "penalties")
         )  # fmt: skip
+
+    def admits_penalty(self, name: str = "l2") -> bool:
+        """Whether the implementation declared penalty ``name`` (none is admitted undeclared)."""
+        return self.penalties is not None and name in self.penalties
 
     def why_not(self, problem: Problem) -> str | None:
         """Why ``problem`` is outside the scope, or None when it is inside."""
         acts, L = problem.activations, len(problem.params)
+        if problem.l2 and not self.admits_penalty("l2"):
+            return "an l2 penalty (not declared: SUPPORTS['penalties'])"
         if self.min_depth is not None and L < self.min_depth:
             return f"{L} layers, fewer than min_depth {self.min_depth}"
         if self.max_depth is not None and L > self.max_depth:

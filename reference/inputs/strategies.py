@@ -183,6 +183,9 @@ def problems(
     max_scale: float = 4.0,
     relu_margin: float = 1e-3,
     scope: Scope | None = None,
+    penalty: bool | None = None,
+    min_l2: float = 1e-2,
+    max_l2: float = 10.0,
 ) -> Problem:
     """A network, its data and its cost, ready for :func:`reference.check_gradients`.
 
@@ -193,6 +196,11 @@ def problems(
       sigmoid and tanh.
     - ``relu_margin``: every relu pre-activation ends at least this far from 0.
     - ``scope``: passed to the default ``architecture`` (give an explicit one its own).
+    - ``penalty``: whether the problem has an L2 penalty (``Problem.l2`` > 0): None (the
+      default) draws one in about half the examples when ``scope`` declares ``l2`` in its
+      penalties, and never otherwise; True always (hypothesis' ``InvalidArgument`` when the
+      ``scope`` given does not declare it); False never.
+    - ``min_l2``, ``max_l2``: the range lambda is drawn from, log-uniform, > 0.
 
     X is drawn in [-2, 2]; Y in [0, 1] for ``bce``, one-hot by columns for ``cce`` and a
     softmax output, [-2, 2] otherwise for ``mse``.
@@ -201,6 +209,17 @@ def problems(
     _check_range("scale", min_scale, max_scale, 1e-12)
     if not isinstance(relu_margin, (int, float)) or not 0 <= relu_margin < 1:
         raise ValueError(f"relu_margin must be in [0, 1), got {relu_margin!r}")
+    if penalty is not None and not isinstance(penalty, bool):
+        raise InvalidArgument(f"penalty must be True, False or None, got {penalty!r}")
+    _check_range("l2", min_l2, max_l2, 0.0)
+    if min_l2 <= 0:
+        raise InvalidArgument(f"min_l2 must be > 0 (penalty=False draws none), got {min_l2}")
+    declared = scope is not None and scope.admits_penalty("l2")
+    if penalty and scope is not None and not declared:
+        raise InvalidArgument(
+            f"penalty=True, but the scope {scope.describe()} does not declare the l2 penalty "
+            "(SUPPORTS['penalties'])"
+        )
     arch = draw(architecture if architecture is not None else architectures(scope=scope))
     m = draw(st.integers(min_samples, max_samples))
     scale = float(np.exp(draw(st.floats(np.log(min_scale), np.log(max_scale)))))
@@ -217,8 +236,11 @@ def problems(
         Y = draw(_arrays((arch.sizes[-1], m), _PROBABILITIES if arch.cost == "bce" else _INPUTS))
     if relu_margin > 0:
         params = with_relu_margin(params, X, arch.activations, relu_margin)
+    l2 = 0.0
+    if penalty or (penalty is None and declared and draw(st.booleans())):
+        l2 = float(np.exp(draw(st.floats(np.log(min_l2), np.log(max_l2)))))
     return Problem(params, X, Y, list(arch.activations), arch.cost, name="hypothesis",
-                   tags={"scale": scale})  # fmt: skip
+                   tags={"scale": scale}, l2=l2)  # fmt: skip
 
 
 def pre_activations(

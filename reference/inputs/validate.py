@@ -145,3 +145,13 @@ def validate_problem(
                 f"got column {s} = {Y[:, s].tolist()}"
             )
     return checked, X, Y, acts, cost
+
+
+def validate_l2(l2: Any) -> float:
+    """The L2 penalty's lambda as a float: a finite real number >= 0 (a TypeError for anything
+    else than a number, :class:`ProblemError` for a negative or non-finite one)."""
+    if isinstance(l2, bool) or not isinstance(l2, (int, float, np.integer, np.floating)):
+        raise TypeError(f"l2 must be a finite number >= 0, got {type(l2).__name__} {l2!r}")
+    if not (np.isfinite(l2) and l2 >= 0):
+        raise ProblemError(f"l2 must be a finite number >= 0, got {l2!r}")
+    return float(l2)

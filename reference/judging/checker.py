@@ -36,10 +36,11 @@ import numpy as np
 
 from ..boundary.guard import Finding, Guarded, ImplementationFailed, guard
 from ..boundary.layouts import describe_param
-from ..inputs.validate import validate_problem
+from ..inputs.validate import validate_l2, validate_problem
 from ..oracles import finite_diff
 from ..oracles.numpy_model import MissingTwinError
 from . import diagnosis, precision
+from .penalty import penalty_blame, with_penalty_rounding
 
 if TYPE_CHECKING:  # the JAX model (and JAX) are imported by the first check, not with this module
     from ..oracles.jax_model import JaxResult
@@ -219,6 +220,7 @@ def check_gradients(
     fd: str = "auto",
     dtype: str | None = None,
     layer_view: bool = False,
+    l2: float = 0.0,
 ) -> Report:
     """Check ``impl.gradients`` (and ``impl.loss``) on one problem; returns a :class:`Report`.
 
@@ -227,6 +229,10 @@ def check_gradients(
     ``"model"`` (differentiate the formulas), ``"directional"`` (two random
     directions per layer and parameter, for networks too large for every entry;
     then ``error_fd`` compares projections), or ``"none"`` (JAX only).
+
+    ``l2``: the L2 penalty's lambda (J gains lambda/(2m) sum_l ||W^l||^2, biases excluded),
+    passed to the implementation as the keyword ``l2`` when not 0; the oracles add the same
+    penalty (:mod:`reference.judging.penalty`).
 
     ``dtype`` (``"float32"``, ``"float16"``): give the implementation its arrays in that
     precision and judge it at that precision's unit roundoff; an implementation whose
@@ -251,6 +257,7 @@ def check_gradients(
             f"fd must be 'auto', 'calls', 'model', 'directional' or 'none', got {fd!r}"
         )
     params, X, Y, acts, cost = validate_problem(params, X, Y, activations, cost)
+    l2 = validate_l2(l2)
     guarded = guard(impl)
     asked = precision.requested(guarded, precision.check_dtype(dtype))
     if asked is not None:  # the oracles judge the values the implementation is given
@@ -261,11 +268,13 @@ def check_gradients(
         "cost": cost,
         "m": X.shape[1],
     }
+    if l2:
+        network["l2"] = l2
     seen = len(guarded.impurities), len(guarded.inconsistencies)
     try:
-        grads, impl_loss, seen_in = _implementation_numbers(guarded, params, X, Y, acts, cost)
+        grads, impl_loss, seen_in = _implementation_numbers(guarded, params, X, Y, acts, cost, l2)
         judged = precision.lowest_precision(asked or "float64", seen_in)
-        refs = _references(guarded, params, X, Y, acts, cost, fd, impl_loss, grads, judged)
+        refs = _references(guarded, params, X, Y, acts, cost, fd, impl_loss, grads, judged, l2)
     except ImplementationFailed as failed:
         return failed_report(failed.finding, network, guarded.name)
     conventions: list[str] = []
@@ -290,6 +299,9 @@ def check_gradients(
         loss_ok = _saturation(impl_loss, loss_info, loss_ok, checks, params, X, Y, acts, warnings)
     attribution = _attribute(checks, loss_ok)
     blame, summary = _blame(checks, grads, refs.jax, len(params), X.shape[1], loss_ok, loss_info)
+    named = penalty_blame(checks, grads, refs.jax, params, l2, X.shape[1]) if loss_ok else None
+    if named is not None:  # a mistake in the L2 penalty's gradient (penalty.py)
+        blame, summary = named
     summary += _not_elementwise_hint(summary, acts[-1], params[-1][0].shape[0])
     if attribution == "none" and warnings:  # passed, but not clean: say what was let through
         excused = [c for c in checks if c.diagnosis == SATURATED_ROW]
@@ -342,13 +354,13 @@ def check_gradients(
 
 
 def _implementation_numbers(
-    guarded: Guarded, params, X, Y, acts: list[str], cost: str
+    guarded: Guarded, params, X, Y, acts: list[str], cost: str, l2: float = 0.0
 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], float, str]:
     """Step 1: the implementation's gradients and loss, through the boundary, and the lowest
     precision they came back in."""
-    grads = guarded.gradients(params, X, Y, activations=acts, cost=cost)
+    grads = guarded.gradients(params, X, Y, activations=acts, cost=cost, l2=l2)
     seen_in = guarded.last_precision
-    loss = guarded.loss(params, X, Y, activations=acts, cost=cost)
+    loss = guarded.loss(params, X, Y, activations=acts, cost=cost, l2=l2)
     return grads, loss, precision.lowest_precision(seen_in, guarded.last_precision)
 
 
@@ -374,7 +386,7 @@ class _References:
 
 
 def _references(
-    guarded, params, X, Y, acts, cost, fd, impl_loss, grads, judged="float64"
+    guarded, params, X, Y, acts, cost, fd, impl_loss, grads, judged="float64", l2=0.0
 ) -> _References:
     """Step 2: the JAX model's numbers and finite differences of the implementation's loss
     (below float64, of the formulas: :mod:`.precision` says why)."""
@@ -386,7 +398,7 @@ def _references(
         fd = "none" if fd == "none" else "model"
         notes.append(precision.note(judged, guarded.dtype, fd))
     try:
-        ref = jax_model(params, X, Y, activations=acts, cost=cost, eps=eps)
+        ref = jax_model(params, X, Y, activations=acts, cost=cost, eps=eps, l2=l2)
     except MissingTwinError as exc:
         ref = None
         notes.append(f"no JAX comparison: {exc}")
@@ -396,24 +408,27 @@ def _references(
         notes.append(f"no finite differences: the implementation's loss is {impl_loss}")
     elif fd == "directional":
         directional = finite_diff.directional_gradients(
-            guarded, params, X, Y, activations=acts, cost=cost, near_kink=near
+            guarded, params, X, Y, activations=acts, cost=cost, near_kink=near, l2=l2
         )
     elif fd != "none":
         try:
             fd_result = finite_diff.numerical_gradients(
-                guarded, params, X, Y, activations=acts, cost=cost, method=fd, near_kink=near
-            )
+                guarded, params, X, Y, activations=acts, cost=cost, method=fd, near_kink=near,
+                l2=l2,
+            )  # fmt: skip
         except MissingTwinError as exc:
             notes.append(f"no finite differences: {exc}")
     if ref is None and fd_result is None and directional is None:
         raise MissingTwinError("; ".join(notes))
     if ref is not None and ref.kinks:  # near a kink, any subgradient is right: the nearest
-        ref = fit_kinks(ref, grads, params, X, Y, activations=acts, cost=cost, eps=eps)
+        ref = fit_kinks(ref, grads, params, X, Y, activations=acts, cost=cost, eps=eps, l2=l2)
         notes.append(kink_note(ref))
+    if ref is not None and l2:
+        ref = with_penalty_rounding(ref, params, l2, X.shape[1], eps)
     rounding = 0.0
     if judged != "float64" and ref is not None:
         ref = precision.with_underflow(ref, judged, X.shape[1])
-        rounding = precision.loss_rounding(ref, params, X, Y, acts, cost, judged)
+        rounding = precision.loss_rounding(ref, params, X, Y, acts, cost, judged, l2)
     return _References(ref, fd_result, directional, notes, judged, rounding)
 
 
@@ -724,6 +739,7 @@ def render(report: Report) -> str:
     head = (
         f"{report.impl}: {'-'.join(map(str, net['sizes']))} "
         f"[{', '.join(net['activations'])}] {net['cost']}, m = {net['m']}"
+        + (f", l2 = {net['l2']:g}" if net.get("l2") else "")
     ) + ("" if report.layout == "columns" else f", {report.layout} layout")
     lines = [head]
     if report.layers:

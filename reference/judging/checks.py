@@ -63,12 +63,17 @@ class CheckResult:
 SEVERITIES = ("error", "warning", "convention")
 
 
-def _grads(impl: Guarded, p: Problem, params=None, X=None, Y=None):
+def _grads(impl: Guarded, p: Problem, params=None, X=None, Y=None, l2_scale: float = 1.0):
+    """``p``'s gradients, or those of other params or data; ``l2_scale`` multiplies the
+    problem's penalty (lambda/(2m) changes with m: see :func:`batch_mean`)."""
+    kwargs = p.kwargs()
+    if "l2" in kwargs:
+        kwargs["l2"] = p.l2 * l2_scale
     return impl.gradients(
         params if params is not None else p.params,
         X if X is not None else p.X,
         Y if Y is not None else p.Y,
-        **p.kwargs(),
+        **kwargs,
     )
 
 
@@ -406,14 +411,18 @@ def _compare(name: str, got, want, what: str, same: float = SAME) -> CheckResult
 
 def batch_mean(impl, p: Problem) -> CheckResult:
     """A batch's gradient is the mean of its samples' gradients: the 1/m, neither missing
-    nor doubled."""
+    nor doubled. With an L2 penalty each sample is given lambda/m, so that the mean of their
+    (lambda/m) W is the batch's (lambda/m) W."""
 
     impl = guard(impl)
 
     def run() -> CheckResult:
         if p.m < 2:
             return CheckResult("batch mean", None, "needs m >= 2")
-        per_sample = [_flat(_grads(impl, p, X=p.X[:, [s]], Y=p.Y[:, [s]])) for s in range(p.m)]
+        per_sample = [
+            _flat(_grads(impl, p, X=p.X[:, [s]], Y=p.Y[:, [s]], l2_scale=1 / p.m))
+            for s in range(p.m)
+        ]
         batch = _flat(_grads(impl, p))
         mean = np.mean(per_sample, axis=0)
         err = relative_error(batch, mean)
@@ -431,12 +440,13 @@ def batch_mean(impl, p: Problem) -> CheckResult:
 
 
 def duplicated_batch(impl, p: Problem) -> CheckResult:
-    """Repeating every sample twice leaves the gradient unchanged."""
+    """Repeating every sample twice leaves the gradient unchanged (with an L2 penalty, given
+    twice the lambda: 2 lambda / (2 m) is the batch's lambda/m)."""
 
     impl = guard(impl)
 
     def run() -> CheckResult:
-        twice = _grads(impl, p, X=np.hstack([p.X, p.X]), Y=np.hstack([p.Y, p.Y]))
+        twice = _grads(impl, p, X=np.hstack([p.X, p.X]), Y=np.hstack([p.Y, p.Y]), l2_scale=2.0)
         return _compare(
             "duplicated batch",
             twice,

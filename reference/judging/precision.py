@@ -155,14 +155,21 @@ def with_underflow(ref: JaxResult, dtype: str, m: int) -> JaxResult:
 
 
 def loss_rounding(
-    ref: JaxResult, params, X: np.ndarray, Y: np.ndarray, activations, cost: str, dtype: str
+    ref: JaxResult,
+    params,
+    X: np.ndarray,
+    Y: np.ndarray,
+    activations,
+    cost: str,
+    dtype: str,
+    l2: float = 0.0,
 ) -> float:
     """LOSS_SAFETY times the first-order bound on a ``dtype`` implementation's error in J (the
     module docstring's |dJ|); 0 where the NumPy model has no twin for a name (the loss is
-    then held to float64's bound)."""
+    then held to float64's bound). ``l2``: the L2 penalty's lambda, in J and its rounding."""
     if not numpy_model.has_twins(activations, cost):
         return 0.0
-    model = numpy_model.build(params, X, Y, activations, cost)
+    model = numpy_model.build(params, X, Y, activations, cost, l2)
     eps = unit_roundoff(dtype)
     with np.errstate(all="ignore"):
         terms = model.terms(model.output(model.Z[-1], model.A[-1]), model.Y)
@@ -170,7 +177,12 @@ def loss_rounding(
         lost = abs(numpy_model.loss_in(model, dtype) - model.loss())
     n = terms.size
     flushed = (n + 4) * underflow(dtype) / model.m  # terms below the normal range
-    bound = LOSS_SAFETY * (ref.loss_rounding + (n + 4) * eps * own + lost + flushed)
+    squares = (
+        (sum(W.size for W, _ in model.params) + 4)
+        * eps
+        * numpy_model.penalty(model.params, l2, model.m)
+    )
+    bound = LOSS_SAFETY * (ref.loss_rounding + (n + 4) * eps * own + lost + flushed + squares)
     return bound if np.isfinite(bound) else float("inf")
 
 

@@ -268,7 +268,12 @@ def _at_steps(
         None if inputs is None else np.repeat(inputs, k),
         (h[:, None] * np.array(factors)).ravel(),
     )
-    return dJ.reshape(-1, k).T, flipped.reshape(-1, k).T
+    dJ = dJ.reshape(-1, k).T
+    if model.l2 and inputs is not None:  # the penalty's exact change, entry by entry
+        theta = model.params[l][0][rows, inputs]
+        d = h[None, :] * np.array(factors)[:, None]
+        dJ = dJ + model.l2 / (2 * model.m) * (2 * theta[None, :] + d) * d
+    return dJ, flipped.reshape(-1, k).T
 
 
 def model_gradients(model: Model, source: str = "the formulas (NumPy model)") -> FDGradients:
@@ -321,6 +326,7 @@ def impl_gradients(
     activations: Sequence[str],
     cost: str,
     model: Model | None,
+    l2: float = 0.0,
 ) -> FDGradients:
     """Every entry's finite-difference derivative of ``impl.loss`` itself, one call per point.
 
@@ -331,7 +337,7 @@ def impl_gradients(
     """
     impl = guard(impl)
     params = [(np.asarray(W), np.asarray(b)) for W, b in params]
-    J0 = impl.loss(params, X, Y, activations=activations, cost=cost)
+    J0 = impl.loss(params, X, Y, activations=activations, cost=cost, l2=l2)
     roundoff = _calls_roundoff(J0, model)
     kinks = model_gradients(model).method if model is not None else None
     grads, errors, methods = [], [], []
@@ -349,7 +355,7 @@ def impl_gradients(
                     changed.flat[e] += factor * h[e]
                     moved = list(params)
                     moved[l] = (W, changed) if k == 1 else (changed, b)
-                    J = impl.loss(moved, X, Y, activations=activations, cost=cost)
+                    J = impl.loss(moved, X, Y, activations=activations, cost=cost, l2=l2)
                     dJ[s, e] = J - J0
             est, err, meth = combine(dJ, flipped, h, roundoff)
             per_param.append(tuple(x.reshape(theta.shape) for x in (est, err, meth)))
@@ -389,7 +395,7 @@ def loss_matches_model(
     worst = 0.0
     for p in candidates:
         mine = numpy_model.loss_at(model, p)
-        theirs = impl.loss(p, model.X, model.Y, activations=activations, cost=cost)
+        theirs = impl.loss(p, model.X, model.Y, activations=activations, cost=cost, l2=model.l2)
         allowance = 1e-10 * abs(mine) + noise + 1e-300
         ratio = abs(theirs - mine) / allowance
         if not np.isfinite(theirs) or not ratio <= 1.0:
@@ -421,6 +427,7 @@ def directional_gradients(
     directions: int = 2,
     seed: int = 0,
     near_kink: Sequence[np.ndarray] | None = None,
+    l2: float = 0.0,
 ) -> DirectionalFD:
     """For networks too large to check entry by entry: ``directions`` random unit directions
     per layer and parameter (like PyTorch's fast gradcheck, but per layer so that a failure
@@ -429,18 +436,18 @@ def directional_gradients(
 
     A random direction sees any wrong gradient array with probability one: the projection
     of a nonzero error on a random direction is almost surely nonzero. ``near_kink``: as in
-    :func:`numerical_gradients`.
+    :func:`numerical_gradients`; ``l2``: the penalty's lambda, passed to ``impl.loss``.
     """
     impl = guard(impl)
     rng = np.random.default_rng(seed)
     params = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in params]
     model = None
     if numpy_model.has_twins(activations, cost):
-        model = numpy_model.build(params, X, Y, activations, cost)
+        model = numpy_model.build(params, X, Y, activations, cost, l2)
         model.near = None if near_kink is None else [np.asarray(n, bool) for n in near_kink]
         if loss_matches_model(impl, model, activations, cost)[0]:
             return _model_directional(model, directions, rng)
-    J0 = impl.loss(params, X, Y, activations=activations, cost=cost)
+    J0 = impl.loss(params, X, Y, activations=activations, cost=cost, l2=l2)
     roundoff = _calls_roundoff(J0, model)
     dirs, values, errors = [], [], []
     for l, (W, b) in enumerate(params):
@@ -459,7 +466,8 @@ def directional_gradients(
                     step = factor * h * d[j]
                     moved = list(params)
                     moved[l] = (W, b + step) if k == 1 else (W + step, b)
-                    dJ[s, j] = impl.loss(moved, X, Y, activations=activations, cost=cost) - J0
+                    J = impl.loss(moved, X, Y, activations=activations, cost=cost, l2=l2)
+                    dJ[s, j] = J - J0
             est, err, _ = combine(dJ, flipped, np.full(directions, h), roundoff)
             per_param.append((d, est, err))
         dirs.append((per_param[0][0], per_param[1][0]))
@@ -501,7 +509,14 @@ def _along(
             Z = (W_up @ A.reshape(A.shape[0], -1)).reshape(W_up.shape[0], -1, m) + b_up[:, :, None]
     base = model.terms(model.output(model.Z[-1], model.A[-1]), model.Y)[:, None, :]
     new = model.terms(model.output(Z, A), model.Y[:, None, :])
-    return (new - base).sum(axis=(0, 2)) / m, flipped
+    dJ = (new - base).sum(axis=(0, 2)) / m
+    if model.l2 and k == 0:  # the penalty along s D: lambda/(2m) (2 s <W, D> + s^2 ||D||^2)
+        s = h * np.array(FACTORS)
+        W = model.params[l][0]
+        dJ = dJ + model.l2 / (2 * m) * (
+            2 * s * np.vdot(W, direction) + s**2 * np.vdot(direction, direction)
+        )
+    return dJ, flipped
 
 
 def _model_directional(model: Model, directions: int, rng: np.random.Generator) -> DirectionalFD:
@@ -537,6 +552,7 @@ def numerical_gradients(
     cost: str,
     method: str = "auto",
     near_kink: Sequence[np.ndarray] | None = None,
+    l2: float = 0.0,
 ) -> FDGradients:
     """Central-difference estimates of dJ/dW and dJ/db for every entry of every layer.
 
@@ -548,7 +564,8 @@ def numerical_gradients(
     Inputs must be float64 (finite differences at h ~ 6e-6 mean nothing in
     float32): anything else is a TypeError. ``near_kink``: per layer, (n_l, m), the
     pre-activations within rounding of a kink (``JaxResult.near_kink``); entries whose
-    perturbations move one are excluded (``Model.near``).
+    perturbations move one are excluded (``Model.near``). ``l2``: the L2 penalty's lambda
+    (J gains lambda/(2m) sum ||W^l||^2), passed to ``impl.loss`` when not 0.
     """
     for name, a in [("X", X), ("Y", Y)] + [
         (f"layer {l}: {n}", arr)
@@ -570,8 +587,8 @@ def numerical_gradients(
                 f"no NumPy twin for {missing or [cost]}: add it to NUMPY_ACTIVATIONS / "
                 "NUMPY_COSTS in reference/oracles/numpy_model.py"
             )
-        return impl_gradients(impl, params, X, Y, activations, cost, None)
-    model = numpy_model.build(params, X, Y, activations, cost)
+        return impl_gradients(impl, params, X, Y, activations, cost, None, l2)
+    model = numpy_model.build(params, X, Y, activations, cost, l2)
     model.near = None if near_kink is None else [np.asarray(n, bool) for n in near_kink]
     if method == "model":
         return model_gradients(model)
@@ -583,4 +600,4 @@ def numerical_gradients(
             )
             fd.details["loss_model_difference"] = diff
             return fd
-    return impl_gradients(impl, model.params, model.X, model.Y, activations, cost, model)
+    return impl_gradients(impl, model.params, model.X, model.Y, activations, cost, model, l2)

@@ -442,7 +442,7 @@ def _compile(
     def derivatives(l, Z, which):
         return _second_order(functools.partial(forward_layer, l, which=which), Z)
 
-    def loss_fn(params, offZ, offA, which, which_cost, fill, depth, X, Y, mask, m, slopes):
+    def loss_fn(params, offZ, offA, which, which_cost, fill, depth, X, Y, mask, m, slopes, l2):
         A, As, Zs = X, [X], []
         for l in range(layers):
             W, b = params[l]
@@ -471,14 +471,18 @@ def _compile(
         safe_z, safe_a = jnp.where(mask, out_z, pad_z), jnp.where(mask, out_a, 0.5)
         safe_y = jnp.where(mask, Y, 0.5)
         J = jnp.sum(jnp.where(mask, cost_terms(safe_z, safe_a, safe_y, which_cost), 0.0)) / m
+        # L2 penalty, biases excluded (Nielsen, "Neural Networks and Deep Learning", ch. 3,
+        # "Regularization", eq. 87): lambda/(2m) sum_l sum(W^l ** 2); padded W entries and the
+        # pass-through layers past a network's depth are 0
+        J = J + l2 / (2 * m) * sum(jnp.sum(W**2) for W, _ in params)
         return J, (Zs, As)
 
     grad_fn = jax.value_and_grad(loss_fn, argnums=(0, 1, 2), has_aux=True)
 
-    def run(params, which, which_cost, fill, depth, X, Y, mask, m, slopes):
+    def run(params, which, which_cost, fill, depth, X, Y, mask, m, slopes, l2):
         zeros = [jnp.zeros((W.shape[0], X.shape[1])) for W, _ in params]
         (J, (Zs, As)), (grads, dZs, dAs) = grad_fn(
-            params, zeros, zeros, which, which_cost, fill, depth, X, Y, mask, m, slopes
+            params, zeros, zeros, which, which_cost, fill, depth, X, Y, mask, m, slopes, l2
         )
         derivs = [derivatives(l, Z, which) for l, Z in enumerate(Zs)] if with_derivatives else None
         return J, grads, (Zs, As[1:], dZs, dAs, derivs)
@@ -544,6 +548,7 @@ def jax_model(
     cost: str,
     slopes: Sequence[np.ndarray] | None = None,
     eps: float = EPS,
+    l2: float = 0.0,
 ) -> JaxResult:
     """Loss, gradients and their rounding bounds from the JAX model (see :class:`JaxResult`).
 
@@ -552,6 +557,8 @@ def jax_model(
     roundoff the rounding analysis assumes of the implementation (float64's by default;
     float32's 2^-24 for one that computes in float32): the bounds scale with it, and so
     does which pre-activations lie within rounding of a kink. The numbers are float64.
+    ``l2``: the L2 penalty's lambda, added to J (the rounding bounds leave it out:
+    ``reference.judging.penalty.with_penalty_rounding`` adds it).
     """
     activations = tuple(activations)
     for name in activations:
@@ -567,7 +574,9 @@ def jax_model(
     if max(sizes) > _PAD_MAX_WIDTH or m > _PAD_MAX_SAMPLES:
         fn = _exact_fn(activations, cost)
         mask = np.ones(Y.shape, dtype=bool)
-        J, grads, inside = fn(params, None, None, None, None, X, Y, mask, float(m), slopes)
+        J, grads, inside = fn(
+            params, None, None, None, None, X, Y, mask, float(m), slopes, float(l2)
+        )
     else:
         width, mb = _bucket(max(sizes)), _bucket(m)
         table, branches = tuple(JAX_ACTIVATIONS), _cost_branches(tuple(JAX_COSTS))
@@ -605,6 +614,7 @@ def jax_model(
             mask,
             float(m),
             padded_slopes,
+            float(l2),
         )
         second = _derivatives_fn(table, quick)
         inside = (*inside[:4], [second(w, Z) for w, Z in zip(which, inside[0])])
@@ -663,6 +673,7 @@ def fit_kinks(
     cost: str,
     rtol: float = 1e-12,
     eps: float = EPS,
+    l2: float = 0.0,
 ) -> JaxResult:
     """The JAX model's result with the slopes at pre-activations near a kink chosen to
     bring its gradients closest to ``grads`` (an implementation's), each slope between
@@ -717,7 +728,9 @@ def fit_kinks(
             layer[n] = s[at : at + int(n.sum())]
             at += int(n.sum())
             full.append(layer)
-        return jax_model(params, X, Y, activations=activations, cost=cost, slopes=full, eps=eps)
+        return jax_model(
+            params, X, Y, activations=activations, cost=cost, slopes=full, eps=eps, l2=l2
+        )
 
     def flat(r: JaxResult) -> np.ndarray:
         return np.concatenate([g.ravel() for g in _arrays(r.grads)])
@@ -799,7 +812,8 @@ def jax_gradients(
     *,
     activations: Sequence[str],
     cost: str,
+    l2: float = 0.0,
 ) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
     """``(J, [(dJ/dW^1, dJ/db^1), ...])`` from ``jax.grad`` of the JAX model, float64."""
-    result = jax_model(params, X, Y, activations=activations, cost=cost)
+    result = jax_model(params, X, Y, activations=activations, cost=cost, l2=l2)
     return result.loss, result.grads

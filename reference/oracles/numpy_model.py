@@ -163,6 +163,8 @@ class Model:
     on_logits: bool
     Z: list[np.ndarray]
     A: list[np.ndarray]
+    l2: float = 0.0
+    """The L2 penalty's lambda: J gains lambda/(2m) sum_l ||W^l||^2 (:func:`penalty`)."""
     near: list[np.ndarray] | None = None
     """Per layer, (n_l, m): the pre-activations within rounding of a kink, where a correct
     implementation may land on either side (the JAX model finds them: ``JaxResult.near_kink``).
@@ -175,7 +177,8 @@ class Model:
 
     def loss(self) -> float:
         """J at the base point."""
-        return float(np.sum(self.terms(self.output(self.Z[-1], self.A[-1]), self.Y))) / self.m
+        J = float(np.sum(self.terms(self.output(self.Z[-1], self.A[-1]), self.Y))) / self.m
+        return J + penalty(self.params, self.l2, self.m)
 
     def output(self, Z: np.ndarray, A: np.ndarray) -> np.ndarray:
         """What the cost terms read: Z^L for a cost on logits, else A^L."""
@@ -187,14 +190,25 @@ class Model:
         return rounding_sensitivity(self)
 
 
+def penalty(params: Sequence[tuple[np.ndarray, np.ndarray]], l2: float, m: int) -> float:
+    """The L2 penalty lambda/(2m) sum_l sum(W^l ** 2), biases excluded, written from its
+    definition (Nielsen, "Neural Networks and Deep Learning", ch. 3, "Regularization",
+    eq. 87: C = C_0 + lambda/(2n) sum_w w^2); its gradient is (lambda/m) W^l."""
+    if not l2:
+        return 0.0
+    return l2 / (2 * m) * sum(float(np.sum(np.square(W))) for W, _ in params)
+
+
 def build(
     params: Sequence[tuple[np.ndarray, np.ndarray]],
     X: np.ndarray,
     Y: np.ndarray,
     activations: Sequence[str],
     cost: str,
+    l2: float = 0.0,
 ) -> Model:
-    """Bind a problem to the twins and run its forward pass once (float64)."""
+    """Bind a problem to the twins and run its forward pass once (float64); ``l2``: the
+    penalty's lambda."""
     p = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in params]
     X = np.asarray(X, np.float64)
     Y = np.asarray(Y, np.float64)
@@ -205,7 +219,9 @@ def build(
     for (W, b), act in zip(p, g):
         Z.append(W @ A[-1] + b)
         A.append(act.fn(Z[-1]))
-    return Model(p, X, Y, g, logits if logits is not None else twin.term, logits is not None, Z, A)
+    return Model(
+        p, X, Y, g, logits if logits is not None else twin.term, logits is not None, Z, A, l2
+    )
 
 
 def loss_at(model: Model, params: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
@@ -214,7 +230,8 @@ def loss_at(model: Model, params: Sequence[tuple[np.ndarray, np.ndarray]]) -> fl
     for (W, b), act in zip(params, model.g):
         Z = W @ A + b
         A = act.fn(Z)
-    return float(np.sum(model.terms(model.output(Z, A), model.Y))) / model.m
+    J = float(np.sum(model.terms(model.output(Z, A), model.Y))) / model.m
+    return J + penalty(params, model.l2, model.m)
 
 
 def rounding_sensitivity(model: Model, draws: int = 3, seed: int = 0) -> float:
@@ -236,8 +253,10 @@ def rounding_sensitivity(model: Model, draws: int = 3, seed: int = 0) -> float:
             Z = (W @ A + b) * (1 + eps * rng.choice([-1.0, 1.0], size=(W.shape[0], A.shape[1])))
             A = act.fn(Z) * (1 + eps * rng.choice([-1.0, 1.0], size=Z.shape))
         J = float(np.sum(model.terms(model.output(Z, A), model.Y))) / model.m
-        worst = max(worst, abs(J - J0))
-    return worst
+        worst = max(worst, abs(J + penalty(model.params, model.l2, model.m) - J0))
+    # the penalty's sum of squares rounds by at most (count + 2) eps times itself
+    count = sum(W.size for W, _ in model.params)
+    return worst + (count + 2) * eps * penalty(model.params, model.l2, model.m)
 
 
 def loss_in(model: Model, dtype: str) -> float:
@@ -254,7 +273,11 @@ def loss_in(model: Model, dtype: str) -> float:
         A = act.inplace(Z.copy()) if act.inplace is not None else act.fn(Z).astype(dtype)
     with np.errstate(all="ignore"):
         terms = model.terms(model.output(Z, A), model.Y.astype(dtype)).astype(dtype)
-        return float(np.sum(terms, dtype=dtype) / np.asarray(model.m, dtype))
+        J = np.sum(terms, dtype=dtype) / np.asarray(model.m, dtype)
+        if model.l2:
+            squares = sum(np.sum(np.square(W.astype(dtype)), dtype=dtype) for W, _ in model.params)
+            J = J + np.asarray(model.l2, dtype) / np.asarray(2 * model.m, dtype) * squares
+        return float(J)
 
 
 def kink_side(act: NumpyActivation, Z: np.ndarray) -> np.ndarray | None:
