@@ -49,8 +49,9 @@ __all__ = [
     "update",
 ]
 
-SUPPORTS = {"penalties": ["l2"]}
+SUPPORTS = {"activations": "*", "output_activations": "*", "costs": "*", "penalties": ["l2"]}
 """What the harness may check beyond the seed's networks (``reference/inputs/scope.py``):
-the optional ``l2`` keyword of ``loss`` and ``gradients``."""
+every activation and cost of the tables (``"*"``), and the optional ``l2`` keyword of
+``loss`` and ``gradients``."""
 
 __version__ = "0.1.0"

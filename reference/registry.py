@@ -233,6 +233,13 @@ def _unregister(kind: str, name: str) -> None:
         _local.discard((kind, name))
 
 
+def registered_names(kind: str) -> set[str]:
+    """The names of ``kind`` ("activation" or "cost") registered through this module, by a
+    call or an entry point (loaded first), and not unregistered since."""
+    load_entry_points()
+    return {name for (k, name), stack in _saved.items() if k == kind and stack}
+
+
 def process_only() -> list[str]:
     """The names registered by a call in this process (not through an entry point), as
     "activation 'softplus'": a process the harness spawns, such as the CLI's worker, does

@@ -13,9 +13,12 @@ from reference import check_gradients
 from reference.boundary.guard import Guarded
 from reference.frontends import cli
 from reference.inputs.problems import Problem, seed_problem
+from reference.inputs.scope import Scope
 from reference.inputs.strategies import architectures, problems
 
-MODERATE = {"architecture": architectures(max_depth=4, max_width=5), "max_scale": 2.0}
+SEED = Scope()
+"""The outside implementation here declares nothing: the seed's activations and costs."""
+MODERATE = {"architecture": architectures(max_depth=4, max_width=5, scope=SEED), "max_scale": 2.0}
 
 
 def check(impl, p, **kwargs):
@@ -107,7 +110,12 @@ def test_a_missing_1_over_m_is_named():
     assert report.blame == {"layer": 3, "param": "delta"}
 
 
-@given(p=problems(architecture=architectures(min_depth=2, max_depth=4, max_width=5), max_scale=2.0))
+@given(
+    p=problems(
+        architecture=architectures(min_depth=2, max_depth=4, max_width=5, scope=SEED),
+        max_scale=2.0,
+    )
+)
 def test_a_doubled_dW2_fails_on_every_network(p):
     report = check(LowPrecision("float32", "dW2 x 2"), p)
     dW2 = report.layers[2]
@@ -184,5 +192,9 @@ def test_cli_reads_the_declared_dtype():
 def test_cli_float16_passes_and_a_mistake_fails():
     code, text = run_cli("--impl", "outside.lowprecision:FLOAT16", "--quiet")
     assert code == 0, text
-    code, text = run_cli("--impl", "outside.lowprecision:FLOAT16_DW2_TIMES_2", "--quiet")
+    # float16's rounding hides a doubled dW^2 wherever that gradient is small against its
+    # terms (the seed network's verdict is "inconclusive"): larger random networks show it
+    code, text = run_cli(
+        "--impl", "outside.lowprecision:FLOAT16_DW2_TIMES_2", "--quiet", "--networks", "8"
+    )
     assert code == 1 and "only layer 2's dW is wrong" in text, text

@@ -9,6 +9,7 @@ import json
 import re
 import textwrap
 
+import numpy as np
 import pytest
 
 from reference.frontends import cli
@@ -220,3 +221,72 @@ def test_the_shipped_suite_draws_inside_the_declared_scope(tmp_path):
     result = run_shipped_suite(tmp_path, "doubled", "-x")
     assert result.returncode == 1, result.stdout[-3000:]
     assert "constant factor of 2" in result.stdout or "same factor 2" in result.stdout
+
+
+SEED_ONLY = """
+import backprop
+from reference.inputs.scope import SEED_NAMES
+
+def _known(activations, cost):
+    for name in [*activations, cost]:  # a dict of the seed's functions, as public code has
+        if name not in SEED_NAMES["activations"] | SEED_NAMES["costs"]:
+            raise KeyError(name)
+
+def loss(params, X, Y, *, activations, cost):
+    _known(activations, cost)
+    return backprop.loss(params, X, Y, activations=activations, cost=cost)
+
+def gradients(params, X, Y, *, activations, cost):
+    _known(activations, cost)
+    return backprop.gradients(params, X, Y, activations=activations, cost=cost)
+
+forward, update = backprop.forward, backprop.update
+"""
+
+
+def _beyond_the_seed() -> list[str]:
+    """The tables' names that the seed's notes do not have (identity, softmax, cce, ...)."""
+    from reference.inputs.scope import SEED_NAMES, table_names
+
+    return sorted(
+        (table_names("activations") - SEED_NAMES["activations"])
+        | (table_names("costs") - SEED_NAMES["costs"])
+    )
+
+
+def test_code_written_to_the_seed_is_not_checked_on_names_beyond_it(module):
+    """Nothing declared: the networks are the seed's names (and registered ones), never the
+    tables' extensions, which code written to the seed's notes cannot know."""
+    assert _beyond_the_seed(), "the tables have nothing beyond the seed's names"
+    name = module("seed_only", SEED_ONLY)
+    code, text = check("--impl", name, "--quiet", "--networks", "5")
+    assert code == 0, text
+    last = text.splitlines()[-1]
+    assert last.startswith("PASS") and "not in scope" in last, last
+    assert "KeyError" not in text
+
+
+def test_every_name_is_admitted_by_star_and_the_extensions_reach_the_run(module):
+    """``"*"`` admits every name of the tables: the seed-only code then fails on them."""
+    name = module("seed_only_star", SEED_ONLY + '\nSUPPORTS = {"activations": "*", '
+                  '"output_activations": "*", "costs": "*"}\n')  # fmt: skip
+    code, text = check("--impl", name, "--quiet", "--networks", "0")
+    assert code == 1, text
+    assert "KeyError" in text
+    assert any(n in text for n in _beyond_the_seed()), text
+
+
+def test_a_left_out_name_key_admits_the_seed_and_registered_names():
+    from reference.inputs.scope import SEED_NAMES, table_names
+    from reference.registry import registered_activation
+
+    undeclared = Scope()
+    for key, seed in SEED_NAMES.items():
+        assert undeclared.names(key) == table_names(key) & seed
+    assert Scope.read({"costs": "*"}, "here").names("costs") == table_names("costs")
+    with registered_activation(
+        "softsign_test", fn=lambda z: z / (1 + abs(z)), grad=lambda z, a: 1 / (1 + abs(z)) ** 2,
+        numpy=lambda z: z / (1 + np.abs(z)), jax=lambda z: z / (1 + abs(z)),
+    ):  # fmt: skip
+        assert "softsign_test" in Scope().names("activations")
+    assert "softsign_test" not in Scope().names("activations")

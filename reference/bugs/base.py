@@ -34,8 +34,14 @@ class Correct:
     """Backprop done right: the seed's sections 10-12 with DESIGN.md's conventions."""
 
     name = "correct"
-    SUPPORTS: ClassVar[dict] = {"penalties": ["l2"]}
-    """It takes the optional ``l2`` keyword (reference/inputs/scope.py)."""
+    SUPPORTS: ClassVar[dict] = {
+        "activations": "*",
+        "output_activations": "*",
+        "costs": "*",
+        "penalties": ["l2"],
+    }
+    """Every activation and cost of the tables, and the optional ``l2`` keyword
+    (reference/inputs/scope.py)."""
     blame: tuple[str | int, str] | None = None
     """Where the checker should point: (layer, param); layer "L" is the output, "L-1" the
     layer below it; param "W", "b" or "delta" (both). None: not a one-place mistake."""

@@ -95,8 +95,6 @@ def undrawn(seed: int, scope: Scope) -> int:
     leaves out: the JUnit file's skipped "not in scope" suites, one each. (A scoped run
     covers the pairs of its own names, so it may check seed networks the unscoped set does
     not hold; those are not counted here.)"""
-    if not scope.declared:
-        return 0
     return sum(not scope.admits(p) for p in default_problems(seed, 0))
 
 
@@ -982,7 +980,7 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
         runner = WithDtype(runner, scope.dtype)
     if args.golden:
         mode, path = args.golden[0], Path(args.golden[1])
-        within = scope if scope.declared else None
+        within = scope
         if mode == "save":
             n = golden_save(runner, path, within)
             out.write(f"saved the gradients of {n} networks to {path}\n")
@@ -998,7 +996,7 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
 
     try:
         problems = streaming.ProblemStream(
-            args.seed, args.networks, scope if scope.declared else None
+            args.seed, args.networks, scope
         )
     except ScopeError as exc:
         raise UsageError(str(exc)) from None
@@ -1014,7 +1012,7 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
     with streaming.Stream(args, name, runner.times, head, viewer) as stream:  # a stopped run, too
         # run_checks on --shard's slice, over --jobs workers, and --against (scaling.py)
         outcome = run_networks(args, runner, problems, progress,
-                               scope if scope.declared else None, sink=stream)  # fmt: skip
+                               scope, sink=stream)  # fmt: skip
         if args.strict and (
             any(c.ok is False for _, c in outcome["checks"])
             or any(r.conventions or r.warnings for _, r in outcome["reports"])

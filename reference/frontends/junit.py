@@ -161,12 +161,13 @@ def _network_cases(suite: _Suite, classname: str, report: Report) -> None:
 
 
 def _undrawn(outcome: dict[str, Any], seed: int | None) -> list[tuple[str, str]]:
-    """The seed networks the declared scope left out, with the reason for each."""
+    """The seed networks the scope left out (declared, or the seed's names where nothing
+    is), with the reason for each."""
     from ..inputs.scope import Scope
     from .cli import default_problems
 
     scope = Scope.read(outcome.get("scope") or None, "the run's scope")
-    if seed is None or not scope.declared:
+    if seed is None:
         return []
     return [(p.name, scope.why_not(p) or "") for p in default_problems(seed, 0)
             if not scope.admits(p)]  # fmt: skip

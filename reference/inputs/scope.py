@@ -21,7 +21,12 @@ An implementation declares its scope in any of three places, with one meaning
 - ``backprop-check`` flags (``--activations``, ``--output-activations``,
   ``--costs``, ``--outputs``, ``--min-depth``, ``--max-depth``, ``--penalties``).
 
-A key left out admits everything, except ``penalties``: a penalty is an extra the seed's
+A name key left out (``activations``, ``output_activations``, ``costs``) admits the seed's
+names (:data:`SEED_NAMES`: its notes' sigmoid, tanh and relu, mse and cross-entropy) and every
+name a fork registers (``reference.register_activation``, entry points), not the names the
+harness's tables add beyond the seed (identity, leaky_relu, softmax, cce): code written to the
+seed is never failed for lacking them. ``"*"`` admits every name of the tables. The other
+keys left out admit everything, except ``penalties``: a penalty is an extra the seed's
 protocol does not have, so networks with one are drawn only for an implementation that
 declares it (and one that does not is never called with its keyword). Where several
 places give the same key, the flags win over the pyproject table, which wins over the
@@ -52,6 +57,39 @@ KEYS = (
     "penalties",
 )
 """The keys a declaration may hold."""
+
+SEED_NAMES = {
+    "activations": frozenset({"sigmoid", "tanh", "relu"}),
+    "output_activations": frozenset({"sigmoid", "tanh", "relu"}),
+    "costs": frozenset({"mse", "bce"}),
+}
+"""What a name key left out admits besides registered names: the activations and costs of
+the seed's notes (sections 9-12: sigmoid, tanh and relu; MSE and binary cross-entropy)."""
+
+EVERY = "*"
+"""The value of a name key that admits every name of the tables."""
+
+
+def table_names(key: str) -> frozenset[str]:
+    """Every name of the tables for a name key: activations, or costs."""
+    if key == "costs":
+        import backprop
+
+        from ..registry import load_entry_points
+
+        load_entry_points()
+        return frozenset(backprop.COSTS)
+    return frozenset(table_activations())
+
+
+def default_names(key: str) -> frozenset[str]:
+    """What name key ``key`` admits when it is left out: :data:`SEED_NAMES` and every
+    registered name, among the tables' names."""
+    from ..registry import registered_names
+
+    kind = "cost" if key == "costs" else "activation"
+    return table_names(key) & (SEED_NAMES[key] | registered_names(kind))
+
 
 PENALTIES = ("l2",)
 """The penalties an implementation may declare: ``l2`` is lambda/(2m) sum_l ||W^l||^2,
@@ -128,6 +166,8 @@ class Scope:
                            for n in items):  # fmt: skip
                     raise ScopeError(f"{where}: outputs must be widths >= 1, got {value!r}")
                 values[key] = frozenset(items)
+            elif value == EVERY:
+                values[key] = table_names(key)
             else:
                 items = _items(value, where, key)
                 if not all(isinstance(n, str) for n in items):
@@ -152,6 +192,16 @@ class Scope:
             if f.name not in ("layout", "dtype", "penalties")
         )  # fmt: skip
 
+    @classmethod
+    def everything(cls) -> Scope:
+        """Every name of the tables (``"*"`` for each name key), nothing else limited."""
+        return cls(**{key: table_names(key) for key in SEED_NAMES})
+
+    def names(self, key: str) -> frozenset[str]:
+        """The names name key ``key`` admits: as declared, or :func:`default_names`."""
+        value = getattr(self, key)
+        return value if value is not None else default_names(key)
+
     def admits_penalty(self, name: str = "l2") -> bool:
         """Whether the implementation declared penalty ``name`` (none is admitted undeclared)."""
         return self.penalties is not None and name in self.penalties
@@ -165,14 +215,13 @@ class Scope:
             return f"{L} layers, fewer than min_depth {self.min_depth}"
         if self.max_depth is not None and L > self.max_depth:
             return f"{L} layers, more than max_depth {self.max_depth}"
-        if self.activations is not None:
-            hidden = sorted(set(acts[:-1]) - self.activations)
-            if hidden:
-                return f"hidden activation {', '.join(hidden)}"
-        if self.output_activations is not None and acts[-1] not in self.output_activations:
-            return f"output activation {acts[-1]}"
-        if self.costs is not None and problem.cost not in self.costs:
-            return f"cost {problem.cost}"
+        hidden = sorted(set(acts[:-1]) - self.names("activations"))
+        if hidden:
+            return f"hidden activation {', '.join(hidden)}" + self._undeclared("activations")
+        if acts[-1] not in self.names("output_activations"):
+            return f"output activation {acts[-1]}" + self._undeclared("output_activations")
+        if problem.cost not in self.names("costs"):
+            return f"cost {problem.cost}" + self._undeclared("costs")
         n_out = problem.params[-1][0].shape[0]
         if self.outputs is not None and n_out not in self.outputs:
             return f"{n_out} outputs"
@@ -187,22 +236,24 @@ class Scope:
         return (
             (self.min_depth is None or L >= self.min_depth)
             and (self.max_depth is None or L <= self.max_depth)
-            and (self.activations is None or set(activations[:-1]) <= self.activations)
-            and (self.output_activations is None or activations[-1] in self.output_activations)
-            and (self.costs is None or cost in self.costs)
+            and set(activations[:-1]) <= self.names("activations")
+            and activations[-1] in self.names("output_activations")
+            and cost in self.names("costs")
             and (self.outputs is None or outputs in self.outputs)
         )
 
+    def _undeclared(self, key: str) -> str:
+        return "" if getattr(self, key) is not None else f" (not declared: SUPPORTS['{key}'])"
+
     def hidden_choices(self, table: Iterable[str]) -> list[str]:
-        return sorted(self.activations if self.activations is not None else table)
+        return sorted(set(table) & self.names("activations"))
 
     def output_choices(self, table: Iterable[str]) -> list[str]:
-        names = self.output_activations if self.output_activations is not None else table
-        return sorted(names)
+        return sorted(set(table) & self.names("output_activations"))
 
     def cost_choices(self, output_activation: str) -> list[str]:
         allowed = compatible_costs(output_activation)
-        return [c for c in allowed if self.costs is None or c in self.costs]
+        return [c for c in allowed if c in self.names("costs")]
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -214,7 +265,9 @@ class Scope:
 
     def describe(self) -> str:
         """The scope as the ``SUPPORTS`` line that declares it."""
-        return f"SUPPORTS = {self.to_dict()!r}" if self.declared else "everything"
+        if self.declared:
+            return f"SUPPORTS = {self.to_dict()!r}"
+        return "the seed's activations and costs (nothing declared)"
 
 
 def _items(value: Any, where: str, key: str) -> list[Any]:
@@ -258,9 +311,7 @@ def random_problem_in(
         hi = min(hi, scope.max_depth)
         lo = min(lo, hi)
     w_hi = max(width[1], *(scope.outputs or [0]))
-    names = sorted(
-        (scope.activations or frozenset()) | (scope.output_activations or frozenset())
-    ) or sorted(table_activations())
+    names = sorted(scope.names("activations") | scope.names("output_activations"))
     for _ in range(attempts):
         p = random_problem(
             rng, depth=(lo, hi), width=(width[0], w_hi), samples=samples,

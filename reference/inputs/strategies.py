@@ -141,7 +141,7 @@ def architectures(
     wanted = _chosen("cost", costs)
     if square is not None and not isinstance(square, bool):
         raise TypeError(f"square must be True, False or None, got {square!r}")
-    scope = scope if scope is not None else Scope()
+    scope = scope if scope is not None else Scope.everything()
     lo = max(min_depth, scope.min_depth or 1)
     hi = min(max_depth, scope.max_depth or max_depth)
     hidden = [n for n in scope.hidden_choices(names) if n in names and not output_only(n)]
