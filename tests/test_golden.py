@@ -62,7 +62,10 @@ def test_the_golden_file_holds_the_networks_inside_the_declared_scope(tmp_path):
     assert code == 0, text
     with np.load(path) as saved:
         meta = json.loads(str(saved["meta"]))
-    scope = Scope.read({"costs": ["mse"]}, "test")
+    from tests.outside.partial import MSE_ONLY as impl
+
+    declared = Scope.read(getattr(impl, "SUPPORTS", None), "MSE_ONLY.SUPPORTS")
+    scope = Scope.read({"costs": ["mse"]}, "test").over(declared)
     assert meta["networks"] == [p.name for p in cli.golden_problems(scope)]
     assert all(scope.admits(p) for p in cli.golden_problems(scope))
     assert len(meta["networks"]) > 4
@@ -73,7 +76,10 @@ def test_the_golden_file_holds_the_networks_inside_the_declared_scope(tmp_path):
 def test_a_golden_file_of_another_scope_is_a_usage_error(tmp_path, golden, capsys):
     assert check("--costs", "mse", "--golden", "compare", str(golden))[0] == 2
     err = capsys.readouterr().err
-    assert "saved for the scope everything" in err and "'costs': ['mse']" in err
+    import backprop
+
+    saved = Scope.read(backprop.SUPPORTS, "backprop.SUPPORTS").describe()  # the fixture's
+    assert f"saved for the scope {saved}" in err and "'costs': ['mse']" in err
 
 
 @pytest.mark.parametrize(
