@@ -995,9 +995,7 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
     from .provenance import provenance
 
     try:
-        problems = streaming.ProblemStream(
-            args.seed, args.networks, scope
-        )
+        problems = streaming.ProblemStream(args.seed, args.networks, scope)
     except ScopeError as exc:
         raise UsageError(str(exc)) from None
     problems.extra = penalty_problems(args.seed, scope)  # L2-penalised, where declared
