@@ -251,7 +251,9 @@ def test_a_mistake_loses_points_where_the_checker_blames_it(name):
     mistake = CATALOG[name]
     # a mistake in the L2 penalty's gradient shows on penalised networks, where the rubric has them
     penalised = type(mistake).penalty_grads is not Correct.penalty_grads
-    scope = {"scope": {"penalties": ["l2"]}} if penalised else {}
+    # every name of the tables ("*"): a rubric that declares nothing grades the seed's only
+    names = {"activations": "*", "output_activations": "*", "costs": "*"}
+    scope = {"scope": {**names, **({"penalties": ["l2"]} if penalised else {})}}
     rubric = parse_rubric({"networks": {"random": 4}, "hidden": {"groups": []}, **scope}, "test")
     graded = grade(mistake, rubric=rubric)
     items = {i.name: i for i in graded.items}

@@ -212,7 +212,9 @@ _LAYOUT_WRAPPERS = {"rows": _Rows, "dicts": _Dicts, "samples": backprop}
 def test_the_scope_admits_a_penalty_only_where_declared():
     p = _problem()
     assert "l2 penalty" in Scope().why_not(p)
-    assert DECLARED.why_not(p) is None
+    names = Scope.everything()  # the names aside: p may use any of the tables'
+    assert DECLARED.over(names).why_not(p) is None
+    assert "l2 penalty" in names.why_not(p)
     assert not DECLARED.declared  # it adds networks; it limits none
     assert DECLARED.to_dict() == {"penalties": list(PENALTIES)}
     with pytest.raises(ScopeError, match="penalties must name some of"):

@@ -171,7 +171,11 @@ def test_the_cli_shows_the_direct_verdict_in_text_and_json(tmp_path, verdict):
     name = BY_VERDICT[verdict]
     status, text, networks = _cli(tmp_path, f"reference.bugs:{name}")
     assert status == 1
-    problems = {p.name: p for p in cli.default_problems(0, 0)}
+    from reference.inputs.penalties import penalty_problems
+    from reference.inputs.scope import Scope
+
+    declared = Scope.read(getattr(_fresh(name), "SUPPORTS", None), "the mistake's SUPPORTS")
+    problems = {p.name: p for p in cli.default_problems(0, 0) + penalty_problems(0, declared)}
     viewed = [n for n in networks if n["layer_view"] is not None]
     assert 1 <= len(viewed) <= MAX_VIEWS, networks
     for network in viewed:

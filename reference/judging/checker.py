@@ -330,7 +330,9 @@ def check_gradients(
     if layer_view and attribution == "backward":
         from .layer_view import view_summary
 
-        view = view_summary(guarded, params, X, Y, activations=acts, cost=cost, precision=judged)
+        view = view_summary(
+            guarded, params, X, Y, activations=acts, cost=cost, precision=judged, l2=l2
+        )
     return Report(
         ok=ok,
         attribution=attribution,

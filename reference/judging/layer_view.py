@@ -116,6 +116,7 @@ def layer_view(
     cost: str,
     sample: int | None = None,
     seed: int = 0,
+    l2: float = 0.0,
 ) -> LayerView:
     """Check each step of ``impl``'s backward pass alone at one sample (see the module
     docstring): column ``sample`` of X and Y, or by default the first of the first
@@ -126,7 +127,8 @@ def layer_view(
     from the formulas makes its deltas differ too, and the view then blames a local step.
     The steps from dZ^{l+1} to dZ^l read g'_l as a function of each entry of Z^l alone: where
     a hidden activation is not elementwise (a softmax), the view is ``"unavailable"`` and says
-    so, with no call into ``impl``.
+    so, with no call into ``impl``; so it is for a network with an L2 penalty (``l2``), whose
+    dW the steps would have to read without it.
     A call into ``impl`` that fails raises
     :class:`~reference.boundary.guard.ImplementationFailed` as in the network check. Needs
     the formulas' NumPy twins of every activation and of the cost
@@ -146,6 +148,13 @@ def layer_view(
         )
     mixed = [f"{a} at layer {l}" for l, a in enumerate(activations[:-1], 1)
              if not _elementwise(numpy_model.NUMPY_ACTIVATIONS[a].fn)]  # fmt: skip
+    if l2:
+        return LayerView(
+            "unavailable",
+            f"a network with an L2 penalty (lambda = {l2:g}): the steps are read without one",
+            [],
+            None,
+        )
     if mixed:
         return LayerView(
             "unavailable",
@@ -300,6 +309,7 @@ def view_summary(
     activations: Sequence[str],
     cost: str,
     precision: str = "float64",
+    l2: float = 0.0,
 ) -> dict[str, Any]:
     """:func:`layer_view` as plain data for a network's report; it never raises (a failure of
     the view's own code is its ``"failed"`` verdict too, and says so).
@@ -319,7 +329,7 @@ def view_summary(
                                            "checked at float64's precision"),
         )  # fmt: skip
     try:
-        view = layer_view(impl, params, X, Y, activations=activations, cost=cost)
+        view = layer_view(impl, params, X, Y, activations=activations, cost=cost, l2=l2)
     except numpy_model.MissingTwinError:
         missing = [a for a in activations if a not in numpy_model.NUMPY_ACTIVATIONS]
         missing += [cost] if cost not in numpy_model.NUMPY_COSTS else []
