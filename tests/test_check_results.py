@@ -133,7 +133,8 @@ def test_a_check_on_unsupported_code_does_not_apply_and_says_why():
 
 
 class UpdatesAndWrites:
-    """Returns the new params, and also writes them into the ones it was given."""
+    """Returns the new params, and also writes them into the ones it was given (an
+    optimizer's ``W += -alpha * dW`` on the caller's arrays, then those arrays returned)."""
 
     loss, gradients = staticmethod(backprop.loss), staticmethod(backprop.gradients)
 
@@ -145,8 +146,26 @@ class UpdatesAndWrites:
         return new
 
 
-def test_an_update_that_returns_new_params_and_writes_the_old_ones_fails():
+class WritesOtherValues(UpdatesAndWrites):
+    """Returns the new params, and writes something else into the ones it was given."""
+
+    @staticmethod
+    def update(params, grads, alpha):
+        new = backprop.update(params, grads, alpha)
+        for W, _ in params:
+            W *= 0.5
+        return new
+
+
+def test_an_update_that_writes_and_returns_the_new_params_is_the_in_place_convention():
     result = checks.update_rule(UpdatesAndWrites, seed_problem())
+    assert (result.name, result.ok, result.severity) == ("update", False, "convention")
+    assert "in place" in result.message
+    assert checks.purity(UpdatesAndWrites, seed_problem()).ok
+
+
+def test_an_update_that_writes_other_values_than_it_returns_fails():
+    result = checks.update_rule(WritesOtherValues, seed_problem())
     assert (result.name, result.ok, result.message) == (
         "update",
         False,

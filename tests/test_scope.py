@@ -172,7 +172,7 @@ def test_relu_prime_zero_and_an_in_place_update_are_conventions(module):
     code, text = check("--impl", name, "--quiet")
     assert code == 0, text
     assert "NOTE relu'(0): fixed: relu'(0) = 0 (JAX's and PyTorch's choice)" in text
-    assert "NOTE update:" in text and "in place (update returns None" in text
+    assert "NOTE update:" in text and "written into params in place" in text
     assert "FAIL" not in text
     assert check("--impl", name, "--quiet", "--strict")[0] == 1
     code, text = check("--impl", name, "--quiet", "--relu-at-zero", "1")

@@ -337,7 +337,10 @@ class Guarded:
 
     time_limit: float | None = None
     update_in_place: bool = False
-    """Whether the last ``update`` returned None, having written into the params it was given."""
+    """Whether the last ``update`` wrote into the params it was given, returning None or the
+    values it wrote (the in-place convention)."""
+    update_returned: bool = True
+    """Whether the last ``update`` returned something (not None)."""
     hung: Finding | None = None
     """The first time-out; while it is set every further call fails at once with it (a hang
     repeats, and a property test's shrinking would otherwise wait out the limit each time).
@@ -487,9 +490,12 @@ class Guarded:
             np.seterr(**np_state)
             if self.on_call is not None:
                 self.on_call(None)
-        in_place = member == "update" and raw is None
+        in_place = member == "update" and (
+            raw is None or _returns_what_it_wrote(raw, sent[0], given[0])
+        )
         if member == "update":
             self.update_in_place = in_place
+            self.update_returned = raw is not None
         self._record_impurities(member, sent, given, skip_params=in_place)
         self.last_precision = result_precision(raw)
         self.precision = lowest_precision(self.precision, self.last_precision)
@@ -584,6 +590,25 @@ def _cast(value: Any, dtype: str) -> Any:
     if isinstance(value, tuple):
         return tuple(_cast(v, dtype) for v in value)
     return value
+
+
+def _returns_what_it_wrote(raw: Any, sent: Any, written: Any) -> bool:
+    """Whether ``update`` wrote into the params it was given (``sent`` before the call,
+    ``written`` after) and returned those same values: the in-place convention, whatever it
+    returns (a training loop written for the seed, ``params = update(...)``, works the same).
+    Values written that differ from the ones returned stay an impurity."""
+    try:
+        pairs = [list(pair) for pair in raw]
+        before = [np.asarray(a) for pair in sent for a in pair]
+        after = [np.asarray(a) for pair in written for a in pair]
+        got = [np.asarray(a) for pair in pairs for a in pair]
+    except Exception:  # not pairs of arrays: _as_update says what it is
+        return False
+    if not (len(got) == len(after) == len(before)):
+        return False
+    if all(np.array_equal(a, b) for a, b in zip(before, after)):
+        return False  # nothing written: not in place
+    return all(g.shape == a.shape and np.array_equal(g, a) for g, a in zip(got, after))
 
 
 def _as_update(raw: Any, given_params: Params, params: Params) -> Params:

@@ -163,7 +163,9 @@ def update_rule(impl, p: Problem, learning_rate: float = 0.1) -> CheckResult:
         if impl.update_in_place:
             return CheckResult(
                 "update", False, "W - alpha dW and b - alpha db in every layer, written into "
-                "params in place (update returns None; the seed returns new params)",
+                "params in place (update returns "
+                + ("the arrays it wrote into" if impl.update_returned else "None")
+                + "; the seed returns new params and leaves its arguments alone)",
                 severity="convention",
             )  # fmt: skip
         return CheckResult("update", True, "W - alpha dW and b - alpha db in every layer")
