@@ -481,6 +481,10 @@ def render(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+SECTIONS = ("backprop", "check", "suite", "scaling", "functions", "threads", "startup", "memory")
+"""What ``--only`` may name; all of them, in this order, when it names none."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.split("\n\n")[0]
@@ -491,16 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=[
-            "backprop",
-            "check",
-            "suite",
-            "scaling",
-            "functions",
-            "threads",
-            "startup",
-            "memory",
-        ],
+        choices=SECTIONS,
         action="append",
     )
     threads.add_arguments(parser)
@@ -510,16 +505,7 @@ def main(argv: list[str] | None = None) -> int:
 
     env = environment()
     print("environment:", json.dumps(env))
-    sections = args.only or [
-        "backprop",
-        "check",
-        "suite",
-        "scaling",
-        "functions",
-        "threads",
-        "startup",
-        "memory",
-    ]
+    sections = args.only or list(SECTIONS)
     rows: list[Row] = []
     for section in sections:
         start = time.perf_counter()
