@@ -43,6 +43,7 @@ import numpy as np
 
 from .layouts import StructureError, adapt, layout_of
 from .loading import check_protocol, impl_name
+from .wire import type_name
 
 Params = list[tuple[np.ndarray, np.ndarray]]
 
@@ -104,6 +105,28 @@ class Finding:
         return asdict(self)
 
 
+class RemoteFailure(Exception):
+    """A member run in a worker process (:mod:`.isolation`) failed there: the worker's
+    description of it, which the guard turns into a :class:`Finding` as it would a local
+    exception."""
+
+    def __init__(
+        self, kind: str, text: str, exception: str = "", where: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(text)
+        self.kind, self.text, self.exception, self.where = kind, text, exception, where
+
+
+class WorkerLost(BaseException):
+    """The worker process running the implementation hung past its time limit or died in
+    a call: not the call's failure but the job's (the worker is replaced for the next one).
+    A ``BaseException``, so that no ``except Exception`` on the way swallows it."""
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(finding.describe())
+        self.finding = finding
+
+
 class ImplementationFailed(Exception):
     """A call into the implementation under test failed; ``finding`` says how and where."""
 
@@ -162,11 +185,13 @@ def _is_library(filename: str) -> bool:
 def user_frame(tb: Any) -> dict[str, Any] | None:
     """The innermost frame of ``tb`` in the implementation's own code, as
     ``{"file", "line", "code", "function"}``; None when there is none."""
-    frames = [f for f in traceback.extract_tb(tb) if not _is_library(f.filename)]
+    # lines are read for the chosen frame alone: the harness's own files stay unopened
+    summary = traceback.StackSummary.extract(traceback.walk_tb(tb), lookup_lines=False)
+    frames = [f for f in summary if not _is_library(f.filename)]
     if not frames:
         return None
     f = frames[-1]
-    code = (f.line or linecache.getline(f.filename, f.lineno or 0)).strip()
+    code = linecache.getline(f.filename, f.lineno or 0).strip()
     where = {"file": f.filename, "line": f.lineno, "code": code, "function": f.name}
     cell = _notebook_cell(f.filename)
     if cell is not None:  # a notebook cell's code has no file: name the cell as IPython does
@@ -232,7 +257,7 @@ def _real_array(value: Any, what: str) -> np.ndarray:
     if np.iscomplexobj(a):
         raise _Structure(f"{what} is complex ({a.dtype}); gradients of a real loss are real")
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
-        raise _Structure(f"{what} is not numeric (dtype {a.dtype}, from {type(value).__name__})")
+        raise _Structure(f"{what} is not numeric (dtype {a.dtype}, from {type_name(value)})")
     if a.dtype == np.bool_:
         raise _Structure(f"{what} is boolean, not numeric")
     return np.array(a, dtype=np.float64)  # a copy: the implementation keeps no alias to it
@@ -256,7 +281,7 @@ def as_loss(value: Any) -> float:
 def as_gradients(value: Any, params: Params) -> Params:
     """``[(dW^1, db^1), ...]`` as float64 arrays of the parameters' shapes."""
     if isinstance(value, (str, bytes, np.ndarray)) or not isinstance(value, (Sequence,)):
-        raise _Structure(f"gradients returned {type(value).__name__}, not a list of (dW, db) pairs")
+        raise _Structure(f"gradients returned {type_name(value)}, not a list of (dW, db) pairs")
     if len(value) != len(params):
         raise _Structure(
             f"gradients returned {len(value)} entries for a network of {len(params)} layers"
@@ -268,7 +293,7 @@ def as_gradients(value: Any, params: Params) -> Params:
             or not isinstance(pair, (Sequence, np.ndarray))
             or (len(pair) != 2)
         ):
-            raise _Structure(f"layer {l}: expected a (dW, db) pair, got {type(pair).__name__}")
+            raise _Structure(f"layer {l}: expected a (dW, db) pair, got {type_name(pair)}")
         arrays = []
         for pname, theta, g in (("W", W, pair[0]), ("b", b, pair[1])):
             g = _real_array(g, f"layer {l}'s d{pname}")
@@ -406,6 +431,28 @@ class Guarded:
             _network(params, X, activations, cost),
         )
 
+    def losses(
+        self,
+        points: Sequence[Params],
+        X: np.ndarray,
+        Y: np.ndarray,
+        *,
+        activations,
+        cost,
+        l2: float = 0.0,
+    ) -> list[float]:
+        """:meth:`loss` at each of ``points`` (parameters), in order, as if called one by
+        one; an implementation in a worker gets them in one message (the finite
+        differences' many calls), each still checked and timed on its own."""
+        keywords = {"activations": activations, "cost": cost, "l2": l2}
+        batch = getattr(self.impl, "batch", None)
+        if batch is None or not points or self.hung is not None or not self.has("loss"):
+            return [self.loss(p, X, Y, **keywords) for p in points]
+        cast = (lambda v: _cast(v, self.dtype)) if self.dtype is not None else (lambda v: v)
+        calls = [cast((p, X, Y)) for p in points]
+        with batch("loss", calls, _keywords(activations, cost, l2)):
+            return [self.loss(p, X, Y, **keywords) for p in points]
+
     def forward(self, params: Params, X: np.ndarray, *, activations) -> np.ndarray:
         """A^L from the implementation's ``forward``."""
         return self._call(
@@ -460,8 +507,12 @@ class Guarded:
             with warnings.catch_warnings():
                 raw = fn(*given, **copy.deepcopy(kwargs))
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
+            if isinstance(exc, (KeyboardInterrupt, WorkerLost)):
                 raise
+            if isinstance(exc, RemoteFailure):  # what the worker said of its own exception
+                raise ImplementationFailed(
+                    Finding(exc.kind, member, exc.text, network, exc.exception, exc.where)
+                ) from None
             where = user_frame(exc.__traceback__)
             if isinstance(exc, _TimeLimit):
                 self.hung = Finding("timeout", member, f"did not return within "
@@ -614,7 +665,7 @@ def _returns_what_it_wrote(raw: Any, sent: Any, written: Any) -> bool:
 def _as_update(raw: Any, given_params: Params, params: Params) -> Params:
     result = given_params if raw is None else raw
     if isinstance(result, (str, bytes)) or not isinstance(result, Sequence):
-        raise _Structure(f"update returned {type(raw).__name__}, not a list of (W, b) pairs")
+        raise _Structure(f"update returned {type_name(raw)}, not a list of (W, b) pairs")
     if len(result) != len(params):
         raise _Structure(f"update returned {len(result)} layers, not {len(params)}")
     out = []

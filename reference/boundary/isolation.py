@@ -1,43 +1,71 @@
-"""The implementation under test in a worker process, with a time limit on every call.
+"""The implementation under test in a worker process of its own; the judge stays here.
 
-:class:`Worker` starts a process (``multiprocessing``, spawn: nothing of the
-parent's state or threads is inherited), loads the implementation there behind
-the boundary (:class:`~reference.boundary.guard.Guarded`), and runs jobs in it
-one at a time: a job is a module-level function called as ``job(guarded, *args)``
-whose result travels back by pickle. What the implementation prints, at import
-or later, goes to a file (:attr:`Worker.output`), never to the terminal.
+:class:`Worker` starts a process (:mod:`.server`) that loads the implementation and does
+nothing else: it answers calls of the protocol's members. Here, :meth:`Worker.run` runs a
+job (``job(guarded, *args)``, the same jobs :class:`~reference.frontends.jobs.InProcess`
+runs) in *this* process, on a :class:`~reference.boundary.guard.Guarded` whose
+implementation is a :class:`RemoteImpl`: each member call is one message to the worker and
+one back. So the oracles, the comparisons, the checks, the scores and the reports are all
+computed here, from plain data (:mod:`.wire`) the worker sends; nothing the code under test
+does in its own process reaches them.
 
-The parent watches every call into the implementation: the guard writes the
-member's code and start time into shared memory before each call and clears it
-after. A call that runs past ``timeout`` seconds is a hang: the parent asks the
-worker's ``faulthandler`` for its stack (which names the file and line the code
-under test was stuck on), kills the process and reports a ``timeout``
-:class:`~reference.boundary.guard.Finding`. A worker that dies (``os._exit``, a
-segfault, a kill) is a ``crash`` finding. Either way the next job gets a fresh
-worker, so one network's hang costs only that network.
+The parent watches every call: one that runs past ``timeout`` seconds is a hang (the
+worker's ``faulthandler`` is asked for its stack, which names the file and line the code
+was stuck on, then the worker is killed) and a worker that dies (``os._exit``, a segfault,
+a kill) is a crash. Either ends the job with a :class:`Failed` carrying the finding, and the
+next job gets a fresh worker, so one network's hang costs only that network.
+
+The worker runs in its own session (a process group of its own), killed whole when it is
+done, with every process that carries its token in its environment; its environment holds
+no secret of the harness's (:data:`SECRETS`; under a grading :class:`~.policy.Policy`, only
+:data:`KEPT` variables). With ``copy`` (grading) its working directory is a fresh
+temporary copy of the submission alone, so a classmate's files are out of reach by relative
+path and a ``jax.py`` or ``numpy.py`` there shadows only its author's own imports.
 """
 
 from __future__ import annotations
 
-import faulthandler
-import multiprocessing as mp
+import functools
 import os
 import re
+import secrets
+import shutil
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from .guard import MEMBERS, Finding, Guarded, guard
+import numpy as np
 
-_CODES = ("import", *MEMBERS)
-"""What the shared slot's first entry (an index, -1 when idle) says the worker is running."""
+from .guard import KINDS, Finding, Guarded, RemoteFailure, WorkerLost
+from .policy import Policy
+from .wire import MAX_MESSAGE, UnsafeMessage, loads
+
 _GRACE = 0.5
 """Seconds the parent lets faulthandler write the stack before killing a hung worker."""
+IMPORT_TIME = 60.0
+"""The least time a module's import is given, whatever the per-call limit: an import may
+load heavy libraries of the code's own (a worker imports nothing heavy of the harness's,
+so all of this is the code's), and a per-call limit of a few seconds is meant for calls."""
+SECRETS = ("BACKPROP_HIDDEN_SEED",)
+"""Environment variables never passed to a worker (the hidden networks' seed)."""
+KEPT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
+KEPT_PREFIXES = ("OPENBLAS_", "OMP_", "MKL_", "NPY_")
+"""What a grading worker's environment keeps: the locale, the path, and the BLAS and NumPy
+settings of the machine (some machines need OPENBLAS_CORETYPE to compute right)."""
+TOKEN = "BACKPROP_WORKER_TOKEN"
+"""The variable that marks a worker's processes, so that its children are found and ended."""
+_ROOT = str(Path(__file__).resolve().parent.parent.parent)
+"""The folder that holds the ``reference`` package the worker imports its server from."""
+_BOOT = "import sys; sys.path[0] = {root!r}; from reference.boundary.server import main; main({fd})"
 
 
 class LoadFailed(Exception):
@@ -60,102 +88,162 @@ def _signal_name(code: int) -> str:
 
 def _stuck_at(dump: str) -> dict[str, Any] | None:
     """The innermost user frame of the current thread in a faulthandler dump."""
+    import linecache
+
     from .guard import _is_library
 
     block = dump.split("Current thread", 1)[-1].split("\n\n", 1)[0]
     for file, line, function in re.findall(r'File "([^"]+)", line (\d+) in (\S+)', block):
         if not _is_library(file):
-            import linecache
-
             code = linecache.getline(file, int(line)).strip()
             return {"file": file, "line": int(line), "code": code, "function": function}
     return None
 
 
-def _serve(
-    conn, spec: str, cwd: str, slot, dump_path: str, out_path: str, layout: str | None
-) -> None:
-    """The worker's main loop (runs in the child process)."""
-    out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
-    sys.stdout = open(1, "w", buffering=1, closefd=False)
-    sys.stderr = open(2, "w", buffering=1, closefd=False)
-    dump = open(dump_path, "w")
-    faulthandler.register(signal.SIGUSR1, file=dump, all_threads=True)
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)  # as python -m does: a module in the current directory loads
+def _where(value: Any) -> dict[str, Any] | None:
+    """A ``where`` from the worker, if it has the expected plain fields; else None."""
+    if not isinstance(value, dict):
+        return None
+    file, line = value.get("file"), value.get("line")
+    if not isinstance(file, str) or not isinstance(line, int) or isinstance(line, bool):
+        return None
+    out: dict[str, Any] = {"file": file, "line": line}
+    for key in ("code", "function"):
+        if isinstance(value.get(key), str):
+            out[key] = value[key][:500]
+    return out
 
-    import warnings
 
-    import numpy as np
-
-    from .loading import ImplementationError, load_impl
-
-    def on_call(member: str | None) -> None:
-        slot[0] = -1.0 if member is None else float(_CODES.index(member))
-        slot[1] = time.monotonic()
-
-    np_state, filters = np.geterr(), list(warnings.filters)
-    on_call("import")
-    try:
-        from ..registry import load_entry_points
-
-        load_entry_points()  # the tables as the parent sees them, through the entry points
-        impl = load_impl(spec)
-    except ImplementationError as exc:
-        conn.send(("load failed", str(exc)))
+def _mirror(sent: Any, after: Any) -> None:
+    """Write into ``sent`` (the arguments of a call, as this process gave them) what the
+    member did to its own copies in the worker (``after``): the guard then sees an argument
+    changed in place as it would in one process."""
+    if isinstance(sent, np.ndarray):
+        if isinstance(after, np.ndarray) and after.shape == sent.shape:
+            with np.errstate(all="ignore"):
+                sent[...] = after.astype(sent.dtype, copy=False)
         return
-    except BaseException as exc:  # the module itself failed: say how, briefly
-        conn.send(("load failed", _import_failure(spec, exc)))
-        return
-    finally:
-        on_call(None)
-        np.seterr(**np_state)  # what the module set at import stays out of the harness
-        warnings.filters[:] = filters
-    from ..inputs.scope import Scope, ScopeError
+    if isinstance(sent, list) and isinstance(after, list):
+        for k in range(min(len(sent), len(after))):
+            if _same_kind(sent[k], after[k]):
+                _mirror(sent[k], after[k])
+            else:
+                sent[k] = after[k]
+        del sent[len(after) :]
+        sent.extend(after[len(sent) :])
+    elif isinstance(sent, tuple) and isinstance(after, tuple) and len(sent) == len(after):
+        for s, a in zip(sent, after):
+            _mirror(s, a)
+    elif isinstance(sent, dict) and isinstance(after, dict):
+        for key in list(sent):
+            if key not in after:
+                del sent[key]
+        for key, value in after.items():
+            if key in sent and _same_kind(sent[key], value):
+                _mirror(sent[key], value)
+            else:
+                sent[key] = value
 
-    try:
-        declared = Scope.read(getattr(impl, "SUPPORTS", None), f"{spec}.SUPPORTS")
-    except ScopeError as exc:
-        conn.send(("load failed", str(exc)))
-        return
-    guarded = guard(impl, spec)
-    guarded.on_call = on_call
-    if layout is not None:
-        guarded.use_layout(layout)
-    conn.send(("ready", (guarded.name, declared)))
-    while True:
+
+def _same_kind(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.shape == b.shape
+    return type(a) is type(b) and isinstance(a, (list, tuple, dict))
+
+
+class RemoteImpl:
+    """The implementation as the harness sees it when it runs in a worker: the members it
+    has, each a call through the worker; its ``SUPPORTS`` and where its members are defined,
+    as the worker read them."""
+
+    def __init__(self, worker: Worker, ready: dict[str, Any]) -> None:
+        self._worker = worker
+        self.__name__ = str(ready.get("name") or worker.spec)
+        self.SUPPORTS = ready.get("supports")
+        self.locations: dict[str, dict[str, Any]] = {}
+        self._pending: list[str] = []
+        self.update_ready(ready)
+
+    def update_ready(self, ready: dict[str, Any]) -> None:
+        """Take what a (re)started worker said of the implementation."""
+        members = ready.get("members") if isinstance(ready.get("members"), list) else []
+        for member in ("loss", "gradients", "forward", "update"):
+            if member in members:
+                setattr(self, member, functools.partial(self._call, member))
+            elif member in self.__dict__:
+                delattr(self, member)
+        locations = ready.get("locations")
+        if isinstance(locations, dict):
+            self.locations = {
+                m: w for m, w in ((m, _where(w)) for m, w in locations.items()) if w is not None
+            }
+            for w in self.locations.values():
+                w["file"] = self._worker.original_path(w["file"])
+
+    @contextmanager
+    def batch(self, member: str, calls: list[tuple], kwargs: dict) -> Iterator[None]:
+        """Send ``calls`` of ``member`` (each a tuple of positional arguments, all with
+        ``kwargs``) to the worker in one message; the next ``len(calls)`` calls of
+        ``member`` through this object take their replies in order, each with its own time
+        limit, instead of sending. Replies left unread at the end are read and dropped."""
+        self._worker.send(("calls", member, calls, kwargs))
+        self._pending = [member] * len(calls)
         try:
-            job = conn.recv()
-        except EOFError:
-            return
-        if job is None:
-            return
-        fn, args = job
-        conn.send(("done", fn(guarded, *args)))
+            yield
+        finally:
+            while self._pending:
+                self._pending.pop()
+                self._worker.reply(member)
 
+    def _call(self, member: str, *args: Any, **kwargs: Any) -> Any:
+        if self._pending and self._pending[-1] == member:
+            self._pending.pop()
+            reply = self._worker.reply(member)
+        else:
+            reply = self._worker.call(member, args, kwargs)
+        if not reply.get("ok"):
+            kind = reply.get("kind")
+            text = reply.get("text")
+            where = _where(reply.get("where"))
+            if where is not None:
+                where["file"] = self._worker.original_path(where["file"])
+            raise RemoteFailure(
+                kind if kind in KINDS else "raised",
+                self._worker.original_text(str(text)[:2000] if text is not None else "failed"),
+                str(reply.get("exception", ""))[:200],
+                where,
+            )
+        _mirror(args, reply.get("after"))
+        return reply.get("value")
 
-def _import_failure(spec: str, exc: BaseException) -> str:
-    from .guard import _describe_exception, user_frame
-
-    if isinstance(exc, SyntaxError):
-        return f"cannot import {spec!r}: syntax error at {exc.filename}:{exc.lineno}: {exc.msg}"
-    where = user_frame(exc.__traceback__)
-    text = f"cannot import {spec!r}: the module {_describe_exception(exc)} at import"
-    if where:
-        text += f" (at {where['file']}:{where['line']}: {where['code']})"
-    return text
+    def __repr__(self) -> str:
+        return f"<{self.__name__}, in a worker process>"
 
 
 class Worker:
-    """An implementation, named by ``spec`` (``package.module[:object]``), in its own
-    process; :meth:`run` calls a job there. Use as a context manager, or call
-    :meth:`close`. ``timeout`` is the limit on each call into the implementation
-    (and on its import), in seconds."""
+    """An implementation, named by ``spec`` (``package.module[:object]`` or a path), in its
+    own process; :meth:`run` runs a job here on it. Use as a context manager, or call
+    :meth:`close`.
 
-    def __init__(self, spec: str, timeout: float = 60.0) -> None:
-        if not isinstance(spec, str):  # the spawned process imports it: it needs a path
+    ``timeout``: the limit on each call into the implementation, in seconds (its import gets
+    at least :data:`IMPORT_TIME`). ``policy``: what the worker may do
+    (:class:`~.policy.Policy`; the default limits nothing). ``copy``: a file or folder that
+    holds the implementation ``spec`` names by path; the worker runs in a fresh temporary
+    copy of it alone (grading). ``user``: the user to run it as (when the harness runs as
+    root). ``budget``: seconds for all its calls together, counted while a call is in the
+    worker (the harness's own work between calls is not the submission's time)."""
+
+    def __init__(
+        self,
+        spec: str,
+        timeout: float = 60.0,
+        *,
+        policy: Policy | None = None,
+        copy: str | Path | None = None,
+        user: str | None = None,
+        budget: float | None = None,
+    ) -> None:
+        if not isinstance(spec, str):  # the worker process imports it: it needs a path
             raise TypeError(
                 f"Worker needs a module path such as 'package.module' or 'package.module:object', "
                 f"got {type(spec).__name__}: the worker process imports the implementation by "
@@ -165,20 +253,92 @@ class Worker:
             )
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+        if budget is not None and not budget > 0:
+            raise ValueError(f"budget must be > 0 seconds or None, got {budget!r}")
         self.spec = spec
+        self.budget = budget
+        """Seconds for all the implementation's calls together (None: no limit)."""
+        self.busy = 0.0
+        """Seconds spent so far waiting on the implementation (its import and its calls)."""
         self.timeout = float(timeout)
+        self.policy = policy or Policy()
+        self.user = user
         self._dir = tempfile.TemporaryDirectory(prefix="backprop-check-")
-        self.output = Path(self._dir.name) / "output.txt"
+        scratch = Path(self._dir.name)
+        self.output = scratch / "output.txt"
         self.output.touch()
-        self._dump = Path(self._dir.name) / "stack.txt"
-        self._ctx = mp.get_context("spawn")
-        self._proc = None
+        self._dump = scratch / "stack.txt"
+        self._copy: tuple[str, str] | None = None  # (the copy's folder, the original's)
+        self._spec, self._cwd = spec, os.getcwd()
+        if copy is not None:
+            self._spec, self._cwd = self._copied(spec, Path(copy), scratch / "work")
+        if user is not None:
+            shutil.chown(scratch, user)
+            os.chmod(scratch, 0o755)
+            shutil.chown(self.output, user)
+        self._proc: subprocess.Popen | None = None
+        self._conn: Connection | None = None
+        self._remote: RemoteImpl | None = None
+        self._guarded: Guarded | None = None
         self.name = spec
         self.declared: Any = None
-        """The implementation's ``SUPPORTS``, read in the worker (a :class:`Scope`)."""
+        """The implementation's ``SUPPORTS``, as a :class:`~reference.inputs.scope.Scope`."""
         self.layout: str | None = None
         """The layout the implementation is checked in (:meth:`use_layout`); None: the seed's."""
         self.restarts = 0
+        self.requests = 0
+        """Messages sent to the worker (a batch of calls is one)."""
+        self.warnings = 0
+        """How many warnings the implementation's calls raised (counted, not printed)."""
+        self.violations: list[str] = []
+        """What the worker's policy refused, as the worker reported it (:mod:`.policy`)."""
+
+    # -- where it runs ------------------------------------------------------------------------
+
+    def _copied(self, spec: str, source: Path, work: Path) -> tuple[str, str]:
+        """Copy ``source`` (a file, or a folder with everything in it) into ``work``; the
+        spec there, and the folder to run in."""
+        path_text, colon, attr = spec.partition(":")
+        named = Path(path_text).expanduser().resolve()
+        source = source.expanduser().resolve()
+        if not source.exists():
+            raise LoadFailed(f"cannot import {spec!r}: no such file or directory: {source}")
+        if named != source and source not in named.parents:
+            raise ValueError(f"copy: {str(source)!r} does not hold the implementation {spec!r}")
+        work.mkdir()
+        target = work / source.name
+        if source.is_dir():
+            shutil.copytree(source, target, symlinks=False, ignore=shutil.ignore_patterns(
+                "__pycache__", ".git"))  # fmt: skip
+        else:
+            shutil.copy2(source, target)
+        self._copy = (str(work), str(source.parent))
+        if self.user is not None:
+            for folder, dirs, files in os.walk(work):
+                for name in (folder, *(os.path.join(folder, f) for f in dirs + files)):
+                    shutil.chown(name, self.user)
+        return str(target / named.relative_to(source)) + colon + attr, str(work)
+
+    def original_path(self, path: str) -> str:
+        """``path`` in the worker's copy, as the original file's path."""
+        if self._copy is not None and path.startswith(self._copy[0] + os.sep):
+            return self._copy[1] + path[len(self._copy[0]) :]
+        return path
+
+    def original_text(self, text: str) -> str:
+        """``text`` with the copy's folder named as the original's."""
+        return text.replace(self._copy[0], self._copy[1]) if self._copy is not None else text
+
+    def _environment(self, token: str) -> dict[str, str]:
+        if self.policy.strict:
+            env = {k: v for k, v in os.environ.items() if k in KEPT or k.startswith(KEPT_PREFIXES)}
+            env["HOME"] = env["TMPDIR"] = self._cwd
+        else:
+            env = {k: v for k, v in os.environ.items() if k not in SECRETS}
+        env[TOKEN] = token
+        return env
+
+    # -- life -----------------------------------------------------------------------------------
 
     def __enter__(self) -> Worker:
         self.start()
@@ -189,103 +349,264 @@ class Worker:
 
     def start(self) -> None:
         """Start the process and load the implementation; :class:`LoadFailed` if it cannot be."""
-        self._slot = self._ctx.Array("d", [-1.0, 0.0], lock=False)
-        self._conn, child = self._ctx.Pipe()
-        args = (child, self.spec, os.getcwd(), self._slot, str(self._dump), str(self.output))
-        self._proc = self._ctx.Process(target=_serve, args=(*args, self.layout), daemon=True)
-        self._proc.start()
-        child.close()
-        reply = self._wait()
-        if isinstance(reply, Failed):
+        from ..inputs.scope import Scope, ScopeError
+
+        self._token = secrets.token_hex(12)
+        mine, theirs = socket.socketpair()
+        with open(self.output, "ab") as out:
+            try:
+                self._proc = _popen(
+                    # -u: what the code prints is in the file when the harness reads it
+                    [sys.executable, "-u", "-c", _BOOT.format(root=_ROOT, fd=theirs.fileno())],
+                    pass_fds=(theirs.fileno(),),
+                    cwd=self._cwd,
+                    env=self._environment(self._token),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    **self._identity(),
+                )
+            finally:
+                theirs.close()
+        self._conn = Connection(mine.detach())
+        config = {
+            "spec": self._spec,
+            "cwd": self._cwd,
+            "dump": str(self._dump),
+            "policy": self.policy.to_dict(),
+        }
+        try:
+            self._conn.send(config)
+            started = time.monotonic()
+            reply = self._receive("import", max(self.timeout, IMPORT_TIME))
+            self.busy += time.monotonic() - started
+        except WorkerLost as lost:
             self._stop()
-            raise LoadFailed(f"cannot import {self.spec!r}: {reply.finding.message}")
-        status, value = reply
-        if status == "load failed":
+            raise LoadFailed(f"cannot import {self.spec!r}: {lost.finding.message}") from None
+        status = reply[0] if isinstance(reply, tuple) and reply else None
+        if status == "load failed" and len(reply) == 3:
+            self._note_violations(reply[2])
             self._stop()
-            raise LoadFailed(value)
-        self.name, self.declared = value
+            raise LoadFailed(self.original_text(str(reply[1])[:2000]))
+        if status != "ready" or len(reply) != 2 or not isinstance(reply[1], dict):
+            self._stop()
+            raise LoadFailed(f"cannot import {self.spec!r}: the worker's reply was not understood")
+        ready = reply[1]
+        self._note_violations(ready.get("violations"))
+        if self._remote is None:
+            self._remote = RemoteImpl(self, ready)
+            self._guarded = Guarded(self._remote, self._remote.__name__)
+            self.name = self._guarded.name
+            try:
+                self.declared = Scope.read(self._remote.SUPPORTS, f"{self.spec}.SUPPORTS")
+            except ScopeError as exc:
+                self._stop()
+                raise LoadFailed(str(exc)) from None
+            if self.layout is not None:
+                self._guarded.use_layout(self.layout)
+        else:
+            self._remote.update_ready(ready)
+
+    def _identity(self) -> dict[str, Any]:
+        """Popen's keywords that start the worker as :attr:`user`, with that user's group
+        and no other (none when no user is given)."""
+        if self.user is None:
+            return {}
+        import pwd
+
+        try:
+            entry = pwd.getpwnam(self.user)
+        except KeyError:
+            raise LoadFailed(f"user {self.user!r}: no such user on this machine") from None
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+    def _note_violations(self, found: Any) -> None:
+        if isinstance(found, list):
+            for text in found:
+                text = self.original_text(str(text)[:500])
+                if text not in self.violations:
+                    self.violations.append(text)
+
+    @property
+    def guarded(self) -> Guarded:
+        """The implementation behind the boundary, its calls going to the worker."""
+        if self._guarded is None:
+            self.start()
+        assert self._guarded is not None
+        return self._guarded
 
     def run(self, job: Callable[..., Any], *args: Any) -> Any:
-        """``job(guarded_impl, *args)`` in the worker; a :class:`Failed` when it hung or died.
-        A worker lost that way is replaced before the next job."""
-        if self._proc is None or not self._proc.is_alive():
+        """``job(guarded_impl, *args)`` here, its calls into the implementation made in the
+        worker; a :class:`Failed` when the worker hung or died in one. A worker lost that
+        way is replaced before the next job."""
+        if self.spent():
+            return Failed(self.over_budget("the implementation"))
+        if self._proc is None or self._proc.poll() is not None:
             self.restarts += self._proc is not None
             self.start()
-        self._conn.send((job, args))
-        reply = self._wait()
-        if isinstance(reply, Failed):
+        try:
+            return job(self.guarded, *args)
+        except WorkerLost as lost:
             self._stop()
-            return reply
-        return reply[1]
+            return Failed(lost.finding)
 
     def use_layout(self, layout: str) -> None:
-        """Check the implementation as written in ``layout`` (:mod:`.layouts`), in this worker
-        and in every one that replaces it after a hang or a crash."""
+        """Check the implementation as written in ``layout`` (:mod:`.layouts`)."""
         self.layout = layout
-        if self._proc is not None and self._proc.is_alive():
-            self.run(Guarded.use_layout, layout)
+        if self._guarded is not None:
+            self._guarded.use_layout(layout)
 
-    def _wait(self) -> Any:
-        while True:
-            if self._conn.poll(0.02):
-                try:
-                    return self._conn.recv()
-                except (EOFError, OSError):
-                    pass  # the worker died while sending: reported below
-            code, started = self._slot[0], self._slot[1]
-            if not self._proc.is_alive() or (code < 0 and self._proc.exitcode is not None):
-                return Failed(self._died(int(code)))
-            if code >= 0 and time.monotonic() - started > self.timeout:
-                return Failed(self._hung(int(code)))
+    # -- one call -----------------------------------------------------------------------------
 
-    def _member(self, code: int) -> str:
-        return _CODES[code] if code >= 0 else "the implementation"
+    def call(self, member: str, args: tuple, kwargs: dict) -> dict[str, Any]:
+        """One member's call in the worker: the worker's reply, checked to be a dict.
+        Raises :class:`~reference.boundary.guard.WorkerLost` on a hang or a death."""
+        self.send(("call", member, args, kwargs))
+        return self.reply(member)
 
-    def _died(self, code: int) -> Finding:
-        self._proc.join(1.0)
-        exit = self._proc.exitcode
-        how = (
-            f"was killed by {_signal_name(exit)}"
-            if exit is not None and exit < 0
-            else f"ended the process with exit status {exit} (os._exit or a fatal error)"
-        )
-        return Finding("crash", self._member(code), how)
-
-    def _hung(self, code: int) -> Finding:
-        self._dump.write_text("")
+    def send(self, message: tuple) -> None:
+        """Send one request to the worker (:meth:`reply` reads each call's answer)."""
+        if self.spent():
+            raise WorkerLost(self.over_budget(message[1]))
+        if self._proc is None or self._proc.poll() is not None or self._conn is None:
+            raise WorkerLost(
+                Finding("crash", message[1], "ended the worker process before the call")
+            )
         try:
-            os.kill(self._proc.pid, signal.SIGUSR1)
-        except ProcessLookupError:
-            pass
-        time.sleep(_GRACE)
-        where = _stuck_at(self._dump.read_text(errors="replace"))
+            self._conn.send(message)
+        except (OSError, ValueError):
+            raise WorkerLost(self._died(message[1])) from None
+        self.requests += 1
+
+    def reply(self, member: str) -> dict[str, Any]:
+        """The worker's answer to the next call of ``member`` sent, checked to be a dict;
+        the call has :attr:`timeout` seconds (and what is left of the :attr:`budget`)."""
+        if self.spent():
+            raise WorkerLost(self.over_budget(member))
+        limit = self.timeout
+        if self.budget is not None:
+            limit = min(limit, self.budget - self.busy)
+        started = time.monotonic()
+        try:
+            reply = self._receive(member, limit)
+        except WorkerLost as lost:
+            self.busy += time.monotonic() - started
+            if lost.finding.kind == "timeout" and self.spent():
+                raise WorkerLost(self.over_budget(member, lost.finding.where)) from None
+            raise
+        self.busy += time.monotonic() - started
+        if not isinstance(reply, dict):
+            self._stop()
+            raise WorkerLost(Finding("crash", member, "broke the worker's protocol (a reply "
+                                     "that is not the worker's)"))  # fmt: skip
+        count = reply.get("warnings")
+        if isinstance(count, int) and count > 0:
+            self.warnings += count
+        self._note_violations(reply.get("violations"))
+        return reply
+
+    def spent(self) -> bool:
+        """Whether the implementation has used up its :attr:`budget`."""
+        return self.budget is not None and self.busy >= self.budget
+
+    def over_budget(self, member: str, where: dict[str, Any] | None = None) -> Finding:
+        """The finding of a call cut short, or not made, because the budget ran out."""
         return Finding(
             "timeout",
-            self._member(code),
-            f"did not return within {self.timeout:g} s (an endless loop or a very slow call)",
+            member,
+            f"ran past the wall-time limit of {self.budget:g} s for the whole grading (all "
+            "its calls together); what was left was not graded",
             where=where,
         )
 
+    def _receive(self, member: str, limit: float | None = None) -> Any:
+        assert self._proc is not None and self._conn is not None
+        limit = self.timeout if limit is None else limit
+        deadline = time.monotonic() + limit
+        while True:
+            try:
+                ready = self._conn.poll(min(0.05, max(0.0, deadline - time.monotonic())))
+            except (OSError, ValueError):
+                raise WorkerLost(self._died(member)) from None
+            if ready:
+                try:
+                    data = self._conn.recv_bytes(MAX_MESSAGE)
+                except (EOFError, OSError):
+                    raise WorkerLost(self._died(member)) from None
+                try:
+                    return loads(data)
+                except UnsafeMessage as exc:
+                    self._stop()
+                    raise WorkerLost(
+                        Finding("crash", member, f"broke the worker's protocol: {exc}")
+                    ) from None
+            if self._proc.poll() is not None:
+                raise WorkerLost(self._died(member))
+            if time.monotonic() >= deadline:
+                raise WorkerLost(self._hung(member, limit))
+
+    def _died(self, member: str) -> Finding:
+        assert self._proc is not None
+        try:
+            code = self._proc.wait(1.0)
+        except subprocess.TimeoutExpired:
+            code = None
+        how = (
+            f"was killed by {_signal_name(code)}"
+            if code is not None and code < 0
+            else f"ended the process with exit status {code} (os._exit or a fatal error)"
+        )
+        return Finding("crash", member if member != "import" else "the implementation", how)
+
+    def _hung(self, member: str, limit: float) -> Finding:
+        assert self._proc is not None
+        self._dump.write_text("")
+        try:
+            os.kill(self._proc.pid, signal.SIGUSR1)
+        except (ProcessLookupError, PermissionError):
+            pass
+        time.sleep(_GRACE)
+        where = _stuck_at(self._dump.read_text(errors="replace"))
+        if where is not None:
+            where["file"] = self.original_path(where["file"])
+        self._stop()
+        return Finding(
+            "timeout",
+            member,
+            f"did not return within {limit:g} s (an endless loop or a very slow call)",
+            where=where,
+        )
+
+    # -- the end --------------------------------------------------------------------------------
+
     def kill(self) -> None:
-        """End the worker process now; safe from another thread. The job it was running
+        """End the worker process now; safe from another thread. The call it was running
         comes back as a crash, and the next job starts a fresh worker."""
         proc = self._proc
-        if proc is not None and proc.is_alive():
-            proc.kill()
+        if proc is not None and proc.poll() is None:
+            _kill_group(proc.pid)
 
     def _stop(self) -> None:
-        if self._proc is not None and self._proc.is_alive():
-            self._proc.kill()
-        if self._proc is not None:
-            self._proc.join(5.0)
+        proc = self._proc
+        if proc is not None:
+            _kill_group(proc.pid)
+            try:
+                proc.wait(5.0)
+            except subprocess.TimeoutExpired:
+                pass
+            _sweep(self._token)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def close(self) -> None:
-        """End the worker process and remove its files."""
-        if self._proc is not None and self._proc.is_alive():
+        """End the worker process, every process it started, and remove its files."""
+        if self._proc is not None and self._proc.poll() is None and self._conn is not None:
             try:
                 self._conn.send(None)
-                self._proc.join(2.0)
-            except (OSError, BrokenPipeError):
+                self._proc.wait(2.0)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
                 pass
         self._stop()
         self._dir.cleanup()
@@ -293,6 +614,63 @@ class Worker:
     def printed(self) -> list[str]:
         """What the implementation wrote to stdout and stderr so far, line by line."""
         try:
-            return self.output.read_text(errors="replace").splitlines()
+            text = self.output.read_text(errors="replace")
         except OSError:
             return []
+        return self.original_text(text).splitlines()
+
+
+def _popen(command: list[str], **kwargs: Any) -> subprocess.Popen:
+    """``subprocess.Popen``, a start that fails (the interpreter not readable by ``user``)
+    a :class:`LoadFailed` that says so."""
+    try:
+        return subprocess.Popen(command, **kwargs)
+    except OSError as exc:
+        who = f" as user id {kwargs['user']}" if "user" in kwargs else ""
+        raise LoadFailed(
+            f"cannot start the worker process{who}: {exc.strerror or exc} ({exc.filename}); "
+            "the Python interpreter, the harness and the working copy must be readable by "
+            "that user"
+        ) from None
+
+
+def _kill_group(pid: int) -> None:
+    """Kill the worker's session (its process group: it leads one of its own)."""
+    for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        try:
+            kill()
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _sweep(token: str) -> int:
+    """Kill every process whose environment carries the worker's ``token`` (children that
+    left its process group, daemons included); how many. Linux's ``/proc`` only; elsewhere
+    the process group is all."""
+    mark = f"{TOKEN}={token}".encode()
+    killed = 0
+    for _ in range(3):  # a process may fork while being looked for: look again
+        found = 0
+        try:
+            entries = os.listdir("/proc")
+        except OSError:
+            return killed
+        for entry in entries:
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as fh:
+                    environ = fh.read()
+            except OSError:
+                continue
+            if mark in environ.split(b"\0"):
+                try:
+                    os.kill(int(entry), signal.SIGKILL)
+                    found += 1
+                except (ProcessLookupError, PermissionError):
+                    pass
+        killed += found
+        if not found:
+            break
+        time.sleep(0.05)
+    return killed

@@ -134,7 +134,7 @@ def is_path(module: str) -> bool:
     return module.endswith(".py") or "/" in module or "\\" in module
 
 
-def import_path(path: str | Path) -> ModuleType:
+def import_path(path: str | Path, *, protect: bool = True) -> ModuleType:
     """The module in the ``.py`` file, or the package in the directory, at ``path``.
 
     It is imported under a name made from its resolved path
@@ -143,7 +143,8 @@ def import_path(path: str | Path) -> ModuleType:
     name do not replace each other. Its directory is appended to ``sys.path`` (after
     everything else, so that it shadows nothing the harness imports), so that the modules
     beside it import as they would from that directory. What the module raises at import
-    propagates, as ``import`` would raise it.
+    propagates, as ``import`` would raise it. ``protect=False`` (the worker process, which
+    reads no tables of the harness) leaves the built-in ``backprop`` unimported.
     """
     path = Path(path).expanduser().resolve()
     if path.is_dir():
@@ -165,6 +166,9 @@ def import_path(path: str | Path) -> ModuleType:
     if spec is None or spec.loader is None:
         raise ImplementationError(f"cannot import {str(path)!r}: not a Python module")
     if str(path.parent) not in sys.path:
+        if not protect:
+            sys.path.append(str(path.parent))
+    if str(path.parent) not in sys.path:
         # The harness reads the built-in package's tables (backprop.ACTIVATIONS, ...). Under an
         # editable install it is found after every sys.path entry, so a student's backprop.py
         # in this directory would stand in for it: import it first, while it cannot.
@@ -180,12 +184,13 @@ def import_path(path: str | Path) -> ModuleType:
     return module
 
 
-def load_impl(spec: str | ModuleType | Any) -> Any:
+def load_impl(spec: str | ModuleType | Any, *, protect: bool = True) -> Any:
     """The implementation named by ``"package.module"`` or ``"package.module:object"``,
     or by a file path, ``"path/to/module.py"``, ``"path/to/package"`` (with ``:object``
     if need be; see :func:`import_path`).
 
-    A module or object passed in is checked and returned as it is.
+    A module or object passed in is checked and returned as it is. ``protect``: as for
+    :func:`import_path`.
     """
     if not isinstance(spec, str):
         return check_protocol(spec)
@@ -197,7 +202,7 @@ def load_impl(spec: str | ModuleType | Any) -> Any:
         )
     try:
         if is_path(module_name):
-            module = import_path(module_name)
+            module = import_path(module_name, protect=protect)
         else:
             module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -217,3 +222,48 @@ def load_impl(spec: str | ModuleType | Any) -> Any:
 def impl_name(impl: Any) -> str:
     """A short name for reports."""
     return getattr(impl, "__name__", None) or type(impl).__name__
+
+
+def _definition(fn: Any) -> dict[str, Any] | None:
+    """``{"file", "line"}`` of the ``def`` line of ``fn`` (a function or a bound method;
+    :mod:`inspect` looks through a decorator's ``__wrapped__``, and the decorator lines above
+    the ``def`` are skipped), or None where it has no Python source."""
+    import inspect
+    import os
+
+    try:
+        fn = getattr(fn, "__func__", fn)
+        if not inspect.isfunction(fn):
+            return None
+        source = inspect.getsourcefile(fn)
+        lines, first = inspect.getsourcelines(fn)
+    except (TypeError, OSError, ValueError):
+        return None
+    if source is None:
+        return None
+    offset = next(
+        (k for k, text in enumerate(lines) if text.lstrip().startswith(("def ", "async def "))),
+        0,
+    )
+    return {"file": os.path.abspath(source), "line": first + offset}
+
+
+def definitions(target: Any) -> dict[str, dict[str, Any]]:
+    """Where each protocol member of ``target`` (the loaded implementation) is defined,
+    ``{member: {"file": absolute path, "line": the def line}}``, read with :mod:`inspect`
+    (nothing is called); a member without Python source (a builtin, a callable object) is
+    left out."""
+    import inspect
+
+    out: dict[str, dict[str, Any]] = {}
+    for member in (*REQUIRED, *OPTIONAL):
+        try:
+            fn = inspect.getattr_static(target, member)
+        except AttributeError:
+            continue
+        if isinstance(fn, (staticmethod, classmethod)):
+            fn = fn.__func__
+        where = _definition(fn)
+        if where is not None:
+            out[member] = where
+    return out

@@ -7,7 +7,6 @@ read months later says what wrote it and how to get it again.
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import shlex
 from pathlib import Path
@@ -95,51 +94,22 @@ def provenance(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dic
 # --- where each member is defined ----------------------------------------------------------
 
 
-def _definition(fn: Any) -> dict[str, Any] | None:
-    """``{"file", "line"}`` of the ``def`` line of ``fn`` (a function or a bound method;
-    :mod:`inspect` looks through a decorator's ``__wrapped__``, and the decorator lines above
-    the ``def`` are skipped), or None where it has no Python source."""
-    try:
-        fn = getattr(fn, "__func__", fn)
-        if not inspect.isfunction(fn):
-            return None
-        source = inspect.getsourcefile(fn)
-        lines, first = inspect.getsourcelines(fn)
-    except (TypeError, OSError, ValueError):
-        return None
-    if source is None:
-        return None
-    offset = next(
-        (k for k, text in enumerate(lines) if text.lstrip().startswith(("def ", "async def "))),
-        0,
-    )
-    return {"file": os.path.abspath(source), "line": first + offset}
-
-
 def member_locations(impl: Any) -> dict[str, dict[str, Any]]:
     """A job (:mod:`reference.frontends.jobs`): where each protocol member of the guarded
-    implementation is defined, ``{member: {"file": absolute path, "line": the def line}}``,
-    read with :mod:`inspect` in the process that loaded it (nothing is called). Code written
-    in another layout is looked up behind its adapter; a member without Python source (a
-    builtin, a callable object) is left out."""
-    from ..boundary.guard import MEMBERS
+    implementation is defined, ``{member: {"file": absolute path, "line": the def line}}``
+    (:func:`~reference.boundary.loading.definitions`, read in the process that loaded the
+    code: a worker sends them when it starts). Code written in another layout is looked up
+    behind its adapter."""
+    from ..boundary.isolation import RemoteImpl
     from ..boundary.layouts import Adapter
+    from ..boundary.loading import definitions
 
     target = impl.impl
     if isinstance(target, Adapter):
         target = target.user
-    out: dict[str, dict[str, Any]] = {}
-    for member in MEMBERS:
-        try:
-            fn = inspect.getattr_static(target, member)
-        except AttributeError:
-            continue
-        if isinstance(fn, (staticmethod, classmethod)):
-            fn = fn.__func__
-        where = _definition(fn)
-        if where is not None:
-            out[member] = where
-    return out
+    if isinstance(target, RemoteImpl):
+        return dict(target.locations)
+    return definitions(target)
 
 
 def relative_to(path: str, workspace: str | Path) -> str | None:

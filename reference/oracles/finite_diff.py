@@ -348,6 +348,7 @@ def impl_gradients(
             meth = kinks[l][k].ravel() if kinks is not None else np.zeros(h.size, np.int8)
             flipped = np.stack([meth == BACKWARD, meth == FORWARD] * 2) | (meth == EXCLUDED)
             dJ = np.full((4, h.size), np.nan)
+            where, points = [], []
             for e in range(h.size):
                 # -2h only where the backward difference will need it
                 for s, factor in enumerate(FACTORS if meth[e] == BACKWARD else FACTORS[:3]):
@@ -355,8 +356,11 @@ def impl_gradients(
                     changed.flat[e] += factor * h[e]
                     moved = list(params)
                     moved[l] = (W, changed) if k == 1 else (changed, b)
-                    J = impl.loss(moved, X, Y, activations=activations, cost=cost, l2=l2)
-                    dJ[s, e] = J - J0
+                    where.append((s, e))
+                    points.append(moved)
+            values = impl.losses(points, X, Y, activations=activations, cost=cost, l2=l2)
+            for (s, e), J in zip(where, values):
+                dJ[s, e] = J - J0
             est, err, meth = combine(dJ, flipped, h, roundoff)
             per_param.append(tuple(x.reshape(theta.shape) for x in (est, err, meth)))
         grads.append((per_param[0][0], per_param[1][0]))
@@ -457,6 +461,7 @@ def directional_gradients(
             h = STEP * max(1.0, float(np.abs(theta).max()))
             dJ = np.full((4, directions), np.nan)
             flipped = np.zeros((4, directions), dtype=bool)
+            where, points = [], []
             for j in range(directions):
                 if model is not None:  # the kinks, located with the model at the same points
                     flipped[:, j] = _along(model, l, k, d[j], h)[1]
@@ -466,8 +471,11 @@ def directional_gradients(
                     step = factor * h * d[j]
                     moved = list(params)
                     moved[l] = (W, b + step) if k == 1 else (W + step, b)
-                    J = impl.loss(moved, X, Y, activations=activations, cost=cost, l2=l2)
-                    dJ[s, j] = J - J0
+                    where.append((s, j))
+                    points.append(moved)
+            values = impl.losses(points, X, Y, activations=activations, cost=cost, l2=l2)
+            for (s, j), J in zip(where, values):
+                dJ[s, j] = J - J0
             est, err, _ = combine(dJ, flipped, np.full(directions, h), roundoff)
             per_param.append((d, est, err))
         dirs.append((per_param[0][0], per_param[1][0]))
