@@ -818,8 +818,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--submission-timeout",
         type=float,
         metavar="SECONDS",
-        help="wall-time limit on grading one submission, all its calls together (default 300 "
-        "with --submissions, none with --gradescope); --timeout still limits each call",
+        help="wall-time limit on grading one submission, all its calls together (default "
+        "300); --timeout still limits each call",
+    )
+    grading.add_argument(
+        "--user",
+        metavar="NAME",
+        help="run each graded submission's worker as this less privileged user (when "
+        "backprop-check runs as root, as Gradescope's autograder does)",
+    )
+    grading.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a graded worker's resource limit: memory_mb (default 4096), cpu_seconds (600), "
+        "processes (512), file_mb (64); 0 lifts it; repeat for several",
     )
     # --- forks against upstream, golden tolerance, scaling out (against.py, scaling.py) ---
     parser.add_argument(

@@ -40,6 +40,7 @@ import numpy as np
 from ..boundary.guard import Finding
 from ..boundary.isolation import Failed, LoadFailed, Worker
 from ..boundary.loading import OPTIONAL, REQUIRED, ImplementationError, load_impl
+from ..boundary.policy import Policy, scan
 from ..inputs.problems import Problem
 from ..inputs.scope import Scope, random_problem_in
 from ..judging import checks
@@ -92,6 +93,9 @@ class Grade:
     error: str | None = None
     """Why nothing could be graded (the code could not be imported), or None."""
     printed: list[str] = field(default_factory=list)
+    integrity: list[str] = field(default_factory=list)
+    """Integrity findings: forbidden imports in the source, and what the worker's policy
+    refused (:mod:`reference.boundary.policy`); empty for honest code."""
 
     @property
     def score(self) -> float:
@@ -127,9 +131,12 @@ class Grade:
 
 
 def write_gradescope(grade_: Grade, path: Path) -> None:
-    """Write ``grade_`` as Gradescope's results.json to ``path``."""
+    """Write ``grade_`` as Gradescope's results.json to ``path``: to a temporary file beside
+    it, renamed over it, so that a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(grade_.to_gradescope(), indent=1) + "\n", encoding="utf-8")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(grade_.to_gradescope(), indent=1) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
 
 
 def hidden_seed_from(value: int | None, environ: Mapping[str, str] | None = None) -> int | None:
@@ -464,6 +471,9 @@ def grade_with(
     printed = runner.printed()
     if printed:
         lines.append(f"the code printed {len(printed)} lines while it was graded (not shown)")
+    warned = getattr(runner, "warnings", 0)
+    if warned:
+        lines.append(f"the code raised {warned} warnings while it was graded (counted, not shown)")
     return Grade(
         impl=label,
         items=items,
@@ -496,6 +506,10 @@ def grade(
     timeout: float = 60.0,
     wall_limit: float | None = None,
     name: str | None = None,
+    policy: Policy | None = None,
+    copy: str | Path | None = None,
+    user: str | None = None,
+    limits: dict[str, int | None] | None = None,
 ) -> Grade:
     """Grade an implementation on a rubric; returns a :class:`Grade` (``.score``,
     ``.max_score``, ``.scores()`` by item, ``.to_gradescope()``).
@@ -512,6 +526,16 @@ def grade(
 
     Code that cannot be imported, or lacks ``loss`` or ``gradients``, gets 0 on every
     item, each saying why; it does not raise.
+
+    A path runs in a worker of its own (:mod:`reference.boundary.isolation`): a fresh
+    temporary copy of ``copy`` (default: the package folder, or the module file's folder),
+    an environment without the hidden seed, resource limits, and ``policy`` (default:
+    :meth:`~reference.boundary.policy.Policy.grading` with the rubric's ``[integrity]
+    forbid`` for a path, nothing forbidden for an installed module named by its name;
+    ``limits`` over the default resource limits). A forbidden import, in the source or at run
+    time, is an integrity finding (``Grade.integrity``), which zeroes the grade where the
+    rubric says so. ``user``: the user the worker runs as, when this process
+    runs as root.
     """
     if not timeout > 0:
         raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
@@ -530,16 +554,30 @@ def grade(
             name = getattr(impl, "__name__", type(impl).__name__)
     runner: Any
     if isinstance(impl, str):
-        worker = Worker(impl, timeout=timeout)
-        runner = Deadline(worker, wall_limit) if wall_limit is not None else worker
+        source = Path(copy) if copy is not None else _source_of(impl)
+        if policy is None:
+            rubric_file = [rubric.source] if Path(rubric.source).is_file() else []
+            # a module by name is code installed where the grader runs, not an upload: its
+            # imports are its own (the catalog's mistakes, reference.bugs:..., import backprop)
+            forbid = rubric.forbid if source is not None else ()
+            policy = Policy.grading(forbid, rubric_file, limits)
+        found = scan(source, rubric.forbid) if source is not None else []
+        try:
+            # the wall limit counts the submission's own time, its calls in the worker
+            worker = Worker(impl, timeout=timeout, policy=policy, copy=source, user=user,
+                            budget=wall_limit)  # fmt: skip
+        except LoadFailed as exc:
+            graded = failed_grade(rubric, name, str(exc), 0.0, seed is not None)
+            return _with_integrity(graded, found, rubric)
+        runner = worker
         try:
             worker.start()
         except LoadFailed as exc:
             runner.close()
-            expired = isinstance(runner, Deadline) and runner.expired
-            message = runner.finding().describe() if expired else str(exc)
+            message = str(exc)
             seconds = time.perf_counter() - started
-            return failed_grade(rubric, name, message, seconds, seed is not None)
+            graded = failed_grade(rubric, name, message, seconds, seed is not None)
+            return _with_integrity(graded, found + worker.violations, rubric)
     else:
         try:
             runner = InProcess(load_impl(_namespace(impl)), name)
@@ -550,6 +588,42 @@ def grade(
         if wall_limit is not None:
             runner = Deadline(runner, wall_limit)
     try:
-        return grade_with(runner, rubric, seed, name)
+        graded = grade_with(runner, rubric, seed, name)
     finally:
         runner.close()
+    if isinstance(impl, str):
+        graded = _with_integrity(graded, found + worker.violations, rubric)
+    return graded
+
+
+def _source_of(impl: str) -> Path | None:
+    """What a graded path's worker runs in a copy of: a package folder, or the folder of a
+    module file (the student's own files beside it); None for a module name."""
+    from ..boundary.loading import is_path
+
+    text = impl.partition(":")[0]
+    if not is_path(text):
+        return None
+    path = Path(text).expanduser().resolve()
+    return path if path.is_dir() else path.parent
+
+
+def _with_integrity(graded: Grade, found: list[str], rubric: Rubric) -> Grade:
+    """``graded`` with its integrity findings; when the rubric says so, every item at 0."""
+    found = list(dict.fromkeys(found))
+    if not found:
+        return graded
+    graded.integrity = found
+    text = (
+        "integrity: "
+        + "; ".join(found[:5])
+        + (f" (and {len(found) - 5} more)" if len(found) > 5 else "")
+    )
+    if rubric.zero_on_finding:
+        for item in graded.items:
+            item.score = 0.0
+            item.output = f"{text} (the rubric zeroes the grade)\n" + item.output
+        graded.output = f"{graded.impl}: 0 points: {text}\n" + graded.output
+    else:
+        graded.output += f"\n{text} (reported; the points stand)"
+    return graded

@@ -25,7 +25,8 @@ visibility")."""
 DEFAULT = Path(__file__).with_name("rubric.toml")
 """The rubric shipped with the package."""
 
-_TOP = ("visibility", "strict", "networks", "points", "scope", "hidden")
+_TOP = ("visibility", "strict", "networks", "points", "scope", "hidden", "integrity")
+_INTEGRITY = ("forbid", "zero")
 _NETWORKS = ("seed", "random", "depth", "combinations")
 _POINTS = ("W", "b", "loss", "checks", "check")
 _HIDDEN = ("visibility", "groups")
@@ -69,6 +70,10 @@ class Rubric:
     visibility: str
     strict: bool
     hidden: tuple[HiddenGroup, ...]
+    forbid: tuple[str, ...] = ()
+    """Modules a submission may not import (``[integrity] forbid``)."""
+    zero_on_finding: bool = True
+    """Whether an integrity finding zeroes the grade (``[integrity] zero``)."""
 
     @property
     def graded_scope(self) -> Scope:
@@ -170,6 +175,14 @@ def parse_rubric(table: dict[str, Any], source: str = "<table>") -> Rubric:
     points = _table(top["points"], source, "[points]", _POINTS)
     hidden = _table(top["hidden"], source, "[hidden]", _HIDDEN)
     scope_table = _table(top["scope"], source, "[scope]", _SCOPE)
+    integrity = _table(top["integrity"], source, "[integrity]", _INTEGRITY)
+    forbid = integrity["forbid"]
+    if not isinstance(forbid, list) or not all(
+        isinstance(m, str) and m.strip() and " " not in m for m in forbid
+    ):
+        raise RubricError(
+            f"{_where(source, '[integrity] forbid')} must be a list of module names, got {forbid!r}"
+        )
 
     depth = _integer(nets["depth"], source, "[networks] depth", 1)
     every = _points(points["checks"], source, "[points] checks")
@@ -225,6 +238,8 @@ def parse_rubric(table: dict[str, Any], source: str = "<table>") -> Rubric:
         visibility=_visibility(top["visibility"], source, "visibility"),
         strict=_boolean(top["strict"], source, "strict"),
         hidden=tuple(groups),
+        forbid=tuple(forbid),
+        zero_on_finding=_boolean(integrity["zero"], source, "[integrity] zero"),
     )
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
+from ..boundary.policy import Policy
 from .grading import Grade, failed_grade, grade, write_gradescope
 from .rubric import Rubric
 
@@ -128,13 +129,19 @@ def grade_class(
     timeout: float = 60.0,
     wall_limit: float = 300.0,
     on_done: Callable[[Row], None] | None = None,
+    limits: dict[str, int | None] | None = None,
+    user: str | None = None,
 ) -> list[Row]:
     """Grade every submission in ``directory`` (:func:`find_submissions`) and write
     ``out/gradebook.csv`` and ``out/<name>.json``; returns the rows in name order.
 
     ``jobs``: submissions graded at once (None: the number of cores); each runs in its own
     worker process, with ``timeout`` seconds per call and ``wall_limit`` seconds for the
-    whole submission. ``on_done`` is called with each row as it finishes.
+    whole submission. ``on_done`` is called with each row as it finishes. Each worker runs
+    in a temporary copy of its submission alone, under
+    :meth:`~reference.boundary.policy.Policy.grading` (the rubric's forbidden modules; the
+    class folder, ``out`` and the rubric unreadable; ``limits`` over the default resource
+    limits), as ``user`` when given.
     """
     if jobs is None:
         jobs = os.cpu_count() or 1
@@ -145,6 +152,11 @@ def grade_class(
     entries = find_submissions(directory)
     out.mkdir(parents=True, exist_ok=True)
     names = _results_names(entries)
+    # the class folder (every classmate's files), the results and the rubric: unreadable
+    unreadable = [directory.resolve(), out.resolve()]
+    if Path(rubric.source).is_file():
+        unreadable.append(Path(rubric.source).resolve())
+    policy = Policy.grading(rubric.forbid, unreadable, limits)
 
     def one(k: int) -> Row:
         entry = entries[k]
@@ -156,6 +168,9 @@ def grade_class(
                 timeout=timeout,
                 wall_limit=wall_limit,
                 name=entry.name,
+                policy=policy,
+                copy=entry,
+                user=user,
             )
         except Exception as exc:  # the grader's own failure: this row says so, the rest go on
             message = f"the grader failed: {type(exc).__name__}: {exc}"
@@ -184,6 +199,54 @@ def _item_lines(graded: Grade) -> list[str]:
             f"  {mark} {item.score:>7.4g} / {item.max_score:<4g} {item.name}: {first[:160]}"
         )
     return lines
+
+
+WALL_LIMIT = 300.0
+"""Seconds for all of one submission's calls together, unless ``--submission-timeout``
+says otherwise (under ``--gradescope`` too: a submission that sleeps just under the
+per-call limit on every call would otherwise take hours)."""
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while grading (what a CI or Gradescope sends on a time-out)."""
+
+
+@contextmanager
+def _terminated_as_error() -> Iterator[None]:
+    """SIGTERM raises :class:`_Terminated` in the main thread meanwhile, so the caller can
+    still write its results; the previous handler comes back after."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _limits(args: argparse.Namespace) -> dict[str, int | None]:
+    """``--limit NAME=VALUE`` options as a dict (a usage error names a bad one)."""
+    from ..boundary.policy import LIMITS
+    from .cli import UsageError
+
+    out: dict[str, int | None] = {}
+    for text in getattr(args, "limit", None) or []:
+        name, _, value = text.partition("=")
+        if name not in LIMITS or not value.strip().isdigit():
+            raise UsageError(
+                f"--limit takes NAME=VALUE with NAME one of {', '.join(LIMITS)} and a whole "
+                f"number >= 0, got {text!r}"
+            )
+        out[name] = int(value)
+    return out
 
 
 def main_grading(args: argparse.Namespace, out: TextIO) -> int:
@@ -225,14 +288,22 @@ def main_grading(args: argparse.Namespace, out: TextIO) -> int:
     if args.gradescope:
         _writable(args.gradescope, "--gradescope")
         impl = load_impl(args.impl) if args.in_process else args.impl
-        graded = grade(
-            impl,
-            rubric=rubric,
-            hidden_seed=seed,
-            timeout=args.timeout,
-            wall_limit=args.submission_timeout,
-            name=args.impl,
-        )
+        wall = args.submission_timeout if args.submission_timeout is not None else WALL_LIMIT
+        with _terminated_as_error():
+            try:
+                graded = grade(
+                    impl,
+                    rubric=rubric,
+                    hidden_seed=seed,
+                    timeout=args.timeout,
+                    wall_limit=wall,
+                    name=args.impl,
+                    user=args.user,
+                    limits=_limits(args),
+                )
+            except _Terminated:  # Gradescope needs a results file even when grading fails
+                message = "the grading was stopped (SIGTERM) before it finished"
+                graded = failed_grade(rubric, args.impl, message, 0.0, seed is not None)
         write_gradescope(graded, args.gradescope)
         if not args.quiet:
             out.write("\n".join(_item_lines(graded)) + "\n")
@@ -264,8 +335,10 @@ def main_grading(args: argparse.Namespace, out: TextIO) -> int:
         hidden_seed=seed,
         jobs=args.jobs,
         timeout=args.timeout,
-        wall_limit=args.submission_timeout if args.submission_timeout is not None else 300.0,
+        wall_limit=args.submission_timeout if args.submission_timeout is not None else WALL_LIMIT,
         on_done=done,
+        limits=_limits(args),
+        user=args.user,
     )
     full = sum(r.grade.score >= r.grade.max_score for r in rows)
     out.write(
