@@ -191,8 +191,8 @@ class RemoteImpl:
         try:
             yield
         finally:
-            while self._pending:
-                self._pending.pop()
+            unread, self._pending = len(self._pending), []
+            for _ in range(unread):  # a worker lost meanwhile raises WorkerLost here
                 self._worker.reply(member)
 
     def _call(self, member: str, *args: Any, **kwargs: Any) -> Any:
