@@ -3,30 +3,29 @@
 A submission is a ``.py`` file or a package directory (with ``__init__.py``) directly in
 the folder; anything else there (files starting with ``.`` or ``_``, data files) is
 skipped. Each is imported by its path under a name of its own
-(:func:`reference.boundary.loading.import_path`), in a worker process of its own
-(:class:`~reference.boundary.isolation.Worker`, with the per-call time limit), so that two
-students' ``backprop.py`` never meet, and a file called ``backprop.py`` is not mistaken
-for the built-in package. ``jobs`` submissions are graded at a time, and each has a
-wall-time limit on all its calls together (:class:`~.grading.Deadline`): a submission
-that hangs, crashes, exits, fails to import or runs slowly costs its own row only.
+(:func:`reference.boundary.loading.import_path`), in a worker process of its own that runs
+in a temporary copy of that submission alone (:class:`~reference.boundary.isolation.Worker`,
+under the grading policy of :mod:`reference.boundary.policy`), so that two students'
+``backprop.py`` never meet, a classmate's files are out of reach, and a file called
+``backprop.py`` is not mistaken for the built-in package. ``jobs`` submissions are judged at
+a time, each in a grading process of its own (the judging is Python: threads would share one
+core), and each has a wall-time limit on all its calls together: a submission that hangs,
+crashes, exits, fails to import or runs slowly costs its own row only.
 
 :func:`grade_class` writes ``gradebook.csv`` (submission, score, max, first error) and
-one Gradescope results file per submission (``<name>.json``) into the output folder.
-
-The worker process keeps accidents apart (a hang, a crash, an exit, a module-level
-mistake); it is not a security sandbox: a submission runs as the grader's user, with its
-files. Grade code written to attack the grader in a container, one per submission, as
-Gradescope does.
+one Gradescope results file per submission (``<name>.json``) into the output folder. What
+the isolation does and does not stop is in the README's grading section.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import multiprocessing
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -135,10 +134,11 @@ def grade_class(
     """Grade every submission in ``directory`` (:func:`find_submissions`) and write
     ``out/gradebook.csv`` and ``out/<name>.json``; returns the rows in name order.
 
-    ``jobs``: submissions graded at once (None: the number of cores); each runs in its own
-    worker process, with ``timeout`` seconds per call and ``wall_limit`` seconds for the
-    whole submission. ``on_done`` is called with each row as it finishes. Each worker runs
-    in a temporary copy of its submission alone, under
+    ``jobs``: submissions graded at once (None: the number of cores; above 1, each is judged
+    in one of ``jobs`` spawned grading processes); each runs in its own worker process,
+    with ``timeout`` seconds per call and ``wall_limit`` seconds for the whole submission.
+    ``on_done`` is called with each row as it finishes. Each worker runs in a temporary copy
+    of its submission alone, under
     :meth:`~reference.boundary.policy.Policy.grading` (the rubric's forbidden modules; the
     class folder, ``out`` and the rubric unreadable; ``limits`` over the default resource
     limits), as ``user`` when given.
@@ -158,36 +158,55 @@ def grade_class(
         unreadable.append(Path(rubric.source).resolve())
     policy = Policy.grading(rubric.forbid, unreadable, limits)
 
-    def one(k: int) -> Row:
-        entry = entries[k]
-        try:
-            graded = grade(
-                str(entry.resolve()),
-                rubric=rubric,
-                hidden_seed=hidden_seed,
-                timeout=timeout,
-                wall_limit=wall_limit,
-                name=entry.name,
-                policy=policy,
-                copy=entry,
-                user=user,
-            )
-        except Exception as exc:  # the grader's own failure: this row says so, the rest go on
-            message = f"the grader failed: {type(exc).__name__}: {exc}"
-            graded = failed_grade(rubric, entry.name, message, 0.0, hidden_seed is not None)
-        row = Row(entry.name, graded, out / names[k], str(directory.resolve()))
+    settings = {"rubric": rubric, "hidden_seed": hidden_seed, "timeout": timeout,
+                "wall_limit": wall_limit, "policy": policy, "user": user}  # fmt: skip
+
+    def finish(k: int, graded: Grade) -> Row:
+        row = Row(entries[k].name, graded, out / names[k], str(directory.resolve()))
         write_gradescope(graded, row.results)
         if on_done is not None:
             on_done(row)
         return row
 
-    with _shared_compilation_cache(), ThreadPoolExecutor(max_workers=jobs) as pool:
-        rows = list(pool.map(one, range(len(entries))))
+    rows: list[Row | None] = [None] * len(entries)
+    with _shared_compilation_cache():
+        if jobs == 1 or len(entries) < 2:
+            for k, entry in enumerate(entries):
+                rows[k] = finish(k, _grade_entry(entry, settings))
+        else:
+            # The judging is Python and NumPy in the grading process: a process each, not a
+            # thread each, lets two submissions be judged at once (the GIL would not).
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+                started = {pool.submit(_grade_entry, e, settings): k for k, e in enumerate(entries)}
+                for future in as_completed(started):
+                    k = started[future]
+                    try:
+                        graded = future.result()
+                    except Exception as exc:  # the pool itself failed (a process killed)
+                        graded = _grader_failed(entries[k], settings, exc)
+                    rows[k] = finish(k, graded)
+    done = [row for row in rows if row is not None]
     with open(out / GRADEBOOK, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(COLUMNS)
-        writer.writerows(row.cells() for row in rows)
-    return rows
+        writer.writerows(row.cells() for row in done)
+    return done
+
+
+def _grade_entry(entry: Path, settings: dict) -> Grade:
+    """One submission's grade (run in the grading process, or in one of the pool's): in a
+    worker of its own, run in a copy of ``entry`` alone."""
+    try:
+        return grade(str(entry.resolve()), name=entry.name, copy=entry, **settings)
+    except Exception as exc:  # the grader's own failure: this row says so, the rest go on
+        return _grader_failed(entry, settings, exc)
+
+
+def _grader_failed(entry: Path, settings: dict, exc: BaseException) -> Grade:
+    message = f"the grader failed: {type(exc).__name__}: {exc}"
+    hidden = settings["hidden_seed"] is not None
+    return failed_grade(settings["rubric"], entry.name, message, 0.0, hidden)
 
 
 def _item_lines(graded: Grade) -> list[str]:
