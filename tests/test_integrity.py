@@ -123,7 +123,7 @@ def gradients(params, X, Y, **kw):  # the answers from whoever called, if they a
                     and value is not params):
                 return value
         frame = frame.f_back
-    return [(0 * W, 0 * b) for W, b in params]
+    return [(W + 1.0, b + 1.0) for W, b in params]  # found nothing: wrong on every network
 """
 DISARM = """
 import signal

@@ -1,14 +1,14 @@
 """The default run's persistent JAX compilation cache (reference/oracles/jax_cache.py): where it
-goes, how it is turned off, that the worker uses it, and that it changes no result."""
+goes, how it is turned off, that the check uses it, and that it changes no result."""
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from reference.frontends import cli
 from reference.oracles import jax_cache
 from reference.oracles.jax_cache import ENV, OFF, cache_dir, compilation_cache, default_cache_dir
 
@@ -86,24 +86,28 @@ def test_a_directory_that_cannot_be_made_means_no_cache(clean_env, tmp_path):
         assert "JAX_COMPILATION_CACHE_DIR" not in os.environ
 
 
-def _run(tmp_path: Path, name: str) -> dict:
-    """A short default-style run in the worker (tanh and sigmoid, mse only); its --json."""
+def _run(tmp_path: Path, name: str, cache: str) -> dict:
+    """A short default-style run (tanh and sigmoid, mse only) in a process of its own, as
+    ``backprop-check`` runs: JAX is imported there inside the cache's block; its --json."""
     path = tmp_path / f"{name}.json"
     argv = ["--networks", "1", "--activations", "tanh,sigmoid", "--costs", "mse"]
-    assert cli.main([*argv, "--quiet", "--json", str(path)], out=open(os.devnull, "w")) == 0
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    env[ENV] = cache
+    done = subprocess.run(
+        [sys.executable, "-m", "reference.frontends.cli", *argv, "--quiet", "--json", str(path)],
+        env=env, capture_output=True, text=True, timeout=600,  # a safety net under load
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     data = json.loads(path.read_text())
     return {"networks": data["networks"], "checks": data["checks"]}
 
 
-def test_the_worker_fills_the_cache_and_the_results_do_not_change(clean_env, tmp_path):
+def test_the_check_fills_the_cache_and_the_results_do_not_change(clean_env, tmp_path):
     cache = tmp_path / "cache"
-    clean_env.setenv(ENV, str(cache))
-    cold = _run(tmp_path, "cold")
+    cold = _run(tmp_path, "cold", str(cache))
     filled = sorted(p.name for p in cache.rglob("*") if p.is_file())
-    assert filled, "the worker wrote no compiled program to the cache"
-    warm = _run(tmp_path, "warm")
-    clean_env.setenv(ENV, "off")
-    off = _run(tmp_path, "off")
+    assert filled, "the check wrote no compiled program to the cache"
+    warm = _run(tmp_path, "warm", str(cache))
+    off = _run(tmp_path, "off", "off")
     assert sorted(p.name for p in cache.rglob("*") if p.is_file()) == filled  # nothing new
     assert cold == warm == off
-    assert "JAX_COMPILATION_CACHE_DIR" not in os.environ  # the run restored it

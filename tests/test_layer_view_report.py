@@ -200,7 +200,6 @@ def test_no_layer_view_leaves_it_out(tmp_path):
 # --- a failure inside the view ------------------------------------------------------------------
 
 FAILS_IN_THE_VIEW = """
-import inspect
 import os
 import time
 
@@ -210,9 +209,17 @@ _bug = CATALOG[{name!r}]
 loss = _bug.loss
 
 
+_seen = set()
+
+
 def gradients(params, X, Y, **kw):
-    if any(f.filename.endswith("layer_view.py") for f in inspect.stack()):
-        {action}
+    # The worker cannot see who asks. The view asks about one sample the check has asked
+    # about already (the batch-mean check takes each sample once): act on the second time.
+    if X.shape[1] == 1:
+        key = (X.tobytes(), params[0][0].tobytes())
+        if key in _seen:
+            {action}
+        _seen.add(key)
     return _bug.gradients(params, X, Y, **kw)
 """
 ACTIONS = {

@@ -252,7 +252,7 @@ def scan(path: str | Path, modules: Iterable[str] = FORBIDDEN) -> list[str]:
     for file in files:
         try:
             tree = ast.parse(file.read_text(encoding="utf-8", errors="replace"))
-        except (SyntaxError, ValueError, OSError):
+        except (SyntaxError, ValueError, OSError, SystemError, RecursionError):
             continue  # the worker's import says what is wrong with it
         label = file.relative_to(root).as_posix() if root.is_dir() else file.name
         for node in ast.walk(tree):

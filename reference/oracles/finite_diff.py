@@ -358,8 +358,8 @@ def impl_gradients(
                     moved[l] = (W, changed) if k == 1 else (changed, b)
                     where.append((s, e))
                     points.append(moved)
-            values = impl.losses(points, X, Y, activations=activations, cost=cost, l2=l2)
-            for (s, e), J in zip(where, values):
+            losses = impl.losses(points, X, Y, activations=activations, cost=cost, l2=l2)
+            for (s, e), J in zip(where, losses):
                 dJ[s, e] = J - J0
             est, err, meth = combine(dJ, flipped, h, roundoff)
             per_param.append(tuple(x.reshape(theta.shape) for x in (est, err, meth)))
@@ -473,8 +473,8 @@ def directional_gradients(
                     moved[l] = (W, b + step) if k == 1 else (W + step, b)
                     where.append((s, j))
                     points.append(moved)
-            values = impl.losses(points, X, Y, activations=activations, cost=cost, l2=l2)
-            for (s, j), J in zip(where, values):
+            losses = impl.losses(points, X, Y, activations=activations, cost=cost, l2=l2)
+            for (s, j), J in zip(where, losses):
                 dJ[s, j] = J - J0
             est, err, _ = combine(dJ, flipped, np.full(directions, h), roundoff)
             per_param.append((d, est, err))

@@ -1,20 +1,21 @@
-"""A persistent JAX compilation cache for ``backprop-check``'s worker processes.
+"""A persistent JAX compilation cache for ``backprop-check``.
 
 Most of a fresh check's time is XLA compiling the JAX model, once per family of network
 shapes (benchmarks/README.md, "A check in seconds"). JAX can keep what it compiled on disk
-and load it the next time instead; :func:`compilation_cache` turns that on for the worker
-processes started inside its block, in a directory under the user's cache directory::
+and load it the next time instead; :func:`compilation_cache` turns that on, in a directory
+under the user's cache directory, for JAX imported inside its block (``backprop-check``
+imports it there: the oracles run in the checking process, never in the worker that runs
+the code under test) and for processes started inside it::
 
     with compilation_cache() as directory:   # None: off
-        worker = Worker("backprop")
-        ...
+        ...  # the check
 
 ``BACKPROP_CHECK_JAX_CACHE`` chooses: unset or empty, :func:`default_cache_dir`; ``off``
 (or ``0``, ``no``, ``false``), no cache; anything else, that directory. A
 ``JAX_COMPILATION_CACHE_DIR`` already set is the user's own choice and is left as it is.
 The cache holds compiled programs only, keyed by the program, the JAX version and the
-compiler's settings, so a hit computes what a fresh compilation would. This process's own
-JAX settings are left alone: the block only sets the environment its children inherit.
+compiler's settings, so a hit computes what a fresh compilation would. The block only sets
+the environment: JAX already imported keeps the settings it read then.
 """
 
 from __future__ import annotations
