@@ -12,6 +12,7 @@ import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import junit_schemas
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -254,21 +255,30 @@ def test_warnings_and_conventions_are_annotated_at_their_level():
 
 
 def schema():
-    """The JUnit schema, read by xmlschema (in the test extra)."""
-    xmlschema = pytest.importorskip("xmlschema", reason="pip install -e '.[test]' brings it")
-    return xmlschema.XMLSchema(str(junit.SCHEMA))
+    """The project's JUnit schema, read by xmlschema (in the test extra)."""
+    return junit_schemas.schemas()["backprop-check"]
 
 
 def junit_run(tmp_path, monkeypatch, name, source, *argv):
-    code, _, _ = run_cli(tmp_path, monkeypatch, name, source, *argv, "--in-process", "--quiet",
+    """``argv`` with ``--json`` and ``--junit-xml``, in this process unless ``argv`` sets a
+    ``--timeout`` (a time limit needs the worker)."""
+    where = [] if "--timeout" in argv else ["--in-process"]
+    code, _, _ = run_cli(tmp_path, monkeypatch, name, source, *argv, *where, "--quiet",
                          "--json", "r.json", "--junit-xml", "r.xml", summary=False)  # fmt: skip
     return code, json.loads((tmp_path / "r.json").read_text()), tmp_path / "r.xml"
 
+
+HANGS = CORRECT.replace(
+    "    return backprop.gradients(params, X, Y, activations=activations, cost=cost)",
+    "    while True:\n        pass",
+)
+"""Every call to gradients hangs."""
 
 RUNS = {
     "passing": ("fine_junit", CORRECT, SMALL, 0),
     "failing": ("reference.bugs:dW2_times_2", None, SMALL, 1),
     "crashing": ("raises_junit", RAISES, SMALL, 1),
+    "hanging": ("hangs_junit", HANGS, [*SMALL, "--timeout", "1"], 1),
     "out of scope": ("partial", PARTIAL, ["--networks", "1", "--activations", "tanh"], 0),
 }
 
@@ -278,13 +288,14 @@ def test_junit_validates_and_its_counts_are_the_runs(tmp_path, monkeypatch, run)
     name, source, argv, status = RUNS[run]
     code, data, path = junit_run(tmp_path, monkeypatch, name, source, *argv)
     assert code == status
-    schema().validate(str(path))
+    junit_schemas.validate(path)
     root = ET.parse(path).getroot()
     suites = root.findall("testsuite")
     cases = root.findall("testsuite/testcase")
     for key, tag in (("failures", "failure"), ("errors", "error"), ("skipped", "skipped")):
-        assert int(root.get(key)) == len(root.findall(f"testsuite/testcase/{tag}"))
-        assert int(root.get(key)) == sum(int(s.get(key)) for s in suites)
+        found = len(root.findall(f"testsuite/testcase/{tag}"))
+        assert found == sum(int(s.get(key)) for s in suites)
+        assert int(root.get(key, found)) == found
     assert int(root.get("tests")) == len(cases) == sum(int(s.get("tests")) for s in suites)
     networks = {s.get("name"): s for s in suites if s.get("name") != junit.CHECKS_SUITE}
     checked = {n["name"]: n for n in data["networks"]}
@@ -319,6 +330,10 @@ def test_junit_validates_and_its_counts_are_the_runs(tmp_path, monkeypatch, run)
         assert unsupported and data["not_in_scope"]["undrawn"] > 0
     if run == "crashing":
         assert root.findall("testsuite/testcase/error")
+    if run == "hanging":  # nothing came back: no case passes, no check holds
+        assert not any(c["ok"] for c in data["checks"])
+        assert all(c.find("failure") is not None or c.find("error") is not None
+                   or c.find("skipped") is not None for c in cases)  # fmt: skip
 
 
 def test_the_schema_rejects_what_ci_servers_would_misread(tmp_path, monkeypatch):
@@ -335,6 +350,48 @@ def test_the_schema_rejects_what_ci_servers_would_misread(tmp_path, monkeypatch)
         root = ET.parse(path).getroot()
         breaking(root)
         assert not xsd.is_valid(ET.tostring(root, encoding="unicode"))
+
+
+# What each reader refuses, and which schemas say so: the project's own refuses everything
+# either published one does (jenkins-junit-4.xsd and xunit-junit-10.xsd cite where).
+_ALL = set(junit.SCHEMAS)
+BREAKINGS = {
+    "a skipped total on testsuites": (lambda r: r.set("skipped", "1"), _ALL),
+    "a message on skipped": (
+        lambda r: r.find(".//skipped").set("message", "x"),
+        {"backprop-check", "jenkins junit-4"},
+    ),
+    "a file on a testcase": (lambda r: r.find(".//testcase").set("file", "x.py"), _ALL),
+    "a time with an exponent": (
+        lambda r: r.find("testsuite").set("time", "1e-05"),
+        {"backprop-check", "xunit junit-10"},
+    ),
+    "a suite without an errors count": (
+        lambda r: r.find("testsuite").attrib.pop("errors"),
+        {"backprop-check", "xunit junit-10"},
+    ),
+    "properties without a property": (
+        lambda r: [p.remove(c) for p in r.iter("properties") for c in list(p)],
+        {"backprop-check", "jenkins junit-4"},
+    ),
+    "two skipped in one case": (
+        lambda r: ET.SubElement(r.find(".//skipped/.."), "skipped"),
+        {"backprop-check", "jenkins junit-4"},
+    ),
+}
+
+
+@pytest.mark.parametrize("breaking", sorted(BREAKINGS))
+def test_each_schema_rejects_what_its_reader_refuses(tmp_path, monkeypatch, breaking):
+    """The published schemas' constraints, written out, bite: the unbroken file meets all
+    three; each breaking fails exactly the schemas that forbid it."""
+    name, source, argv, _ = RUNS["out of scope"]
+    _, _, path = junit_run(tmp_path, monkeypatch, name, source, *argv)
+    assert junit_schemas.rejected_by(path.read_text()) == []
+    change, rejecting = BREAKINGS[breaking]
+    root = ET.parse(path).getroot()
+    change(root)
+    assert junit_schemas.rejected_by(ET.tostring(root, encoding="unicode")) == sorted(rejecting)
 
 
 def test_junit_text_survives_what_xml_cannot_hold():

@@ -266,9 +266,19 @@ class JunitStream:
     suites spooled to a temporary file and written after the totals."""
 
     def __init__(
-        self, path: Path, impl: str, *, seed: int | None, version: str, strict: bool
+        self,
+        path: Path,
+        impl: str,
+        *,
+        seed: int | None,
+        version: str,
+        strict: bool,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         self.impl, self.seed, self.strict = impl, seed, strict
+        self.shard = shard or (1, 1)
+        """``--shard K/N``: the networks the scope leaves out are written by shard 1 only,
+        and a stopped shard's case is named for it, so that no two files share a case."""
         self.base = junit.suite_properties(impl, seed, version)
         self.path = path
         self.fh = open(path, "wb")
@@ -302,20 +312,27 @@ class JunitStream:
     def finish(self, outcome: dict[str, Any] | None, stopped: str = "") -> None:
         """The scope's skipped networks and the other checks (from ``outcome``, None when
         the run stopped), a suite saying why it ``stopped``, the closing tag, the totals."""
+        k, n = self.shard
         if outcome is not None:
-            for suite in junit.undrawn_suites(self.root, outcome, self.impl, self.seed, self.base):
-                self._write(suite)
+            undrawn = junit.undrawn_suites(self.root, outcome, self.impl, self.seed, self.base)
+            for suite in undrawn:
+                if k == 1:
+                    self._write(suite)
+                else:
+                    self.root.remove(suite.element)
             seconds = (outcome.get("times") or {}).get(junit.CHECKS_SUITE, 0.0)
             others = junit.checks_suite(self.root, outcome, self.impl, seconds, self.base,
                                         self.strict)  # fmt: skip
             if others is not None:
                 self._write(others)
         if stopped:
+            where = "run" if n == 1 else f"run, shard {k}/{n}"
             suite = junit._Suite(self.root, "run stopped", 0.0, self.base)
-            suite.case(f"backprop_check.{junit.class_part(self.impl)}.run", "run", "error",
-                       f"the run stopped before its end: {stopped}", "stopped")  # fmt: skip
+            suite.case(f"backprop_check.{junit.class_part(self.impl)}.{junit.class_part(where)}",
+                       "run", "error", f"the run stopped before its end: {stopped}",
+                       "stopped")  # fmt: skip
             self._write(suite)
-        totals = "".join(f' {key}="{value}"' for key, value in self.totals.items())
+        totals = "".join(f' {key}="{self.totals[key]}"' for key in junit.ROOT_TOTALS)
         totals += f' time="{self.seconds:.6f}"'
         if self.seekable:
             self.fh.write(b"</testsuites>\n")
@@ -395,7 +412,8 @@ class Stream:
             from .provenance import harness_version
 
             self.junit = JunitStream(args.junit_xml, args.impl, seed=args.seed,
-                                     version=harness_version(), strict=args.strict)  # fmt: skip
+                                     version=harness_version(), strict=args.strict,
+                                     shard=getattr(args, "shard", None))  # fmt: skip
 
     def _keep(self, problem: Any, report: Report, first: bool) -> tuple[Any, Any]:
         if self.full:
