@@ -884,19 +884,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    from .streaming import TERMINATED_STATUS, Terminated
+
     out = out or sys.stdout
+    err = sys.stderr
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return _run(args, out)
+    except Terminated as exc:  # CI's SIGTERM: the files were closed, complete: false
+        err.write(f"backprop-check: stopped: {exc}\n")
+        return TERMINATED_STATUS
     except (UsageError, ImplementationError, LoadFailed) as exc:
-        sys.stderr.write(f"backprop-check: error: {exc}\n")
+        err.write(f"backprop-check: error: {exc}\n")
         return 2
     except BrokenPipeError:  # piped into head: the reader has seen enough
         sys.stderr.close()
         return 1
     except OSError as exc:  # a report could not be written after all (a full disk)
-        sys.stderr.write(f"backprop-check: error: cannot write {exc.filename}: {exc.strerror}\n")
+        err.write(f"backprop-check: error: cannot write {exc.filename}: {exc.strerror}\n")
         return 1
 
 

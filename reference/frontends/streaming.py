@@ -6,8 +6,10 @@ result is written out and summarized as it comes, then dropped.
   ``impl`` first, then ``"networks": [`` with one record per line as each network is
   checked, then ``ok``, ``checks``, ``scope``, ``not_in_scope``, ``attributions`` and
   ``complete`` when the run ends. A run stopped by an exception (Ctrl-C included) still
-  closes the document, with ``"complete": false`` and ``"stopped"`` saying why; a process
-  killed outright (``SIGKILL``) leaves the networks so far and no closing bracket.
+  closes the document, with ``"complete": false`` and ``"stopped"`` saying why; so does
+  ``SIGTERM``, what CI sends on a time-out or a cancel (raised as :class:`Terminated` while
+  the files are open); a process killed outright (``SIGKILL``) leaves the networks so far
+  and no closing bracket.
 - ``--junit-xml PATH`` writes one ``testsuite`` per network as it completes; the root's
   totals are filled in at the end, in room left for them inside its start tag. A stopped
   run still gets its closing tag and totals, with a suite that says why it stopped.
@@ -38,8 +40,10 @@ import argparse
 import itertools
 import json
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
@@ -380,12 +384,30 @@ class _Shared(list):
             super().append((where, c))
 
 
+class Terminated(KeyboardInterrupt):
+    """``SIGTERM`` arrived: what CI sends a step it times out or cancels. Raised where the
+    run is, as Ctrl-C raises :class:`KeyboardInterrupt`, and a kind of it, so that whatever
+    lets Ctrl-C through (the boundary's guard around an in-process call) lets it through
+    too, and the files are closed as after Ctrl-C. ``backprop-check`` then exits with
+    :data:`TERMINATED_STATUS`."""
+
+
+TERMINATED_STATUS = 128 + signal.SIGTERM
+"""The exit status after ``SIGTERM`` (the shell's convention for a signal's end: 143)."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated(f"{signal.Signals(signum).name}: the run was terminated (a CI time-out "
+                     "or cancel)")  # fmt: skip
+
+
 class Stream:
     """Where ``run_checks`` puts each network as it is checked (its ``sink``): written to
     the JSON and JUnit files when asked for, and kept as the module docstring says.
     ``times``: the :class:`~reference.frontends.junit.Timed` runner's; each network's time
     is taken out of it as the network's suite is written. Use as a context manager: a run
-    that raises still leaves valid files."""
+    that raises still leaves valid files, and inside it ``SIGTERM`` raises
+    :class:`Terminated` (in the main thread; elsewhere the signal is left as it is)."""
 
     def __init__(
         self,
@@ -459,9 +481,15 @@ class Stream:
             self.junit = None
 
     def __enter__(self) -> Stream:
+        self._previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, _terminated)
         return self
 
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
         if exc is None:
             return
         from .cli import UsageError
