@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 import backprop
 from reference.frontends import cli, github, junit, provenance
+from reference.frontends.terminal import SafeWriter, terminal_text
 from reference.inputs.problems import seed_problem
 from reference.judging.checker import check_gradients
 from reference.judging.checks import SEVERITIES, CheckResult
@@ -400,6 +401,51 @@ def test_junit_text_survives_what_xml_cannot_hold():
         "seed_2-3-2-1_tanh_tanh_sigmoid_bce"
     )
     assert junit.class_part("reference.bugs:dW2") == "reference_bugs_dW2"
+
+
+# --- what the terminal shows ----------------------------------------------------------------
+
+HOSTILE_TEXT = CORRECT.replace(
+    "    return backprop.gradients(params, X, Y, activations=activations, cost=cost)",
+    "    raise ValueError('lone \\udcff, \\x1b[31mred\\x1b[0m, back\\rover')",
+)
+"""A crash whose message holds a lone surrogate, a colour code and a carriage return."""
+
+
+@pytest.mark.parametrize("fmt", ["text", "github"])
+def test_text_the_implementation_made_is_printed_safely(tmp_path, monkeypatch, fmt):
+    """Everything printed passes terminal_text: a stream that encodes strictly (a real
+    stdout) takes it, and no control character but tab and line feed reaches it."""
+    (tmp_path / "hostile_text.py").write_text(textwrap.dedent(HOSTILE_TEXT))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
+    code = cli.main(["--impl", "hostile_text", *SMALL, "--in-process", "--format", fmt,
+                     "--html", "r.html"], out=out)  # fmt: skip
+    out.flush()
+    text = raw.getvalue().decode("utf-8")
+    assert code == 1 and "lone \ufffd" in text and "red" in text
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", text)
+    if fmt == "github":
+        assert "lone \ufffd" in (tmp_path / "summary.md").read_text(encoding="utf-8")
+
+
+@given(st.text())
+def test_terminal_text_leaves_nothing_a_terminal_or_an_encoder_refuses(text):
+    safe = terminal_text(text)
+    safe.encode("utf-8")  # no lone surrogate
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", safe)
+    assert terminal_text(safe) == safe
+    assert terminal_text("a\tb\nc \x1b[1mbold\x1b[0m") == "a\tb\nc bold"
+
+
+def test_terminal_text_wants_a_str():
+    with pytest.raises(TypeError, match="text must be a str"):
+        terminal_text(b"bytes")
+    with pytest.raises(TypeError, match="stream must have a write method"):
+        SafeWriter(object())
 
 
 # --- the JSON's provenance -------------------------------------------------------------------

@@ -885,9 +885,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     from .streaming import TERMINATED_STATUS, Terminated
+    from .terminal import SafeWriter
 
-    out = out or sys.stdout
-    err = sys.stderr
+    # everything printed may hold the implementation's text: made safe (terminal.py)
+    out = SafeWriter(out or sys.stdout)
+    err = SafeWriter(sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -37,6 +37,7 @@ from typing import Any, TextIO
 from ..boundary.guard import KINDS, MEMBERS
 from ..judging.checker import ATTRIBUTIONS, Report
 from .provenance import relative_to
+from .terminal import terminal_text
 
 LEVELS = {"error": "error", "warning": "warning", "convention": "notice"}
 """The workflow command for each severity (:data:`reference.judging.checks.SEVERITIES`)."""
@@ -292,5 +293,5 @@ def print_github(
     out.write(summary_line(outcome, impl) + "\n")
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if path:
-        with open(Path(path), "a", encoding="utf-8") as fh:
-            fh.write(step_summary(outcome, impl))
+        with open(Path(path), "a", encoding="utf-8") as fh:  # the implementation's text made safe
+            fh.write(terminal_text(step_summary(outcome, impl)))
