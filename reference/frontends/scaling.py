@@ -114,7 +114,9 @@ def run_networks(
     # ``plan``: the unsharded run's choice of networks that get the non-gradient checks: the
     # first and the random ones (run_checks' own rule, which a slice cannot see on its own).
     progress.total = max(1, len(mine))
-    relu_at_zero = getattr(args, "relu_at_zero", None)
+    relu_at_zero = getattr(args, "relu_at_zero", None)  # the flag, else the declared one
+    if relu_at_zero is None and scope is not None:
+        relu_at_zero = getattr(scope, "relu_at_zero", None)
     spread = Spread(runner, jobs, plan if n > 1 else None, fixed=k == 1)
     try:
         outcome = run_checks(spread, spread.ahead(mine), progress, scope, relu_at_zero, sink)
