@@ -236,6 +236,108 @@ def test_a_file_outside_the_workspace_is_named_not_linked(tmp_path, monkeypatch)
                for _, _, message in errors)  # fmt: skip
 
 
+FORK_ACTIVATION = """
+import numpy as np
+
+import backprop
+
+
+def softplus(z):
+    return np.logaddexp(0.0, z)
+
+
+def softplus_grad(z, a):
+    return 1.1 * backprop.activations.sigmoid(z)  # should be sigmoid(z)
+"""
+"""A fork's activation, registered into backprop's table, with a wrong derivative."""
+
+
+def test_a_wrong_registered_activation_is_annotated_on_its_own_derivative(tmp_path, monkeypatch):
+    """Not on ``def gradients`` in backprop/network.py: on the fork's ``def softplus_grad``,
+    titled by what is blamed."""
+    import importlib
+
+    import jax
+
+    import reference
+
+    (tmp_path / "forkacts.py").write_text(FORK_ACTIVATION)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    acts = importlib.import_module("forkacts")
+    with reference.registered_activation("softplus", fn=acts.softplus, grad=acts.softplus_grad,
+                                         numpy=acts.softplus, jax=jax.nn.softplus):  # fmt: skip
+        code, text, _ = run_cli(tmp_path, monkeypatch, "backprop", None, "--activations",
+                                "softplus", "--output-activations", "sigmoid", "--networks",
+                                "0", "--in-process", "--format", "github")  # fmt: skip
+    errors = [c for c in commands(text) if c[0] == "error" and "networks)" in c[1]["title"]]
+    assert code == 1 and errors
+    for _, props, _ in errors:
+        assert props["file"] == "forkacts.py"
+        assert props["line"] == str(line_of(FORK_ACTIVATION, "def softplus_grad"))
+        assert "activation softplus's derivative is wrong" in props["title"]
+
+
+SMOOTHED = """
+import backprop
+
+
+def _smooth(Y):
+    return 0.9 * Y + 0.05
+
+
+def loss(params, X, Y, *, activations, cost):
+    return backprop.loss(params, X, _smooth(Y), activations=activations, cost=cost)
+
+
+def gradients(params, X, Y, *, activations, cost):
+    return backprop.gradients(params, X, _smooth(Y), activations=activations, cost=cost)
+"""
+"""Label smoothing, undeclared: the loss is the one at fault; the gradients follow it."""
+
+
+def test_a_wrong_loss_is_titled_and_placed_as_the_loss(tmp_path, monkeypatch):
+    code, text, _ = run_cli(tmp_path, monkeypatch, "smoothed", SMOOTHED, *SMALL, "--in-process",
+                            "--format", "github", "--json", "r.json")  # fmt: skip
+    data = json.loads((tmp_path / "r.json").read_text())
+    errors = [c for c in commands(text) if c[0] == "error" and "networks)" in c[1]["title"]]
+    assert code == 1 and errors
+    attributions = {n["attribution"] for n in data["networks"] if not n["ok"]}
+    assert attributions == {"forward"}
+    for _, props, _ in errors:
+        assert "the loss or the forward pass is wrong" in props["title"]
+        assert "dW is wrong" not in props["title"] and "db is wrong" not in props["title"]
+        assert props["line"] == str(line_of(SMOOTHED, "def loss"))
+
+
+def test_annotations_keep_to_githubs_limit_per_level_and_name_the_rest():
+    """GitHub shows PER_STEP annotations of a level per step: no more are written, and the
+    last one shown names every one left out."""
+    p = seed_problem()
+    report = check_gradients(backprop, p.params, p.X, p.Y, **p.kwargs())
+    many = github.PER_STEP + 3
+    results = [("fixed", CheckResult(f"{s} check {k}", False, f"wrong {k}", severity=s))
+               for s in SEVERITIES for k in range(many)]  # fmt: skip
+    outcome = {"ok": False, "reports": [(p, report)], "checks": results}
+    found = commands("\n".join(github.annotations(outcome, "x", {}, root="/w")))
+    for severity, level in github.LEVELS.items():
+        mine = [c for c in found if c[0] == level]
+        assert len(mine) == github.PER_STEP
+        assert f"{many - github.PER_STEP + 1} more {level}" in mine[-1][2]
+        named = [
+            t
+            for _, props, _ in mine[:-1]
+            for t in re.findall(rf"{severity} check \d+", props["title"])
+        ]
+        rest = re.findall(rf"{severity} check \d+", mine[-1][2])
+        assert sorted(named + rest, key=lambda t: int(t.split()[-1])) == [
+            f"{severity} check {k}" for k in range(many)
+        ]
+    few = [("fixed", CheckResult(f"check {k}", False, "wrong", severity="error"))
+           for k in range(github.PER_STEP)]  # fmt: skip
+    outcome = {"ok": False, "reports": [(p, report)], "checks": few}
+    assert len(github.annotations(outcome, "x", {}, root="/w")) == github.PER_STEP
+
+
 def test_warnings_and_conventions_are_annotated_at_their_level():
     p = seed_problem()
     report = check_gradients(backprop, p.params, p.X, p.Y, **p.kwargs())

@@ -7,9 +7,12 @@ read months later says what wrote it and how to get it again.
 from __future__ import annotations
 
 import argparse
+import collections
 import inspect
 import os
 import shlex
+import types
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +98,11 @@ def provenance(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dic
 # --- where each member is defined ----------------------------------------------------------
 
 
+_FIELDS = (types.MemberDescriptorType, type(collections.namedtuple("_Probe", "field").field))
+"""The descriptors of data fields whose reading runs no code of the class: slots and the
+fields of a named tuple (``backprop``'s table entries are named tuples)."""
+
+
 def _definition(fn: Any) -> dict[str, Any] | None:
     """``{"file", "line"}`` of the ``def`` line of ``fn`` (a function or a bound method;
     :mod:`inspect` looks through a decorator's ``__wrapped__``, and the decorator lines above
@@ -121,9 +129,17 @@ def member_locations(impl: Any) -> dict[str, dict[str, Any]]:
     implementation is defined, ``{member: {"file": absolute path, "line": the def line}}``,
     read with :mod:`inspect` in the process that loaded it (nothing is called). Code written
     in another layout is looked up behind its adapter; a member without Python source (a
-    builtin, a callable object) is left out."""
+    builtin, a callable object) is left out.
+
+    An implementation that keeps the tables ``backprop`` keeps (``ACTIVATIONS`` and
+    ``COSTS``, mappings of entries with a ``grad``) also gets ``"activation NAME"`` and
+    ``"cost NAME"``: the ``def`` line of each entry's derivative, wherever it is written (a
+    fork's module that registered it through an entry point included), and ``"registered"``,
+    whether the name was registered rather than shipped: for an annotation on the
+    derivative a report blames."""
     from ..boundary.guard import MEMBERS
     from ..boundary.layouts import Adapter
+    from ..registry import registered_names
 
     target = impl.impl
     if isinstance(target, Adapter):
@@ -139,6 +155,23 @@ def member_locations(impl: Any) -> dict[str, dict[str, Any]]:
         where = _definition(fn)
         if where is not None:
             out[member] = where
+    for table, kind in (("ACTIVATIONS", "activation"), ("COSTS", "cost")):
+        try:
+            entries = inspect.getattr_static(target, table)
+        except AttributeError:
+            continue
+        if not isinstance(entries, Mapping):
+            continue
+        for name, entry in list(entries.items()):
+            try:
+                grad = inspect.getattr_static(entry, "grad")
+                if isinstance(grad, _FIELDS):  # a slot or a named tuple's field: read, not run
+                    grad = grad.__get__(entry, type(entry))
+            except AttributeError:
+                continue
+            where = _definition(grad) if isinstance(name, str) else None
+            if where is not None:
+                out[f"{kind} {name}"] = {**where, "registered": name in registered_names(kind)}
     return out
 
 
