@@ -326,6 +326,27 @@ def test_sigterm_leaves_valid_files_as_ctrl_c_does(tmp_path):
     assert [s.get("name") for s in suites(tmp_path / "r.xml")] == [first.name, "run stopped"]
 
 
+def test_the_sigterm_handler_is_the_runs_only_while_the_files_are_open(tmp_path, monkeypatch):
+    """Inside the stream SIGTERM raises Terminated; before and after, the process's own
+    handler is in place."""
+    import signal
+
+    seen = []
+    run = InProcess.run
+
+    def watching(self, job, *args):
+        seen.append(signal.getsignal(signal.SIGTERM))
+        return run(self, job, *args)
+
+    monkeypatch.setattr(InProcess, "run", watching)
+    before = signal.getsignal(signal.SIGTERM)
+    code, _ = check("--networks", "0", "--activations", "tanh", "--output-activations",
+                    "sigmoid", "--in-process", "--quiet", "--json", str(tmp_path / "r.json"))  # fmt: skip
+    assert code == 0 and seen
+    assert all(handler is streaming._terminated for handler in seen)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def test_a_usage_error_found_at_the_start_leaves_no_file(tmp_path):
     code, _ = check("--networks", "0", "--in-process", "--jobs", "2", "--json",
                     str(tmp_path / "r.json"), "--junit-xml", str(tmp_path / "r.xml"))  # fmt: skip

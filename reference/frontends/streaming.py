@@ -481,15 +481,16 @@ class Stream:
             self.junit = None
 
     def __enter__(self) -> Stream:
-        self._previous: Any = None
-        if threading.current_thread() is threading.main_thread():
+        self._installed = threading.current_thread() is threading.main_thread()
+        if self._installed:
             self._previous = signal.signal(signal.SIGTERM, _terminated)
         return self
 
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
+        if self._installed:  # None: a handler not set from Python, which the default is
+            previous = self._previous if self._previous is not None else signal.SIG_DFL
+            signal.signal(signal.SIGTERM, previous)
+            self._installed = False
         if exc is None:
             return
         from .cli import UsageError
