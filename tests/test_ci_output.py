@@ -12,12 +12,14 @@ import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import junit_schemas
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 import backprop
 from reference.frontends import cli, github, junit, provenance
+from reference.frontends.terminal import SafeWriter, terminal_text
 from reference.inputs.problems import seed_problem
 from reference.judging.checker import check_gradients
 from reference.judging.checks import SEVERITIES, CheckResult
@@ -234,6 +236,108 @@ def test_a_file_outside_the_workspace_is_named_not_linked(tmp_path, monkeypatch)
                for _, _, message in errors)  # fmt: skip
 
 
+FORK_ACTIVATION = """
+import numpy as np
+
+import backprop
+
+
+def softplus(z):
+    return np.logaddexp(0.0, z)
+
+
+def softplus_grad(z, a):
+    return 1.1 * backprop.activations.sigmoid(z)  # should be sigmoid(z)
+"""
+"""A fork's activation, registered into backprop's table, with a wrong derivative."""
+
+
+def test_a_wrong_registered_activation_is_annotated_on_its_own_derivative(tmp_path, monkeypatch):
+    """Not on ``def gradients`` in backprop/network.py: on the fork's ``def softplus_grad``,
+    titled by what is blamed."""
+    import importlib
+
+    import jax
+
+    import reference
+
+    (tmp_path / "forkacts.py").write_text(FORK_ACTIVATION)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    acts = importlib.import_module("forkacts")
+    with reference.registered_activation("softplus", fn=acts.softplus, grad=acts.softplus_grad,
+                                         numpy=acts.softplus, jax=jax.nn.softplus):  # fmt: skip
+        code, text, _ = run_cli(tmp_path, monkeypatch, "backprop", None, "--activations",
+                                "softplus", "--output-activations", "sigmoid", "--networks",
+                                "0", "--in-process", "--format", "github")  # fmt: skip
+    errors = [c for c in commands(text) if c[0] == "error" and "networks)" in c[1]["title"]]
+    assert code == 1 and errors
+    for _, props, _ in errors:
+        assert props["file"] == "forkacts.py"
+        assert props["line"] == str(line_of(FORK_ACTIVATION, "def softplus_grad"))
+        assert "activation softplus's derivative is wrong" in props["title"]
+
+
+SMOOTHED = """
+import backprop
+
+
+def _smooth(Y):
+    return 0.9 * Y + 0.05
+
+
+def loss(params, X, Y, *, activations, cost):
+    return backprop.loss(params, X, _smooth(Y), activations=activations, cost=cost)
+
+
+def gradients(params, X, Y, *, activations, cost):
+    return backprop.gradients(params, X, _smooth(Y), activations=activations, cost=cost)
+"""
+"""Label smoothing, undeclared: the loss is the one at fault; the gradients follow it."""
+
+
+def test_a_wrong_loss_is_titled_and_placed_as_the_loss(tmp_path, monkeypatch):
+    code, text, _ = run_cli(tmp_path, monkeypatch, "smoothed", SMOOTHED, *SMALL, "--in-process",
+                            "--format", "github", "--json", "r.json")  # fmt: skip
+    data = json.loads((tmp_path / "r.json").read_text())
+    errors = [c for c in commands(text) if c[0] == "error" and "networks)" in c[1]["title"]]
+    assert code == 1 and errors
+    attributions = {n["attribution"] for n in data["networks"] if not n["ok"]}
+    assert attributions == {"forward"}
+    for _, props, _ in errors:
+        assert "the loss or the forward pass is wrong" in props["title"]
+        assert "dW is wrong" not in props["title"] and "db is wrong" not in props["title"]
+        assert props["line"] == str(line_of(SMOOTHED, "def loss"))
+
+
+def test_annotations_keep_to_githubs_limit_per_level_and_name_the_rest():
+    """GitHub shows PER_STEP annotations of a level per step: no more are written, and the
+    last one shown names every one left out."""
+    p = seed_problem()
+    report = check_gradients(backprop, p.params, p.X, p.Y, **p.kwargs())
+    many = github.PER_STEP + 3
+    results = [("fixed", CheckResult(f"{s} check {k}", False, f"wrong {k}", severity=s))
+               for s in SEVERITIES for k in range(many)]  # fmt: skip
+    outcome = {"ok": False, "reports": [(p, report)], "checks": results}
+    found = commands("\n".join(github.annotations(outcome, "x", {}, root="/w")))
+    for severity, level in github.LEVELS.items():
+        mine = [c for c in found if c[0] == level]
+        assert len(mine) == github.PER_STEP
+        assert f"{many - github.PER_STEP + 1} more {level}" in mine[-1][2]
+        named = [
+            t
+            for _, props, _ in mine[:-1]
+            for t in re.findall(rf"{severity} check \d+", props["title"])
+        ]
+        rest = re.findall(rf"{severity} check \d+", mine[-1][2])
+        assert sorted(named + rest, key=lambda t: int(t.split()[-1])) == [
+            f"{severity} check {k}" for k in range(many)
+        ]
+    few = [("fixed", CheckResult(f"check {k}", False, "wrong", severity="error"))
+           for k in range(github.PER_STEP)]  # fmt: skip
+    outcome = {"ok": False, "reports": [(p, report)], "checks": few}
+    assert len(github.annotations(outcome, "x", {}, root="/w")) == github.PER_STEP
+
+
 def test_warnings_and_conventions_are_annotated_at_their_level():
     p = seed_problem()
     report = check_gradients(backprop, p.params, p.X, p.Y, **p.kwargs())
@@ -254,21 +358,30 @@ def test_warnings_and_conventions_are_annotated_at_their_level():
 
 
 def schema():
-    """The JUnit schema, read by xmlschema (in the test extra)."""
-    xmlschema = pytest.importorskip("xmlschema", reason="pip install -e '.[test]' brings it")
-    return xmlschema.XMLSchema(str(junit.SCHEMA))
+    """The project's JUnit schema, read by xmlschema (in the test extra)."""
+    return junit_schemas.schemas()["backprop-check"]
 
 
 def junit_run(tmp_path, monkeypatch, name, source, *argv):
-    code, _, _ = run_cli(tmp_path, monkeypatch, name, source, *argv, "--in-process", "--quiet",
+    """``argv`` with ``--json`` and ``--junit-xml``, in this process unless ``argv`` sets a
+    ``--timeout`` (a time limit needs the worker)."""
+    where = [] if "--timeout" in argv else ["--in-process"]
+    code, _, _ = run_cli(tmp_path, monkeypatch, name, source, *argv, *where, "--quiet",
                          "--json", "r.json", "--junit-xml", "r.xml", summary=False)  # fmt: skip
     return code, json.loads((tmp_path / "r.json").read_text()), tmp_path / "r.xml"
 
+
+HANGS = CORRECT.replace(
+    "    return backprop.gradients(params, X, Y, activations=activations, cost=cost)",
+    "    while True:\n        pass",
+)
+"""Every call to gradients hangs."""
 
 RUNS = {
     "passing": ("fine_junit", CORRECT, SMALL, 0),
     "failing": ("reference.bugs:dW2_times_2", None, SMALL, 1),
     "crashing": ("raises_junit", RAISES, SMALL, 1),
+    "hanging": ("hangs_junit", HANGS, [*SMALL, "--timeout", "1"], 1),
     "out of scope": ("partial", PARTIAL, ["--networks", "1", "--activations", "tanh"], 0),
 }
 
@@ -278,13 +391,14 @@ def test_junit_validates_and_its_counts_are_the_runs(tmp_path, monkeypatch, run)
     name, source, argv, status = RUNS[run]
     code, data, path = junit_run(tmp_path, monkeypatch, name, source, *argv)
     assert code == status
-    schema().validate(str(path))
+    junit_schemas.validate(path)
     root = ET.parse(path).getroot()
     suites = root.findall("testsuite")
     cases = root.findall("testsuite/testcase")
     for key, tag in (("failures", "failure"), ("errors", "error"), ("skipped", "skipped")):
-        assert int(root.get(key)) == len(root.findall(f"testsuite/testcase/{tag}"))
-        assert int(root.get(key)) == sum(int(s.get(key)) for s in suites)
+        found = len(root.findall(f"testsuite/testcase/{tag}"))
+        assert found == sum(int(s.get(key)) for s in suites)
+        assert int(root.get(key, found)) == found
     assert int(root.get("tests")) == len(cases) == sum(int(s.get("tests")) for s in suites)
     networks = {s.get("name"): s for s in suites if s.get("name") != junit.CHECKS_SUITE}
     checked = {n["name"]: n for n in data["networks"]}
@@ -319,6 +433,10 @@ def test_junit_validates_and_its_counts_are_the_runs(tmp_path, monkeypatch, run)
         assert unsupported and data["not_in_scope"]["undrawn"] > 0
     if run == "crashing":
         assert root.findall("testsuite/testcase/error")
+    if run == "hanging":  # nothing came back: no case passes, no check holds
+        assert not any(c["ok"] for c in data["checks"])
+        assert all(c.find("failure") is not None or c.find("error") is not None
+                   or c.find("skipped") is not None for c in cases)  # fmt: skip
 
 
 def test_the_schema_rejects_what_ci_servers_would_misread(tmp_path, monkeypatch):
@@ -337,12 +455,99 @@ def test_the_schema_rejects_what_ci_servers_would_misread(tmp_path, monkeypatch)
         assert not xsd.is_valid(ET.tostring(root, encoding="unicode"))
 
 
+# What each reader refuses, and which schemas say so: the project's own refuses everything
+# either published one does (jenkins-junit-4.xsd and xunit-junit-10.xsd cite where).
+_ALL = set(junit.SCHEMAS)
+BREAKINGS = {
+    "a skipped total on testsuites": (lambda r: r.set("skipped", "1"), _ALL),
+    "a message on skipped": (
+        lambda r: r.find(".//skipped").set("message", "x"),
+        {"backprop-check", "jenkins junit-4"},
+    ),
+    "a file on a testcase": (lambda r: r.find(".//testcase").set("file", "x.py"), _ALL),
+    "a time with an exponent": (
+        lambda r: r.find("testsuite").set("time", "1e-05"),
+        {"backprop-check", "xunit junit-10"},
+    ),
+    "a suite without an errors count": (
+        lambda r: r.find("testsuite").attrib.pop("errors"),
+        {"backprop-check", "xunit junit-10"},
+    ),
+    "properties without a property": (
+        lambda r: [p.remove(c) for p in r.iter("properties") for c in list(p)],
+        {"backprop-check", "jenkins junit-4"},
+    ),
+    "two skipped in one case": (
+        lambda r: ET.SubElement(r.find(".//skipped/.."), "skipped"),
+        {"backprop-check", "jenkins junit-4"},
+    ),
+}
+
+
+@pytest.mark.parametrize("breaking", sorted(BREAKINGS))
+def test_each_schema_rejects_what_its_reader_refuses(tmp_path, monkeypatch, breaking):
+    """The published schemas' constraints, written out, bite: the unbroken file meets all
+    three; each breaking fails exactly the schemas that forbid it."""
+    name, source, argv, _ = RUNS["out of scope"]
+    _, _, path = junit_run(tmp_path, monkeypatch, name, source, *argv)
+    assert junit_schemas.rejected_by(path.read_text()) == []
+    change, rejecting = BREAKINGS[breaking]
+    root = ET.parse(path).getroot()
+    change(root)
+    assert junit_schemas.rejected_by(ET.tostring(root, encoding="unicode")) == sorted(rejecting)
+
+
 def test_junit_text_survives_what_xml_cannot_hold():
     assert junit.xml_text("\x1b[31mred\x1b[0m \x00 \ud800") == "red \ufffd \ufffd"
     assert junit.class_part("seed 2-3-2-1 tanh/tanh/sigmoid bce") == (
         "seed_2-3-2-1_tanh_tanh_sigmoid_bce"
     )
     assert junit.class_part("reference.bugs:dW2") == "reference_bugs_dW2"
+
+
+# --- what the terminal shows ----------------------------------------------------------------
+
+HOSTILE_TEXT = CORRECT.replace(
+    "    return backprop.gradients(params, X, Y, activations=activations, cost=cost)",
+    "    raise ValueError('lone \\udcff, \\x1b[31mred\\x1b[0m, back\\rover')",
+)
+"""A crash whose message holds a lone surrogate, a colour code and a carriage return."""
+
+
+@pytest.mark.parametrize("fmt", ["text", "github"])
+def test_text_the_implementation_made_is_printed_safely(tmp_path, monkeypatch, fmt):
+    """Everything printed passes terminal_text: a stream that encodes strictly (a real
+    stdout) takes it, and no control character but tab and line feed reaches it."""
+    (tmp_path / "hostile_text.py").write_text(textwrap.dedent(HOSTILE_TEXT))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
+    code = cli.main(["--impl", "hostile_text", *SMALL, "--in-process", "--format", fmt,
+                     "--html", "r.html"], out=out)  # fmt: skip
+    out.flush()
+    text = raw.getvalue().decode("utf-8")
+    assert code == 1 and "lone \ufffd" in text and "red" in text
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", text)
+    if fmt == "github":
+        assert "lone \ufffd" in (tmp_path / "summary.md").read_text(encoding="utf-8")
+
+
+@given(st.text())
+def test_terminal_text_leaves_nothing_a_terminal_or_an_encoder_refuses(text):
+    safe = terminal_text(text)
+    safe.encode("utf-8")  # no lone surrogate
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", safe)
+    assert terminal_text(safe) == safe
+    assert terminal_text("a\tb\nc \x1b[1mbold\x1b[0m") == "a\tb\nc bold"
+
+
+def test_terminal_text_wants_a_str():
+    with pytest.raises(TypeError, match="text must be a str"):
+        terminal_text(b"bytes")
+    with pytest.raises(TypeError, match="stream must have a write method"):
+        SafeWriter(object())
 
 
 # --- the JSON's provenance -------------------------------------------------------------------

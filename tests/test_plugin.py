@@ -6,6 +6,7 @@ import importlib.metadata
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,6 +18,8 @@ import reference
 from reference.frontends.pytest_plugin import PROFILES, profile_name
 
 pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PLUGIN = "reference.frontends.pytest_plugin"
 PACKAGE_ROOT = Path(reference.__file__).resolve().parents[1]
@@ -416,3 +419,80 @@ def test_a_hanging_or_exiting_implementation_fails_its_tests_and_the_run_goes_on
     assert "hostile.py:10: while True:)" in result.stdout
     assert "gradients called os._exit(0)" in result.stdout
     assert time.monotonic() - started < 120
+
+
+# --- strictness comes from the run's own configuration -------------------------------------
+
+RELU_ZERO = """
+from reference.bugs import relu_grad_zero_at_zero as _impl
+
+loss, gradients, forward, update = _impl.loss, _impl.gradients, _impl.forward, _impl.update
+"""
+"""A correct implementation whose relu'(0) is 0 (JAX's and PyTorch's), not the seed's 1."""
+
+UPSTREAM_INI = """
+[tool.pytest.ini_options]
+backprop_strict = true
+backprop_relu_at_zero = "1"
+"""
+"""What a fork inherits with its upstream's pyproject.toml (this repository's keys)."""
+
+
+@pytest.mark.parametrize(
+    "declared, where, extra, passes",
+    [
+        (None, None, [], False),  # the inherited keys hold where nothing is declared
+        (0, "pyproject", [], True),  # [tool.backprop-check] relu_at_zero wins over them
+        (0, "SUPPORTS", [], True),  # so does the module's own SUPPORTS
+        (0, "pyproject", ["--backprop-relu-at-zero", "1"], False),  # the command line wins
+        (1, "pyproject", [], False),  # a declaration the code does not keep fails
+    ],
+    ids=["inherited", "declared-in-pyproject", "declared-in-SUPPORTS", "command-line",
+         "declared-wrongly"],
+)  # fmt: skip
+def test_a_declared_relu_at_zero_wins_over_inherited_settings(
+    pytester, declared, where, extra, passes
+):
+    source, config = RELU_ZERO, UPSTREAM_INI
+    if where == "SUPPORTS":
+        source += f'\nSUPPORTS = {{"relu_at_zero": {declared}}}\n'
+    elif where == "pyproject":
+        config += f"\n[tool.backprop-check]\nrelu_at_zero = {declared}\n"
+    (pytester.path / "fork.py").write_text(source)
+    (pytester.path / "pyproject.toml").write_text(config)
+    result = run_shipped_suite(pytester.path, "fork", "-k", "relu_derivative_at_zero", *extra)
+    expected = pytest.ExitCode.OK if passes else pytest.ExitCode.TESTS_FAILED
+    assert result.returncode == expected, result.stdout + result.stderr
+    assert " 1 passed" in result.stdout if passes else "relu'(0) = 0" in result.stdout
+
+
+def test_without_settings_a_convention_is_a_note_and_strictness_fails_it(pytester):
+    """No ini key and no option: relu'(0) = 0 is a valid subgradient; the ini key
+    backprop_strict alone turns that note into a failure."""
+    (pytester.path / "fork.py").write_text(RELU_ZERO)
+    (pytester.path / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")
+    loose = run_shipped_suite(pytester.path, "fork", "-k", "relu_derivative_at_zero")
+    assert loose.returncode == pytest.ExitCode.OK, loose.stdout + loose.stderr
+    (pytester.path / "pyproject.toml").write_text(
+        "[tool.pytest.ini_options]\nbackprop_strict = true\n"
+    )
+    strict = run_shipped_suite(pytester.path, "fork", "-k", "relu_derivative_at_zero")
+    assert strict.returncode == pytest.ExitCode.TESTS_FAILED, strict.stdout + strict.stderr
+
+
+def test_a_bad_relu_at_zero_is_a_usage_error(pytester):
+    (pytester.path / "fork.py").write_text(RELU_ZERO)
+    (pytester.path / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\nbackprop_relu_at_zero = "0.5"\n'
+    )
+    result = run_shipped_suite(pytester.path, "fork", "-k", "relu_derivative_at_zero")
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
+    assert "backprop_relu_at_zero must be 0 or 1" in result.stderr
+
+
+def test_this_repository_ignores_the_report_folders_its_workflows_write():
+    """CONTRIBUTING.md's workflow writes reports/, the README's grading grades/."""
+    ignored = (ROOT / ".gitignore").read_text().split()
+    documented = set(re.findall(r"--(?:junit-xml|grades) (\w+)/", (ROOT / "CONTRIBUTING.md")
+                                .read_text() + (ROOT / "README.md").read_text()))  # fmt: skip
+    assert documented and {f"{d}/" for d in documented} <= set(ignored)

@@ -14,7 +14,7 @@ import pytest
 
 import backprop
 from reference.bugs import CATALOG
-from reference.frontends import cli
+from reference.frontends import cli, scaling
 from reference.frontends.scaling import parse_shard, shard
 from reference.inputs.penalties import penalty_problems
 from reference.inputs.scope import Scope
@@ -28,10 +28,17 @@ TINY = ["--activations", "tanh", "--output-activations", "sigmoid", "--networks"
 
 
 def run_json(tmp_path, name, *argv):
-    """``backprop-check *argv --json``: the exit status and the JSON."""
+    """``backprop-check *argv --json --junit-xml``: the exit status and the JSON (the JUnit
+    file is ``tmp_path / f"{name}.xml"``)."""
     path = tmp_path / f"{name}.json"
-    code = cli.main([*argv, "--json", str(path), "--quiet"], out=io.StringIO())
+    code = cli.main([*argv, "--json", str(path), "--junit-xml", str(tmp_path / f"{name}.xml"),
+                     "--quiet"], out=io.StringIO())  # fmt: skip
     return code, json.loads(path.read_text())
+
+
+def cases(path):
+    """The (classname, name) of every test case in a JUnit file."""
+    return [(c.get("classname"), c.get("name")) for c in ET.parse(path).getroot().iter("testcase")]
 
 
 # --- --shard --------------------------------------------------------------------------------
@@ -72,12 +79,20 @@ def test_the_shards_together_are_the_unsharded_run(tmp_path):
 
     def per_network(data):  # the non-gradient checks run on networks, as plain JSON
         return sorted(json.dumps(c, sort_keys=True) for c in data["checks"]
-                      if c["where"] not in ("fixed", "whole run"))  # fmt: skip
+                      if c["where"] != "fixed" and not c["where"].startswith(cli.WHOLE_RUN))  # fmt: skip
 
     assert sorted(x for _, d in parts for x in per_network(d)) == per_network(whole)
     fixed = [[c for c in d["checks"] if c["where"] == "fixed"] for _, d in parts]
     assert fixed[0] == [c for c in whole["checks"] if c["where"] == "fixed"] and fixed[0]
     assert not any(fixed[1:])  # the fixed checks run once, in shard 1
+    # each shard's whole-run check is its own and named for it; no case is in two files
+    whole_run = [c for c in whole["checks"] if c["where"] == cli.WHOLE_RUN]
+    for k, (_, d) in enumerate(parts, 1):
+        mine = [c for c in d["checks"] if c["where"].startswith(cli.WHOLE_RUN)]
+        assert [c["where"] for c in mine] == [scaling.whole_run_label(k, n)] * len(whole_run)
+    together = [c for k in range(1, n + 1) for c in cases(tmp_path / f"s{k}.xml")]
+    assert len(set(together)) == len(together)
+    assert len(together) == len(cases(tmp_path / "whole.xml")) + (n - 1) * len(whole_run)
 
 
 def test_the_shards_fail_exactly_the_networks_the_unsharded_run_fails(tmp_path):

@@ -179,6 +179,35 @@ def test_relu_prime_zero_and_an_in_place_update_are_conventions(module):
     assert code == 1 and "relu'(0) = 0, and 1 is required" in text
 
 
+@pytest.mark.parametrize("where", ["SUPPORTS", "pyproject"])
+def test_a_declared_relu_at_zero_is_required_as_the_flag_requires_it(module, where):
+    """relu_at_zero declared (SUPPORTS, or [tool.backprop-check]) is what the check holds the
+    code to: kept, it passes with no note, even with --strict; broken, it fails; the flag
+    still wins over it."""
+
+    def run(value, *argv):
+        source, files = RELU_ZERO_IN_PLACE, {}
+        if where == "SUPPORTS":
+            source += f'\nSUPPORTS["relu_at_zero"] = {value}\n'
+        else:
+            files["pyproject.toml"] = f"[tool.backprop-check]\nrelu_at_zero = {value}\n"
+        name = module(f"relu_zero_{where}_{value}", source, **files)
+        return check("--impl", name, "--quiet", *argv)
+
+    code, text = run(0)
+    assert code == 0 and "relu'(0)" not in text, text
+    assert run(0, "--strict")[0] == 1  # the in-place update is still an undeclared convention
+    code, text = run(1)
+    assert code == 1 and "relu'(0) = 0, and 1 is required" in text
+    assert run(1, "--relu-at-zero", "0")[0] == 0
+
+
+@pytest.mark.parametrize("value", [0.5, True, "1", -1])
+def test_a_bad_relu_at_zero_names_the_key(value):
+    with pytest.raises(ScopeError, match="relu_at_zero must be 0 or 1"):
+        Scope.read({"relu_at_zero": value}, "SUPPORTS")
+
+
 def test_a_log_a_cross_entropy_is_a_warning_with_the_fix(module):
     source = SIGMOID_ONLY + '\nSUPPORTS = {"activations": ["sigmoid"]}\n'
     name = module("log_a", source)

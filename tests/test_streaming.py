@@ -11,6 +11,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
+import junit_schemas
 import numpy as np
 import pytest
 
@@ -29,8 +30,8 @@ def check(*argv):
 
 
 def schema():
-    xmlschema = pytest.importorskip("xmlschema", reason="pip install -e '.[test]' brings it")
-    return xmlschema.XMLSchema(str(junit.SCHEMA))
+    """Every schema the JUnit file must meet (tests/junit_schemas.py)."""
+    return junit_schemas
 
 
 def suites(path):
@@ -174,7 +175,7 @@ def test_a_large_runs_junit_is_valid_with_one_suite_per_network(large_run):
     found = suites(path)
     names = run_names()
     assert [s.get("name") for s in found] == [*names, junit.CHECKS_SUITE]
-    for key in ("tests", "failures", "errors", "skipped"):
+    for key in junit.ROOT_TOTALS:
         assert int(root.get(key)) == sum(int(s.get(key)) for s in found)
     failing = {n["name"] for n in data["networks"] if not n["ok"]}
     assert {s.get("name") for s in found[:-1] if int(s.get("failures"))} == failing
@@ -268,6 +269,82 @@ def test_a_run_stopped_by_an_exception_leaves_valid_files(tmp_path, monkeypatch)
     schema().validate(str(tmp_path / "r.xml"))
     names = [s.get("name") for s in suites(tmp_path / "r.xml")]
     assert names == [*calls[:stop_after], "run stopped"]
+
+
+STALLS = """
+import pathlib
+import time
+
+import backprop
+
+loss = backprop.loss
+
+
+def gradients(params, X, Y, *, activations, cost):
+    if cost == "mse":  # the second network: say so, then stall until the run is terminated
+        pathlib.Path(MARKER).touch()
+        time.sleep(600)
+    return backprop.gradients(params, X, Y, activations=activations, cost=cost)
+"""
+
+
+def test_sigterm_leaves_valid_files_as_ctrl_c_does(tmp_path):
+    """What CI sends on a time-out or a cancel: the run stops with 128 + SIGTERM, both files
+    parse, the JSON says it is not complete and why, the JUnit file meets every schema."""
+    import signal
+    import time
+
+    marker = tmp_path / "stalled"
+    (tmp_path / "stalls.py").write_text(f"MARKER = {str(marker)!r}\n" + STALLS)
+    argv = ["--impl", "stalls", "--networks", "0", "--activations", "tanh",
+            "--output-activations", "sigmoid", "--timeout", "600", "--quiet",
+            "--json", "r.json", "--junit-xml", "r.xml"]  # fmt: skip
+    log = tmp_path / "log.txt"
+    with open(log, "w") as out:  # a file, not a pipe: a child left behind cannot hold it open
+        proc = subprocess.Popen([sys.executable, "-m", "reference.frontends.cli", *argv],
+                                cwd=tmp_path, stdout=out, stderr=out)  # fmt: skip
+    try:
+        for _ in range(3000):  # until the second network's call stalls (or the run ended)
+            if marker.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert marker.exists(), log.read_text()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    said = log.read_text()
+    assert proc.returncode == streaming.TERMINATED_STATUS == 128 + signal.SIGTERM, said
+    assert "SIGTERM" in said
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["complete"] is False and data["ok"] is False
+    assert "SIGTERM" in data["stopped"]
+    first = cli.default_problems(0, 0, Scope.read({"activations": ["tanh"],
+                                 "output_activations": ["sigmoid"]}, "test"))[0]  # fmt: skip
+    assert [n["name"] for n in data["networks"]] == [first.name]
+    schema().validate(tmp_path / "r.xml")
+    assert [s.get("name") for s in suites(tmp_path / "r.xml")] == [first.name, "run stopped"]
+
+
+def test_the_sigterm_handler_is_the_runs_only_while_the_files_are_open(tmp_path, monkeypatch):
+    """Inside the stream SIGTERM raises Terminated; before and after, the process's own
+    handler is in place."""
+    import signal
+
+    seen = []
+    run = InProcess.run
+
+    def watching(self, job, *args):
+        seen.append(signal.getsignal(signal.SIGTERM))
+        return run(self, job, *args)
+
+    monkeypatch.setattr(InProcess, "run", watching)
+    before = signal.getsignal(signal.SIGTERM)
+    code, _ = check("--networks", "0", "--activations", "tanh", "--output-activations",
+                    "sigmoid", "--in-process", "--quiet", "--json", str(tmp_path / "r.json"))  # fmt: skip
+    assert code == 0 and seen
+    assert all(handler is streaming._terminated for handler in seen)
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_a_usage_error_found_at_the_start_leaves_no_file(tmp_path):

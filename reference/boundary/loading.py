@@ -252,9 +252,17 @@ def definitions(target: Any) -> dict[str, dict[str, Any]]:
     """Where each protocol member of ``target`` (the loaded implementation) is defined,
     ``{member: {"file": absolute path, "line": the def line}}``, read with :mod:`inspect`
     (nothing is called); a member without Python source (a builtin, a callable object) is
-    left out."""
+    left out. An implementation that keeps the tables ``backprop`` keeps (``ACTIVATIONS``
+    and ``COSTS``, mappings of entries with a ``grad``) also gets ``"activation NAME"`` and
+    ``"cost NAME"``: the ``def`` line of each entry's derivative, wherever it is written."""
+    import collections
     import inspect
+    import types
+    from collections.abc import Mapping
 
+    # data fields whose reading runs no code of the class: slots, and the fields of a named
+    # tuple (backprop's table entries are named tuples)
+    fields = (types.MemberDescriptorType, type(collections.namedtuple("_Probe", "field").field))
     out: dict[str, dict[str, Any]] = {}
     for member in (*REQUIRED, *OPTIONAL):
         try:
@@ -266,4 +274,21 @@ def definitions(target: Any) -> dict[str, dict[str, Any]]:
         where = _definition(fn)
         if where is not None:
             out[member] = where
+    for table, kind in (("ACTIVATIONS", "activation"), ("COSTS", "cost")):
+        try:
+            entries = inspect.getattr_static(target, table)
+        except AttributeError:
+            continue
+        if not isinstance(entries, Mapping):
+            continue
+        for name, entry in list(entries.items()):
+            try:
+                grad = inspect.getattr_static(entry, "grad")
+                if isinstance(grad, fields):  # a slot or a named tuple's field: read, not run
+                    grad = grad.__get__(entry, type(entry))
+            except AttributeError:
+                continue
+            where = _definition(grad) if isinstance(name, str) else None
+            if where is not None:
+                out[f"{kind} {name}"] = where
     return out

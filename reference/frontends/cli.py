@@ -122,6 +122,10 @@ class Progress:
             self.stream.flush()
 
 
+WHOLE_RUN = "whole run"
+"""Where the run's own check (repeatability over every call the boundary saw) is reported;
+a shard names its own (:func:`~reference.frontends.scaling.whole_run_label`)."""
+
 HANGS_IN_A_ROW = 3
 """Networks in a row whose check ran past the time limit before the rest of the run is not
 waited on: code that hangs on every network would otherwise cost the limit on each (38
@@ -162,6 +166,7 @@ def run_checks(
     results: list[tuple[str, checks.CheckResult]] = [] if sink is None else sink.results
     checked_one = False
     hung: list[Finding] = []  # the time-outs in a row, up to the last network
+    returned: Problem | None = None  # the first network whose check the code answered
     for k, problem in enumerate(problems):
         with_checks = not checked_one or problem.name.startswith("random")
         if len(hung) >= HANGS_IN_A_ROW:  # it hangs on every network: do not wait on the rest
@@ -181,6 +186,8 @@ def run_checks(
                 progress.update(k + 1)
                 continue
             reports.append((problem, report))
+            if returned is None and report.finding is None:
+                returned = problem
             results.extend((problem.name, c) for c in found)
             checked_one |= with_checks and bool(found)
         progress.update(k + 1)
@@ -194,16 +201,22 @@ def run_checks(
         )
     else:
         results.extend(("fixed", c) for c in fixed)
-    first = reports[0][0] if reports else None
-    seen = runner.run(whole_run_consistency, first) if first is not None and not stopped else []
-    if not isinstance(seen, Failed):
-        results.append(
-            (
-                "whole run",
-                checks.CheckResult("repeatability", not seen, seen[0] if seen else
-                                   "every repeated call returned what it did before"),
-            )
+    if returned is None or stopped:  # no call came back: nothing was repeated to compare
+        why = (
+            f"{hung[-1].member} ran past the time limit on {HANGS_IN_A_ROW} networks in a row"
+            if stopped else "no call into the implementation returned"
         )  # fmt: skip
+        results.append((WHOLE_RUN, checks.CheckResult("repeatability", None, f"not run: {why}")))
+    else:
+        seen = runner.run(whole_run_consistency, returned)
+        if not isinstance(seen, Failed):
+            results.append(
+                (
+                    WHOLE_RUN,
+                    checks.CheckResult("repeatability", not seen, seen[0] if seen else
+                                       "every repeated call returned what it did before"),
+                )
+            )  # fmt: skip
     progress.close()
     ok = all(r.ok for _, r in reports) and not any(c.is_error for _, c in results)
     return {
@@ -885,19 +898,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    out = out or sys.stdout
+    from .streaming import TERMINATED_STATUS, Terminated
+    from .terminal import SafeWriter
+
+    # everything printed may hold the implementation's text: made safe (terminal.py)
+    out = SafeWriter(out or sys.stdout)
+    err = SafeWriter(sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return _run(args, out)
+    except Terminated as exc:  # CI's SIGTERM: the files were closed, complete: false
+        err.write(f"backprop-check: stopped: {exc}\n")
+        return TERMINATED_STATUS
     except (UsageError, ImplementationError, LoadFailed) as exc:
-        sys.stderr.write(f"backprop-check: error: {exc}\n")
+        err.write(f"backprop-check: error: {exc}\n")
         return 2
     except BrokenPipeError:  # piped into head: the reader has seen enough
         sys.stderr.close()
         return 1
     except OSError as exc:  # a report could not be written after all (a full disk)
-        sys.stderr.write(f"backprop-check: error: cannot write {exc.filename}: {exc.strerror}\n")
+        err.write(f"backprop-check: error: cannot write {exc.filename}: {exc.strerror}\n")
         return 1
 
 

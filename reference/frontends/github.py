@@ -13,11 +13,17 @@ What is printed:
 - one ``::error`` per distinct mistake (the CLI's :func:`~reference.frontends.cli.
   mistake_groups`: the same mistake on many networks is one annotation that counts them),
   and one per failed check, pointing at the file and line where the implementation failed
-  (a crash's own frame) or at the ``def`` line of the member at fault (``gradients`` for a
-  wrong gradient, ``loss`` for a wrong loss, found with :mod:`inspect` where the
-  implementation was loaded: :func:`~reference.frontends.provenance.member_locations`);
+  (a crash's own frame), at the ``def`` line of the derivative the layer view blames (a
+  hidden layer's activation, or at the output the cost or activation a fork registered,
+  wherever its module is: ``ACTIVATIONS``/``COSTS`` entries), or else at the ``def`` line
+  of the member at fault (``gradients`` for a wrong gradient, ``loss`` for a wrong loss),
+  found with :mod:`inspect` where the implementation was loaded
+  (:func:`~reference.frontends.provenance.member_locations`); each titled by what the
+  report blames (the loss, the forward pass, a layer's parameter, a derivative);
 - ``::warning`` for numerical weaknesses and ``::notice`` for conventions (both ``::error``
   under ``--strict``, which fails them);
+- at most :data:`PER_STEP` of each level: GitHub shows no more per step, so where there
+  are more, the last one shown says how many more there are and names them;
 - the summary line last.
 
 Paths are relative to ``$GITHUB_WORKSPACE`` (the checkout), else to the current directory; a
@@ -37,9 +43,16 @@ from typing import Any, TextIO
 from ..boundary.guard import KINDS, MEMBERS
 from ..judging.checker import ATTRIBUTIONS, Report
 from .provenance import relative_to
+from .terminal import terminal_text
 
 LEVELS = {"error": "error", "warning": "warning", "convention": "notice"}
 """The workflow command for each severity (:data:`reference.judging.checks.SEVERITIES`)."""
+
+PER_STEP = 10
+"""Annotations of one level GitHub shows per step: "10 warning annotations, 10 error
+annotations, and 10 notice annotations per step" (actions/toolkit, docs/problem-matchers.md,
+"Limitations"; 50 per job). More are dropped without a word, so :func:`annotations` writes
+``PER_STEP - 1`` of a level and one that names the rest."""
 
 _NUMBER = re.compile(r"[-+]?\d+\.\d+(?:e[-+]?\d+)?|[-+]?\d+e[-+]?\d+")
 
@@ -113,18 +126,68 @@ def failing_part(report: Report) -> str:
     return ", ".join(parts)
 
 
-def _title(report: Report) -> str:
+def blamed_entry(report: Report, locations: dict[str, dict[str, Any]]) -> str | None:
+    """The table entry (``"activation NAME"`` or ``"cost NAME"``, a key of ``locations``)
+    whose derivative the report's layer view blames: a hidden layer's activation; at the
+    output, where the cost's derivative and the output activation's are one step, the one
+    of the two a fork registered, if only one was. None where it blames no entry, or the
+    entry has no known location."""
+    blamed = (getattr(report, "layer_view", None) or {}).get("blamed") or {}
+    if "activation" in blamed:
+        key = f"activation {blamed['activation']}"
+        return key if key in locations else None
+    if "cost" in blamed:
+        keys = [f"cost {blamed['cost']}", f"activation {blamed['output_activation']}"]
+        registered = [k for k in keys if (locations.get(k) or {}).get("registered")]
+        return registered[0] if len(registered) == 1 else None
+    return None
+
+
+def _inferred_entry(problem: Any, report: Report, blamed: dict[str, str]) -> str | None:
+    """For a network whose own layer view blames no entry (not viewed, or unavailable: an
+    L2 penalty), an entry the layer view of another network of the run blamed (``blamed``:
+    entry -> network), where this network goes wrong from the layer that uses it: the
+    activation at its highest wrong layer, or at the output its cost or output activation."""
+    layer = (report.blame or {}).get("layer")
+    acts = list(getattr(problem, "activations", ()) or ())
+    if not layer or not acts or not 1 <= layer <= len(acts):
+        return None
+    keys = [f"activation {acts[layer - 1]}"]
+    if layer == len(acts):
+        keys.append(f"cost {getattr(problem, 'cost', '')}")
+    found = [k for k in keys if k in blamed]
+    return found[0] if len(found) == 1 else None
+
+
+def _title(report: Report, entry: str | None = None) -> str:
+    """What the report blames, in a few words: the member that failed, the loss or the
+    forward pass (as the attribution says), a derivative (``entry``), or a layer's
+    parameter."""
     if report.finding:
         member, kind = report.finding.get("member", "gradients"), report.finding.get("kind")
         return f"{member} {KINDS.get(kind, 'failed')}"
+    attribution = report.attribution
+    if attribution == "loss":
+        return "the loss is wrong (the gradients are right)"
+    if attribution == "forward":
+        return "the loss or the forward pass is wrong (the gradients follow it)"
+    if attribution == "boundary":
+        return "arguments changed in place, or results that differ between calls"
     blame = report.blame or {}
-    if blame.get("param") == "loss":
-        return "the loss is wrong"
-    if blame.get("param") == "delta":
-        return f"layer {blame['layer']}'s delta dZ is wrong"
-    if blame.get("layer") is not None:
-        return f"layer {blame['layer']}'s d{blame['param']} is wrong"
-    return ATTRIBUTIONS[report.attribution].split(":")[0]
+    if entry is not None:
+        kind, name = entry.split(" ", 1)
+        part = f"{kind} {name}'s derivative is wrong"
+    elif blame.get("param") == "loss":
+        part = "the loss is wrong"
+    elif blame.get("param") == "delta":
+        part = f"layer {blame['layer']}'s delta dZ is wrong"
+    elif blame.get("layer") is not None:
+        part = f"layer {blame['layer']}'s d{blame['param']} is wrong"
+    else:
+        return ATTRIBUTIONS[attribution].split(":")[0]
+    if attribution == "forward+backward":
+        return f"the loss or the forward pass is wrong, and the gradients too: {part}"
+    return part
 
 
 class _Locator:
@@ -160,21 +223,34 @@ def annotations(
     (default :func:`workspace`)."""
     from .cli import mistake_groups
 
-    locate = _Locator(locations or {}, root if root is not None else workspace())
+    locations = locations or {}
+    locate = _Locator(locations, root if root is not None else workspace())
     reports = outcome["reports"]
-    lines: list[str] = []
+    lines: list[tuple[str, str, str, dict[str, Any]]] = []  # level, message, title, place
     failing = [(p, r) for p, r in reports if not r.ok]
+    blamed: dict[str, str] = {}  # entry -> the first network whose layer view blames it
+    for problem, report in failing:
+        entry = blamed_entry(report, locations)
+        if entry is not None and not report.finding:
+            blamed.setdefault(entry, problem.name)
     for group in mistake_groups(failing):
-        report = group[0][1]
+        problem, report = group[0]
         names = ", ".join(p.name for p, _ in group[:8]) + (", ..." if len(group) > 8 else "")
         frame = (report.finding or {}).get("where")
-        props, note = locate(frame, culprit(report))
+        entry = None if frame else blamed_entry(report, locations)
+        if entry is None and not frame and not report.finding:
+            entry = _inferred_entry(problem, report, blamed)
+            if entry is not None:
+                names += f"\n(placed on {entry}'s derivative, which the layer view of "
+                names += f"{blamed[entry]} blames)"
+        props, note = locate(frame, entry or culprit(report))
         message = (
             f"{report.summary}\nattribution: {ATTRIBUTIONS[report.attribution]}\n"
             f"networks: {names}{note}\n\n{report.render()}"
         )
-        title = f"backprop-check {impl}: {_title(report)} ({_count(len(group), len(reports))})"
-        lines.append(command("error", message, title=title, **props))
+        count = _count(len(group), len(reports))
+        title = f"backprop-check {impl}: {_title(report, entry)} ({count})"
+        lines.append(("error", message, title, props))
     by_name: dict[str, list[tuple[str, Any]]] = {}
     for where, c in outcome["checks"]:
         if c.ok is False:
@@ -187,7 +263,7 @@ def annotations(
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         level = "error" if strict else LEVELS[c.severity]
         title = f"backprop-check {impl}: {name} ({c.severity})"
-        lines.append(command(level, f"{where}: {c.message}{more}{note}", title=title, **props))
+        lines.append((level, f"{where}: {c.message}{more}{note}", title, props))
     notes: dict[tuple[str, str], list[str]] = {}
     for _, report in reports:
         for severity, texts in (("warning", report.warnings), ("convention", report.conventions)):
@@ -197,8 +273,37 @@ def annotations(
         props, note = locate(None, "loss")
         level = "error" if strict else LEVELS[severity]
         title = f"backprop-check {impl}: {severity} ({_count(len(texts), len(reports))})"
-        lines.append(command(level, texts[0] + note, title=title, **props))
-    return lines
+        lines.append((level, texts[0] + note, title, props))
+    return [command(level, message, title=title, **props)
+            for level, message, title, props in _within_limits(lines, impl)]  # fmt: skip
+
+
+def _within_limits(
+    lines: list[tuple[str, str, str, dict[str, Any]]], impl: str
+) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """At most :data:`PER_STEP` annotations of each level, in their order: where a level
+    has more, its first ``PER_STEP - 1`` and one that counts and names the rest."""
+    total: dict[str, int] = {}
+    for level, *_ in lines:
+        total[level] = total.get(level, 0) + 1
+    kept: list[tuple[str, str, str, dict[str, Any]]] = []
+    shown: dict[str, int] = {}
+    rest: dict[str, list[str]] = {}
+    for line in lines:
+        level, title = line[0], line[2]
+        if total[level] <= PER_STEP or shown.get(level, 0) < PER_STEP - 1:
+            kept.append(line)
+            shown[level] = shown.get(level, 0) + 1
+        else:
+            rest.setdefault(level, []).append(title.removeprefix(f"backprop-check {impl}: "))
+    for level, titles in rest.items():
+        message = (
+            f"{len(titles)} more {level} annotations, not shown as annotations (GitHub shows "
+            f"{PER_STEP} of a level per step); the report above has them all:\n"
+            + "\n".join(f"- {t}" for t in titles)
+        )
+        kept.append((level, message, f"backprop-check {impl}: {len(titles)} more {level}s", {}))
+    return kept
 
 
 # --- the step summary ----------------------------------------------------------------------
@@ -292,5 +397,5 @@ def print_github(
     out.write(summary_line(outcome, impl) + "\n")
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if path:
-        with open(Path(path), "a", encoding="utf-8") as fh:
-            fh.write(step_summary(outcome, impl))
+        with open(Path(path), "a", encoding="utf-8") as fh:  # the implementation's text made safe
+            fh.write(terminal_text(step_summary(outcome, impl)))

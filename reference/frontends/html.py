@@ -404,5 +404,5 @@ def write_html(
         _, ref = jax_gradients(problem.params, problem.X, problem.Y, **problem.kwargs())
         maps[problem.name] = heatmaps_html(report, grads, ref)
     page = page_html(outcome, impl, seed=seed, summary=summary, heatmaps=maps)
-    path.write_text(page, encoding="utf-8")
+    path.write_text(page, encoding="utf-8", errors="replace")  # a lone surrogate: "?"
     return path

@@ -1,9 +1,12 @@
 """The JUnit XML file ``backprop-check --junit-xml`` writes, in the shape CI servers read.
 
 There is no single JUnit standard; this follows what Jenkins' JUnit plugin and GitLab's unit
-test reports both read (``reference/frontends/junit.xsd`` states it as a schema)::
+test reports both read (``reference/frontends/junit.xsd`` states it as a schema), within the
+two schemas Jenkins' plugins publish (the junit-4 one the JUnit 5 project keeps for Jenkins,
+and the xUnit plugin's junit-10: :data:`SCHEMAS`)::
 
-    testsuites  name, tests, failures, errors, skipped, time (the run's totals)
+    testsuites  name, tests, failures, errors, time (the run's totals; no skipped total,
+                which neither published schema allows there: the suites carry it)
       testsuite       one per network (and one for the other checks): name, tests,
                       failures, errors, skipped, time, timestamp, hostname
         properties    seed, implementation, harness version, the network, the attribution
@@ -11,7 +14,8 @@ test reports both read (``reference/frontends/junit.xsd`` states it as a schema)
                       parameter ("layer 2 W"), the loss, and what the boundary saw
           failure     message, type: a wrong gradient or loss, a failed check
           error       message, type: a crash, a time-out, a malformed result
-          skipped     message: a network outside the declared scope
+          skipped     its reason as text (junit-4 allows no attribute on it): a
+                      network outside the declared scope
         system-out    what the implementation printed (the checks' suite only)
 
 GitLab shows ``classname`` as the suite and ``name`` as the test; Jenkins splits
@@ -36,10 +40,21 @@ from ..judging.checker import ATTRIBUTIONS, Report
 from .jobs import check_network
 
 SCHEMA = Path(__file__).with_name("junit.xsd")
-"""The schema every file written here validates against (tests/test_ci_output.py)."""
+"""The project's schema of the files written here (tests/test_ci_output.py validates them)."""
+
+SCHEMAS = {
+    "backprop-check": SCHEMA,
+    "jenkins junit-4": Path(__file__).with_name("jenkins-junit-4.xsd"),
+    "xunit junit-10": Path(__file__).with_name("xunit-junit-10.xsd"),
+}
+"""Every schema the files written here meet: the project's own, and the structures of the
+two Jenkins' plugins publish, written out (each file says where each constraint comes from)."""
 
 PRINTED_LINES = 200
 """How many lines of what the implementation printed the file keeps."""
+
+ROOT_TOTALS = ("tests", "failures", "errors")
+"""The counts the ``testsuites`` root carries (the published schemas declare no skipped one)."""
 
 CHECKS_SUITE = "other checks"
 """The name of the test suite that holds the non-gradient checks."""
@@ -107,6 +122,9 @@ class _Suite:
         self.counts["tests"] += 1
         if outcome is not None:
             self.counts[{"failure": "failures", "error": "errors"}.get(outcome, outcome)] += 1
+            if outcome == "skipped":  # junit-4: text only, no attribute
+                ET.SubElement(case, outcome).text = message or "skipped"
+                return case
             detail = ET.SubElement(case, outcome, message=message)
             if kind:
                 detail.set("type", kind)
@@ -286,8 +304,8 @@ def build_junit(
         suite.close(stamp, host)
         for key in totals:
             totals[key] += suite.counts[key]
-    for key, value in totals.items():
-        root.set(key, str(value))
+    for key in ROOT_TOTALS:
+        root.set(key, str(totals[key]))
     root.set("time", f"{sum(s.seconds for s in suites):.6f}")
     clean(root)
     return root

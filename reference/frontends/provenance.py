@@ -99,17 +99,28 @@ def member_locations(impl: Any) -> dict[str, dict[str, Any]]:
     implementation is defined, ``{member: {"file": absolute path, "line": the def line}}``
     (:func:`~reference.boundary.loading.definitions`, read in the process that loaded the
     code: a worker sends them when it starts). Code written in another layout is looked up
-    behind its adapter."""
+    behind its adapter.
+
+    An implementation that keeps the tables ``backprop`` keeps also gets ``"activation
+    NAME"`` and ``"cost NAME"``, the ``def`` line of each entry's derivative, and here
+    ``"registered"``: whether the name was registered rather than shipped (for an
+    annotation on the derivative a report blames)."""
     from ..boundary.isolation import RemoteImpl
     from ..boundary.layouts import Adapter
     from ..boundary.loading import definitions
+    from ..registry import registered_names
 
     target = impl.impl
     if isinstance(target, Adapter):
         target = target.user
-    if isinstance(target, RemoteImpl):
-        return dict(target.locations)
-    return definitions(target)
+    found = dict(target.locations) if isinstance(target, RemoteImpl) else definitions(target)
+    out: dict[str, dict[str, Any]] = {}
+    for key, where in found.items():
+        kind, _, name = key.partition(" ")
+        if name and kind in ("activation", "cost"):
+            where = {**where, "registered": name in registered_names(kind)}
+        out[key] = where
+    return out
 
 
 def relative_to(path: str, workspace: str | Path) -> str | None:

@@ -20,7 +20,15 @@ Asked for, the harness
   protocol-level test: the option's, else the ini key's, else ``backprop``; written in
   another layout (``--backprop-layout``, the ini key ``backprop_layout``, or the module's
   ``SUPPORTS["layout"]``), it gets that layout's adapter in front;
-- names both in the report header.
+- names both in the report header;
+- judges as strictly as the run's own configuration says (the ``backprop_settings``
+  fixture, :func:`judging_settings`): ``--backprop-strict`` or the ini key ``backprop_strict``
+  fails warnings and conventions too; the relu'(0) required is ``--backprop-relu-at-zero``
+  given on the command line, else the one the code declares (``SUPPORTS["relu_at_zero"]``
+  or ``relu_at_zero`` in ``[tool.backprop-check]``), else the ini key
+  ``backprop_relu_at_zero``, else none (any value in [0, 1]). A fork inherits its upstream's
+  ini keys with its ``pyproject.toml``; the convention it declares is what its code is held
+  to, and strictness then fails only what it has not declared.
 """
 
 from __future__ import annotations
@@ -118,6 +126,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="",
     )
     parser.addini(
+        "backprop_strict",
+        "fail warnings and convention notes too, as --backprop-strict does",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
+        "backprop_relu_at_zero",
+        "require this relu'(0), 0 or 1, unless the code declares its own (SUPPORTS or "
+        "[tool.backprop-check] relu_at_zero) or --backprop-relu-at-zero is given",
+        default="",
+    )
+    parser.addini(
         "backprop_impl",
         "implementation the backprop harness checks (package.module[:object]); "
         "setting it turns the harness on",
@@ -191,6 +211,7 @@ def activate(config: pytest.Config) -> None:
     guarded.time_limit = config.getoption("backprop_timeout")
     guarded.use_layout(requested_layout(config, impl, spec))
     config.stash[HARNESS] = Harness(spec, source, impl, guarded, scope)
+    judging_settings(config)  # a bad ini key is a usage error now, not an error in every test
 
 
 def requested_layout(config: pytest.Config, impl: Any, spec: str) -> str:
@@ -276,13 +297,41 @@ def backprop_scope(request: pytest.FixtureRequest) -> Any:
     return harness.scope
 
 
+def _ini(config: pytest.Config, name: str, default: Any) -> Any:
+    try:
+        return config.getini(name)
+    except ValueError:  # the key is not registered: this plugin was disabled (-p no:...)
+        return default
+
+
+def judging_settings(config: pytest.Config) -> Settings:
+    """How strictly this run judges (the module docstring gives the order): strict from the
+    option or the ini key ``backprop_strict``; relu'(0) from the option, else the code's
+    declaration (the harness's scope), else the ini key ``backprop_relu_at_zero``."""
+    strict = bool(config.getoption("backprop_strict", default=False))
+    strict = strict or bool(_ini(config, "backprop_strict", False))
+    relu = config.getoption("backprop_relu_at_zero", default=None)
+    harness = config.stash.get(HARNESS, None)
+    if relu is None and harness is not None:
+        relu = getattr(harness.scope, "relu_at_zero", None)
+    if relu is None:
+        text = str(_ini(config, "backprop_relu_at_zero", "") or "").strip()
+        if text:
+            try:
+                relu = float(text)
+            except ValueError:
+                relu = -1.0
+            if relu not in (0.0, 1.0):
+                raise pytest.UsageError(
+                    f"the ini key backprop_relu_at_zero must be 0 or 1 (relu'(0)), got {text!r}"
+                )
+    return Settings(strict, relu)
+
+
 @pytest.fixture(scope="session")
 def backprop_settings(request: pytest.FixtureRequest) -> Settings:
-    """``--backprop-strict`` and ``--backprop-relu-at-zero`` as the suite reads them."""
-    return Settings(
-        bool(request.config.getoption("backprop_strict", default=False)),
-        request.config.getoption("backprop_relu_at_zero", default=None),
-    )
+    """:func:`judging_settings`: strictness and the relu'(0) required, as the suite reads them."""
+    return judging_settings(request.config)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

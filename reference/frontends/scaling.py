@@ -3,7 +3,11 @@
 - ``--shard K/N`` checks the K-th of N disjoint slices of the networks (network i, counted
   from 0 in the unsharded run's order, belongs to shard i mod N + 1): every network lies in
   exactly one shard, and each is checked exactly as in the unsharded run, its non-gradient
-  checks included. The fixed checks (hand-computed problems, not networks) run in shard 1.
+  checks included. The fixed checks (hand-computed problems, not networks) and the networks
+  the declared scope leaves out (skipped cases in the JUnit file) belong to shard 1. The
+  whole-run check (repeatability over every call a worker saw) is each shard's own, named
+  for it (:func:`whole_run_label`: "whole run, shard 2/3"): N shards hold N - 1 cases more
+  than the unsharded run, and no two hold a case of the same name.
   Each shard is a run of its own, with its own exit status: a CI matrix of N entries covers
   the whole run.
 - ``--jobs N`` checks the networks in N worker processes at once, each holding its own copy
@@ -43,6 +47,15 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not 1 <= shard[0] <= shard[1]:
         raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, got {text!r}")
     return shard
+
+
+def whole_run_label(k: int, n: int) -> str:
+    """Where shard ``k`` of ``n`` reports its own whole-run check (repeatability over the
+    calls its worker saw): ``"whole run, shard 2/3"``, so that no two shards' files hold a
+    case of the same name; the unsharded run's ``"whole run"``."""
+    from .cli import WHOLE_RUN
+
+    return WHOLE_RUN if n == 1 else f"{WHOLE_RUN}, shard {k}/{n}"
 
 
 def shard(problems: list[Problem], k: int, n: int) -> list[Problem]:
@@ -101,12 +114,21 @@ def run_networks(
     # ``plan``: the unsharded run's choice of networks that get the non-gradient checks: the
     # first and the random ones (run_checks' own rule, which a slice cannot see on its own).
     progress.total = max(1, len(mine))
-    relu_at_zero = getattr(args, "relu_at_zero", None)
+    relu_at_zero = getattr(args, "relu_at_zero", None)  # the flag, else the declared one
+    if relu_at_zero is None and scope is not None:
+        relu_at_zero = getattr(scope, "relu_at_zero", None)
     spread = Spread(runner, jobs, plan if n > 1 else None, fixed=k == 1)
     try:
         outcome = run_checks(spread, spread.ahead(mine), progress, scope, relu_at_zero, sink)
     finally:
         spread.close_extra()
+    if n > 1:  # each shard checks the calls its own worker saw: named per shard
+        from .cli import WHOLE_RUN
+
+        found = outcome["checks"]
+        for i, (where, c) in enumerate(found):
+            if where == WHOLE_RUN:
+                found[i] = (whole_run_label(k, n), c)
     against = getattr(args, "against", None)
     if against:
         from . import against as compare

@@ -6,8 +6,10 @@ result is written out and summarized as it comes, then dropped.
   ``impl`` first, then ``"networks": [`` with one record per line as each network is
   checked, then ``ok``, ``checks``, ``scope``, ``not_in_scope``, ``attributions`` and
   ``complete`` when the run ends. A run stopped by an exception (Ctrl-C included) still
-  closes the document, with ``"complete": false`` and ``"stopped"`` saying why; a process
-  killed outright (``SIGKILL``) leaves the networks so far and no closing bracket.
+  closes the document, with ``"complete": false`` and ``"stopped"`` saying why; so does
+  ``SIGTERM``, what CI sends on a time-out or a cancel (raised as :class:`Terminated` while
+  the files are open); a process killed outright (``SIGKILL``) leaves the networks so far
+  and no closing bracket.
 - ``--junit-xml PATH`` writes one ``testsuite`` per network as it completes; the root's
   totals are filled in at the end, in room left for them inside its start tag. A stopped
   run still gets its closing tag and totals, with a suite that says why it stopped.
@@ -38,8 +40,10 @@ import argparse
 import itertools
 import json
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
@@ -266,9 +270,19 @@ class JunitStream:
     suites spooled to a temporary file and written after the totals."""
 
     def __init__(
-        self, path: Path, impl: str, *, seed: int | None, version: str, strict: bool
+        self,
+        path: Path,
+        impl: str,
+        *,
+        seed: int | None,
+        version: str,
+        strict: bool,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         self.impl, self.seed, self.strict = impl, seed, strict
+        self.shard = shard or (1, 1)
+        """``--shard K/N``: the networks the scope leaves out are written by shard 1 only,
+        and a stopped shard's case is named for it, so that no two files share a case."""
         self.base = junit.suite_properties(impl, seed, version)
         self.path = path
         self.fh = open(path, "wb")
@@ -302,20 +316,27 @@ class JunitStream:
     def finish(self, outcome: dict[str, Any] | None, stopped: str = "") -> None:
         """The scope's skipped networks and the other checks (from ``outcome``, None when
         the run stopped), a suite saying why it ``stopped``, the closing tag, the totals."""
+        k, n = self.shard
         if outcome is not None:
-            for suite in junit.undrawn_suites(self.root, outcome, self.impl, self.seed, self.base):
-                self._write(suite)
+            undrawn = junit.undrawn_suites(self.root, outcome, self.impl, self.seed, self.base)
+            for suite in undrawn:
+                if k == 1:
+                    self._write(suite)
+                else:
+                    self.root.remove(suite.element)
             seconds = (outcome.get("times") or {}).get(junit.CHECKS_SUITE, 0.0)
             others = junit.checks_suite(self.root, outcome, self.impl, seconds, self.base,
                                         self.strict)  # fmt: skip
             if others is not None:
                 self._write(others)
         if stopped:
+            where = "run" if n == 1 else f"run, shard {k}/{n}"
             suite = junit._Suite(self.root, "run stopped", 0.0, self.base)
-            suite.case(f"backprop_check.{junit.class_part(self.impl)}.run", "run", "error",
-                       f"the run stopped before its end: {stopped}", "stopped")  # fmt: skip
+            suite.case(f"backprop_check.{junit.class_part(self.impl)}.{junit.class_part(where)}",
+                       "run", "error", f"the run stopped before its end: {stopped}",
+                       "stopped")  # fmt: skip
             self._write(suite)
-        totals = "".join(f' {key}="{value}"' for key, value in self.totals.items())
+        totals = "".join(f' {key}="{self.totals[key]}"' for key in junit.ROOT_TOTALS)
         totals += f' time="{self.seconds:.6f}"'
         if self.seekable:
             self.fh.write(b"</testsuites>\n")
@@ -363,12 +384,30 @@ class _Shared(list):
             super().append((where, c))
 
 
+class Terminated(KeyboardInterrupt):
+    """``SIGTERM`` arrived: what CI sends a step it times out or cancels. Raised where the
+    run is, as Ctrl-C raises :class:`KeyboardInterrupt`, and a kind of it, so that whatever
+    lets Ctrl-C through (the boundary's guard around an in-process call) lets it through
+    too, and the files are closed as after Ctrl-C. ``backprop-check`` then exits with
+    :data:`TERMINATED_STATUS`."""
+
+
+TERMINATED_STATUS = 128 + signal.SIGTERM
+"""The exit status after ``SIGTERM`` (the shell's convention for a signal's end: 143)."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated(f"{signal.Signals(signum).name}: the run was terminated (a CI time-out "
+                     "or cancel)")  # fmt: skip
+
+
 class Stream:
     """Where ``run_checks`` puts each network as it is checked (its ``sink``): written to
     the JSON and JUnit files when asked for, and kept as the module docstring says.
     ``times``: the :class:`~reference.frontends.junit.Timed` runner's; each network's time
     is taken out of it as the network's suite is written. Use as a context manager: a run
-    that raises still leaves valid files."""
+    that raises still leaves valid files, and inside it ``SIGTERM`` raises
+    :class:`Terminated` (in the main thread; elsewhere the signal is left as it is)."""
 
     def __init__(
         self,
@@ -395,7 +434,8 @@ class Stream:
             from .provenance import harness_version
 
             self.junit = JunitStream(args.junit_xml, args.impl, seed=args.seed,
-                                     version=harness_version(), strict=args.strict)  # fmt: skip
+                                     version=harness_version(), strict=args.strict,
+                                     shard=getattr(args, "shard", None))  # fmt: skip
 
     def _keep(self, problem: Any, report: Report, first: bool) -> tuple[Any, Any]:
         if self.full:
@@ -441,9 +481,16 @@ class Stream:
             self.junit = None
 
     def __enter__(self) -> Stream:
+        self._installed = threading.current_thread() is threading.main_thread()
+        if self._installed:
+            self._previous = signal.signal(signal.SIGTERM, _terminated)
         return self
 
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        if self._installed:  # None: a handler not set from Python, which the default is
+            previous = self._previous if self._previous is not None else signal.SIG_DFL
+            signal.signal(signal.SIGTERM, previous)
+            self._installed = False
         if exc is None:
             return
         from .cli import UsageError

@@ -14,6 +14,7 @@ An implementation declares its scope in any of three places, with one meaning
           "layout": "columns",                 # how its arrays are laid out (LAYOUTS)
           "dtype": "float64",                  # the precision it computes in (DTYPES)
           "penalties": ["l2"],                 # the optional l2 keyword (PENALTIES)
+          "relu_at_zero": 0,                   # its relu'(0), a convention (0 or 1)
       }
 
 - a ``[tool.backprop-check]`` table in the ``pyproject.toml`` of the directory
@@ -32,6 +33,13 @@ declares it (and one that does not is never called with its keyword). Where seve
 places give the same key, the flags win over the pyproject table, which wins over the
 module. Networks outside the scope are never generated; the report counts them as not in
 scope.
+
+``relu_at_zero`` limits no network: it declares the code's relu'(0) (any value in [0, 1] is
+a subgradient; the seed's is 1), which the relu'(0) check then requires, as
+``--relu-at-zero`` does. Declared, it wins over the shipped suite's ini key
+``backprop_relu_at_zero`` (a fork inherits its upstream's pytest configuration; its own
+declaration is what holds for its code), not over ``--backprop-relu-at-zero`` given on a
+command line.
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ KEYS = (
     "layout",
     "dtype",
     "penalties",
+    "relu_at_zero",
 )
 """The keys a declaration may hold."""
 
@@ -101,6 +110,9 @@ columns, W (n_l, n_(l-1)), b (n_l, 1)); ``rows`` has samples as rows, W (n_in, n
 (1, n_out) or (n_out,); ``dicts`` keeps parameters and gradients in dicts named W1, b1,
 dW1, db1; ``samples`` takes one sample (a column) at a time."""
 
+RELU_AT_ZERO = (0, 1)
+"""The relu'(0) a declaration may require: JAX's and PyTorch's 0, or the seed's 1."""
+
 DTYPES = ("float64", "float32", "float16")
 """The precisions an implementation may compute in; the oracles stay float64."""
 
@@ -123,6 +135,9 @@ class Scope:
     dtype: str | None = None
     penalties: frozenset[str] | None = None
     """None (not declared) admits no penalty, unlike every other key."""
+    relu_at_zero: float | None = None
+    """The relu'(0) the code declares (0.0 or 1.0), which the relu'(0) check requires; None:
+    any value in [0, 1], named as a convention when it is not the seed's 1."""
 
     @classmethod
     def read(cls, declared: Mapping[str, Any] | None, where: str) -> Scope:
@@ -153,6 +168,12 @@ class Scope:
                         f"{where}: {key} must be one of {', '.join(allowed)}, got {value!r}"
                     )
                 values[key] = value
+            elif key == "relu_at_zero":
+                if isinstance(value, bool) or value not in RELU_AT_ZERO:
+                    raise ScopeError(
+                        f"{where}: relu_at_zero must be 0 or 1 (relu'(0)), got {value!r}"
+                    )
+                values[key] = float(value)
             elif key == "penalties":
                 items = _items(value, where, key)
                 unknown = [n for n in items if n not in PENALTIES]
@@ -189,7 +210,7 @@ class Scope:
         penalties, which add networks: :meth:`admits_penalty`)."""
         return any(
             getattr(self, f.name) is not None for f in fields(self)
-            if f.name not in ("layout", "dtype", "penalties")
+            if f.name not in ("layout", "dtype", "penalties", "relu_at_zero")
         )  # fmt: skip
 
     @classmethod

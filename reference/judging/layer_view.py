@@ -314,13 +314,17 @@ def view_summary(
     """:func:`layer_view` as plain data for a network's report; it never raises (a failure of
     the view's own code is its ``"failed"`` verdict too, and says so).
 
-    Returns ``{"verdict", "explanation", "sample", "step", "lines"}``: ``verdict`` is one of
-    :data:`VERDICTS` or ``"failed"`` (a call into ``impl`` raised, or returned something the
-    boundary refused: ``explanation`` says which and where); ``step`` is the first failing
-    step, ``{"name", "summary"}``, or None; ``lines`` the one or two lines a report prints
-    (``"layer view: the chaining of the deltas: ..."``). ``precision``: the precision the
-    network was judged at; the steps are checked at float64's, so below it the view is
-    ``"unavailable"`` (as it is without the NumPy twins of every activation and the cost).
+    Returns ``{"verdict", "explanation", "sample", "step", "lines", "blamed"}``: ``verdict``
+    is one of :data:`VERDICTS` or ``"failed"`` (a call into ``impl`` raised, or returned
+    something the boundary refused: ``explanation`` says which and where); ``step`` is the
+    first failing step, ``{"name", "summary"}``, or None; ``lines`` the one or two lines a
+    report prints (``"layer view: the chaining of the deltas: ..."``); ``blamed`` the table
+    entry a local derivative points at, ``{"activation": name, "layer": l}`` for a hidden
+    layer's g'_l, ``{"cost": name, "output_activation": name, "layer": L}`` for the output
+    delta, or None (where a report's annotation goes: ``reference/frontends/github.py``).
+    ``precision``: the precision the network was judged at; the steps are checked at
+    float64's, so below it the view is ``"unavailable"`` (as it is without the NumPy twins
+    of every activation and the cost).
     """
     if precision != "float64":
         return _summary(
@@ -351,12 +355,20 @@ def view_summary(
         second = f"at sample {view.sample} (m = 1), {step.name}: {step.report.summary}"
     elif view.notes:
         second = view.notes[0]
+    blamed = None
+    if view.verdict == "local" and step is not None:
+        L = len(activations)
+        if step.layer < L:  # a hidden layer's g'
+            blamed = {"activation": activations[step.layer - 1], "layer": step.layer}
+        else:
+            blamed = {"cost": cost, "output_activation": activations[-1], "layer": L}
     return _summary(
         view.verdict,
         view.explanation,
         view.sample,
         None if step is None else {"name": step.name, "summary": step.report.summary},
         second,
+        blamed,
     )
 
 
@@ -373,7 +385,8 @@ def _summary(
     sample: int | None = None,
     step: dict[str, str] | None = None,
     second: str | None = None,
+    blamed: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     lines = [f"layer view: {explanation}"] + ([f"  {second[:400]}"] if second else [])
     return {"verdict": verdict, "explanation": explanation, "sample": sample, "step": step,
-            "lines": lines}  # fmt: skip
+            "lines": lines, "blamed": blamed}  # fmt: skip
