@@ -61,12 +61,9 @@ def default_problems(seed: int, networks: int, scope: Scope | None = None) -> li
     covering set once there are many: :mod:`reference.inputs.combinations`), then ``networks``
     random ones; with a ``scope``, only the combinations inside it, and random networks drawn
     inside it."""
-    import backprop  # the tables' names only
+    from ..registry import activation_names
 
-    from ..registry import load_entry_points
-
-    load_entry_points()
-    names = sorted(backprop.ACTIVATIONS)
+    names = sorted(activation_names())
 
     def keep(acts: tuple[str, str, str], cost: str) -> bool:
         return scope is None or scope.admits(seed_problem(acts, cost, seed=seed))

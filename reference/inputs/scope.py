@@ -73,12 +73,9 @@ EVERY = "*"
 def table_names(key: str) -> frozenset[str]:
     """Every name of the tables for a name key: activations, or costs."""
     if key == "costs":
-        import backprop
+        from ..registry import cost_names
 
-        from ..registry import load_entry_points
-
-        load_entry_points()
-        return frozenset(backprop.COSTS)
+        return frozenset(cost_names())
     return frozenset(table_activations())
 
 
