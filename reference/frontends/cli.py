@@ -936,6 +936,12 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             raise UsageError("--golden-rtol applies to --golden compare PATH")
         if not 0 < args.golden_rtol < float("inf"):
             raise UsageError(f"--golden-rtol must be a number > 0, got {args.golden_rtol}")
+    if args.against:
+        from .against import preflight
+
+        why = preflight(args.against)  # before the fork's run, not after it
+        if why:
+            raise UsageError(why)
     if args.explain:
         explain(out)
         return 0

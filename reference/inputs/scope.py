@@ -286,6 +286,8 @@ def from_pyproject(directory: Path) -> Scope:
         table = tomllib.loads(path.read_text()).get("tool", {}).get("backprop-check")
     except (OSError, ValueError) as exc:
         raise ScopeError(f"{path}: cannot read it ({exc})") from None
+    if isinstance(table, Mapping) and "differences" in table:  # --against's (differences.py)
+        table = {k: v for k, v in table.items() if k != "differences"}
     return Scope.read(table, f"[tool.backprop-check] in {path}")
 
 
