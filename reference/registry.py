@@ -203,6 +203,8 @@ def register_cost(
     numpy: Callable,
     jax: Callable,
     output_activations: Sequence[str] | object | None = _MISSING,
+    numpy_from_logits: Mapping[str, Callable] | None = None,
+    jax_from_logits: Mapping[str, Callable] | None = None,
     replace: bool = False,
     **implementation: Any,
 ) -> None:
@@ -214,6 +216,10 @@ def register_cost(
     pair the cost with these only. ``replace`` as for :func:`register_activation`: a fork
     declares its changed formula of a built-in cost this way, and its own code (a fused
     form included) stays as it is. The implementation's ``fn``/``grad`` are not taken.
+
+    ``numpy_from_logits`` / ``jax_from_logits``: the same terms from the pre-activation Z^L,
+    by output activation (``{"sigmoid": lambda z, y: ...}``), finite where A saturates: the
+    oracles' saturation check reads them (``bce`` with a sigmoid has them built in).
     """
     _refuse_implementation("cost", implementation)
     if implementation:
@@ -242,14 +248,32 @@ def register_cost(
     from .oracles.jax_model import JaxCost
     from .oracles.numpy_model import NumpyCost
 
+    forms = [
+        _logit_forms("numpy_from_logits", numpy_from_logits),
+        _logit_forms("jax_from_logits", jax_from_logits),
+    ]
     _saved.setdefault(("cost", name), []).append(_snapshot("cost", name))
     twins, outputs = _tables("cost")
     outputs[name] = allowed
-    twins[name] = NumpyCost(numpy)
+    twins[name] = NumpyCost(numpy, forms[0])
     (jax_table,) = _jax_tables("cost")
-    jax_table[name] = JaxCost(jax)
+    jax_table[name] = JaxCost(jax, forms[1])
     _clear_caches()
     _note("cost", name)
+
+
+def _logit_forms(argument: str, forms: Mapping[str, Callable] | None) -> dict[str, Callable]:
+    """A cost's terms from the logits, by output activation, checked."""
+    if forms is None:
+        return {}
+    if not isinstance(forms, Mapping):
+        raise TypeError(f"{argument} must be a mapping of activation names to callables, "
+                        f"got {type(forms).__name__}")  # fmt: skip
+    for activation, fn in forms.items():
+        if activation not in activation_names():
+            raise ValueError(f"{argument} names {activation!r}, not an activation of the tables")
+        _check_callable(f"{argument}[{activation!r}]", fn)
+    return dict(forms)
 
 
 def _note(kind: str, name: str) -> None:

@@ -22,6 +22,7 @@ side the oracles fail, against the other.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ import numpy as np
 from ..boundary.guard import Guarded, ImplementationFailed
 from ..boundary.isolation import Failed, Worker
 from ..boundary.loading import load_impl
-from ..inputs.differences import Difference, Differences
+from ..inputs.differences import KINDS, Difference, Differences
 from ..inputs.differences import from_pyproject as differences_from_pyproject
 from ..inputs.problems import Problem
 from ..judging import checks, diagnosis
@@ -143,14 +144,15 @@ def compare_network(
     if not parted:
         return True, "the gradients and the loss agree within both oracles' bounds" + scaled
     more = f" (and {len(parted) - 1} more differences)" if len(parted) > 1 else ""
-    hint = ""
+    head = ""
     if "the oracles pass both" in parted[0] and convention is None:
-        hint = (
-            "; if this is on purpose, declare it in [tool.backprop-check.differences] "
-            f'({problem.cost} = {{ kind = "convention", reason = ... }} for a cost convention, '
-            'kind = "formula" for a changed formula)'
+        kind = "convention" if report_mine is not None and report_mine.conventions else "formula"
+        head = (
+            f"an undeclared difference, which the oracles pass on both sides (on purpose? "
+            f'declare it: [tool.backprop-check.differences] {problem.cost} = {{ kind = "{kind}", '
+            'reason = "..." }): '
         )
-    return False, f"{fork} and {upstream} part at {parted[0]}{more}{scaled}{hint}"
+    return False, f"{head}{fork} and {upstream} part at {parted[0]}{more}{scaled}"
 
 
 def _lacked_name(problem: Problem, failure: str) -> str | None:
@@ -245,8 +247,15 @@ def compare_outcomes(
         if ok is None:
             apart.add(p.name)
         out.append((p.name, checks.CheckResult(f"same as {upstream}", ok, text)))
-    kept_mine = [(w, c) for w, c in mine["checks"] if w not in apart]
-    kept_theirs = [(w, c) for w, c in theirs["checks"] if w not in apart]
+    # a check whose outcome names a name declared new or changed judged the upstream by the
+    # fork's spec of it (or one side lacks it): not compared
+    names_apart = [d.name for d in declared.entries if d.kind in ("new", "formula")]
+    said = re.compile(r"\b(" + "|".join(map(re.escape, names_apart)) + r")\b")
+    by_key = {(w, c.name): c for w, c in [*mine["checks"], *theirs["checks"]]
+              if names_apart and said.search(c.message)}  # fmt: skip
+    kept_mine = [(w, c) for w, c in mine["checks"] if w not in apart and (w, c.name) not in by_key]
+    kept_theirs = [(w, c) for w, c in theirs["checks"]
+                   if w not in apart and (w, c.name) not in by_key]  # fmt: skip
     for where, ok, text, severity in compare_checks(kept_mine, kept_theirs, names):
         name = f"same checks as {upstream}"
         out.append((where, checks.CheckResult(name, ok, text, severity=severity)))
@@ -413,7 +422,7 @@ def declared_checks(
     set_apart: list[Problem],
     names: tuple[str, str],
 ) -> list[tuple[str, checks.CheckResult]]:
-    """One ``declared difference`` line per declared difference, each a convention (listed
+    """One ``declared NAME`` line per declared difference, each a convention (listed
     in the report, failing the run only under ``--strict``, as every deliberate difference
     does), saying what it is, the fork's reason and how many networks it kept apart or
     compared up to its factor."""
@@ -428,9 +437,9 @@ def declared_checks(
             what = f"{apart} networks not compared"
         if not (apart or scaled):
             what += " (no network of this run uses it)"
-        text = f"{d.describe()}: declared by {fork}, {what} with {upstream}"
-        out.append(("declared", checks.CheckResult("declared difference", False, text,
-                                                   severity="convention")))  # fmt: skip
+        text = f"{KINDS[d.kind]} ({d.reason}); declared by {fork}, {what} with {upstream}"
+        out.append((f"with {upstream}", checks.CheckResult(f"declared {d.name}", False, text,
+                                                           severity="convention")))  # fmt: skip
     return out
 
 

@@ -570,9 +570,11 @@ def golden_results(
     saved = _read_golden(path, scope)
     problems = golden_problems(scope)
     done = _golden_gradients(runner, problems)
-    if tolerance is None:
+    if tolerance is None:  # the declared precision, else the lowest the gradients came in
         kinds = [np.asarray(a).dtype for grads in done for pair in grads for a in pair]
         floats = [k for k in kinds if np.issubdtype(k, np.floating)] or [np.dtype(np.float64)]
+        if scope is not None and scope.dtype is not None:
+            floats.append(np.dtype(scope.dtype))
         tolerance = golden_rtol(min(floats, key=lambda k: np.finfo(k).bits))
     lines, ok = [], True
     results: list[tuple[str, checks.CheckResult]] = []
