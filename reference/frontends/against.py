@@ -272,7 +272,6 @@ def cannot_import(spec: str, cwd: str | None = None) -> str | None:
     import importlib.util
     import os
     import sys
-    from pathlib import Path
 
     from ..boundary.loading import is_path
 
@@ -430,7 +429,7 @@ def declared_checks(
     out = []
     for d in differences.entries:
         apart = sum(1 for p in set_apart if d in _uses(differences, p))
-        scaled = sum(1 for _, c in found if c.ok and f"({d.describe()};" in c.message)
+        scaled = sum(1 for _, c in found if c.ok is not None and f"({d.describe()};" in c.message)
         if d.kind == "convention":
             what = f"{scaled} networks compared up to its factor"
         else:
