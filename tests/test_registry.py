@@ -468,3 +468,17 @@ def test_the_shipped_suite_draws_an_installed_activation(tmp_path, scale):
     done = _python([*args, "reference.suite", "--backprop-impl", "fork_softplus", "-x"], tmp_path)
     assert done.returncode == (0 if scale == 1.0 else 1), done.stdout[-3000:]
     assert scale == 1.0 or "softplus" in done.stdout, done.stdout[-3000:]
+
+
+def test_backprop_and_its_registration_import_nothing_of_the_harness(tmp_path):
+    """backprop stays NumPy only (DESIGN.md), its own registration functions included."""
+    code = (
+        "import sys, numpy as np, backprop\n"
+        "backprop.register_activation('softplus', np.exp, np.exp)\n"
+        "backprop.register_cost('quartic', np.exp, np.exp, output_activations=['softplus'])\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('jax', 'hypothesis', 'reference')))\n"
+    )
+    done = _python(["-c", code], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
