@@ -482,3 +482,16 @@ def test_backprop_and_its_registration_import_nothing_of_the_harness(tmp_path):
     done = _python(["-c", code], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+def test_explain_lists_a_name_only_the_harness_holds():
+    from reference.frontends.formulas import explain_tables
+
+    with reference.registered_activation("shifted", **SHIFTED):
+        out = io.StringIO()
+        explain_tables(out)
+    assert "Registered with the harness" in out.getvalue()
+    assert "  activation shifted: kinks at z = 0.5" in out.getvalue()
+    out = io.StringIO()
+    explain_tables(out)
+    assert "Registered with the harness" not in out.getvalue()
