@@ -211,3 +211,10 @@ def test_declared_differences_sit_beside_the_scope_and_a_bad_one_stops_against_f
     assert check("--against", "backprop", *SEED_ONLY, "--json", str(tmp_path / "r.json"))[0] == 2
     assert "softplus's kind must be one of" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
+    for row, says in (
+        ('softplus = { kind = "new", reason = "r" }', "softplus is not an activation or a cost"),
+        ('tanh = { kind = "convention", reason = "r" }', "tanh: a convention names a cost"),
+    ):
+        (tmp_path / "pyproject.toml").write_text(f"[tool.backprop-check.differences]\n{row}\n")
+        assert check("--against", "backprop", *SEED_ONLY)[0] == 2
+        assert says in capsys.readouterr().err

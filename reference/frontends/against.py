@@ -320,15 +320,24 @@ def cannot_import(spec: str, cwd: str | None = None) -> str | None:
 def preflight(spec: str) -> str | None:
     """What stops ``--against spec`` before the fork's run starts (a usage error), or None:
     an upstream that cannot be imported (:func:`cannot_import`), or a fork's declared
-    differences that cannot be read."""
+    differences that cannot be read, name no activation or cost the harness checks, or
+    declare a convention of something other than a cost."""
     from ..inputs.scope import ScopeError
+    from ..registry import activation_names, cost_names
 
     why = cannot_import(spec)
     if why is None:
         try:
-            declared_differences()
+            declared = declared_differences()
         except ScopeError as exc:
-            why = str(exc)
+            return str(exc)
+        costs, names = cost_names(), [*activation_names(), *cost_names()]
+        for d in declared.entries:
+            if d.name not in names:
+                why = (f"[tool.backprop-check.differences]: {d.name} is not an activation or a "
+                       f"cost the harness checks ({', '.join(names)})")  # fmt: skip
+            elif d.kind == "convention" and d.name not in costs:
+                why = f"[tool.backprop-check.differences]: {d.name}: a convention names a cost"
     return why
 
 
