@@ -13,8 +13,8 @@ and b^l of shape (n_l, 1); X is (n_0, m) and Y is (n_L, m), samples as columns.
 """
 
 from . import datasets
-from .activations import ACTIVATIONS, Activation
-from .costs import COSTS, Cost, Fused
+from .activations import ACTIVATIONS, Activation, register_activation
+from .costs import COSTS, Cost, Fused, register_cost
 from .network import (
     Cache,
     backward,
@@ -45,6 +45,8 @@ __all__ = [
     "init_params",
     "l2_penalty",
     "loss",
+    "register_activation",
+    "register_cost",
     "train",
     "update",
 ]

@@ -10,10 +10,11 @@ column depends on the whole column) also has ``vjp(z, a, dA) -> dZ``, the
 product of dA with its Jacobian, which the backward pass uses instead of
 ``dA * grad(z, a)``; such an activation is taken on the output layer only.
 
-A fork adds an activation by adding one entry to :data:`ACTIVATIONS`; the
-harness's tests iterate the table and pick it up (the oracles need its twins, see
-``reference/oracles/``). ``reference.register_activation`` does all of it in one
-call, from outside this package.
+A fork adds an activation by adding one entry to :data:`ACTIVATIONS` (or by
+:func:`register_activation` from its own code); the harness's tests iterate the
+table and pick it up. The oracles need its twins (``reference/oracles/``, or
+``reference.register_activation`` for the harness's side): the harness never
+writes into this table.
 """
 
 from __future__ import annotations
@@ -209,3 +210,40 @@ ACTIVATIONS: dict[str, Activation] = {
     "softmax": Activation(softmax, softmax_grad, vjp=softmax_vjp),
 }
 """The activation table, keyed by name: ``ACTIVATIONS["tanh"].fn(z)``."""
+
+
+def _check_entry(kind: str, name: object, table: dict, replace: object) -> None:
+    """The checks :func:`register_activation` and ``costs.register_cost`` share."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise TypeError(f"name must be a str that is a Python identifier, got {name!r}")
+    if not isinstance(replace, bool):
+        raise TypeError(f"replace must be True or False, got {replace!r}")
+    if name in table and not replace:
+        raise ValueError(f"{kind} {name!r} is already in the table; pass replace=True")
+
+
+def register_activation(
+    name: str,
+    fn: Callable[[Array], Array],
+    grad: Callable[[Array, Array], Array],
+    vjp: Callable[[Array, Array, Array], Array] | None = None,
+    *,
+    replace: bool = False,
+) -> None:
+    """Add ``name`` to :data:`ACTIVATIONS` as ``Activation(fn, grad, vjp)``, for a fork that
+    keeps its activation in its own module; the signatures are :class:`Activation`'s.
+    ``replace=True`` overwrites an entry already there.
+
+    >>> register_activation("softsign", lambda z: z / (1 + abs(z)),
+    ...                     lambda z, a: 1 / (1 + abs(z)) ** 2)
+    >>> "softsign" in ACTIVATIONS
+    True
+    >>> del ACTIVATIONS["softsign"]
+    """
+    _check_entry("activation", name, ACTIVATIONS, replace)
+    for argument, value in (("fn", fn), ("grad", grad)):
+        if not callable(value):
+            raise TypeError(f"{argument} must be callable, got {type(value).__name__}")
+    if vjp is not None and not callable(vjp):
+        raise TypeError(f"vjp must be callable or None, got {type(vjp).__name__}")
+    ACTIVATIONS[name] = Activation(fn, grad, vjp)

@@ -13,7 +13,7 @@ in float64) still gives a finite loss and finite, correct gradients.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -177,3 +177,42 @@ COSTS: dict[str, Cost] = {
     ),
 }
 """The cost table, keyed by name: ``COSTS["mse"].grad(a, y)``."""
+
+
+def register_cost(
+    name: str,
+    fn: Callable[[Array, Array], float],
+    grad: Callable[[Array, Array], Array],
+    *,
+    output_activations: Iterable[str] | None = None,
+    fused: Mapping[str, Fused] | None = None,
+    replace: bool = False,
+) -> None:
+    """Add ``name`` to :data:`COSTS` as a :class:`Cost`, for a fork that keeps its cost in its
+    own module: ``fn(a, y) -> J`` and ``grad(a, y) -> dJ/dA`` (the 1/m included),
+    ``output_activations`` it takes (None: any; each must be in ``ACTIVATIONS``) and its
+    ``fused`` forms by output activation. ``replace=True`` overwrites an entry already there.
+    """
+    from .activations import ACTIVATIONS, _check_entry
+
+    _check_entry("cost", name, COSTS, replace)
+    for argument, value in (("fn", fn), ("grad", grad)):
+        if not callable(value):
+            raise TypeError(f"{argument} must be callable, got {type(value).__name__}")
+    allowed = None
+    if output_activations is not None:
+        if isinstance(output_activations, str):
+            raise TypeError(
+                f"output_activations must be names, not one str: {output_activations!r}"
+            )
+        allowed = frozenset(output_activations)
+        unknown = sorted(allowed - set(ACTIVATIONS))
+        if not allowed or unknown:
+            raise ValueError(
+                f"output_activations must name activations of ACTIVATIONS, got {sorted(allowed)}"
+            )
+    forms = dict(fused or {})
+    for activation, form in forms.items():
+        if not isinstance(form, Fused):
+            raise TypeError(f"fused[{activation!r}] must be a Fused, got {type(form).__name__}")
+    COSTS[name] = Cost(fn, grad, output_activations=allowed, fused=MappingProxyType(forms))

@@ -1,11 +1,20 @@
-"""Adding an activation or a cost to every table that needs it, in one call.
+"""Declaring an activation or a cost to the harness's oracles, in one call.
 
-A name the harness checks lives in four places: ``backprop``'s table (the function and
-its derivative), the NumPy twin the finite differences evaluate, the JAX twin the JAX
-oracle differentiates, and, for an activation, its kinks (the z where g' jumps).
-:func:`register_activation` and :func:`register_cost` fill all of them at once, after
-checking every argument; the CLI, the strategies, the shipped suite and the reports read
-the tables, so they pick the name up with no edit anywhere.
+The harness holds its own spec of every name it checks: the NumPy twin the finite
+differences evaluate, the JAX twin the JAX oracle differentiates (its derivative is
+``jax.grad``'s), for an activation its kinks (the z where g' jumps), its rounding and
+whether it is elementwise, and for a cost the output activations it takes.
+:func:`register_activation` and :func:`register_cost` fill the spec at once, after checking
+every argument; the CLI, the strategies, the shipped suite and the reports read it, so they
+pick the name up with no edit anywhere.
+
+Registration never writes into the code under test: ``backprop.ACTIVATIONS`` and
+``backprop.COSTS`` are the implementation's own business (a fork edits them, or calls
+``backprop.register_activation`` / ``backprop.register_cost`` from its own code). A fork
+whose formula differs from the harness's on purpose registers its spec with
+``replace=True``: the oracles then judge the fork by its declared formula, and the fork's
+code stays exactly what it is. The names the harness checks are the built-in table's
+(:func:`activation_names`, :func:`cost_names`) and the registered ones.
 
 A package can register its names without being imported by hand: every entry point of
 the groups :data:`ACTIVATION_GROUP` and :data:`COST_GROUP` is loaded once, the first time
@@ -41,15 +50,21 @@ _loading = False
 _local: set[tuple[str, str]] = set()
 """The (kind, name) registered by a call in this process rather than through an entry point."""
 
+COST_OUTPUTS: dict[str, frozenset[str] | None] = {}
+"""The output activations a registered cost takes (None: any), by name; a cost not here
+takes what the built-in table's entry says (``bce`` a sigmoid, ``cce`` a softmax)."""
+
+_IMPLEMENTATION_MEMBERS = ("fn", "grad", "vjp", "fused")
+"""Keyword arguments the harness used to write into ``backprop``'s table, refused now."""
+
 
 def _tables(kind: str) -> tuple[dict[str, Any], ...]:
-    import backprop
-
+    """The harness's own tables of ``kind`` (never the implementation's)."""
     from .oracles.numpy_model import NUMPY_ACTIVATIONS, NUMPY_COSTS
 
     if kind == "activation":
-        return backprop.ACTIVATIONS, NUMPY_ACTIVATIONS
-    return backprop.COSTS, NUMPY_COSTS
+        return (NUMPY_ACTIVATIONS,)
+    return NUMPY_COSTS, COST_OUTPUTS
 
 
 def _jax_tables(kind: str) -> tuple[dict[str, Any], ...]:
@@ -76,9 +91,29 @@ def _check_name(name: object, kind: str, replace: object) -> None:
         raise TypeError(f"name must be a str that is a Python identifier, got {name!r}")
     if not isinstance(replace, bool):
         raise TypeError(f"replace must be True or False, got {replace!r}")
-    backprop_table = _tables(kind)[0]
-    if name in backprop_table and not replace:
-        raise ValueError(f"{kind} {name!r} is already registered; pass replace=True to replace it")
+    if _has_spec(kind, name) and not replace:
+        raise ValueError(
+            f"{kind} {name!r} is already registered (the harness has its twins); pass "
+            "replace=True to declare a changed formula"
+        )
+
+
+def _has_spec(kind: str, name: str) -> bool:
+    """Whether the harness holds a twin of ``kind`` ``name`` in either oracle's table."""
+    return any(name in table for table in _tables(kind)[:1] + _jax_tables(kind)[:1])
+
+
+def _refuse_implementation(kind: str, given: Mapping[str, Any]) -> None:
+    """A TypeError for ``fn``/``grad``/``vjp``/``fused``: the implementation's own code."""
+    members = [m for m in _IMPLEMENTATION_MEMBERS if m in given]
+    if members:
+        table = "ACTIVATIONS" if kind == "activation" else "COSTS"
+        raise TypeError(
+            f"{', '.join(members)}: the harness never writes into the code it checks; give "
+            f"the {kind}'s own functions to the implementation (backprop.register_{kind}(name, "
+            f"...) from the fork's code, or an entry in backprop.{table}), and to the harness "
+            "only its twins (numpy=, jax=)"
+        )
 
 
 def _check_callable(argument: str, value: object) -> None:
@@ -103,35 +138,38 @@ def _restore(kind: str, name: str, entries: tuple[Any, ...]) -> None:
 def register_activation(
     name: str,
     *,
-    fn: Callable,
-    grad: Callable,
     numpy: Callable,
     jax: Callable,
     kinks: Sequence[float] = (),
     absolute_rounding: float = 1.0,
-    vjp: Callable | None = None,
+    elementwise: bool = True,
     replace: bool = False,
+    **implementation: Any,
 ) -> None:
-    """Add activation ``name`` to every table: ``backprop.ACTIVATIONS`` (``fn(z) -> a`` and
-    ``grad(z, a) -> g'(z)``, elementwise on arrays of shape (n_l, m)), the NumPy twin
-    ``numpy(z)`` the finite differences evaluate, the JAX twin ``jax(z)`` (jax.numpy; its
-    derivative is ``jax.grad``'s) and the finite ``kinks``, the z where g' jumps (relu:
-    ``(0.0,)``), which the finite differences stay off and the JAX oracle treats as any
-    subgradient.
+    """Declare activation ``name`` to the oracles: the NumPy twin ``numpy(z)`` the finite
+    differences evaluate, the JAX twin ``jax(z)`` (jax.numpy; its derivative is
+    ``jax.grad``'s) and the finite ``kinks``, the z where g' jumps (relu: ``(0.0,)``), which
+    the finite differences stay off and the JAX oracle treats as any subgradient.
 
     ``absolute_rounding``: s_g >= 0, how far a correct formula for g may be off, in eps
     (|g(z)| + s_g): 1 (the default) unless every correct formula keeps relative precision.
-    ``vjp``: for a g that is not elementwise (softmax-like: each output depends on its whole
-    column), ``vjp(z, a, dA) -> dZ``, dA times g's Jacobian by columns; ``numpy`` and ``jax``
-    then work along axis 0 and the name is taken on the output layer only.
-    ``replace=True`` replaces a name already in the table (the built-ins included);
-    :func:`unregister_activation` brings the replaced entry back.
+    ``elementwise=False``: a g whose outputs each depend on a whole column (softmax-like);
+    ``numpy`` and ``jax`` then work along axis 0 and the name is taken on the output layer
+    only. ``replace=True`` replaces the harness's twins of a name it has (the built-ins
+    included: a fork's deliberately changed formula); :func:`unregister_activation` brings
+    the replaced ones back.
+
+    The implementation's own ``fn``/``grad``/``vjp`` are not taken (a TypeError says where
+    they go): the code under test is never rewritten.
     """
+    _refuse_implementation("activation", implementation)
+    if implementation:
+        raise TypeError(f"unexpected keyword argument(s) {', '.join(sorted(implementation))}")
     _check_name(name, "activation", replace)
-    for argument, value in (("fn", fn), ("grad", grad), ("numpy", numpy), ("jax", jax)):
+    for argument, value in (("numpy", numpy), ("jax", jax)):
         _check_callable(argument, value)
-    if vjp is not None:
-        _check_callable("vjp", vjp)
+    if not isinstance(elementwise, bool):
+        raise TypeError(f"elementwise must be True or False, got {elementwise!r}")
     if isinstance(kinks, (str, bytes)) or not isinstance(kinks, Sequence):
         raise TypeError(f"kinks must be a sequence of numbers, got {kinks!r}")
     points = []
@@ -147,14 +185,11 @@ def register_activation(
         or not 0 <= absolute_rounding < math.inf
     ):
         raise ValueError(f"absolute_rounding must be a number >= 0, got {absolute_rounding!r}")
-    import backprop
-
     from .oracles.numpy_model import NumpyActivation
 
     _saved.setdefault(("activation", name), []).append(_snapshot("activation", name))
-    ours, twins = _tables("activation")
-    ours[name] = backprop.Activation(fn, grad, vjp)
-    twins[name] = NumpyActivation(numpy, kinks=tuple(sorted(points)), elementwise=vjp is None)
+    (twins,) = _tables("activation")
+    twins[name] = NumpyActivation(numpy, kinks=tuple(sorted(points)), elementwise=elementwise)
     jax_table, rounding = _jax_tables("activation")
     jax_table[name] = jax
     rounding[name] = float(absolute_rounding)
@@ -165,24 +200,35 @@ def register_activation(
 def register_cost(
     name: str,
     *,
-    fn: Callable,
-    grad: Callable,
     numpy: Callable,
     jax: Callable,
-    output_activations: Sequence[str] | None = None,
+    output_activations: Sequence[str] | object | None = _MISSING,
+    numpy_from_logits: Mapping[str, Callable] | None = None,
+    jax_from_logits: Mapping[str, Callable] | None = None,
     replace: bool = False,
+    **implementation: Any,
 ) -> None:
-    """Add cost ``name`` to every table: ``backprop.COSTS`` (``fn(a, y) -> J`` and
-    ``grad(a, y) -> dJ/dA``, A and Y of shape (n_L, m), the 1/m included), and the twins
-    ``numpy(a, y)`` and ``jax(a, y)``: the elementwise terms t with J = (1/m) sum t.
+    """Declare cost ``name`` to the oracles: the twins ``numpy(a, y)`` and ``jax(a, y)``, the
+    elementwise terms t with J = (1/m) sum t (A and Y of shape (n_L, m)).
 
-    ``output_activations``: the output activations the cost accepts (None: any); networks
-    and strategies pair the cost with these only. ``replace`` as for
-    :func:`register_activation`.
+    ``output_activations``: the output activations the cost accepts (None: any; left out:
+    any for a new name, the replaced entry's for ``replace=True``); networks and strategies
+    pair the cost with these only. ``replace`` as for :func:`register_activation`: a fork
+    declares its changed formula of a built-in cost this way, and its own code (a fused
+    form included) stays as it is. The implementation's ``fn``/``grad`` are not taken.
+
+    ``numpy_from_logits`` / ``jax_from_logits``: the same terms from the pre-activation Z^L,
+    by output activation (``{"sigmoid": lambda z, y: ...}``), finite where A saturates: the
+    oracles' saturation check reads them (``bce`` with a sigmoid has them built in).
     """
+    _refuse_implementation("cost", implementation)
+    if implementation:
+        raise TypeError(f"unexpected keyword argument(s) {', '.join(sorted(implementation))}")
     _check_name(name, "cost", replace)
-    for argument, value in (("fn", fn), ("grad", grad), ("numpy", numpy), ("jax", jax)):
+    for argument, value in (("numpy", numpy), ("jax", jax)):
         _check_callable(argument, value)
+    if output_activations is _MISSING:
+        output_activations = cost_output_activations(name) if replace else None
     allowed = None
     if output_activations is not None:
         if isinstance(output_activations, str) or not isinstance(
@@ -193,25 +239,41 @@ def register_cost(
                 f"got {output_activations!r}"
             )
         allowed = frozenset(output_activations)
-        unknown = sorted(a for a in allowed if a not in _tables("activation")[0])
+        unknown = sorted(a for a in allowed if a not in activation_names())
         if not allowed or unknown:
             raise ValueError(
                 "output_activations must name registered activations, got "
                 f"{sorted(allowed)!r} (unknown: {unknown})"
             )
-    import backprop
-
     from .oracles.jax_model import JaxCost
     from .oracles.numpy_model import NumpyCost
 
+    forms = [
+        _logit_forms("numpy_from_logits", numpy_from_logits),
+        _logit_forms("jax_from_logits", jax_from_logits),
+    ]
     _saved.setdefault(("cost", name), []).append(_snapshot("cost", name))
-    ours, twins = _tables("cost")
-    ours[name] = backprop.Cost(fn, grad, output_activations=allowed)
-    twins[name] = NumpyCost(numpy)
+    twins, outputs = _tables("cost")
+    outputs[name] = allowed
+    twins[name] = NumpyCost(numpy, forms[0])
     (jax_table,) = _jax_tables("cost")
-    jax_table[name] = JaxCost(jax)
+    jax_table[name] = JaxCost(jax, forms[1])
     _clear_caches()
     _note("cost", name)
+
+
+def _logit_forms(argument: str, forms: Mapping[str, Callable] | None) -> dict[str, Callable]:
+    """A cost's terms from the logits, by output activation, checked."""
+    if forms is None:
+        return {}
+    if not isinstance(forms, Mapping):
+        raise TypeError(f"{argument} must be a mapping of activation names to callables, "
+                        f"got {type(forms).__name__}")  # fmt: skip
+    for activation, fn in forms.items():
+        if activation not in activation_names():
+            raise ValueError(f"{argument} names {activation!r}, not an activation of the tables")
+        _check_callable(f"{argument}[{activation!r}]", fn)
+    return dict(forms)
 
 
 def _note(kind: str, name: str) -> None:
@@ -231,6 +293,44 @@ def _unregister(kind: str, name: str) -> None:
     _restore(kind, name, stack.pop())
     if not stack:
         _local.discard((kind, name))
+
+
+def _implementation_table(kind: str) -> Mapping[str, Any]:
+    """The built-in ``backprop``'s table of ``kind``: read for its names (and a cost's output
+    activations) only, never written."""
+    import backprop
+
+    return backprop.ACTIVATIONS if kind == "activation" else backprop.COSTS
+
+
+def activation_names() -> list[str]:
+    """The activations the harness checks: the built-in table's, in its order, then the
+    registered ones it lacks (entry points loaded first)."""
+    from .oracles.numpy_model import NUMPY_ACTIVATIONS
+
+    load_entry_points()
+    ours = list(_implementation_table("activation"))
+    added = sorted(registered_names("activation"))
+    return ours + [n for n in added if n not in ours and n in NUMPY_ACTIVATIONS]
+
+
+def cost_names() -> list[str]:
+    """The costs the harness checks: the built-in table's, in its order, then the registered
+    ones it lacks (entry points loaded first)."""
+    load_entry_points()
+    ours = list(_implementation_table("cost"))
+    added = sorted(registered_names("cost"))
+    return ours + [n for n in added if n not in ours and n in COST_OUTPUTS]
+
+
+def cost_output_activations(name: str) -> frozenset[str] | None:
+    """The output activations cost ``name`` takes (None: any): a registered spec's, else the
+    built-in table's entry's (``bce``: the sigmoid)."""
+    load_entry_points()
+    if name in COST_OUTPUTS:
+        return COST_OUTPUTS[name]
+    entry = _implementation_table("cost").get(name)
+    return getattr(entry, "output_activations", None)
 
 
 def registered_names(kind: str) -> set[str]:

@@ -162,3 +162,59 @@ def test_a_transposed_gradient_is_named_so():
     assert not np.allclose(grads[1][0], grads[1][0].T)
     ok, text = compare_network(problem, (swapped, loss), mine, None, report, ("f", "u"))
     assert ok is False and "layer 2 dW" in text and "transpose" in text
+
+
+# --- a fork's declared differences ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "table, says",
+    [
+        ({"softplus": "new"}, "softplus must be a table"),
+        ({"softplus": {"kind": "added", "reason": "x"}}, "softplus's kind must be one of new"),
+        ({"softplus": {"kind": "new"}}, "softplus needs a reason"),
+        ({"softplus": {"kind": "new", "reason": " "}}, "softplus needs a reason"),
+        ({"softplus": {"kind": "new", "reason": "x", "why": "y"}}, r"unknown key\(s\) \['why'\]"),
+        (["softplus"], "must be a table of names, got list"),
+    ],
+)
+def test_a_declared_difference_that_cannot_be_read_names_the_entry(table, says):
+    from reference.inputs.differences import Differences
+    from reference.inputs.scope import ScopeError
+
+    with pytest.raises(ScopeError, match=says):
+        Differences.read(table, "[tool.backprop-check.differences] in here")
+
+
+def test_declared_differences_sit_beside_the_scope_and_a_bad_one_stops_against_first(
+    tmp_path, monkeypatch, capsys
+):
+    from reference.inputs.differences import KINDS, from_pyproject
+    from reference.inputs.scope import from_pyproject as scope_from_pyproject
+
+    rows = "\n".join(f'{n} = {{ kind = "{k}", reason = "r {n}" }}' for n, k in
+                     zip(("bce", "mse", "softplus"), KINDS.__reversed__()))  # fmt: skip
+    (tmp_path / "pyproject.toml").write_text(
+        f'[tool.backprop-check]\ncosts = ["mse"]\n\n[tool.backprop-check.differences]\n{rows}\n'
+    )
+    declared = from_pyproject(tmp_path)
+    assert [(d.name, d.kind) for d in declared.entries] == list(
+        zip(("bce", "mse", "softplus"), reversed(KINDS))
+    )
+    assert declared.used_by(["softplus", "tanh"], "mse") == [declared.get("softplus"),
+                                                            declared.get("mse")]  # fmt: skip
+    assert scope_from_pyproject(tmp_path).costs == {"mse"}
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.backprop-check.differences]\nsoftplus = { kind = "fresh", reason = "r" }\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    assert check("--against", "backprop", *SEED_ONLY, "--json", str(tmp_path / "r.json"))[0] == 2
+    assert "softplus's kind must be one of" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+    for row, says in (
+        ('softplus = { kind = "new", reason = "r" }', "softplus is not an activation or a cost"),
+        ('tanh = { kind = "convention", reason = "r" }', "tanh: a convention names a cost"),
+    ):
+        (tmp_path / "pyproject.toml").write_text(f"[tool.backprop-check.differences]\n{row}\n")
+        assert check("--against", "backprop", *SEED_ONLY)[0] == 2
+        assert says in capsys.readouterr().err

@@ -101,3 +101,90 @@ def test_bad_golden_tolerances_are_usage_errors(tmp_path, capsys, argv, says):
 def test_golden_compare_rejects_a_tolerance_that_is_not_positive(golden):
     with pytest.raises(ValueError, match="tolerance must be a number > 0"):
         cli.golden_compare(None, golden, 0.0)
+
+
+# --- the families a golden file covers, and what a comparison writes -------------------------
+
+
+def _widths(scope):
+    """Every (output activation, cost) pair the tables allow inside ``scope``, with the output
+    widths a golden file records it at: one and several, 2 at least where the output needs
+    it (softmax, one-hot labels), those the scope declares where it does."""
+    from reference.inputs.problems import compatible_costs, output_only
+    from reference.registry import activation_names
+
+    outs = [a for a in activation_names() if a in scope.names("output_activations")]
+    out = {}
+    for o in outs:
+        for c in compatible_costs(o):
+            least = 2 if output_only(o) or c == "cce" else 1
+            if scope.outputs is None:
+                widths = {max(w, least) for w in cli.GOLDEN_OUTPUTS}
+            else:
+                widths = {w for w in scope.outputs if w >= least}
+            if c in scope.names("costs") and widths:
+                out[o, c] = widths
+    return out
+
+
+@pytest.mark.parametrize(
+    "declared",
+    [{}, {"costs": ["mse"]}, {"outputs": [1]}, {"max_depth": 2}, {"activations": ["relu"]},
+     {"output_activations": ["sigmoid", "softmax"], "min_depth": 3}],
+)  # fmt: skip
+def test_golden_networks_cover_every_pair_width_and_depth_of_the_scope(declared):
+    from reference.inputs.problems import output_only
+
+    scope = Scope.read(declared, "test").over(Scope.everything())
+    problems = cli.golden_problems(scope)
+    names = [p.name for p in problems]
+    assert len(names) == len(set(names))  # no network twice
+    assert all(scope.admits(p) for p in problems)
+    pairs = _widths(scope)
+    assert {(p.activations[-1], p.cost) for p in problems} == set(pairs)
+    for pair, widths in pairs.items():  # one output and several, where the scope has them
+        assert {p.Y.shape[0] for p in problems if (p.activations[-1], p.cost) == pair} == widths
+    lo = max(cli.GOLDEN_DEPTHS[0], scope.min_depth or 0)
+    hi = min(cli.GOLDEN_DEPTHS[1], scope.max_depth or cli.GOLDEN_DEPTHS[1])
+    assert {len(p.params) for p in problems} == set(range(lo, hi + 1))
+    hidden = {a for p in problems for a in p.activations[:-1]}
+    assert hidden == {a for a in scope.names("activations") if not output_only(a)} or hi == 1
+
+
+def test_golden_networks_do_not_depend_on_the_names_a_scope_leaves_out():
+    """A network's data are its name's: the networks of a narrower scope are the same arrays."""
+    every = {p.name: p for p in cli.golden_problems(Scope.everything())}
+    for p in cli.golden_problems(Scope.read({"costs": ["mse"]}, "t").over(Scope.everything())):
+        if p.name in every:
+            np.testing.assert_array_equal(p.X, every[p.name].X)
+
+
+def test_the_default_tolerance_follows_the_precision():
+    assert cli.golden_rtol("float64") == cli.GOLDEN_RTOL
+    assert cli.golden_rtol(np.float32) == cli.GOLDEN_EPS_FACTOR * np.finfo(np.float32).eps
+    assert cli.golden_rtol("float16") > cli.golden_rtol("float32") > cli.golden_rtol("float64")
+    with pytest.raises(ValueError, match="dtype must be a floating dtype"):
+        cli.golden_rtol("int64")
+
+
+def test_golden_compare_writes_the_json_junit_and_annotations_of_a_check(golden, tmp_path):
+    """Drift found by --golden compare reaches every CI output, and --golden is in the JSON's
+    reproducing command (it changes the exit status)."""
+    paths = {"--json": tmp_path / "r.json", "--junit-xml": tmp_path / "r.xml"}
+    argv = ["--impl", "reference.bugs:dW2_times_2", "--golden", "compare", str(golden)]
+    code, text = check(*argv, "--format", "github", *(w for kv in paths.items()
+                                                       for w in map(str, kv)))  # fmt: skip
+    assert code == 1
+    annotated = [line for line in text.splitlines() if line.startswith("::error ")]
+    assert annotated and f"same as {golden.name} (error)::golden " in annotated[0]
+    report = json.loads(paths["--json"].read_text())
+    assert f"--golden compare {golden}" in report["command"] and report["ok"] is False
+    drifted = [c for c in report["checks"] if c["ok"] is False]
+    import backprop
+
+    deep = {p.name for p in cli.golden_problems() if len(p.params) >= 2  # a dW^2 not all 0
+            and np.any(backprop.gradients(p.params, p.X, p.Y, **p.kwargs())[1][0])}  # fmt: skip
+    assert {c["where"] for c in drifted} == deep
+    assert all("layer 2 dW" in c["message"] for c in drifted)
+    xml = paths["--junit-xml"].read_text()
+    assert f'failures="{len(deep)}"' in xml

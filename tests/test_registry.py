@@ -1,6 +1,9 @@
-"""A fork adds an activation or a cost in one call, from outside the package, and the CLI,
-the strategies, the suite and validation pick it up; bad registrations are refused."""
+"""A fork declares an activation or a cost to the harness's oracles in one call, from outside
+the package, and the CLI, the strategies, the suite and validation pick it up; bad
+registrations are refused; and the code under test is never rewritten: its own table entry
+is its own business (``backprop.register_activation``)."""
 
+import contextlib
 import io
 import os
 import subprocess
@@ -26,30 +29,46 @@ from reference.inputs.strategies import architectures
 from reference.oracles.jax_model import JAX_ACTIVATIONS, JAX_COSTS
 from reference.oracles.numpy_model import NUMPY_ACTIVATIONS, NUMPY_COSTS
 
-# softplus: g(z) = log(1 + e^z), g'(z) = sigmoid(z); no kinks.
-SOFTPLUS = {
-    "fn": lambda z: np.logaddexp(0.0, z),
-    "grad": lambda z, a: backprop.activations.sigmoid(z),
-    "numpy": lambda z: np.logaddexp(0.0, z),
-    "jax": jax.nn.softplus,
-}
+# softplus: g(z) = log(1 + e^z), g'(z) = sigmoid(z); no kinks. The harness's spec (its twins)
+# and the implementation's own entry, apart: each side registers its own.
+SOFTPLUS = {"numpy": lambda z: np.logaddexp(0.0, z), "jax": jax.nn.softplus}
+SOFTPLUS_CODE = backprop.Activation(
+    lambda z: np.logaddexp(0.0, z), lambda z, a: backprop.activations.sigmoid(z)
+)
 
 # A shifted relu, max(z, 1/2): a kink away from 0, which the margins must keep off.
 SHIFTED = {
-    "fn": lambda z: np.maximum(z, 0.5),
-    "grad": lambda z, a: (z >= 0.5).astype(z.dtype),
     "numpy": lambda z: np.maximum(z, 0.5),
     "jax": lambda z: jnp.where(z >= 0.5, z, 0.5),
     "kinks": (0.5,),
 }
 
-# mae: J = 1/(2m) sum (A - Y)^4, a cost with no restriction on the output layer.
-QUARTIC = {
-    "fn": lambda a, y: float(np.sum((a - y) ** 4)) / (2 * a.shape[1]),
-    "grad": lambda a, y: 2 * (a - y) ** 3 / a.shape[1],
-    "numpy": lambda a, y: 0.5 * (a - y) ** 4,
-    "jax": lambda a, y: 0.5 * (a - y) ** 4,
-}
+# J = 1/(2m) sum (A - Y)^4, a cost with no restriction on the output layer.
+QUARTIC = {"numpy": lambda a, y: 0.5 * (a - y) ** 4, "jax": lambda a, y: 0.5 * (a - y) ** 4}
+QUARTIC_CODE = backprop.Cost(
+    lambda a, y: float(np.sum((a - y) ** 4)) / (2 * a.shape[1]),
+    lambda a, y: 2 * (a - y) ** 3 / a.shape[1],
+)
+
+
+@contextlib.contextmanager
+def in_backprop(kind, name, entry):
+    """The implementation's own table entry for the block (what a fork's code adds)."""
+    table = backprop.ACTIVATIONS if kind == "activation" else backprop.COSTS
+    table[name] = entry
+    try:
+        yield
+    finally:
+        del table[name]
+
+
+@contextlib.contextmanager
+def both(kind, name, spec, entry):
+    """The fork's code and the harness's spec of one name, for the block."""
+    register = getattr(reference, f"registered_{kind}")
+    with in_backprop(kind, name, entry), register(name, **spec):
+        yield
+
 
 FAST = settings(max_examples=200, database=None)
 
@@ -57,7 +76,7 @@ FAST = settings(max_examples=200, database=None)
 def _seed_count() -> int:
     """Seed networks the default run has, from the tables: the activation triples with the
     costs their output activations allow (every one, or a pairwise covering set)."""
-    return len(seed_combinations(sorted(backprop.ACTIVATIONS)))
+    return len(seed_combinations(sorted(registry.activation_names())))
 
 
 def _penalised() -> int:
@@ -69,17 +88,91 @@ def _penalised() -> int:
     return len(penalty_problems(0, Scope.read(backprop.SUPPORTS, "backprop.SUPPORTS")))
 
 
-def test_one_call_reaches_every_table_and_unregister_removes_it():
+def test_one_call_reaches_every_oracle_table_and_unregister_removes_it():
     with reference.registered_activation("softplus", **SOFTPLUS):
-        for table in (backprop.ACTIVATIONS, NUMPY_ACTIVATIONS, JAX_ACTIVATIONS):
+        for table in (NUMPY_ACTIVATIONS, JAX_ACTIVATIONS):
             assert "softplus" in table
-    for table in (backprop.ACTIVATIONS, NUMPY_ACTIVATIONS, JAX_ACTIVATIONS):
+        assert "softplus" in registry.activation_names()
+        assert "softplus" not in backprop.ACTIVATIONS  # the code under test is not written
+    for table in (NUMPY_ACTIVATIONS, JAX_ACTIVATIONS):
         assert "softplus" not in table
+    assert "softplus" not in registry.activation_names()
+
+
+def _tables_now():
+    """Everything the checked code's tables hold, entry by entry (fused forms included)."""
+    return (
+        {name: (a.fn, a.grad, a.vjp) for name, a in backprop.ACTIVATIONS.items()},
+        {name: (c.fn, c.grad, c.output_activations, dict(c.fused))
+         for name, c in backprop.COSTS.items()},
+    )  # fmt: skip
+
+
+# label smoothing 0.1: the targets 0.05 and 0.95, a fork's changed bce formula
+SMOOTHED_BCE = {
+    "numpy": lambda a, y: -(0.9 * y + 0.05) * np.log(a) - (0.95 - 0.9 * y) * np.log1p(-a),
+    "jax": lambda a, y: -(0.9 * y + 0.05) * jnp.log(a) - (0.95 - 0.9 * y) * jnp.log1p(-a),
+}
+
+
+def test_loading_the_entry_points_leaves_the_checked_codes_tables_as_they_were(monkeypatch):
+    """A new name and a replaced formula through the entry points: the oracles take both, and
+    backprop's tables (bce's fused form included) are what they were, entry by entry."""
+    before = _tables_now()
+    monkeypatch.setattr(
+        registry.metadata, "entry_points",
+        lambda group: [_entry_point("softplus", SOFTPLUS)] if group == registry.ACTIVATION_GROUP
+        else [_entry_point("bce", {**SMOOTHED_BCE, "replace": True})],
+    )  # fmt: skip
+    monkeypatch.setattr(registry, "_loaded", False)
+    try:
+        registry.load_entry_points()
+        assert JAX_ACTIVATIONS["softplus"] is SOFTPLUS["jax"]
+        assert NUMPY_COSTS["bce"].term is SMOOTHED_BCE["numpy"]
+        assert registry.cost_output_activations("bce") == {"sigmoid"}  # kept from the table
+        assert _tables_now() == before
+        assert list(backprop.COSTS["bce"].fused) == ["sigmoid"]
+    finally:
+        registry.unregister_activation("softplus")
+        registry.unregister_cost("bce")
+    assert "sigmoid" in NUMPY_COSTS["bce"].from_logits
+
+
+def test_the_implementations_own_members_are_refused_with_where_they_go():
+    with pytest.raises(TypeError, match=r"fn, grad: the harness never writes into the code"):
+        reference.register_activation("softplus", **SOFTPLUS, fn=np.exp, grad=np.exp)
+    with pytest.raises(TypeError, match=r"backprop.register_cost\(name"):
+        reference.register_cost("quartic", **QUARTIC, grad=np.exp)
+    assert "softplus" not in NUMPY_ACTIVATIONS and "quartic" not in NUMPY_COSTS
+
+
+def test_backprop_registers_its_own_entries():
+    backprop.register_activation("softplus", *SOFTPLUS_CODE)
+    try:
+        assert backprop.ACTIVATIONS["softplus"] == SOFTPLUS_CODE
+        with pytest.raises(ValueError, match="'softplus' is already in the table"):
+            backprop.register_activation("softplus", *SOFTPLUS_CODE)
+    finally:
+        del backprop.ACTIVATIONS["softplus"]
+    backprop.register_cost("quartic", *QUARTIC_CODE[:2], output_activations=["tanh"])
+    try:
+        assert backprop.COSTS["quartic"].output_activations == {"tanh"}
+    finally:
+        del backprop.COSTS["quartic"]
+    for call, message in (
+        (lambda: backprop.register_activation("soft plus", np.exp, np.exp), "identifier"),
+        (lambda: backprop.register_activation("x", np.exp, 1.0), "grad must be callable"),
+        (lambda: backprop.register_cost("x", np.exp, np.exp, output_activations="tanh"), "str"),
+        (lambda: backprop.register_cost("x", np.exp, np.exp, fused={"sigmoid": 1}), "Fused"),
+    ):
+        with pytest.raises((TypeError, ValueError), match=message):
+            call()
+    assert "x" not in backprop.ACTIVATIONS and "x" not in backprop.COSTS
 
 
 def test_a_registered_activation_is_checked_by_the_cli_and_drawn_by_the_strategies():
     before = len(default_problems(0, 0))
-    with reference.registered_activation("softplus", **SOFTPLUS):
+    with both("activation", "softplus", SOFTPLUS, SOFTPLUS_CODE):
         problems = default_problems(0, 0)
         assert len(problems) == _seed_count() > before
         assert any("softplus" in p.activations for p in problems)
@@ -99,7 +192,7 @@ def test_a_registered_activation_is_checked_by_the_cli_and_drawn_by_the_strategi
 
 
 def test_the_cli_refuses_a_worker_that_would_not_see_a_registration(capsys):
-    with reference.registered_activation("softplus", **SOFTPLUS):
+    with both("activation", "softplus", SOFTPLUS, SOFTPLUS_CODE):
         assert main(["--networks", "0", "--quiet"], out=io.StringIO()) == 2
     err = capsys.readouterr().err
     assert "activation 'softplus' registered in this process only" in err
@@ -108,8 +201,8 @@ def test_the_cli_refuses_a_worker_that_would_not_see_a_registration(capsys):
 
 
 def test_a_registered_cost_is_drawn_and_checked():
-    with reference.registered_cost("quartic", **QUARTIC):
-        for table in (backprop.COSTS, NUMPY_COSTS, JAX_COSTS):
+    with both("cost", "quartic", QUARTIC, QUARTIC_CODE):
+        for table in (NUMPY_COSTS, JAX_COSTS):
             assert "quartic" in table
         assert "quartic" in compatible_costs("tanh")
         arch = find(architectures(), lambda a: a.cost == "quartic", settings=FAST)
@@ -123,8 +216,8 @@ def test_a_registered_cost_is_drawn_and_checked():
 
 
 def test_a_wrong_derivative_is_caught():
-    wrong = {**SOFTPLUS, "grad": lambda z, a: 1.1 * backprop.activations.sigmoid(z)}
-    with reference.registered_activation("softplus", **wrong):
+    wrong = SOFTPLUS_CODE._replace(grad=lambda z, a: 1.1 * backprop.activations.sigmoid(z))
+    with both("activation", "softplus", SOFTPLUS, wrong):
         problem = reference.seed_problem(("softplus", "tanh", "sigmoid"), "bce")
         report = reference.check_gradients(
             backprop, problem.params, problem.X, problem.Y, **problem.kwargs()
@@ -141,13 +234,12 @@ def _softmax_at(temperature, xp):
 
 
 # softmax(z / 2): not elementwise; dZ = A * (dA - sum over the column of dA * A) / 2
-WARM = {
-    "fn": _softmax_at(2.0, np),
-    "grad": lambda z, a: a * (1 - a) / 2,
-    "vjp": lambda z, a, dA: a * (dA - np.sum(dA * a, axis=0, keepdims=True)) / 2,
-    "numpy": _softmax_at(2.0, np),
-    "jax": _softmax_at(2.0, jnp),
-}
+WARM = {"numpy": _softmax_at(2.0, np), "jax": _softmax_at(2.0, jnp), "elementwise": False}
+WARM_CODE = backprop.Activation(
+    _softmax_at(2.0, np),
+    lambda z, a: a * (1 - a) / 2,
+    lambda z, a, dA: a * (dA - np.sum(dA * a, axis=0, keepdims=True)) / 2,
+)
 
 
 def test_a_registered_activation_that_is_not_elementwise_goes_through_its_vjp():
@@ -156,7 +248,7 @@ def test_a_registered_activation_that_is_not_elementwise_goes_through_its_vjp():
     from reference.inputs.problems import output_only
     from reference.inputs.validate import ProblemError
 
-    with reference.registered_activation("warm_softmax", **WARM):
+    with both("activation", "warm_softmax", WARM, WARM_CODE):
         assert output_only("warm_softmax")
         problem = reference.seed_problem(("tanh", "tanh", "warm_softmax"), "mse")
         assert problem.params[-1][0].shape[0] == 2
@@ -169,8 +261,8 @@ def test_a_registered_activation_that_is_not_elementwise_goes_through_its_vjp():
                 backprop, problem.params, problem.X, problem.Y,
                 activations=["tanh", "warm_softmax", "warm_softmax"], cost="mse",
             )  # fmt: skip
-    wrong = {**WARM, "vjp": lambda z, a, dA: dA * a * (1 - a) / 2}
-    with reference.registered_activation("warm_softmax", **wrong):
+    wrong = WARM_CODE._replace(vjp=lambda z, a, dA: dA * a * (1 - a) / 2)
+    with both("activation", "warm_softmax", WARM, wrong):
         report = reference.check_gradients(
             backprop, problem.params, problem.X, problem.Y, **problem.kwargs()
         )
@@ -223,9 +315,7 @@ def test_strategies_keep_output_only_activations_on_the_output_with_one_hot_labe
     [
         ({"name": 3}, TypeError, "name must be a str"),
         ({"name": "soft plus"}, TypeError, "name must be a str that is a Python identifier"),
-        ({"name": "relu"}, ValueError, "'relu' is already registered; pass replace=True"),
-        ({"fn": 1.0}, TypeError, "fn must be callable, got float"),
-        ({"grad": None}, TypeError, "grad must be callable"),
+        ({"name": "relu"}, ValueError, "'relu' is already registered .*pass replace=True"),
         ({"numpy": "np.log"}, TypeError, "numpy must be callable"),
         ({"jax": None}, TypeError, "jax must be callable"),
         ({"kinks": 0.0}, TypeError, "kinks must be a sequence"),
@@ -233,14 +323,16 @@ def test_strategies_keep_output_only_activations_on_the_output_with_one_hot_labe
         ({"kinks": (0.0, 0.0)}, ValueError, "kinks must not repeat"),
         ({"absolute_rounding": -1.0}, ValueError, "absolute_rounding must be a number >= 0"),
         ({"replace": "yes"}, TypeError, "replace must be True or False"),
-        ({"vjp": 2.0}, TypeError, "vjp must be callable, got float"),
+        ({"elementwise": 0}, TypeError, "elementwise must be True or False"),
+        ({"vjp": 2.0}, TypeError, "vjp: the harness never writes into the code it checks"),
+        ({"slope": 2.0}, TypeError, r"unexpected keyword argument\(s\) slope"),
     ],
 )
 def test_a_bad_activation_is_refused_naming_the_argument(kwargs, exc, message):
     call = {"name": "softplus", **SOFTPLUS, **kwargs}
     with pytest.raises(exc, match=message):
         registry.register_activation(call.pop("name"), **call)
-    assert "softplus" not in backprop.ACTIVATIONS
+    assert "softplus" not in NUMPY_ACTIVATIONS
 
 
 @pytest.mark.parametrize(
@@ -256,13 +348,13 @@ def test_a_bad_cost_is_refused_naming_the_argument(kwargs, exc, message):
     call = {"name": "quartic", **QUARTIC, **kwargs}
     with pytest.raises(exc, match=message):
         registry.register_cost(call.pop("name"), **call)
-    assert "quartic" not in backprop.COSTS
+    assert "quartic" not in NUMPY_COSTS
 
 
 def test_replace_and_unregister_bring_the_original_back():
     original = (backprop.ACTIVATIONS["tanh"], NUMPY_ACTIVATIONS["tanh"], JAX_ACTIVATIONS["tanh"])
     with reference.registered_activation("tanh", **SOFTPLUS, replace=True):
-        assert backprop.ACTIVATIONS["tanh"].fn is SOFTPLUS["fn"]
+        assert backprop.ACTIVATIONS["tanh"] is original[0]  # the code under test keeps its own
         assert JAX_ACTIVATIONS["tanh"] is SOFTPLUS["jax"]
     assert (backprop.ACTIVATIONS["tanh"], NUMPY_ACTIVATIONS["tanh"], JAX_ACTIVATIONS["tanh"]) == (
         original
@@ -294,7 +386,7 @@ def test_entry_points_are_loaded_once(monkeypatch):
         assert calls == [registry.ACTIVATION_GROUP, registry.COST_GROUP]
     finally:
         for name, undo in (("softplus", "activation"), ("quartic", "cost")):
-            if name in (backprop.ACTIVATIONS if undo == "activation" else backprop.COSTS):
+            if name in (NUMPY_ACTIVATIONS if undo == "activation" else NUMPY_COSTS):
                 getattr(registry, f"unregister_{undo}")(name)
 
 
@@ -309,30 +401,38 @@ def test_a_broken_entry_point_says_which(monkeypatch):
         registry.load_entry_points()
 
 
-# --- a fork's package, installed beside the harness: an entry point and nothing else ----
+# --- a fork's package, installed beside the harness: its code, and an entry point -------
 
-FORK = """
+SPEC = """
 import jax
 import numpy as np
+
+SOFTPLUS = {"numpy": lambda z: np.logaddexp(0.0, z), "jax": jax.nn.softplus}
+"""
+
+CODE = """
+import numpy as np
+
+import backprop
+from backprop import SUPPORTS, forward, gradients, loss, update
 from backprop.activations import sigmoid
 
-SOFTPLUS = {
-    "fn": lambda z: np.logaddexp(0.0, z),
-    "grad": lambda z, a: SCALE * sigmoid(z),
-    "numpy": lambda z: np.logaddexp(0.0, z),
-    "jax": jax.nn.softplus,
-}
+backprop.register_activation(
+    "softplus", lambda z: np.logaddexp(0.0, z), lambda z, a: SCALE * sigmoid(z)
+)
 """
 
 
 def _install_fork(where, scale: float) -> None:
-    """A module and the dist-info that makes ``softplus`` an entry point of the group."""
-    (where / "fork_softplus.py").write_text(f"SCALE = {scale!r}\n{FORK}")
+    """The fork's code (``fork_softplus``: backprop with its own softplus) and, apart, the
+    harness's spec, which the dist-info makes an entry point of the group."""
+    (where / "fork_softplus.py").write_text(f"SCALE = {scale!r}\n{CODE}")
+    (where / "fork_softplus_spec.py").write_text(SPEC)
     info = where / "fork_softplus-0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fork-softplus\nVersion: 0\n")
     (info / "entry_points.txt").write_text(
-        f"[{registry.ACTIVATION_GROUP}]\nsoftplus = fork_softplus:SOFTPLUS\n"
+        f"[{registry.ACTIVATION_GROUP}]\nsoftplus = fork_softplus_spec:SOFTPLUS\n"
     )
 
 
@@ -345,11 +445,12 @@ def _python(args, cwd):
     )
 
 
-def test_an_installed_entry_point_reaches_the_cli_and_its_worker(tmp_path):
-    """The default run: the implementation in a spawned worker, which loads the group too."""
+def test_an_installed_entry_point_reaches_the_cli(tmp_path):
+    """The default run: the fork's code in a spawned worker, its spec in the harness."""
     _install_fork(tmp_path, 1.0)
-    done = _python(["-m", "reference.frontends.cli", "--networks", "0", "--quiet"], tmp_path)
-    with reference.registered_activation("softplus", **SOFTPLUS):
+    argv = ["-m", "reference.frontends.cli", "--impl", "fork_softplus", "--networks", "0"]
+    done = _python([*argv, "--quiet"], tmp_path)
+    with both("activation", "softplus", SOFTPLUS, SOFTPLUS_CODE):
         n = _seed_count() + _penalised()
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"{n}/{n} networks" in done.stdout, done.stdout[-3000:]
@@ -364,6 +465,33 @@ def test_the_shipped_suite_draws_an_installed_activation(tmp_path, scale):
     installed = any(ep.value == plugin for ep in metadata.entry_points(group="pytest11"))
     args = ["-m", "pytest", "-p", "no:cacheprovider", *([] if installed else ["-p", plugin])]
     args.append("--pyargs")
-    done = _python([*args, "reference.suite", "--backprop-impl", "backprop", "-x"], tmp_path)
+    done = _python([*args, "reference.suite", "--backprop-impl", "fork_softplus", "-x"], tmp_path)
     assert done.returncode == (0 if scale == 1.0 else 1), done.stdout[-3000:]
     assert scale == 1.0 or "softplus" in done.stdout, done.stdout[-3000:]
+
+
+def test_backprop_and_its_registration_import_nothing_of_the_harness(tmp_path):
+    """backprop stays NumPy only (DESIGN.md), its own registration functions included."""
+    code = (
+        "import sys, numpy as np, backprop\n"
+        "backprop.register_activation('softplus', np.exp, np.exp)\n"
+        "backprop.register_cost('quartic', np.exp, np.exp, output_activations=['softplus'])\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('jax', 'hypothesis', 'reference')))\n"
+    )
+    done = _python(["-c", code], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+
+
+def test_explain_lists_a_name_only_the_harness_holds():
+    from reference.frontends.formulas import explain_tables
+
+    with reference.registered_activation("shifted", **SHIFTED):
+        out = io.StringIO()
+        explain_tables(out)
+    assert "Registered with the harness" in out.getvalue()
+    assert "  activation shifted: kinks at z = 0.5" in out.getvalue()
+    out = io.StringIO()
+    explain_tables(out)
+    assert "Registered with the harness" not in out.getvalue()

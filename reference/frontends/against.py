@@ -22,7 +22,9 @@ side the oracles fail, against the other.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,8 @@ import numpy as np
 from ..boundary.guard import Guarded, ImplementationFailed
 from ..boundary.isolation import Failed, Worker
 from ..boundary.loading import load_impl
+from ..inputs.differences import KINDS, Difference, Differences
+from ..inputs.differences import from_pyproject as differences_from_pyproject
 from ..inputs.problems import Problem
 from ..judging import checks, diagnosis
 from ..judging.checker import FD_FLOOR, JAX_FLOOR, LOSS_RTOL, ParamCheck, Report
@@ -79,18 +83,38 @@ def compare_network(
     report_mine: Report | None,
     report_theirs: Report | None,
     names: tuple[str, str],
+    convention: Difference | None = None,
 ) -> tuple[bool | None, str]:
     """``(ok, message)`` for one network: ``ok`` False where the two part, None where they
     cannot be compared. The message names the first array that differs in the order the
     backward pass computes them (from the output layer down, dW before db: where a
-    mistake first shows), the relative difference, the tolerance and the diagnosis."""
+    mistake first shows), the relative difference, the tolerance and the diagnosis.
+
+    ``convention``: the fork's declared cost convention for this network's cost: where the
+    fork's report names a cost scale, the upstream's numbers are taken times the ratio of
+    the two losses (the constant the convention puts on the cost), and the loss itself is
+    not compared."""
     fork, upstream = names
     if isinstance(mine, str) or isinstance(theirs, str):
         if isinstance(mine, str) and isinstance(theirs, str):
             return None, f"not compared: both failed ({fork}: {mine}; {upstream}: {theirs})"
         who, what = (fork, mine) if isinstance(mine, str) else (upstream, theirs)
+        lacking = _lacked_name(problem, what) if who == upstream else None
+        if lacking is not None:
+            return None, (
+                f"not compared: {upstream} lacks {lacking!r} ({what}); declare it: "
+                f'[tool.backprop-check.differences] {lacking} = {{ kind = "new", reason = ... }}'
+            )
         return False, f"only the {who} fails here: {what}"
     (grads_f, loss_f), (grads_u, loss_u) = mine, theirs
+    scaled = ""
+    if convention is not None and report_mine is not None and report_mine.conventions:
+        if np.isfinite(loss_u) and loss_u != 0 and np.isfinite(loss_f):
+            c = loss_f / loss_u
+            grads_u = [(c * np.asarray(W, np.float64), c * np.asarray(b, np.float64))
+                       for W, b in grads_u]  # fmt: skip
+            loss_u = loss_f
+            scaled = f" up to the declared convention ({convention.describe()}; factor {c:.6g})"
     rows = {(c.layer, c.param): c for c in (report_mine.layers if report_mine else [])}
     rows_u = {(c.layer, c.param): c for c in (report_theirs.layers if report_theirs else [])}
     parted: list[str] = []
@@ -118,9 +142,26 @@ def compare_network(
             f"> {tol:.1e}, the sum of both loss bounds)"
         )
     if not parted:
-        return True, "the gradients and the loss agree within both oracles' bounds"
+        return True, "the gradients and the loss agree within both oracles' bounds" + scaled
     more = f" (and {len(parted) - 1} more differences)" if len(parted) > 1 else ""
-    return False, f"{fork} and {upstream} part at {parted[0]}{more}"
+    head = ""
+    if "the oracles pass both" in parted[0] and convention is None:
+        kind = "convention" if report_mine is not None and report_mine.conventions else "formula"
+        head = (
+            f"an undeclared difference, which the oracles pass on both sides (on purpose? "
+            f'declare it: [tool.backprop-check.differences] {problem.cost} = {{ kind = "{kind}", '
+            'reason = "..." }): '
+        )
+    return False, f"{head}{fork} and {upstream} part at {parted[0]}{more}{scaled}"
+
+
+def _lacked_name(problem: Problem, failure: str) -> str | None:
+    """The name of the network's (an activation or its cost) that the upstream's failure
+    names, if it names one: the upstream does not have it (``unknown activation 'softplus'``)."""
+    for name in [*dict.fromkeys(problem.activations), problem.cost]:
+        if f"'{name}'" in failure or f'"{name}"' in failure:
+            return name
+    return None
 
 
 def _diagnose(f, u, m, param, names, rows, rows_u, layer) -> str:
@@ -182,25 +223,122 @@ def compare_outcomes(
     numbers_theirs: list[Any],
     problems: list[Problem],
     names: tuple[str, str],
+    declared: Differences | None = None,
 ) -> list[tuple[str, checks.CheckResult]]:
     """The comparison as check results: one per network (``same as UPSTREAM``, where the
-    network's name), then the non-gradient checks' outcomes (``same checks as UPSTREAM``)."""
+    network's name), then the non-gradient checks' outcomes (``same checks as UPSTREAM``).
+    A network that uses a ``declared`` cost convention is compared up to its factor; one
+    the upstream fails on for lack of a name is not compared (nor are its checks)."""
     fork, upstream = names
+    declared = declared or Differences()
     reports = {p.name: r for p, r in mine["reports"]}
     reports_u = {p.name: r for p, r in theirs["reports"]}
     unsupported = {p.name: fork for p, _ in mine.get("unsupported", [])}
     unsupported.update({p.name: upstream for p, _ in theirs.get("unsupported", [])})
-    out = []
+    out, apart = [], set()
     for p, a, b in zip(problems, numbers_mine, numbers_theirs):
         if p.name in unsupported:
             ok, text = None, f"not compared: {unsupported[p.name]} does not support it"
         else:
-            ok, text = compare_network(p, a, b, reports.get(p.name), reports_u.get(p.name), names)
+            convention = next((d for d in declared.used_by(p.activations, p.cost)
+                               if d.kind == "convention" and d.name == p.cost), None)  # fmt: skip
+            ok, text = compare_network(p, a, b, reports.get(p.name), reports_u.get(p.name),
+                                       names, convention)  # fmt: skip
+        if ok is None:
+            apart.add(p.name)
         out.append((p.name, checks.CheckResult(f"same as {upstream}", ok, text)))
-    for where, ok, text, severity in compare_checks(mine["checks"], theirs["checks"], names):
+    # a check whose outcome names a name declared new or changed judged the upstream by the
+    # fork's spec of it (or one side lacks it): not compared
+    names_apart = [d.name for d in declared.entries if d.kind in ("new", "formula")]
+    said = re.compile(r"\b(" + "|".join(map(re.escape, names_apart)) + r")\b")
+    by_key = {(w, c.name): c for w, c in [*mine["checks"], *theirs["checks"]]
+              if names_apart and said.search(c.message)}  # fmt: skip
+    kept_mine = [(w, c) for w, c in mine["checks"] if w not in apart and (w, c.name) not in by_key]
+    kept_theirs = [(w, c) for w, c in theirs["checks"]
+                   if w not in apart and (w, c.name) not in by_key]  # fmt: skip
+    for where, ok, text, severity in compare_checks(kept_mine, kept_theirs, names):
         name = f"same checks as {upstream}"
         out.append((where, checks.CheckResult(name, ok, text, severity=severity)))
     return out
+
+
+def cannot_import(spec: str, cwd: str | None = None) -> str | None:
+    """Why the upstream ``spec`` cannot be imported, found without running any of its code
+    (``None`` when it looks importable): a missing file or directory for a path, a missing
+    module or package for ``package.module`` (searched as the worker searches: the current
+    directory first, then ``sys.path``). ``--against`` asks this before the fork's run, so
+    that a wrong spec is a usage error at once, not after the whole check."""
+    import importlib.machinery
+    import importlib.util
+    import os
+    import sys
+
+    from ..boundary.loading import is_path
+
+    if not isinstance(spec, str) or not spec:
+        raise TypeError(f"spec must be a non-empty str, got {spec!r}")
+    module, _, _ = spec.partition(":")
+    if not module:
+        return f"--against {spec!r}: write package.module, package.module:object or a path"
+    if is_path(module):
+        path = Path(module).expanduser()
+        if not path.exists():
+            return f"--against {spec!r}: no such file or directory {str(path)!r}"
+        if path.is_dir() and not (path / "__init__.py").is_file():
+            return f"--against {spec!r}: the directory {str(path)!r} has no __init__.py"
+        return None
+    parts = module.split(".")
+    if parts[0] in sys.modules:
+        return None  # already imported here (the built-in backprop, say): importable
+    search = [cwd or os.getcwd(), *sys.path]
+    try:
+        found = importlib.machinery.PathFinder.find_spec(parts[0], search)
+        if found is None:
+            found = importlib.util.find_spec(parts[0])  # other finders: editable installs
+        for k, part in enumerate(parts[1:], start=1):
+            if found is None or found.submodule_search_locations is None:
+                break
+            found = importlib.machinery.PathFinder.find_spec(
+                part, list(found.submodule_search_locations)
+            )
+            if found is None:
+                return (
+                    f"--against {spec!r}: no module named {'.'.join(parts[: k + 1])!r} (the "
+                    'upstream beside a fork of the same name: CONTRIBUTING.md, "The upstream '
+                    'beside the fork")'
+                )
+    except (ImportError, ValueError):
+        return None  # let the worker's import say it in full
+    if found is None:
+        return (
+            f"--against {spec!r}: no module named {parts[0]!r} (the upstream beside a fork of "
+            'the same name: CONTRIBUTING.md, "The upstream beside the fork")'
+        )
+    return None
+
+
+def preflight(spec: str) -> str | None:
+    """What stops ``--against spec`` before the fork's run starts (a usage error), or None:
+    an upstream that cannot be imported (:func:`cannot_import`), or a fork's declared
+    differences that cannot be read, name no activation or cost the harness checks, or
+    declare a convention of something other than a cost."""
+    from ..inputs.scope import ScopeError
+    from ..registry import activation_names, cost_names
+
+    why = cannot_import(spec)
+    if why is None:
+        try:
+            declared = declared_differences()
+        except ScopeError as exc:
+            return str(exc)
+        costs, names = cost_names(), [*activation_names(), *cost_names()]
+        for d in declared.entries:
+            if d.name not in names:
+                why = (f"[tool.backprop-check.differences]: {d.name} is not an activation or a "
+                       f"cost the harness checks ({', '.join(names)})")  # fmt: skip
+            elif d.kind == "convention" and d.name not in costs:
+                why = f"[tool.backprop-check.differences]: {d.name}: a convention names a cost"
+    return why
 
 
 def upstream_runner(spec: str, in_process: bool, timeout: float) -> Any:
@@ -234,6 +372,12 @@ def run_against(
 
     spec = args.against
     names = (args.impl, spec)
+    differences = declared_differences()
+    # networks using a name the fork declares new or changed: never run on the upstream
+    apart = {p.name: [d for d in differences.used_by(p.activations, p.cost)
+                      if d.kind in ("new", "formula")] for p in problems}  # fmt: skip
+    set_apart = [p for p in problems if apart[p.name]]
+    problems = [p for p in problems if not apart[p.name]]
     up = upstream_runner(spec, bool(getattr(args, "in_process", False)), args.timeout)
     # networks with an L2 penalty only where the upstream declares it too (never called with l2)
     declared = getattr(up, "declared", None)
@@ -257,12 +401,55 @@ def run_against(
         numbers_mine = [numbers_mine.finding.describe()] * len(problems)
     if isinstance(numbers_theirs, Failed):
         numbers_theirs = [numbers_theirs.finding.describe()] * len(problems)
-    found = compare_outcomes(outcome, theirs, numbers_mine, numbers_theirs, problems, names)
+    found = compare_outcomes(outcome, theirs, numbers_mine, numbers_theirs, problems, names,
+                             differences)  # fmt: skip
     found += [
         (p.name, checks.CheckResult(f"same as {spec}", None,
                                     f"not compared: {spec} does not declare the l2 penalty"))
         for p in skipped
     ]  # fmt: skip
+    found += [
+        (p.name, checks.CheckResult(f"same as {spec}", None, "not compared: declared "
+                                    + "; ".join(d.describe() for d in apart[p.name])))
+        for p in set_apart
+    ]  # fmt: skip
+    found += declared_checks(differences, found, set_apart, names)
     outcome["checks"].extend(found)
     outcome["ok"] = outcome["ok"] and not any(c.is_error for _, c in found)
     return outcome
+
+
+def declared_differences() -> Differences:
+    """The fork's ``[tool.backprop-check.differences]`` in ./pyproject.toml."""
+    return differences_from_pyproject(Path.cwd())
+
+
+def declared_checks(
+    differences: Differences,
+    found: list[tuple[str, checks.CheckResult]],
+    set_apart: list[Problem],
+    names: tuple[str, str],
+) -> list[tuple[str, checks.CheckResult]]:
+    """One ``declared NAME`` line per declared difference, each a convention (listed
+    in the report, failing the run only under ``--strict``, as every deliberate difference
+    does), saying what it is, the fork's reason and how many networks it kept apart or
+    compared up to its factor."""
+    fork, upstream = names
+    out = []
+    for d in differences.entries:
+        apart = sum(1 for p in set_apart if d in _uses(differences, p))
+        scaled = sum(1 for _, c in found if c.ok is not None and f"({d.describe()};" in c.message)
+        if d.kind == "convention":
+            what = f"{scaled} networks compared up to its factor"
+        else:
+            what = f"{apart} networks not compared"
+        if not (apart or scaled):
+            what += " (no network of this run uses it)"
+        text = f"{KINDS[d.kind]} ({d.reason}); declared by {fork}, {what} with {upstream}"
+        out.append((f"with {upstream}", checks.CheckResult(f"declared {d.name}", False, text,
+                                                           severity="convention")))  # fmt: skip
+    return out
+
+
+def _uses(differences: Differences, problem: Problem) -> list[Difference]:
+    return differences.used_by(problem.activations, problem.cost)

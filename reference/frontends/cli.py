@@ -61,12 +61,9 @@ def default_problems(seed: int, networks: int, scope: Scope | None = None) -> li
     covering set once there are many: :mod:`reference.inputs.combinations`), then ``networks``
     random ones; with a ``scope``, only the combinations inside it, and random networks drawn
     inside it."""
-    import backprop  # the tables' names only
+    from ..registry import activation_names
 
-    from ..registry import load_entry_points
-
-    load_entry_points()
-    names = sorted(backprop.ACTIVATIONS)
+    names = sorted(activation_names())
 
     def keep(acts: tuple[str, str, str], cost: str) -> bool:
         return scope is None or scope.admits(seed_problem(acts, cost, seed=seed))
@@ -378,15 +375,96 @@ def outcome_json(outcome: dict[str, Any], impl: str) -> dict[str, Any]:
 # --- golden files --------------------------------------------------------------------------
 
 GOLDEN_RTOL = 1e-10
-"""The drift ``--golden compare`` allows per array unless ``--golden-rtol`` says otherwise:
-float64 gradients recomputed by the same code agree to rounding."""
+"""The drift ``--golden compare`` allows per array in float64 unless ``--golden-rtol`` says
+otherwise: float64 gradients recomputed by the same code agree to rounding."""
+
+GOLDEN_EPS_FACTOR = 2.0**10
+"""Below float64, the default drift is this many units of the gradients' own roundoff
+(:func:`golden_rtol`): a float32 network's gradients are off the float64 ones by tens of
+its eps (3.8e-6, 32 eps, on the default float32 file), and a regression by far more."""
+
+GOLDEN_DEPTHS = (1, 4)
+"""The depths the golden networks cycle through, every one of them (in the scope)."""
+
+GOLDEN_OUTPUTS = (1, 3)
+"""The output widths each (output activation, cost) pair is recorded at: one, and several
+(a mistake in the output delta can show only with several); an output that needs two or
+more (softmax, one-hot labels) starts at 2."""
+
+
+def golden_rtol(dtype: Any = np.float64) -> float:
+    """The default ``--golden-rtol`` for gradients computed in ``dtype``:
+    :data:`GOLDEN_RTOL` in float64, :data:`GOLDEN_EPS_FACTOR` eps of a lower precision."""
+    try:
+        eps = float(np.finfo(np.dtype(dtype)).eps)
+    except (TypeError, ValueError):
+        raise ValueError(f"dtype must be a floating dtype, got {dtype!r}") from None
+    return max(GOLDEN_RTOL, GOLDEN_EPS_FACTOR * eps)
+
+
+def _ordered(names: Any, table: list[str]) -> list[str]:
+    return [n for n in table if n in names]
 
 
 def golden_problems(scope: Scope | None = None) -> list[Problem]:
-    """A fixed set of networks whose gradients a golden file records (independent of --seed);
-    with a declared ``scope``, the same selection from the networks inside it."""
-    problems = default_problems(seed=0, networks=4, scope=scope)
-    return problems[::4] + problems[-4:]
+    """A fixed set of networks whose gradients a golden file records (independent of
+    --seed): every (output activation, cost) pair of the tables, each at one output and at
+    several (:data:`GOLDEN_OUTPUTS`), the depths (:data:`GOLDEN_DEPTHS`) and the hidden
+    activations taken in turn, so that every depth and every hidden activation appears.
+    With a ``scope``, the same construction from the names, widths and depths inside it.
+    A network's data depend on its own name only: a scope that admits the names of an older
+    version gives that version's networks."""
+    import itertools
+    import zlib
+
+    from ..inputs.problems import (
+        compatible_costs,
+        needs_one_hot,
+        one_hot_labels,
+        output_only,
+        with_relu_margin,
+    )
+    from ..registry import activation_names
+
+    scope = scope if scope is not None else Scope.everything()
+    table = activation_names()
+    hidden = [a for a in _ordered(scope.names("activations"), table) if not output_only(a)]
+    lo = max(GOLDEN_DEPTHS[0], scope.min_depth or GOLDEN_DEPTHS[0])
+    hi = min(GOLDEN_DEPTHS[1], scope.max_depth or GOLDEN_DEPTHS[1])
+    depths = [d for d in range(lo, hi + 1) if d == 1 or hidden] or [lo]
+    families = []
+    for out in _ordered(scope.names("output_activations"), table):
+        for cost in compatible_costs(out):
+            if cost not in scope.names("costs"):
+                continue
+            least = 2 if output_only(out) or needs_one_hot(out, cost) else 1
+            widths = sorted(scope.outputs) if scope.outputs is not None else GOLDEN_OUTPUTS
+            families += [(out, cost, max(w, least)) for w in dict.fromkeys(widths) if w >= least
+                         or scope.outputs is None]  # fmt: skip
+    problems: list[Problem] = []
+    for j, (out, cost, width) in enumerate(dict.fromkeys(families)):
+        L = depths[j % len(depths)]
+        acts = [hidden[(j + l) % len(hidden)] for l in range(L - 1)] + [out]
+        sizes = [3, *[2 + (j + l) % 3 for l in range(L - 1)], width]
+        name = f"golden {'-'.join(map(str, sizes))} {'/'.join(acts)} {cost}"
+        rng = np.random.default_rng(zlib.crc32(name.encode()))
+        m = 4
+        params = [
+            (rng.normal(0, 1 / np.sqrt(p), (n, p)), rng.normal(0, 0.5, (n, 1)))
+            for p, n in itertools.pairwise(sizes)
+        ]
+        X = rng.normal(0, 1, (sizes[0], m))
+        if needs_one_hot(out, cost):
+            Y = one_hot_labels(rng, width, m)
+        elif cost == "bce":
+            Y = rng.uniform(0, 1, (width, m))
+        else:
+            Y = rng.normal(0, 1, (width, m))
+        params = with_relu_margin(params, X, acts)
+        problem = Problem(params, X, Y, acts, cost, name=name)
+        if scope.admits(problem):
+            problems.append(problem)
+    return problems
 
 
 def _golden_gradients(runner: Any, problems: list[Problem]) -> list[Any]:
@@ -412,6 +490,10 @@ def golden_save(runner: Any, path: Path, scope: Scope | None = None) -> int:
             {
                 "networks": [p.name for p in problems],
                 "layers": [len(p.params) for p in problems],
+                "families": [
+                    {"activations": p.activations, "cost": p.cost, "outputs": p.Y.shape[0]}
+                    for p in problems
+                ],
                 "impl": runner.name,
                 "scope": scope.to_dict() if scope is not None else {},
             }
@@ -421,6 +503,35 @@ def golden_save(runner: Any, path: Path, scope: Scope | None = None) -> int:
     with open(path, "wb") as fh:
         np.savez_compressed(fh, **arrays)
     return len(problems)
+
+
+def golden_scope_flags(meta: dict[str, Any], scope: Scope | None) -> str | None:
+    """The scope flags (``--activations ... --output-activations ... --costs ...``) under
+    which this version checks exactly the networks a golden file records (one saved before
+    a name was added), or None when no such flags exist."""
+    families = meta.get("families")
+    if not isinstance(families, list) or not families:
+        return None
+    try:
+        hidden = sorted({a for f in families for a in f["activations"][:-1]})
+        outs = sorted({f["activations"][-1] for f in families})
+        costs = sorted({f["cost"] for f in families})
+    except (KeyError, TypeError, IndexError):
+        return None
+    flags = {"output_activations": outs, "costs": costs}
+    if hidden:
+        flags["activations"] = hidden
+    candidate = Scope.read(flags, "the golden file's names")
+    if scope is not None:
+        candidate = candidate.over(scope)
+    try:
+        if [p.name for p in golden_problems(candidate)] != meta.get("networks"):
+            return None
+    except (ValueError, KeyError):
+        return None
+    words = [f"--{key.replace('_', '-')} {','.join(flags[key])}"
+             for key in ("activations", "output_activations", "costs") if key in flags]  # fmt: skip
+    return " ".join(words)
 
 
 def _read_golden(path: Path, scope: Scope | None = None) -> dict[str, np.ndarray]:
@@ -439,26 +550,49 @@ def _read_golden(path: Path, scope: Scope | None = None) -> dict[str, np.ndarray
     if meta.get("networks") != want:
         now = scope.describe() if scope is not None else "everything"
         then = Scope.read(meta.get("scope") or None, "the golden file's scope").describe()
+        flags = golden_scope_flags(meta, scope)
         raise UsageError(
             f"golden file {path} records other networks than this version checks"
             + (f" (saved for the scope {then}, checked for {now})" if now != then else "")
+            + (
+                f"; it records the networks of these names only: compare it with {flags}"
+                if flags
+                else "; save it again with this version (--golden save)"
+            )
         )
     return arrays
 
 
 def golden_compare(
-    runner: Any, path: Path, tolerance: float = GOLDEN_RTOL, scope: Scope | None = None
+    runner: Any, path: Path, tolerance: float | None = None, scope: Scope | None = None
 ) -> tuple[bool, list[str]]:
     """Drift per network and layer against a saved golden file, ||now - then|| / ||then||,
-    against ``tolerance``; the last line names the worst array and, in it, the entry that
-    moved most."""
-    if not 0 < tolerance < float("inf"):
+    against ``tolerance`` (None: :func:`golden_rtol` of the precision the gradients come
+    back in); the last line names the worst array and, in it, the entry that moved most."""
+    ok, lines, _ = golden_results(runner, path, tolerance, scope)
+    return ok, lines
+
+
+def golden_results(
+    runner: Any, path: Path, tolerance: float | None = None, scope: Scope | None = None
+) -> tuple[bool, list[str], list[tuple[str, checks.CheckResult]]]:
+    """:func:`golden_compare`'s verdict and lines, and one check result per network (``same
+    as PATH``, where the network's name), for the run's JSON, JUnit and CI outputs."""
+    if tolerance is not None and not 0 < tolerance < float("inf"):
         raise ValueError(f"tolerance must be a number > 0, got {tolerance!r}")
     saved = _read_golden(path, scope)
     problems = golden_problems(scope)
+    done = _golden_gradients(runner, problems)
+    if tolerance is None:  # the declared precision, else the lowest the gradients came in
+        kinds = [np.asarray(a).dtype for grads in done for pair in grads for a in pair]
+        floats = [k for k in kinds if np.issubdtype(k, np.floating)] or [np.dtype(np.float64)]
+        if scope is not None and scope.dtype is not None:
+            floats.append(np.dtype(scope.dtype))
+        tolerance = golden_rtol(min(floats, key=lambda k: np.finfo(k).bits))
     lines, ok = [], True
+    results: list[tuple[str, checks.CheckResult]] = []
     worst: tuple[float, str] | None = None
-    for k, (p, grads) in enumerate(zip(problems, _golden_gradients(runner, problems))):
+    for k, (p, grads) in enumerate(zip(problems, done)):
         recorded = sorted(key for key in saved if key.startswith(f"{k}/"))
         expected = sorted(f"{k}/layer{l}/{n}" for l in range(1, len(p.params) + 1) for n in "Wb")
         if recorded != expected:
@@ -466,8 +600,10 @@ def golden_compare(
                 f"golden file {path} records {len(recorded) // 2} layers for {p.name}, "
                 f"which has {len(p.params)}: was it saved by this version?"
             )
+        mine: tuple[float, str] | None = None
         for l, (dW, db) in enumerate(grads, start=1):
             for name, now in (("W", dW), ("b", db)):
+                now = np.asarray(now, np.float64)
                 then = saved[f"{k}/layer{l}/{name}"]
                 entry = ""
                 if now.shape != then.shape or not np.isrealobj(then):
@@ -489,13 +625,23 @@ def golden_compare(
                     f"  {'DRIFT' if bad else 'same ':<5} {p.name:<40} "
                     f"layer {l} d{name}: drift {drift:.2e}"
                 )
+                where = f"layer {l} d{name}, {entry}"
+                if mine is None or not drift <= mine[0]:
+                    mine = (drift, where)
                 if worst is None or not drift <= worst[0]:
-                    worst = (drift, f"{p.name} layer {l} d{name}, {entry}")
+                    worst = (drift, f"{p.name} {where}")
+        if mine is not None:
+            fine = mine[0] <= tolerance
+            text = (
+                f"{'largest drift' if fine else 'drifted at'} {mine[1]}; relative difference "
+                f"{mine[0]:.2e} {'<=' if fine else '>'} --golden-rtol {tolerance:g}"
+            )
+            results.append((p.name, checks.CheckResult(f"same as {path.name}", fine, text)))
     if worst is not None:
         lines.append(
             f"  worst: {worst[1]}; relative difference {worst[0]:.2e} (--golden-rtol {tolerance:g})"
         )
-    return ok, lines
+    return ok, lines, results
 
 
 # --- explain -------------------------------------------------------------------------------
@@ -861,7 +1007,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="RTOL",
         help="with --golden compare: the relative drift ||now - then|| / ||then|| allowed per "
-        "layer and parameter (default 1e-10), so that an intended numerical change passes",
+        "layer and parameter (default 1e-10 in float64, 1024 eps of a lower precision the "
+        "gradients come back in), so that an intended numerical change passes",
     )
     parser.add_argument(
         "--shard",
@@ -974,6 +1121,14 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             raise UsageError("--golden-rtol applies to --golden compare PATH")
         if not 0 < args.golden_rtol < float("inf"):
             raise UsageError(f"--golden-rtol must be a number > 0, got {args.golden_rtol}")
+    if args.golden and args.golden[0] == "compare" and (args.against or args.shard):
+        raise UsageError("--golden compare compares with the file: not with --against or --shard")
+    if args.against:
+        from .against import preflight
+
+        why = preflight(args.against)  # before the fork's run, not after it
+        if why:
+            raise UsageError(why)
     if args.explain:
         explain(out)
         return 0
@@ -1013,18 +1168,14 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
         runner.use_layout(scope.layout)
     if scope.dtype is not None:  # every job from here on gives it arrays in that precision
         runner = WithDtype(runner, scope.dtype)
+    golden = None
     if args.golden:
         mode, path = args.golden[0], Path(args.golden[1])
-        within = scope
         if mode == "save":
-            n = golden_save(runner, path, within)
+            n = golden_save(runner, path, scope)
             out.write(f"saved the gradients of {n} networks to {path}\n")
             return 0
-        rtol = GOLDEN_RTOL if args.golden_rtol is None else args.golden_rtol
-        ok, lines = golden_compare(runner, path, rtol, within)
-        out.write("\n".join(lines) + "\n")
-        out.write(("same gradients as" if ok else "gradients DRIFTED from") + f" {path}\n")
-        return 0 if ok else 1
+        golden = golden_results(runner, path, args.golden_rtol, scope)  # checks, as a run's
     # --- streaming: networks drawn, written and summarized as they come (streaming.py) ---
     from . import streaming
     from .provenance import provenance
@@ -1044,14 +1195,17 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
         viewer = Viewer(runner)
     with streaming.Stream(args, name, runner.times, head, viewer) as stream:  # a stopped run, too
         # run_checks on --shard's slice, over --jobs workers, and --against (scaling.py)
-        outcome = run_networks(args, runner, problems, progress,
-                               scope, sink=stream)  # fmt: skip
+        if golden is not None:  # --golden compare: the drift per network, no network judged
+            outcome = {"ok": golden[0], "reports": [], "checks": golden[2]}
+        else:
+            outcome = run_networks(args, runner, problems, progress,
+                                   scope, sink=stream)  # fmt: skip
         if args.strict and (
             any(c.ok is False for _, c in outcome["checks"])
             or any(r.conventions or r.warnings for _, r in outcome["reports"])
         ):
             outcome["ok"] = False
-        outcome["out_of_scope"] = undrawn(args.seed, scope)
+        outcome["out_of_scope"] = undrawn(args.seed, scope) if golden is None else 0
         outcome["scope"] = scope.to_dict()
         outcome["times"] = dict(runner.times)
         stream.finish(outcome)  # the JSON and JUnit files' ends
@@ -1062,11 +1216,18 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
         locations = runner.run(member_locations)
         github.print_github(
             outcome, name, out,
-            lambda stream: print_outcome(outcome, name, stream, args.quiet, args.verbose),
+            lambda stream: (stream.write("".join(f"{line}\n" for line in golden[1]))
+                            if golden is not None else None,
+                            print_outcome(outcome, name, stream, args.quiet, args.verbose)),
             locations if isinstance(locations, dict) else {}, strict=args.strict,
         )  # fmt: skip
     else:
+        if golden is not None:
+            out.write("\n".join(golden[1]) + "\n")
         print_outcome(outcome, name, out, args.quiet, args.verbose)
+    if golden is not None:
+        verdict = "same gradients as" if golden[0] else "gradients DRIFTED from"
+        out.write(f"{verdict} {args.golden[1]}\n")
     if args.plot:
         for path in write_plots(runner, outcome, args.plot):
             if not args.quiet:

@@ -5,7 +5,7 @@ first), so that a fork's registered names are explained too."""
 from __future__ import annotations
 
 import inspect
-from typing import TextIO
+from typing import Any, TextIO
 
 
 def _formula(fn: object) -> str:
@@ -52,3 +52,30 @@ def explain_tables(out: TextIO) -> None:
                 f"    with a {activation} output, from the logits Z^L:\n"
                 f"      J:    {_formula(fused.fn)}\n      dZ^L: {_formula(fused.delta)}\n"
             )
+    _registered_only(out)
+
+
+def _registered_only(out: TextIO) -> None:
+    """The names the harness holds a spec of (registered) that backprop's tables lack: the
+    code under test has its own formulas for them, which the harness never sees."""
+    from ..oracles.numpy_model import NUMPY_ACTIVATIONS
+    from ..registry import activation_names, cost_names, cost_output_activations
+
+    extra = [n for n in activation_names() if n not in _builtin("activation")]
+    extra_costs = [n for n in cost_names() if n not in _builtin("cost")]
+    if not (extra or extra_costs):
+        return
+    out.write("\nRegistered with the harness (its twins; the formulas are the code's own)\n")
+    for name in extra:
+        kinks = ", ".join(f"{k:g}" for k in NUMPY_ACTIVATIONS[name].kinks)
+        out.write(f"  activation {name}" + (f": kinks at z = {kinks}" if kinks else "") + "\n")
+    for name in extra_costs:
+        allowed = cost_output_activations(name)
+        needs = f" (output: {' or '.join(sorted(allowed))})" if allowed is not None else ""
+        out.write(f"  cost {name}{needs}\n")
+
+
+def _builtin(kind: str) -> Any:
+    import backprop
+
+    return backprop.ACTIVATIONS if kind == "activation" else backprop.COSTS

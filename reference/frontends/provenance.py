@@ -21,7 +21,7 @@ PACKAGE = "backprop-harness"
 
 OUTPUT_ONLY = frozenset(
     {"json", "junit_xml", "plot", "quiet", "verbose", "format", "in_process", "help",
-     "golden", "explain", "bugs", "layer_view"}
+     "explain", "bugs", "layer_view"}
 )  # fmt: skip
 """The ``backprop-check`` options that change what is written or shown, not the verdict:
 the reproducing command leaves them out (every other option given is kept)."""

@@ -169,27 +169,21 @@ def seed_problem(
 
 
 def table_activations() -> list[str]:
-    """The names in ``backprop.ACTIVATIONS`` (registered ones included), in table order."""
-    import backprop
+    """The names in ``backprop.ACTIVATIONS``, in table order, then the registered ones."""
+    from ..registry import activation_names
 
-    from ..registry import load_entry_points
-
-    load_entry_points()
-    return list(backprop.ACTIVATIONS)
+    return activation_names()
 
 
 def compatible_costs(output_activation: str) -> list[str]:
-    """The costs in ``backprop.COSTS`` a network with this output activation can use (each
-    cost's ``output_activations``: bce needs a sigmoid), in the table's order."""
-    import backprop  # the tables only
+    """The costs the harness checks (``backprop.COSTS``'s, then the registered ones) that a
+    network with this output activation can use (bce needs a sigmoid), in that order."""
+    from ..registry import cost_names, cost_output_activations
 
-    from ..registry import load_entry_points
-
-    load_entry_points()
     return [
         name
-        for name, cost in backprop.COSTS.items()
-        if cost.output_activations is None or output_activation in cost.output_activations
+        for name in cost_names()
+        if (allowed := cost_output_activations(name)) is None or output_activation in allowed
     ]
 
 

@@ -82,12 +82,9 @@ EVERY = "*"
 def table_names(key: str) -> frozenset[str]:
     """Every name of the tables for a name key: activations, or costs."""
     if key == "costs":
-        import backprop
+        from ..registry import cost_names
 
-        from ..registry import load_entry_points
-
-        load_entry_points()
-        return frozenset(backprop.COSTS)
+        return frozenset(cost_names())
     return frozenset(table_activations())
 
 
@@ -310,6 +307,8 @@ def from_pyproject(directory: Path) -> Scope:
         table = tomllib.loads(path.read_text()).get("tool", {}).get("backprop-check")
     except (OSError, ValueError) as exc:
         raise ScopeError(f"{path}: cannot read it ({exc})") from None
+    if isinstance(table, Mapping) and "differences" in table:  # --against's (differences.py)
+        table = {k: v for k, v in table.items() if k != "differences"}
     return Scope.read(table, f"[tool.backprop-check] in {path}")
 
 

@@ -38,12 +38,9 @@ from .scope import Scope
 
 def _table(kind: str) -> list[str]:
     """The names in ``backprop.ACTIVATIONS`` or ``backprop.COSTS``, registered ones included."""
-    import backprop  # only the table's names (DESIGN.md: reference may read them)
+    from ..registry import activation_names, cost_names
 
-    from ..registry import load_entry_points
-
-    load_entry_points()
-    return sorted(backprop.ACTIVATIONS if kind == "activation" else backprop.COSTS)
+    return sorted(activation_names() if kind == "activation" else cost_names())
 
 
 def _chosen(kind: str, given: Sequence[str] | None) -> list[str]:

@@ -24,25 +24,18 @@ class ProblemError(ValueError):
 
 def known_activations() -> set[str]:
     """Names the harness can check: the built-in table's and the NumPy twins'."""
-    import backprop  # the tables' names only
-
-    from ..registry import load_entry_points
-
-    load_entry_points()
     from ..oracles.numpy_model import NUMPY_ACTIVATIONS
+    from ..registry import activation_names
 
-    return set(backprop.ACTIVATIONS) | set(NUMPY_ACTIVATIONS)
+    return set(activation_names()) | set(NUMPY_ACTIVATIONS)
 
 
 def known_costs() -> set[str]:
-    import backprop
-
-    from ..registry import load_entry_points
-
-    load_entry_points()
+    """Costs the harness can check: the built-in table's and the NumPy twins'."""
     from ..oracles.numpy_model import NUMPY_COSTS
+    from ..registry import cost_names
 
-    return set(backprop.COSTS) | set(NUMPY_COSTS)
+    return set(cost_names()) | set(NUMPY_COSTS)
 
 
 def _real(name: str, value: Any, ndim: int) -> np.ndarray:
@@ -125,11 +118,10 @@ def validate_problem(
     costs = known_costs()
     if not isinstance(cost, str) or cost not in costs:
         raise ProblemError(f"cost must be one of {', '.join(sorted(costs))}, got {cost!r}")
-    import backprop
+    from ..registry import cost_names, cost_output_activations
 
-    entry = backprop.COSTS.get(cost)
-    if entry is not None and cost not in compatible_costs(acts[-1]):
-        allowed = " or ".join(sorted(entry.output_activations or ()))
+    if cost in cost_names() and cost not in compatible_costs(acts[-1]):
+        allowed = " or ".join(sorted(cost_output_activations(cost) or ()))
         why = " (its log(A) and log(1 - A) need A in (0, 1))" if cost == "bce" else ""
         raise ProblemError(f"cost {cost!r} needs a {allowed} output layer, got {acts[-1]!r}{why}")
     if cost == "bce" and not ((Y >= 0) & (Y <= 1)).all():

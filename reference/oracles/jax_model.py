@@ -123,7 +123,7 @@ def _twin_activation(name: str) -> Callable:
             f'"{name}": lambda z: <g(z) in jax.numpy> to JAX_ACTIVATIONS in '
             "reference/oracles/jax_model.py (and its NumPy twin to NUMPY_ACTIVATIONS in "
             "reference/oracles/numpy_model.py), or register all of them in one call: "
-            "reference.register_activation(name, fn=, grad=, numpy=, jax=, kinks=)"
+            "reference.register_activation(name, numpy=, jax=, kinks=)"
         ) from None
 
 
@@ -137,7 +137,7 @@ def _twin_cost(name: str) -> JaxCost:
             "to JAX_COSTS in "
             "reference/oracles/jax_model.py (and its NumPy twin to NUMPY_COSTS in "
             "reference/oracles/numpy_model.py), or register all of them in one call: "
-            "reference.register_cost(name, fn=, grad=, numpy=, jax=)"
+            "reference.register_cost(name, numpy=, jax=)"
         ) from None
 
 
