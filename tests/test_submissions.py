@@ -13,7 +13,7 @@ from reference.boundary.isolation import Failed
 from reference.boundary.loading import ImplementationError, import_path, load_impl
 from reference.bugs import CATALOG
 from reference.frontends import cli
-from reference.frontends.grading import Deadline
+from reference.frontends.grading import WALL_LIMIT, Deadline
 from reference.frontends.rubric import load_rubric
 from reference.frontends.submissions import COLUMNS, GRADEBOOK, find_submissions
 
@@ -187,7 +187,7 @@ def test_the_wall_time_limit_kills_the_job_that_runs_past_it_and_runs_nothing_af
     assert limited.run(None, "quick") == "done"
     late = limited.run(None, "hang")
     assert runner.killed.is_set()
-    assert isinstance(late, Failed) and late.finding.kind == "timeout"
+    assert isinstance(late, Failed) and late.finding.kind == WALL_LIMIT
     assert "ran past the wall-time limit of 0.5 s" in late.finding.describe()
     after = limited.run(None, "quick")
     assert isinstance(after, Failed) and "wall-time limit" in after.finding.message
