@@ -19,6 +19,7 @@ families a set of failing networks covers ("every network with a sigmoid output 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -42,13 +43,16 @@ def weights(networks: Sequence[Network]) -> list[float]:
     """Each network's weight in an item's score: equal shares per family at each level of
     :func:`family`, then per network; they sum to 1 (an empty list gives [])."""
     keys = [family(p) for p in networks]
+    children: dict[tuple, set] = {}  # each family's families one level down
+    for key in keys:
+        for level in range(len(key)):
+            children.setdefault(key[:level], set()).add(key[: level + 1])
+    copies = Counter(keys)
     out = []
     for key in keys:
-        w = 1.0
+        w = 1.0 / copies[key]
         for level in range(len(key)):
-            siblings = {k[: level + 1] for k in keys if k[:level] == key[:level]}
-            w /= len(siblings)
-        w /= sum(k == key for k in keys)
+            w /= len(children[key[:level]])
         out.append(w)
     return out
 
@@ -75,20 +79,15 @@ def _hidden(hidden: str) -> str:
     return f"{listed} hidden layers" if len(names) == 1 else f"hidden layers of {listed}"
 
 
-def _count(n: int) -> str:
-    return f"{n} network" + ("s" if n != 1 else "")
-
-
 def describe(networks: Sequence[Network], failing: Sequence[bool]) -> list[str]:
     """Phrases naming where something fails, one per output/cost family it fails in, the
-    largest first: "every network with a sigmoid output and bce (10 networks)" where it fails
-    on all of a family, "every network with a tanh output and mse and relu hidden layers
-    (4 networks)" where it fails on exactly some hidden-activation families of one, else
-    "3 of 12 networks with a relu output and mse"; "every network (44 networks)" where it
-    fails on all."""
+    largest first: "every network with a sigmoid output and bce (all 10)" where it fails on
+    all of a family, "every network with a tanh output and mse and relu hidden layers
+    (all 4)" where it fails on exactly some hidden-activation families of one, else "3 of 12
+    networks with a relu output and mse"; "every network" where it fails on all."""
     keys = [family(p) for p in networks]
     if keys and all(failing):
-        return [f"every network ({_count(len(keys))})"]
+        return ["every network"]
     depths = {k[1] for k in keys}
     phrases: list[tuple[int, str]] = []
     for top in dict.fromkeys(k[0] for k in keys):
@@ -97,7 +96,7 @@ def describe(networks: Sequence[Network], failing: Sequence[bool]) -> list[str]:
         if not bad:
             continue
         if bad == len(mine):
-            phrases.append((bad, f"every network with {_top(top)} ({_count(bad)})"))
+            phrases.append((bad, f"every network with {_top(top)} (all {bad})"))
             continue
         subs: dict[tuple[int, str], list[bool]] = {}
         for k, b in mine:
@@ -108,7 +107,7 @@ def describe(networks: Sequence[Network], failing: Sequence[bool]) -> list[str]:
                 (f"{d} layers deep with " if len(depths) > 1 else "") + _hidden(h) for d, h in whole
             ]
             phrases.append(
-                (bad, f"every network with {_top(top)} and {' or '.join(parts)} ({_count(bad)})")
+                (bad, f"every network with {_top(top)} and {' or '.join(parts)} (all {bad})")
             )
         else:
             phrases.append((bad, f"{bad} of {len(mine)} networks with {_top(top)}"))

@@ -185,8 +185,11 @@ class Grade:
     def to_gradescope(self) -> dict[str, Any]:
         """The Gradescope autograder's results.json as a dict: ``score``, ``execution_time``
         (whole seconds), the student's top-level ``output`` (:meth:`student_output`), plain
-        text formats, the grader's own stdout kept from students, and one test per item."""
+        text formats, the grader's own stdout kept from students, one test per item, and the
+        integrity findings, when there are any, in ``extra_data`` (stored, not shown)."""
+        extra = {"extra_data": {"integrity": list(self.integrity)}} if self.integrity else {}
         return {
+            **extra,
             "score": self.score,
             "execution_time": round(self.execution_time),
             "output": self.student_output(),
@@ -315,8 +318,17 @@ class Deadline:
 
 def _namespace(impl: Any) -> Any:
     """A notebook's namespace (a dict such as ``globals()``) as an object with the
-    protocol's members and ``SUPPORTS``; anything else as it is."""
+    protocol's members and ``SUPPORTS``; anything else as it is. A required member that is
+    there but is no function (a float called ``loss``, as a notebook's variables often are)
+    is an :class:`ImplementationError` saying so, in the notebook's terms."""
     if isinstance(impl, Mapping):
+        for member in REQUIRED:
+            if member in impl and not callable(impl[member]):
+                raise ImplementationError(
+                    f"the notebook's {member!r} is a {type(impl[member]).__name__}, not a "
+                    f"function: define {member}(params, X, Y, *, activations, cost) (a variable "
+                    f"of that name, set later in the notebook, replaces the function)"
+                )
         keys = (*REQUIRED, *OPTIONAL, "SUPPORTS")
         return SimpleNamespace(**{k: impl[k] for k in keys if k in impl})
     return impl
@@ -347,7 +359,8 @@ def _failures(wrong: list[tuple[Problem, Report, str]], graded: list[Problem], w
         groups.setdefault(_NUMBER.sub("#", text), []).append((problem, report, text))
     ordered = sorted(groups.values(), key=_cause_first)
     lines = [
-        f"{what} fails on {len(wrong)} of {len(graded)} networks: {'; '.join(where)}",
+        f"{what} fails on {len(wrong)} of {len(graded)} networks, {'; '.join(where)}: "
+        f"{ordered[0][0][2]}"
     ]
     for group in ordered[:3]:
         problem, report, text = group[0]
@@ -687,10 +700,9 @@ def grade(
         finally:
             runner.close()
     if in_process:
-        graded.notes.insert(0, SELF_CHECK)
-        if warned:
-            graded.notes.append(_warnings_note(warned))
-        graded.output = "\n".join([graded.output, *graded.notes[:1], *graded.notes[-1:]])
+        extra = [SELF_CHECK, *([_warnings_note(warned)] if warned else [])]
+        graded.notes = [SELF_CHECK, *graded.notes, *extra[1:]]
+        graded.output = "\n".join([graded.output, *extra])
     elif os.path.exists(impl):  # a file or a package: paths under its folder, shown without it
         graded.roots = (str(Path(impl).resolve().parent),)
     return graded
