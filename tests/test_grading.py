@@ -689,3 +689,13 @@ def test_a_load_failure_reaches_the_student_as_plain_text_without_paths(tmp_path
     assert "<i>not yet</i>" in seen[0][0] and seen[0][1] == "text"
     text = "\n".join(t for t, _ in seen)
     assert str(tmp_path) not in text and not _PATH.search(text), text
+
+
+def test_a_wrong_shape_in_one_array_leaves_a_right_loss_its_points():
+    """A transposed dW fails every network's gradients with a shape error; the loss, another
+    member and right, keeps its points."""
+    graded = grade(students.module("transposed dW"), rubric=small(hidden={"groups": []}))
+    items = {i.name: i for i in graded.items}
+    assert items["loss"].passed, items["loss"].output
+    assert not items["layer 1 dW"].passed
+    assert "the transpose's shape" in items["layer 1 dW"].output
