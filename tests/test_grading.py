@@ -3,19 +3,23 @@
 import io
 import json
 import re
+import warnings
 from types import SimpleNamespace
 
 import pytest
 
 import backprop
 import reference
+from reference.boundary.loading import OPTIONAL
 from reference.bugs import CATALOG, Correct
-from reference.frontends import cli
+from reference.frontends import cli, families
 from reference.frontends.grading import (
     HIDDEN_SEED_VARIABLE,
+    SELF_CHECK,
     grade,
     hidden_problems,
     public_problems,
+    safe_text,
 )
 from reference.frontends.rubric import (
     VISIBILITIES,
@@ -26,6 +30,7 @@ from reference.frontends.rubric import (
 )
 from reference.judging import checks
 from reference.judging.checker import ATTRIBUTIONS, check_gradients
+from tests import students
 
 SECRET = 918_273_645_501
 """A hidden seed long enough that finding it in a results file cannot be a coincidence."""
@@ -97,6 +102,9 @@ def format_problems(results):
             bad.append(f"{where}: not an object")
             continue
         typed(where, test, _TEST)
+        for key in ("output_format", "name_format"):
+            if key in test and test[key] not in _FORMATS:
+                bad.append(f"{where}: {key} {test[key]!r}")
         for key in ("name", "score", "max_score", "status", "output", "visibility"):
             if key not in test:
                 bad.append(f"{where}: no {key}")
@@ -132,10 +140,53 @@ def test_the_format_check_catches_what_the_format_forbids():
         lambda r: r.update(score=2.0),
         lambda r: r.update(colour="red"),
         lambda r: r["tests"][0].update(score=1.5),
+        lambda r: r["tests"][0].update(output_format="rich"),
+        lambda r: r.update(stdout_visibility="students"),
     ):
         broken = json.loads(json.dumps(good))
         breaking(broken)
         assert format_problems(broken), broken
+
+
+_RENDERED = ("simple_format", "html", "md", "ansi")
+"""The formats in which Gradescope renders markup (its specification, "Output String
+Formatting"): ``simple_format`` is the top-level output's default, ``text`` the tests'."""
+
+
+def before_due_date(results):
+    """What a student sees of ``results`` before the due date, as Gradescope's specification
+    says ("Controlling test case visibility", "Controlling standard output visibility"): the
+    top-level output; each test whose visibility (its own, else the top level's, else
+    visible) is visible, with its name, score and output; the total score only when every
+    test is visible; stdout only when stdout_visibility is visible. One text, each part with
+    the format it is rendered in: ``[(text, format)]``."""
+    top_vis = results.get("visibility", "visible")
+    parts = [(results.get("output", ""), results.get("output_format", "simple_format"))]
+    shown = [t for t in results.get("tests", []) if t.get("visibility", top_vis) == "visible"]
+    name_format = results.get("test_name_format", "text")
+    output_format = results.get("test_output_format", "text")
+    for t in shown:
+        parts.append((t.get("name", ""), t.get("name_format", name_format)))
+        parts.append((f"{t.get('score')} / {t.get('max_score')}", "text"))
+        parts.append((t.get("output", ""), t.get("output_format", output_format)))
+    if len(shown) == len(results.get("tests", [])):
+        parts.append((str(results.get("score")), "text"))
+    if results.get("stdout_visibility", "hidden") == "visible":
+        parts.append(("<the grader's stdout>", "ansi"))
+    return parts
+
+
+def test_before_due_date_reads_the_results_as_the_specification_shows_them():
+    results = {"score": 3, "output": "top", "tests": [
+        {"name": "a", "score": 1, "max_score": 1, "output": "seen"},
+        {"name": "b", "score": 2, "max_score": 5, "output": "later", "visibility": "after_due_date"},
+    ]}  # fmt: skip
+    text = " ".join(t for t, _ in before_due_date(results))
+    assert "seen" in text and "later" not in text and " b " not in f" {text} "
+    assert "3" not in text.split()  # a hidden test hides the total
+    assert ("top", "simple_format") in before_due_date(results)
+    results["visibility"] = "after_due_date"
+    assert "seen" not in " ".join(t for t, _ in before_due_date(results))
 
 
 # --- the rubric -------------------------------------------------------------------------------
@@ -281,17 +332,18 @@ def test_a_mistake_loses_points_where_the_checker_blames_it(name):
     assert graded.first_error().startswith("layer ")
 
 
-def test_partial_credit_is_the_fraction_of_networks():
+def test_partial_credit_is_the_weight_of_the_networks_that_hold():
     rubric = parse_rubric({"networks": {"random": 0}, "hidden": {"groups": []}}, "test")
     graded = grade(CATALOG["dW2_times_2"], rubric=rubric)
     item = next(i for i in graded.items if i.name == "layer 2 dW")
     problems = public_problems(rubric)
-    held = sum(
+    held = [
         check_gradients(CATALOG["dW2_times_2"], p.params, p.X, p.Y, **p.kwargs()).layers[2].ok
         for p in problems
-    )
-    assert 0 < held < len(problems)  # dead relu units hide the factor on some networks
-    assert item.score == pytest.approx(item.max_score * held / len(problems), abs=0.005)
+    ]
+    assert 0 < sum(held) < len(problems)  # dead relu units hide the factor on some networks
+    weight = families.weighted_fraction(problems, held)
+    assert item.score == pytest.approx(item.max_score * weight, abs=0.005)
 
 
 def test_hidden_networks_are_their_own_group_with_their_visibility_and_no_seed():
@@ -394,6 +446,9 @@ def test_grade_takes_a_module_an_object_or_a_notebook_namespace():
     for impl in (backprop, SimpleNamespace(**namespace), namespace):
         graded = grade(impl, rubric=rubric)
         assert graded.score == graded.max_score, graded.first_error()
+    graded = grade({**namespace, "loss": 0.25}, rubric=rubric)
+    assert graded.score == 0
+    assert "the notebook's 'loss' is a float, not a function" in graded.first_error()
     del namespace["gradients"]
     graded = grade(namespace, rubric=rubric)
     assert graded.score == 0 and "'gradients'" in graded.first_error()
@@ -403,12 +458,24 @@ def test_grade_is_public_and_lazy():
     assert "grade" in reference.__all__ and reference.grade is grade
 
 
-def test_without_update_the_update_checks_score_nothing_and_say_why():
-    rubric = small(hidden={"groups": []})
-    graded = grade(SimpleNamespace(loss=backprop.loss, gradients=backprop.gradients), rubric=rubric)
+def test_an_optional_member_left_out_is_charged_only_where_the_rubric_requires_it():
+    """Without ``update``: its check is not charged (full points, saying why) unless the
+    rubric's ``require`` names it; then it scores 0 and says it does not apply."""
+    bare = SimpleNamespace(loss=backprop.loss, gradients=backprop.gradients)
+    for member in OPTIONAL:
+        rubric = small(hidden={"groups": []}, require=[member])
+        assert rubric.require == (member,)
+    graded = grade(bare, rubric=small(hidden={"groups": []}))
+    assert graded.score == graded.max_score, graded.first_error()
     item = next(i for i in graded.items if i.name == "check: update")
+    assert "not charged" in item.output and "no update" in item.output
+    required = grade(bare, rubric=small(hidden={"groups": []}, require=["update"]))
+    item = next(i for i in required.items if i.name == "check: update")
     assert item.score == 0 and "does not apply" in item.output and "no update" in item.output
-    assert next(i for i in graded.items if i.name == "layer 1 dW").passed
+    assert required.max_score == graded.max_score
+    assert next(i for i in required.items if i.name == "layer 1 dW").passed
+    with pytest.raises(RubricError, match="require names 'gradients'; the optional members"):
+        parse_rubric({"require": ["gradients"]}, "test")
 
 
 def test_bad_arguments_name_themselves():
@@ -449,3 +516,186 @@ def test_a_network_the_code_does_not_support_counts_against_it_and_says_so():
     text = json.dumps(graded.to_gradescope())
     assert graded.score < graded.max_score
     assert "counts as not holding" in text and "not a failure" not in text
+
+
+# --- fair scoring --------------------------------------------------------------------------------
+
+
+def _family_shares(problems, level):
+    """{family key up to ``level``: its share of the weight}."""
+    shares = {}
+    for w, p in zip(families.weights(problems), problems):
+        key = families.family(p)[:level]
+        shares[key] = shares.get(key, 0.0) + w
+    return shares
+
+
+def test_each_family_gets_an_equal_share_at_each_level():
+    """Output activation and cost first, then depth, then hidden activations: every family
+    present at a level shares its parent's weight equally, whatever its number of networks."""
+    problems = public_problems(load_rubric())
+    assert sum(families.weights(problems)) == pytest.approx(1.0)
+    keys = [families.family(p) for p in problems]
+    for level in range(1, len(keys[0]) + 1):
+        shares = _family_shares(problems, level)
+        parents = _family_shares(problems, level - 1)
+        for key, share in shares.items():
+            siblings = [k for k in shares if k[: level - 1] == key[: level - 1]]
+            assert share == pytest.approx(parents[key[: level - 1]] / len(siblings)), key
+    sizes = {k: sum(f[0] == k for f in keys) for k in {f[0] for f in keys}}
+    assert len(set(sizes.values())) > 1  # unequal families: counting networks would differ
+
+
+def test_a_correct_seed_only_submission_gets_every_point():
+    """A correct implementation of the seed's names alone, with no SUPPORTS, on the default
+    rubric: no softmax case of the saturation check, nothing for its optional members."""
+    graded = grade(students.module(), rubric=load_rubric(), hidden_seed=SECRET)
+    assert graded.score == graded.max_score, graded.first_error()
+    graded = grade(students.module(update=False), rubric=load_rubric())
+    assert graded.score == graded.max_score, graded.first_error()
+
+
+def test_a_mistake_in_one_family_costs_its_share_and_the_feedback_names_the_family():
+    rubric = parse_rubric({"hidden": {"groups": []}}, "test")
+    problems = public_problems(rubric)
+    graded = grade(students.module("bce sign"), rubric=rubric)
+    fused = ("sigmoid", "bce")
+    in_family = [families.family(p)[0] == fused for p in problems]
+    item = next(i for i in graded.items if i.name == f"layer {rubric.depth} db")
+    share = 1 / len({families.family(p)[0] for p in problems})  # one output/cost family's
+    assert item.score == pytest.approx(item.max_score * (1 - share), abs=0.005)
+    assert f"every network with a sigmoid output and bce (all {sum(in_family)})" in item.output
+    for other in graded.items:
+        if other.name.startswith("layer ") and not other.passed:
+            first = other.output.splitlines()[0]
+            assert "with a sigmoid output and bce" in first, first
+            assert "mse" not in first, first
+
+
+def test_code_that_never_returns_earns_nothing(tmp_path):
+    """Every call hangs: no item, repeatability included, has anything to give."""
+    path = tmp_path / "hangs.py"
+    hang = "    while True:\n        pass\n"
+    path.write_text(
+        students.source()
+        + f"\n\ndef loss(params, X, Y, *, activations, cost):\n{hang}"
+        + f"\n\ndef gradients(params, X, Y, *, activations, cost):\n{hang}"
+    )
+    graded = grade(str(path), rubric=small(hidden={"groups": []}), timeout=1)
+    assert graded.score == 0, {i.name: i.score for i in graded.items if i.score}
+    repeat = next(i for i in graded.items if i.name == "check: repeatability")
+    assert "no call returned" in repeat.output or "no network" in repeat.output
+
+
+def test_the_wall_time_limit_that_fired_is_the_cause_given(tmp_path):
+    """Each call slow but far inside its own limit, the submission's limit short: what the
+    student reads names the wall-time limit for all the calls together, not a call's."""
+    path = tmp_path / "slow.py"
+    path.write_text(
+        students.source(
+            extra="\n\nimport time\n_loss, _gradients = loss, gradients\n\n\n"
+            "def loss(*args, **kwargs):\n    time.sleep(2)\n    return _loss(*args, **kwargs)\n"
+            "\n\ndef gradients(*args, **kwargs):\n    time.sleep(2)\n"
+            "    return _gradients(*args, **kwargs)\n"
+        )
+    )
+    graded = grade(str(path), rubric=small(hidden={"groups": []}), timeout=60, wall_limit=8)
+    seen = " ".join(t for t, _ in before_due_date(graded.to_gradescope()))
+    assert "wall-time limit of 8 s" in graded.student_output()
+    assert "did not return within" not in seen and "ran past the time limit on" not in seen
+    for item in graded.items:
+        if not item.passed and item.name.startswith(("layer", "loss")):
+            assert "wall-time limit" in item.output.split("\n- ")[1].splitlines()[0], item.output
+
+
+# --- what the student sees ------------------------------------------------------------------------
+
+_PATH = re.compile(r"(?<![\w.)\]])/(?:[\w.@+-]+/)+[\w.@+-]+|\b[A-Za-z]:\\")
+"""An absolute path, as a student would spot one."""
+
+
+def test_safe_text_cuts_paths_and_control_characters_and_keeps_ratios():
+    text = "at /home/grader/class/alice.py:4, C:\\Users\\g\\bob.py:3; dJ/dA = (A - Y)/m, 1/m\x1b[0m"
+    assert safe_text(text) == "at alice.py:4, bob.py:3; dJ/dA = (A - Y)/m, 1/m[0m"
+    assert safe_text("in /srv/class/carol/net.py:3", ("/srv/class",)) == "in carol/net.py:3"
+
+
+def test_before_the_due_date_a_student_sees_nothing_hidden_and_only_plain_text(tmp_path):
+    """A submission whose assert message carries HTML, graded with a hidden group: the
+    results file is valid, and what a student sees before the due date names no hidden
+    item, group or network, no total that counts them, no path of the grading machine,
+    and renders none of the student's text as markup."""
+    folder = tmp_path / "class"
+    folder.mkdir()
+    shout = "<b>only mse</b> <script>x()</script>"
+    (folder / "alice.py").write_text(
+        students.source(
+            extra="\n\n_gradients = gradients\n\n\ndef gradients(params, X, Y, *, activations, "
+            f"cost):\n    assert cost == 'mse', {shout!r}\n"
+            "    return _gradients(params, X, Y, activations=activations, cost=cost)\n"
+        )
+    )
+    rubric = tmp_path / "rubric.toml"
+    rubric.write_text(
+        "[networks]\ncombinations = false\nrandom = 2\n"
+        '[[hidden.groups]]\nname = "secret networks"\nnetworks = 2\npoints = 6\n'
+    )
+    path = tmp_path / "results.json"
+    cli.main(["--impl", str(folder / "alice.py"), "--gradescope", str(path), "--rubric",
+              str(rubric), "--hidden-seed", str(SECRET)], out=io.StringIO())  # fmt: skip
+    results = json.loads(path.read_text())
+    assert format_problems(results) == []
+    seen = before_due_date(results)
+    text = "\n".join(t for t, _ in seen)
+    assert shout in text  # the student's own message, shown to the student
+    for part, fmt in seen:
+        assert fmt not in _RENDERED or "<" not in part, (fmt, part[:200])
+    hidden = [t for t in results["tests"] if t["visibility"] != "visible"]
+    assert hidden and all(t["name"].startswith("hidden: ") for t in hidden)
+    for t in hidden:
+        assert t["name"] not in text and t["name"].removeprefix("hidden: ") not in text
+    assert "hidden #" not in text and str(SECRET) not in path.read_text()
+    visible = [t for t in results["tests"] if t["visibility"] == "visible"]
+    said = re.search(r"([\d.]+) of ([\d.]+) points", results["output"])
+    assert float(said[1]) == pytest.approx(sum(t["score"] for t in visible), abs=0.01)
+    assert float(said[2]) == pytest.approx(sum(t["max_score"] for t in visible))
+    assert not _PATH.search(text), _PATH.search(text)
+    assert str(tmp_path) not in path.read_text()
+
+
+def test_grading_in_this_process_says_it_is_a_self_check_and_counts_the_codes_warnings():
+    noisy = students.module(
+        extra="\n\nimport warnings as _warnings\n_gradients = gradients\n\n\n"
+        "def gradients(*args, **kwargs):\n    _warnings.warn('noisy student', RuntimeWarning)\n"
+        "    return _gradients(*args, **kwargs)\n"
+    )
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        graded = grade(noisy, rubric=small(hidden={"groups": []}))
+    assert not [w for w in shown if "noisy student" in str(w.message)]
+    assert graded.score == graded.max_score, graded.first_error()
+    assert graded.output.count(SELF_CHECK) == 1
+    assert re.search(r"raised \d+ warning\(s\).*RuntimeWarning: noisy student", graded.output)
+
+
+def test_a_load_failure_reaches_the_student_as_plain_text_without_paths(tmp_path):
+    """The top-level output carries what the module raised on import: plain text, its
+    markup shown as it is, and the folder it was graded from left out."""
+    path = tmp_path / "bob.py"
+    path.write_text("raise ImportError('<i>not yet</i>')\n")
+    results = grade(str(path), rubric=small(hidden={"groups": []})).to_gradescope()
+    assert format_problems(results) == []
+    seen = before_due_date(results)
+    assert "<i>not yet</i>" in seen[0][0] and seen[0][1] == "text"
+    text = "\n".join(t for t, _ in seen)
+    assert str(tmp_path) not in text and not _PATH.search(text), text
+
+
+def test_a_wrong_shape_in_one_array_leaves_a_right_loss_its_points():
+    """A transposed dW fails every network's gradients with a shape error; the loss, another
+    member and right, keeps its points."""
+    graded = grade(students.module("transposed dW"), rubric=small(hidden={"groups": []}))
+    items = {i.name: i for i in graded.items}
+    assert items["loss"].passed, items["loss"].output
+    assert not items["layer 1 dW"].passed
+    assert "the transpose's shape" in items["layer 1 dW"].output

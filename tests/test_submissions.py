@@ -13,9 +13,20 @@ from reference.boundary.isolation import Failed
 from reference.boundary.loading import ImplementationError, import_path, load_impl
 from reference.bugs import CATALOG
 from reference.frontends import cli
-from reference.frontends.grading import Deadline
+from reference.frontends.grading import WALL_LIMIT, Deadline
 from reference.frontends.rubric import load_rubric
-from reference.frontends.submissions import COLUMNS, GRADEBOOK, find_submissions
+from reference.frontends.submissions import (
+    GRADEBOOK,
+    LEADING,
+    TRAILING,
+    Row,
+    columns,
+    export_notebook,
+    find_submissions,
+    read_roster,
+)
+from reference.judging import checks
+from tests import students
 
 MEMBERS = (
     "loss, gradients = _impl.loss, _impl.gradients\nforward, update = _impl.forward, _impl.update\n"
@@ -44,6 +55,13 @@ RAISES_IN_CALL = (
 TIMEOUT, WALL = 5, 30
 """Seconds per call and per submission: a correct submission takes a few seconds, a hang
 runs into both."""
+
+
+def expected_items(rubric):
+    """The gradebook's item columns, from the rubric and the checks' tables."""
+    names = [f"layer {l} {p}" for l in range(1, rubric.depth + 1) for p in ("dW", "db")]
+    names += ["loss", *(f"check: {n}" for n in (*checks.PROBLEM_CHECKS, *checks.FIXED_CHECKS))]
+    return names + [f"hidden: {g.name}" for g in rubric.hidden]
 
 
 def write_class(root):
@@ -111,14 +129,17 @@ def test_a_class_is_graded_one_row_each(tmp_path):
     assert code == 0, out.getvalue()
     with open(grades / GRADEBOOK, newline="") as fh:
         rows = list(csv.reader(fh))
-    assert tuple(rows[0]) == COLUMNS
-    book = {r[0]: r for r in rows[1:]}
+    items = expected_items(load_rubric(rubric))
+    assert rows[0] == [*LEADING, *items, *TRAILING]
+    book = {r["submission"]: r for r in (dict(zip(rows[0], row)) for row in rows[1:])}
     assert sorted(book) == sorted(expect)
-    top = float(book["builtin.py"][2])
-    assert all(float(r[2]) == top for r in book.values())
+    top = float(book["builtin.py"]["max"])
+    assert all(float(r["max"]) == top for r in book.values())
     for name, want in expect.items():
-        _, score, _, error = book[name]
-        score = float(score)
+        row = book[name]
+        score, error = float(row["score"]), row["first error"]
+        assert row["id"] == name.removesuffix(".py") and row["integrity"] == ""
+        assert sum(float(row[i]) for i in items) == pytest.approx(score, abs=0.02), name
         stem = name[:-3] if name.endswith(".py") else name
         results = json.loads((grades / f"{stem}.json").read_text())
         tests = {t["name"]: t for t in results["tests"]}
@@ -188,7 +209,7 @@ def test_the_wall_time_limit_kills_the_job_that_runs_past_it_and_runs_nothing_af
     assert limited.run(None, "quick") == "done"
     late = limited.run(None, "hang")
     assert runner.killed.is_set()
-    assert isinstance(late, Failed) and late.finding.kind == "timeout"
+    assert isinstance(late, Failed) and late.finding.kind == WALL_LIMIT
     assert "ran past the wall-time limit of 0.5 s" in late.finding.describe()
     after = limited.run(None, "quick")
     assert isinstance(after, Failed) and "wall-time limit" in after.finding.message
@@ -199,10 +220,10 @@ def test_the_wall_time_limit_kills_the_job_that_runs_past_it_and_runs_nothing_af
 
 
 def test_find_submissions_takes_files_and_directories_only(tmp_path):
-    for name in ("b.py", "a.py", ".hidden.py", "_private.py", "data.csv"):
+    for name in ("b.py", "a.py", "c.ipynb", ".hidden.py", "_private.py", "data.csv"):
         (tmp_path / name).write_text("")
     (tmp_path / "pkg").mkdir()
-    assert [p.name for p in find_submissions(tmp_path)] == ["a.py", "b.py", "pkg"]
+    assert [p.name for p in find_submissions(tmp_path)] == ["a.py", "b.py", "c.ipynb", "pkg"]
     with pytest.raises(ValueError, match="is not a directory"):
         find_submissions(tmp_path / "a.py")
 
@@ -266,3 +287,140 @@ def test_a_correct_file_called_backprop_passes_from_its_own_folder(tmp_path):
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- the gradebook a teacher imports, notebooks --------------------------------------------------
+
+
+def _notebook(path, cells):
+    """A notebook file: a markdown cell first, then ``cells`` (source texts) as code cells."""
+    data = {
+        "cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# Homework 3\n"]}]
+        + [
+            {"cell_type": "code", "metadata": {}, "execution_count": k, "outputs": [],
+             "source": text.splitlines(keepends=True)}
+            for k, text in enumerate(cells, start=1)
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }  # fmt: skip
+    path.write_text(json.dumps(data))
+
+
+RAISES_ON_BCE = (
+    "_gradients = gradients\n\n\n"
+    "def gradients(params, X, Y, *, activations, cost):\n"
+    "    if cost == 'bce':\n"
+    "        raise ValueError('bce is for next week')\n"
+    "    return _gradients(params, X, Y, activations=activations, cost=cost)\n"
+)
+"""A notebook cell that raises on every bce network."""
+
+
+def test_a_notebook_is_exported_cell_by_cell(tmp_path):
+    _notebook(tmp_path / "hw.ipynb", ["%matplotlib inline\nimport numpy as np\n", "x = 1\ny = 2\n"])
+    exported = export_notebook(tmp_path / "hw.ipynb", tmp_path / "out")
+    text = exported.path.read_text()
+    assert exported.path.name == "hw.py" and "# %matplotlib inline" in text
+    compile(text, str(exported.path), "exec")  # valid Python, the magic left out
+    lines = text.splitlines()
+    assert exported.where(lines.index("y = 2") + 1) == "cell 3, line 2"
+    said = f"raised ValueError (at {exported.path}:{lines.index('x = 1') + 1}: x = 1)"
+    assert exported.translate(said) == "raised ValueError (at hw.ipynb, cell 3, line 1: x = 1)"
+    (tmp_path / "bad.ipynb").write_text("{not json")
+    with pytest.raises(ValueError, match=r"notebook bad\.ipynb: not a readable notebook"):
+        export_notebook(tmp_path / "bad.ipynb", tmp_path / "out")
+
+
+def test_a_class_with_a_notebook_and_a_roster_gives_an_importable_gradebook(tmp_path):
+    """A notebook graded through the worker like a file, its messages naming its cells; the
+    roster's ids in the gradebook, one column per item, and the integrity column there."""
+    folder = tmp_path / "class"
+    folder.mkdir()
+    (folder / "alice.py").write_text(students.source())
+    _notebook(folder / "bob.ipynb", [students.source(), RAISES_ON_BCE])
+    (folder / "carol.py").write_text(students.source("bce sign"))
+    roster = tmp_path / "roster.csv"
+    roster.write_text("name,submission,id\nAlice,alice.py,s1\nBob,bob,s2\nDan,dan.py,s4\n")
+    rubric = tmp_path / "rubric.toml"
+    rubric.write_text("[networks]\ncombinations = false\nrandom = 1\n[hidden]\ngroups = []\n")
+    grades, out = tmp_path / "grades", io.StringIO()
+    code = cli.main(["--submissions", str(folder), "--grades", str(grades), "--rubric",
+                     str(rubric), "--roster", str(roster), "--jobs", "1"], out=out)  # fmt: skip
+    assert code == 0, out.getvalue()
+    with open(grades / GRADEBOOK, newline="") as fh:
+        book = list(csv.DictReader(fh))
+    items = expected_items(load_rubric(rubric))
+    assert list(book[0]) == [*LEADING, *items, *TRAILING]
+    assert [(r["id"], r["submission"]) for r in book] == [
+        ("s1", "alice.py"),
+        ("s2", "bob.ipynb"),
+        ("carol", "carol.py"),
+    ]
+    alice, bob, carol = book
+    assert float(alice["score"]) == float(alice["max"]) and alice["first error"] == ""
+    assert 0 < float(bob["score"]) < float(bob["max"])
+    assert 0 < float(carol["score"]) < float(carol["max"])
+    line = RAISES_ON_BCE.splitlines().index("        raise ValueError('bce is for next week')")
+    where = f"bob.ipynb, cell 3, line {line + 1}"
+    assert where in bob["first error"], bob["first error"]
+    results = json.dumps(json.loads((grades / "bob.json").read_text()))
+    assert where in results and "bob.py" not in results
+    assert all(r["integrity"] == "" for r in book)
+    for r in book:
+        assert sum(float(r[i]) for i in items) == pytest.approx(float(r["score"]), abs=0.02)
+    said = out.getvalue()
+    assert "not in the roster (their id is their name): carol.py" in said
+    assert "in the roster with no submission: dan" in said
+
+
+def test_integrity_findings_fill_their_column():
+    from reference.frontends.grading import Grade, Item
+
+    graded = Grade("eve.py", [Item("loss", 4.0, 4.0, "")], 0.0, "",
+                   integrity=["imports backprop (forbidden)", "reads\nthe rubric"])  # fmt: skip
+    row = Row("eve.py", graded, None, id="s5")
+    header = columns([row])
+    cells = dict(zip(header, row.cells(header[len(LEADING) : -len(TRAILING)])))
+    assert cells["integrity"] == "imports backprop (forbidden); reads the rubric"
+    assert cells["id"] == "s5" and cells["loss"] == "4"
+    results = graded.to_gradescope()
+    assert results["extra_data"]["integrity"] == graded.integrity
+    assert "extra_data" not in Grade("ok.py", [], 0.0, "").to_gradescope()
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("submission,name\na.py,Ann\n", "has no 'id' column"),
+        ("student,email\n", "has no 'submission' or 'id' column"),
+        ("submission,id\na.py,1\na,2\n", "line 3: submission 'a' is listed twice"),
+        ("submission,id\n,1\n", "line 2: the submission is empty"),
+    ],
+)
+def test_a_roster_without_what_it_needs_is_a_value_error_naming_it(tmp_path, text, says):
+    path = tmp_path / "roster.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match="roster") as info:
+        read_roster(path)
+    assert str(path) in str(info.value) and says in str(info.value)
+    with pytest.raises(ValueError, match="cannot read it"):
+        read_roster(tmp_path / "none.csv")
+    assert read_roster_ok(tmp_path) == {"a": "s1", "pkg": "s2"}
+
+
+def read_roster_ok(tmp_path):
+    path = tmp_path / "good.csv"
+    path.write_text("\ufeffid , submission\ns1,a.ipynb\ns2,pkg\n")
+    return read_roster(path)
+
+
+def test_roster_flag_misuse_is_a_usage_error(tmp_path, capsys):
+    roster = tmp_path / "r.csv"
+    roster.write_text("submission\n")
+    assert cli.main(["--roster", str(roster)], out=io.StringIO()) == 2
+    assert "--roster goes with --submissions DIR" in capsys.readouterr().err
+    code = cli.main(["--submissions", str(tmp_path), "--grades", str(tmp_path / "g"),
+                     "--roster", str(roster)], out=io.StringIO())  # fmt: skip
+    assert code == 2 and "has no 'id' column" in capsys.readouterr().err

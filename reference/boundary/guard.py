@@ -56,6 +56,7 @@ KINDS = {
     "exit": "tried to end the process",
     "structure": "returned the wrong structure",
     "timeout": "did not return within the time limit",
+    "wall_limit": "ran past the wall-time limit for all its calls together",
     "crash": "ended the worker process",
 }
 """What each :attr:`Finding.kind` means."""

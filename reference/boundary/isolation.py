@@ -492,7 +492,7 @@ class Worker:
             reply = self._receive(member, limit)
         except WorkerLost as lost:
             self.busy += time.monotonic() - started
-            if lost.finding.kind == "timeout" and self.spent():
+            if lost.finding.kind == "timeout" and self.spent():  # the budget, not the call
                 raise WorkerLost(self.over_budget(member, lost.finding.where)) from None
             raise
         self.busy += time.monotonic() - started
@@ -513,10 +513,10 @@ class Worker:
     def over_budget(self, member: str, where: dict[str, Any] | None = None) -> Finding:
         """The finding of a call cut short, or not made, because the budget ran out."""
         return Finding(
-            "timeout",
+            "wall_limit",
             member,
             f"ran past the wall-time limit of {self.budget:g} s for the whole grading (all "
-            "its calls together); what was left was not graded",
+            "of its calls together); what was left was not graded",
             where=where,
         )
 

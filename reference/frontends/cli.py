@@ -945,8 +945,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--submissions",
         type=Path,
         metavar="DIR",
-        help="grade every submission in DIR (a .py file or a package directory each), each in "
-        "its own worker; writes --grades DIR/gradebook.csv and one results JSON per submission",
+        help="grade every submission in DIR (a .py file, a .ipynb notebook or a package "
+        "directory each), each in its own worker; writes --grades DIR/gradebook.csv and one "
+        "results JSON per submission",
+    )
+    grading.add_argument(
+        "--roster",
+        type=Path,
+        metavar="CSV",
+        help="with --submissions, a CSV with columns 'submission' (a file or folder name, with "
+        "or without .py/.ipynb) and 'id' (the student's identifier in the gradebook)",
     )
     grading.add_argument(
         "--grades",
@@ -1134,7 +1142,8 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     if args.bugs:
         return _bugs(args, out)
-    if args.gradescope or args.submissions or args.rubric or args.hidden_seed is not None:
+    asked = (args.gradescope, args.submissions, args.rubric, args.roster)
+    if any(a is not None for a in asked) or args.hidden_seed is not None:
         from .submissions import main_grading
 
         return main_grading(args, out)

@@ -2,34 +2,44 @@
 
 :func:`grade` runs ``backprop-check``'s checks on an implementation over the rubric's
 networks (:mod:`.rubric`) and scores each item by the fraction of networks on which
-it holds:
+it holds, each network weighed by its family (:mod:`.families`: output activation and
+cost, then depth, then hidden activations), so that twenty copies of one network shape
+do not outweigh one network of another:
 
-- ``layer l dW`` / ``layer l db``: points x (networks whose dJ/dW^l, dJ/db^l agree with
-  finite differences and JAX) / (networks graded); a network the code crashed on, or
+- ``layer l dW`` / ``layer l db``: points x (the weight of the networks whose dJ/dW^l,
+  dJ/db^l agree with finite differences and JAX); a network the code crashed on, or
   raised ``NotImplementedError`` on, counts as wrong (the rubric, not the code, says what
   is graded);
 - ``loss``: the same for the loss against the formulas;
 - ``check: <name>``: for each check of :mod:`reference.judging.checks`, the fraction of
   the places it applies where it holds (0 points where it applies nowhere, say because
-  the code has no ``update``); warnings and conventions cost nothing unless the rubric
-  is ``strict``;
-- ``hidden: <group>``: networks drawn from a secret seed, the fraction whose gradients
-  and loss all hold; graded only when a seed is given, and never shown in the output.
+  no call returned); a check that needs an optional member the code does not have
+  (``update``) is not charged unless the rubric's ``require`` names that member;
+  warnings and conventions cost nothing unless the rubric is ``strict``;
+- ``hidden: <group>``: networks drawn from a secret seed, the weight of those whose
+  gradients and loss all hold; graded only when a seed is given, and never shown in the
+  output.
 
-Each item's ``output`` is what a student acts on: how many networks it fails on, the
-checker's diagnosis (which layer, which parameter, what kind of mistake), an example
-network and the attribution. :meth:`Grade.to_gradescope` gives the autograder's
-``results.json`` (https://gradescope-autograders.readthedocs.io/en/latest/specs/).
+Each item's ``output`` is what a student acts on: which families of networks it fails on
+("every network with a sigmoid output and bce"), the checker's diagnosis (which layer,
+which parameter, what kind of mistake), an example network and the attribution.
+:meth:`Grade.to_gradescope` gives the autograder's ``results.json``
+(https://gradescope-autograders.readthedocs.io/en/latest/specs/): plain text throughout
+(``output_format`` "text", so nothing the code printed or raised renders as HTML), no
+absolute path of the grading machine, and a top-level ``output`` that speaks of the
+items a student sees before the due date only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -45,6 +55,7 @@ from ..inputs.problems import Problem
 from ..inputs.scope import Scope, random_problem_in
 from ..judging import checks
 from ..judging.checker import ATTRIBUTIONS, Report, failed_report
+from . import families
 from .jobs import InProcess, WithDtype, check_network
 from .rubric import HiddenGroup, Rubric, load_rubric
 
@@ -54,6 +65,33 @@ HIDDEN_SEED_VARIABLE = "BACKPROP_HIDDEN_SEED"
 _NUMBER = re.compile(r"(?<!layer )(?<!\^)[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 """A measured number in a diagnosis (layer numbers aside): failures that differ only in
 these are one kind of failure."""
+
+
+TEXT = "text"
+"""The ``output_format`` of every text in the results file: Gradescope shows it as it is,
+rendering no HTML, Markdown or ANSI (its specification, "Output String Formatting"; the
+top-level ``output`` would otherwise be ``simple_format``, which renders HTML)."""
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+"""Control characters (terminal escapes among them), newline and tab aside."""
+
+_ABSOLUTE = re.compile(
+    r"(?<![\w.)\]/~-])/(?:[^\s/:'\"(),;<>]+/)+([^\s/:'\"(),;<>]+)"
+    r"|\b[A-Za-z]:\\(?:[^\s\\:'\"(),;<>]+\\)+([^\s\\:'\"(),;<>]+)"
+)
+"""An absolute path (POSIX, or Windows' drive-letter form) of two parts or more; its last
+part is group 1 or 2. Not a ratio such as dJ/dA or (A - Y)/m: those follow a word or a
+bracket."""
+
+
+def safe_text(text: str, roots: tuple[str, ...] = ()) -> str:
+    """``text`` as a student may see it: each of ``roots`` (folders, such as the submission's
+    own) taken off the paths under it, any other absolute path cut to its last part (no
+    path of the grading machine is shown), and control characters dropped."""
+    for root in sorted((r.rstrip("/\\") for r in roots if r), key=len, reverse=True):
+        text = text.replace(root + os.sep, "").replace(root + "/", "")
+    text = _ABSOLUTE.sub(lambda m: m.group(1) or m.group(2), text)
+    return _CONTROL.sub("", text)
 
 
 @dataclass
@@ -70,14 +108,16 @@ class Item:
     def passed(self) -> bool:
         return self.score >= self.max_score
 
-    def to_gradescope(self) -> dict[str, Any]:
-        """One entry of results.json's ``tests``."""
+    def to_gradescope(self, roots: tuple[str, ...] = ()) -> dict[str, Any]:
+        """One entry of results.json's ``tests``, its text made safe (:func:`safe_text`)."""
         return {
-            "name": self.name,
+            "name": safe_text(self.name),
+            "name_format": TEXT,
             "score": self.score,
             "max_score": self.max_score,
             "status": "passed" if self.passed else "failed",
-            "output": self.output,
+            "output": safe_text(self.output, roots),
+            "output_format": TEXT,
             "visibility": self.visibility,
         }
 
@@ -90,12 +130,19 @@ class Grade:
     items: list[Item]
     execution_time: float
     output: str
+    """The whole grade in a few lines, for the teacher: every item, hidden ones too."""
     error: str | None = None
     """Why nothing could be graded (the code could not be imported), or None."""
     printed: list[str] = field(default_factory=list)
     integrity: list[str] = field(default_factory=list)
-    """Integrity findings: forbidden imports in the source, and what the worker's policy
-    refused (:mod:`reference.boundary.policy`); empty for honest code."""
+    """Integrity findings, one line each: forbidden imports in the source, and what the
+    worker's policy refused (:mod:`reference.boundary.policy`); the gradebook's ``integrity``
+    column and the teacher's summary; empty for honest code."""
+    roots: tuple[str, ...] = ()
+    """Folders taken off the paths in what a student sees (the submission's own)."""
+    notes: list[str] = field(default_factory=list)
+    """Lines about the grading itself for the student too (the wall-time limit fired, the
+    code printed or warned), shown after the score."""
 
     @property
     def score(self) -> float:
@@ -119,14 +166,40 @@ class Grade:
                 return f"{item.name}: {item.output.splitlines()[0] if item.output else ''}"
         return ""
 
+    def student_output(self) -> str:
+        """The top-level text a student sees at once: the score of the items visible before
+        the due date only (no hidden item, its score, or a total that counts it), which of
+        them fall short, and the notes; made safe (:func:`safe_text`)."""
+        shown = [i for i in self.items if i.visibility == "visible"]
+        score = round(sum(i.score for i in shown), 2)
+        top = round(sum(i.max_score for i in shown), 2)
+        lines = [f"{self.impl}: {score:.4g} of {top:g} points on the items shown now"]
+        if len(shown) < len(self.items):
+            lines[0] += " (the items shown later are not counted here)"
+        short = [i.name for i in shown if not i.passed]
+        if short:
+            lines.append(f"short of full points: {', '.join(short)}")
+        if self.error:
+            lines.append(f"the code could not be graded: {self.error}")
+        lines += self.notes
+        return safe_text("\n".join(lines), self.roots)
+
     def to_gradescope(self) -> dict[str, Any]:
         """The Gradescope autograder's results.json as a dict: ``score``, ``execution_time``
-        (whole seconds), ``output`` and one test per item."""
+        (whole seconds), the student's top-level ``output`` (:meth:`student_output`), plain
+        text formats, the grader's own stdout kept from students, one test per item, and the
+        integrity findings, when there are any, in ``extra_data`` (stored, not shown)."""
+        extra = {"extra_data": {"integrity": list(self.integrity)}} if self.integrity else {}
         return {
+            **extra,
             "score": self.score,
             "execution_time": round(self.execution_time),
-            "output": self.output,
-            "tests": [i.to_gradescope() for i in self.items],
+            "output": self.student_output(),
+            "output_format": TEXT,
+            "test_output_format": TEXT,
+            "test_name_format": TEXT,
+            "stdout_visibility": "hidden",
+            "tests": [i.to_gradescope(self.roots) for i in self.items],
         }
 
 
@@ -196,10 +269,16 @@ def hidden_problems(rubric: Rubric, seed: int) -> list[tuple[HiddenGroup, list[P
 # --- runners -------------------------------------------------------------------------------
 
 
+WALL_LIMIT = "wall_limit"
+"""The kind of finding a job cut by the submission's wall-time limit gets: not a
+``timeout`` (a call's own limit), so that the cause a student reads is the limit that
+fired, and the runs that follow are not taken for calls that hang."""
+
+
 class Deadline:
     """A runner with a wall-time limit on all its jobs together: a job started after the
     limit, or one running when it passes (the worker is killed), comes back
-    :class:`~reference.boundary.isolation.Failed` with a ``timeout`` finding."""
+    :class:`~reference.boundary.isolation.Failed` with a :data:`WALL_LIMIT` finding."""
 
     def __init__(self, runner: Any, seconds: float) -> None:
         if not seconds > 0:
@@ -219,10 +298,10 @@ class Deadline:
 
     def finding(self) -> Finding:
         return Finding(
-            "timeout",
+            WALL_LIMIT,
             "the implementation",
-            f"ran past the wall-time limit of {self.seconds:g} s for the whole grading; "
-            "what was left was not graded",
+            f"ran past the wall-time limit of {self.seconds:g} s for the whole grading "
+            "(all of its calls together); what was left was not graded",
         )
 
     def run(self, job: Any, *args: Any) -> Any:
@@ -244,8 +323,17 @@ class Deadline:
 
 def _namespace(impl: Any) -> Any:
     """A notebook's namespace (a dict such as ``globals()``) as an object with the
-    protocol's members and ``SUPPORTS``; anything else as it is."""
+    protocol's members and ``SUPPORTS``; anything else as it is. A required member that is
+    there but is no function (a float called ``loss``, as a notebook's variables often are)
+    is an :class:`ImplementationError` saying so, in the notebook's terms."""
     if isinstance(impl, Mapping):
+        for member in REQUIRED:
+            if member in impl and not callable(impl[member]):
+                raise ImplementationError(
+                    f"the notebook's {member!r} is a {type(impl[member]).__name__}, not a "
+                    f"function: define {member}(params, X, Y, *, activations, cost) (a variable "
+                    f"of that name, set later in the notebook, replaces the function)"
+                )
         keys = (*REQUIRED, *OPTIONAL, "SUPPORTS")
         return SimpleNamespace(**{k: impl[k] for k in keys if k in impl})
     return impl
@@ -258,21 +346,36 @@ def _example(problem: Problem, report: Report) -> str:
     return f"{problem.name} ({problem.describe()})"
 
 
-def _failures(wrong: list[tuple[Problem, Report, str]], total: int, what: str) -> str:
-    """``what`` is wrong on len(wrong) of ``total`` networks, one paragraph per distinct
-    diagnosis (measured numbers aside), the commonest first."""
+def _cause_first(group: list[tuple[Problem, Report, str]]) -> tuple[int, int]:
+    """Sort key of a kind of failure: the wall-time limit first (when it fired, it is the
+    cause of what follows it), then the commonest."""
+    cut = any((r.finding or {}).get("kind") == WALL_LIMIT for _, r, _ in group)
+    return (0 if cut else 1, -len(group))
+
+
+def _failures(wrong: list[tuple[Problem, Report, str]], graded: list[Problem], what: str) -> str:
+    """``what`` fails on the networks ``wrong`` names, out of ``graded``: which families
+    (:func:`.families.describe`), then one paragraph per distinct diagnosis (measured numbers
+    aside), each with its own families and one example network."""
+    bad = {id(p) for p, _, _ in wrong}
+    where = families.describe(graded, [id(p) in bad for p in graded])
     groups: dict[str, list[tuple[Problem, Report, str]]] = {}
     for problem, report, text in wrong:
         groups.setdefault(_NUMBER.sub("#", text), []).append((problem, report, text))
-    ordered = sorted(groups.values(), key=len, reverse=True)
-    first = ordered[0][0][2]
-    lines = [f"{what} fails on {len(wrong)} of {total} networks: {first}"]
+    ordered = sorted(groups.values(), key=_cause_first)
+    lines = [
+        f"{what} fails on {len(wrong)} of {len(graded)} networks, {'; '.join(where)}: "
+        f"{ordered[0][0][2]}"
+    ]
     for group in ordered[:3]:
         problem, report, text = group[0]
+        mine = {id(p) for p, _, _ in group}
         lines.append("")
         lines.append(f"- {text}")
-        more = f" (and {len(group) - 1} more like it)" if len(group) > 1 else ""
-        lines.append(f"  on {_example(problem, report)}{more}")
+        lines.append(
+            f"  on {'; '.join(families.describe(graded, [id(p) in mine for p in graded]))}"
+        )
+        lines.append(f"  for example {_example(problem, report)}")
         if report.summary and report.summary != text:
             lines.append(f"  the network's verdict: {report.summary}")
         lines.append(f"  attribution: {_attribution(report)}")
@@ -295,6 +398,16 @@ def _ratio(points: float, held: int, total: int) -> float:
     return round(points * held / total, 2) if total else 0.0
 
 
+def _weighed(
+    points: float, graded: list[Problem], wrong: list[tuple[Problem, Report, str]]
+) -> float:
+    """points x the weight of the networks that hold (:func:`.families.weighted_fraction`),
+    to the hundredth of a point."""
+    bad = {id(p) for p, _, _ in wrong}
+    held = [id(p) not in bad for p in graded]
+    return round(points * families.weighted_fraction(graded, held), 2)
+
+
 def _param_item(
     l: int, k: int, points: float, graded: list[tuple[Problem, Report]], visibility: str
 ) -> Item:
@@ -308,13 +421,13 @@ def _param_item(
                 wrong.append((problem, report, c.diagnosis or f"{param} differs from JAX"))
         else:
             wrong.append((problem, report, report.summary))
-    held = len(graded) - len(wrong)
+    networks = [p for p, _ in graded]
     output = (
-        _failures(wrong, len(graded), name)
+        _failures(wrong, networks, name)
         if wrong
         else f"{name} agrees with finite differences and JAX on all {len(graded)} networks"
     )
-    return Item(name, _ratio(points, held, len(graded)), points, output, visibility)
+    return Item(name, _weighed(points, networks, wrong), points, output, visibility)
 
 
 def _loss_item(
@@ -326,13 +439,23 @@ def _loss_item(
             wrong.append((problem, report, report.summary))
         elif strict and (report.warnings or report.conventions):
             wrong.append((problem, report, (report.warnings + report.conventions)[0]))
-    held = len(graded) - len(wrong)
+    networks = [p for p, _ in graded]
     output = (
-        _failures(wrong, len(graded), "the loss")
+        _failures(wrong, networks, "the loss")
         if wrong
         else f"the loss agrees with the formulas on all {len(graded)} networks"
     )
-    return Item("loss", _ratio(points, held, len(graded)), points, output, visibility)
+    return Item("loss", _weighed(points, networks, wrong), points, output, visibility)
+
+
+def _missing_member(results: list[tuple[str, checks.CheckResult]]) -> str | None:
+    """The optional member (``update``, ``forward``) whose absence is why a check applies
+    nowhere, or None."""
+    for _, c in results:
+        for member in OPTIONAL:
+            if c.ok is None and c.message == f"the implementation has no {member}":
+                return member
+    return None
 
 
 def _check_item(
@@ -341,6 +464,7 @@ def _check_item(
     results: list[tuple[str, checks.CheckResult]],
     strict: bool,
     visibility: str,
+    require: tuple[str, ...] = (),
 ) -> Item:
     mine = [(where, c) for where, c in results if c.name == name]
     applicable = [(where, c) for where, c in mine if c.ok is not None]
@@ -349,6 +473,14 @@ def _check_item(
         why = mine[0][1].message if mine else "no network could be checked"
         if why.startswith(checks.OUT_OF_SCOPE):  # the rubric's scope leaves it out: no points
             return Item(title, 0.0, 0.0, f"{name}: {why}", visibility)
+        member = _missing_member(mine)
+        if member is not None and member not in require:
+            return Item(
+                title, points, points,
+                f"{name}: not charged: the code has no {member}, an optional member this "
+                f'rubric does not ask for (require = ["{member}"] in the rubric would)',
+                visibility,
+            )  # fmt: skip
         return Item(title, 0.0, points, f"{name} does not apply: {why}", visibility)
     failed = [(w, c) for w, c in applicable if c.ok is False and (strict or c.is_error)]
     held = len(applicable) - len(failed)
@@ -371,13 +503,13 @@ def _check_item(
 def _hidden_item(group: HiddenGroup, graded: list[tuple[Problem, Report]]) -> Item:
     name = f"hidden: {group.name}"
     wrong = [(p, r, r.summary) for p, r in graded if not r.ok]
-    held = len(graded) - len(wrong)
+    networks = [p for p, _ in graded]
     output = (
-        _failures(wrong, len(graded), "the gradients or the loss")
+        _failures(wrong, networks, "the gradients or the loss")
         if wrong
         else f"the gradients and the loss hold on all {len(graded)} hidden networks"
     )
-    return Item(name, _ratio(group.points, held, len(graded)), group.points, output,
+    return Item(name, _weighed(group.points, networks, wrong), group.points, output,
                 group.visibility)  # fmt: skip
 
 
@@ -396,7 +528,9 @@ def score(
             items.append(_param_item(l, k, points, graded, vis))
     items.append(_loss_item(rubric.loss, graded, rubric.strict, vis))
     for name, points in rubric.check_points.items():
-        items.append(_check_item(name, points, outcome["checks"], rubric.strict, vis))
+        items.append(
+            _check_item(name, points, outcome["checks"], rubric.strict, vis, rubric.require)
+        )
     for group, reports in hidden:
         items.append(_hidden_item(group, reports))
     return [i for i in items if i.max_score > 0]
@@ -434,15 +568,16 @@ def grade_with(
     from .cli import Progress, run_checks
 
     started = time.perf_counter()
+    limited = runner
     declared = getattr(runner, "declared", None) or Scope()
     if declared.layout not in (None, "columns"):
         runner.use_layout(declared.layout)
     if declared.dtype is not None:
         runner = WithDtype(runner, declared.dtype)
     # The fixed checks' hand-made networks have their own depths: only the rubric's
-    # activations, costs and widths limit them.
-    fixed_scope = rubric.scope if rubric.scope.declared else None
-    outcome = run_checks(runner, public_problems(rubric), Progress(0, False), fixed_scope)
+    # activations, costs and widths limit them. A rubric that declares none grades the
+    # seed's names only, its fixed checks too (no softmax case for seed-only code).
+    outcome = run_checks(runner, public_problems(rubric), Progress(0, False), rubric.scope)
     hidden = []
     if hidden_seed is not None:
         for group, problems in hidden_problems(rubric, hidden_seed):
@@ -468,18 +603,28 @@ def grade_with(
             f"hidden networks not graded here ({len(rubric.hidden)} group(s)): they are "
             f"drawn only with --hidden-seed or {HIDDEN_SEED_VARIABLE}"
         )
+    notes = []
+    seconds = getattr(limited, "seconds", None) or getattr(limited, "budget", None)
+    if (isinstance(limited, Deadline) and limited.expired) or (
+        isinstance(limited, Worker) and limited.spent()
+    ):
+        notes.append(
+            f"grading stopped at the wall-time limit of {seconds:g} s for all of the "
+            "code's calls together (not a limit on one call): what was left scores 0"
+        )
     printed = runner.printed()
     if printed:
-        lines.append(f"the code printed {len(printed)} lines while it was graded (not shown)")
-    warned = getattr(runner, "warnings", 0)
+        notes.append(f"the code printed {len(printed)} lines while it was graded (not shown)")
+    warned = getattr(runner, "warnings", 0)  # a worker's count (in this process: grade's own)
     if warned:
-        lines.append(f"the code raised {warned} warnings while it was graded (counted, not shown)")
+        notes.append(f"the code raised {warned} warnings while it was graded (counted, not shown)")
     return Grade(
         impl=label,
         items=items,
         execution_time=time.perf_counter() - started,
-        output="\n".join(lines),
+        output="\n".join(lines + notes),
         printed=printed,
+        notes=notes,
     )
 
 
@@ -587,12 +732,20 @@ def grade(
         runner.impl.time_limit = timeout
         if wall_limit is not None:
             runner = Deadline(runner, wall_limit)
-    try:
-        graded = grade_with(runner, rubric, seed, name)
-    finally:
-        runner.close()
-    if isinstance(impl, str):
-        graded = _with_integrity(graded, found + worker.violations, rubric)
+    in_process = not isinstance(impl, str)
+    with _counted_warnings() if in_process else contextlib.nullcontext([]) as warned:
+        try:
+            graded = grade_with(runner, rubric, seed, name)
+        finally:
+            runner.close()
+    if in_process:
+        extra = [SELF_CHECK, *([_warnings_note(warned)] if warned else [])]
+        graded.notes = [SELF_CHECK, *graded.notes, *extra[1:]]
+        graded.output = "\n".join([graded.output, *extra])
+        return graded
+    graded = _with_integrity(graded, found + worker.violations, rubric)
+    if os.path.exists(impl):  # a file or a package: paths under its folder, shown without it
+        graded.roots = (str(Path(impl).resolve().parent),)
     return graded
 
 
@@ -624,6 +777,50 @@ def _with_integrity(graded: Grade, found: list[str], rubric: Rubric) -> Grade:
             item.score = 0.0
             item.output = f"{text} (the rubric zeroes the grade)\n" + item.output
         graded.output = f"{graded.impl}: 0 points: {text}\n" + graded.output
+        graded.notes.insert(0, f"{text} (the rubric zeroes the grade)")
     else:
         graded.output += f"\n{text} (reported; the points stand)"
+        graded.notes.insert(0, f"{text} (reported; the points stand)")
     return graded
+
+
+SELF_CHECK = (
+    "graded in this process, as a self-check: the course's grade comes from a saved file "
+    "graded in a separate worker process (backprop-check --gradescope or --submissions)"
+)
+"""What an in-process grade (a notebook's ``reference.grade(globals())``) says about itself."""
+
+
+@contextlib.contextmanager
+def _counted_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """Record the warnings raised meanwhile: the code under test's are kept in the list
+    yielded (counted in the grade, not printed: a notebook cell is not flooded by a
+    RuntimeWarning per call); the harness's own are shown as usual afterwards."""
+    own = str(Path(__file__).resolve().parents[1])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kept: list[warnings.WarningMessage] = []
+        try:
+            yield kept
+        finally:
+            seen = list(caught)
+    for w in seen:
+        harness = str(Path(w.filename).resolve()).startswith(own) or "site-packages" in w.filename
+        if harness:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        else:
+            kept.append(w)
+
+
+def _warnings_note(warned: list[warnings.WarningMessage]) -> str:
+    """One line: how many warnings the code raised, and the commonest (not each of them)."""
+    kinds: dict[str, int] = {}
+    for w in warned:
+        first = str(w.message).splitlines()[0] if str(w.message) else ""
+        key = f"{w.category.__name__}: {first}"
+        kinds[key] = kinds.get(key, 0) + 1
+    common, count = max(kinds.items(), key=lambda kv: kv[1])
+    return (
+        f"the code raised {len(warned)} warning(s) while it was graded (not shown); the "
+        f"commonest, {count} times: {common}"
+    )

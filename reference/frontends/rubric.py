@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..boundary.loading import OPTIONAL
 from ..inputs.scope import Scope, ScopeError
 from ..judging import checks
 
@@ -25,7 +26,7 @@ visibility")."""
 DEFAULT = Path(__file__).with_name("rubric.toml")
 """The rubric shipped with the package."""
 
-_TOP = ("visibility", "strict", "networks", "points", "scope", "hidden", "integrity")
+_TOP = ("visibility", "strict", "require", "networks", "points", "scope", "hidden", "integrity")
 _INTEGRITY = ("forbid", "zero")
 _NETWORKS = ("seed", "random", "depth", "combinations")
 _POINTS = ("W", "b", "loss", "checks", "check")
@@ -70,6 +71,9 @@ class Rubric:
     visibility: str
     strict: bool
     hidden: tuple[HiddenGroup, ...]
+    require: tuple[str, ...] = ()
+    """Optional protocol members (``forward``, ``update``) the assignment asks for: a check
+    that needs one the code lacks scores 0. Others are not charged when left out."""
     forbid: tuple[str, ...] = ()
     """Modules a submission may not import (``[integrity] forbid``)."""
     zero_on_finding: bool = True
@@ -141,6 +145,18 @@ def _boolean(value: Any, source: str, key: str) -> bool:
     if not isinstance(value, bool):
         raise RubricError(f"{_where(source, key)} must be true or false, got {value!r}")
     return value
+
+
+def _members(value: Any, source: str, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RubricError(f"{_where(source, key)} must be a list of member names, got {value!r}")
+    unknown = [v for v in value if v not in OPTIONAL]
+    if unknown:
+        raise RubricError(
+            f"{_where(source, key)} names {', '.join(map(repr, unknown))}; the optional "
+            f"members are {', '.join(OPTIONAL)} (loss and gradients are always required)"
+        )
+    return tuple(value)
 
 
 def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -238,6 +254,7 @@ def parse_rubric(table: dict[str, Any], source: str = "<table>") -> Rubric:
         visibility=_visibility(top["visibility"], source, "visibility"),
         strict=_boolean(top["strict"], source, "strict"),
         hidden=tuple(groups),
+        require=_members(top["require"], source, "require"),
         forbid=tuple(forbid),
         zero_on_finding=_boolean(integrity["zero"], source, "[integrity] zero"),
     )

@@ -1,10 +1,12 @@
 """Grading a class at once: every submission in a folder, each in its own worker process.
 
-A submission is a ``.py`` file or a package directory (with ``__init__.py``) directly in
-the folder; anything else there (files starting with ``.`` or ``_``, data files) is
-skipped. Each is imported by its path under a name of its own
-(:func:`reference.boundary.loading.import_path`), in a worker process of its own that runs
-in a temporary copy of that submission alone (:class:`~reference.boundary.isolation.Worker`,
+A submission is a ``.py`` file, a Jupyter notebook (``.ipynb``) or a package directory
+(with ``__init__.py``) directly in the folder; anything else there (files starting with
+``.`` or ``_``, data files) is skipped. A notebook's code cells are exported to a module
+(:func:`export_notebook`) graded like any other, and its messages name the notebook's
+cells and lines, not the exported file's. Each is imported by its path under a name of its
+own (:func:`reference.boundary.loading.import_path`), in a worker process of its own that
+runs in a temporary copy of that submission alone (:class:`~reference.boundary.isolation.Worker`,
 under the grading policy of :mod:`reference.boundary.policy`), so that two students'
 ``backprop.py`` never meet, a classmate's files are out of reach, and a file called
 ``backprop.py`` is not mistaken for the built-in package. ``jobs`` submissions are judged at
@@ -12,32 +14,42 @@ a time, each in a grading process of its own (the judging is Python: threads wou
 core), and each has a wall-time limit on all its calls together: a submission that hangs,
 crashes, exits, fails to import or runs slowly costs its own row only.
 
-:func:`grade_class` writes ``gradebook.csv`` (submission, score, max, first error) and
-one Gradescope results file per submission (``<name>.json``) into the output folder. What
-the isolation does and does not stop is in the README's grading section.
+:func:`grade_class` writes ``gradebook.csv`` (:func:`columns`: an identifier, the
+submission, score, max, one column per rubric item, integrity findings, the first error)
+and one Gradescope results file per submission (``<name>.json``) into the output folder.
+The identifier is the submission's name without ``.py``/``.ipynb``, or the ``id`` a roster
+gives it (:func:`read_roster`). What the isolation does and does not stop is in the
+README's grading section.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import multiprocessing
 import os
+import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from ..boundary.policy import Policy
-from .grading import Grade, failed_grade, grade, write_gradescope
+from .grading import Grade, failed_grade, grade, safe_text, write_gradescope
 from .rubric import Rubric
 
 GRADEBOOK = "gradebook.csv"
-COLUMNS = ("submission", "score", "max", "first error")
-"""The gradebook's columns."""
+LEADING = ("id", "submission", "score", "max")
+"""The gradebook's first columns; one per rubric item follows, then :data:`TRAILING`."""
+TRAILING = ("integrity", "first error")
+"""The gradebook's last columns: integrity findings (``Grade.integrity``, joined by "; "),
+and the first error."""
+SUFFIXES = (".py", ".ipynb")
+"""The files that are submissions."""
 
 
 @dataclass
@@ -49,43 +61,184 @@ class Row:
     results: Path
     folder: str = ""
     """The class folder, left out of the first error's paths."""
+    id: str = ""
+    """The student's identifier: the roster's, or the submission's name without suffix."""
 
-    def cells(self) -> list[str]:
-        error = (
-            self.grade.first_error().replace(self.folder + os.sep, "")
-            if self.folder
-            else (self.grade.first_error())
-        )
+    def cells(self, items: list[str] | None = None) -> list[str]:
+        """The row under :func:`columns` (``items``: the item columns; None: this grade's)."""
+        error = safe_text(self.grade.first_error(), (self.folder,) if self.folder else ())
+        scores = self.grade.scores()
+        names = items if items is not None else list(scores)
         return [
+            self.id or _identifier(self.submission),
             self.submission,
             f"{self.grade.score:g}",
             f"{self.grade.max_score:g}",
+            *(f"{scores[n]:g}" if n in scores else "" for n in names),
+            "; ".join(" ".join(f.split()) for f in self.grade.integrity),
             " ".join(error.split())[:300],
         ]
 
 
+def columns(rows: list[Row]) -> list[str]:
+    """The gradebook's header: :data:`LEADING`, every item of the rows' grades (in rubric
+    order), :data:`TRAILING`."""
+    items: dict[str, None] = {}
+    for row in rows:
+        items.update(dict.fromkeys(row.grade.scores()))
+    return [*LEADING, *items, *TRAILING]
+
+
+def _identifier(name: str) -> str:
+    for suffix in SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def read_roster(path: Path) -> dict[str, str]:
+    """A roster CSV as ``{submission name: id}``: its header must have the columns
+    ``submission`` (a file or folder name, with or without ``.py``/``.ipynb``) and ``id``;
+    other columns are ignored. A missing column, an empty name or a name given twice is a
+    ValueError naming the roster."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            missing = [c for c in ("submission", "id") if c not in header]
+            if missing:
+                raise ValueError(
+                    f"roster {str(path)!r} has no {' or '.join(map(repr, missing))} column; "
+                    f"its columns are {header or 'none'} (it needs 'submission' and 'id')"
+                )
+            out: dict[str, str] = {}
+            for k, raw in enumerate(reader, start=2):
+                row = {(key or "").strip(): (value or "").strip() for key, value in raw.items()}
+                name = _identifier(row["submission"])
+                if not name:
+                    raise ValueError(f"roster {str(path)!r}, line {k}: the submission is empty")
+                if name in out:
+                    raise ValueError(
+                        f"roster {str(path)!r}, line {k}: submission {name!r} is listed twice"
+                    )
+                out[name] = row["id"]
+            return out
+    except OSError as exc:
+        raise ValueError(f"roster {str(path)!r}: cannot read it ({exc.strerror})") from None
+
+
 def find_submissions(directory: Path) -> list[Path]:
-    """The submissions in ``directory``, by name: each ``.py`` file and each directory
-    (a package needs an ``__init__.py``; one without is listed, and its grade says so)."""
+    """The submissions in ``directory``, by name: each ``.py`` file, each ``.ipynb`` notebook
+    and each directory (a package needs an ``__init__.py``; one without is listed, and its
+    grade says so)."""
     if not directory.is_dir():
         raise ValueError(f"submissions: {str(directory)!r} is not a directory")
     found = []
     for entry in sorted(directory.iterdir(), key=lambda p: p.name):
         if entry.name.startswith((".", "_")):
             continue
-        if (entry.is_file() and entry.suffix == ".py") or entry.is_dir():
+        if (entry.is_file() and entry.suffix in SUFFIXES) or entry.is_dir():
             found.append(entry)
     return found
 
 
 def _results_names(entries: list[Path]) -> list[str]:
-    """A results file name per submission: its name without ``.py``, unless a package of
-    the same name is there too."""
+    """A results file name per submission: its name without its suffix, unless another
+    submission has the same stem (a package, a notebook and a file of one name)."""
     stems = [e.stem if e.is_file() else e.name for e in entries]
     return [
         f"{e.name if stems.count(s) > 1 and e.is_file() else s}.json"
         for e, s in zip(entries, stems)
     ]
+
+
+# --- notebooks ---------------------------------------------------------------------------
+
+_MAGIC = re.compile(r"^\s*[%!]")
+"""A line of IPython's own syntax (a magic, a shell escape): not Python, left out."""
+
+
+@dataclass
+class Exported:
+    """A notebook's code cells written as a module: its ``path``, and for each of its lines
+    (1-based) the notebook cell and line it came from (``(0, 0)`` for lines the exporter
+    wrote)."""
+
+    path: Path
+    notebook: str
+    lines: list[tuple[int, int]]
+
+    def where(self, line: int) -> str:
+        """Where the module's ``line`` came from: "cell 4, line 2" (or "line N of its
+        exported code" for a line the exporter wrote)."""
+        if 1 <= line <= len(self.lines) and self.lines[line - 1][0]:
+            cell, at = self.lines[line - 1]
+            return f"cell {cell}, line {at}"
+        return f"line {line} of its exported code"
+
+    def translate(self, text: str) -> str:
+        """``text`` with every place in the exported module (``path:N``, ``"path", line N``)
+        written as the notebook's cell and line."""
+        name = re.escape(str(self.path))
+        short = re.escape(self.path.name)
+        pattern = re.compile(rf"(?:{name}|(?<![\w/.]){short})(?::(\d+)|\"?,\s*line\s+(\d+))")
+        return pattern.sub(
+            lambda m: f"{self.notebook}, {self.where(int(m.group(1) or m.group(2)))}", text
+        )
+
+
+def _cells(path: Path) -> list[dict[str, Any]]:
+    """The notebook's cells (nbformat reads and checks it where installed; else its JSON)."""
+    try:
+        import nbformat
+    except ImportError:
+        nbformat = None
+    try:
+        if nbformat is not None:
+            return list(nbformat.read(str(path), as_version=4).cells)
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except Exception as exc:  # any unreadable notebook is the student's own error
+        raise ValueError(f"notebook {path.name}: not a readable notebook ({exc})") from None
+    cells = data.get("cells") if isinstance(data, dict) else None
+    if not isinstance(cells, list):
+        raise ValueError(f"notebook {path.name}: no list of cells in it")
+    return cells
+
+
+def export_notebook(path: Path, into: Path) -> Exported:
+    """Write the code cells of the notebook at ``path`` into ``into/<stem>.py``, in order,
+    each after a ``# cell N`` line (N counts every cell from 1, as the notebook shows them
+    top to bottom); IPython's magics and shell escapes are commented out. A notebook that
+    cannot be read is a ValueError naming it."""
+    lines: list[str] = []
+    where: list[tuple[int, int]] = []
+    for number, cell in enumerate(_cells(path), start=1):
+        if not isinstance(cell, Mapping) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        text = "".join(source) if isinstance(source, list) else str(source)
+        lines.append(f"# cell {number}")
+        where.append((0, 0))
+        for k, line in enumerate(text.splitlines(), start=1):
+            lines.append(f"# {line}  (IPython syntax, left out)" if _MAGIC.match(line) else line)
+            where.append((number, k))
+        lines.append("")
+        where.append((0, 0))
+    into.mkdir(parents=True, exist_ok=True)
+    module = into / f"{path.stem}.py"
+    module.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return Exported(module, path.name, where)
+
+
+def _translated(graded: Grade, exported: Exported) -> Grade:
+    """``graded`` with the exported module's places given as the notebook's cells."""
+    for item in graded.items:
+        item.output = exported.translate(item.output)
+    graded.output = exported.translate(graded.output)
+    graded.notes = [exported.translate(n) for n in graded.notes]
+    if graded.error:
+        graded.error = exported.translate(graded.error)
+    return graded
 
 
 _CACHE_SETTINGS = {
@@ -128,6 +281,7 @@ def grade_class(
     timeout: float = 60.0,
     wall_limit: float = 300.0,
     on_done: Callable[[Row], None] | None = None,
+    roster: Mapping[str, str] | None = None,
     limits: dict[str, int | None] | None = None,
     user: str | None = None,
 ) -> list[Row]:
@@ -137,8 +291,9 @@ def grade_class(
     ``jobs``: submissions graded at once (None: the number of cores; above 1, each is judged
     in one of ``jobs`` spawned grading processes); each runs in its own worker process,
     with ``timeout`` seconds per call and ``wall_limit`` seconds for the whole submission.
-    ``on_done`` is called with each row as it finishes. Each worker runs in a temporary copy
-    of its submission alone, under
+    ``on_done`` is called with each row as it finishes. ``roster``: ``{submission name:
+    id}`` (:func:`read_roster`); a submission it does not name keeps its own name as its
+    identifier. Each worker runs in a temporary copy of its submission alone, under
     :meth:`~reference.boundary.policy.Policy.grading` (the rubric's forbidden modules; the
     class folder, ``out`` and the rubric unreadable; ``limits`` over the default resource
     limits), as ``user`` when given.
@@ -149,36 +304,49 @@ def grade_class(
         raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     if not wall_limit > 0:
         raise ValueError(f"wall_limit must be > 0 seconds, got {wall_limit!r}")
+    if roster is not None and not isinstance(roster, Mapping):
+        raise TypeError(f"roster must be a mapping of submission names to ids, got {roster!r}")
     entries = find_submissions(directory)
     out.mkdir(parents=True, exist_ok=True)
     names = _results_names(entries)
+    roster = {_identifier(k): v for k, v in (roster or {}).items()}
     # the class folder (every classmate's files), the results and the rubric: unreadable
     unreadable = [directory.resolve(), out.resolve()]
     if Path(rubric.source).is_file():
         unreadable.append(Path(rubric.source).resolve())
     policy = Policy.grading(rubric.forbid, unreadable, limits)
-
     settings = {"rubric": rubric, "hidden_seed": hidden_seed, "timeout": timeout,
                 "wall_limit": wall_limit, "policy": policy, "user": user}  # fmt: skip
 
     def finish(k: int, graded: Grade) -> Row:
-        row = Row(entries[k].name, graded, out / names[k], str(directory.resolve()))
+        entry = entries[k]
+        graded.roots = (*graded.roots, str(directory.resolve()))
+        stem = _identifier(entry.name)
+        row = Row(entry.name, graded, out / names[k], str(directory.resolve()),
+                  roster.get(stem, stem))  # fmt: skip
         write_gradescope(graded, row.results)
         if on_done is not None:
             on_done(row)
         return row
 
     rows: list[Row | None] = [None] * len(entries)
-    with _shared_compilation_cache():
+    with (
+        _shared_compilation_cache(),
+        tempfile.TemporaryDirectory(prefix="backprop-notebooks-") as scratch,
+    ):
+        places = [Path(scratch) / str(k) for k in range(len(entries))]
         if jobs == 1 or len(entries) < 2:
             for k, entry in enumerate(entries):
-                rows[k] = finish(k, _grade_entry(entry, settings))
+                rows[k] = finish(k, _grade_entry(entry, places[k], settings))
         else:
             # The judging is Python and NumPy in the grading process: a process each, not a
             # thread each, lets two submissions be judged at once (the GIL would not).
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-                started = {pool.submit(_grade_entry, e, settings): k for k, e in enumerate(entries)}
+                started = {
+                    pool.submit(_grade_entry, entry, places[k], settings): k
+                    for k, entry in enumerate(entries)
+                }
                 for future in as_completed(started):
                     k = started[future]
                     try:
@@ -187,18 +355,29 @@ def grade_class(
                         graded = _grader_failed(entries[k], settings, exc)
                     rows[k] = finish(k, graded)
     done = [row for row in rows if row is not None]
+    header = columns(done)
     with open(out / GRADEBOOK, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(COLUMNS)
-        writer.writerows(row.cells() for row in done)
+        writer.writerow(header)
+        items = header[len(LEADING) : len(header) - len(TRAILING)]
+        writer.writerows(row.cells(items) for row in done)
     return done
 
 
-def _grade_entry(entry: Path, settings: dict) -> Grade:
+def _grade_entry(entry: Path, scratch: Path, settings: dict) -> Grade:
     """One submission's grade (run in the grading process, or in one of the pool's): in a
-    worker of its own, run in a copy of ``entry`` alone."""
+    worker of its own, run in a copy of ``entry`` alone (a notebook: of the module its code
+    cells are exported to, in ``scratch``)."""
+    exported = None
     try:
-        return grade(str(entry.resolve()), name=entry.name, copy=entry, **settings)
+        if entry.suffix == ".ipynb" and entry.is_file():
+            exported = export_notebook(entry, scratch)
+        target = exported.path if exported else entry
+        graded = grade(str(target.resolve()), name=entry.name, copy=target, **settings)
+        return _translated(graded, exported) if exported is not None else graded
+    except ValueError as exc:  # a notebook that cannot be read: its own row says so
+        hidden = settings["hidden_seed"] is not None
+        return failed_grade(settings["rubric"], entry.name, str(exc), 0.0, hidden)
     except Exception as exc:  # the grader's own failure: this row says so, the rest go on
         return _grader_failed(entry, settings, exc)
 
@@ -280,6 +459,8 @@ def main_grading(args: argparse.Namespace, out: TextIO) -> int:
     from .grading import hidden_seed_from
     from .rubric import RubricError, load_rubric
 
+    if args.roster is not None and not args.submissions:
+        raise UsageError("--roster goes with --submissions DIR")
     if not args.gradescope and not args.submissions:
         raise UsageError(
             "--rubric and --hidden-seed go with --gradescope PATH or --submissions DIR"
@@ -336,10 +517,14 @@ def main_grading(args: argparse.Namespace, out: TextIO) -> int:
     if not args.submissions.is_dir():
         raise UsageError(f"--submissions {args.submissions}: not a directory")
     _writable(args.grades, "--grades", directory=True)
+    try:
+        roster = read_roster(args.roster) if args.roster is not None else None
+    except ValueError as exc:
+        raise UsageError(f"--roster: {exc}") from None
 
     def done(row: Row) -> None:
         if not args.quiet:
-            error = row.cells()[3]
+            error = row.cells()[-1]
             out.write(
                 f"  {row.grade.score:>7.4g} / {row.grade.max_score:<4g} {row.submission}"
                 + (f": {error[:120]}" if error else "")
@@ -356,6 +541,7 @@ def main_grading(args: argparse.Namespace, out: TextIO) -> int:
         timeout=args.timeout,
         wall_limit=args.submission_timeout if args.submission_timeout is not None else WALL_LIMIT,
         on_done=done,
+        roster=roster,
         limits=_limits(args),
         user=args.user,
     )
@@ -364,4 +550,17 @@ def main_grading(args: argparse.Namespace, out: TextIO) -> int:
         f"graded {len(rows)} submissions ({full} with full points); wrote "
         f"{args.grades / GRADEBOOK} and {len(rows)} results files in {args.grades}\n"
     )
+    flagged = [r for r in rows if r.grade.integrity]
+    if flagged:
+        out.write(f"integrity findings on {len(flagged)} submission(s):\n")
+        for r in flagged:
+            out.write(f"  {r.submission}: {'; '.join(r.grade.integrity)}\n")
+    if roster is not None:
+        graded = {_identifier(r.submission) for r in rows}
+        unnamed = sorted(r.submission for r in rows if _identifier(r.submission) not in roster)
+        absent = sorted(name for name in roster if name not in graded)
+        if unnamed:
+            out.write(f"not in the roster (their id is their name): {', '.join(unnamed)}\n")
+        if absent:
+            out.write(f"in the roster with no submission: {', '.join(absent)}\n")
     return 0

@@ -276,7 +276,10 @@ def check_gradients(
         judged = precision.lowest_precision(asked or "float64", seen_in)
         refs = _references(guarded, params, X, Y, acts, cost, fd, impl_loss, grads, judged, l2)
     except ImplementationFailed as failed:
-        return failed_report(failed.finding, network, guarded.name)
+        report = failed_report(failed.finding, network, guarded.name)
+        if failed.finding.kind == "structure" and failed.finding.member == "gradients":
+            report.loss = _loss_alone(guarded, params, X, Y, acts, cost, l2)
+        return report
     conventions: list[str] = []
     rtol = max(COST_SCALE_RTOL, 64 * float(np.finfo(judged).eps))
     scale = _cost_scale(impl_loss, refs.jax, X.shape[1], Y.shape[0], cost, rtol)
@@ -589,6 +592,20 @@ def _saturation(impl_loss, loss_info, loss_ok, checks, params, X, Y, acts, warni
                 if nonfinite not in warnings:  # one warning, however many rows
                     warnings.append(nonfinite)
     return loss_ok
+
+
+def _loss_alone(guarded: Guarded, params, X, Y, acts, cost, l2: float) -> dict[str, Any]:
+    """The loss judged on its own where ``gradients`` came back malformed (a dW of the wrong
+    shape): the loss is another member, and a right one stays right. Empty where the loss
+    cannot be judged (it fails too, or the model has no twin for the network)."""
+    from ..oracles.jax_model import jax_model
+
+    try:
+        impl_loss = guarded.loss(params, X, Y, activations=acts, cost=cost, l2=l2)
+        ref = jax_model(params, X, Y, activations=acts, cost=cost, l2=l2)
+    except (ImplementationFailed, MissingTwinError):
+        return {}
+    return _compare_loss(impl_loss, ref)[0]
 
 
 def _compare_loss(
