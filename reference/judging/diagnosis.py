@@ -57,6 +57,56 @@ _HINTS = {
 }
 
 
+def _named_values(m: int, outputs: int | None) -> dict[str, float]:
+    """Every name :func:`factor_name` knows, with its value at these sizes."""
+    values = {"m": float(m), "1/m": 1.0 / m, "2m": 2.0 * m, "1/(2m)": 1.0 / (2 * m)}
+    if outputs is not None:
+        values.update({"n_L": float(outputs), "1/n_L": 1.0 / outputs})
+    values.update({"2": 2.0, "1/2": 0.5, "-1": -1.0, "4": 4.0, "1/4": 0.25})
+    return values
+
+
+def across_networks(factors: Sequence[dict]) -> str | None:
+    """Which named causes a constant factor follows over several networks, and which the
+    other networks rule out: a factor 2 on a network with m = n_L = 2 fits the 1/m, the
+    1/n_L and mse's 1/2 alike; a network with m = 3 and n_L = 1 where it is 3 leaves the 1/m.
+
+    ``factors``: one :attr:`reference.judging.checker.Report.factor` per failing network
+    whose gradients are all off by one constant (``value``, ``m``, ``outputs``). None for
+    fewer than two networks, or when every network names the same causes (nothing ruled
+    out)."""
+    factors = [f for f in factors if f is not None]
+    if len(factors) < 2:
+        return None
+
+    def fits(f: dict) -> set[str]:
+        c = float(f["value"])
+        named = _named_values(int(f["m"]), f.get("outputs"))
+        return {n for n, v in named.items() if abs(c - v) <= 1e-6 * abs(v)}
+
+    each = [fits(f) for f in factors]
+    anywhere = set().union(*each)
+    everywhere = set.intersection(*each)
+    ruled_out = anywhere - everywhere
+    if not ruled_out:
+        return None
+    order = list(_named_values(2, 2))
+    text = f"across the {len(factors)} networks off by one constant factor, "
+    if everywhere:
+        follows = sorted(everywhere, key=order.index)
+        hints = [_HINTS.get(n, f"a factor {n}") for n in follows]
+        text += f"it follows {' = '.join(follows)} in each ({' or '.join(hints)})"
+    else:
+        text += "no one named cause fits every network (the factor varies with something else)"
+    for name in sorted(ruled_out, key=order.index):
+        against = next(f for f, names in zip(factors, each) if name not in names)
+        size = f"m = {against['m']}" + (
+            f", n_L = {against['outputs']}" if against.get("outputs") is not None else ""
+        )
+        text += f"; {name} is ruled out (the factor is {float(against['value']):.6g} at {size})"
+    return text
+
+
 def _function_factor(c: float, m: int) -> str:
     """A constant factor of one function's gradient, named by its value and by what it
     equals, with the causes that fit inside a function (no network cost to blame)."""
