@@ -68,9 +68,12 @@ def test_the_sweep_puts_entries_on_kinks():
 @pytest.mark.parametrize("mistake", sorted(MISTAKES))
 def test_each_mistake_is_caught_with_its_diagnosis(mistake):
     case = MISTAKES[mistake]
-    report = _run(case)
+    m = arguments(case)[2][0].shape[0]  # the batch size: a factor m or 1/m is named as such
+    report = _run(case, m=m)
     assert not report.ok, str(report)
     assert any(case.says in a.diagnosis for a in report.failing()), str(report)
+    for network_cause in ("mse's 1/2", "the 1/m is applied twice", "the 1/m of the cost"):
+        assert network_cause not in str(report)  # a layer has no network cost to blame
     right = _run(type(case)(case.layer, LAYERS[case.layer].backward, case.point, case.seed))
     assert right.ok, str(right)  # the same point with the layer's own backward pass: silent
 
