@@ -2,18 +2,22 @@
 
 - :func:`check_function`: a scalar ``f(*arrays)`` and its gradient ``grad_f(*arrays)``,
   which returns one array per argument (a single array where there is one argument).
-- :func:`check_vjp`: a layer's forward pass ``f(*arrays)`` (an array out) and its
-  hand-written backward pass ``vjp_f(upstream, *arrays)``, which returns one gradient per
-  input: dL/dx_k = J_k^T upstream, for the loss L = sum(upstream * f(*arrays)). The upstream
-  gradient comes first, as ``dout`` does in the per-layer ``forward``/``backward`` course
-  assignments; a backward pass that reads a cache is wrapped as
-  ``lambda dout, x, w: affine_backward(dout, affine_forward(x, w)[1])``.
+- :func:`check_vjp`: a layer's forward pass ``f(*arrays)`` (an array out, or a tuple of
+  arrays of any shapes) and its hand-written backward pass ``vjp_f(upstream, *arrays)``,
+  which returns one gradient per input: dL/dx_k = J_k^T upstream, for the loss
+  L = sum(upstream * f(*arrays)). The upstream gradient comes first, as ``dout`` does in the
+  per-layer ``forward``/``backward`` course assignments; a backward pass that reads a cache
+  is wrapped as ``lambda dout, x, w: affine_backward(dout, affine_forward(x, w)[1])``.
 
 Both use the network check's machinery: a step per entry from the value's magnitude,
 Richardson estimates with error bounds (:mod:`reference.oracles.function_fd`, kinks found
-from the differences themselves), the bounds of :mod:`.checker`, an optional JAX
-cross-check (``jax_f``, computed in float64), one row per argument with its worst entry,
-and the diagnosis of :mod:`.diagnosis` (constant factor, transpose, sign, zeros). Every
+from the differences themselves), a bound of ten times those error bounds (no fixed floor),
+an optional JAX cross-check (``jax_f``, computed in float64), one row per argument with its
+worst entry, and the diagnosis of :mod:`.diagnosis` (a constant factor inside the function,
+transpose, sign, zeros). Kinks are judged, not excused: at an entry on a kink the gradient
+must lie between the one-sided slopes (every subgradient does), and entries on kinks moved
+together must add up to a rate between the one-sided rates along them
+(:func:`_kinks_together`: the tie of a maximum). Every
 call into the user's code goes through :mod:`reference.boundary.functions`: copies in, the
 caller's arrays never changed, an exception names the member and the user's line.
 
