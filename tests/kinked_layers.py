@@ -139,11 +139,9 @@ def layernorm_forward(x, gamma, beta):
 
 def layernorm_backward(dout, cache):
     xhat, std, gamma = cache
-    D = xhat.shape[-1]
     dxhat = dout * gamma
     dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)
           - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)) / std  # fmt: skip
-    del D
     return dx, (dout * xhat).sum(axis=0), dout.sum(axis=0)
 
 
@@ -230,8 +228,7 @@ def two_outputs_backward_ignores_second(douts, cache):
 class Layer:
     """A layer as the checks take it: ``kind`` "vjp" (forward(*arrays) -> (out, cache)) or
     "function" (forward(x, labels) -> (loss, dx)); ``make(rng, point)`` its arrays (and
-    labels, or None) at a point of the kind ``point`` (see :data:`POINTS`); ``m`` the index
-    of the array whose first axis is the batch."""
+    labels, or None) at a point of the kind ``point`` (see :data:`POINTS`)."""
 
     name: str
     kind: str

@@ -141,6 +141,16 @@ def test_kinks_of_opposite_kinds_are_not_moved_together():
     assert report.ok and report.on_kink == 4, str(report)
 
 
+def test_entries_within_rounding_of_a_kink_moved_together_raise_no_alarm():
+    """|x| at 1e-15, 1e-15 and 0 (found by a 1,000-example run): moved together, the side
+    whose steps stay clean was judged to cross a kink by rounding alone, and the one-sided
+    rate 3 was taken for the rate along them; sign(x) adds up to 2, a subgradient of the
+    interval [-3, 3] the two sides allow."""
+    x = np.array([[1e-15, 1e-15], [0.0, 1.0]])
+    report = reference.check_function(lambda x: np.sum(np.abs(x)), np.sign, x)
+    assert report.ok and report.on_kink == 3, str(report)
+
+
 # --- the finite-difference bound: no fixed floor -------------------------------------------------
 
 

@@ -447,12 +447,16 @@ def _kinks_together(
         estimate, error, method, slopes = function_fd.along(
             phi, xs, direction, fd.roundoff, batched=batched
         )
-        if method != function_fd.EXCLUDED:
+        if np.isfinite(slopes).all():  # a kink along them: any rate between the two sides
+            # (one side judged to cross another kink still bounds it: wider, never a false
+            # alarm; each entry moved sits on a kink, so a kink along them is the usual case)
+            low, high = sorted((slopes[0], slopes[2]))
+            allowed = KINK_SAFETY * (slopes[1] + slopes[3])
+        elif method == function_fd.CENTRAL:
             low = high = estimate
             allowed = KINK_SAFETY * error
         else:
-            low, high = sorted((slopes[0], slopes[2]))
-            allowed = KINK_SAFETY * (slopes[1] + slopes[3])
+            continue
         if not (np.isfinite(low) and np.isfinite(high) and np.isfinite(allowed)):
             continue  # between two kinks along it, or f not finite: nothing to hold it to
         parts = np.concatenate([g[mk] for g, mk in zip(grads, masks)])

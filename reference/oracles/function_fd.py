@@ -261,9 +261,9 @@ def along(
     """The derivative of ``phi`` at ``arrays`` along ``direction`` (one array per argument):
     ``(estimate, error bound, method, slopes)`` from the steps ``FACTORS`` t and ``THIRD`` t,
     t from the largest entry the direction moves, with kinks found as for single entries.
-    Where ``phi`` has a kink along the direction at the point (method EXCLUDED), ``slopes``
-    (4,) holds the rates from the right and from the left with their error bounds, as
-    :func:`sides` gives them; NaN elsewhere.
+    Where the rates from the right and from the left disagree (a kink along the direction,
+    at the point or within the steps), ``slopes`` (4,) holds them with their error bounds,
+    whichever side is clean; NaN where they agree (``phi`` is differentiable along it).
 
     Entries on a kink can each take any subgradient, but moved together their sum is held
     to the rates along them: at a tie of a maximum, moving every tied entry moves the
@@ -284,7 +284,9 @@ def along(
         changes = (values[1:] - values[0]).reshape(len(factors), 1)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "All-NaN", RuntimeWarning)
-        estimate, error, method, slopes = sides(
+        estimate, error, method, _ = sides(
             changes[: len(FACTORS)], np.array([t]), roundoff, changes[len(FACTORS) :]
         )
-    return float(estimate[0]), float(error[0]), int(method[0]), slopes[:, 0]
+        _, _, f, ef, b, eb, kink = _three_ways(changes[: len(FACTORS)], np.array([t]), roundoff)
+    slopes = np.array([f[0], ef[0], b[0], eb[0]]) if kink[0] else np.full(4, np.nan)
+    return float(estimate[0]), float(error[0]), int(method[0]), slopes
