@@ -235,6 +235,8 @@ class Layer:
     forward: Callable
     backward: Callable
     make: Callable
+    kinked: bool = True
+    """Whether its "on" point puts entries on a kink (False: a smooth layer)."""
 
 
 def _near(rng, shape, point, kinks=(0.0,)):
@@ -319,10 +321,14 @@ LAYERS = {
     "hardtanh": Layer("hardtanh", "vjp", hardtanh_forward, hardtanh_backward,
                       _elementwise((-1.0, 1.0))),
     "l1_loss": Layer("l1_loss", "function", l1_loss, l1_loss, _l1),
-    "layernorm": Layer("layernorm", "vjp", layernorm_forward, layernorm_backward, _layernorm),
-    "attention": Layer("attention", "vjp", attention_forward, attention_backward, _attention),
-    "centre": Layer("centre", "vjp", centre_forward, centre_backward, _elementwise((0.0,))),
-    "two outputs": Layer("two outputs", "vjp", two_outputs_forward, two_outputs_backward, _two),
+    "layernorm": Layer("layernorm", "vjp", layernorm_forward, layernorm_backward, _layernorm,
+                       kinked=False),
+    "attention": Layer("attention", "vjp", attention_forward, attention_backward, _attention,
+                       kinked=False),
+    "centre": Layer("centre", "vjp", centre_forward, centre_backward, _elementwise((0.0,)),
+                    kinked=False),
+    "two outputs": Layer("two outputs", "vjp", two_outputs_forward, two_outputs_backward, _two,
+                         kinked=False),
 }  # fmt: skip
 
 POINTS = ("on", "next", "large", "small", "plain")
