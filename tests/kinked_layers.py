@@ -89,6 +89,30 @@ def max_pool_backward_to_every_tie(dout, cache):
     return _unwindow((w == w.max(axis=-1, keepdims=True)) * dout[..., None], x.shape)
 
 
+# --- max-pooling over overlapping windows of 3, stride 1, along the last axis: x (N, D) ---------
+
+
+def overlapping_pool_forward(x):
+    D = x.shape[-1]
+    return np.stack([x[..., i : i + 3].max(axis=-1) for i in range(D - 2)], axis=-1), x
+
+
+def overlapping_pool_backward(dout, cache):
+    """Each window's upstream gradient to its first maximum; an entry tied in several
+    windows collects from each window that chose it."""
+    x = cache
+    dx = np.zeros_like(x)
+    rows = np.arange(x.shape[0])
+    for i in range(x.shape[-1] - 2):
+        np.add.at(dx, (rows, i + np.argmax(x[:, i : i + 3], axis=-1)), dout[:, i])
+    return dx
+
+
+def _overlap(rng, point):
+    return (_near(rng, (3, 7), point) if point != "on" else
+            rng.integers(-1, 2, size=(3, 7)).astype(np.float64),), None  # fmt: skip
+
+
 # --- leaky relu (slope 0.01) and hardtanh (clip to [-1, 1]) --------------------------------------
 
 
@@ -315,6 +339,8 @@ LAYERS = {
     "max_pool": Layer("max_pool", "vjp", max_pool_forward, max_pool_backward, _pool),
     "max_pool shared": Layer("max_pool shared", "vjp", max_pool_forward,
                              max_pool_backward_shared, _pool),
+    "overlapping pool": Layer("overlapping pool", "vjp", overlapping_pool_forward,
+                              overlapping_pool_backward, _overlap),
     "relu": Layer("relu", "vjp", relu_forward, relu_backward, _elementwise((0.0,))),
     "leaky_relu": Layer("leaky_relu", "vjp", leaky_relu_forward, leaky_relu_backward,
                         _elementwise((0.0,))),

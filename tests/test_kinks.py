@@ -128,6 +128,21 @@ def test_a_min_that_hands_the_gradient_to_every_tie_fails_too():
     assert right.ok, str(right)
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_overlapping_windows_tied_under_both_signs_raise_no_alarm(seed):
+    """An entry tied in several overlapping windows whose upstream gradients differ in sign:
+    the first-maximum choice gives it one window's gradient, outside the interval of its
+    own one-sided slopes (all those windows or none), yet a subgradient. Such a cluster of
+    coupled kinks bends both ways near the point, and is left out, counted."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-1, 2, size=(3, 7)).astype(np.float64)
+    case = type(correct_cases()[0])("overlapping pool", LAYERS["overlapping pool"].backward,
+                                    "on", seed)  # fmt: skip
+    f, grad, _, _ = arguments(case)
+    report = reference.check_vjp(f, grad, x, seed=seed)
+    assert report.ok, str(report)
+
+
 def test_kinks_of_opposite_kinds_are_not_moved_together():
     """sum |x| - sum |y| at 0: (1, 1) is a subgradient (1 in [-1, 1] for each), though the
     two moved together change f at the rate 0; the convex and the concave kink are held to

@@ -83,7 +83,8 @@ class ArgumentCheck:
     outside: int = 0
     """Of those, how many lie outside it (each one fails the argument)."""
     excluded: int = 0
-    """Entries between two kinks, or where f is not finite nearby: not compared."""
+    """Entries between two kinks, on kinks of both kinds at once, or where f is not finite
+    nearby: not compared."""
     fd_ok: bool | None = None
     jax_ok: bool | None = None
 
@@ -160,8 +161,9 @@ class FunctionReport:
             )
         if self.excluded:
             lines.append(
-                f"{self.excluded} entries between two kinks or where the function is not "
-                "finite nearby: not compared"
+                f"{self.excluded} entries between two kinks, on kinks of both kinds at once "
+                "(f neither convex nor concave in them), or where f is not finite nearby: "
+                "not compared"
             )
         return lines
 
@@ -274,9 +276,10 @@ def check_function(
     reference = None
     if jax_f is not None:
         reference = _jax_function(jax_f, xs, names)
-    together = _kinks_together(phi, xs, grads, fd, batched)
+    groups = _kink_groups(phi, xs, fd, batched)
+    together = _kinks_together(phi, xs, grads, fd, batched, groups)
     return _judge("check_function", _name(f, grad_f), xs, names, grads, value, fd,
-                  reference, m, [f_g, grad_g], together)  # fmt: skip
+                  reference, m, [f_g, grad_g], together, groups)  # fmt: skip
 
 
 def check_vjp(
@@ -350,9 +353,10 @@ def check_vjp(
     reference = None
     if jax_f is not None:
         reference = _jax_vjp(jax_f, xs, us, several, names)
-    together = _kinks_together(phi, xs, grads, fd, batched)
+    groups = _kink_groups(phi, xs, fd, batched)
+    together = _kinks_together(phi, xs, grads, fd, batched, groups)
     return _judge("check_vjp", _name(f, vjp_f), xs, names, grads, value, fd, reference, m,
-                  [f_g, vjp_g], together)  # fmt: skip
+                  [f_g, vjp_g], together, groups)  # fmt: skip
 
 
 def _flat(arrays: list[np.ndarray]) -> np.ndarray:
@@ -410,38 +414,167 @@ class _Together:
     diagnosis: str
 
 
+@dataclass
+class _KinkGroup:
+    """The entries on a kink of one kind: convex (the slope from the right above the slope
+    from the left: a maximum, a relu, a hinge under a positive upstream) or concave."""
+
+    masks: list[np.ndarray]
+    """Per argument, the entries in the group."""
+    judged: bool
+    """Whether ``phi`` bends only the group's way along every direction tried in them: only
+    then are its entries held to their slopes, alone and together."""
+
+
+DIRECTIONS = 8
+"""How many random directions in a cluster of coupled kinks are tried for a bend of the other
+kind."""
+
+
+def _kink_groups(
+    phi: Callable[..., Any], xs: list[np.ndarray], fd: function_fd.FunctionFD, batched: bool
+) -> list[_KinkGroup]:
+    """The convex and the concave kinks at the point, each judged or not.
+
+    Where ``phi`` is convex in a set of entries, every subgradient lies between each entry's
+    one-sided slopes, and the entries' sum between the one-sided rates along them; likewise
+    where it is concave; and an entry whose kink no other entry's moves (a relu's, an
+    abs's) is a function of that entry alone there. So the entries on a kink are split into
+    clusters of coupled kinks (:func:`reference.oracles.function_fd.coupled_pairs`: tied
+    maxima, a hinge's classes) and a cluster is judged where all its kinks are of one kind
+    and ``phi`` bends only that way along random directions in its entries
+    (:func:`reference.oracles.function_fd.kink_curvature`). A sum of convex and concave
+    kinks that share entries (overlapping max-pooling windows under an upstream gradient of
+    both signs, one entry tied in several windows) has subgradients outside those
+    intervals: there, no verdict. Above COUPLED_MAX entries on kinks, none is judged.
+    """
+    if fd.slopes is None:
+        return []
+    entries = [(k, int(i)) for k in range(len(xs)) for i in np.flatnonzero(fd.on_kink(k).ravel())]
+    if not entries:
+        return []
+    pairs = function_fd.coupled_pairs(phi, xs, entries, fd.roundoff, batched=batched)
+    parent = list(range(len(entries)))
+
+    def root(e: int) -> int:
+        while parent[e] != e:
+            parent[e] = parent[parent[e]]
+            e = parent[e]
+        return e
+
+    for a, b in pairs or []:
+        parent[root(a)] = root(b)
+    clusters: dict[int, list[int]] = {}
+    for e in range(len(entries)):
+        clusters.setdefault(root(e), []).append(e)
+    kinds = np.array([np.sign(fd.slopes[k][0].flat[i] - fd.slopes[k][2].flat[i])
+                      for k, i in entries])  # fmt: skip
+    judged = np.zeros(len(entries), dtype=bool)
+    rng = np.random.default_rng(len(entries))
+    for members in clusters.values() if pairs is not None else []:
+        kind = kinds[members]
+        if not (np.all(kind == kind[0]) and kind[0] != 0):
+            continue  # kinks of both kinds coupled: neither convex nor concave
+        inside = [(a, b) for a, b in pairs if a in members]
+        if len(members) > 1 and not _bends_one_way(phi, xs, entries, members, inside, kind[0],
+                                                   fd, batched, rng):  # fmt: skip
+            continue
+        judged[members] = True
+    groups = []
+    for sign in (1.0, -1.0):
+        masks = [np.zeros(x.shape, dtype=bool) for x in xs]
+        unjudged = [np.zeros(x.shape, dtype=bool) for x in xs]
+        for e, (k, i) in enumerate(entries):
+            if kinds[e] == sign:
+                (masks if judged[e] else unjudged)[k].flat[i] = True
+        if any(mk.any() for mk in masks):
+            groups.append(_KinkGroup(masks, True))
+        if any(mk.any() for mk in unjudged):
+            groups.append(_KinkGroup(unjudged, False))
+    return groups
+
+
+SPREAD = 16.0
+"""For each coupled pair of a cluster, its kinks are looked at two points beside the given
+one too: the pair kept as it is (a tie kept a tie, so its kink stays at the point) and the
+cluster's other entries moved below it, then above it, by SPREAD steps or more, so that the
+pair's coupling bends alone. A sum of a large convex and a small concave kink can bend one
+way along every line through the point itself, and the other way at such a point."""
+
+
+def _one_hot(xs: list[np.ndarray], k: int, i: int, value: float = 1.0) -> list[np.ndarray]:
+    d = [np.zeros(x.shape) for x in xs]
+    d[k].flat[i] = value
+    return d
+
+
+def _bends_one_way(
+    phi: Callable[..., Any],
+    xs: list[np.ndarray],
+    entries: list[tuple[int, int]],
+    members: list[int],
+    pairs: list[tuple[int, int]],
+    sign: float,
+    fd: function_fd.FunctionFD,
+    batched: bool,
+    rng: np.random.Generator,
+) -> bool:
+    """Whether ``phi`` bends only the ``sign`` way (1 convex, -1 concave) in a cluster's
+    entries: along random directions in them at the point, and, for each coupled pair, along
+    each of the two at the points beside it where that pair's coupling bends alone
+    (:data:`SPREAD`)."""
+    largest = max(abs(float(xs[k].flat[i])) for k, i in (entries[e] for e in members))
+    t = float(function_fd.steps(np.array([largest]))[0])
+    bases: list[tuple[list[np.ndarray], list[list[np.ndarray]]]] = []
+    directions = []
+    for _ in range(DIRECTIONS):
+        d = [np.zeros(x.shape) for x in xs]
+        for e in members:
+            k, i = entries[e]
+            d[k].flat[i] = rng.standard_normal()
+        directions.append(d)
+    bases.append((xs, directions))
+    for a, b in pairs:
+        for side in (-1.0, 1.0):  # the others below the pair (a maximum's ties), then above
+            y = [x.copy() for x in xs]
+            for e in members:
+                if e not in (a, b):
+                    k, i = entries[e]
+                    y[k].flat[i] += side * SPREAD * t * (1.0 + abs(rng.standard_normal()))
+            bases.append((y, [_one_hot(xs, *entries[a]), _one_hot(xs, *entries[b])]))
+    for base, ds in bases:
+        kappa, noise = function_fd.kink_curvature(phi, base, ds, fd.roundoff, batched=batched)
+        with np.errstate(invalid="ignore"):
+            if not np.all(sign * kappa >= -noise):
+                return False
+    return True
+
+
 def _kinks_together(
     phi: Callable[..., Any],
     xs: list[np.ndarray],
     grads: list[np.ndarray],
     fd: function_fd.FunctionFD,
     batched: bool,
+    groups: list[_KinkGroup],
 ) -> list[_Together]:
-    """The entries on a kink, moved together: the gradient's entries there must add up to a
-    rate between the one-sided rates of ``phi`` along that direction.
+    """The entries of each judged group, moved together: the gradient's entries there must
+    add up to a rate between the one-sided rates of ``phi`` along that direction.
 
     Each entry alone is held to its own one-sided slopes (:func:`_compare`); a max-pooling
     backward pass that hands the upstream gradient to every tied maximum passes that, entry
     by entry, and is wrong in sum: moving every tied entry moves the maximum at the rate of
-    one. For a function that is convex (or concave) in the entries moved, every subgradient
-    satisfies g . d <= rate from the right along d and >= rate from the left; so the entries
-    are moved in two groups, the convex kinks (slope from the right above the slope from the
-    left: a maximum, a relu, a hinge under a positive upstream) and the concave ones, each
-    the kind a sum of such terms keeps. A function that is neither in the entries of one
-    group (two kinks of opposite kinds that meet in one entry) is outside what this decides.
+    one. For a function convex (or concave) in the entries moved (:func:`_kink_groups`),
+    every subgradient satisfies g . d <= the rate from the right along d and >= the rate
+    from the left.
     """
-    if any(g.shape != x.shape for g, x in zip(grads, xs)) or fd.slopes is None:
+    if any(g.shape != x.shape for g, x in zip(grads, xs)):
         return []
     found = []
-    for convex in (True, False):
-        masks = []
-        for k, g in enumerate(grads):
-            right, _, left, _ = fd.slopes[k]
-            with np.errstate(invalid="ignore"):
-                kind = right > left if convex else right < left
-            masks.append(fd.on_kink(k) & kind & np.isfinite(g))
+    for group in groups:
+        masks = [mk & np.isfinite(g) for mk, g in zip(group.masks, grads)]
         count = int(sum(mk.sum() for mk in masks))
-        if count < 2:  # one entry alone is judged by its own slopes
+        if not group.judged or count < 2:  # one entry alone is judged by its own slopes
             continue
         direction = [mk.astype(np.float64) for mk in masks]
         estimate, error, method, slopes = function_fd.along(
@@ -739,12 +872,13 @@ def _compare(
     k: int,
     jax_grad: np.ndarray | None,
     m: int,
+    kinked: np.ndarray,
 ) -> ArgumentCheck:
     """One argument's hand-written gradient ``a`` against the finite differences and JAX;
-    at entries on a kink, against the interval between the one-sided slopes."""
+    at the entries on a kink that ``kinked`` marks (those of a judged group,
+    :func:`_kink_groups`), against the interval between the one-sided slopes."""
     c = ArgumentCheck(name, tuple(x.shape))
     method = fd.method[k]
-    kinked = fd.on_kink(k)
     c.one_sided = int(((method != 0) & (method != EXCLUDED)).sum())
     c.on_kink = int(kinked.sum())
     c.excluded = int((method == EXCLUDED).sum()) - c.on_kink
@@ -873,10 +1007,15 @@ def _judge(
     m: int | None,
     guarded: list[GuardedFunction],
     together: list[_Together],
+    groups: list[_KinkGroup],
 ) -> FunctionReport:
     jax_value, jax_grads = reference if reference is not None else (None, None)
+    judged = [np.zeros(x.shape, dtype=bool) for x in xs]
+    for group in groups:
+        if group.judged:
+            judged = [j | mk for j, mk in zip(judged, group.masks)]
     rows = [
-        _compare(n, x, a, fd, k, None if jax_grads is None else jax_grads[k], m or 1)
+        _compare(n, x, a, fd, k, None if jax_grads is None else jax_grads[k], m or 1, judged[k])
         for k, (n, x, a) in enumerate(zip(names, xs, grads))
     ]
     for group in together:  # entries on a kink that do not add up: their arguments fail
@@ -939,8 +1078,8 @@ def _judge(
         value=value,
         summary=summary,
         one_sided=fd.one_sided,
-        on_kink=fd.kinks,
-        excluded=fd.excluded,
+        on_kink=sum(r.on_kink for r in rows),
+        excluded=fd.excluded + fd.kinks - sum(r.on_kink for r in rows),
         calls=sum(g.calls for g in guarded),
         jax_value=jax_value,
         findings=findings,

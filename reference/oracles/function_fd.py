@@ -290,3 +290,111 @@ def along(
         _, _, f, ef, b, eb, kink = _three_ways(changes[: len(FACTORS)], np.array([t]), roundoff)
     slopes = np.array([f[0], ef[0], b[0], eb[0]]) if kink[0] else np.full(4, np.nan)
     return float(estimate[0]), float(error[0]), int(method[0]), slopes
+
+
+def kink_curvature(
+    phi: Callable[..., object],
+    arrays: Sequence[np.ndarray],
+    directions: Sequence[Sequence[np.ndarray]],
+    roundoff: float,
+    *,
+    batched: bool = False,
+) -> tuple[np.ndarray, float]:
+    """How ``phi`` bends at ``arrays`` along each direction (one array per argument each):
+    the kink part of its second difference, ``(kappa, noise)``.
+
+    With s(t) = phi(x + t d) + phi(x - t d) - 2 phi(x), a kink along d gives s linear in t
+    (the jump of the slope times t) and a smooth stretch s quadratic, so
+    kappa = 4 s(t/2) - s(t) keeps the kink's part alone (the t^2 terms cancel). Positive:
+    a convex kink along d (a maximum's); negative: a concave one. ``noise`` is the rounding
+    of kappa, from the rounding of every value (as for the third differences of
+    :func:`sides`). t comes from the largest entry the directions move.
+    """
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+    largest = max(
+        (float(np.abs(a[d != 0]).max()) for ds in directions for a, d in zip(arrays, ds)
+         if (d != 0).any()),
+        default=0.0,
+    )  # fmt: skip
+    t = float(steps(np.array([largest]))[0])
+    factors = (1.0, -1.0, 0.5, -0.5)
+    points = [arrays] + [
+        [a + f * t * d for a, d in zip(arrays, ds)] for ds in directions for f in factors
+    ]
+    if batched:
+        stacked = [np.stack([p[k] for p in points]) for k in range(len(arrays))]
+        values = np.asarray(phi(*stacked), dtype=np.float64).reshape(-1)
+    else:
+        values = np.array([float(phi(*p)) for p in points])
+    base, moved = values[0], values[1:].reshape(len(directions), len(factors))
+    with np.errstate(invalid="ignore"):
+        s_t = moved[:, 0] + moved[:, 1] - 2 * base
+        s_half = moved[:, 2] + moved[:, 3] - 2 * base
+        kappa = 4 * s_half - s_t
+    # 4 (2 + 4) + (2 + 2) = 28 times each value's rounding, doubled
+    noise = 64 * (roundoff + EPS * float(np.nanmax(np.abs(values))))
+    return kappa, noise
+
+
+COUPLED_MAX = 48
+"""The most entries on a kink whose coupling is measured pair by pair (4 calls a pair)."""
+
+
+def coupled_pairs(
+    phi: Callable[..., object],
+    arrays: Sequence[np.ndarray],
+    entries: Sequence[tuple[int, int]],
+    roundoff: float,
+    *,
+    batched: bool = False,
+) -> list[tuple[int, int]] | None:
+    """The pairs of ``entries`` (argument, flat index) whose kinks are coupled: moving one
+    changes the other's one-sided slopes, as two tied maxima do, or a hinge's correct class
+    and a wrong class on its margin. None where there are more than COUPLED_MAX entries.
+
+    The kink part of the mixed second difference, for the signs (+, +) and (+, -):
+    m(t) = phi(x + t e_a +/- t e_b) - phi(x + t e_a) - phi(x +/- t e_b) + phi(x) is
+    linear in t where the kinks are coupled and quadratic (the cross-curvature) where they
+    are not, so 4 m(t/2) - m(t) keeps the coupling alone (as in :func:`kink_curvature`).
+    """
+    n = len(entries)
+    if n > COUPLED_MAX:
+        return None
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+    largest = max((abs(float(arrays[k].flat[i])) for k, i in entries), default=0.0)
+    t = float(steps(np.array([largest]))[0])
+
+    def point(moves: list[tuple[int, float]]) -> list[np.ndarray]:
+        moved = [a.copy() for a in arrays]
+        for e, amount in moves:
+            k, i = entries[e]
+            moved[k].flat[i] += amount
+        return moved
+
+    pairs = [(a, b) for a in range(n) for b in range(a + 1, n)]
+    steps_ = (t, t / 2)
+    points = [arrays]
+    points += [point([(e, s * h)]) for h in steps_ for s in (1.0, -1.0) for e in range(n)]
+    points += [point([(a, h), (b, s * h)]) for h in steps_ for s in (1.0, -1.0) for a, b in pairs]
+    if batched:
+        values = []
+        chunk = max(1, BATCH_ELEMENTS // max(1, sum(a.size for a in arrays)))
+        for start in range(0, len(points), chunk):
+            part = points[start : start + chunk]
+            stacked = [np.stack([p[k] for p in part]) for k in range(len(arrays))]
+            values.append(np.asarray(phi(*stacked), dtype=np.float64).reshape(-1))
+        v = np.concatenate(values)
+    else:
+        v = np.array([float(phi(*p)) for p in points])
+    base = v[0]
+    single = v[1 : 1 + 4 * n].reshape(2, 2, n)  # [step][sign][entry]
+    double = v[1 + 4 * n :].reshape(2, 2, len(pairs))  # [step][sign][pair]
+    a_idx = np.array([a for a, _ in pairs], dtype=int)
+    b_idx = np.array([b for _, b in pairs], dtype=int)
+    with np.errstate(invalid="ignore"):
+        # m[step][sign] = phi(a + s b) - phi(a) - phi(s b) + phi(x)
+        m = double - single[:, :1, a_idx] - single[:, :, b_idx] + base
+        kink = 4 * m[1] - m[0]
+    noise = 64 * (roundoff + EPS * float(np.nanmax(np.abs(v))))
+    found = ~(np.abs(kink) <= noise).all(axis=0)  # NaN counts as coupled: nothing is known
+    return [pair for pair, c in zip(pairs, found) if c]
