@@ -156,7 +156,7 @@ MISTAKES = {
     "relu: wrong sign": Mistake("relu", relu_sign, "sign is flipped"),
     "relu: no mask": Mistake("relu", relu_no_mask, "differs"),
     "softmax_loss: missing 1/N": Mistake(
-        "softmax_loss", softmax_loss_missing_1_over_n, "1/m of the cost is missing"
+        "softmax_loss", softmax_loss_missing_1_over_n, "= m, the batch size given"
     ),
     "softmax_loss: wrong sign": Mistake("softmax_loss", softmax_loss_sign, "sign is flipped"),
     "softmax_loss: softmax's derivative taken as elementwise": Mistake(

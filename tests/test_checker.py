@@ -59,6 +59,49 @@ def test_a_scaled_gradient_names_its_factor(factor, name):
     assert all(f"off by a constant factor of {name}" in c.diagnosis for c in report.layers)
 
 
+class OutputsMean:
+    """The cost averaged over the n_L outputs as well as the samples (a convention the run
+    detects from the loss), with the gradient of the seed's cost: a 1/n_L missing."""
+
+    @staticmethod
+    def loss(params, X, Y, *, activations, cost):
+        return backprop.loss(params, X, Y, activations=activations, cost=cost) / Y.shape[0]
+
+    gradients = staticmethod(backprop.gradients)
+
+
+def sized_problem(m, outputs, seed=0):
+    rng = np.random.default_rng(seed)
+    params = [(rng.normal(size=(3, 2)), rng.normal(size=(3, 1))),
+              (rng.normal(size=(outputs, 3)), rng.normal(size=(outputs, 1)))]  # fmt: skip
+    return Problem(params, rng.normal(size=(2, m)), rng.uniform(size=(outputs, m)),
+                   ["tanh", "sigmoid"], "mse")  # fmt: skip
+
+
+def test_a_missing_one_over_n_l_is_named_with_every_cause_it_equals():
+    from reference.judging.diagnosis import across_networks
+
+    both = check(OutputsMean, sized_problem(m=2, outputs=2))
+    assert "off by the same factor m = n_L = 2" in both.summary, both.summary
+    assert "a 1/n_L is missing" in both.summary and "the 1/m of the cost is missing" in both.summary
+    assert both.factor == {"value": pytest.approx(2.0), "m": 2, "outputs": 2}
+    other = check(OutputsMean, sized_problem(m=2, outputs=3, seed=1))
+    assert "off by the same factor n_L:" in other.summary, other.summary
+    text = across_networks([both.factor, other.factor])
+    assert "it follows n_L in each" in text and "m is ruled out" in text
+    assert check(backprop, sized_problem(m=2, outputs=2)).factor is None
+    # and a run's printed outcome says it once, after the failing networks
+    import io
+
+    from reference.frontends.cli import print_outcome
+
+    out = io.StringIO()
+    problems = [sized_problem(m=2, outputs=2), sized_problem(m=2, outputs=3, seed=1)]
+    outcome = {"reports": list(zip(problems, [both, other])), "checks": [], "ok": False}
+    print_outcome(outcome, "OutputsMean", out, quiet=True, verbose=False)
+    assert f"  {text}\n" in out.getvalue()
+
+
 def test_a_transposed_square_gradient_is_called_transposed():
     p = square_problem()
     report = check(

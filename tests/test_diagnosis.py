@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from reference.judging.diagnosis import (
+    across_networks,
     common_factor,
     diagnose,
     factor_hint,
@@ -157,3 +158,71 @@ def test_common_factor_over_all_pairs():
 )  # fmt: skip
 def test_locate_the_first_wrong_delta(failing, layers, k):
     assert locate(failing, layers) == k
+
+
+# --- factors that fit several causes, and factors that are not constant ------------------------
+
+
+def test_a_factor_equal_to_several_causes_names_each():
+    assert factor_name(2.0, 2, outputs=2) == "m = n_L = 2"
+    assert factor_name(3.0, 2, outputs=3) == "n_L"
+    assert factor_name(1 / 3, 5, outputs=3) == "1/n_L"
+    assert factor_name(3.0, 2, outputs=1) is None  # one output names no output factor
+    hint = factor_hint("m = n_L = 2")
+    for part in ("m", "n_L", "2"):
+        assert factor_hint(part) in hint
+    assert "the 1/m of the cost is missing" in diagnose(2 * T, T, 2, "W", outputs=2)
+    assert "a 1/n_L is missing" in diagnose(2 * T, T, 2, "W", outputs=2)
+
+
+def test_which_causes_the_other_networks_rule_out():
+    m_equals_nl = {"value": 2.0, "m": 2, "outputs": 2}
+    follows_nl = {"value": 3.0, "m": 2, "outputs": 3}
+    text = across_networks([m_equals_nl, follows_nl])
+    assert "it follows n_L in each" in text and "a 1/n_L is missing" in text
+    assert "m is ruled out (the factor is 3 at m = 2, n_L = 3)" in text
+    assert "2 is ruled out" in text
+    follows_m = {"value": 3.0, "m": 3, "outputs": 1}
+    text = across_networks([m_equals_nl, follows_m])
+    assert "it follows m in each" in text and "n_L is ruled out" in text
+    assert across_networks([m_equals_nl]) is None  # one network rules nothing out
+    assert across_networks([m_equals_nl, dict(m_equals_nl)]) is None
+    assert across_networks([None, m_equals_nl]) is None
+    wild = across_networks([m_equals_nl, {"value": 7.0, "m": 2, "outputs": 2}])
+    assert "no one named cause fits every network" in wild
+
+
+def test_one_entry_is_not_called_a_constant_factor():
+    """A planted relu' that returns relu makes a one-unit layer's db 0.52 times the right one:
+    one entry has a ratio to anything, and "a constant factor" would be a guess."""
+    one = np.array([[1.7]])
+    text = diagnose(0.52 * one, one, 3, "b")
+    assert "off by a constant factor" not in text and "one entry" in text and "0.52" in text
+    # a named factor is still named: a coincidence of one entry with m or -1 is unlikely
+    assert diagnose(3 * one, one, 3, "b").startswith("db is off by a constant factor of m")
+    assert "the sign is flipped" in diagnose(-one, one, 3, "b")
+
+
+def test_a_small_error_everywhere_is_not_a_constant_factor_of_one():
+    """A few 1e-6 off, by a factor that varies from row to row (a missing epsilon, eps / var
+    per row), is within 1e-6 of a constant factor but not explained by one."""
+    bent = T * (1 + 2e-6 * np.arange(1, 4)[:, None])
+    text = diagnose(bent, T, 3, "W")
+    assert "off by a constant factor" not in text and text.startswith("dW differs")
+
+
+@pytest.mark.parametrize(
+    ("factor", "says"),
+    [(2.0, "of 2: "), (1 / 3, "(= 1/m)"), (3.0, "(= m, the batch size given)"),
+     (np.sqrt(8), "(= sqrt(8))"), (1 / np.sqrt(8), "(= 1/sqrt(8))")],
+)  # fmt: skip
+def test_inside_a_function_a_factor_is_the_functions(factor, says):
+    """Per-layer checks have no network cost: a factor is a constant inside the function,
+    never "mse's 1/2" or "the 1/m applied twice"."""
+    text = diagnose(factor * T, T, 3, "q", within="function")
+    assert says in text and "a constant factor inside this function" in text
+    for network_word in ("mse's", "the 1/m is applied twice", "of the cost"):
+        assert network_word not in text
+    assert "the sign is flipped" in diagnose(-T, T, 3, "x", within="function")
+    with pytest.raises(ValueError, match="within"):
+        diagnose(T, T, 3, "x", within="layer")

@@ -140,6 +140,14 @@ def test_relu_at_zero_says_which_slope_it_found(slope, ok, severity, message):
     )
 
 
+def test_a_sign_flipped_cost_is_not_blamed_on_relu_at_zero():
+    """The output delta's sign flipped (db^2 = -1/2): relu'(0) is read as db^1 / db^2, the
+    seed's 1, and the message says the mistake is above relu."""
+    result = checks.relu_at_zero(CATALOG["sign_flipped"])
+    assert result.ok is True and result.message.startswith("relu'(0) = 1 as the seed defines it")
+    assert "the output delta db^2 is -0.5 here, not 1/2" in result.message
+
+
 def test_relu_at_zero_can_require_a_slope():
     result = checks.relu_at_zero(backprop, expect=0.0)
     assert (result.ok, result.severity) == (False, "error")

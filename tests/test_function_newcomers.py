@@ -268,13 +268,14 @@ def test_the_kinked_examples_raise_no_warning(x):
         assert report.ok and not report.warnings, str(report)
 
 
-def test_a_max_that_hands_the_gradient_to_every_tie_is_warned_of():
+def test_a_max_that_hands_the_gradient_to_every_tie_fails():
     x = np.array([[1.5, 1.5], [0.0, 0.0], [2.0, -1.0]])  # two ties, one clear maximum
     report = reference.check_vjp(_pairs_max, _pairs_max_backward_to_every_tie, x)
-    assert report.ok  # each entry alone is a valid one-sided derivative
-    (warning,) = report.warnings
-    assert "the 4 entries on a kink" in warning and "never to each in full" in warning
-    assert f"WARN: {warning}" in str(report) and "(but 1 warning)" in report.summary
+    assert not report.ok, str(report)
+    (row,) = report.failing()
+    assert row.outside == 0  # each entry alone is a valid one-sided derivative
+    assert row.diagnosis.startswith("every tied maximum got the full gradient"), str(report)
+    assert "never to each in full" in row.diagnosis and "FAIL" in str(report)
     # without a tie the same backward pass is right, and nothing is said
     clear = reference.check_vjp(_pairs_max, _pairs_max_backward_to_every_tie, x[2:])
     assert clear.ok and not clear.warnings

@@ -81,7 +81,7 @@ class GuardedFunction:
                 self.warnings[key] = self.warnings.get(key, 0) + 1
         if record:
             for name, before, after in zip(self.names, args, given):
-                change = _guard._changed(before, after)
+                change = _changed(before, after)
                 if change is not None:
                     self.impurities.append(Impurity(self.member, name, change))
         return raw
@@ -107,6 +107,14 @@ class GuardedFunction:
         except _guard._Structure as exc:
             raise self.fail(str(exc)) from None
 
+    def outputs(self, raw: Any, what: str) -> tuple[list[np.ndarray], bool]:
+        """``raw`` as float64 arrays: a tuple (or list) of arrays, which may differ in shape,
+        one per output; or a single array. Returns the arrays and whether ``raw`` was a
+        tuple (so that the upstream gradient handed back has the same structure)."""
+        if isinstance(raw, (tuple, list)) and raw and any(_is_array(o) for o in raw):
+            return [self.value(o, f"{what} #{k}") for k, o in enumerate(raw)], True
+        return [self.value(raw, what)], False
+
     def gradients(self, raw: Any, names: Sequence[str]) -> list[np.ndarray]:
         """One float64 array per argument named in ``names`` from ``raw``: a sequence of as
         many arrays, or a single array where there is one argument. Shapes are not checked
@@ -122,3 +130,21 @@ class GuardedFunction:
         if len(raw) != count:
             raise self.fail(f"returned {len(raw)} gradients, not {count} (one per argument)")
         return [self.value(g, f"the gradient of {name}") for g, name in zip(raw, names)]
+
+
+def _is_array(value: Any) -> bool:
+    """An ndarray or another library's array (JAX's): what makes a tuple a tuple of outputs
+    rather than the rows of one array (a tuple of plain numbers)."""
+    return isinstance(value, np.ndarray) or (
+        hasattr(value, "__array__") and not isinstance(value, (np.generic, int, float))
+    )
+
+
+def _changed(before: Any, after: Any) -> float | None:
+    """The largest change between two copies of an argument, or None when equal; a tuple
+    (an upstream gradient per output, of different shapes) compared item by item."""
+    if isinstance(before, tuple) and isinstance(after, tuple) and len(before) == len(after):
+        changes = [_changed(b, a) for b, a in zip(before, after)]
+        found = [c for c in changes if c is not None]
+        return max(found) if found else None
+    return _guard._changed(before, after)

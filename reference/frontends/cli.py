@@ -37,7 +37,7 @@ from ..inputs.scope import (
     from_pyproject,
     random_problem_in,
 )
-from ..judging import checks
+from ..judging import checks, diagnosis
 from ..judging.checker import ATTRIBUTIONS, Report, failed_report
 from .jobs import (
     InProcess,
@@ -310,6 +310,9 @@ def print_outcome(
         names = ", ".join(p.name for p, _ in group[:4]) + (", ..." if len(group) > 4 else "")
         count = f"{len(group)} network{'s' if len(group) > 1 else ''}"
         out.write(f"  FAIL ({count}: {names}): {report.summary[:400]}\n")
+    across = diagnosis.across_networks([getattr(r, "factor", None) for _, r in failing])
+    if across:  # a factor that equals several causes on one network, told apart by the rest
+        out.write(f"  {across}\n")
     if reports:
         hint = "" if verbose or quiet else "; --verbose shows every table"
         passed = len(reports) - len(failing)

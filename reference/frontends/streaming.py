@@ -171,6 +171,7 @@ class BriefReport:
         "attribution",
         "blame",
         "conventions",
+        "factor",
         "finding",
         "findings",
         "layers",
@@ -190,6 +191,7 @@ class BriefReport:
         self.layers = [c for c in report.layers if not c.ok]
         self.loss = _LOSS[report.loss["ok"]] if "ok" in report.loss else _LOSS[None]
         self.blame = None
+        self.factor = report.factor  # across networks, which causes of a factor fit (cli)
 
     def failing(self) -> list[Any]:
         return list(self.layers)

@@ -152,6 +152,11 @@ class Report:
     shapes as that layout has them (``reference/boundary/layouts.py``)."""
     precision: str = "float64"
     """The precision the implementation was judged at (:mod:`reference.judging.precision`)."""
+    factor: dict[str, Any] | None = None
+    """Where every gradient is off by one constant factor: its ``value`` and the batch size
+    ``m`` and output count ``outputs`` it was measured at, so that a run over several
+    networks can tell which of the causes it equals (m, n_L, 2...) follows it
+    (:func:`~reference.judging.diagnosis.across_networks`); None otherwise."""
     layer_view: dict[str, Any] | None = None
     """Where the backward pass goes wrong, step by step at one sample
     (:func:`~reference.judging.layer_view.view_summary`): set only on a report that blames
@@ -291,6 +296,7 @@ def check_gradients(
             rounding=[(abs(scale[0]) * rW, abs(scale[0]) * rb) for rW, rb in refs.jax.rounding],
         )
         conventions.append(scale[1])
+    n_L = params[-1][0].shape[0]  # a factor every gradient shares may be a 1/n_L (_blame)
     checks = [
         _compare(l, k, grads[l - 1][k], refs, X.shape[1])
         for l in range(1, len(params) + 1)
@@ -301,7 +307,9 @@ def check_gradients(
     if cost == "bce" and acts[-1] == "sigmoid" and refs.jax is not None:
         loss_ok = _saturation(impl_loss, loss_info, loss_ok, checks, params, X, Y, acts, warnings)
     attribution = _attribute(checks, loss_ok)
-    blame, summary = _blame(checks, grads, refs.jax, len(params), X.shape[1], loss_ok, loss_info)
+    blame, summary = _blame(checks, grads, refs.jax, len(params), X.shape[1], loss_ok, loss_info,
+                            n_L)  # fmt: skip
+    factor = _every_factor(checks, grads, refs.jax, X.shape[1], n_L)
     named = penalty_blame(checks, grads, refs.jax, params, l2, X.shape[1]) if loss_ok else None
     if named is not None:  # a mistake in the L2 penalty's gradient (penalty.py)
         blame, summary = named
@@ -346,6 +354,7 @@ def check_gradients(
         network=network,
         impl=guarded.name,
         blame=blame,
+        factor=factor,
         fd_source=refs.fd_source,
         notes=refs.notes,
         findings=findings,
@@ -690,7 +699,21 @@ def _not_elementwise_hint(summary: str, output: str, units: int) -> str:
     )
 
 
-def _blame(checks, grads, ref, L, m, loss_ok, loss_info) -> tuple[dict | None, str]:
+def _every_factor(checks, grads, ref, m: int, outputs: int) -> dict[str, Any] | None:
+    """The one constant factor every layer's gradients are off by, with the sizes it was
+    measured at (:attr:`Report.factor`); None where there is none."""
+    if ref is None or all(c.ok for c in checks):
+        return None
+    pairs = [
+        (a, j) for (ga, gb), (ja, jb) in zip(grads, ref.grads) for a, j in ((ga, ja), (gb, jb))
+    ]
+    c = diagnosis.common_factor(pairs)
+    return None if c is None else {"value": c, "m": m, "outputs": outputs}
+
+
+def _blame(
+    checks, grads, ref, L, m, loss_ok, loss_info, outputs: int | None = None
+) -> tuple[dict | None, str]:
     """Which layer and parameter to look at first, and a one-line summary."""
     failing = [c for c in checks if not c.ok]
     if not failing:
@@ -715,7 +738,7 @@ def _blame(checks, grads, ref, L, m, loss_ok, loss_info) -> tuple[dict | None, s
             ]
         )
         if c is not None:
-            name = diagnosis.factor_name(c, m) or f"{c:.6g}"
+            name = diagnosis.factor_name(c, m, outputs) or f"{c:.6g}"
             hint = diagnosis.factor_hint(name)
             blame = {"layer": L, "param": "delta"}
             return blame, (

@@ -274,27 +274,37 @@ def relu_at_zero(impl, scope=None, expect: float | None = None) -> CheckResult:
             params, np.ones((1, 1)), np.zeros((1, 1)), activations=["relu", "sigmoid"], cost="bce"
         )
         used = 2 * float(grads[0][1][0, 0])  # db^1 = relu'(0) / 2
+        delta = float(grads[1][1][0, 0])  # db^2 = dZ^2 = A^2 - Y = 1/2
+        read = ""
+        if delta != 0.5 and delta != 0.0 and np.isfinite(delta):
+            # the output delta is wrong (a cost's sign, a factor): that is the gradient
+            # checks' to name; relu'(0) is what multiplies it on the way down, db^1 / db^2
+            used = float(grads[0][1][0, 0]) / delta
+            read = (
+                f" (read as db^1 / db^2: the output delta db^2 is {delta:g} here, not 1/2, "
+                "a mistake above relu that the gradient checks name)"
+            )
         if expect is not None and used != expect:
             return CheckResult(
                 "relu'(0)", False, f"relu'(0) = {used:g}, and {expect:g} is required "
-                "(--relu-at-zero)"
+                f"(--relu-at-zero){read}"
             )  # fmt: skip
         if expect is not None:  # the slope required, whatever the seed's convention
-            return CheckResult("relu'(0)", True, f"relu'(0) = {used:g} as required")
+            return CheckResult("relu'(0)", True, f"relu'(0) = {used:g} as required{read}")
         if used == 1.0:
-            return CheckResult("relu'(0)", True, "relu'(0) = 1 as the seed defines it")
+            return CheckResult("relu'(0)", True, f"relu'(0) = 1 as the seed defines it{read}")
         if 0.0 <= used <= 1.0:
             return CheckResult(
                 "relu'(0)",
                 False,
                 f"relu'(0) = {used:g}"
                 + (" (JAX's and PyTorch's choice)" if used == 0.0 else "")
-                + ", a valid subgradient; the seed uses 1",
+                + f", a valid subgradient; the seed uses 1{read}",
                 severity="convention",
             )
         return CheckResult(
             "relu'(0)", False, f"relu'(0) = {used:g} at Z^1 = 0: not a subgradient of relu "
-            "(any value in [0, 1] is; the seed uses 1)"
+            f"(any value in [0, 1] is; the seed uses 1){read}"
         )  # fmt: skip
 
     return _guard("relu'(0)", run)

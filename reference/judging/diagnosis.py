@@ -25,19 +25,23 @@ def relative_error(a: np.ndarray, t: np.ndarray) -> float:
     return min(1.0, float(np.linalg.norm(a - t)) / max(denom, np.finfo(np.float64).tiny))
 
 
-def factor_name(c: float, m: int) -> str | None:
-    """The name of a recognisable constant factor, or None. Where two names fit (a
-    factor 2 with m = 2) both are given, the batch-size one first: "m = 2"."""
+def factor_name(c: float, m: int, outputs: int | None = None) -> str | None:
+    """The name of a recognisable constant factor, or None. Where several names fit (a
+    factor 2 with m = 2, or with n_L = 2) each is given, the batch-size one first, then the
+    output count's: "m = n_L = 2"."""
     named = []
     if m > 1:
         named += [(float(m), "m"), (1.0 / m, "1/m"), (2.0 * m, "2m"), (1.0 / (2 * m), "1/(2m)")]
+    if outputs is not None and outputs > 1:
+        named += [(float(outputs), "n_L"), (1.0 / outputs, "1/n_L")]
     named += [(2.0, "2"), (0.5, "1/2"), (-1.0, "-1"), (4.0, "4"), (0.25, "1/4")]
     fits = [name for value, name in named if abs(c - value) <= 1e-6 * abs(value)]
     return " = ".join(fits) if fits else None
 
 
 def factor_hint(name: str) -> str | None:
-    """What a named factor usually means."""
+    """What a named factor usually means; where several names fit, each cause that fits,
+    joined by "or" (one network cannot tell them apart: one of another size can)."""
     hints = [_HINTS[part] for part in name.split(" = ") if part in _HINTS]
     return " or ".join(hints) if hints else None
 
@@ -45,14 +49,103 @@ def factor_hint(name: str) -> str | None:
 _HINTS = {
     "m": "the 1/m of the cost is missing",
     "1/m": "the 1/m is applied twice",
+    "n_L": "a 1/n_L is missing (the cost's mean over the n_L outputs)",
+    "1/n_L": "a 1/n_L too many (the cost averaged over the n_L outputs too)",
     "-1": "the sign is flipped",
     "2": "a factor 2 too many (mse's 1/2, or a term counted twice)",
     "1/2": "a factor 1/2 too many",
 }
 
 
-def diagnose(a: np.ndarray, t: np.ndarray, m: int, param: str) -> str:
-    """A sentence on how ``a`` (the implementation's) differs from ``t`` (the reference)."""
+def _named_values(m: int, outputs: int | None) -> dict[str, float]:
+    """Every name :func:`factor_name` knows, with its value at these sizes."""
+    values = {"m": float(m), "1/m": 1.0 / m, "2m": 2.0 * m, "1/(2m)": 1.0 / (2 * m)}
+    if outputs is not None:
+        values.update({"n_L": float(outputs), "1/n_L": 1.0 / outputs})
+    values.update({"2": 2.0, "1/2": 0.5, "-1": -1.0, "4": 4.0, "1/4": 0.25})
+    return values
+
+
+def across_networks(factors: Sequence[dict]) -> str | None:
+    """Which named causes a constant factor follows over several networks, and which the
+    other networks rule out: a factor 2 on a network with m = n_L = 2 fits the 1/m, the
+    1/n_L and mse's 1/2 alike; a network with m = 3 and n_L = 1 where it is 3 leaves the 1/m.
+
+    ``factors``: one :attr:`reference.judging.checker.Report.factor` per failing network
+    whose gradients are all off by one constant (``value``, ``m``, ``outputs``). None for
+    fewer than two networks, or when every network names the same causes (nothing ruled
+    out)."""
+    factors = [f for f in factors if f is not None]
+    if len(factors) < 2:
+        return None
+
+    def fits(f: dict) -> set[str]:
+        c = float(f["value"])
+        named = _named_values(int(f["m"]), f.get("outputs"))
+        return {n for n, v in named.items() if abs(c - v) <= 1e-6 * abs(v)}
+
+    each = [fits(f) for f in factors]
+    anywhere = set().union(*each)
+    everywhere = set.intersection(*each)
+    ruled_out = anywhere - everywhere
+    if not ruled_out:
+        return None
+    order = list(_named_values(2, 2))
+    text = f"across the {len(factors)} networks off by one constant factor, "
+    if everywhere:
+        follows = sorted(everywhere, key=order.index)
+        hints = [_HINTS.get(n, f"a factor {n}") for n in follows]
+        text += f"it follows {' = '.join(follows)} in each ({' or '.join(hints)})"
+    else:
+        text += "no one named cause fits every network (the factor varies with something else)"
+    for name in sorted(ruled_out, key=order.index):
+        against = next(f for f, names in zip(factors, each) if name not in names)
+        size = f"m = {against['m']}" + (
+            f", n_L = {against['outputs']}" if against.get("outputs") is not None else ""
+        )
+        text += f"; {name} is ruled out (the factor is {float(against['value']):.6g} at {size})"
+    return text
+
+
+def _function_factor(c: float, m: int) -> str:
+    """A constant factor of one function's gradient, named by its value and by what it
+    equals, with the causes that fit inside a function (no network cost to blame)."""
+    if abs(c + 1.0) <= 1e-6:
+        return "-1: the sign is flipped"
+    equals = []
+    if m > 1:
+        equals += [(float(m), "m, the batch size given"), (1.0 / m, "1/m")]
+    for d in range(2, 65):  # attention's 1/sqrt(d); a whole root is named by its value
+        if round(np.sqrt(d)) ** 2 != d:
+            equals += [(np.sqrt(d), f"sqrt({d})"), (1 / np.sqrt(d), f"1/sqrt({d})")]
+    fits = [name for value, name in equals if abs(c - value) <= 1e-6 * abs(value)]
+    value = f"{c:.6g}" + (f" (= {' = '.join(fits)})" if fits else "")
+    return (
+        f"{value}: a constant factor inside this function (a scale such as a 1/N, a "
+        "1/sqrt(d) or a 1/2 applied twice or left out, or a term counted twice)"
+    )
+
+
+def diagnose(
+    a: np.ndarray,
+    t: np.ndarray,
+    m: int,
+    param: str,
+    *,
+    within: str = "network",
+    outputs: int | None = None,
+) -> str:
+    """A sentence on how ``a`` (the implementation's) differs from ``t`` (the reference).
+
+    ``within`` is "network" (a network's dW or db: a factor is read against the cost's 1/m,
+    the output count ``outputs`` = n_L where given, and mse's 1/2) or "function" (one
+    argument of :func:`reference.check_function` or :func:`reference.check_vjp`: a factor is
+    a constant inside that function, whatever number it equals). A ratio is called a
+    constant factor only where at least two entries of ``t`` show it, or where it is one of
+    the named factors (m, 2, -1...): one entry has a ratio to anything.
+    """
+    if within not in ("network", "function"):
+        raise ValueError(f"within must be 'network' or 'function', got {within!r}")
     if not np.isfinite(a).all():
         return f"d{param} holds NaN or inf where the reference is finite"
     na, nt = float(np.linalg.norm(a)), float(np.linalg.norm(t))
@@ -64,8 +157,23 @@ def diagnose(a: np.ndarray, t: np.ndarray, m: int, param: str) -> str:
         if relative_error(a, t.T) <= _FIT and relative_error(a, t) > _FIT:
             return f"d{param} is the transpose of the right gradient"
     c = float(np.vdot(a, t) / np.vdot(t, t))
+    # a factor must explain the difference, not only come within _FIT of it: a gradient 1e-6
+    # off everywhere (a missing epsilon) is not "a constant factor of 1.000002"
+    if relative_error(a, c * t) > 0.01 * relative_error(a, t):
+        c = 1.0
+    shown = int(np.count_nonzero(np.abs(t) > _FIT * np.max(np.abs(t))))
+    named = factor_name(c, m, outputs) if within == "network" else factor_name(c, 1)
+    if abs(c - 1.0) > _FIT and relative_error(a, c * t) <= _FIT and shown < 2 and named is None:
+        index = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.abs(t))), t.shape))
+        return (
+            f"d{param} differs from the reference at its one nonzero entry {index}: "
+            f"{float(a[index]):.6g} vs {float(t[index]):.6g} (a ratio of {c:.3g}; one entry "
+            "cannot tell a constant factor from one that varies)"
+        )
     if abs(c - 1.0) > _FIT and relative_error(a, c * t) <= _FIT:
-        name = factor_name(c, m)
+        if within == "function":
+            return f"d{param} is off by a constant factor of {_function_factor(c, m)}"
+        name = factor_name(c, m, outputs)
         if name is None:
             return f"d{param} is off by a constant factor of {c:.6g}"
         hint = factor_hint(name)

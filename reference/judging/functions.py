@@ -2,18 +2,22 @@
 
 - :func:`check_function`: a scalar ``f(*arrays)`` and its gradient ``grad_f(*arrays)``,
   which returns one array per argument (a single array where there is one argument).
-- :func:`check_vjp`: a layer's forward pass ``f(*arrays)`` (an array out) and its
-  hand-written backward pass ``vjp_f(upstream, *arrays)``, which returns one gradient per
-  input: dL/dx_k = J_k^T upstream, for the loss L = sum(upstream * f(*arrays)). The upstream
-  gradient comes first, as ``dout`` does in the per-layer ``forward``/``backward`` course
-  assignments; a backward pass that reads a cache is wrapped as
-  ``lambda dout, x, w: affine_backward(dout, affine_forward(x, w)[1])``.
+- :func:`check_vjp`: a layer's forward pass ``f(*arrays)`` (an array out, or a tuple of
+  arrays of any shapes) and its hand-written backward pass ``vjp_f(upstream, *arrays)``,
+  which returns one gradient per input: dL/dx_k = J_k^T upstream, for the loss
+  L = sum(upstream * f(*arrays)). The upstream gradient comes first, as ``dout`` does in the
+  per-layer ``forward``/``backward`` course assignments; a backward pass that reads a cache
+  is wrapped as ``lambda dout, x, w: affine_backward(dout, affine_forward(x, w)[1])``.
 
 Both use the network check's machinery: a step per entry from the value's magnitude,
 Richardson estimates with error bounds (:mod:`reference.oracles.function_fd`, kinks found
-from the differences themselves), the bounds of :mod:`.checker`, an optional JAX
-cross-check (``jax_f``, computed in float64), one row per argument with its worst entry,
-and the diagnosis of :mod:`.diagnosis` (constant factor, transpose, sign, zeros). Every
+from the differences themselves), a bound of ten times those error bounds (no fixed floor),
+an optional JAX cross-check (``jax_f``, computed in float64), one row per argument with its
+worst entry, and the diagnosis of :mod:`.diagnosis` (a constant factor inside the function,
+transpose, sign, zeros). Kinks are judged, not excused: at an entry on a kink the gradient
+must lie between the one-sided slopes (every subgradient does), and entries on kinks moved
+together must add up to a rate between the one-sided rates along them
+(:func:`_kinks_together`: the tie of a maximum). Every
 call into the user's code goes through :mod:`reference.boundary.functions`: copies in, the
 caller's arrays never changed, an exception names the member and the user's line.
 
@@ -39,7 +43,7 @@ from ..boundary.guard import ImplementationFailed
 from ..oracles import function_fd
 from ..oracles.finite_diff import EXCLUDED
 from . import diagnosis
-from .checker import _bound_fd, _jsonable, _num
+from .checker import _jsonable, _num
 
 JAX_BOUND = 1e-9
 """The hand-written gradient against JAX's, norm-wise relative. Both are float64; the
@@ -74,8 +78,13 @@ class ArgumentCheck:
     worst: dict[str, Any] | None = None
     one_sided: int = 0
     """Entries next to a kink, estimated from the side that does not cross it."""
+    on_kink: int = 0
+    """Entries on a kink: held to the interval between their one-sided slopes."""
+    outside: int = 0
+    """Of those, how many lie outside it (each one fails the argument)."""
     excluded: int = 0
-    """Entries on a kink (or between two): any subgradient is right there, so not compared."""
+    """Entries between two kinks, on kinks of both kinds at once, or where f is not finite
+    nearby: not compared."""
     fd_ok: bool | None = None
     jax_ok: bool | None = None
 
@@ -93,6 +102,7 @@ class FunctionReport:
     value: float
     summary: str
     one_sided: int = 0
+    on_kink: int = 0
     excluded: int = 0
     calls: int = 0
     jax_value: float | None = None
@@ -100,8 +110,7 @@ class FunctionReport:
     """Arguments the user's code changed in place; any of them fails the report."""
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    """What looks wrong but may be a valid choice at a kink (``WARN``): it does not fail the
-    report (see :func:`_kinks_together`)."""
+    """What looks wrong but does not fail the report (``WARN``)."""
 
     def failing(self) -> list[ArgumentCheck]:
         return [a for a in self.arguments if not a.ok]
@@ -143,10 +152,18 @@ class FunctionReport:
                 f"{self.one_sided} entries next to a kink: estimated from the side that does "
                 "not cross it"
             )
+        if self.on_kink:
+            outside = sum(a.outside for a in self.arguments)
+            lines.append(
+                f"{self.on_kink} entries on a kink: held to the interval between their "
+                "one-sided slopes (any value in it is a subgradient)"
+                + (f", {outside} outside it" if outside else "")
+            )
         if self.excluded:
             lines.append(
-                f"{self.excluded} entries on a kink (any subgradient is right) or where the "
-                "function is not finite nearby: not compared"
+                f"{self.excluded} entries between two kinks, on kinks of both kinds at once "
+                "(f neither convex nor concave in them), or where f is not finite nearby: "
+                "not compared"
             )
         return lines
 
@@ -189,8 +206,13 @@ class FunctionReport:
 def _worst_line(a: ArgumentCheck) -> str:
     """The worst entry of a failing argument: its index, yours, and the references'."""
     w = a.worst or {}
-    text = f"worst entry of d{a.name} at {tuple(w['index'])}: yours {w['yours']:.6g}, "
-    text += f"finite differences {w['fd']:.6g}"
+    text = f"worst entry of d{a.name} at {tuple(w['index'])}"
+    if w.get("left") is not None:
+        return text + (
+            f", on a kink: yours {w['yours']:.6g}, one-sided slopes {w['left']:.6g} (from the "
+            f"left) and {w['right']:.6g} (from the right)"
+        )
+    text += f": yours {w['yours']:.6g}, finite differences {w['fd']:.6g}"
     return text + ("" if w.get("jax") is None else f", JAX {w['jax']:.6g}")
 
 
@@ -254,10 +276,10 @@ def check_function(
     reference = None
     if jax_f is not None:
         reference = _jax_function(jax_f, xs, names)
-    report = _judge("check_function", _name(f, grad_f), xs, names, grads, value, fd,
-                    reference, m, [f_g, grad_g])  # fmt: skip
-    _warn(report, _kinks_together(phi, xs, grads, fd, batched))
-    return report
+    groups = _kink_groups(phi, xs, fd, batched)
+    together = _kinks_together(phi, xs, grads, fd, batched, groups)
+    return _judge("check_function", _name(f, grad_f), xs, names, grads, value, fd,
+                  reference, m, [f_g, grad_g], together, groups)  # fmt: skip
 
 
 def check_vjp(
@@ -280,55 +302,90 @@ def check_vjp(
     own, :data:`UPSTREAM_STREAM`): a wrong Jacobian shows along a random upstream gradient
     with probability one.
 
+    A layer with several outputs returns them as a tuple of arrays (of any shapes, such as
+    an LSTM step's (h, c) or attention's (out, weights)); ``upstream`` is then a tuple with
+    one array per output, and L = sum_k sum(upstream[k] * out[k]).
+
     The other arguments are :func:`check_function`'s, and so are the rules for arguments
     without a gradient (closed over) and for a random ``f`` (refused); with ``batched``,
-    ``f`` returns (B, *out.shape) for B points. A backward pass that writes into
-    ``upstream`` (``dout``) or its inputs fails the report: the caller's arrays are not its
-    to change.
+    ``f`` returns (B, *out.shape) for B points (each output so, for a tuple). A backward
+    pass that writes into ``upstream`` (``dout``) or its inputs fails the report: the
+    caller's arrays are not its to change.
     """
     xs, names = _validate("check_vjp", f, vjp_f, arrays, batched, jax_f, m, names)
     f_g = GuardedFunction(f, "f", names)
     vjp_g = GuardedFunction(vjp_f, "vjp_f", ["upstream", *names])
-    out = f_g.value(f_g(*xs, record=True), "f's output")
-    _same_twice(f_g, out, f_g.value(f_g(*xs), "f's output"), "outputs")
-    if upstream is None:
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise TypeError(f"seed must be an int, got {seed!r}")
-        u = np.random.default_rng([UPSTREAM_STREAM, int(seed)]).standard_normal(out.shape)
-    else:
-        u = _array("upstream", upstream)
-        if u.shape != out.shape:
-            raise ValueError(f"upstream has shape {u.shape}; f's output has shape {out.shape}")
-    grads = vjp_g.gradients(vjp_g(u, *xs, record=True), names)
-    value = float(np.sum(u * out))
+    outs, several = f_g.outputs(f_g(*xs, record=True), "f's output")
+    again, _ = f_g.outputs(f_g(*xs), "f's output")
+    _same_twice(f_g, _flat(outs), _flat(again) if len(again) == len(outs) else None, "outputs")
+    us = _upstream(upstream, seed, outs, several)
+    handed = tuple(us) if several else us[0]
+    grads = vjp_g.gradients(vjp_g(handed, *xs, record=True), names)
+    value = float(sum(np.sum(u * o) for u, o in zip(us, outs)))
+    shapes = [o.shape for o in outs]
 
     if batched:
 
         def phi(*points: np.ndarray) -> np.ndarray:
-            o = f_g.value(f_g(*points), "f's batched output")
-            if o.shape != (len(points[0]), *out.shape):
+            B = len(points[0])
+            os_, _ = f_g.outputs(f_g(*points), "f's batched output")
+            if [o.shape for o in os_] != [(B, *sh) for sh in shapes]:
+                got = ", ".join(str(o.shape) for o in os_)
+                want = ", ".join(str((B, *sh)) for sh in shapes)
                 raise f_g.fail(
-                    f"returned shape {o.shape} for a batch of {len(points[0])} points, not "
-                    f"{(len(points[0]), *out.shape)}: batched=True asks for one output per point"
+                    f"returned shape {got} for a batch of {B} points, not {want}: "
+                    "batched=True asks for one output per point"
                 )
-            return np.sum((u * o).reshape(len(o), -1), axis=1)
+            return sum(np.sum((u * o).reshape(B, -1), axis=1) for u, o in zip(us, os_))
     else:
 
         def phi(*points: np.ndarray) -> float:
-            o = f_g.value(f_g(*points), "f's output")
-            if o.shape != out.shape:
-                raise f_g.fail(f"returned shape {o.shape} here, {out.shape} at the given point")
-            return float(np.sum(u * o))
+            os_, _ = f_g.outputs(f_g(*points), "f's output")
+            if [o.shape for o in os_] != shapes:
+                got = ", ".join(str(o.shape) for o in os_)
+                raise f_g.fail(
+                    f"returned shape {got} here, {', '.join(map(str, shapes))} at the given point"
+                )
+            return float(sum(np.sum(u * o) for u, o in zip(us, os_)))
 
-    scale = float(np.sum(np.abs(u * out)))
+    scale = float(sum(np.sum(np.abs(u * o)) for u, o in zip(us, outs)))
     fd = _differences(phi, xs, scale, batched)
     reference = None
     if jax_f is not None:
-        reference = _jax_vjp(jax_f, xs, u, names)
-    report = _judge("check_vjp", _name(f, vjp_f), xs, names, grads, value, fd, reference, m,
-                    [f_g, vjp_g])  # fmt: skip
-    _warn(report, _kinks_together(phi, xs, grads, fd, batched))
-    return report
+        reference = _jax_vjp(jax_f, xs, us, several, names)
+    groups = _kink_groups(phi, xs, fd, batched)
+    together = _kinks_together(phi, xs, grads, fd, batched, groups)
+    return _judge("check_vjp", _name(f, vjp_f), xs, names, grads, value, fd, reference, m,
+                  [f_g, vjp_g], together, groups)  # fmt: skip
+
+
+def _flat(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([a.ravel() for a in arrays]) if arrays else np.zeros(0)
+
+
+def _upstream(upstream: Any, seed: Any, outs: list[np.ndarray], several: bool) -> list[np.ndarray]:
+    """The upstream gradient, one array per output: the caller's (checked against the
+    outputs' shapes), or standard normal numbers from ``seed``."""
+    if upstream is None:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an int, got {seed!r}")
+        rng = np.random.default_rng([UPSTREAM_STREAM, int(seed)])
+        return [rng.standard_normal(o.shape) for o in outs]
+    if several:
+        if not isinstance(upstream, (tuple, list)) or len(upstream) != len(outs):
+            raise ValueError(
+                f"upstream must be a tuple of {len(outs)} arrays, one per output of f (shapes "
+                f"{', '.join(str(o.shape) for o in outs)}), got {type(upstream).__name__}"
+            )
+        us = [_array(f"upstream[{k}]", u) for k, u in enumerate(upstream)]
+    else:
+        us = [_array("upstream", upstream)]
+    for k, (u, o) in enumerate(zip(us, outs)):
+        if u.shape != o.shape:
+            which = f"upstream[{k}]" if several else "upstream"
+            output = f"f's output #{k}" if several else "f's output"
+            raise ValueError(f"{which} has shape {u.shape}; {output} has shape {o.shape}")
+    return us
 
 
 def _differences(
@@ -348,11 +405,149 @@ def _differences(
         raise ImplementationFailed(finding) from None
 
 
-def _warn(report: FunctionReport, warnings: list[str]) -> None:
-    """Add ``warnings`` to the report, and say so on its last line."""
-    if warnings:
-        report.warnings += warnings
-        report.summary += f" (but {len(warnings)} warning{'s' if len(warnings) > 1 else ''})"
+@dataclass
+class _Together:
+    """Entries on a kink whose sum, moved together, falls outside the rates along them."""
+
+    masks: list[np.ndarray]
+    """Per argument, the entries moved."""
+    diagnosis: str
+
+
+@dataclass
+class _KinkGroup:
+    """The entries on a kink of one kind: convex (the slope from the right above the slope
+    from the left: a maximum, a relu, a hinge under a positive upstream) or concave."""
+
+    masks: list[np.ndarray]
+    """Per argument, the entries in the group."""
+    judged: bool
+    """Whether ``phi`` bends only the group's way along every direction tried in them: only
+    then are its entries held to their slopes, alone and together."""
+
+
+DIRECTIONS = 8
+"""How many random directions in a cluster of coupled kinks are tried for a bend of the other
+kind."""
+
+
+def _kink_groups(
+    phi: Callable[..., Any], xs: list[np.ndarray], fd: function_fd.FunctionFD, batched: bool
+) -> list[_KinkGroup]:
+    """The convex and the concave kinks at the point, each judged or not.
+
+    Where ``phi`` is convex in a set of entries, every subgradient lies between each entry's
+    one-sided slopes, and the entries' sum between the one-sided rates along them; likewise
+    where it is concave; and an entry whose kink no other entry's moves (a relu's, an
+    abs's) is a function of that entry alone there. So the entries on a kink are split into
+    clusters of coupled kinks (:func:`reference.oracles.function_fd.coupled_pairs`: tied
+    maxima, a hinge's classes) and a cluster is judged where all its kinks are of one kind
+    and ``phi`` bends only that way along random directions in its entries
+    (:func:`reference.oracles.function_fd.kink_curvature`). A sum of convex and concave
+    kinks that share entries (overlapping max-pooling windows under an upstream gradient of
+    both signs, one entry tied in several windows) has subgradients outside those
+    intervals: there, no verdict. Above COUPLED_MAX entries on kinks, none is judged.
+    """
+    if fd.slopes is None:
+        return []
+    entries = [(k, int(i)) for k in range(len(xs)) for i in np.flatnonzero(fd.on_kink(k).ravel())]
+    if not entries:
+        return []
+    pairs = function_fd.coupled_pairs(phi, xs, entries, fd.roundoff, batched=batched)
+    parent = list(range(len(entries)))
+
+    def root(e: int) -> int:
+        while parent[e] != e:
+            parent[e] = parent[parent[e]]
+            e = parent[e]
+        return e
+
+    for a, b in pairs or []:
+        parent[root(a)] = root(b)
+    clusters: dict[int, list[int]] = {}
+    for e in range(len(entries)):
+        clusters.setdefault(root(e), []).append(e)
+    kinds = np.array([np.sign(fd.slopes[k][0].flat[i] - fd.slopes[k][2].flat[i])
+                      for k, i in entries])  # fmt: skip
+    judged = np.zeros(len(entries), dtype=bool)
+    rng = np.random.default_rng(len(entries))
+    for members in clusters.values() if pairs is not None else []:
+        kind = kinds[members]
+        if not (np.all(kind == kind[0]) and kind[0] != 0):
+            continue  # kinks of both kinds coupled: neither convex nor concave
+        inside = [(a, b) for a, b in pairs if a in members]
+        if len(members) > 1 and not _bends_one_way(phi, xs, entries, members, inside, kind[0],
+                                                   fd, batched, rng):  # fmt: skip
+            continue
+        judged[members] = True
+    groups = []
+    for sign in (1.0, -1.0):
+        masks = [np.zeros(x.shape, dtype=bool) for x in xs]
+        unjudged = [np.zeros(x.shape, dtype=bool) for x in xs]
+        for e, (k, i) in enumerate(entries):
+            if kinds[e] == sign:
+                (masks if judged[e] else unjudged)[k].flat[i] = True
+        if any(mk.any() for mk in masks):
+            groups.append(_KinkGroup(masks, True))
+        if any(mk.any() for mk in unjudged):
+            groups.append(_KinkGroup(unjudged, False))
+    return groups
+
+
+SPREAD = 16.0
+"""For each coupled pair of a cluster, its kinks are looked at two points beside the given
+one too: the pair kept as it is (a tie kept a tie, so its kink stays at the point) and the
+cluster's other entries moved below it, then above it, by SPREAD steps or more, so that the
+pair's coupling bends alone. A sum of a large convex and a small concave kink can bend one
+way along every line through the point itself, and the other way at such a point."""
+
+
+def _one_hot(xs: list[np.ndarray], k: int, i: int, value: float = 1.0) -> list[np.ndarray]:
+    d = [np.zeros(x.shape) for x in xs]
+    d[k].flat[i] = value
+    return d
+
+
+def _bends_one_way(
+    phi: Callable[..., Any],
+    xs: list[np.ndarray],
+    entries: list[tuple[int, int]],
+    members: list[int],
+    pairs: list[tuple[int, int]],
+    sign: float,
+    fd: function_fd.FunctionFD,
+    batched: bool,
+    rng: np.random.Generator,
+) -> bool:
+    """Whether ``phi`` bends only the ``sign`` way (1 convex, -1 concave) in a cluster's
+    entries: along random directions in them at the point, and, for each coupled pair, along
+    each of the two at the points beside it where that pair's coupling bends alone
+    (:data:`SPREAD`)."""
+    largest = max(abs(float(xs[k].flat[i])) for k, i in (entries[e] for e in members))
+    t = float(function_fd.steps(np.array([largest]))[0])
+    bases: list[tuple[list[np.ndarray], list[list[np.ndarray]]]] = []
+    directions = []
+    for _ in range(DIRECTIONS):
+        d = [np.zeros(x.shape) for x in xs]
+        for e in members:
+            k, i = entries[e]
+            d[k].flat[i] = rng.standard_normal()
+        directions.append(d)
+    bases.append((xs, directions))
+    for a, b in pairs:
+        for side in (-1.0, 1.0):  # the others below the pair (a maximum's ties), then above
+            y = [x.copy() for x in xs]
+            for e in members:
+                if e not in (a, b):
+                    k, i = entries[e]
+                    y[k].flat[i] += side * SPREAD * t * (1.0 + abs(rng.standard_normal()))
+            bases.append((y, [_one_hot(xs, *entries[a]), _one_hot(xs, *entries[b])]))
+    for base, ds in bases:
+        kappa, noise = function_fd.kink_curvature(phi, base, ds, fd.roundoff, batched=batched)
+        with np.errstate(invalid="ignore"):
+            if not np.all(sign * kappa >= -noise):
+                return False
+    return True
 
 
 def _kinks_together(
@@ -361,42 +556,108 @@ def _kinks_together(
     grads: list[np.ndarray],
     fd: function_fd.FunctionFD,
     batched: bool,
-) -> list[str]:
-    """The entries left out on a kink, moved together: where ``phi`` is differentiable
-    along that direction, the gradient's entries there should add up to its rate.
+    groups: list[_KinkGroup],
+) -> list[_Together]:
+    """The entries of each judged group, moved together: the gradient's entries there must
+    add up to a rate between the one-sided rates of ``phi`` along that direction.
 
-    A max-pooling backward pass that hands the upstream gradient to every tied maximum (a
-    window of zeros after a relu) is right entry by entry, each a valid one-sided
-    derivative, and wrong in sum. For a convex or concave function every subgradient adds
-    up to the same rate along a direction on which it is differentiable; other functions
-    can meet two kinks whose slopes cancel along it, so this is a warning, never a failure.
+    Each entry alone is held to its own one-sided slopes (:func:`_compare`); a max-pooling
+    backward pass that hands the upstream gradient to every tied maximum passes that, entry
+    by entry, and is wrong in sum: moving every tied entry moves the maximum at the rate of
+    one. For a function convex (or concave) in the entries moved (:func:`_kink_groups`),
+    every subgradient satisfies g . d <= the rate from the right along d and >= the rate
+    from the left.
     """
-    on_kink = [m == EXCLUDED for m in fd.method]
-    if not any(k.any() for k in on_kink) or any(g.shape != x.shape for g, x in zip(grads, xs)):
+    if any(g.shape != x.shape for g, x in zip(grads, xs)):
         return []
-    if any(not np.isfinite(g[k]).all() for g, k in zip(grads, on_kink)):
-        return []
-    direction = [k.astype(np.float64) for k in on_kink]
-    estimate, error, method = function_fd.along(phi, xs, direction, fd.roundoff, batched=batched)
-    if method != function_fd.CENTRAL or not np.isfinite(estimate):
-        return []
-    yours = float(sum(g[k].sum() for g, k in zip(grads, on_kink)))
-    allowed = KINK_SAFETY * error + KINK_RTOL * max(abs(yours), abs(estimate))
-    if abs(yours - estimate) <= allowed:
-        return []
-    count = int(sum(k.sum() for k in on_kink))
-    return [
-        f"the {count} entries on a kink, moved together, change f at the rate {estimate:.6g}; "
-        f"your gradient's entries there add up to {yours:.6g}. At a tie of a maximum "
-        "(max-pooling, a window of zeros after a relu) the gradient goes to one tied entry or "
-        "is shared among them, never to each in full"
-    ]
+    found = []
+    for group in groups:
+        masks = [mk & np.isfinite(g) for mk, g in zip(group.masks, grads)]
+        count = int(sum(mk.sum() for mk in masks))
+        if not group.judged or count < 2:  # one entry alone is judged by its own slopes
+            continue
+        direction = [mk.astype(np.float64) for mk in masks]
+        estimate, error, method, slopes = function_fd.along(
+            phi, xs, direction, fd.roundoff, batched=batched
+        )
+        if np.isfinite(slopes).all():  # a kink along them: any rate between the two sides
+            # (one side judged to cross another kink still bounds it: wider, never a false
+            # alarm; each entry moved sits on a kink, so a kink along them is the usual case)
+            low, high = sorted((slopes[0], slopes[2]))
+            allowed = KINK_SAFETY * (slopes[1] + slopes[3])
+        elif method == function_fd.CENTRAL:
+            low = high = estimate
+            allowed = KINK_SAFETY * error
+        else:
+            continue
+        if not (np.isfinite(low) and np.isfinite(high) and np.isfinite(allowed)):
+            continue  # between two kinks along it, or f not finite: nothing to hold it to
+        parts = np.concatenate([g[mk] for g, mk in zip(grads, masks)])
+        yours = float(parts.sum())
+        allowed += SUM_ROUNDING * float(np.abs(parts).sum())
+        if low - allowed <= yours <= high + allowed:
+            continue
+        found.append(_Together(masks, _together_diagnosis(grads, fd, masks, yours, low, high)))
+    return found
+
+
+def _together_diagnosis(
+    grads: list[np.ndarray],
+    fd: function_fd.FunctionFD,
+    masks: list[np.ndarray],
+    yours: float,
+    low: float,
+    high: float,
+) -> str:
+    """What a sum outside the rates along the kinked entries looks like."""
+    count = int(sum(mk.sum() for mk in masks))
+    rate = (
+        f"{low:.6g}"
+        if high - low <= 1e-9 * max(abs(low), abs(high), 1e-300)
+        else (f"between {low:.6g} and {high:.6g}")
+    )
+    full = True
+    for k, (g, mk) in enumerate(zip(grads, masks)):
+        right, e_right, left, e_left = (s[mk] for s in fd.slopes[k])
+        steep = np.where(np.abs(right) >= np.abs(left), right, left)
+        full &= bool(np.all(np.abs(g[mk] - steep) <= KINK_SAFETY * (e_right + e_left)))
+    facts = (
+        f"the {count} entries on a kink, moved together, change f at a rate {rate}; your "
+        f"gradient's entries there add up to {yours:.6g}"
+    )
+    if full and abs(yours) > max(abs(low), abs(high)):
+        return (
+            f"every tied maximum got the full gradient: {facts}. At a tie of a maximum "
+            "(max-pooling, a window of zeros after a relu) the gradient goes to one tied entry "
+            "or is shared among them, never to each in full"
+        )
+    return (
+        f"{facts}: each entry is a valid one-sided slope alone, but together they are not a "
+        "subgradient"
+    )
 
 
 KINK_SAFETY = 2.0
-"""How many error bounds the rate along the kinked entries may be off (as for the kinks)."""
-KINK_RTOL = 1e-6
-"""And how much, relative: the finite differences' floor of :mod:`.checker`."""
+"""How many error bounds a gradient at a kink may lie outside its one-sided slopes (as for
+the kinks themselves, :data:`reference.oracles.function_fd.KINK_SAFETY`)."""
+SUM_ROUNDING = 64 * float(np.finfo(np.float64).eps)
+"""The rounding of the gradient's own entries added up, relative to the sum of their sizes."""
+FD_SAFETY = 10.0
+"""How many times the finite differences' own error bound the norm-wise error may reach
+(:data:`reference.judging.checker.FD_SAFETY`)."""
+FD_ROUNDING = 64 * float(np.finfo(np.float64).eps)
+"""The finite-difference bound's only floor: the rounding of the gradient itself, relative
+(about 1.4e-14). There is no fixed 1e-6 here: the bound is ten times the differences' own
+error estimate (truncation, from D(h) against D(2h), and f's rounding, eps times the size of
+its terms, divided by the step), so a layer whose differences are good to 1e-11 is held to
+about 1e-10, and a 1e-6 mistake (layernorm's epsilon left out of the std) shows."""
+
+
+def _bound_fd(err: np.ndarray, denom: float) -> float:
+    """The norm-wise bound from the entries' error bounds: FD_SAFETY ||err|| / denom."""
+    if denom == 0.0:
+        return FD_ROUNDING
+    return min(1.0, max(FD_ROUNDING, FD_SAFETY * float(np.linalg.norm(err)) / denom))
 
 
 BATCHED_HINT = (
@@ -415,7 +676,7 @@ def _array(name: str, value: Any) -> np.ndarray:
         a = np.asarray(value)
     except Exception as exc:
         raise TypeError(f"{name} must be an array, got {type(value).__name__} ({exc})") from None
-    if name != "upstream" and (
+    if not name.startswith("upstream") and (
         a.dtype == object or a.dtype.kind in "biuSUV" or isinstance(value, (dict, str))
     ):
         what = (
@@ -569,9 +830,14 @@ def _jax_function(
 
 
 def _jax_vjp(
-    jax_f: Callable[..., Any], xs: list[np.ndarray], u: np.ndarray, names: list[str]
+    jax_f: Callable[..., Any],
+    xs: list[np.ndarray],
+    us: list[np.ndarray],
+    several: bool,
+    names: list[str],
 ) -> tuple[float, list[np.ndarray]]:
-    """sum(u * jax_f) and jax.vjp's gradients for the upstream ``u``, in float64."""
+    """sum(u * jax_f) and jax.vjp's gradients for the upstream ``us`` (one per output), in
+    float64."""
     import jax
 
     from ..oracles.jax_x64 import enable_x64
@@ -579,13 +845,20 @@ def _jax_vjp(
     def run(*args: np.ndarray) -> tuple[Any, Any]:
         with enable_x64():
             out, pullback = jax.vjp(jax_f, *args)
-            return np.asarray(out), [np.asarray(g) for g in pullback(u.astype(out.dtype))]
+            outs = list(out) if several else [out]
+            if len(outs) != len(us):
+                return [np.asarray(o) for o in outs], None
+            cot = [u.astype(o.dtype) for u, o in zip(us, outs)]
+            grads = pullback(tuple(cot) if several else cot[0])
+            return [np.asarray(o) for o in outs], [np.asarray(g) for g in grads]
 
     g = GuardedFunction(run, "jax_f", names)
-    out, grads = g(*xs)
-    if out.shape != u.shape:
-        raise g.fail(f"returned shape {out.shape}; f returned {u.shape}")
-    return float(np.sum(u * out)), [np.asarray(x, np.float64) for x in grads]
+    outs, grads = g(*xs)
+    if grads is None or [o.shape for o in outs] != [u.shape for u in us]:
+        got = ", ".join(str(o.shape) for o in outs)
+        raise g.fail(f"returned shape {got}; f returned {', '.join(str(u.shape) for u in us)}")
+    value = float(sum(np.sum(u * o) for u, o in zip(us, outs)))
+    return value, [np.asarray(x, np.float64) for x in grads]
 
 
 # --- judging ----------------------------------------------------------------------------------
@@ -599,12 +872,16 @@ def _compare(
     k: int,
     jax_grad: np.ndarray | None,
     m: int,
+    kinked: np.ndarray,
 ) -> ArgumentCheck:
-    """One argument's hand-written gradient ``a`` against the finite differences and JAX."""
+    """One argument's hand-written gradient ``a`` against the finite differences and JAX;
+    at the entries on a kink that ``kinked`` marks (those of a judged group,
+    :func:`_kink_groups`), against the interval between the one-sided slopes."""
     c = ArgumentCheck(name, tuple(x.shape))
     method = fd.method[k]
     c.one_sided = int(((method != 0) & (method != EXCLUDED)).sum())
-    c.excluded = int((method == EXCLUDED).sum())
+    c.on_kink = int(kinked.sum())
+    c.excluded = int((method == EXCLUDED).sum()) - c.on_kink
     if a.shape != x.shape:
         c.diagnosis = diagnosis.shape_mismatch(name, a.shape, x.shape)
         return c
@@ -628,8 +905,12 @@ def _compare(
     c.ok = bool(c.jax_ok) if c.jax_ok is not None else c.fd_ok is not False
     if not np.isfinite(a).all():
         c.ok = False
+    outside, beyond = _outside_slopes(a, fd.slopes[k] if fd.slopes else None, kinked)
+    c.outside = int(outside.sum())
     gap = np.abs(a - truth)
     gap[~np.isfinite(gap)] = np.inf
+    if c.outside and (c.ok or not np.any(gap > 0)):
+        gap = beyond  # the kink is what fails: show its worst entry
     idx = np.unravel_index(int(np.argmax(gap)), a.shape) if a.size else ()
     if a.size:
         c.worst = {
@@ -638,19 +919,80 @@ def _compare(
             "fd": float(n[idx]),
             "jax": None if jax_grad is None else float(jax_grad[idx]),
         }
+        if kinked[idx]:
+            at = fd.slopes[k][(slice(None), *idx)]
+            c.worst["right"], c.worst["left"] = float(at[0]), float(at[2])
+    if c.outside:
+        was_ok, c.ok, c.fd_ok = c.ok, False, False
+        if was_ok:
+            c.diagnosis = _outside_diagnosis(name, a, fd.slopes[k], outside, c.on_kink)
+            return c
     if not c.ok and not np.isfinite(truth[~np.isfinite(a)]).any() and not valid.any():
         c.diagnosis = f"d{name} holds NaN or inf, and f is not finite near the point either"
     elif not c.ok:
-        c.diagnosis = diagnosis.diagnose(a, truth, m, name)
+        if c.outside:  # against the steeper slope there: a sign or a factor shows whole
+            right, left = fd.slopes[k][0], fd.slopes[k][2]
+            steep = np.where(np.abs(right) >= np.abs(left), right, left)
+            truth = np.where(outside, steep, truth)
+        c.diagnosis = diagnosis.diagnose(a, truth, m, name, within="function")
+        if c.outside:
+            c.diagnosis += f"; and {c.outside} entries on a kink lie outside their one-sided slopes"
     elif c.fd_ok is False:
         c.diagnosis = "agrees with JAX; finite differences disagree (kink or precision)"
     elif c.fd_ok is None and c.jax_ok is None:
-        c.diagnosis = "ok (every entry sits on a kink: nothing to compare)"
+        c.diagnosis = (
+            "ok (every entry on a kink, each within its one-sided slopes)"
+            if c.on_kink
+            else "ok (no entry could be compared: between kinks, or f not finite nearby)"
+        )
     elif c.bound_fd == 1.0:
         c.diagnosis = "ok (inconclusive: the gradient is below the differences' noise)"
     else:
         c.diagnosis = "ok"
     return c
+
+
+def _outside_slopes(
+    a: np.ndarray, slopes: np.ndarray | None, kinked: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where ``a`` lies outside [min, max] of the one-sided slopes (widened by their error
+    bounds) at the entries on a kink, and how far beyond (0 elsewhere)."""
+    beyond = np.zeros(a.shape)
+    if slopes is None or not kinked.any():
+        return np.zeros(a.shape, dtype=bool), beyond
+    right, e_right, left, e_left = (s[kinked] for s in slopes)
+    low, high = np.minimum(right, left), np.maximum(right, left)
+    allowed = KINK_SAFETY * (e_right + e_left) + SUM_ROUNDING * np.abs(a[kinked])
+    g = a[kinked]
+    with np.errstate(invalid="ignore"):
+        distance = np.maximum(low - g, g - high)
+        out = ~(distance <= allowed)  # NaN in the gradient is outside too
+    beyond[kinked] = np.where(out, np.where(np.isfinite(distance), distance, np.inf), 0.0)
+    return beyond > 0, beyond
+
+
+def _outside_diagnosis(
+    name: str, a: np.ndarray, slopes: np.ndarray, outside: np.ndarray, on_kink: int
+) -> str:
+    """A sentence on entries of d``name`` outside the interval of their one-sided slopes."""
+    right, left = slopes[0][outside], slopes[2][outside]
+    count = int(outside.sum())
+    text = (
+        f"{count} of the {on_kink} entries of d{name} on a kink lie outside the interval "
+        "between the slopes from the left and from the right, where every subgradient lies"
+    )
+    g = a[outside]
+    if np.all(g == 0):
+        return text + ": yours are 0 there, and f moves on both sides (a term left out?)"
+    steep = np.where(np.abs(right) >= np.abs(left), right, left)
+    ratio = g / np.where(steep == 0, np.nan, steep)
+    with np.errstate(invalid="ignore"):
+        if np.all(np.abs(ratio + 1) <= 1e-6):
+            return text + ": yours have the opposite sign (the sign is flipped)"
+        c = float(np.nanmedian(ratio))
+        if np.isfinite(c) and np.all(np.abs(ratio - c) <= 1e-6 * abs(c)):
+            return text + f": yours are {c:.6g} times the steeper slope"
+    return text
 
 
 def _judge(
@@ -664,12 +1006,29 @@ def _judge(
     reference: tuple[float, list[np.ndarray]] | None,
     m: int | None,
     guarded: list[GuardedFunction],
+    together: list[_Together],
+    groups: list[_KinkGroup],
 ) -> FunctionReport:
     jax_value, jax_grads = reference if reference is not None else (None, None)
+    judged = [np.zeros(x.shape, dtype=bool) for x in xs]
+    for group in groups:
+        if group.judged:
+            judged = [j | mk for j, mk in zip(judged, group.masks)]
     rows = [
-        _compare(n, x, a, fd, k, None if jax_grads is None else jax_grads[k], m or 1)
+        _compare(n, x, a, fd, k, None if jax_grads is None else jax_grads[k], m or 1, judged[k])
         for k, (n, x, a) in enumerate(zip(names, xs, grads))
     ]
+    for group in together:  # entries on a kink that do not add up: their arguments fail
+        for k, (row, mask) in enumerate(zip(rows, group.masks)):
+            if mask.any():
+                if row.ok:
+                    row.diagnosis = group.diagnosis
+                    idx = tuple(int(i) for i in np.argwhere(mask)[0])
+                    at = fd.slopes[k][(slice(None), *idx)]
+                    row.worst = {"index": list(idx), "yours": float(grads[k][idx]),
+                                 "fd": float("nan"), "jax": None, "right": float(at[0]),
+                                 "left": float(at[2])}  # fmt: skip
+                row.ok, row.fd_ok = False, False
     findings = [
         i.describe() + (UPSTREAM_HINT if i.argument == "upstream" else "")
         for g in guarded
@@ -719,7 +1078,8 @@ def _judge(
         value=value,
         summary=summary,
         one_sided=fd.one_sided,
-        excluded=fd.excluded,
+        on_kink=sum(r.on_kink for r in rows),
+        excluded=fd.excluded + fd.kinks - sum(r.on_kink for r in rows),
         calls=sum(g.calls for g in guarded),
         jax_value=jax_value,
         findings=findings,
