@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -393,20 +392,26 @@ def loss(params, X, Y, *, activations, cost):
     return backprop.loss(params, X, Y, activations=activations, cost=cost)
 
 def gradients(params, X, Y, *, activations, cost):
-    if activations[-1] == "relu":
+    if activations[-1] == "relu" and _hangs():
         while True:
             pass
     if len(params) == 2:
         os._exit(0)
     return backprop.gradients(params, X, Y, activations=activations, cost=cost)
+
+
+def _hangs():
+    with open("hangs.log", "a") as log:
+        print("hang", file=log)
+    return True
 """
 
 
 def test_a_hanging_or_exiting_implementation_fails_its_tests_and_the_run_goes_on(pytester):
     """Each call has --backprop-timeout; os._exit is a finding, not the end of the run: every
-    test of the suite reports, and the hang names its line."""
+    test of the suite reports, and the hang names its line. A test waits out a hang once at
+    most: the calls after it (Hypothesis's shrinking) fail at once."""
     (pytester.path / "hostile.py").write_text(HOSTILE_IMPLEMENTATION)
-    started = time.monotonic()
     result = run_shipped_suite(pytester.path, "hostile", "--backprop-timeout", "1")
     assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout + result.stderr
     assert f"collected {SUITE_TESTS} items" in result.stdout
@@ -415,4 +420,5 @@ def test_a_hanging_or_exiting_implementation_fails_its_tests_and_the_run_goes_on
     assert "gradients did not return within 1 s" in result.stdout
     assert "hostile.py:10: while True:)" in result.stdout
     assert "gradients called os._exit(0)" in result.stdout
-    assert time.monotonic() - started < 120
+    hangs = (pytester.path / "hangs.log").read_text().splitlines()
+    assert 1 <= len(hangs) <= SUITE_TESTS, len(hangs)
