@@ -12,7 +12,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from test_plugin import run_shipped_suite
+from shipped import run_shipped_suite
 
 import reference
 from reference.boundary.guard import ImplementationFailed, guard

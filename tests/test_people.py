@@ -14,7 +14,7 @@ import json
 import textwrap
 
 import pytest
-from test_plugin import run_shipped_suite
+from shipped import run_shipped_suite
 
 from reference.frontends import cli
 

@@ -2,24 +2,14 @@
 the ini key reaches the backprop_impl fixture and the profiles follow the environment; the
 shipped suite runs from any directory against an outside implementation."""
 
-import importlib.metadata
-import inspect
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from shipped import PACKAGE_ROOT, PLUGIN, plugin_args, python, run_shipped_suite, suite_test_count
 
-import reference
 from reference.frontends.pytest_plugin import PROFILES, profile_name
 
 pytest_plugins = ["pytester"]
-
-PLUGIN = "reference.frontends.pytest_plugin"
-PACKAGE_ROOT = Path(reference.__file__).resolve().parents[1]
-"""The directory that holds ``reference/``: a clone, or site-packages after an install."""
 
 PROBE = """
 from reference import check_gradients
@@ -41,24 +31,6 @@ def pytest_configure(config):
 """
 
 HEADER = "backprop-harness:*"
-
-
-def python(args, cwd, **env_overrides):
-    """``python *args`` in ``cwd``, with the package importable but ``cwd`` not on PYTHONPATH
-    (so only ``python -m`` itself can put it on sys.path), in the bounded ``ci`` profile."""
-    env = {k: v for k, v in os.environ.items() if k not in ("HYPOTHESIS_PROFILE", "PYTEST_ADDOPTS")}
-    paths = [str(PACKAGE_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
-    env.update(PYTHONPATH=os.pathsep.join(dict.fromkeys(paths)), CI="true", **env_overrides)
-    return subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-    )
-
-
-def plugin_args() -> list[str]:
-    """Nothing where the ``pytest11`` entry point loads the plugin (an installed package),
-    else ``-p`` with its module."""
-    points = importlib.metadata.entry_points(group="pytest11")
-    return [] if any(ep.value == PLUGIN for ep in points) else ["-p", PLUGIN]
 
 
 # --- on, through --backprop-impl, the ini key, or a conftest ------------------------------
@@ -340,28 +312,7 @@ def update(params, grads, learning_rate):
 '''
 
 
-def _suite_test_count() -> int:
-    """The test functions the shipped suite defines, by inspecting its module.
-
-    Imported here, at collection: pytester restores sys.modules after each test, and jaxlib
-    cannot be imported a second time into one process.
-    """
-    from reference.suite import test_properties
-
-    return sum(
-        1
-        for name, obj in vars(test_properties).items()
-        if name.startswith("test") and inspect.isfunction(obj)
-    )
-
-
-SUITE_TESTS = _suite_test_count()
-
-
-def run_shipped_suite(where: Path, impl: str, *extra: str):
-    assert not where.resolve().is_relative_to(PACKAGE_ROOT), "must run outside the clone"
-    args = ["-m", "pytest", "-p", "no:cacheprovider", *plugin_args(), "--pyargs"]
-    return python([*args, "reference.suite", "--backprop-impl", impl, *extra], cwd=where)
+SUITE_TESTS = suite_test_count()  # at collection (see suite_test_count)
 
 
 def test_the_shipped_suite_passes_an_outside_implementation_from_any_directory(pytester):
