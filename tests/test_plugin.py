@@ -51,10 +51,12 @@ def test_it_is_the_builtin(backprop_impl):
     result.stdout.fnmatch_lines(["backprop-harness: implementation backprop, *"])
 
 
-def test_a_correct_outside_implementation_passes(pytester):
+def test_a_correct_outside_implementation_passes_and_the_header_names_it(pytester):
     pytester.makepyfile(PROBE)
-    pytester.runpytest_subprocess("--backprop-impl", "reference.bugs:CORRECT").assert_outcomes(
-        passed=1
+    result = pytester.runpytest_subprocess("--backprop-impl", "reference.bugs:CORRECT")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["backprop-harness: implementation reference.bugs:CORRECT, hypothesis profile *"]
     )
 
 
@@ -70,14 +72,6 @@ def test_an_unimportable_implementation_is_a_usage_error(pytester):
     result = pytester.runpytest_subprocess("--backprop-impl", "no_such_pkg.impl")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*cannot import module 'no_such_pkg.impl'*"])
-
-
-def test_the_header_names_the_implementation_and_profile(pytester):
-    pytester.makepyfile(PROBE)
-    result = pytester.runpytest_subprocess("--backprop-impl", "reference.bugs:CORRECT")
-    result.stdout.fnmatch_lines(
-        ["backprop-harness: implementation reference.bugs:CORRECT, hypothesis profile *"]
-    )
 
 
 def test_the_ini_key_turns_the_harness_on_and_the_option_overrides_it(pytester):
