@@ -27,8 +27,27 @@ def penalised(impl) -> int:
     return len(penalty_problems(0, Scope.read(getattr(impl, "SUPPORTS", None), "SUPPORTS")))
 
 
-def test_no_arguments_checks_the_builtin_and_passes():
-    code, text = check("--networks", "2")
+@pytest.fixture(scope="module")
+def builtin_run(tmp_path_factory):
+    """``backprop-check --networks 2`` (seed 0) and its JSON, run once for the tests below."""
+    path = tmp_path_factory.mktemp("builtin") / "a.json"
+    code, text = check("--networks", "2", "--json", str(path))
+    return code, text, json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def broken_run(tmp_path_factory):
+    """``backprop-check --impl reference.bugs:dW2_times_2 --networks 0`` and its JUnit XML, run
+    once for the tests below."""
+    path = tmp_path_factory.mktemp("broken") / "junit.xml"
+    code, text = check(
+        "--impl", "reference.bugs:dW2_times_2", "--networks", "0", "--junit-xml", str(path)
+    )
+    return code, text, path
+
+
+def test_no_arguments_checks_the_builtin_and_passes(builtin_run):
+    code, text, _ = builtin_run
     assert code == 0
     assert "seed 2-3-2-1 tanh/tanh/sigmoid bce" in text and "err FD" in text
     last = text.strip().splitlines()[-1]
@@ -37,8 +56,8 @@ def test_no_arguments_checks_the_builtin_and_passes():
     assert last.startswith(f"PASS: backprop (built-in): {n}/{n} networks")
 
 
-def test_a_broken_implementation_exits_1_and_says_where():
-    code, text = check("--impl", "reference.bugs:dW2_times_2", "--networks", "0")
+def test_a_broken_implementation_exits_1_and_says_where(broken_run):
+    code, text, _ = broken_run
     assert code == 1
     assert "only layer 2's dW is wrong: dW is off by a constant factor of 2" in text
     assert text.strip().splitlines()[-1].startswith("FAIL: reference.bugs:dW2_times_2")
@@ -80,10 +99,9 @@ def test_a_bad_flag_is_a_usage_error():
     assert exc.value.code == 2
 
 
-def test_seed_changes_the_random_networks(tmp_path):
-    check("--networks", "2", "--seed", "1", "--json", str(tmp_path / "a.json"))
-    check("--networks", "2", "--seed", "2", "--json", str(tmp_path / "b.json"))
-    a = json.loads((tmp_path / "a.json").read_text())["networks"][-1]["network"]
+def test_seed_changes_the_random_networks(tmp_path, builtin_run):
+    check("--networks", "2", "--seed", "1", "--json", str(tmp_path / "b.json"))
+    a = builtin_run[2]["networks"][-1]["network"]  # seed 0
     b = json.loads((tmp_path / "b.json").read_text())["networks"][-1]["network"]
     assert a != b
 
@@ -102,11 +120,8 @@ def test_json_holds_every_report(tmp_path):
     assert any(c["name"] == "purity" for c in data["checks"])
 
 
-def test_junit_xml_parses_and_carries_the_diagnosis(tmp_path):
-    path = tmp_path / "junit.xml"
-    code, _ = check(
-        "--impl", "reference.bugs:dW2_times_2", "--networks", "0", "--junit-xml", str(path)
-    )
+def test_junit_xml_parses_and_carries_the_diagnosis(broken_run):
+    code, _, path = broken_run
     root = ET.parse(path).getroot()
     assert code == 1 and root.tag == "testsuites"
     cases = root.findall("testsuite/testcase")

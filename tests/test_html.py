@@ -230,7 +230,8 @@ def chromium(page: Path, *args: str) -> subprocess.CompletedProcess:
     # --no-sandbox: CI containers run as root, where Chromium's sandbox will not start
     command = [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                *args, page.as_uri()]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=180)
+    # timeout: a safety net, generous enough for a machine at load 8; never a speed criterion
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
 
 def png_pixels(path: Path) -> list[tuple[int, int, int]]:

@@ -12,7 +12,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from test_plugin import run_shipped_suite
+from shipped import run_shipped_suites
 
 import reference
 from reference.boundary.guard import ImplementationFailed, guard
@@ -399,10 +399,10 @@ def test_the_python_api_adapts_and_the_report_names_the_users_shapes(module):
 def test_the_shipped_suite_passes_correct_rows_code_and_fails_its_mistaken_copy(tmp_path):
     (tmp_path / "rows_right.py").write_text(ROWS)
     (tmp_path / "rows_wrong.py").write_text(mistaken(ROWS, "rows"))
-    result = run_shipped_suite(tmp_path, "rows_right")
+    result, wrong = run_shipped_suites(tmp_path, ("rows_right",), ("rows_wrong", "-x"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "implementation rows_right (rows layout)" in result.stdout
-    result = run_shipped_suite(tmp_path, "rows_wrong", "-x")
+    result = wrong
     assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout + result.stderr
     assert "only layer 2's dW is wrong" in result.stdout
     assert "(W^T)" in result.stdout  # the table in the user's names and shapes
