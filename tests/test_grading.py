@@ -584,7 +584,7 @@ def test_code_that_never_returns_earns_nothing(tmp_path):
     graded = grade(str(path), rubric=small(hidden={"groups": []}), timeout=1)
     assert graded.score == 0, {i.name: i.score for i in graded.items if i.score}
     repeat = next(i for i in graded.items if i.name == "check: repeatability")
-    assert "no call returned" in repeat.output or "no network" in repeat.output
+    assert any(why in repeat.output for why in ("no call", "no network", "not run"))
 
 
 def test_the_wall_time_limit_that_fired_is_the_cause_given(tmp_path):

@@ -327,7 +327,10 @@ def test_a_module_named_jax_or_numpy_in_the_class_folder_harms_only_its_author(g
 
 def test_the_gradebook_has_every_submission(graded):
     with open(graded["out"] / GRADEBOOK, newline="") as fh:
-        names = [r[0] for r in list(csv.reader(fh))[1:]]
+        rows = list(csv.DictReader(fh))
+    names = [r["submission"] for r in rows]
+    flagged = {r["submission"] for r in rows if r["integrity"]}
+    assert flagged == {n for n, row in graded["rows"].items() if row.grade.integrity}
     assert sorted(names) == sorted(graded["rows"])
 
 

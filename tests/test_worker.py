@@ -190,3 +190,26 @@ def _failure(impl, p):
     except ImplementationFailed as failed:
         return failed.finding
     raise AssertionError("no failure")
+
+
+def test_an_extra_answer_from_the_worker_is_a_broken_protocol_not_a_shifted_one(tmp_path):
+    spec = _module(
+        tmp_path,
+        "doubler",
+        """
+        import gc, pickle
+        from multiprocessing.connection import Connection
+        import backprop
+        loss = backprop.loss
+        def gradients(params, X, Y, **kw):
+            grads = backprop.gradients(params, X, Y, **kw)
+            for conn in [o for o in gc.get_objects() if isinstance(o, Connection)]:
+                # an answer the harness did not ask for, ahead of the real one
+                conn.send_bytes(pickle.dumps({"ok": True, "value": grads, "seq": 10**6}))
+            return grads
+    """,
+    )
+    p = seed_problem()
+    with Worker(spec) as worker:
+        done = worker.run(check_network, p, False)
+    assert isinstance(done, Failed) and "not the one to this call" in done.finding.message

@@ -186,7 +186,7 @@ class RemoteImpl:
         ``kwargs``) to the worker in one message; the next ``len(calls)`` calls of
         ``member`` through this object take their replies in order, each with its own time
         limit, instead of sending. Replies left unread at the end are read and dropped."""
-        self._worker.send(("calls", member, calls, kwargs))
+        self._worker.send("calls", member, calls, kwargs)
         self._pending = [member] * len(calls)
         try:
             yield
@@ -352,6 +352,7 @@ class Worker:
         from ..inputs.scope import Scope, ScopeError
 
         self._token = secrets.token_hex(12)
+        self._sent = self._answered = 0  # calls numbered, and answers read, in this worker
         mine, theirs = socket.socketpair()
         with open(self.output, "ab") as out:
             try:
@@ -462,21 +463,23 @@ class Worker:
     def call(self, member: str, args: tuple, kwargs: dict) -> dict[str, Any]:
         """One member's call in the worker: the worker's reply, checked to be a dict.
         Raises :class:`~reference.boundary.guard.WorkerLost` on a hang or a death."""
-        self.send(("call", member, args, kwargs))
+        self.send("call", member, args, kwargs)
         return self.reply(member)
 
-    def send(self, message: tuple) -> None:
-        """Send one request to the worker (:meth:`reply` reads each call's answer)."""
+    def send(self, kind: str, member: str, args: Any, kwargs: dict) -> None:
+        """Send one request to the worker: a ``"call"`` of ``member`` on ``args``, or
+        ``"calls"``, one for each tuple in ``args`` (:meth:`reply` reads each call's
+        answer). Each call is numbered; its answer must carry the number."""
         if self.spent():
-            raise WorkerLost(self.over_budget(message[1]))
+            raise WorkerLost(self.over_budget(member))
         if self._proc is None or self._proc.poll() is not None or self._conn is None:
-            raise WorkerLost(
-                Finding("crash", message[1], "ended the worker process before the call")
-            )
+            raise WorkerLost(Finding("crash", member, "ended the worker process before the call"))
+        count = len(args) if kind == "calls" else 1
         try:
-            self._conn.send(message)
+            self._conn.send((kind, member, args, kwargs, self._sent))
         except (OSError, ValueError):
-            raise WorkerLost(self._died(message[1])) from None
+            raise WorkerLost(self._died(member)) from None
+        self._sent += count
         self.requests += 1
 
     def reply(self, member: str) -> dict[str, Any]:
@@ -495,11 +498,15 @@ class Worker:
             if lost.finding.kind == "timeout" and self.spent():  # the budget, not the call
                 raise WorkerLost(self.over_budget(member, lost.finding.where)) from None
             raise
+        except BaseException:  # interrupted while the worker works: its answer would be
+            self._stop()  # read as the next call's, so this worker is done
+            raise
         self.busy += time.monotonic() - started
-        if not isinstance(reply, dict):
+        if not isinstance(reply, dict) or reply.get("seq") != self._answered:
             self._stop()
             raise WorkerLost(Finding("crash", member, "broke the worker's protocol (a reply "
-                                     "that is not the worker's)"))  # fmt: skip
+                                     "that is not the one to this call)"))  # fmt: skip
+        self._answered += 1
         count = reply.get("warnings")
         if isinstance(count, int) and count > 0:
             self.warnings += count

@@ -135,12 +135,14 @@ def serve(conn: Connection) -> None:
             return
         if request is None:
             return
-        kind, member, args, kwargs = request
+        kind, member, args, kwargs, seq = request
         # "calls": one message for many calls of one member (the finite differences' losses),
-        # each answered as soon as it is done, so that the harness times each on its own
-        for one in args if kind == "calls" else [args]:
+        # each answered as soon as it is done, so that the harness times each on its own;
+        # every answer carries its call's number, so none is taken for another's
+        for k, one in enumerate(args if kind == "calls" else [args]):
             reply = _call(impl, member, one, kwargs)
             reply["violations"] = list(policy.violations)
+            reply["seq"] = seq + k
             conn.send_bytes(dumps(reply))
 
 

@@ -405,8 +405,10 @@ says otherwise (under ``--gradescope`` too: a submission that sleeps just under 
 per-call limit on every call would otherwise take hours)."""
 
 
-class _Terminated(BaseException):
-    """SIGTERM arrived while grading (what a CI or Gradescope sends on a time-out)."""
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM arrived while grading (what a CI or Gradescope sends on a time-out): an
+    interruption, as Ctrl-C is, which the boundary lets through rather than blaming it on the
+    code under test."""
 
 
 @contextmanager
