@@ -36,6 +36,10 @@ RUBRIC = """
 [networks]
 random = 1
 combinations = false
+[scope]  # the seed's names, whatever else an entry point of the test run's sys.path registers
+activations = ["sigmoid", "tanh", "relu"]
+output_activations = ["sigmoid", "tanh", "relu"]
+costs = ["mse", "bce"]
 [[hidden.groups]]
 name = "hidden networks"
 networks = 2

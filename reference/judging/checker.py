@@ -28,6 +28,7 @@ failing, with the exception or the shapes; the checker itself does not crash.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -691,7 +692,8 @@ def _not_elementwise_hint(summary: str, output: str, units: int) -> str:
     twin = NUMPY_ACTIVATIONS.get(output)
     if twin is None or twin.elementwise or units != 2:
         return ""
-    if not summary.startswith("every gradient is off by the same factor 1/2:"):
+    # the factor is 1/2 however it is named ("1/2", "1/n_L = 1/2", ...)
+    if not re.match(r"every gradient is off by the same factor (?:[^:]*= )?1/2:", summary):
         return ""
     return (
         f"; or {output}'s derivative taken elementwise: with two units, its Jacobian's "
