@@ -718,3 +718,26 @@ def test_a_pass_with_gradients_excused_at_saturation_says_so():
     assert report.attribution == "none", report.attribution
     assert report.summary.startswith("the gradients and the loss agree wherever they are finite")
     assert "FAIL" not in report.render()
+
+
+class _OneArrayTransposed:
+    """Right everywhere but layer 2's dW, returned transposed (the wrong shape)."""
+
+    loss = staticmethod(backprop.loss)
+
+    @staticmethod
+    def gradients(params, X, Y, **kw):
+        grads = backprop.gradients(params, X, Y, **kw)
+        grads[1] = (grads[1][0].T, grads[1][1])
+        return grads
+
+
+def test_a_wrong_shape_in_one_array_fails_that_array_and_judges_the_others():
+    p = seed_problem()  # layer 2's W is 2x3: its transpose has another shape
+    report = check_gradients(_OneArrayTransposed, p.params, p.X, p.Y, **p.kwargs())
+    assert not report.ok and report.attribution == "structure"
+    assert report.finding is not None and report.finding["kind"] == "structure"
+    by_place = {(c.layer, c.param): c for c in report.layers}
+    assert not by_place[(2, "W")].ok and "the transpose's shape" in by_place[(2, "W")].diagnosis
+    assert all(c.ok for place, c in by_place.items() if place != (2, "W"))
+    assert report.loss["ok"] and "the other arrays agree" in report.summary

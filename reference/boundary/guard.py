@@ -249,6 +249,28 @@ class _Structure(Exception):
     """A result of the wrong structure (turned into a "structure" finding)."""
 
 
+class _WrongShapes(_Structure):
+    """Gradients in the right structure with some arrays of the wrong shape (or not
+    numeric): ``partial`` has the right ones, and NaN where each wrong one was."""
+
+    def __init__(self, message: str, partial: Params, wrong: dict[tuple[int, str], str]) -> None:
+        super().__init__(message)
+        self.partial, self.wrong = partial, wrong
+
+
+class PartlyWrongShapes(ImplementationFailed):
+    """``gradients`` returned the right structure with some arrays of the wrong shape: a
+    structure failure like any other, which the checker may judge array by array
+    (``partial``: the arrays that came right, NaN in place of the others; ``wrong``: a
+    message for each wrong one by ``(layer, "W" or "b")``)."""
+
+    def __init__(
+        self, finding: Finding, partial: Params, wrong: dict[tuple[int, str], str]
+    ) -> None:
+        super().__init__(finding)
+        self.partial, self.wrong = partial, wrong
+
+
 def _real_array(value: Any, what: str) -> np.ndarray:
     """``value`` as a float64 array, refusing what cannot be one without losing something."""
     try:
@@ -288,6 +310,7 @@ def as_gradients(value: Any, params: Params) -> Params:
             f"gradients returned {len(value)} entries for a network of {len(params)} layers"
         )
     out = []
+    wrong: dict[tuple[int, str], str] = {}
     for l, (pair, (W, b)) in enumerate(zip(value, params), start=1):
         if (
             isinstance(pair, (str, bytes))
@@ -297,14 +320,20 @@ def as_gradients(value: Any, params: Params) -> Params:
             raise _Structure(f"layer {l}: expected a (dW, db) pair, got {type_name(pair)}")
         arrays = []
         for pname, theta, g in (("W", W, pair[0]), ("b", b, pair[1])):
-            g = _real_array(g, f"layer {l}'s d{pname}")
-            if g.shape != theta.shape:
+            try:
+                g = _real_array(g, f"layer {l}'s d{pname}")
+            except _Structure as exc:
+                wrong[(l, pname)] = str(exc)
+                g = None
+            if g is not None and g.shape != theta.shape:
                 msg = f"layer {l}: d{pname} has shape {g.shape} but {pname} has shape {theta.shape}"
                 if g.shape == theta.shape[::-1] and g.shape != theta.shape:
                     msg += " (the transpose's shape)"
-                raise _Structure(msg)
-            arrays.append(g)
+                wrong[(l, pname)] = msg
+            arrays.append(np.full(np.shape(theta), np.nan) if (l, pname) in wrong else g)
         out.append((arrays[0], arrays[1]))
+    if wrong:  # judged array by array where the checker can: the others may be right
+        raise _WrongShapes("; ".join(wrong.values()), out, wrong)
     return out
 
 
@@ -556,6 +585,9 @@ class Guarded:
                 value = _as_update(raw, given[0], args[0])
             else:
                 value = convert(raw)
+        except _WrongShapes as exc:
+            finding = Finding("structure", member, str(exc), network)
+            raise PartlyWrongShapes(finding, exc.partial, exc.wrong) from None
         except _Structure as exc:
             raise ImplementationFailed(Finding("structure", member, str(exc), network)) from None
         if key is not None:

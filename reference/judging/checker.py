@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..boundary.guard import Finding, Guarded, ImplementationFailed, guard
+from ..boundary.guard import Finding, Guarded, ImplementationFailed, PartlyWrongShapes, guard
 from ..boundary.layouts import describe_param
 from ..inputs.validate import validate_l2, validate_problem
 from ..oracles import finite_diff
@@ -278,7 +278,9 @@ def check_gradients(
         network["l2"] = l2
     seen = len(guarded.impurities), len(guarded.inconsistencies)
     try:
-        grads, impl_loss, seen_in = _implementation_numbers(guarded, params, X, Y, acts, cost, l2)
+        grads, impl_loss, seen_in, wrong = _implementation_numbers(
+            guarded, params, X, Y, acts, cost, l2
+        )
         judged = precision.lowest_precision(asked or "float64", seen_in)
         refs = _references(guarded, params, X, Y, acts, cost, fd, impl_loss, grads, judged, l2)
     except ImplementationFailed as failed:
@@ -303,6 +305,13 @@ def check_gradients(
         for l in range(1, len(params) + 1)
         for k in (0, 1)
     ]
+    if wrong is not None:  # an array of the wrong shape fails with its own message
+        for check in checks:
+            message = wrong.wrong.get((check.layer, check.param))
+            if message is not None:
+                check.ok, check.fd_ok, check.jax_ok = False, False, False
+                check.error_fd = check.error_jax = None
+                check.worst, check.diagnosis = None, message
     loss_info, loss_ok = _compare_loss(impl_loss, refs.jax, refs.loss_rounding)
     warnings: list[str] = []
     if cost == "bce" and acts[-1] == "sigmoid" and refs.jax is not None:
@@ -338,6 +347,13 @@ def check_gradients(
     ok = loss_ok and all(c.ok for c in checks) and not findings
     if findings and attribution == "none":
         attribution, summary = "boundary", "; ".join(findings)
+    finding = None
+    if wrong is not None:  # a structure failure, with the right arrays and the loss judged
+        ok, attribution, finding = False, "structure", wrong.finding.to_dict()
+        others = [c for c in checks if (c.layer, c.param) not in wrong.wrong]
+        summary = f"{wrong.finding.describe()}; " + (
+            "the other arrays agree" if all(c.ok for c in others) else f"and {summary}"
+        )
     view = None
     if layer_view and attribution == "backward":
         from .layer_view import view_summary
@@ -365,18 +381,27 @@ def check_gradients(
         layout=guarded.layout,
         precision=judged,
         layer_view=view,
+        finding=finding,
     )
 
 
 def _implementation_numbers(
     guarded: Guarded, params, X, Y, acts: list[str], cost: str, l2: float = 0.0
-) -> tuple[list[tuple[np.ndarray, np.ndarray]], float, str]:
-    """Step 1: the implementation's gradients and loss, through the boundary, and the lowest
-    precision they came back in."""
-    grads = guarded.gradients(params, X, Y, activations=acts, cost=cost, l2=l2)
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], float, str, PartlyWrongShapes | None]:
+    """Step 1: the implementation's gradients and loss, through the boundary, the lowest
+    precision they came back in, and None, or the failure of gradients of the right structure
+    with some arrays of the wrong shape (:class:`PartlyWrongShapes`; the gradients then hold
+    NaN in those arrays' places, so that the arrays and the loss that are right are judged)."""
+    wrong = None
+    try:
+        grads = guarded.gradients(params, X, Y, activations=acts, cost=cost, l2=l2)
+    except PartlyWrongShapes as failed:
+        if len(failed.wrong) == 2 * len(params):  # nothing right to judge array by array
+            raise
+        grads, wrong = failed.partial, failed
     seen_in = guarded.last_precision
     loss = guarded.loss(params, X, Y, activations=acts, cost=cost, l2=l2)
-    return grads, loss, precision.lowest_precision(seen_in, guarded.last_precision)
+    return grads, loss, precision.lowest_precision(seen_in, guarded.last_precision), wrong
 
 
 @dataclass
