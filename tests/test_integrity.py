@@ -384,9 +384,16 @@ def test_user_runs_the_worker_as_a_less_privileged_user(tmp_path):
         nobody = pwd.getpwnam("nobody")
     except KeyError:
         pytest.skip("no user 'nobody' on this machine")
-    for path in (Path(sys.executable), *Path(sys.executable).parents):
-        if path.is_dir() and not path.stat().st_mode & 0o001:
-            pytest.skip(f"{path} is closed to other users: the interpreter cannot run as nobody")
+    import numpy
+
+    import reference
+
+    # the interpreter (a venv's links followed), NumPy and the harness must be reachable
+    for needed in (sys.executable, numpy.__file__, reference.__file__):
+        real = Path(needed).resolve()
+        for path in real.parents:
+            if not path.stat().st_mode & 0o001:
+                pytest.skip(f"{path} is closed to other users: {real} cannot be used as nobody")
     sub = tmp_path / "sub"
     sub.mkdir()
     (sub / "whoami.py").write_text(_submission("import os\nprint('UID', os.getuid())\n"))
