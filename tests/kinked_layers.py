@@ -16,11 +16,11 @@ every kind of point: the sweep of correct cases that must raise no alarm.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from layers import checks_args
 
 from reference.oracles.finite_diff import STEP
 
@@ -417,24 +417,5 @@ def arguments(case: Case) -> tuple[Callable, Callable, tuple[np.ndarray, ...], s
     layer = LAYERS[case.layer]
     rng = np.random.default_rng([POINTS.index(case.point), case.seed, len(case.layer)])
     arrays, labels = layer.make(rng, case.point)
-    backward = case.backward
-    if layer.kind == "vjp":
-
-        @functools.wraps(layer.forward)  # its name, and its parameters' names for the report
-        def f(*xs):
-            return layer.forward(*xs)[0]
-
-        def vjp(dout, *xs):
-            return backward(dout, layer.forward(*xs)[1])
-
-        vjp.__qualname__ = backward.__name__
-        return f, vjp, arrays, "check_vjp"
-
-    def loss(x):
-        return layer.forward(x, labels)[0]
-
-    def grad(x):
-        return backward(x, labels)[1]
-
-    loss.__qualname__, grad.__qualname__ = layer.name, backward.__name__
-    return loss, grad, arrays, "check_function"
+    f, gradient, arrays = checks_args(layer, case.backward, arrays, labels)
+    return f, gradient, arrays, "check_vjp" if layer.kind == "vjp" else "check_function"
