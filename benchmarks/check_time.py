@@ -72,9 +72,11 @@ def _phases() -> dict[str, float]:
 
     spent["import jax"] = clock() - start
     start = clock()
-    from reference.frontends import cli, jobs
+    from reference.inputs import networks
     from reference.judging import checker, checks
     from reference.oracles import finite_diff
+    from reference.report import text
+    from reference.run import jobs, session
 
     spent["import the harness"] = clock() - start
     try:
@@ -123,12 +125,12 @@ def _phases() -> dict[str, float]:
         import backprop
 
         runner = Runner(backprop, "backprop")
-        problems = cli.default_problems(0, 8)
-        progress = cli.Progress(len(problems), enabled=False)
+        problems = networks.default_problems(0, 8)
+        progress = session.Progress(len(problems), enabled=False)
         spent["load, problems"] = clock() - begin
-        outcome = cli.run_checks(runner, problems, progress)
+        outcome = session.run_checks(runner, problems, progress)
         begin = clock()
-        cli.print_outcome(outcome, "backprop (built-in)", io.StringIO(), False, False)
+        text.print_outcome(outcome, "backprop (built-in)", io.StringIO(), False, False)
         spent["print the report"] = clock() - begin
 
     begin = clock()
@@ -153,7 +155,7 @@ def _worker_start() -> dict[str, float]:
 
     imported = time.perf_counter() - begin
     from reference.boundary.isolation import Worker
-    from reference.frontends.jobs import whole_run_consistency
+    from reference.run.jobs import whole_run_consistency
 
     begin = time.perf_counter()
     worker = Worker("backprop")

@@ -21,8 +21,9 @@ the combining of the samples, on the seed network."""
 
 def main(names: list[str]) -> None:
     from reference.boundary.isolation import Worker
-    from reference.frontends.cli import Progress, default_problems, run_checks
-    from reference.frontends.layer_views import attach_layer_views, wanted
+    from reference.inputs.networks import default_problems
+    from reference.run.layer_views import attach_layer_views, wanted
+    from reference.run.session import Progress, run_checks
 
     problems = default_problems(0, 2)
     print(f"load average {os.getloadavg()[0]:.1f}; {len(problems)} networks each")

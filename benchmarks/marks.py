@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reference.frontends.grading import grade  # noqa: E402
+from reference.grading.grade import grade  # noqa: E402
 from tests import students  # noqa: E402
 
 

@@ -41,10 +41,10 @@ _WHERE = {
     "adapt": ".boundary.layouts",
     "StructureError": ".boundary.layouts",
     "Worker": ".boundary.isolation",
-    "Grade": ".frontends.grading",
-    "grade": ".frontends.grading",
-    "RubricError": ".frontends.rubric",
-    "load_rubric": ".frontends.rubric",
+    "Grade": ".grading.grade",
+    "grade": ".grading.grade",
+    "RubricError": ".grading.rubric",
+    "load_rubric": ".grading.rubric",
     "ProblemError": ".inputs.validate",
     "ImplementationError": ".boundary.loading",
     "load_impl": ".boundary.loading",
@@ -67,9 +67,9 @@ _WHERE = {
     "FDGradients": ".oracles.finite_diff",
     "directional_gradients": ".oracles.finite_diff",
     "numerical_gradients": ".oracles.finite_diff",
-    "JAX_ACTIVATIONS": ".oracles.jax_model",
-    "JAX_COSTS": ".oracles.jax_model",
-    "MissingTwinError": ".oracles.numpy_model",
+    "JAX_ACTIVATIONS": ".formulas.jax_twins",
+    "JAX_COSTS": ".formulas.jax_twins",
+    "MissingTwinError": ".formulas.numpy_twins",
     "jax_gradients": ".oracles.jax_model",
     "register_activation": ".registry",
     "register_cost": ".registry",
@@ -147,8 +147,10 @@ if TYPE_CHECKING:
     from .boundary.isolation import Worker
     from .boundary.layouts import StructureError, adapt
     from .boundary.loading import ImplementationError, load_impl
-    from .frontends.grading import Grade, grade
-    from .frontends.rubric import RubricError, load_rubric
+    from .formulas.jax_twins import JAX_ACTIVATIONS, JAX_COSTS
+    from .formulas.numpy_twins import MissingTwinError
+    from .grading.grade import Grade, grade
+    from .grading.rubric import RubricError, load_rubric
     from .inputs.problems import Problem, random_problem, seed_problem, with_relu_margin
     from .inputs.validate import ProblemError
     from .judging.checker import ATTRIBUTIONS, ParamCheck, Report, check_gradients
@@ -161,8 +163,7 @@ if TYPE_CHECKING:
         directional_gradients,
         numerical_gradients,
     )
-    from .oracles.jax_model import JAX_ACTIVATIONS, JAX_COSTS, jax_gradients
-    from .oracles.numpy_model import MissingTwinError
+    from .oracles.jax_model import jax_gradients
     from .registry import (
         register_activation,
         register_cost,

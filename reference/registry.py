@@ -60,7 +60,7 @@ _IMPLEMENTATION_MEMBERS = ("fn", "grad", "vjp", "fused")
 
 def _tables(kind: str) -> tuple[dict[str, Any], ...]:
     """The harness's own tables of ``kind`` (never the implementation's)."""
-    from .oracles.numpy_model import NUMPY_ACTIVATIONS, NUMPY_COSTS
+    from .formulas.numpy_twins import NUMPY_ACTIVATIONS, NUMPY_COSTS
 
     if kind == "activation":
         return (NUMPY_ACTIVATIONS,)
@@ -68,22 +68,26 @@ def _tables(kind: str) -> tuple[dict[str, Any], ...]:
 
 
 def _jax_tables(kind: str) -> tuple[dict[str, Any], ...]:
-    from .oracles import jax_model
+    from .formulas import jax_twins
 
     if kind == "activation":
-        return jax_model.JAX_ACTIVATIONS, jax_model.ABSOLUTE_ROUNDING
-    return (jax_model.JAX_COSTS,)
+        return jax_twins.JAX_ACTIVATIONS, jax_twins.ABSOLUTE_ROUNDING
+    return (jax_twins.JAX_COSTS,)
+
+
+_listeners: list[Callable[[], None]] = []
+
+
+def on_change(forget: Callable[[], None]) -> None:
+    """Call ``forget`` whenever a registration changes the tables: an oracle that caches
+    what it derived from them by name (kinks, compiled programs) drops it then."""
+    _listeners.append(forget)
 
 
 def _clear_caches() -> None:
-    """Forget what was derived from the tables (kinks and compiled JAX models by name)."""
-    import sys
-
-    jax_model = sys.modules.get(f"{__package__}.oracles.jax_model")
-    if jax_model is not None:
-        for fn in vars(jax_model).values():
-            if callable(getattr(fn, "cache_clear", None)):
-                fn.cache_clear()
+    """Tell every listener (:func:`on_change`) that the tables changed."""
+    for forget in _listeners:
+        forget()
 
 
 def _check_name(name: object, kind: str, replace: object) -> None:
@@ -185,7 +189,7 @@ def register_activation(
         or not 0 <= absolute_rounding < math.inf
     ):
         raise ValueError(f"absolute_rounding must be a number >= 0, got {absolute_rounding!r}")
-    from .oracles.numpy_model import NumpyActivation
+    from .formulas.numpy_twins import NumpyActivation
 
     _saved.setdefault(("activation", name), []).append(_snapshot("activation", name))
     (twins,) = _tables("activation")
@@ -245,8 +249,8 @@ def register_cost(
                 "output_activations must name registered activations, got "
                 f"{sorted(allowed)!r} (unknown: {unknown})"
             )
-    from .oracles.jax_model import JaxCost
-    from .oracles.numpy_model import NumpyCost
+    from .formulas.jax_twins import JaxCost
+    from .formulas.numpy_twins import NumpyCost
 
     forms = [
         _logit_forms("numpy_from_logits", numpy_from_logits),
@@ -306,7 +310,7 @@ def _implementation_table(kind: str) -> Mapping[str, Any]:
 def activation_names() -> list[str]:
     """The activations the harness checks: the built-in table's, in its order, then the
     registered ones it lacks (entry points loaded first)."""
-    from .oracles.numpy_model import NUMPY_ACTIVATIONS
+    from .formulas.numpy_twins import NUMPY_ACTIVATIONS
 
     load_entry_points()
     ours = list(_implementation_table("activation"))

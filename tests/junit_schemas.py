@@ -1,4 +1,4 @@
-"""The JUnit file against every schema it must meet (``reference.frontends.junit.SCHEMAS``:
+"""The JUnit file against every schema it must meet (``reference.report.junit.SCHEMAS``:
 the project's own, Jenkins' junit-4 and the xUnit plugin's junit-10), for the tests that
 write one."""
 
@@ -6,7 +6,7 @@ import functools
 
 import pytest
 
-from reference.frontends import junit
+from reference.report import junit
 
 
 @functools.cache

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import backprop
+from reference.formulas.jax_twins import JAX_ACTIVATIONS
+from reference.formulas.numpy_twins import NUMPY_ACTIVATIONS
 from reference.inputs.strategies import pre_activations
-from reference.oracles.jax_model import JAX_ACTIVATIONS
 from reference.oracles.jax_x64 import enable_x64
-from reference.oracles.numpy_model import NUMPY_ACTIVATIONS
 
 EPS = np.finfo(np.float64).eps
 NAMES = sorted(backprop.ACTIVATIONS)

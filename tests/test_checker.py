@@ -93,7 +93,7 @@ def test_a_missing_one_over_n_l_is_named_with_every_cause_it_equals():
     # and a run's printed outcome says it once, after the failing networks
     import io
 
-    from reference.frontends.cli import print_outcome
+    from reference.report.text import print_outcome
 
     out = io.StringIO()
     problems = [sized_problem(m=2, outputs=2), sized_problem(m=2, outputs=3, seed=1)]
@@ -611,7 +611,7 @@ def test_no_numpy_twin_for_the_formulas_leaves_jax_and_a_note(monkeypatch):
     by JAX, and the report says why there are no finite differences."""
     import jax
 
-    from reference.oracles.jax_model import JAX_ACTIVATIONS
+    from reference.formulas.jax_twins import JAX_ACTIVATIONS
 
     softsign = backprop.Activation(lambda z: z / (1 + abs(z)), lambda z, a: 1 / (1 + abs(z)) ** 2)
     monkeypatch.setitem(backprop.ACTIVATIONS, "softsign", softsign)

@@ -18,11 +18,12 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import backprop
-from reference.frontends import cli, github, junit, provenance
-from reference.frontends.terminal import SafeWriter, terminal_text
+from reference.frontends import cli
 from reference.inputs.problems import seed_problem
 from reference.judging.checker import check_gradients
 from reference.judging.checks import SEVERITIES, CheckResult
+from reference.report import github, junit, provenance
+from reference.report.terminal import SafeWriter, terminal_text
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -174,7 +175,7 @@ def test_a_wrong_gradient_points_at_the_def_line_of_gradients(tmp_path, monkeypa
     errors = [c for c in commands(text) if c[0] == "error" and "networks)" in c[1]["title"]]
     checks = [c for c in commands(text) if c[0] == "error" and "networks)" not in c[1]["title"]]
     assert code == 1 and failing
-    mistakes = {(n["attribution"], cli._NUMBER.sub("#", n["summary"])) for n in failing}
+    mistakes = {(n["attribution"], text.NUMBER.sub("#", n["summary"])) for n in failing}
     assert len(errors) == len(mistakes)  # one annotation per distinct mistake
     assert len(checks) == len({c["name"] for c in data["checks"] if c["ok"] is False})
     for _, props, message in errors:
@@ -702,7 +703,7 @@ def test_the_reproducing_command_parses_back_to_the_same_options(argv):
     import shlex
 
     from reference.frontends.cli import build_parser
-    from reference.frontends.provenance import OUTPUT_ONLY, reproduce_command
+    from reference.report.provenance import OUTPUT_ONLY, reproduce_command
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -10,10 +10,12 @@ import pytest
 import backprop
 from backprop import cli as train_cli
 from reference.bugs import CATALOG
+from reference.formulas.numpy_twins import NUMPY_ACTIVATIONS
 from reference.frontends import cli
+from reference.inputs import networks
 from reference.inputs.penalties import penalty_problems
 from reference.inputs.scope import Scope
-from reference.oracles.numpy_model import NUMPY_ACTIVATIONS
+from reference.run import session
 
 
 def check(*argv):
@@ -52,7 +54,7 @@ def test_no_arguments_checks_the_builtin_and_passes(builtin_run):
     assert "seed 2-3-2-1 tanh/tanh/sigmoid bce" in text and "err FD" in text
     last = text.strip().splitlines()[-1]
     # every seed combination of the tables, two random, and the penalised ones it declares
-    n = cli.seed_combinations() + 2 + penalised(backprop)
+    n = networks.seed_combinations() + 2 + penalised(backprop)
     assert last.startswith(f"PASS: backprop (built-in): {n}/{n} networks")
 
 
@@ -72,7 +74,7 @@ def test_quiet_prints_failures_and_the_summary_only():
 def test_verbose_prints_every_table_and_check():
     code, text = check("--networks", "1", "--verbose")
     # a table per network: every seed network, one random, the penalised ones
-    n = cli.seed_combinations() + 1 + penalised(backprop)
+    n = networks.seed_combinations() + 1 + penalised(backprop)
     assert code == 0 and text.count("err FD") == n and "relu'(0)" in text
 
 
@@ -112,7 +114,7 @@ def test_json_holds_every_report(tmp_path):
         "--impl", "reference.bugs:bias_grad_mean", "--networks", "1", "--json", str(path)
     )
     data = json.loads(path.read_text())
-    n = cli.seed_combinations() + 1 + penalised(CATALOG["bias_grad_mean"])
+    n = networks.seed_combinations() + 1 + penalised(CATALOG["bias_grad_mean"])
     assert code == 1 and data["ok"] is False and len(data["networks"]) == n
     first = data["networks"][0]
     assert {"ok", "attribution", "layers", "loss", "kinks_excluded"} <= set(first)
@@ -262,7 +264,7 @@ def test_train_max_iterations_and_bad_values():
 
 def test_progress_bar_only_on_a_terminal():
     stream = io.StringIO()
-    bar = cli.Progress(10, enabled=True, stream=stream)
+    bar = session.Progress(10, enabled=True, stream=stream)
     bar.start -= 5
     bar.update(5)
     assert stream.getvalue() == ""  # not a terminal
@@ -272,12 +274,12 @@ def test_progress_bar_only_on_a_terminal():
             return True
 
     tty = Tty()
-    bar = cli.Progress(10, enabled=True, stream=tty)
+    bar = session.Progress(10, enabled=True, stream=tty)
     bar.start -= 5
     bar.update(5)
     assert "5/10" in tty.getvalue()
     quiet = Tty()
-    cli.Progress(10, enabled=False, stream=quiet).update(5)
+    session.Progress(10, enabled=False, stream=quiet).update(5)
     assert quiet.getvalue() == ""
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import backprop
-from reference.oracles.jax_model import JAX_COSTS
+from reference.formulas.jax_twins import JAX_COSTS
 from reference.oracles.jax_x64 import enable_x64
 
 EPS = np.finfo(np.float64).eps

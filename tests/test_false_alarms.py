@@ -31,9 +31,9 @@ from reference.bugs.catalog import (
     SigmoidGradOfZ,
     SignFlipped,
 )
+from reference.formulas.numpy_twins import NUMPY_ACTIVATIONS
 from reference.judging.diagnosis import relative_error
 from reference.oracles.jax_model import jax_model
-from reference.oracles.numpy_model import NUMPY_ACTIVATIONS
 
 INTEGER_SHARE = 0.2
 

@@ -22,6 +22,7 @@ import backprop
 import reference
 from reference.frontends import cli
 from reference.inputs.problems import output_only
+from reference.run import golden as golden_files
 from tests.outside import forks
 
 ROOT = Path(reference.__file__).resolve().parents[1]
@@ -107,7 +108,7 @@ def test_a_regression_only_several_outputs_show_is_caught_by_each_command(tmp_pa
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     drifted = {c["where"] for c in checks_of(report) if c["ok"] is False}
     assert drifted == {
-        p.name for p in cli.golden_problems()
+        p.name for p in golden_files.golden_problems()
         if p.Y.shape[0] > 1 and p.activations[-1] not in backprop.COSTS[p.cost].fused
         and not output_only(p.activations[-1])
     }  # fmt: skip
@@ -191,7 +192,7 @@ def test_a_float32_fork_drifts_within_the_default_tolerance_of_its_precision(
     impl, _ = fork_here(tmp_path, monkeypatch, "float32")
     code, text = run_here("--impl", impl, "--golden", "compare", str(golden), "--quiet")
     assert code == 0, text
-    assert f"--golden-rtol {cli.golden_rtol('float32'):g})" in text
-    rtol = f"{cli.golden_rtol('float64'):g}"  # the float64 default drifts
+    assert f"--golden-rtol {golden_files.golden_rtol('float32'):g})" in text
+    rtol = f"{golden_files.golden_rtol('float64'):g}"  # the float64 default drifts
     code, text = run_here("--impl", impl, "--golden", "compare", str(golden), "--golden-rtol", rtol)
     assert code == 1 and "gradients DRIFTED" in text

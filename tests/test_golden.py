@@ -10,6 +10,7 @@ import pytest
 
 from reference.frontends import cli
 from reference.inputs.scope import Scope
+from reference.run import golden as golden_files
 from tests.outside.nudged import NUDGE
 
 NUDGED = "tests.outside.nudged:NUDGED"
@@ -66,8 +67,8 @@ def test_the_golden_file_holds_the_networks_inside_the_declared_scope(tmp_path):
 
     declared = Scope.read(getattr(impl, "SUPPORTS", None), "MSE_ONLY.SUPPORTS")
     scope = Scope.read({"costs": ["mse"]}, "test").over(declared)
-    assert meta["networks"] == [p.name for p in cli.golden_problems(scope)]
-    assert all(scope.admits(p) for p in cli.golden_problems(scope))
+    assert meta["networks"] == [p.name for p in golden_files.golden_problems(scope)]
+    assert all(scope.admits(p) for p in golden_files.golden_problems(scope))
     assert len(meta["networks"]) > 4
     code, text = check("--impl", MSE_ONLY, "--costs", "mse", "--golden", "compare", str(path))
     assert code == 0 and "same gradients as" in text
@@ -100,7 +101,7 @@ def test_bad_golden_tolerances_are_usage_errors(tmp_path, capsys, argv, says):
 
 def test_golden_compare_rejects_a_tolerance_that_is_not_positive(golden):
     with pytest.raises(ValueError, match="tolerance must be a number > 0"):
-        cli.golden_compare(None, golden, 0.0)
+        golden_files.golden_compare(None, golden, 0.0)
 
 
 # --- the families a golden file covers, and what a comparison writes -------------------------
@@ -119,7 +120,7 @@ def _widths(scope):
         for c in compatible_costs(o):
             least = 2 if output_only(o) or c == "cce" else 1
             if scope.outputs is None:
-                widths = {max(w, least) for w in cli.GOLDEN_OUTPUTS}
+                widths = {max(w, least) for w in golden_files.GOLDEN_OUTPUTS}
             else:
                 widths = {w for w in scope.outputs if w >= least}
             if c in scope.names("costs") and widths:
@@ -136,7 +137,7 @@ def test_golden_networks_cover_every_pair_width_and_depth_of_the_scope(declared)
     from reference.inputs.problems import output_only
 
     scope = Scope.read(declared, "test").over(Scope.everything())
-    problems = cli.golden_problems(scope)
+    problems = golden_files.golden_problems(scope)
     names = [p.name for p in problems]
     assert len(names) == len(set(names))  # no network twice
     assert all(scope.admits(p) for p in problems)
@@ -144,8 +145,8 @@ def test_golden_networks_cover_every_pair_width_and_depth_of_the_scope(declared)
     assert {(p.activations[-1], p.cost) for p in problems} == set(pairs)
     for pair, widths in pairs.items():  # one output and several, where the scope has them
         assert {p.Y.shape[0] for p in problems if (p.activations[-1], p.cost) == pair} == widths
-    lo = max(cli.GOLDEN_DEPTHS[0], scope.min_depth or 0)
-    hi = min(cli.GOLDEN_DEPTHS[1], scope.max_depth or cli.GOLDEN_DEPTHS[1])
+    lo = max(golden_files.GOLDEN_DEPTHS[0], scope.min_depth or 0)
+    hi = min(golden_files.GOLDEN_DEPTHS[1], scope.max_depth or golden_files.GOLDEN_DEPTHS[1])
     assert {len(p.params) for p in problems} == set(range(lo, hi + 1))
     hidden = {a for p in problems for a in p.activations[:-1]}
     assert hidden == {a for a in scope.names("activations") if not output_only(a)} or hi == 1
@@ -153,18 +154,27 @@ def test_golden_networks_cover_every_pair_width_and_depth_of_the_scope(declared)
 
 def test_golden_networks_do_not_depend_on_the_names_a_scope_leaves_out():
     """A network's data are its name's: the networks of a narrower scope are the same arrays."""
-    every = {p.name: p for p in cli.golden_problems(Scope.everything())}
-    for p in cli.golden_problems(Scope.read({"costs": ["mse"]}, "t").over(Scope.everything())):
+    every = {p.name: p for p in golden_files.golden_problems(Scope.everything())}
+    for p in golden_files.golden_problems(
+        Scope.read({"costs": ["mse"]}, "t").over(Scope.everything())
+    ):
         if p.name in every:
             np.testing.assert_array_equal(p.X, every[p.name].X)
 
 
 def test_the_default_tolerance_follows_the_precision():
-    assert cli.golden_rtol("float64") == cli.GOLDEN_RTOL
-    assert cli.golden_rtol(np.float32) == cli.GOLDEN_EPS_FACTOR * np.finfo(np.float32).eps
-    assert cli.golden_rtol("float16") > cli.golden_rtol("float32") > cli.golden_rtol("float64")
+    assert golden_files.golden_rtol("float64") == golden_files.GOLDEN_RTOL
+    assert (
+        golden_files.golden_rtol(np.float32)
+        == golden_files.GOLDEN_EPS_FACTOR * np.finfo(np.float32).eps
+    )
+    assert (
+        golden_files.golden_rtol("float16")
+        > golden_files.golden_rtol("float32")
+        > golden_files.golden_rtol("float64")
+    )
     with pytest.raises(ValueError, match="dtype must be a floating dtype"):
-        cli.golden_rtol("int64")
+        golden_files.golden_rtol("int64")
 
 
 def test_golden_compare_writes_the_json_junit_and_annotations_of_a_check(golden, tmp_path):
@@ -182,7 +192,7 @@ def test_golden_compare_writes_the_json_junit_and_annotations_of_a_check(golden,
     drifted = [c for c in report["checks"] if c["ok"] is False]
     import backprop
 
-    deep = {p.name for p in cli.golden_problems() if len(p.params) >= 2  # a dW^2 not all 0
+    deep = {p.name for p in golden_files.golden_problems() if len(p.params) >= 2  # a dW^2 not all 0
             and np.any(backprop.gradients(p.params, p.X, p.Y, **p.kwargs())[1][0])}  # fmt: skip
     assert {c["where"] for c in drifted} == deep
     assert all("layer 2 dW" in c["message"] for c in drifted)

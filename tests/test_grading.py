@@ -12,8 +12,9 @@ import backprop
 import reference
 from reference.boundary.loading import OPTIONAL
 from reference.bugs import CATALOG, Correct
-from reference.frontends import cli, families
-from reference.frontends.grading import (
+from reference.frontends import cli
+from reference.grading import families
+from reference.grading.grade import (
     HIDDEN_SEED_VARIABLE,
     SELF_CHECK,
     grade,
@@ -21,7 +22,7 @@ from reference.frontends.grading import (
     public_problems,
     safe_text,
 )
-from reference.frontends.rubric import (
+from reference.grading.rubric import (
     VISIBILITIES,
     RubricError,
     check_names,

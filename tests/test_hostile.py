@@ -21,9 +21,12 @@ import pytest
 import backprop
 from reference import check_gradients
 from reference.frontends import cli
+from reference.inputs import networks
 from reference.inputs.problems import seed_problem
 from reference.inputs.validate import ProblemError
 from reference.judging import checks
+from reference.report import junit
+from reference.run import golden
 
 CORRECT = """
 import numpy as np
@@ -224,7 +227,7 @@ def test_a_hang_costs_its_network_only(tmp_path):
     assert done.returncode == 1
     from reference.inputs.scope import Scope
 
-    n = len(cli.default_problems(0, 0, Scope()))  # it declares nothing: the seed's names
+    n = len(networks.default_problems(0, 0, Scope()))  # it declares nothing: the seed's names
     assert f"{n - 1}/{n} networks" in done.stdout  # every other network was checked
 
 
@@ -242,7 +245,7 @@ def gradients(params, X, Y, *, activations, cost):
 def test_code_that_hangs_on_every_network_is_not_waited_on_past_a_few(tmp_path):
     """After HANGS_IN_A_ROW time-outs in a row the rest of the run is not waited on: each
     remaining network (and the fixed checks) fails saying why, and the reports are written."""
-    from reference.frontends.cli import HANGS_IN_A_ROW
+    from reference.run.session import HANGS_IN_A_ROW
 
     (tmp_path / "hangs_always.py").write_text(HANGS_ALWAYS)
     done = subprocess.run(
@@ -368,7 +371,7 @@ def test_junit_survives_escape_codes_nul_and_lone_surrogates(tmp_path):
     )))  # fmt: skip
     outcome = {"ok": False, "reports": [(p, report)], "checks": []}
     path = tmp_path / "r.xml"
-    cli.write_junit(outcome, "hostile", path)
+    junit.write_junit(outcome, "hostile", path)
     text = ET.parse(path).getroot().find("testsuite/testcase/error").get("message")
     assert "red" in text and "\x1b" not in text and "\x00" not in text
 
@@ -407,7 +410,7 @@ def test_a_golden_file_with_an_extra_layer_is_not_the_same(tmp_path, capsys):
     assert cli.main(["--in-process", "--golden", "save", str(path)]) == 0
     with np.load(path) as saved:
         arrays = dict(saved)
-    L = len(cli.golden_problems()[0].params)  # the first network's layers, one more saved
+    L = len(golden.golden_problems()[0].params)  # the first network's layers, one more saved
     arrays[f"0/layer{L + 1}/W"] = np.zeros((1, 1))
     arrays[f"0/layer{L + 1}/b"] = np.zeros((1, 1))
     np.savez(path, **arrays)

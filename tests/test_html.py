@@ -15,9 +15,10 @@ import pytest
 import backprop
 import reference
 from reference.bugs import CATALOG
-from reference.frontends import cli, html
+from reference.frontends import cli
 from reference.judging import checks
 from reference.judging.checker import failed_report
+from reference.report import html
 
 PROBLEM = reference.seed_problem()
 VOID = {"meta", "br", "hr", "img", "input", "link", "wbr", "col", "source"}

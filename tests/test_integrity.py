@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from reference.boundary.policy import FORBIDDEN, scan
-from reference.frontends.grading import grade
-from reference.frontends.rubric import load_rubric
-from reference.frontends.submissions import GRADEBOOK, grade_class
+from reference.grading.grade import grade
+from reference.grading.rubric import load_rubric
+from reference.grading.submissions import GRADEBOOK, grade_class
 
 HONEST = (Path(__file__).parent / "submissions" / "honest.py").read_text()
 SEED = 90210417

@@ -18,9 +18,9 @@ from reference import check_gradients, layer_view
 from reference.bugs import CATALOG, CORRECT
 from reference.bugs.detect import detection_problems
 from reference.frontends import cli
-from reference.frontends.layer_views import MAX_VIEWS
 from reference.judging.layer_view import VERDICTS, view_summary
 from reference.oracles import numpy_model
+from reference.run.layer_views import MAX_VIEWS
 
 SEED = detection_problems()[0]
 """The seed's network, on which each catalogued mistake is judged here."""
@@ -175,7 +175,7 @@ def test_the_cli_shows_the_direct_verdict_in_text_and_json(tmp_path, verdict):
     from reference.inputs.scope import Scope
 
     declared = Scope.read(getattr(_fresh(name), "SUPPORTS", None), "the mistake's SUPPORTS")
-    problems = {p.name: p for p in cli.default_problems(0, 0) + penalty_problems(0, declared)}
+    problems = {p.name: p for p in networks.default_problems(0, 0) + penalty_problems(0, declared)}
     viewed = [n for n in networks if n["layer_view"] is not None]
     assert 1 <= len(viewed) <= MAX_VIEWS, networks
     for network in viewed:

@@ -8,8 +8,8 @@ import pytest
 import backprop
 import reference
 import reference.bugs as bugs
+from reference.formulas.numpy_twins import NUMPY_ACTIVATIONS
 from reference.inputs.problems import seed_problem
-from reference.oracles.numpy_model import NUMPY_ACTIVATIONS
 
 NOT_ELEMENTWISE = sorted(a for a, twin in NUMPY_ACTIVATIONS.items() if not twin.elementwise)
 ELEMENTWISE_OUTPUTS = sorted(

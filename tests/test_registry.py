@@ -22,12 +22,13 @@ from hypothesis.errors import InvalidArgument
 import backprop
 import reference
 from reference import registry
-from reference.frontends.cli import default_problems, main
+from reference.formulas.jax_twins import JAX_ACTIVATIONS, JAX_COSTS
+from reference.formulas.numpy_twins import NUMPY_ACTIVATIONS, NUMPY_COSTS
+from reference.frontends.cli import main
 from reference.inputs.combinations import seed_combinations
+from reference.inputs.networks import default_problems
 from reference.inputs.problems import compatible_costs, with_relu_margin
 from reference.inputs.strategies import architectures
-from reference.oracles.jax_model import JAX_ACTIVATIONS, JAX_COSTS
-from reference.oracles.numpy_model import NUMPY_ACTIVATIONS, NUMPY_COSTS
 
 # softplus: g(z) = log(1 + e^z), g'(z) = sigmoid(z); no kinks. The harness's spec (its twins)
 # and the implementation's own entry, apart: each side registers its own.
@@ -485,7 +486,7 @@ def test_backprop_and_its_registration_import_nothing_of_the_harness(tmp_path):
 
 
 def test_explain_lists_a_name_only_the_harness_holds():
-    from reference.frontends.formulas import explain_tables
+    from reference.report.formulas import explain_tables
 
     with reference.registered_activation("shifted", **SHIFTED):
         out = io.StringIO()

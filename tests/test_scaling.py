@@ -14,10 +14,12 @@ import pytest
 
 import backprop
 from reference.bugs import CATALOG
-from reference.frontends import cli, scaling
-from reference.frontends.scaling import parse_shard, shard
+from reference.frontends import cli
+from reference.inputs import networks
 from reference.inputs.penalties import penalty_problems
 from reference.inputs.scope import Scope
+from reference.run import scaling, session
+from reference.run.scaling import parse_shard, shard
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +60,7 @@ def test_a_bad_shard_is_a_usage_error(text, capsys):
 
 @pytest.mark.parametrize("n", range(1, 7))
 def test_every_network_lies_in_exactly_one_shard(n):
-    problems = cli.default_problems(seed=0, networks=5)
+    problems = networks.default_problems(seed=0, networks=5)
     slices = [shard(problems, k, n) for k in range(1, n + 1)]
     ids = [id(p) for s in slices for p in s]
     assert sorted(ids) == sorted(id(p) for p in problems) and len(set(ids)) == len(ids)
@@ -79,16 +81,16 @@ def test_the_shards_together_are_the_unsharded_run(tmp_path):
 
     def per_network(data):  # the non-gradient checks run on networks, as plain JSON
         return sorted(json.dumps(c, sort_keys=True) for c in data["checks"]
-                      if c["where"] != "fixed" and not c["where"].startswith(cli.WHOLE_RUN))  # fmt: skip
+                      if c["where"] != "fixed" and not c["where"].startswith(session.WHOLE_RUN))  # fmt: skip
 
     assert sorted(x for _, d in parts for x in per_network(d)) == per_network(whole)
     fixed = [[c for c in d["checks"] if c["where"] == "fixed"] for _, d in parts]
     assert fixed[0] == [c for c in whole["checks"] if c["where"] == "fixed"] and fixed[0]
     assert not any(fixed[1:])  # the fixed checks run once, in shard 1
     # each shard's whole-run check is its own and named for it; no case is in two files
-    whole_run = [c for c in whole["checks"] if c["where"] == cli.WHOLE_RUN]
+    whole_run = [c for c in whole["checks"] if c["where"] == session.WHOLE_RUN]
     for k, (_, d) in enumerate(parts, 1):
-        mine = [c for c in d["checks"] if c["where"].startswith(cli.WHOLE_RUN)]
+        mine = [c for c in d["checks"] if c["where"].startswith(session.WHOLE_RUN)]
         assert [c["where"] for c in mine] == [scaling.whole_run_label(k, n)] * len(whole_run)
     together = [c for k in range(1, n + 1) for c in cases(tmp_path / f"s{k}.xml")]
     assert len(set(together)) == len(together)
@@ -198,7 +200,7 @@ def test_every_worker_times_its_networks_for_the_junit_file(tmp_path):
     """With --jobs 2 the networks checked by the second worker are timed too."""
     import xml.etree.ElementTree as ET
 
-    from reference.frontends.junit import CHECKS_SUITE
+    from reference.report.junit import CHECKS_SUITE
 
     path = tmp_path / "r.xml"
     code = cli.main([*TINY, "--jobs", "2", "--quiet", "--junit-xml", str(path)], out=io.StringIO())

@@ -7,7 +7,7 @@ import sys
 
 SCRIPT = """
 import sys
-import reference.frontends.cli, reference.frontends.jobs, reference.judging.checker
+import reference.frontends.cli, reference.run.jobs, reference.judging.checker
 print(sorted(m for m in sys.modules if m == "jax" or m.startswith("jax.")))
 """
 

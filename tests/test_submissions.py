@@ -13,9 +13,9 @@ from reference.boundary.isolation import Failed
 from reference.boundary.loading import ImplementationError, import_path, load_impl
 from reference.bugs import CATALOG
 from reference.frontends import cli
-from reference.frontends.grading import WALL_LIMIT, Deadline
-from reference.frontends.rubric import load_rubric
-from reference.frontends.submissions import (
+from reference.grading.grade import WALL_LIMIT, Deadline
+from reference.grading.rubric import load_rubric
+from reference.grading.submissions import (
     GRADEBOOK,
     LEADING,
     TRAILING,
@@ -176,7 +176,7 @@ def test_a_class_is_graded_one_row_each(tmp_path):
 def _shows(mistake: str, rubric, hidden_seed: int) -> bool:
     """Whether ``mistake``'s gradients fail on any network ``rubric`` grades (in-process)."""
     from reference import check_gradients
-    from reference.frontends.grading import hidden_problems, public_problems
+    from reference.grading.grade import hidden_problems, public_problems
 
     graded = public_problems(rubric) + [
         p for _, group in hidden_problems(rubric, hidden_seed) for p in group
@@ -379,7 +379,7 @@ def test_a_class_with_a_notebook_and_a_roster_gives_an_importable_gradebook(tmp_
 
 
 def test_integrity_findings_fill_their_column():
-    from reference.frontends.grading import Grade, Item
+    from reference.grading.grade import Grade, Item
 
     graded = Grade("eve.py", [Item("loss", 4.0, 4.0, "")], 0.0, "",
                    integrity=["imports backprop (forbidden)", "reads\nthe rubric"])  # fmt: skip

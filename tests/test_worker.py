@@ -18,9 +18,9 @@ import backprop
 from reference.boundary.guard import Guarded, ImplementationFailed
 from reference.boundary.isolation import Failed, Worker
 from reference.boundary.wire import Opaque, UnsafeMessage, loads, plain
-from reference.frontends.jobs import check_network
 from reference.inputs.problems import seed_problem
 from reference.oracles.finite_diff import numerical_gradients
+from reference.run.jobs import check_network
 
 
 def _module(tmp_path, name: str, body: str) -> str:

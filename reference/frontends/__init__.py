@@ -1,1 +1,1 @@
-"""The front-ends: the ``backprop-check`` command and the pytest plugin."""
+"""The front-ends: the ``backprop-check`` command (subcommands) and the pytest plugin."""

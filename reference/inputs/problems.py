@@ -20,7 +20,7 @@ Params = list[tuple[np.ndarray, np.ndarray]]
 
 def _kinks(name: str) -> tuple[float, ...]:
     """The kinks of activation ``name``, as its NumPy twin lists them (relu: (0.0,))."""
-    from ..oracles.numpy_model import NUMPY_ACTIVATIONS
+    from ..formulas.numpy_twins import NUMPY_ACTIVATIONS
 
     twin = NUMPY_ACTIVATIONS.get(name)
     return twin.kinks if twin is not None else ()
@@ -29,7 +29,7 @@ def _kinks(name: str) -> tuple[float, ...]:
 def output_only(name: str) -> bool:
     """Whether activation ``name`` is taken on the output layer only: its NumPy twin is not
     elementwise (softmax normalises each column of Z^L)."""
-    from ..oracles.numpy_model import NUMPY_ACTIVATIONS
+    from ..formulas.numpy_twins import NUMPY_ACTIVATIONS
 
     twin = NUMPY_ACTIVATIONS.get(name)
     return twin is not None and not twin.elementwise
@@ -86,7 +86,7 @@ class Problem:
 
 
 def _activation_fn(name: str):
-    from ..oracles.numpy_model import NUMPY_ACTIVATIONS
+    from ..formulas.numpy_twins import NUMPY_ACTIVATIONS
 
     return NUMPY_ACTIVATIONS[name].fn
 

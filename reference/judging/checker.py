@@ -37,9 +37,9 @@ import numpy as np
 
 from ..boundary.guard import Finding, Guarded, ImplementationFailed, PartlyWrongShapes, guard
 from ..boundary.layouts import describe_param
+from ..formulas.numpy_twins import MissingTwinError
 from ..inputs.validate import validate_l2, validate_problem
 from ..oracles import finite_diff
-from ..oracles.numpy_model import MissingTwinError
 from . import diagnosis, precision
 from .penalty import penalty_blame, with_penalty_rounding
 
@@ -178,8 +178,8 @@ class Report:
 
     def _repr_html_(self) -> str:
         """The report as an HTML table with the failing cells marked: what a notebook shows
-        (``reference/frontends/html.py``; the plain text stays :meth:`render`)."""
-        from ..frontends.html import report_html
+        (``reference/report/html.py``; the plain text stays :meth:`render`)."""
+        from ..report.html import report_html
 
         return report_html(self)
 
@@ -712,7 +712,7 @@ def _not_elementwise_hint(summary: str, output: str, units: int) -> str:
     two units (softmax over two classes), the usual cause: its derivative taken as the
     diagonal a(1 - a) of its Jacobian, exactly half of the full product there (the two
     columns of dJ/dA are opposite for mse against one-hot labels, and cce is fused)."""
-    from ..oracles.numpy_model import NUMPY_ACTIVATIONS
+    from ..formulas.numpy_twins import NUMPY_ACTIVATIONS
 
     twin = NUMPY_ACTIVATIONS.get(output)
     if twin is None or twin.elementwise or units != 2:

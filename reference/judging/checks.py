@@ -55,7 +55,7 @@ class CheckResult:
 
     def _repr_html_(self) -> str:
         """One line of HTML for a notebook, a failed check marked by its severity."""
-        from ..frontends.html import check_result_html
+        from ..report.html import check_result_html
 
         return check_result_html(self)
 

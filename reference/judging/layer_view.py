@@ -321,7 +321,7 @@ def view_summary(
     report prints (``"layer view: the chaining of the deltas: ..."``); ``blamed`` the table
     entry a local derivative points at, ``{"activation": name, "layer": l}`` for a hidden
     layer's g'_l, ``{"cost": name, "output_activation": name, "layer": L}`` for the output
-    delta, or None (where a report's annotation goes: ``reference/frontends/github.py``).
+    delta, or None (where a report's annotation goes: ``reference/report/github.py``).
     ``precision``: the precision the network was judged at; the steps are checked at
     float64's, so below it the view is ``"unavailable"`` (as it is without the NumPy twins
     of every activation and the cost).

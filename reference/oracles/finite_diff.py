@@ -46,8 +46,9 @@ from typing import Any
 import numpy as np
 
 from ..boundary.guard import guard
+from ..formulas.numpy_twins import MissingTwinError
 from . import numpy_model
-from .numpy_model import MissingTwinError, Model, kink_side
+from .numpy_model import Model, kink_side
 
 EPS = float(np.finfo(np.float64).eps)
 STEP = EPS ** (1 / 3)  # about 6.06e-6 (Numerical Recipes, 3rd ed., section 5.7)

@@ -14,133 +14,16 @@ elementwise (softmax is not: it normalises each column, axis 0).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
-LEAKY_SLOPE = 0.01
-"""leaky relu's slope below 0 (Maas, Hannun and Ng, ICML 2013; PyTorch's and JAX's default)."""
-
-
-class MissingTwinError(LookupError):
-    """A name in the implementation's tables has no twin in an oracle; the message says what
-    to add."""
-
-
-class NumpyActivation(NamedTuple):
-    """g(z), elementwise; ``kinks``: the points where g is not differentiable.
-
-    ``inplace(z)``, where given, computes the same values into z and returns it:
-    finite differences evaluate g on millions of entries, and a temporary fewer
-    is time saved.
-    """
-
-    fn: Callable[[np.ndarray], np.ndarray]
-    kinks: tuple[float, ...] = ()
-    inplace: Callable[[np.ndarray], np.ndarray] | None = None
-    elementwise: bool = True
-    """False for g whose outputs each depend on a whole column (softmax): ``fn`` then
-    works along axis 0 of an array of any rank, (n_L, m) or (n_L, P, m); such a g is
-    taken on the output layer only."""
-
-
-class NumpyCost(NamedTuple):
-    """J = (1/m) sum term(A, Y); ``from_logits[g](z, y)``: the same terms from Z^L."""
-
-    term: Callable[[np.ndarray, np.ndarray], np.ndarray]
-    from_logits: Mapping[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
-
-
-def _sigmoid_inplace(z: np.ndarray) -> np.ndarray:
-    """1 / (1 + e^{-z}), written into z.
-
-    The formula as it stands is accurate in floating point: for z < 0, 1 + e^{-z}
-    is large and its reciprocal keeps full relative precision; below z of about
-    -709, e^{-z} overflows to inf and the result is 0, where the true value is
-    under 1e-308. Four passes and no mask (a masked pass is several times slower).
-    """
-    np.negative(z, out=z)
-    with np.errstate(over="ignore"):
-        np.exp(z, out=z)
-    z += 1.0
-    return np.reciprocal(z, out=z)
-
-
-def _tanh_inplace(z: np.ndarray) -> np.ndarray:
-    return np.tanh(z, out=z)
-
-
-def _relu_inplace(z: np.ndarray) -> np.ndarray:
-    return np.maximum(z, 0.0, out=z)
-
-
-def _leaky_relu_inplace(z: np.ndarray) -> np.ndarray:
-    # max(z, s z) is z for z >= 0 and s z below, for any slope s in [0, 1)
-    return np.maximum(z, LEAKY_SLOPE * z, out=z)
-
-
-def _identity_inplace(z: np.ndarray) -> np.ndarray:
-    return z
-
-
-def _softmax_inplace(z: np.ndarray) -> np.ndarray:
-    """e^{z_i - c} / sum_k e^{z_k - c} along axis 0, c the largest z of the column, into z."""
-    z -= z.max(axis=0, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=0, keepdims=True)
-    return z
-
-
-def _log_softmax(z: np.ndarray) -> np.ndarray:
-    """log softmax(z) along axis 0, shifted by the column's largest z (finite for finite z)."""
-    shifted = z - z.max(axis=0, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=0, keepdims=True))
-
-
-def _cce_term(a: np.ndarray, y: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = -y * np.log(a)
-    return np.where(y == 0, 0.0, t)  # 0 log 0 = 0
-
-
-def _copied(inplace: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
-    """The out-of-place form of an in-place twin: the same code, so the same bits."""
-    return lambda z: inplace(np.array(z, dtype=np.float64, copy=True))
-
-
-def _bce_term(a: np.ndarray, y: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = -y * np.log(a) - (1.0 - y) * np.log1p(-a)
-    # 0 log 0 = 0: a label of exactly 0 or 1 at a saturated output costs nothing.
-    return np.where(((y == 0) & (a == 0)) | ((y == 1) & (a == 1)), 0.0, t)
-
-
-NUMPY_ACTIVATIONS: dict[str, NumpyActivation] = {
-    "sigmoid": NumpyActivation(_copied(_sigmoid_inplace), inplace=_sigmoid_inplace),
-    "tanh": NumpyActivation(_copied(_tanh_inplace), inplace=_tanh_inplace),
-    # max(z, 0): z for z >= 0 and 0 below; the kink at 0 is listed for finite differences.
-    "relu": NumpyActivation(_copied(_relu_inplace), kinks=(0.0,), inplace=_relu_inplace),
-    # z for z >= 0, 0.01 z below (the slope is LEAKY_SLOPE); the same kink as relu's.
-    "leaky_relu": NumpyActivation(
-        _copied(_leaky_relu_inplace), kinks=(0.0,), inplace=_leaky_relu_inplace
-    ),
-    "identity": NumpyActivation(_copied(_identity_inplace), inplace=_identity_inplace),
-    # e^{z_i} / sum_k e^{z_k} over each column: not elementwise.
-    "softmax": NumpyActivation(
-        _copied(_softmax_inplace), inplace=_softmax_inplace, elementwise=False
-    ),
-}
-"""NumPy twins of ``backprop.ACTIVATIONS``, by name."""
-
-NUMPY_COSTS: dict[str, NumpyCost] = {
-    "mse": NumpyCost(lambda a, y: 0.5 * (a - y) ** 2),
-    "bce": NumpyCost(_bce_term, {"sigmoid": lambda z, y: np.logaddexp(0.0, z) - y * z}),
-    # -Y log A; from the logits of a softmax output, -Y log softmax(Z) by columns
-    "cce": NumpyCost(_cce_term, {"softmax": lambda z, y: -y * _log_softmax(z)}),
-}
-"""NumPy twins of ``backprop.COSTS``, by name."""
+from ..formulas.numpy_twins import (
+    NUMPY_ACTIVATIONS,
+    NUMPY_COSTS,
+    NumpyActivation,
+)
 
 
 def has_twins(activations: Sequence[str], cost: str) -> bool:

@@ -95,7 +95,7 @@ def provenance(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dic
 
 
 def member_locations(impl: Any) -> dict[str, dict[str, Any]]:
-    """A job (:mod:`reference.frontends.jobs`): where each protocol member of the guarded
+    """A job (:mod:`reference.run.jobs`): where each protocol member of the guarded
     implementation is defined, ``{member: {"file": absolute path, "line": the def line}}``
     (:func:`~reference.boundary.loading.definitions`, read in the process that loaded the
     code: a worker sends them when it starts). Code written in another layout is looked up

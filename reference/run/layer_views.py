@@ -22,7 +22,7 @@ from ..judging.checker import Report
 from ..judging.layer_view import failed_view, view_summary
 
 MAX_VIEWS = 10
-"""Mistakes (groups of failing networks, :func:`~reference.frontends.cli.mistake_groups`)
+"""Mistakes (groups of failing networks, :func:`~reference.report.text.mistake_groups`)
 whose first network is viewed, in the order the run meets them. The reports are written as
 they come (``streaming.py``), before the run knows which mistakes will be the largest, so
 the first ten are viewed: the text report prints the tables of the three largest, and a
@@ -46,7 +46,7 @@ def wanted(reports: list[tuple[Problem, Report]]) -> list[tuple[Problem, Report]
     """The networks to view: the first of each of the :data:`MAX_VIEWS` largest mistakes
     whose reports blame the backward pass (attribution ``"backward"``: not the loss, not a
     crash), as the text report orders them."""
-    from .cli import mistake_groups
+    from ..report.text import mistake_groups
 
     failing = [(p, r) for p, r in reports if not r.ok and r.attribution == "backward"]
     return [group[0] for group in mistake_groups(failing)[:MAX_VIEWS]]
@@ -54,7 +54,7 @@ def wanted(reports: list[tuple[Problem, Report]]) -> list[tuple[Problem, Report]
 
 class Viewer:
     """``backprop-check``'s view of each report as it comes, before it is written
-    (:class:`~reference.frontends.streaming.Stream` calls it): the first network of each
+    (:class:`~reference.run.streaming.Stream` calls it): the first network of each
     new mistake that blames the backward pass, up to :data:`MAX_VIEWS` of them, gets
     ``Report.layer_view``, computed through ``runner``."""
 
@@ -65,9 +65,9 @@ class Viewer:
     def __call__(self, problem: Problem, report: Report) -> None:
         if report.ok or report.attribution != "backward" or len(self.seen) >= MAX_VIEWS:
             return
-        from .cli import _NUMBER
+        from ..report.text import NUMBER
 
-        key = (report.attribution, _NUMBER.sub("#", report.summary))  # as mistake_groups
+        key = (report.attribution, NUMBER.sub("#", report.summary))  # as mistake_groups
         if key in self.seen:
             return
         self.seen.add(key)

@@ -9,6 +9,7 @@ signature. Their results are plain data: they travel back by pickle.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from ..boundary.guard import Guarded, ImplementationFailed, guard
 from ..inputs.problems import Problem
 from ..judging import checks
 from ..judging.checker import Report, check_gradients
+from ..report.junit import CHECKS_SUITE
 
 
 def check_network(
@@ -115,3 +117,27 @@ class WithDtype:
 def as_arrays(grads: Any) -> list[tuple[np.ndarray, np.ndarray]] | None:
     """Gradients from :func:`gradients_of` as arrays, or None for a failure."""
     return None if isinstance(grads, str) else grads
+
+
+class Timed:
+    """A runner (:class:`~reference.run.jobs.InProcess`, a
+    :class:`~reference.boundary.isolation.Worker`, or a wrapper of one) that records how long
+    each job took: ``times[problem name]`` for one network's check
+    (:func:`~reference.run.jobs.check_network`), ``times[CHECKS_SUITE]`` summed over
+    the other jobs. Seconds, wall clock."""
+
+    def __init__(self, runner: Any, times: dict[str, float] | None = None) -> None:
+        self.runner = runner
+        self.times: dict[str, float] = {} if times is None else times
+        """Shared by the runners of one run (``--jobs``: one per worker, one dictionary)."""
+
+    def run(self, job: Callable[..., Any], *args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return self.runner.run(job, *args)
+        finally:
+            key = args[0].name if job is check_network else CHECKS_SUITE
+            self.times[key] = self.times.get(key, 0.0) + time.perf_counter() - start
+
+    def __getattr__(self, name: str) -> Any:  # name, declared, restarts, printed, close, ...
+        return getattr(self.runner, name)

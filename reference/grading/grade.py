@@ -55,14 +55,14 @@ from ..inputs.problems import Problem
 from ..inputs.scope import Scope, random_problem_in
 from ..judging import checks
 from ..judging.checker import ATTRIBUTIONS, Report, failed_report
+from ..run.jobs import InProcess, WithDtype, check_network
 from . import families
-from .jobs import InProcess, WithDtype, check_network
 from .rubric import HiddenGroup, Rubric, load_rubric
 
 HIDDEN_SEED_VARIABLE = "BACKPROP_HIDDEN_SEED"
 """The environment variable that gives the hidden networks' seed when no flag does."""
 
-_NUMBER = re.compile(r"(?<!layer )(?<!\^)[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+NUMBER = re.compile(r"(?<!layer )(?<!\^)[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 """A measured number in a diagnosis (layer numbers aside): failures that differ only in
 these are one kind of failure."""
 
@@ -242,8 +242,8 @@ def public_problems(rubric: Rubric) -> list[Problem]:
     of them, or its own only) when ``depth`` is 3, then ``random`` random networks, every
     one ``depth`` layers deep and inside the rubric's scope, and the networks with an L2
     penalty where the rubric's ``[scope]`` has ``penalties = ["l2"]``."""
+    from ..inputs.networks import default_problems
     from ..inputs.penalties import penalty_problems
-    from .cli import default_problems
 
     problems = default_problems(rubric.seed, rubric.random, rubric.graded_scope)
     if not rubric.combinations:
@@ -361,7 +361,7 @@ def _failures(wrong: list[tuple[Problem, Report, str]], graded: list[Problem], w
     where = families.describe(graded, [id(p) in bad for p in graded])
     groups: dict[str, list[tuple[Problem, Report, str]]] = {}
     for problem, report, text in wrong:
-        groups.setdefault(_NUMBER.sub("#", text), []).append((problem, report, text))
+        groups.setdefault(NUMBER.sub("#", text), []).append((problem, report, text))
     ordered = sorted(groups.values(), key=_cause_first)
     lines = [
         f"{what} fails on {len(wrong)} of {len(graded)} networks, {'; '.join(where)}: "
@@ -565,7 +565,7 @@ def grade_with(
     :class:`Deadline` around one) on ``rubric``'s networks, the hidden ones too when
     ``hidden_seed`` is given. The layout and precision the code declares in ``SUPPORTS``
     are honoured; which networks are graded is the rubric's to say."""
-    from .cli import Progress, run_checks
+    from ..run.session import Progress, run_checks
 
     started = time.perf_counter()
     limited = runner
@@ -663,7 +663,7 @@ def grade(
     separate worker process with ``timeout`` seconds per call; or a module object, an object
     with ``loss`` and ``gradients``, or a namespace such as a notebook's ``globals()``, run
     in this process (each call still limited to ``timeout`` seconds where the platform
-    allows). ``rubric``: a :class:`~reference.frontends.rubric.Rubric`, a TOML path, or None
+    allows). ``rubric``: a :class:`~reference.grading.rubric.Rubric`, a TOML path, or None
     for the default. ``hidden_seed``: the hidden networks' secret seed (None: read
     ``BACKPROP_HIDDEN_SEED``; neither: no hidden networks). ``wall_limit``: seconds for the
     whole grading (None: no limit); what is left when it passes scores 0. ``name``: what the

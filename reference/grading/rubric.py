@@ -1,6 +1,6 @@
 """A grading rubric: how many points each thing the harness checks is worth.
 
-A rubric is a small TOML file (``reference/frontends/rubric.toml`` is the default and
+A rubric is a small TOML file (``reference/grading/rubric.toml`` is the default and
 documents every key). Its items are derived, never listed by hand: one per layer and
 parameter of the graded networks (``layer 1 dW`` ... ``layer <depth> db``), the loss,
 one per check of :mod:`reference.judging.checks` (its ``PROBLEM_CHECKS`` and
@@ -286,7 +286,7 @@ def _default_table() -> dict[str, Any]:
 
 def load_rubric(path: str | Path | None = None) -> Rubric:
     """The rubric in the TOML file at ``path`` over the default one (None: the default
-    itself, ``reference/frontends/rubric.toml``, shipped with the package).
+    itself, ``reference/grading/rubric.toml``, shipped with the package).
 
     Raises :class:`RubricError` for a file that does not exist, is not TOML, or fails
     :func:`parse_rubric`'s checks.

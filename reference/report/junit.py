@@ -1,7 +1,7 @@
 """The JUnit XML file ``backprop-check --junit-xml`` writes, in the shape CI servers read.
 
 There is no single JUnit standard; this follows what Jenkins' JUnit plugin and GitLab's unit
-test reports both read (``reference/frontends/junit.xsd`` states it as a schema), within the
+test reports both read (``reference/report/junit.xsd`` states it as a schema), within the
 two schemas Jenkins' plugins publish (the junit-4 one the JUnit 5 project keeps for Jenkins,
 and the xUnit plugin's junit-10: :data:`SCHEMAS`)::
 
@@ -29,15 +29,12 @@ from __future__ import annotations
 import json
 import re
 import socket
-import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..judging.checker import ATTRIBUTIONS, Report
-from .jobs import check_network
 
 SCHEMA = Path(__file__).with_name("junit.xsd")
 """The project's schema of the files written here (tests/test_ci_output.py validates them)."""
@@ -75,30 +72,6 @@ def class_part(text: str) -> str:
     ``-`` become one ``_`` ("seed 2-3-2-1 tanh/tanh/sigmoid bce" -> "seed_2-3-2-1_tanh_tanh_
     sigmoid_bce"), so that no CI server splits it at a dot of its own."""
     return _NOT_NAME.sub("_", text).strip("_") or "_"
-
-
-class Timed:
-    """A runner (:class:`~reference.frontends.jobs.InProcess`, a
-    :class:`~reference.boundary.isolation.Worker`, or a wrapper of one) that records how long
-    each job took: ``times[problem name]`` for one network's check
-    (:func:`~reference.frontends.jobs.check_network`), ``times[CHECKS_SUITE]`` summed over
-    the other jobs. Seconds, wall clock."""
-
-    def __init__(self, runner: Any, times: dict[str, float] | None = None) -> None:
-        self.runner = runner
-        self.times: dict[str, float] = {} if times is None else times
-        """Shared by the runners of one run (``--jobs``: one per worker, one dictionary)."""
-
-    def run(self, job: Callable[..., Any], *args: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return self.runner.run(job, *args)
-        finally:
-            key = args[0].name if job is check_network else CHECKS_SUITE
-            self.times[key] = self.times.get(key, 0.0) + time.perf_counter() - start
-
-    def __getattr__(self, name: str) -> Any:  # name, declared, restarts, printed, close, ...
-        return getattr(self.runner, name)
 
 
 class _Suite:
@@ -181,8 +154,8 @@ def _network_cases(suite: _Suite, classname: str, report: Report) -> None:
 def _undrawn(outcome: dict[str, Any], seed: int | None) -> list[tuple[str, str]]:
     """The seed networks the scope left out (declared, or the seed's names where nothing
     is), with the reason for each."""
+    from ..inputs.networks import default_problems
     from ..inputs.scope import Scope
-    from .cli import default_problems
 
     scope = Scope.read(outcome.get("scope") or None, "the run's scope")
     if seed is None:
@@ -283,7 +256,7 @@ def build_junit(
     version: str = "unknown",
     strict: bool = False,
 ) -> ET.Element:
-    """The ``testsuites`` element for a run's ``outcome`` (:func:`~reference.frontends.cli.
+    """The ``testsuites`` element for a run's ``outcome`` (:func:`~reference.run.session.
     run_checks`' dictionary, with ``times`` from :class:`Timed` when there), ``impl`` the
     implementation as named on the command line. ``strict``: failed warnings and conventions
     are failures too, as ``--strict`` makes them."""

@@ -10,7 +10,7 @@ What is printed:
 
 - the usual terminal report, folded in a ``::group::`` and fenced by ``::stop-commands::``,
   so that nothing the implementation put into a message can pass for a workflow command;
-- one ``::error`` per distinct mistake (the CLI's :func:`~reference.frontends.cli.
+- one ``::error`` per distinct mistake (:func:`~reference.report.text.
   mistake_groups`: the same mistake on many networks is one annotation that counts them),
   and one per failed check, pointing at the file and line where the implementation failed
   (a crash's own frame), at the ``def`` line of the derivative the layer view blames (a
@@ -18,7 +18,7 @@ What is printed:
   wherever its module is: ``ACTIVATIONS``/``COSTS`` entries), or else at the ``def`` line
   of the member at fault (``gradients`` for a wrong gradient, ``loss`` for a wrong loss),
   found with :mod:`inspect` where the implementation was loaded
-  (:func:`~reference.frontends.provenance.member_locations`); each titled by what the
+  (:func:`~reference.report.provenance.member_locations`); each titled by what the
   report blames (the loss, the forward pass, a layer's parameter, a derivative);
 - ``::warning`` for numerical weaknesses and ``::notice`` for conventions (both ``::error``
   under ``--strict``, which fails them);
@@ -54,7 +54,7 @@ annotations, and 10 notice annotations per step" (actions/toolkit, docs/problem-
 "Limitations"; 50 per job). More are dropped without a word, so :func:`annotations` writes
 ``PER_STEP - 1`` of a level and one that names the rest."""
 
-_NUMBER = re.compile(r"[-+]?\d+\.\d+(?:e[-+]?\d+)?|[-+]?\d+e[-+]?\d+")
+NUMBER = re.compile(r"[-+]?\d+\.\d+(?:e[-+]?\d+)?|[-+]?\d+e[-+]?\d+")
 
 
 def escape_data(text: str) -> str:
@@ -216,12 +216,12 @@ def annotations(
     root: str | None = None,
     strict: bool = False,
 ) -> list[str]:
-    """The workflow commands for a run's ``outcome`` (:func:`~reference.frontends.cli.
+    """The workflow commands for a run's ``outcome`` (:func:`~reference.run.session.
     run_checks`' dictionary): one per distinct mistake, failed check, warning and
     convention (see the module docstring). ``locations``: each member's definition
-    (:func:`~reference.frontends.provenance.member_locations`); ``root``: the workspace
+    (:func:`~reference.report.provenance.member_locations`); ``root``: the workspace
     (default :func:`workspace`)."""
-    from .cli import mistake_groups
+    from .text import mistake_groups
 
     locations = locations or {}
     locate = _Locator(locations, root if root is not None else workspace())
@@ -268,7 +268,7 @@ def annotations(
     for _, report in reports:
         for severity, texts in (("warning", report.warnings), ("convention", report.conventions)):
             for text in texts:
-                notes.setdefault((severity, _NUMBER.sub("#", text)), []).append(text)
+                notes.setdefault((severity, NUMBER.sub("#", text)), []).append(text)
     for (severity, _), texts in notes.items():
         props, note = locate(None, "loss")
         level = "error" if strict else LEVELS[severity]
@@ -329,7 +329,7 @@ def step_summary(outcome: dict[str, Any], impl: str) -> str:
     """The Markdown appended to ``$GITHUB_STEP_SUMMARY``: a heading with the verdict, a
     table of the networks (failing ones first: network, verdict, the failing layer and
     parameter, the diagnosis), the failed checks, and the totals."""
-    from .cli import summary_line
+    from .text import summary_line
 
     reports = outcome["reports"]
     unsupported = list(outcome.get("unsupported") or [])
@@ -383,7 +383,7 @@ def print_github(
     workflow commands off while they pass."""
     import io
 
-    from .cli import summary_line
+    from .text import summary_line
 
     buffer = io.StringIO()
     text_report(buffer)

@@ -20,7 +20,7 @@ of text is escaped. The plain-text form stays ``Report.render()``.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -270,7 +270,7 @@ details { margin: 6px 0; } summary { cursor: pointer; }
 """
 
 
-def _failing_sets(outcome: dict[str, Any]) -> list[str]:
+def failing_sets(outcome: dict[str, Any]) -> list[str]:
     """The names of the failing networks that get heatmaps: the first with each distinct
     set of failing parameters, at most :data:`HEATMAP_NETWORKS`."""
     chosen, seen = [], set()
@@ -381,28 +381,28 @@ def page_html(
 
 
 def write_html(
-    path: Path, runner: Any, outcome: dict[str, Any], impl: str, *, seed: int, summary: str
+    path: Path,
+    outcome: dict[str, Any],
+    impl: str,
+    *,
+    seed: int,
+    summary: str,
+    gradients: Mapping[str, list[tuple[np.ndarray, np.ndarray]]],
 ) -> Path:
     """Write :func:`page_html` for the run to ``path``, with heatmaps for the failing
-    networks :func:`_failing_sets` picks. Their gradients come from ``runner`` (the worker or
-    in-process runner the run used; a network whose call fails gets no heatmap) and the
-    reference from ``jax.grad`` of the formulas."""
+    networks :func:`failing_sets` picks whose ``gradients`` (the implementation's, by network
+    name, as the run computed them; a network without them gets no heatmap) are given; the
+    reference is ``jax.grad`` of the formulas."""
     from ..oracles.jax_model import jax_gradients
-    from .jobs import as_arrays, gradients_of
 
-    names = _failing_sets(outcome)
-    problems = {p.name: (p, r) for p, r in outcome["reports"] if p.name in names}
-    chosen = [problems[n] for n in names if problems[n][1].layers]
-    computed = runner.run(gradients_of, [p for p, _ in chosen]) if chosen else []
-    if not isinstance(computed, list):  # the worker hung or died on them
-        computed = [None] * len(chosen)
+    problems = {p.name: (p, r) for p, r in outcome["reports"]}
     maps = {}
-    for (problem, report), grads in zip(chosen, computed):
-        grads = as_arrays(grads) if grads is not None else None
-        if grads is None:
+    for name in failing_sets(outcome):
+        if name not in gradients or name not in problems:
             continue
+        problem, report = problems[name]
         _, ref = jax_gradients(problem.params, problem.X, problem.Y, **problem.kwargs())
-        maps[problem.name] = heatmaps_html(report, grads, ref)
+        maps[name] = heatmaps_html(report, gradients[name], ref)
     page = page_html(outcome, impl, seed=seed, summary=summary, heatmaps=maps)
     path.write_text(page, encoding="utf-8", errors="replace")  # a lone surrogate: "?"
     return path

@@ -31,8 +31,7 @@ from typing import Any
 
 from ..boundary.isolation import Failed, Worker
 from ..inputs.problems import Problem
-from .jobs import InProcess, WithDtype, check_network, fixed_checks, whole_run_consistency
-from .junit import Timed
+from .jobs import InProcess, Timed, WithDtype, check_network, fixed_checks, whole_run_consistency
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -53,7 +52,7 @@ def whole_run_label(k: int, n: int) -> str:
     """Where shard ``k`` of ``n`` reports its own whole-run check (repeatability over the
     calls its worker saw): ``"whole run, shard 2/3"``, so that no two shards' files hold a
     case of the same name; the unsharded run's ``"whole run"``."""
-    from .cli import WHOLE_RUN
+    from .session import WHOLE_RUN
 
     return WHOLE_RUN if n == 1 else f"{WHOLE_RUN}, shard {k}/{n}"
 
@@ -86,13 +85,13 @@ def run_networks(
     scope: Any,
     sink: Any = None,
 ) -> dict[str, Any]:
-    """``run_checks`` (``reference/frontends/cli.py``) on ``args.shard``'s slice of
+    """``run_checks`` (``reference/run/session.py``) on ``args.shard``'s slice of
     ``problems``, spread over ``args.jobs`` workers, and, with ``args.against``, the
     comparison with that implementation appended to the outcome's checks. ``problems``: a
-    list, or a :class:`~reference.frontends.streaming.ProblemStream` drawn as it is checked
+    list, or a :class:`~reference.run.streaming.ProblemStream` drawn as it is checked
     (with ``--against`` it is drawn whole: both runs need the same networks); ``sink``:
-    run_checks' (:class:`~reference.frontends.streaming.Stream`)."""
-    from .cli import UsageError, run_checks
+    run_checks' (:class:`~reference.run.streaming.Stream`)."""
+    from .session import UsageError, run_checks
 
     k, n = getattr(args, "shard", None) or (1, 1)
     if isinstance(problems, list):
@@ -123,7 +122,7 @@ def run_networks(
     finally:
         spread.close_extra()
     if n > 1:  # each shard checks the calls its own worker saw: named per shard
-        from .cli import WHOLE_RUN
+        from .session import WHOLE_RUN
 
         found = outcome["checks"]
         for i, (where, c) in enumerate(found):

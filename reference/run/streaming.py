@@ -27,7 +27,7 @@ result is written out and summarized as it comes, then dropped.
   before, for the summary, the JSON's ``checks`` and the JUnit file's last suite, written at
   the end; identical passing results share one object.
 - ``--jobs N`` holds at most a chunk of results ahead of the run's order
-  (:data:`~reference.frontends.scaling.AHEAD` per worker); ``--shard K/N`` draws only its
+  (:data:`~reference.run.scaling.AHEAD` per worker); ``--shard K/N`` draws only its
   slice's networks. Grading (``--gradescope``, ``--submissions``) checks its rubric's fixed
   networks and keeps their reports, as before.
 - ``--progress`` (or a terminal on stderr) shows networks done / total, the rate and the
@@ -56,7 +56,7 @@ import numpy as np
 from ..inputs.problems import Problem, random_problem
 from ..inputs.scope import Scope, random_problem_in
 from ..judging.checker import ATTRIBUTIONS, Report
-from . import junit
+from ..report import junit
 
 FULL_GROUPS = 50
 """How many distinct mistakes keep their first network's full report (its table), in the
@@ -67,16 +67,16 @@ order they are met; a run's later mistakes are still counted and named."""
 
 
 class ProblemStream:
-    """The networks of ``backprop-check``'s run in :func:`~reference.frontends.cli.
+    """The networks of ``backprop-check``'s run in :func:`~reference.inputs.networks.
     default_problems`' order (the seed's combinations inside ``scope``, then ``networks``
     random ones drawn from ``default_rng(seed)``), drawn one at a time as they are iterated,
     so that they are not all held at once. ``len()`` is the number of networks;
-    :meth:`shard` the K-th of N slices, as :func:`~reference.frontends.scaling.shard`."""
+    :meth:`shard` the K-th of N slices, as :func:`~reference.run.scaling.shard`."""
 
     def __init__(
         self, seed: int, networks: int, scope: Scope | None = None, k: int = 1, n: int = 1
     ) -> None:
-        from .cli import default_problems
+        from ..inputs.networks import default_problems
 
         if not (isinstance(networks, int) and networks >= 0):
             raise ValueError(f"networks must be an int >= 0, got {networks!r}")
@@ -406,7 +406,7 @@ def _terminated(signum: int, frame: Any) -> None:
 class Stream:
     """Where ``run_checks`` puts each network as it is checked (its ``sink``): written to
     the JSON and JUnit files when asked for, and kept as the module docstring says.
-    ``times``: the :class:`~reference.frontends.junit.Timed` runner's; each network's time
+    ``times``: the :class:`~reference.run.jobs.Timed` runner's; each network's time
     is taken out of it as the network's suite is written. Use as a context manager: a run
     that raises still leaves valid files, and inside it ``SIGTERM`` raises
     :class:`Terminated` (in the main thread; elsewhere the signal is left as it is)."""
@@ -433,7 +433,7 @@ class Stream:
             self.json = JsonStream(args.json, {**(head or {}), "impl": impl_name})
         self.junit: JunitStream | None = None
         if args.junit_xml:
-            from .provenance import harness_version
+            from ..report.provenance import harness_version
 
             self.junit = JunitStream(args.junit_xml, args.impl, seed=args.seed,
                                      version=harness_version(), strict=args.strict,
@@ -443,9 +443,9 @@ class Stream:
         if self.full:
             return problem, report
         if not report.ok:  # the first network of each mistake stays whole
-            from .cli import _NUMBER
+            from ..report.text import NUMBER
 
-            key = (report.attribution, _NUMBER.sub("#", report.summary))
+            key = (report.attribution, NUMBER.sub("#", report.summary))
             if key not in self.groups and len(self.groups) < FULL_GROUPS:
                 self.groups.add(key)
                 return problem, report
@@ -495,7 +495,7 @@ class Stream:
             self._installed = False
         if exc is None:
             return
-        from .cli import UsageError
+        from .session import UsageError
 
         if isinstance(exc, UsageError):  # the run did not start: no file, as before
             for written in (self.json, self.junit):
@@ -588,7 +588,7 @@ class RunProgress:
 def progress_for(args: argparse.Namespace, total: int) -> RunProgress:
     """The run's progress display for the parsed ``args``; ``--progress`` with ``--quiet``
     is a usage error."""
-    from .cli import UsageError
+    from .session import UsageError
 
     asked = bool(getattr(args, "progress", False))
     if asked and args.quiet:

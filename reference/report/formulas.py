@@ -21,8 +21,8 @@ def explain_tables(out: TextIO) -> None:
     cost (J, dJ/dA, the output activations it needs, its fused forms) of the tables."""
     import backprop  # the tables
 
+    from ..formulas.numpy_twins import NUMPY_ACTIVATIONS
     from ..inputs.problems import output_only
-    from ..oracles.numpy_model import NUMPY_ACTIVATIONS
     from ..registry import load_entry_points
 
     load_entry_points()
@@ -58,7 +58,7 @@ def explain_tables(out: TextIO) -> None:
 def _registered_only(out: TextIO) -> None:
     """The names the harness holds a spec of (registered) that backprop's tables lack: the
     code under test has its own formulas for them, which the harness never sees."""
-    from ..oracles.numpy_model import NUMPY_ACTIVATIONS
+    from ..formulas.numpy_twins import NUMPY_ACTIVATIONS
     from ..registry import activation_names, cost_names, cost_output_activations
 
     extra = [n for n in activation_names() if n not in _builtin("activation")]
@@ -79,3 +79,41 @@ def _builtin(kind: str) -> Any:
     import backprop
 
     return backprop.ACTIVATIONS if kind == "activation" else backprop.COSTS
+
+
+def explain(out: TextIO) -> None:
+    """The seed's section 9, for its 2-3-2-1 network: which matrix holds which connections."""
+    sizes = [2, 3, 2, 1]
+    out.write(
+        "The seed's network: layer 0 has 2 inputs, layers 1 and 2 have 3 and 2 units, layer 3 "
+        "has 1 output.\nW^l has shape (n_l, n_{l-1}): row i holds every connection into unit i "
+        "of layer l.\n\n"
+    )
+    for l in range(len(sizes) - 1, 0, -1):
+        n, n_prev = sizes[l], sizes[l - 1]
+        out.write(
+            f"layer {l}: W^{l} is {n}x{n_prev}, b^{l} is {n}x1; "
+            f"dJ/dW^{l} and dJ/db^{l} have the same shapes\n"
+        )
+        for i in range(n):
+            for j in range(n_prev):
+                out.write(f"  W^{l}[{i}, {j}]: layer {l - 1}, index {j} -> layer {l}, index {i}\n")
+        out.write(f"  b^{l}[i, 0]: the bias of unit i of layer {l}\n")
+        if l == len(sizes) - 1:
+            out.write(
+                f"  dZ^{l} = dJ/dA^{l} * g'_{l}(Z^{l})   "
+                f"({n}x m; with sigmoid + bce: (A^{l} - Y)/m)\n"
+            )
+        else:
+            out.write(
+                f"  dZ^{l} = (W^{l + 1})^T dZ^{l + 1} * g'_{l}(Z^{l})   "
+                f"({n}x m: the transpose takes "
+                f"the {sizes[l + 1]} units above back to these {n})\n"
+            )
+        out.write(
+            f"  dJ/dW^{l} = dZ^{l} (A^{l - 1})^T   ({n}x m times m x{n_prev} = {n}x{n_prev})\n"
+            f"  dJ/db^{l} = dZ^{l} summed over the m columns   ({n}x1)\n\n"
+        )
+    from .formulas import explain_tables
+
+    explain_tables(out)

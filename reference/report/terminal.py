@@ -6,7 +6,7 @@ no UTF-8 stream can encode: printing it ends the run in a ``UnicodeEncodeError``
 characters, or terminal escape sequences (which could recolour, move the cursor, or hide a
 line). :func:`terminal_text` drops escape sequences and replaces every other control
 character but tab and line feed, and every lone surrogate, with U+FFFD, as
-:func:`~reference.frontends.junit.xml_text` does for XML; :class:`SafeWriter` applies it to
+:func:`~reference.report.junit.xml_text` does for XML; :class:`SafeWriter` applies it to
 everything written to a stream, and what the stream's encoding still cannot hold is
 replaced too.
 """

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..boundary.policy import Policy
-from .grading import Grade, failed_grade, grade, safe_text, write_gradescope
+from .grade import Grade, failed_grade, grade, safe_text, write_gradescope
 from .rubric import Rubric
 
 GRADEBOOK = "gradebook.csv"
@@ -435,7 +435,7 @@ def _terminated_as_error() -> Iterator[None]:
 def _limits(args: argparse.Namespace) -> dict[str, int | None]:
     """``--limit NAME=VALUE`` options as a dict (a usage error names a bad one)."""
     from ..boundary.policy import LIMITS
-    from .cli import UsageError
+    from ..run.session import UsageError
 
     out: dict[str, int | None] = {}
     for text in getattr(args, "limit", None) or []:
@@ -457,8 +457,8 @@ def main_grading(args: argparse.Namespace, out: TextIO) -> int:
     could not be imported (its results file, at 0 points, is written all the same). With
     ``--submissions``: 0 once the gradebook is written, whatever the grades."""
     from ..boundary.loading import load_impl
-    from .cli import UsageError, _writable
-    from .grading import hidden_seed_from
+    from ..run.session import UsageError, writable
+    from .grade import hidden_seed_from
     from .rubric import RubricError, load_rubric
 
     if args.roster is not None and not args.submissions:
@@ -488,7 +488,7 @@ def main_grading(args: argparse.Namespace, out: TextIO) -> int:
         rubric = replace(rubric, hidden=groups)
 
     if args.gradescope:
-        _writable(args.gradescope, "--gradescope")
+        writable(args.gradescope, "--gradescope")
         impl = load_impl(args.impl) if args.in_process else args.impl
         wall = args.submission_timeout if args.submission_timeout is not None else WALL_LIMIT
         with _terminated_as_error():
@@ -518,7 +518,7 @@ def main_grading(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("--submissions grades each submission in a worker; drop --in-process")
     if not args.submissions.is_dir():
         raise UsageError(f"--submissions {args.submissions}: not a directory")
-    _writable(args.grades, "--grades", directory=True)
+    writable(args.grades, "--grades", directory=True)
     try:
         roster = read_roster(args.roster) if args.roster is not None else None
     except ValueError as exc:

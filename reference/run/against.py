@@ -368,7 +368,7 @@ def run_against(
     """The fork's ``outcome`` with the comparison against ``args.against`` appended to its
     checks (and its verdict failed where the two part). ``spread`` wraps the upstream's
     runner as the fork's was (``--jobs``, ``--shard``)."""
-    from .cli import Progress, run_checks
+    from .session import Progress, run_checks
 
     spec = args.against
     names = (args.impl, spec)

@@ -1,0 +1,161 @@
+"""The terminal report of a run: failing networks grouped by mistake, the other checks by
+name, the summary line; and the run as JSON."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict
+from typing import Any, TextIO
+
+from ..inputs.problems import Problem
+from ..judging import checks, diagnosis
+from ..judging.checker import ATTRIBUTIONS, Report
+
+_LABELS = {"error": "FAIL", "warning": "WARN", "convention": "NOTE"}
+"""How each severity of a failed check is marked in the terminal."""
+
+
+def summary_line(outcome: dict[str, Any], impl: str) -> str:
+    reports, results = outcome["reports"], outcome["checks"]
+    bad_nets = sum(not r.ok for _, r in reports)
+    bad_checks = [c for _, c in results if c.is_error]
+    notes = sorted({f"{c.severity} {c.name}" for _, c in results
+                    if c.ok is False and not c.is_error})  # fmt: skip
+    if any(r.conventions for _, r in reports):
+        notes.append("convention cost scale")
+    if any(r.warnings for _, r in reports):
+        notes.append("warning saturated loss")
+    verdict = "PASS" if outcome["ok"] else "FAIL"
+    applicable = [c for _, c in results if c.ok is not None]
+    outside = outcome.get("out_of_scope", 0) + len(outcome.get("unsupported", []))
+    return (
+        f"{verdict}: {impl}: {len(reports) - bad_nets}/{len(reports)} networks' gradients and "
+        f"losses agree with finite differences and JAX"
+        + (f" ({outside} not in scope)" if outside else "")
+        + f"; {len(applicable) - len(bad_checks)}/{len(applicable)} other checks hold"
+        + (f" (failed: {', '.join(sorted({c.name for c in bad_checks}))})" if bad_checks else "")
+        + (f"; {', '.join(notes)} (not errors; --strict fails them)" if notes else "")
+    )
+
+
+def suggest_scope(
+    supported: list[tuple[Problem, Report]], unsupported: list[tuple[Problem, Report]]
+) -> str:
+    """The ``SUPPORTS`` declaration that admits the networks that ran and none that raised
+    NotImplementedError (as far as their activations, costs and output widths tell)."""
+    ran = [p for p, _ in supported]
+    if not ran:
+        return "SUPPORTS = {...} in the module (see the README's scope section)"
+    hidden = sorted({a for p in ran for a in p.activations[:-1]})
+    declared: dict[str, Any] = {
+        "activations": hidden,
+        "output_activations": sorted({p.activations[-1] for p in ran}),
+        "costs": sorted({p.cost for p in ran}),
+    }
+    widths = sorted({p.params[-1][0].shape[0] for p in ran})
+    if any(p.params[-1][0].shape[0] not in widths for p, _ in unsupported):
+        declared["outputs"] = widths
+    return f"SUPPORTS = {declared!r} in the module"
+
+
+NUMBER = re.compile(r"[-+]?\d+\.\d+(?:e[-+]?\d+)?|[-+]?\d+e[-+]?\d+")
+
+
+def mistake_groups(
+    failing: list[tuple[Problem, Report]],
+) -> list[list[tuple[Problem, Report]]]:
+    """Failing networks grouped by what their reports say, measured numbers aside: one
+    mistake shows once, with the networks it affects; the largest group first."""
+    groups: dict[tuple[str, str], list[tuple[Problem, Report]]] = {}
+    for problem, report in failing:
+        key = (report.attribution, NUMBER.sub("#", report.summary))
+        groups.setdefault(key, []).append((problem, report))
+    return sorted(groups.values(), key=len, reverse=True)
+
+
+def print_outcome(
+    outcome: dict[str, Any], impl: str, out: TextIO, quiet: bool, verbose: bool
+) -> None:
+    """Failing networks first, one group per mistake (its first network's table and the
+    networks it affects), then a line counting the passing ones (with the seed network's
+    table when nothing failed), what is not in scope, the non-gradient checks grouped by
+    name, and the summary. ``verbose`` prints every table and every check."""
+    reports = outcome["reports"]
+    failing = [(p, r) for p, r in reports if not r.ok]
+    groups = mistake_groups(failing)
+    if verbose:
+        for problem, report in reports:
+            out.write(f"{problem.name}\n{report.render()}\n\n")
+    elif not quiet and reports and not failing:
+        problem, report = reports[0]
+        out.write(f"{problem.name}\n{report.render()}\n\n")
+    for k, group in enumerate(groups):
+        problem, report = group[0]
+        if not quiet and not verbose and k < 3:
+            out.write(f"{problem.name}\n{report.render()}\n\n")
+        names = ", ".join(p.name for p, _ in group[:4]) + (", ..." if len(group) > 4 else "")
+        count = f"{len(group)} network{'s' if len(group) > 1 else ''}"
+        out.write(f"  FAIL ({count}: {names}): {report.summary[:400]}\n")
+    across = diagnosis.across_networks([getattr(r, "factor", None) for _, r in failing])
+    if across:  # a factor that equals several causes on one network, told apart by the rest
+        out.write(f"  {across}\n")
+    if reports:
+        hint = "" if verbose or quiet else "; --verbose shows every table"
+        passed = len(reports) - len(failing)
+        out.write(f"  {passed} of {len(reports)} networks in scope passed{hint}\n")
+    notes: dict[tuple[str, str], list[str]] = {}  # one line each, measured numbers aside
+    for _, report in reports:
+        for label, texts in (("WARN loss", report.warnings), ("NOTE cost", report.conventions)):
+            for text in texts:
+                notes.setdefault((label, NUMBER.sub("#", text)), []).append(text)
+    for (label, _), texts in notes.items():
+        count = f"{len(texts)} network{'s' if len(texts) > 1 else ''}"
+        out.write(f"  {label}: {texts[0]} ({count})\n")
+    unsupported = outcome.get("unsupported") or []
+    if unsupported:
+        _, example = unsupported[0]
+        out.write(
+            f"  not in scope: {len(unsupported)} networks raised NotImplementedError "
+            f"(first: {unsupported[0][0].name}: {example.summary[:200]}); "
+            f"say so once with {suggest_scope(reports, unsupported)}\n"
+        )
+    by_name: dict[str, list[tuple[str, checks.CheckResult]]] = {}
+    for where, c in outcome["checks"]:
+        by_name.setdefault(c.name, []).append((where, c))
+    for name, results in by_name.items():
+        failed = [(w, c) for w, c in results if c.ok is False]
+        if failed:
+            where, c = failed[0]
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            label = _LABELS[c.severity]
+            out.write(f"  {label} {name}: {where}: {c.message[:300]}{more}\n")
+        elif verbose:
+            for where, c in results:
+                mark = "ok" if c.ok else "n/a"
+                out.write(f"  {mark:<4} {name}: {where}: {c.message}\n")
+    printed = outcome.get("printed") or []
+    if printed:
+        out.write(
+            f"note: the implementation printed {len(printed)} lines (not shown"
+            + ("; the first 20 follow)\n" if verbose else "; --verbose shows the first 20)\n")
+        )
+        if verbose:
+            out.writelines(f"  | {line[:200]}\n" for line in printed[:20])
+    out.write(summary_line(outcome, impl) + "\n")
+
+
+def outcome_json(outcome: dict[str, Any], impl: str) -> dict[str, Any]:
+    return {
+        "ok": outcome["ok"],
+        "impl": impl,
+        "networks": [{"name": p.name, **r.to_dict()} for p, r in outcome["reports"]],
+        "checks": [{"where": where, **asdict(c)} for where, c in outcome["checks"]],
+        "scope": outcome.get("scope", {}),
+        "not_in_scope": {
+            "undrawn": outcome.get("out_of_scope", 0),
+            "unsupported": [
+                {"name": p.name, **r.to_dict()} for p, r in outcome.get("unsupported", [])
+            ],
+        },
+        "attributions": ATTRIBUTIONS,
+    }

@@ -1,0 +1,185 @@
+"""One check of an implementation: every network's gradient report, the non-gradient checks,
+the fixed checks and the whole run's consistency, each job through a runner."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..boundary.guard import Finding
+from ..boundary.isolation import Failed
+from ..inputs.problems import Problem
+from ..inputs.scope import (
+    Scope,
+)
+from ..judging import checks
+from ..judging.checker import Report, failed_report
+from .jobs import (
+    check_network,
+    fixed_checks,
+    whole_run_consistency,
+)
+
+
+class UsageError(Exception):
+    """A mistake on the command line; exit status 2."""
+
+
+class Progress:
+    """A progress bar on stderr, shown only on a terminal and only once a run passes a second."""
+
+    def __init__(self, total: int, enabled: bool, stream: TextIO | None = None) -> None:
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr  # as it is now, not at import
+        self.enabled = enabled and self.stream.isatty()
+        self.start = time.perf_counter()
+        self.shown = False
+
+    def update(self, done: int) -> None:
+        if not self.enabled or time.perf_counter() - self.start < 1.0:
+            return
+        filled = int(30 * done / self.total)
+        self.stream.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} checks")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\r" + " " * 60 + "\r")
+            self.stream.flush()
+
+
+WHOLE_RUN = "whole run"
+"""Where the run's own check (repeatability over every call the boundary saw) is reported;
+a shard names its own (:func:`~reference.run.scaling.whole_run_label`)."""
+
+HANGS_IN_A_ROW = 3
+"""Networks in a row whose check ran past the time limit before the rest of the run is not
+waited on: code that hangs on every network would otherwise cost the limit on each (38
+networks at the default 60 s is 38 minutes)."""
+
+
+def _timed_out(done: Any) -> bool:
+    return isinstance(done, Failed) and done.finding.kind == "timeout"
+
+
+def _not_run(last: Finding) -> Finding:
+    """The finding of a job left out after :data:`HANGS_IN_A_ROW` time-outs in a row."""
+    return Finding(
+        "timeout", last.member,
+        f"not run: {last.member} ran past the time limit on the {HANGS_IN_A_ROW} networks "
+        "before this one, so the rest of the run was not waited on",
+        exception=last.exception, where=last.where,
+    )  # fmt: skip
+
+
+def run_checks(
+    runner: Any,
+    problems: list[Problem],
+    progress: Progress,
+    scope: Scope | None = None,
+    relu_at_zero: float | None = None,
+    sink: Any = None,
+) -> dict[str, Any]:
+    """Gradient reports for every problem, non-gradient checks on the seed network and on the
+    random ones, the fixed checks, and the whole run's consistency; each through ``runner``
+    (a :class:`~reference.boundary.isolation.Worker` or an in-process runner). A network whose
+    job hung or ended the worker gets a failing report naming the member, and the run goes on.
+    ``problems`` may be any iterable. A ``sink`` (:class:`~reference.run.streaming.
+    Stream`) supplies the lists the networks and checks go into: it writes each network out
+    as it comes and keeps it compact."""
+    reports: list[tuple[Problem, Report]] = [] if sink is None else sink.reports
+    unsupported: list[tuple[Problem, Report]] = [] if sink is None else sink.unsupported
+    results: list[tuple[str, checks.CheckResult]] = [] if sink is None else sink.results
+    checked_one = False
+    hung: list[Finding] = []  # the time-outs in a row, up to the last network
+    returned: Problem | None = None  # the first network whose check the code answered
+    for k, problem in enumerate(problems):
+        with_checks = not checked_one or problem.name.startswith("random")
+        if len(hung) >= HANGS_IN_A_ROW:  # it hangs on every network: do not wait on the rest
+            done: Any = Failed(_not_run(hung[-1]))
+        else:
+            done = runner.run(check_network, problem, with_checks)
+            hung = [*hung, done.finding] if _timed_out(done) else []
+        if isinstance(done, Failed):
+            network = {"sizes": problem.sizes, "activations": problem.activations,
+                       "cost": problem.cost, "m": problem.m}  # fmt: skip
+            done.finding.network = problem.describe()
+            reports.append((problem, failed_report(done.finding, network, runner.name)))
+        else:
+            report, found = done
+            if report.attribution == "unsupported":
+                unsupported.append((problem, report))
+                progress.update(k + 1)
+                continue
+            reports.append((problem, report))
+            if returned is None and report.finding is None:
+                returned = problem
+            results.extend((problem.name, c) for c in found)
+            checked_one |= with_checks and bool(found)
+        progress.update(k + 1)
+    stopped = len(hung) >= HANGS_IN_A_ROW
+    fixed = Failed(_not_run(hung[-1])) if stopped else runner.run(fixed_checks, scope, relu_at_zero)
+    if isinstance(fixed, Failed):
+        found = fixed.finding
+        results.extend(
+            ("fixed", checks.CheckResult(name, False, found.describe(), found.to_dict()))
+            for name in checks.FIXED_CHECKS
+        )
+    else:
+        results.extend(("fixed", c) for c in fixed)
+    if returned is None or stopped:  # no call came back: nothing was repeated to compare
+        why = (
+            f"{hung[-1].member} ran past the time limit on {HANGS_IN_A_ROW} networks in a row"
+            if stopped else "no call into the implementation returned"
+        )  # fmt: skip
+        results.append((WHOLE_RUN, checks.CheckResult("repeatability", None, f"not run: {why}")))
+    else:
+        seen = runner.run(whole_run_consistency, returned)
+        if not isinstance(seen, Failed):
+            results.append(
+                (
+                    WHOLE_RUN,
+                    checks.CheckResult("repeatability", not seen, seen[0] if seen else
+                                       "every repeated call returned what it did before"),
+                )
+            )  # fmt: skip
+    progress.close()
+    ok = all(r.ok for _, r in reports) and not any(c.is_error for _, c in results)
+    return {
+        "ok": ok,
+        "reports": reports,
+        "checks": results,
+        "unsupported": unsupported,
+        "printed": runner.printed(),
+    }
+
+
+def writable(path: Path, option: str, directory: bool = False) -> None:
+    """Fail before the run, not after it, when an output cannot be written."""
+    if directory:
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{option} {path}: not a directory")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"{option} {path}: cannot create the directory ({exc.strerror})"
+            ) from None
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"{option} {path}: the directory is not writable")
+        return
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: a directory, not a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
+        with open(path, "a"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot write there ({exc.strerror})") from None
