@@ -269,8 +269,8 @@ def test_the_worker_holds_no_judge_and_no_secret(graded):
     line = next(x for x in row.grade.printed if x.startswith("SEEN "))
     seen = json.loads(line[5:])
     modules = set(seen["modules"])
-    for judge in ("reference.oracles", "reference.judging", "reference.frontends", "jax",
-                  "backprop", "hypothesis"):  # fmt: skip
+    judges = ("oracles", "formulas", "registry", "judging", "run", "report", "grading", "frontends")
+    for judge in (*(f"reference.{j}" for j in judges), "jax", "backprop", "hypothesis"):
         assert not any(m == judge or m.startswith(judge + ".") for m in modules), judge
     assert "BACKPROP_HIDDEN_SEED" not in seen["environ"]
     assert str(SEED) not in json.dumps(seen["environ"])
