@@ -560,7 +560,7 @@ def test_terminal_text_wants_a_str():
 
 
 def test_the_reproducing_command_keeps_what_changes_the_verdict_only():
-    parser = cli.build_parser()
+    parser = cli.legacy_parser()  # every option of every subcommand
     argv = ["--impl", "m:o b", "--seed", "4", "--activations", "tanh,relu", "--strict",
             "--relu-at-zero", "0", "--timeout", "5", "--json", "x.json", "--quiet",
             "--format", "github", "--max-depth", "3"]  # fmt: skip
@@ -702,12 +702,11 @@ def test_the_reproducing_command_parses_back_to_the_same_options(argv):
     same values (``--shard`` is parsed into a pair, and must be written back as K/N)."""
     import shlex
 
-    from reference.frontends.cli import build_parser
+    from reference.frontends.cli import legacy_parser, parse
     from reference.report.provenance import OUTPUT_ONLY, reproduce_command
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    again = parser.parse_args(shlex.split(reproduce_command(args, parser))[1:])
+    args = parse(argv)
+    again = parse(shlex.split(reproduce_command(args, legacy_parser()))[1:])
     kept = {k: v for k, v in vars(args).items() if k not in OUTPUT_ONLY}
     assert kept == {k: v for k, v in vars(again).items() if k not in OUTPUT_ONLY}
 

@@ -465,7 +465,8 @@ def main_grading(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("--roster goes with --submissions DIR")
     if not args.gradescope and not args.submissions:
         raise UsageError(
-            "--rubric and --hidden-seed go with --gradescope PATH or --submissions DIR"
+            "grading (and --rubric, --hidden-seed) go with --gradescope PATH or --submissions DIR:"
+            " one implementation (--impl), or a folder of them"
         )
     if args.gradescope and args.submissions:
         raise UsageError(

@@ -50,11 +50,13 @@ def _spelled(value: Any) -> str:
 
 
 def reproduce_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
-    """The shell command (``backprop-check ...``, quoted with :func:`shlex.join`) that runs
-    the check ``args`` (parsed by ``parser``) describes: the implementation, the seed, the
-    number of random networks, and every other option that was given and can change the
-    verdict (scope, ``--strict``, ``--relu-at-zero``, ``--timeout``, ...); what only changes
-    the output (:data:`OUTPUT_ONLY`) is left out. Run it from the same directory: a module
+    """The shell command (``backprop-check [against UPSTREAM | golden MODE PATH] ...``,
+    quoted with :func:`shlex.join`) that runs the check ``args`` (parsed by ``parser``, or
+    given every option of it by :func:`reference.frontends.cli.parse`) describes: the
+    implementation, the seed, the number of random networks (golden files have fixed ones),
+    and every other option that was given and can change the verdict (scope, ``--strict``,
+    ``--relu-at-zero``, ``--timeout``, ...); what only changes the output
+    (:data:`OUTPUT_ONLY`) is left out. Run it from the same directory: a module
     and a ``pyproject.toml`` there are found the same way."""
     if not isinstance(args, argparse.Namespace):
         raise TypeError(f"args must be an argparse.Namespace, got {type(args).__name__}")
@@ -70,12 +72,19 @@ def reproduce_command(args: argparse.Namespace, parser: argparse.ArgumentParser)
             if value:
                 words.append(flags[0])
             continue
+        if dest in ("seed", "networks") and getattr(args, "golden", None):
+            continue  # the golden networks are fixed: golden takes neither option
         if dest == "shard":  # parsed into (K, N); written as it is typed
             words += [flags[0], f"{value[0]}/{value[1]}"]
         elif action.nargs not in (None, "?"):  # several words (--golden save PATH)
             words += [flags[0], *map(str, value)]
         else:
             words += [flags[0], _spelled(value)]
+    for flag, width in (("--golden", 2), ("--against", 1)):  # a mode: its subcommand's words
+        if flag in words:
+            at = words.index(flag)
+            mode = [flag[2:], *words[at + 1 : at + 1 + width]]
+            words = [words[0], *mode, *words[1:at], *words[at + 1 + width :]]
     return shlex.join(words)
 
 
