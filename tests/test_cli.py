@@ -1,5 +1,6 @@
 """backprop-check and backprop-train: every flag, every exit code, the files they write."""
 
+import argparse
 import io
 import json
 import sys
@@ -335,3 +336,78 @@ def test_the_default_seed_networks_cover_every_pair_of_the_tables():
     assert len(seed_combinations(list(SEED_TABLE))) == sum(
         len(compatible_costs(out)) for *_, out in itertools.product(SEED_TABLE, repeat=3)
     )
+
+
+# --- subcommands ---------------------------------------------------------------------------
+
+
+def _options(parser):
+    """Every ``--option`` of ``parser`` (of a subcommand's parser: its own only)."""
+    return {f for a in parser._actions for f in a.option_strings if f.startswith("--")} - {"--help"}
+
+
+def _subparsers():
+    parser = cli.build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+def test_every_subcommand_refuses_the_options_of_the_others(capsys):
+    """A combination that means nothing (--shard with golden, --against with bugs) is a usage
+    error by construction, naming the subcommand: every option of the flat form that a
+    subcommand does not hold is refused by it."""
+    everything = _options(cli.legacy_parser())
+    subparsers = _subparsers()
+    assert set(subparsers) == set(cli.SUBCOMMANDS)
+    positional = {"against": ["backprop"], "golden": ["save", "x.npz"]}
+    for name, parser in subparsers.items():
+        own = _options(parser)
+        assert own < everything | {"--no-layer-view"}, name
+        for option in sorted(everything - own):
+            with pytest.raises(SystemExit) as stop:
+                cli.parse([name, *positional.get(name, []), option, "1"])
+            assert stop.value.code == 2
+            assert f"not options of {name}" in capsys.readouterr().err, (name, option)
+
+
+@pytest.mark.parametrize(
+    ("flat", "sub"),
+    [
+        (["--bugs", "--json", "m.json"], ["bugs", "--json", "m.json"]),
+        (["--explain"], ["explain"]),
+        (["--golden", "compare", "g.npz", "--golden-rtol", "1e-6", "--impl", "m"],
+         ["golden", "compare", "g.npz", "--golden-rtol", "1e-6", "--impl", "m"]),
+        (["--against", "up", "--impl", "m", "--jobs", "2", "--shard", "1/2"],
+         ["against", "up", "--impl", "m", "--jobs", "2", "--shard", "1/2"]),
+        (["--gradescope", "r.json", "--impl", "m", "--user", "nobody"],
+         ["grade", "--gradescope", "r.json", "--impl", "m", "--user", "nobody"]),
+        (["--impl", "m", "--seed", "3", "--activations", "tanh"],
+         ["check", "--impl", "m", "--seed", "3", "--activations", "tanh"]),
+    ],
+)  # fmt: skip
+def test_the_old_flags_mean_what_their_subcommand_means_with_a_note(flat, sub, capsys):
+    """The flag form of before runs the same (every option the same value), and a mode
+    flag says once, on stderr, which subcommand it is now."""
+    notes = io.StringIO()
+    old, new = cli.parse(flat, notes), cli.parse(sub)
+    positional = {"upstream", "mode", "path"}
+    assert {k: v for k, v in vars(new).items() if k not in positional} == vars(old)
+    mode = [flag for flag in cli.MODE_FLAGS if f"--{flag}" in flat]
+    assert notes.getvalue().count("note:") == len(mode)
+    for flag in mode:
+        assert f"--{flag} is now `backprop-check {cli.MODE_FLAGS[flag]}`" in notes.getvalue()
+
+
+def test_no_subcommand_checks_and_explain_prints_the_same_either_way():
+    assert cli.parse([]).command == "check"
+    texts = []
+    for argv in (["explain"], ["--explain"]):
+        out = io.StringIO()
+        assert cli.main(argv, out=out) == 0
+        texts.append(out.getvalue())
+    assert texts[0] == texts[1] and "W^1 is 3x2" in texts[0]
+
+
+def test_grade_without_a_target_is_a_usage_error(capsys):
+    assert cli.main(["grade"], out=io.StringIO()) == 2
+    assert "go with --gradescope PATH or --submissions DIR" in capsys.readouterr().err

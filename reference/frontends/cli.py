@@ -364,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
     for name, text in SUBCOMMANDS.items():
-        command = sub.add_parser(name, help=text, description=text)
+        command = sub.add_parser(name, help=text, description=text, allow_abbrev=False)
         if name in ("check", "against"):
             if name == "against":
                 command.add_argument(
