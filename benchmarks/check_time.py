@@ -72,7 +72,7 @@ def _phases() -> dict[str, float]:
 
     spent["import jax"] = clock() - start
     start = clock()
-    from reference.inputs import networks
+    from reference.inputs import networks as default_networks
     from reference.judging import checker, checks
     from reference.oracles import finite_diff
     from reference.report import text
@@ -125,7 +125,7 @@ def _phases() -> dict[str, float]:
         import backprop
 
         runner = Runner(backprop, "backprop")
-        problems = networks.default_problems(0, 8)
+        problems = default_networks.default_problems(0, 8)
         progress = session.Progress(len(problems), enabled=False)
         spent["load, problems"] = clock() - begin
         outcome = session.run_checks(runner, problems, progress)

@@ -35,7 +35,7 @@ def main(names: list[str]) -> None:
             start = time.perf_counter()
             attach_layer_views(worker, outcome)
             viewed = time.perf_counter() - start
-        n = len(wanted(outcome["reports"]))
+        n = len(wanted(outcome.reports))
         print(f"{name}: networks {checked:.2f} s, {n} layer views {viewed:.3f} s "
               f"({100 * viewed / checked:.1f} % more)")  # fmt: skip
     print(f"load average {os.getloadavg()[0]:.1f}")

@@ -15,6 +15,7 @@ from reference.boundary.loading import ImplementationError
 from reference.bugs.base import Correct
 from reference.inputs.problems import Problem, seed_problem, with_relu_margin
 from reference.inputs.strategies import architectures, problems
+from reference.judging.outcome import Outcome
 
 
 def tampered(change, loss=None):
@@ -97,7 +98,7 @@ def test_a_missing_one_over_n_l_is_named_with_every_cause_it_equals():
 
     out = io.StringIO()
     problems = [sized_problem(m=2, outputs=2), sized_problem(m=2, outputs=3, seed=1)]
-    outcome = {"reports": list(zip(problems, [both, other])), "checks": [], "ok": False}
+    outcome = Outcome(False, list(zip(problems, [both, other])))
     print_outcome(outcome, "OutputsMean", out, quiet=True, verbose=False)
     assert f"  {text}\n" in out.getvalue()
 

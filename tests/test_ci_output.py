@@ -22,7 +22,9 @@ from reference.frontends import cli
 from reference.inputs.problems import seed_problem
 from reference.judging.checker import check_gradients
 from reference.judging.checks import SEVERITIES, CheckResult
+from reference.judging.outcome import Outcome
 from reference.report import github, junit, provenance
+from reference.report import text as text_report
 from reference.report.terminal import SafeWriter, terminal_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,7 +177,7 @@ def test_a_wrong_gradient_points_at_the_def_line_of_gradients(tmp_path, monkeypa
     errors = [c for c in commands(text) if c[0] == "error" and "networks)" in c[1]["title"]]
     checks = [c for c in commands(text) if c[0] == "error" and "networks)" not in c[1]["title"]]
     assert code == 1 and failing
-    mistakes = {(n["attribution"], text.NUMBER.sub("#", n["summary"])) for n in failing}
+    mistakes = {(n["attribution"], text_report.NUMBER.sub("#", n["summary"])) for n in failing}
     assert len(errors) == len(mistakes)  # one annotation per distinct mistake
     assert len(checks) == len({c["name"] for c in data["checks"] if c["ok"] is False})
     for _, props, message in errors:
@@ -323,7 +325,7 @@ def test_annotations_keep_to_githubs_limit_per_level_and_name_the_rest():
     many = github.PER_STEP + 3
     results = [("fixed", CheckResult(f"{s} check {k}", False, f"wrong {k}", severity=s))
                for s in SEVERITIES for k in range(many)]  # fmt: skip
-    outcome = {"ok": False, "reports": [(p, report)], "checks": results}
+    outcome = Outcome(False, [(p, report)], results)
     found = commands("\n".join(github.annotations(outcome, "x", {}, root="/w")))
     for severity, level in github.LEVELS.items():
         mine = [c for c in found if c[0] == level]
@@ -340,7 +342,7 @@ def test_annotations_keep_to_githubs_limit_per_level_and_name_the_rest():
         ]
     few = [("fixed", CheckResult(f"check {k}", False, "wrong", severity="error"))
            for k in range(github.PER_STEP)]  # fmt: skip
-    outcome = {"ok": False, "reports": [(p, report)], "checks": few}
+    outcome = Outcome(False, [(p, report)], few)
     assert len(github.annotations(outcome, "x", {}, root="/w")) == github.PER_STEP
 
 
@@ -349,7 +351,7 @@ def test_warnings_and_conventions_are_annotated_at_their_level():
     report = check_gradients(backprop, p.params, p.X, p.Y, **p.kwargs())
     results = [("fixed", CheckResult(f"check {s}", False, f"a {s}", severity=s))
                for s in SEVERITIES]  # fmt: skip
-    outcome = {"ok": False, "reports": [(p, report)], "checks": results}
+    outcome = Outcome(False, [(p, report)], results)
     where = {"gradients": {"file": "/w/impl.py", "line": 3}}
     levels = [c[0] for c in commands("\n".join(github.annotations(outcome, "x", where, root="/w")))]
     # GitHub's three commands, one per severity (its "Workflow commands" page)

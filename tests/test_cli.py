@@ -13,7 +13,7 @@ from backprop import cli as train_cli
 from reference.bugs import CATALOG
 from reference.formulas.numpy_twins import NUMPY_ACTIVATIONS
 from reference.frontends import cli
-from reference.inputs import networks
+from reference.inputs import networks as default_networks
 from reference.inputs.penalties import penalty_problems
 from reference.inputs.scope import Scope
 from reference.run import session
@@ -55,7 +55,7 @@ def test_no_arguments_checks_the_builtin_and_passes(builtin_run):
     assert "seed 2-3-2-1 tanh/tanh/sigmoid bce" in text and "err FD" in text
     last = text.strip().splitlines()[-1]
     # every seed combination of the tables, two random, and the penalised ones it declares
-    n = networks.seed_combinations() + 2 + penalised(backprop)
+    n = default_networks.seed_combinations() + 2 + penalised(backprop)
     assert last.startswith(f"PASS: backprop (built-in): {n}/{n} networks")
 
 
@@ -75,7 +75,7 @@ def test_quiet_prints_failures_and_the_summary_only():
 def test_verbose_prints_every_table_and_check():
     code, text = check("--networks", "1", "--verbose")
     # a table per network: every seed network, one random, the penalised ones
-    n = networks.seed_combinations() + 1 + penalised(backprop)
+    n = default_networks.seed_combinations() + 1 + penalised(backprop)
     assert code == 0 and text.count("err FD") == n and "relu'(0)" in text
 
 
@@ -115,7 +115,7 @@ def test_json_holds_every_report(tmp_path):
         "--impl", "reference.bugs:bias_grad_mean", "--networks", "1", "--json", str(path)
     )
     data = json.loads(path.read_text())
-    n = networks.seed_combinations() + 1 + penalised(CATALOG["bias_grad_mean"])
+    n = default_networks.seed_combinations() + 1 + penalised(CATALOG["bias_grad_mean"])
     assert code == 1 and data["ok"] is False and len(data["networks"]) == n
     first = data["networks"][0]
     assert {"ok", "attribution", "layers", "loss", "kinks_excluded"} <= set(first)

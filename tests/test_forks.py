@@ -112,7 +112,7 @@ def test_a_regression_only_several_outputs_show_is_caught_by_each_command(tmp_pa
         if p.Y.shape[0] > 1 and p.activations[-1] not in backprop.COSTS[p.cost].fused
         and not output_only(p.activations[-1])
     }  # fmt: skip
-    assert "--golden compare" in json.loads(report.read_text())["command"]
+    assert "backprop-check golden compare " in json.loads(report.read_text())["command"]
 
     stopped = tmp_path / "stopped.json"  # the fork's run writes it as it goes
     done = _python(where, "--against", "nothere.backprop", *scope, "--json", str(stopped))

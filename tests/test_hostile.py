@@ -21,10 +21,11 @@ import pytest
 import backprop
 from reference import check_gradients
 from reference.frontends import cli
-from reference.inputs import networks
+from reference.inputs import networks as default_networks
 from reference.inputs.problems import seed_problem
 from reference.inputs.validate import ProblemError
 from reference.judging import checks
+from reference.judging.outcome import Outcome
 from reference.report import junit
 from reference.run import golden
 
@@ -227,7 +228,9 @@ def test_a_hang_costs_its_network_only(tmp_path):
     assert done.returncode == 1
     from reference.inputs.scope import Scope
 
-    n = len(networks.default_problems(0, 0, Scope()))  # it declares nothing: the seed's names
+    n = len(
+        default_networks.default_problems(0, 0, Scope())
+    )  # it declares nothing: the seed's names
     assert f"{n - 1}/{n} networks" in done.stdout  # every other network was checked
 
 
@@ -369,7 +372,7 @@ def test_junit_survives_escape_codes_nul_and_lone_surrogates(tmp_path):
     report = check(ns(gradients=lambda *a, **k: (_ for _ in ()).throw(
         ValueError("\x1b[31mred\x1b[0m \x00 \ud800")
     )))  # fmt: skip
-    outcome = {"ok": False, "reports": [(p, report)], "checks": []}
+    outcome = Outcome(False, [(p, report)])
     path = tmp_path / "r.xml"
     junit.write_junit(outcome, "hostile", path)
     text = ET.parse(path).getroot().find("testsuite/testcase/error").get("message")

@@ -17,9 +17,10 @@ import pytest
 from reference import check_gradients, layer_view
 from reference.bugs import CATALOG, CORRECT
 from reference.bugs.detect import detection_problems
+from reference.formulas import numpy_twins
 from reference.frontends import cli
+from reference.inputs import networks as default_networks
 from reference.judging.layer_view import VERDICTS, view_summary
-from reference.oracles import numpy_model
 from reference.run.layer_views import MAX_VIEWS
 
 SEED = detection_problems()[0]
@@ -94,9 +95,9 @@ def test_a_hidden_activation_that_is_not_elementwise_is_not_available(monkeypatc
     import numpy as np
 
     name = SEED.activations[0]
-    twin = numpy_model.NUMPY_ACTIVATIONS[name]
+    twin = numpy_twins.NUMPY_ACTIVATIONS[name]
     mixing = twin._replace(fn=lambda z: np.exp(z) / np.sum(np.exp(z), axis=0, keepdims=True))
-    monkeypatch.setitem(numpy_model.NUMPY_ACTIVATIONS, name, mixing)
+    monkeypatch.setitem(numpy_twins.NUMPY_ACTIVATIONS, name, mixing)
     calls = []
 
     class Counting:
@@ -175,7 +176,9 @@ def test_the_cli_shows_the_direct_verdict_in_text_and_json(tmp_path, verdict):
     from reference.inputs.scope import Scope
 
     declared = Scope.read(getattr(_fresh(name), "SUPPORTS", None), "the mistake's SUPPORTS")
-    problems = {p.name: p for p in networks.default_problems(0, 0) + penalty_problems(0, declared)}
+    problems = {
+        p.name: p for p in default_networks.default_problems(0, 0) + penalty_problems(0, declared)
+    }
     viewed = [n for n in networks if n["layer_view"] is not None]
     assert 1 <= len(viewed) <= MAX_VIEWS, networks
     for network in viewed:

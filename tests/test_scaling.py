@@ -15,7 +15,7 @@ import pytest
 import backprop
 from reference.bugs import CATALOG
 from reference.frontends import cli
-from reference.inputs import networks
+from reference.inputs import networks as default_networks
 from reference.inputs.penalties import penalty_problems
 from reference.inputs.scope import Scope
 from reference.run import scaling, session
@@ -60,7 +60,7 @@ def test_a_bad_shard_is_a_usage_error(text, capsys):
 
 @pytest.mark.parametrize("n", range(1, 7))
 def test_every_network_lies_in_exactly_one_shard(n):
-    problems = networks.default_problems(seed=0, networks=5)
+    problems = default_networks.default_problems(seed=0, networks=5)
     slices = [shard(problems, k, n) for k in range(1, n + 1)]
     ids = [id(p) for s in slices for p in s]
     assert sorted(ids) == sorted(id(p) for p in problems) and len(set(ids)) == len(ids)

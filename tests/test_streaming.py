@@ -17,10 +17,11 @@ import pytest
 
 from reference.boundary.guard import Finding
 from reference.frontends import cli
-from reference.inputs import networks
+from reference.inputs import networks as default_networks
 from reference.inputs.scope import Scope
 from reference.judging.checker import Report, failed_report
-from reference.report import junit, text
+from reference.report import junit
+from reference.report import text as text_report
 from reference.run import scaling, streaming
 from reference.run.jobs import InProcess, check_network
 from reference.run.scaling import shard
@@ -48,7 +49,7 @@ def suites(path):
 @pytest.mark.parametrize("seed,networks", [(0, 0), (3, 7)])
 def test_the_stream_draws_the_networks_default_problems_lists(seed, networks, scope):
     within = Scope.read(scope, "test") if scope else None
-    whole = networks.default_problems(seed, networks, within)
+    whole = default_networks.default_problems(seed, networks, within)
     drawn = list(streaming.ProblemStream(seed, networks, within))
     assert [p.name for p in drawn] == [p.name for p in whole] and len(drawn) == len(whole)
     for a, b in zip(drawn, whole):
@@ -103,7 +104,7 @@ def test_only_the_first_network_and_each_mistakes_first_stay_whole(tmp_path):
     assert (brief.ok, brief.attribution, brief.summary) == (
         pairs[5][1].ok, pairs[5][1].attribution, pairs[5][1].summary,
     )  # fmt: skip
-    groups = text.mistake_groups(list(stream.reports))  # the terminal report's grouping
+    groups = text_report.mistake_groups(list(stream.reports))  # the terminal report's grouping
     assert [len(g) for g in groups] == [len(pairs[k::3]) for k in range(3)]
     assert all(isinstance(g[0][1], Report) for g in groups)
 
@@ -137,7 +138,7 @@ def run_names() -> list[str]:
     from reference.inputs.scope import Scope
 
     scope = Scope.read(getattr(CATALOG["dW2_times_2"], "SUPPORTS", None), "the mistake's")
-    names = [p.name for p in networks.default_problems(0, NETWORKS)]
+    names = [p.name for p in default_networks.default_problems(0, NETWORKS)]
     return names + [p.name for p in penalty_problems(0, scope)]
 
 
@@ -243,7 +244,9 @@ def test_two_jobs_a_chunk_at_a_time_give_the_report_of_one(tmp_path, monkeypatch
         found.append((code, data))
     assert found[0] == found[1]
     within = Scope.read({"activations": ["tanh"], "output_activations": ["sigmoid"]}, "test")
-    assert len(networks.default_problems(0, 3, within)) > 2 * scaling.AHEAD  # more than one chunk
+    assert (
+        len(default_networks.default_problems(0, 3, within)) > 2 * scaling.AHEAD
+    )  # more than one chunk
 
 
 # --- a stopped run still leaves valid files ------------------------------------------------
@@ -322,7 +325,7 @@ def test_sigterm_leaves_valid_files_as_ctrl_c_does(tmp_path):
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["complete"] is False and data["ok"] is False
     assert "SIGTERM" in data["stopped"]
-    first = networks.default_problems(0, 0, Scope.read({"activations": ["tanh"],
+    first = default_networks.default_problems(0, 0, Scope.read({"activations": ["tanh"],
                                  "output_activations": ["sigmoid"]}, "test"))[0]  # fmt: skip
     assert [n["name"] for n in data["networks"]] == [first.name]
     schema().validate(tmp_path / "r.xml")
@@ -392,7 +395,7 @@ def test_a_run_cut_short_by_the_implementation_leaves_complete_files(tmp_path, s
     assert done.returncode == 1, done.stdout + done.stderr
     data = json.loads((tmp_path / "r.json").read_text())
     within = Scope.read({"activations": ["tanh"], "output_activations": ["sigmoid"]}, "test")
-    names = [p.name for p in networks.default_problems(0, 2, within)]
+    names = [p.name for p in default_networks.default_problems(0, 2, within)]
     assert [n["name"] for n in data["networks"]] == names and data["complete"] is True
     assert not any(n["ok"] for n in data["networks"])
     schema().validate(str(tmp_path / "r.xml"))

@@ -28,6 +28,7 @@ from ..inputs.scope import (
     ScopeError,
     from_pyproject,
 )
+from ..judging.outcome import Outcome
 from ..report.formulas import explain
 from ..report.junit import write_junit  # noqa: F401 (cli.write_junit, as before)
 from ..report.text import print_outcome, summary_line
@@ -442,8 +443,10 @@ def parse(argv: Sequence[str], err: TextIO | None = None) -> argparse.Namespace:
             )
         if args.command == "against":
             args.against = args.upstream
+            del args.upstream
         elif args.command == "golden":
             args.golden = [args.mode, str(args.path)]
+            del args.mode, args.path
         elif args.command in ("bugs", "explain"):
             setattr(args, args.command, True)
     else:
@@ -599,18 +602,15 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
     with streaming.Stream(args, name, runner.times, head, viewer) as stream:  # a stopped run, too
         # run_checks on --shard's slice, over --jobs workers, and --against (scaling.py)
         if golden is not None:  # --golden compare: the drift per network, no network judged
-            outcome = {"ok": golden[0], "reports": [], "checks": golden[2]}
+            outcome = Outcome(golden[0], checks=golden[2])
         else:
             outcome = run_networks(args, runner, problems, progress,
                                    scope, sink=stream)  # fmt: skip
-        if args.strict and (
-            any(c.ok is False for _, c in outcome["checks"])
-            or any(r.conventions or r.warnings for _, r in outcome["reports"])
-        ):
-            outcome["ok"] = False
-        outcome["out_of_scope"] = undrawn(args.seed, scope) if golden is None else 0
-        outcome["scope"] = scope.to_dict()
-        outcome["times"] = dict(runner.times)
+        if args.strict:
+            outcome.judge_strictly()
+        outcome.out_of_scope = undrawn(args.seed, scope) if golden is None else 0
+        outcome.scope = scope.to_dict()
+        outcome.times = dict(runner.times)
         stream.finish(outcome)  # the JSON and JUnit files' ends
     if args.format == "github":
         from ..report import github
@@ -644,7 +644,7 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
                    summary=summary_line(outcome, name), gradients=grads)  # fmt: skip
         if not args.quiet:
             out.write(f"wrote {args.html}\n")
-    return 0 if outcome["ok"] else 1
+    return 0 if outcome.ok else 1
 
 
 def _bugs(args: argparse.Namespace, out: TextIO) -> int:

@@ -55,6 +55,7 @@ from ..inputs.problems import Problem
 from ..inputs.scope import Scope, random_problem_in
 from ..judging import checks
 from ..judging.checker import ATTRIBUTIONS, Report, failed_report
+from ..judging.outcome import Outcome
 from ..run.jobs import InProcess, WithDtype, check_network
 from . import families
 from .rubric import HiddenGroup, Rubric, load_rubric
@@ -515,12 +516,12 @@ def _hidden_item(group: HiddenGroup, graded: list[tuple[Problem, Report]]) -> It
 
 def score(
     rubric: Rubric,
-    outcome: dict[str, Any],
+    outcome: Outcome,
     hidden: list[tuple[HiddenGroup, list[tuple[Problem, Report]]]] = (),  # type: ignore[assignment]
 ) -> list[Item]:
     """The rubric's items from a ``run_checks`` outcome and the hidden groups' reports;
     items worth 0 points are left out."""
-    graded = list(outcome["reports"]) + list(outcome.get("unsupported", []))
+    graded = list(outcome.reports) + list(outcome.unsupported)
     vis = rubric.visibility
     items = []
     for l in range(1, rubric.depth + 1):
@@ -528,9 +529,7 @@ def score(
             items.append(_param_item(l, k, points, graded, vis))
     items.append(_loss_item(rubric.loss, graded, rubric.strict, vis))
     for name, points in rubric.check_points.items():
-        items.append(
-            _check_item(name, points, outcome["checks"], rubric.strict, vis, rubric.require)
-        )
+        items.append(_check_item(name, points, outcome.checks, rubric.strict, vis, rubric.require))
     for group, reports in hidden:
         items.append(_hidden_item(group, reports))
     return [i for i in items if i.max_score > 0]

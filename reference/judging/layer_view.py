@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..boundary.guard import ImplementationFailed, guard
+from ..formulas import numpy_twins
 from ..oracles import numpy_model
 from . import diagnosis
 from .functions import FunctionReport, check_function, check_vjp
@@ -132,7 +133,7 @@ def layer_view(
     A call into ``impl`` that fails raises
     :class:`~reference.boundary.guard.ImplementationFailed` as in the network check. Needs
     the formulas' NumPy twins of every activation and of the cost
-    (:class:`~reference.oracles.numpy_model.MissingTwinError` otherwise).
+    (:class:`~reference.oracles.numpy_twins.MissingTwinError` otherwise).
     """
     X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
     if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[1] or X.shape[1] < 1:
@@ -143,11 +144,11 @@ def layer_view(
         if not 0 <= sample < X.shape[1]:
             raise ValueError(f"sample must be in [0, {X.shape[1]}), got {sample}")
     if not numpy_model.has_twins(activations, cost):
-        raise numpy_model.MissingTwinError(
+        raise numpy_twins.MissingTwinError(
             f"the layer view needs NumPy twins of {list(activations)} and {cost!r}"
         )
     mixed = [f"{a} at layer {l}" for l, a in enumerate(activations[:-1], 1)
-             if not _elementwise(numpy_model.NUMPY_ACTIVATIONS[a].fn)]  # fmt: skip
+             if not _elementwise(numpy_twins.NUMPY_ACTIVATIONS[a].fn)]  # fmt: skip
     if l2:
         return LayerView(
             "unavailable",
@@ -334,9 +335,9 @@ def view_summary(
         )  # fmt: skip
     try:
         view = layer_view(impl, params, X, Y, activations=activations, cost=cost, l2=l2)
-    except numpy_model.MissingTwinError:
-        missing = [a for a in activations if a not in numpy_model.NUMPY_ACTIVATIONS]
-        missing += [cost] if cost not in numpy_model.NUMPY_COSTS else []
+    except numpy_twins.MissingTwinError:
+        missing = [a for a in activations if a not in numpy_twins.NUMPY_ACTIVATIONS]
+        missing += [cost] if cost not in numpy_twins.NUMPY_COSTS else []
         return _summary(
             "unavailable",
             VERDICTS["unavailable"].format(where=f"{', '.join(sorted(set(missing)))}: no NumPy "

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from ..boundary.guard import guard
+from ..formulas import numpy_twins
 from ..formulas.numpy_twins import MissingTwinError
 from . import numpy_model
 from .numpy_model import Model, kink_side
@@ -591,10 +592,10 @@ def numerical_gradients(
     impl = guard(impl)
     if not numpy_model.has_twins(activations, cost):
         if method == "model":
-            missing = [a for a in activations if a not in numpy_model.NUMPY_ACTIVATIONS]
+            missing = [a for a in activations if a not in numpy_twins.NUMPY_ACTIVATIONS]
             raise MissingTwinError(
                 f"no NumPy twin for {missing or [cost]}: add it to NUMPY_ACTIVATIONS / "
-                "NUMPY_COSTS in reference/oracles/numpy_model.py"
+                "NUMPY_COSTS in reference/formulas/numpy_twins.py"
             )
         return impl_gradients(impl, params, X, Y, activations, cost, None, l2)
     model = numpy_model.build(params, X, Y, activations, cost, l2)

@@ -61,8 +61,8 @@ def _twin_activation(name: str) -> Callable:
         raise MissingTwinError(
             f"activation {name!r} has no JAX twin: add an entry "
             f'"{name}": lambda z: <g(z) in jax.numpy> to JAX_ACTIVATIONS in '
-            "reference/oracles/jax_model.py (and its NumPy twin to NUMPY_ACTIVATIONS in "
-            "reference/oracles/numpy_model.py), or register all of them in one call: "
+            "reference/formulas/jax_twins.py (and its NumPy twin to NUMPY_ACTIVATIONS in "
+            "reference/formulas/numpy_twins.py), or register all of them in one call: "
             "reference.register_activation(name, numpy=, jax=, kinks=)"
         ) from None
 
@@ -75,8 +75,8 @@ def _twin_cost(name: str) -> JaxCost:
             f"cost {name!r} has no JAX twin: add an entry "
             f'"{name}": JaxCost(lambda a, y: <the terms of J summed over entries, over m>) '
             "to JAX_COSTS in "
-            "reference/oracles/jax_model.py (and its NumPy twin to NUMPY_COSTS in "
-            "reference/oracles/numpy_model.py), or register all of them in one call: "
+            "reference/formulas/jax_twins.py (and its NumPy twin to NUMPY_COSTS in "
+            "reference/formulas/numpy_twins.py), or register all of them in one call: "
             "reference.register_cost(name, numpy=, jax=)"
         ) from None
 

@@ -42,6 +42,7 @@ from typing import Any, TextIO
 
 from ..boundary.guard import KINDS, MEMBERS
 from ..judging.checker import ATTRIBUTIONS, Report
+from ..judging.outcome import Outcome
 from .provenance import relative_to
 from .terminal import terminal_text
 
@@ -209,7 +210,7 @@ class _Locator:
 
 
 def annotations(
-    outcome: dict[str, Any],
+    outcome: Outcome,
     impl: str,
     locations: dict[str, dict[str, Any]] | None = None,
     *,
@@ -225,7 +226,7 @@ def annotations(
 
     locations = locations or {}
     locate = _Locator(locations, root if root is not None else workspace())
-    reports = outcome["reports"]
+    reports = outcome.reports
     lines: list[tuple[str, str, str, dict[str, Any]]] = []  # level, message, title, place
     failing = [(p, r) for p, r in reports if not r.ok]
     blamed: dict[str, str] = {}  # entry -> the first network whose layer view blames it
@@ -252,7 +253,7 @@ def annotations(
         title = f"backprop-check {impl}: {_title(report, entry)} ({count})"
         lines.append(("error", message, title, props))
     by_name: dict[str, list[tuple[str, Any]]] = {}
-    for where, c in outcome["checks"]:
+    for where, c in outcome.checks:
         if c.ok is False:
             by_name.setdefault(c.name, []).append((where, c))
     for name, failed in by_name.items():
@@ -325,16 +326,16 @@ def _verdict(report: Report) -> str:
     return "ERROR" if report.attribution in ("crash", "structure") else "FAIL"
 
 
-def step_summary(outcome: dict[str, Any], impl: str) -> str:
+def step_summary(outcome: Outcome, impl: str) -> str:
     """The Markdown appended to ``$GITHUB_STEP_SUMMARY``: a heading with the verdict, a
     table of the networks (failing ones first: network, verdict, the failing layer and
     parameter, the diagnosis), the failed checks, and the totals."""
     from .text import summary_line
 
-    reports = outcome["reports"]
-    unsupported = list(outcome.get("unsupported") or [])
+    reports = outcome.reports
+    unsupported = list(outcome.unsupported)
     rows = sorted(reports, key=lambda pr: pr[1].ok) + unsupported
-    verdict = "PASS" if outcome["ok"] else "FAIL"
+    verdict = "PASS" if outcome.ok else "FAIL"
     out = [f"### backprop-check: {verdict} `{_cell(impl)}`", ""]
     if rows:
         out += ["| network | verdict | failing | diagnosis |", "| --- | --- | --- | --- |"]
@@ -345,7 +346,7 @@ def step_summary(outcome: dict[str, Any], impl: str) -> str:
                 f"| {_cell(problem.name)} | {_verdict(report)} | {_cell(what)} | {_cell(why)} |"
             )
         out.append("")
-    failed = [(w, c) for w, c in outcome["checks"] if c.ok is False]
+    failed = [(w, c) for w, c in outcome.checks if c.ok is False]
     if failed:
         out += ["| check | where | severity | message |", "| --- | --- | --- | --- |"]
         out += [f"| {_cell(c.name)} | {_cell(w)} | {c.severity} | {_cell(c.message)} |"
@@ -353,9 +354,9 @@ def step_summary(outcome: dict[str, Any], impl: str) -> str:
         out.append("")
     passed = sum(r.ok for _, r in reports)
     errors = sum(_verdict(r) == "ERROR" for _, r in reports)
-    outside = outcome.get("out_of_scope", 0) + len(unsupported)
+    outside = outcome.out_of_scope + len(unsupported)
     # counted as the summary line counts them: a warning or a note is not a failure
-    applicable = [c for _, c in outcome["checks"] if c.ok is not None]
+    applicable = [c for _, c in outcome.checks if c.ok is not None]
     noted = sum(c.ok is False and not c.is_error for c in applicable)
     out.append(
         f"**Totals:** {passed} passed, {len(reports) - passed - errors} failed, {errors} "
@@ -369,7 +370,7 @@ def step_summary(outcome: dict[str, Any], impl: str) -> str:
 
 
 def print_github(
-    outcome: dict[str, Any],
+    outcome: Outcome,
     impl: str,
     out: TextIO,
     text_report: Callable[[TextIO], None],

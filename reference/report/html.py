@@ -28,6 +28,7 @@ import numpy as np
 
 from ..boundary.layouts import describe_param
 from ..judging.checker import ATTRIBUTIONS, ParamCheck, Report
+from ..judging.outcome import Outcome
 
 FAIL_CLASS = "bp-fail"
 """The class of every failing cell and line."""
@@ -270,11 +271,11 @@ details { margin: 6px 0; } summary { cursor: pointer; }
 """
 
 
-def failing_sets(outcome: dict[str, Any]) -> list[str]:
+def failing_sets(outcome: Outcome) -> list[str]:
     """The names of the failing networks that get heatmaps: the first with each distinct
     set of failing parameters, at most :data:`HEATMAP_NETWORKS`."""
     chosen, seen = [], set()
-    for problem, report in outcome["reports"]:
+    for problem, report in outcome.reports:
         key = tuple((c.layer, c.param) for c in report.failing())
         if report.ok or not key or key in seen:
             continue
@@ -285,9 +286,9 @@ def failing_sets(outcome: dict[str, Any]) -> list[str]:
     return chosen
 
 
-def _checks_table(outcome: dict[str, Any]) -> str:
+def _checks_table(outcome: Outcome) -> str:
     rows = []
-    for where, c in outcome["checks"]:
+    for where, c in outcome.checks:
         if c.ok is False:
             cls, background, words = _SEVERITY[c.severity]
             verdict = (
@@ -309,7 +310,7 @@ def _unprefixed(summary: str) -> str:
 
 
 def page_html(
-    outcome: dict[str, Any],
+    outcome: Outcome,
     impl: str,
     *,
     seed: int,
@@ -319,21 +320,21 @@ def page_html(
     """A whole run (``outcome`` as ``backprop-check`` builds it: ``reports``, ``checks``,
     ``unsupported``, ``printed``) as one self-contained HTML document. ``heatmaps`` maps a
     network's name to its :func:`heatmaps_html`; ``summary`` is the run's summary line."""
-    reports = outcome["reports"]
+    reports = outcome.reports
     failing = [(p, r) for p, r in reports if not r.ok]
     passing = [(p, r) for p, r in reports if r.ok]
     heatmaps = heatmaps or {}
     verdict = (
         f'<b class="{FAIL_CLASS}" style="{_FAIL_STYLE};padding:1px 4px">{_e(FAIL_MARK)}</b>'
-        if not outcome["ok"]
+        if not outcome.ok
         else f"<b>{_e(OK_MARK)}</b>"
     )
     meta = [("implementation", impl), ("seed", str(seed)),
             ("networks", f"{len(reports)} in scope, {len(failing)} failing")]  # fmt: skip
-    unsupported = outcome.get("unsupported") or []
+    unsupported = outcome.unsupported
     if unsupported:
         meta.append(("not in scope", f"{len(unsupported)} networks raised NotImplementedError"))
-    printed = outcome.get("printed") or []
+    printed = outcome.printed
     if printed:
         meta.append(("printed", f"the implementation printed {len(printed)} lines (not shown)"))
     body = [
@@ -371,7 +372,7 @@ def page_html(
     if unsupported:
         names = ", ".join(p.name for p, _ in unsupported)
         body.append(f"<h2>Not in scope ({len(unsupported)})</h2><p>{_e(names)}</p>")
-    if outcome["checks"]:
+    if outcome.checks:
         body.append(f"<h2>Other checks</h2>{_checks_table(outcome)}")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -382,7 +383,7 @@ def page_html(
 
 def write_html(
     path: Path,
-    outcome: dict[str, Any],
+    outcome: Outcome,
     impl: str,
     *,
     seed: int,
@@ -395,7 +396,7 @@ def write_html(
     reference is ``jax.grad`` of the formulas."""
     from ..oracles.jax_model import jax_gradients
 
-    problems = {p.name: (p, r) for p, r in outcome["reports"]}
+    problems = {p.name: (p, r) for p, r in outcome.reports}
     maps = {}
     for name in failing_sets(outcome):
         if name not in gradients or name not in problems:

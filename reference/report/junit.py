@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..judging.checker import ATTRIBUTIONS, Report
+from ..judging.outcome import Outcome
 
 SCHEMA = Path(__file__).with_name("junit.xsd")
 """The project's schema of the files written here (tests/test_ci_output.py validates them)."""
@@ -151,13 +152,13 @@ def _network_cases(suite: _Suite, classname: str, report: Report) -> None:
         suite.case(classname, "arguments and repeatability")
 
 
-def _undrawn(outcome: dict[str, Any], seed: int | None) -> list[tuple[str, str]]:
+def _undrawn(outcome: Outcome, seed: int | None) -> list[tuple[str, str]]:
     """The seed networks the scope left out (declared, or the seed's names where nothing
     is), with the reason for each."""
     from ..inputs.networks import default_problems
     from ..inputs.scope import Scope
 
-    scope = Scope.read(outcome.get("scope") or None, "the run's scope")
+    scope = Scope.read(outcome.scope or None, "the run's scope")
     if seed is None:
         return []
     return [(p.name, scope.why_not(p) or "") for p in default_problems(seed, 0)
@@ -188,7 +189,7 @@ def network_suite(
 
 
 def undrawn_suites(
-    root: ET.Element, outcome: dict[str, Any], impl: str, seed: int | None, base: dict[str, str]
+    root: ET.Element, outcome: Outcome, impl: str, seed: int | None, base: dict[str, str]
 ) -> list[_Suite]:
     """One skipped ``testsuite`` per seed network the declared scope left out."""
     suites = []
@@ -201,16 +202,16 @@ def undrawn_suites(
 
 
 def checks_suite(
-    root: ET.Element, outcome: dict[str, Any], impl: str, seconds: float,
+    root: ET.Element, outcome: Outcome, impl: str, seconds: float,
     base: dict[str, str], strict: bool = False,
 ) -> _Suite | None:  # fmt: skip
     """The ``testsuite`` of the non-gradient checks (None when there are none), with what
     the implementation printed."""
-    if not outcome["checks"]:
+    if not outcome.checks:
         return None
     top = class_part(impl)
     suite = _Suite(root, CHECKS_SUITE, seconds, base)
-    for where, c in outcome["checks"]:
+    for where, c in outcome.checks:
         classname = f"backprop_check.{top}.checks.{class_part(where)}"
         crashed = c.finding is not None and c.finding.get("kind") != "unsupported"
         if c.ok is None:
@@ -224,7 +225,7 @@ def checks_suite(
         else:  # a warning or a convention: it passes, and says so
             case = suite.case(classname, c.name)
             ET.SubElement(case, "system-out").text = f"{c.severity}: {c.message}"
-    printed = outcome.get("printed") or []
+    printed = outcome.printed
     if printed:
         more = len(printed) - PRINTED_LINES
         ET.SubElement(suite.element, "system-out").text = "\n".join(
@@ -249,7 +250,7 @@ def stamp_and_host() -> tuple[str, str]:
 
 
 def build_junit(
-    outcome: dict[str, Any],
+    outcome: Outcome,
     impl: str,
     *,
     seed: int | None = None,
@@ -261,10 +262,10 @@ def build_junit(
     implementation as named on the command line. ``strict``: failed warnings and conventions
     are failures too, as ``--strict`` makes them."""
     root = ET.Element("testsuites", name=f"backprop-check {impl}")
-    times = outcome.get("times") or {}
+    times = outcome.times or {}
     stamp, host = stamp_and_host()
     base = suite_properties(impl, seed, version)
-    checked = [(p, r) for p, r in outcome["reports"]] + list(outcome.get("unsupported") or [])
+    checked = [(p, r) for p, r in outcome.reports] + list(outcome.unsupported)
     suites = [
         network_suite(root, problem, report, impl, times.get(problem.name, 0.0), base, strict)
         for problem, report in checked
@@ -285,7 +286,7 @@ def build_junit(
 
 
 def write_junit(
-    outcome: dict[str, Any],
+    outcome: Outcome,
     impl: str,
     path: Path,
     *,

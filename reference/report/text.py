@@ -10,13 +10,14 @@ from typing import Any, TextIO
 from ..inputs.problems import Problem
 from ..judging import checks, diagnosis
 from ..judging.checker import ATTRIBUTIONS, Report
+from ..judging.outcome import Outcome
 
 _LABELS = {"error": "FAIL", "warning": "WARN", "convention": "NOTE"}
 """How each severity of a failed check is marked in the terminal."""
 
 
-def summary_line(outcome: dict[str, Any], impl: str) -> str:
-    reports, results = outcome["reports"], outcome["checks"]
+def summary_line(outcome: Outcome, impl: str) -> str:
+    reports, results = outcome.reports, outcome.checks
     bad_nets = sum(not r.ok for _, r in reports)
     bad_checks = [c for _, c in results if c.is_error]
     notes = sorted({f"{c.severity} {c.name}" for _, c in results
@@ -25,9 +26,9 @@ def summary_line(outcome: dict[str, Any], impl: str) -> str:
         notes.append("convention cost scale")
     if any(r.warnings for _, r in reports):
         notes.append("warning saturated loss")
-    verdict = "PASS" if outcome["ok"] else "FAIL"
+    verdict = "PASS" if outcome.ok else "FAIL"
     applicable = [c for _, c in results if c.ok is not None]
-    outside = outcome.get("out_of_scope", 0) + len(outcome.get("unsupported", []))
+    outside = outcome.out_of_scope + len(outcome.unsupported)
     return (
         f"{verdict}: {impl}: {len(reports) - bad_nets}/{len(reports)} networks' gradients and "
         f"losses agree with finite differences and JAX"
@@ -73,14 +74,12 @@ def mistake_groups(
     return sorted(groups.values(), key=len, reverse=True)
 
 
-def print_outcome(
-    outcome: dict[str, Any], impl: str, out: TextIO, quiet: bool, verbose: bool
-) -> None:
+def print_outcome(outcome: Outcome, impl: str, out: TextIO, quiet: bool, verbose: bool) -> None:
     """Failing networks first, one group per mistake (its first network's table and the
     networks it affects), then a line counting the passing ones (with the seed network's
     table when nothing failed), what is not in scope, the non-gradient checks grouped by
     name, and the summary. ``verbose`` prints every table and every check."""
-    reports = outcome["reports"]
+    reports = outcome.reports
     failing = [(p, r) for p, r in reports if not r.ok]
     groups = mistake_groups(failing)
     if verbose:
@@ -111,7 +110,7 @@ def print_outcome(
     for (label, _), texts in notes.items():
         count = f"{len(texts)} network{'s' if len(texts) > 1 else ''}"
         out.write(f"  {label}: {texts[0]} ({count})\n")
-    unsupported = outcome.get("unsupported") or []
+    unsupported = outcome.unsupported
     if unsupported:
         _, example = unsupported[0]
         out.write(
@@ -120,7 +119,7 @@ def print_outcome(
             f"say so once with {suggest_scope(reports, unsupported)}\n"
         )
     by_name: dict[str, list[tuple[str, checks.CheckResult]]] = {}
-    for where, c in outcome["checks"]:
+    for where, c in outcome.checks:
         by_name.setdefault(c.name, []).append((where, c))
     for name, results in by_name.items():
         failed = [(w, c) for w, c in results if c.ok is False]
@@ -133,7 +132,7 @@ def print_outcome(
             for where, c in results:
                 mark = "ok" if c.ok else "n/a"
                 out.write(f"  {mark:<4} {name}: {where}: {c.message}\n")
-    printed = outcome.get("printed") or []
+    printed = outcome.printed
     if printed:
         out.write(
             f"note: the implementation printed {len(printed)} lines (not shown"
@@ -144,18 +143,16 @@ def print_outcome(
     out.write(summary_line(outcome, impl) + "\n")
 
 
-def outcome_json(outcome: dict[str, Any], impl: str) -> dict[str, Any]:
+def outcome_json(outcome: Outcome, impl: str) -> dict[str, Any]:
     return {
-        "ok": outcome["ok"],
+        "ok": outcome.ok,
         "impl": impl,
-        "networks": [{"name": p.name, **r.to_dict()} for p, r in outcome["reports"]],
-        "checks": [{"where": where, **asdict(c)} for where, c in outcome["checks"]],
-        "scope": outcome.get("scope", {}),
+        "networks": [{"name": p.name, **r.to_dict()} for p, r in outcome.reports],
+        "checks": [{"where": where, **asdict(c)} for where, c in outcome.checks],
+        "scope": outcome.scope,
         "not_in_scope": {
-            "undrawn": outcome.get("out_of_scope", 0),
-            "unsupported": [
-                {"name": p.name, **r.to_dict()} for p, r in outcome.get("unsupported", [])
-            ],
+            "undrawn": outcome.out_of_scope,
+            "unsupported": [{"name": p.name, **r.to_dict()} for p, r in outcome.unsupported],
         },
         "attributions": ATTRIBUTIONS,
     }

@@ -37,6 +37,7 @@ from ..inputs.differences import from_pyproject as differences_from_pyproject
 from ..inputs.problems import Problem
 from ..judging import checks, diagnosis
 from ..judging.checker import FD_FLOOR, JAX_FLOOR, LOSS_RTOL, ParamCheck, Report
+from ..judging.outcome import Outcome
 from .jobs import InProcess, WithDtype
 
 
@@ -217,8 +218,8 @@ def compare_checks(
 
 
 def compare_outcomes(
-    mine: dict[str, Any],
-    theirs: dict[str, Any],
+    mine: Outcome,
+    theirs: Outcome,
     numbers_mine: list[Any],
     numbers_theirs: list[Any],
     problems: list[Problem],
@@ -231,10 +232,10 @@ def compare_outcomes(
     the upstream fails on for lack of a name is not compared (nor are its checks)."""
     fork, upstream = names
     declared = declared or Differences()
-    reports = {p.name: r for p, r in mine["reports"]}
-    reports_u = {p.name: r for p, r in theirs["reports"]}
-    unsupported = {p.name: fork for p, _ in mine.get("unsupported", [])}
-    unsupported.update({p.name: upstream for p, _ in theirs.get("unsupported", [])})
+    reports = {p.name: r for p, r in mine.reports}
+    reports_u = {p.name: r for p, r in theirs.reports}
+    unsupported = {p.name: fork for p, _ in mine.unsupported}
+    unsupported.update({p.name: upstream for p, _ in theirs.unsupported})
     out, apart = [], set()
     for p, a, b in zip(problems, numbers_mine, numbers_theirs):
         if p.name in unsupported:
@@ -251,10 +252,10 @@ def compare_outcomes(
     # fork's spec of it (or one side lacks it): not compared
     names_apart = [d.name for d in declared.entries if d.kind in ("new", "formula")]
     said = re.compile(r"\b(" + "|".join(map(re.escape, names_apart)) + r")\b")
-    by_key = {(w, c.name): c for w, c in [*mine["checks"], *theirs["checks"]]
+    by_key = {(w, c.name): c for w, c in [*mine.checks, *theirs.checks]
               if names_apart and said.search(c.message)}  # fmt: skip
-    kept_mine = [(w, c) for w, c in mine["checks"] if w not in apart and (w, c.name) not in by_key]
-    kept_theirs = [(w, c) for w, c in theirs["checks"]
+    kept_mine = [(w, c) for w, c in mine.checks if w not in apart and (w, c.name) not in by_key]
+    kept_theirs = [(w, c) for w, c in theirs.checks
                    if w not in apart and (w, c.name) not in by_key]  # fmt: skip
     for where, ok, text, severity in compare_checks(kept_mine, kept_theirs, names):
         name = f"same checks as {upstream}"
@@ -359,12 +360,12 @@ def upstream_runner(spec: str, in_process: bool, timeout: float) -> Any:
 
 def run_against(
     args: argparse.Namespace,
-    outcome: dict[str, Any],
+    outcome: Outcome,
     runner: Any,
     problems: list[Problem],
     scope: Any,
     spread: Callable[[Any], Any],
-) -> dict[str, Any]:
+) -> Outcome:
     """The fork's ``outcome`` with the comparison against ``args.against`` appended to its
     checks (and its verdict failed where the two part). ``spread`` wraps the upstream's
     runner as the fork's was (``--jobs``, ``--shard``)."""
@@ -414,8 +415,8 @@ def run_against(
         for p in set_apart
     ]  # fmt: skip
     found += declared_checks(differences, found, set_apart, names)
-    outcome["checks"].extend(found)
-    outcome["ok"] = outcome["ok"] and not any(c.is_error for _, c in found)
+    outcome.checks.extend(found)
+    outcome.ok = outcome.ok and not any(c.is_error for _, c in found)
     return outcome
 
 

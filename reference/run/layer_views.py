@@ -20,6 +20,7 @@ from ..boundary.isolation import Failed
 from ..inputs.problems import Problem
 from ..judging.checker import Report
 from ..judging.layer_view import failed_view, view_summary
+from ..judging.outcome import Outcome
 
 MAX_VIEWS = 10
 """Mistakes (groups of failing networks, :func:`~reference.report.text.mistake_groups`)
@@ -81,10 +82,10 @@ def _view(runner: Any, problem: Problem, report: Report) -> dict[str, Any]:
     return done
 
 
-def attach_layer_views(runner: Any, outcome: dict[str, Any]) -> None:
+def attach_layer_views(runner: Any, outcome: Outcome) -> None:
     """Set ``Report.layer_view`` on the :func:`wanted` networks of ``outcome``
     (``run_checks``' result, every report kept), each computed through ``runner``, after the
     run (``benchmarks/layer_view.py`` times it so); ``backprop-check`` views the reports as
     they come instead (:class:`Viewer`)."""
-    for problem, report in wanted(outcome["reports"]):
+    for problem, report in wanted(outcome.reports):
         report.layer_view = _view(runner, problem, report)

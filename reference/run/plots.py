@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 
 from ..boundary.isolation import Failed
+from ..judging.outcome import Outcome
 from .jobs import as_arrays, gradients_of
 from .session import UsageError
 
 
-def write_plots(runner: Any, outcome: dict[str, Any], directory: Path) -> list[Path]:
+def write_plots(runner: Any, outcome: Outcome, directory: Path) -> list[Path]:
     try:
         import matplotlib
 
@@ -29,7 +30,7 @@ def write_plots(runner: Any, outcome: dict[str, Any], directory: Path) -> list[P
 
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    chosen = [pr for pr in outcome["reports"] if not pr[1].ok][:3] or outcome["reports"][:1]
+    chosen = [pr for pr in outcome.reports if not pr[1].ok][:3] or outcome.reports[:1]
     chosen = [(p, r) for p, r in chosen if r.attribution not in ("crash", "structure")]
     computed = runner.run(gradients_of, [p for p, _ in chosen]) if chosen else []
     if isinstance(computed, Failed):
@@ -70,7 +71,7 @@ def write_plots(runner: Any, outcome: dict[str, Any], directory: Path) -> list[P
         written.append(path)
 
     # The V curve: error of a central difference against its step, on the first network.
-    problem = outcome["reports"][0][0]
+    problem = outcome.reports[0][0]
     model = numpy_model.build(
         problem.params, problem.X, problem.Y, problem.activations, problem.cost, problem.l2
     )
@@ -103,11 +104,11 @@ def write_plots(runner: Any, outcome: dict[str, Any], directory: Path) -> list[P
 
 
 def heatmap_gradients(
-    runner: Any, outcome: dict[str, Any], names: list[str]
+    runner: Any, outcome: Outcome, names: list[str]
 ) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
     """The implementation's gradients on the networks ``names`` (``--html``'s heatmaps),
     through ``runner``; a network whose call fails, hangs or returns no arrays is left out."""
-    problems = {p.name: (p, r) for p, r in outcome["reports"]}
+    problems = {p.name: (p, r) for p, r in outcome.reports}
     chosen = [problems[n][0] for n in names if n in problems and problems[n][1].layers]
     computed = runner.run(gradients_of, chosen) if chosen else []
     if not isinstance(computed, list):  # the worker hung or died on them

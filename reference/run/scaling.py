@@ -31,6 +31,7 @@ from typing import Any
 
 from ..boundary.isolation import Failed, Worker
 from ..inputs.problems import Problem
+from ..judging.outcome import Outcome
 from .jobs import InProcess, Timed, WithDtype, check_network, fixed_checks, whole_run_consistency
 
 
@@ -84,7 +85,7 @@ def run_networks(
     progress: Any,
     scope: Any,
     sink: Any = None,
-) -> dict[str, Any]:
+) -> Outcome:
     """``run_checks`` (``reference/run/session.py``) on ``args.shard``'s slice of
     ``problems``, spread over ``args.jobs`` workers, and, with ``args.against``, the
     comparison with that implementation appended to the outcome's checks. ``problems``: a
@@ -124,7 +125,7 @@ def run_networks(
     if n > 1:  # each shard checks the calls its own worker saw: named per shard
         from .session import WHOLE_RUN
 
-        found = outcome["checks"]
+        found = outcome.checks
         for i, (where, c) in enumerate(found):
             if where == WHOLE_RUN:
                 found[i] = (whole_run_label(k, n), c)

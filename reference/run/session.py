@@ -17,6 +17,7 @@ from ..inputs.scope import (
 )
 from ..judging import checks
 from ..judging.checker import Report, failed_report
+from ..judging.outcome import Outcome
 from .jobs import (
     check_network,
     fixed_checks,
@@ -83,7 +84,7 @@ def run_checks(
     scope: Scope | None = None,
     relu_at_zero: float | None = None,
     sink: Any = None,
-) -> dict[str, Any]:
+) -> Outcome:
     """Gradient reports for every problem, non-gradient checks on the seed network and on the
     random ones, the fixed checks, and the whole run's consistency; each through ``runner``
     (a :class:`~reference.boundary.isolation.Worker` or an in-process runner). A network whose
@@ -149,13 +150,7 @@ def run_checks(
             )  # fmt: skip
     progress.close()
     ok = all(r.ok for _, r in reports) and not any(c.is_error for _, c in results)
-    return {
-        "ok": ok,
-        "reports": reports,
-        "checks": results,
-        "unsupported": unsupported,
-        "printed": runner.printed(),
-    }
+    return Outcome(ok, reports, results, unsupported, runner.printed())
 
 
 def writable(path: Path, option: str, directory: bool = False) -> None:

@@ -56,6 +56,7 @@ import numpy as np
 from ..inputs.problems import Problem, random_problem
 from ..inputs.scope import Scope, random_problem_in
 from ..judging.checker import ATTRIBUTIONS, Report
+from ..judging.outcome import Outcome
 from ..report import junit
 
 FULL_GROUPS = 50
@@ -315,7 +316,7 @@ class JunitStream:
         self._write(junit.network_suite(self.root, problem, report, self.impl, seconds,
                                         self.base, self.strict))  # fmt: skip
 
-    def finish(self, outcome: dict[str, Any] | None, stopped: str = "") -> None:
+    def finish(self, outcome: Outcome | None, stopped: str = "") -> None:
         """The scope's skipped networks and the other checks (from ``outcome``, None when
         the run stopped), a suite saying why it ``stopped``, the closing tag, the totals."""
         k, n = self.shard
@@ -326,7 +327,7 @@ class JunitStream:
                     self._write(suite)
                 else:
                     self.root.remove(suite.element)
-            seconds = (outcome.get("times") or {}).get(junit.CHECKS_SUITE, 0.0)
+            seconds = outcome.times.get(junit.CHECKS_SUITE, 0.0)
             others = junit.checks_suite(self.root, outcome, self.impl, seconds, self.base,
                                         self.strict)  # fmt: skip
             if others is not None:
@@ -472,11 +473,11 @@ class Stream:
         self._written(problem, report)
         return (problem, report) if self.full else (BriefProblem(problem), BriefReport(report))
 
-    def finish(self, outcome: dict[str, Any]) -> None:
+    def finish(self, outcome: Outcome) -> None:
         """Close the files with what only the end of the run knows."""
         if self.json is not None:
-            tail = {"ok": outcome["ok"], "scope": outcome.get("scope", {}), "complete": True}
-            self.json.finish(tail, outcome.get("out_of_scope", 0), outcome["checks"])
+            tail = {"ok": outcome.ok, "scope": outcome.scope, "complete": True}
+            self.json.finish(tail, outcome.out_of_scope, outcome.checks)
             self.json = None
         if self.junit is not None:
             self.junit.finish(outcome)
