@@ -16,8 +16,9 @@ from shipped import run_shipped_suites
 
 import reference
 from reference.boundary.guard import ImplementationFailed, guard
-from reference.boundary.layouts import ADAPTERS, adapt
+from reference.boundary.layouts import adapt
 from reference.frontends import cli
+from reference.inputs.layout import PRESETS
 from reference.inputs.problems import seed_problem
 from reference.inputs.scope import LAYOUTS
 
@@ -152,7 +153,7 @@ def mistaken(source: str, layout: str) -> str:
 SOURCES = {"rows": ROWS, "dicts": DICTS, "samples": SAMPLES}
 DECLARED = {"rows": "module", "dicts": "flag", "samples": "pyproject"}
 """Where each layout is declared: every place is used once."""
-SHOWN = {"rows": "W2 3x2 (W^T)", "dicts": "W2 2x3", "samples": "2x3"}
+SHOWN = {"rows": "W2 3x2 (W^T)", "dicts": "W2 2x3", "samples": "W2 2x3"}
 """How the report's table names layer 2's W of the seed network (2x3) in each layout."""
 
 
@@ -186,8 +187,8 @@ def check(*argv):
     return code, out.getvalue()
 
 
-def test_every_layout_has_an_adapter():
-    assert set(ADAPTERS) == set(LAYOUTS)
+def test_every_named_layout_is_a_preset():
+    assert set(PRESETS) == set(LAYOUTS)
     assert set(SOURCES) == set(LAYOUTS) - {"columns"}
 
 
@@ -279,8 +280,7 @@ def test_gradients_keyed_like_the_parameters_are_named_as_such():
         guard(adapt(impl, "dicts")).gradients(p.params, p.X, p.Y, **p.kwargs())
     assert failed.value.finding.kind == "structure"
     assert failed.value.finding.message.endswith(
-        "it has 'W1', 'b1', 'W2', 'b2', 'W3', 'b3': the gradients are named "
-        "dW1, db1, dW2, db2, dW3, db3"
+        "it has 'W1', 'b1', 'W2', 'b2', 'W3', 'b3': they fit grads={}"
     )
 
 
@@ -301,8 +301,8 @@ def test_a_rows_gradient_in_the_columns_shape_is_a_structure_finding_naming_the_
     seed = json.loads(report.read_text())["networks"][0]
     assert seed["attribution"] == "structure"
     assert seed["summary"] == (
-        "gradients returned dW1 of shape (3, 2); in the rows layout W1 is (2, 3) (n_in, n_out) "
-        "(this is the columns layout's shape)"
+        "gradients returned dW1 of shape (3, 2); with W=in_out W1 is (2, 3) (n_in, n_out) "
+        "(the shape of W=out_in)"
     )
 
 
@@ -317,7 +317,7 @@ def test_a_rows_bias_gradient_of_the_wrong_shape_names_both_accepted_shapes():
     with pytest.raises(ImplementationFailed) as failed:
         guard(adapt(impl, "rows")).gradients(p.params, p.X, p.Y, **p.kwargs())
     assert failed.value.finding.message == (
-        "returned db1 of shape (3, 1); in the rows layout b1 is (1, 3) or (3,)"
+        "returned db1 of shape (3, 1); with b=row b1 is (1, 3) (or 1-D, (3,)) (this fits b=column)"
     )
 
 

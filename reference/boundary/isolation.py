@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -134,6 +135,8 @@ def _mirror(sent: Any, after: Any) -> None:
     elif isinstance(sent, tuple) and isinstance(after, tuple) and len(sent) == len(after):
         for s, a in zip(sent, after):
             _mirror(s, a)
+    elif isinstance(sent, SimpleNamespace) and isinstance(after, dict):
+        _mirror(vars(sent), after)  # wire.plain sent its attributes as a dict
     elif isinstance(sent, dict) and isinstance(after, dict):
         for key in list(sent):
             if key not in after:

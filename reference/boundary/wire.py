@@ -3,7 +3,8 @@
 The worker is not trusted: the code it runs may have replaced anything in it, its
 ``pickle`` included. So everything it sends is first made plain data there
 (:func:`plain`: numbers, strings, NumPy arrays of numbers, lists, tuples and dicts of
-them, and :class:`Opaque` for anything else), and the harness reads it back with
+them (a ``SimpleNamespace`` as the dict of its attributes), and :class:`Opaque` for
+anything else), and the harness reads it back with
 :func:`loads`, an unpickler that builds nothing but those (the standard library's
 "restricting globals" recipe): a crafted message cannot run code in the harness.
 Messages are capped at :data:`MAX_MESSAGE` bytes.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import io
 import pickle
 from collections.abc import Mapping, Sequence, Set
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -86,6 +88,8 @@ def plain(value: Any, depth: int = 0) -> Any:
             return _opaque(value)
         items = [plain(v, depth + 1) for v in value]
         return items if isinstance(value, list) else tuple(items)
+    if type(value) is SimpleNamespace:  # the parameters of a layout with container=object
+        value = vars(value)
     if isinstance(value, Mapping):
         if len(value) > _ITEMS:
             return _opaque(value)

@@ -16,14 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..boundary.isolation import LoadFailed, Worker
+from ..boundary.isolation import Failed, LoadFailed, Worker
 from ..boundary.loading import ImplementationError, load_impl
 from ..inputs.networks import undrawn
 from ..inputs.penalties import penalty_problems
 from ..inputs.scope import (
     DTYPES,
     KEYS,
-    LAYOUTS,
     Scope,
     ScopeError,
     from_pyproject,
@@ -174,10 +173,12 @@ def _add_scope(parser: argparse.ArgumentParser) -> None:
     )
     scope.add_argument(
         "--layout",
-        choices=LAYOUTS,
-        help="how the implementation lays out its arrays: columns (the seed's, the default), "
-        "rows (samples as rows, W as (n_in, n_out)), dicts (W1, b1 / dW1, db1 dicts), samples "
-        "(loss and gradients of one sample); the harness converts, exactly",
+        metavar="NAME|KEY=VALUE,...",
+        help="how the implementation lays out its arrays: a preset, columns (the seed's, the "
+        "default), rows, dicts or samples, or keys samples=columns|rows|one, W=out_in|in_out, "
+        "b=column|row|flat, container=pairs|lists|dict|object, W_key=W{l}, b_key=b{l}, "
+        "grads=auto|d{} (e.g. samples=rows,b=flat); the harness converts, exactly, and "
+        "detects it where the shapes say",
     )
     scope.add_argument(
         "--dtype",
@@ -572,6 +573,16 @@ def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int
     scope = resolve_scope(args, runner.declared)
     if scope.layout not in (None, "columns"):
         runner.use_layout(scope.layout)
+    from ..boundary.detect import Detection, detect_layout, probe_problem
+
+    found = runner.run(detect_layout, scope.layout, probe_problem(scope))  # boundary/detect.py
+    found = Detection() if isinstance(found, Failed) else found  # the checks will say why
+    if found.error is not None:  # said once, not at every check
+        out.write(f"FAIL layout: {found.error}\n")
+        return 1
+    if found.layout is not None:
+        runner.use_layout(found.layout)
+        out.write(f"{found.note}\n")
     if scope.dtype is not None:  # every job from here on gives it arrays in that precision
         runner = WithDtype(runner, scope.dtype)
     golden = None

@@ -11,7 +11,7 @@ An implementation declares its scope in any of three places, with one meaning
           "costs": ["bce"],
           "outputs": [1],                      # output widths n_L
           "max_depth": 3,                      # layers L (also "min_depth")
-          "layout": "columns",                 # how its arrays are laid out (LAYOUTS)
+          "layout": "columns",                 # how its arrays are laid out (layout.py)
           "dtype": "float64",                  # the precision it computes in (DTYPES)
           "penalties": ["l2"],                 # the optional l2 keyword (PENALTIES)
           "relu_at_zero": 0,                   # its relu'(0), a convention (0 or 1)
@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from .layout import PRESETS, LayoutError, read_layout
 from .problems import Problem, compatible_costs, random_problem, table_activations
 
 KEYS = (
@@ -101,11 +102,12 @@ PENALTIES = ("l2",)
 """The penalties an implementation may declare: ``l2`` is lambda/(2m) sum_l ||W^l||^2,
 passed as the keyword ``l2=lambda`` of ``loss`` and ``gradients`` (DESIGN.md's protocol)."""
 
-LAYOUTS = ("columns", "rows", "dicts", "samples")
-"""How an implementation's arrays may be laid out: ``columns`` is the seed's (samples as
-columns, W (n_l, n_(l-1)), b (n_l, 1)); ``rows`` has samples as rows, W (n_in, n_out) and b
-(1, n_out) or (n_out,); ``dicts`` keeps parameters and gradients in dicts named W1, b1,
-dW1, db1; ``samples`` takes one sample (a column) at a time."""
+LAYOUTS = tuple(PRESETS)
+"""The named layouts (presets of a declaration, :mod:`.layout`): ``columns`` is the seed's
+(samples as columns, W (n_l, n_(l-1)), b (n_l, 1)); ``rows`` has samples as rows, W (n_in,
+n_out) and b (1, n_out); ``dicts`` keeps parameters and gradients in dicts named W1, b1,
+dW1, db1; ``samples`` takes one sample (a column) at a time. ``layout`` may also be a
+declaration of its own: ``"samples=rows,b=flat"``, or a mapping of those keys."""
 
 RELU_AT_ZERO = (0, 1)
 """The relu'(0) a declaration may require: JAX's and PyTorch's 0, or the seed's 1."""
@@ -158,8 +160,13 @@ class Scope:
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise ScopeError(f"{where}: {key} must be an integer >= 1, got {value!r}")
                 values[key] = value
-            elif key in ("layout", "dtype"):
-                allowed = LAYOUTS if key == "layout" else DTYPES
+            elif key == "layout":
+                try:
+                    values[key] = str(read_layout(value, f"{where}: layout"))
+                except LayoutError as exc:
+                    raise ScopeError(str(exc)) from None
+            elif key == "dtype":
+                allowed = DTYPES
                 if value not in allowed:
                     raise ScopeError(
                         f"{where}: {key} must be one of {', '.join(allowed)}, got {value!r}"

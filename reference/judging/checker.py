@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..boundary.guard import Finding, Guarded, ImplementationFailed, PartlyWrongShapes, guard
-from ..boundary.layouts import describe_param
+from ..boundary.layouts import adapt_declared, describe_param
 from ..formulas.numpy_twins import MissingTwinError
 from ..inputs.validate import validate_l2, validate_problem
 from ..oracles import finite_diff
@@ -264,7 +264,7 @@ def check_gradients(
         )
     params, X, Y, acts, cost = validate_problem(params, X, Y, activations, cost)
     l2 = validate_l2(l2)
-    guarded = guard(impl)
+    guarded = guard(adapt_declared(impl))  # SUPPORTS['layout'], when declared
     asked = precision.requested(guarded, precision.check_dtype(dtype))
     if asked is not None:  # the oracles judge the values the implementation is given
         params, X, Y = precision.representable(params, X, Y, asked)
