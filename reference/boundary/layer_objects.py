@@ -97,7 +97,10 @@ _DW_NAMES = ("dW", "grad_W", "dw", "grad_w", "dweights", "weights_gradient", "W_
 _DB_NAMES = ("db", "grad_b", "dB", "dbias", "dbiases", "bias_gradient", "b_grad", "gb")
 _LR_NAMES = ("learning_rate", "lr", "eta", "alpha", "rate", "step_size", "learningrate")
 _OPT_NAMES = ("optimizer", "optimiser", "optim", "opt")
-_TRUE_NAMES = ("y", "y_true", "ytrue", "target", "targets", "label", "labels", "actual", "t")
+_TRUE_NAMES = (
+    "y", "y_true", "ytrue", "true", "truth", "target", "targets", "label", "labels", "actual",
+    "expected", "t",
+)  # fmt: skip
 _PRED_NAMES = (
     "y_pred", "ypred", "pred", "preds", "prediction", "predictions", "predicted", "output",
     "outputs", "out", "a", "y_hat", "yhat", "logits", "p", "x", "input", "activation",
