@@ -9,7 +9,9 @@ built-in ``backprop`` package, nor one student's file for another's. Besides a m
 or an object with those members, the Python API takes the functions themselves
 (written in a notebook cell, say): a ``(loss, gradients)`` pair, or a dict
 ``{"loss": ..., "gradients": ..., "forward": ..., "update": ..., "SUPPORTS": ...}``
-(:func:`check_protocol` turns either into a :class:`Functions`). Functions are
+(:func:`check_protocol` turns either into a :class:`Functions`). A module with a ``LAYERS``
+declaration instead of ``loss`` and ``gradients`` is a model made of layer objects, served
+through the protocol by :mod:`.layer_objects`. Functions are
 called in the caller's process: only a module or file path can be imported by the
 isolated worker (:mod:`.isolation`).
 """
@@ -116,6 +118,10 @@ def check_protocol(impl: Any, name: str | None = None) -> Any:
     label = name or getattr(impl, "__name__", None)
     what = f"{label} ({_what(impl)})" if label else f"the {_what(impl)} given as the implementation"
     missing = [m for m in REQUIRED if not callable(getattr(impl, m, None))]
+    if missing and getattr(impl, "LAYERS", None) is not None:
+        from .layer_objects import serve  # models made of layer objects (layer_objects.py)
+
+        return serve(impl, label)
     if missing:
         hint = (
             f"load a module path with load_impl({impl!r}) first"
