@@ -17,8 +17,8 @@ import autograd
 import numpy as np
 
 import backprop
-from reference import numerical_gradients
 from reference.inputs.problems import random_problem
+from reference.oracles.finite_diff import numerical_gradients
 from reference.oracles.jax_model import jax_gradients
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))

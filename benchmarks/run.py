@@ -158,7 +158,8 @@ def _torch_gradcheck_fn(params, X, Y, acts):
 
 def bench_check(quick: bool) -> list[Row]:
     import backprop
-    from reference import check_gradients, numerical_gradients
+    from reference import check_gradients
+    from reference.oracles.finite_diff import numerical_gradients
 
     rows = []
     params, X, Y, acts = _problem([64, 64, 64, 1], 64, np.float64)
@@ -343,8 +344,7 @@ def per_file_seconds(durations: str) -> dict[str, float]:
 
 def bench_scaling(quick: bool, out: Path) -> list[Row]:
     import backprop
-    from reference import numerical_gradients
-    from reference.oracles.finite_diff import directional_gradients
+    from reference.oracles.finite_diff import directional_gradients, numerical_gradients
     from reference.oracles.jax_model import jax_gradients
 
     widths = [4, 10, 30, 100, 300] + ([] if quick else [1000])

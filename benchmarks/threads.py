@@ -125,8 +125,8 @@ def _child_backprop(quick: bool) -> list[dict]:
 
 def _child_fd(quick: bool, threads: int) -> list[dict]:
     import backprop
-    from reference import numerical_gradients
     from reference.oracles import finite_diff, numpy_model
+    from reference.oracles.finite_diff import numerical_gradients
 
     from .run import _problem, _torch_gradcheck_fn
 

@@ -262,7 +262,7 @@ def test_a_wrong_registered_activation_is_annotated_on_its_own_derivative(tmp_pa
 
     import jax
 
-    import reference
+    import reference.registry
 
     (tmp_path / "forkacts.py").write_text(FORK_ACTIVATION)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -270,7 +270,7 @@ def test_a_wrong_registered_activation_is_annotated_on_its_own_derivative(tmp_pa
     # the fork's code in backprop's table (its own business), the harness's spec apart
     backprop.register_activation("softplus", acts.softplus, acts.softplus_grad)
     try:
-        with reference.registered_activation("softplus", numpy=acts.softplus,
+        with reference.registry.registered_activation("softplus", numpy=acts.softplus,
                                              jax=jax.nn.softplus):  # fmt: skip
             code, text, _ = run_cli(tmp_path, monkeypatch, "backprop", None, "--activations",
                                     "softplus", "--output-activations", "sigmoid", "--networks",

@@ -1,6 +1,6 @@
-"""Directional finite differences (``reference.directional_gradients``): each estimate is the
-derivative along its direction within its own error bound, the bound is as tight as rounding
-allows, and directions that move a pre-activation near a kink are left out.
+"""Directional finite differences (``reference.oracles.finite_diff.directional_gradients``):
+each estimate is the derivative along its direction within its own error bound, the bound is
+as tight as rounding allows, and directions that move a pre-activation near a kink are left out.
 
 Both ways of computing J are pinned: the batched model standing in for ``impl.loss`` (the
 built-in implementation) and calls of a loss the model cannot stand in for (``HalfLoss``)."""
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 import backprop
-from reference import directional_gradients, jax_gradients, numerical_gradients
 from reference.inputs.problems import Problem, random_problem
+from reference.oracles.finite_diff import directional_gradients, numerical_gradients
+from reference.oracles.jax_model import jax_gradients
 
 
 class HalfLoss:

@@ -18,7 +18,7 @@ from hypothesis import settings
 from outside.rounded import ACTIVATIONS, AT_ZERO_0, AT_ZERO_1
 
 import backprop
-from reference import Problem, check_gradients, random_problem, seed_problem
+from reference import check_gradients, seed_problem
 from reference.bugs.catalog import (
     BiasGradMean,
     DeltaSkipsW,
@@ -32,6 +32,7 @@ from reference.bugs.catalog import (
     SignFlipped,
 )
 from reference.formulas.numpy_twins import NUMPY_ACTIVATIONS
+from reference.inputs.problems import Problem, random_problem
 from reference.judging.diagnosis import relative_error
 from reference.oracles.jax_model import jax_model
 

@@ -20,6 +20,7 @@ import pytest
 
 import backprop
 import reference
+import reference.registry
 from reference.frontends import cli
 from reference.inputs.problems import output_only
 from reference.run import golden as golden_files
@@ -65,10 +66,12 @@ def spec_of(kind):
     with contextlib.ExitStack() as stack:
         if kind.startswith("softplus"):
             stack.enter_context(
-                reference.registered_activation("softplus", **forks.spec("SOFTPLUS"))
+                reference.registry.registered_activation("softplus", **forks.spec("SOFTPLUS"))
             )
         if kind == "formula":
-            stack.enter_context(reference.registered_cost("bce", **forks.spec("SMOOTHED_BCE")))
+            stack.enter_context(
+                reference.registry.registered_cost("bce", **forks.spec("SMOOTHED_BCE"))
+            )
         yield
 
 

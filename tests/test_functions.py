@@ -13,6 +13,8 @@ import pytest
 
 import backprop
 import reference
+import reference.boundary.guard
+import reference.boundary.isolation
 from reference.boundary.loading import OPTIONAL, REQUIRED, ProtocolError
 from reference.judging import checks
 
@@ -111,7 +113,7 @@ def test_a_mistake_that_raises_points_at_the_line_in_this_file():
 def test_a_dict_gives_the_optional_members_to_every_check():
     impl = {"loss": loss, "gradients": gradients, "update": backprop.update,
             "forward": backprop.forward}  # fmt: skip
-    guarded = reference.guard(impl)
+    guarded = reference.boundary.guard.guard(impl)
     assert all(guarded.has(m) for m in (*REQUIRED, *OPTIONAL))
     results = checks.run_all(impl, PROBLEM)
     name = next(k for k, fn in checks.PROBLEM_CHECKS.items() if fn is checks.update_rule)
@@ -160,7 +162,7 @@ def test_anything_else_is_a_type_error_saying_what_is_wrong(impl, says):
 
 def test_the_worker_needs_a_module_path_and_says_so():
     with pytest.raises(TypeError, match="cannot travel there; check them in this process"):
-        reference.Worker((loss, gradients))
+        reference.boundary.isolation.Worker((loss, gradients))
 
 
 def test_exec_compiled_code_is_named_by_its_function_and_line():

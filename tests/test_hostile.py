@@ -447,7 +447,7 @@ def test_the_in_process_time_limit_ends_a_loop_that_swallows_the_first_alarm(mon
     worker does that.)"""
     import signal
 
-    from reference import guard
+    from reference.boundary.guard import guard
 
     swallowed, armed, setitimer = [], [], signal.setitimer
 

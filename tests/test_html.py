@@ -14,6 +14,7 @@ import pytest
 
 import backprop
 import reference
+import reference.boundary.guard
 from reference.bugs import CATALOG
 from reference.frontends import cli
 from reference.judging import checks
@@ -128,7 +129,7 @@ def test_every_piece_of_text_is_escaped():
 
 
 def test_a_crashed_check_shows_where():
-    finding = reference.Finding(
+    finding = reference.boundary.guard.Finding(
         "raised", "gradients", "raised ValueError: boom", "2-3-1",
         where={"file": "student.py", "line": 7, "code": "W @ dZ", "function": "gradients"},
     )  # fmt: skip

@@ -10,13 +10,12 @@ import pytest
 from hypothesis import given
 
 import backprop
-from reference import directional_gradients, jax_gradients, numerical_gradients
 from reference.boundary.loading import ImplementationError, load_impl
 from reference.inputs.problems import Problem, random_problem
 from reference.inputs.strategies import architectures, problems
 from reference.oracles import finite_diff
-from reference.oracles.finite_diff import STEP
-from reference.oracles.jax_model import MissingTwinError, jax_model
+from reference.oracles.finite_diff import STEP, directional_gradients, numerical_gradients
+from reference.oracles.jax_model import MissingTwinError, jax_gradients, jax_model
 
 TINY = np.finfo(np.float64).tiny
 
@@ -249,7 +248,7 @@ def test_missing_jax_twin_says_what_to_add(monkeypatch):
     params = backprop.init_params([2, 1], seed=0)
     with pytest.raises(
         MissingTwinError,
-        match=r"activation 'softsign' has no JAX twin.*JAX_ACTIVATIONS in reference/oracles/jax_model.py.*reference\.register_activation",
+        match=r"activation 'softsign' has no JAX twin.*JAX_ACTIVATIONS in reference/formulas/jax_twins.py.*reference\.register_activation",
     ):
         jax_gradients(
             params, np.ones((2, 2)), np.ones((1, 2)), activations=["softsign"], cost="mse"

@@ -21,6 +21,7 @@ from hypothesis.errors import InvalidArgument
 
 import backprop
 import reference
+import reference.registry
 from reference import registry
 from reference.formulas.jax_twins import JAX_ACTIVATIONS, JAX_COSTS
 from reference.formulas.numpy_twins import NUMPY_ACTIVATIONS, NUMPY_COSTS
@@ -66,7 +67,7 @@ def in_backprop(kind, name, entry):
 @contextlib.contextmanager
 def both(kind, name, spec, entry):
     """The fork's code and the harness's spec of one name, for the block."""
-    register = getattr(reference, f"registered_{kind}")
+    register = getattr(reference.registry, f"registered_{kind}")
     with in_backprop(kind, name, entry), register(name, **spec):
         yield
 
@@ -90,7 +91,7 @@ def _penalised() -> int:
 
 
 def test_one_call_reaches_every_oracle_table_and_unregister_removes_it():
-    with reference.registered_activation("softplus", **SOFTPLUS):
+    with reference.registry.registered_activation("softplus", **SOFTPLUS):
         for table in (NUMPY_ACTIVATIONS, JAX_ACTIVATIONS):
             assert "softplus" in table
         assert "softplus" in registry.activation_names()
@@ -274,7 +275,7 @@ def test_margins_keep_off_a_registered_kink():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3, 50))
     params = [(rng.normal(size=(4, 3)), np.full((4, 1), 0.5))]
-    with reference.registered_activation("shifted", **SHIFTED):
+    with reference.registry.registered_activation("shifted", **SHIFTED):
         moved = with_relu_margin(params, X, ["shifted"], margin=0.1)
         Z = moved[0][0] @ X + moved[0][1]
         assert np.abs(Z - 0.5).min() >= 0.1 - 1e-12
@@ -354,7 +355,7 @@ def test_a_bad_cost_is_refused_naming_the_argument(kwargs, exc, message):
 
 def test_replace_and_unregister_bring_the_original_back():
     original = (backprop.ACTIVATIONS["tanh"], NUMPY_ACTIVATIONS["tanh"], JAX_ACTIVATIONS["tanh"])
-    with reference.registered_activation("tanh", **SOFTPLUS, replace=True):
+    with reference.registry.registered_activation("tanh", **SOFTPLUS, replace=True):
         assert backprop.ACTIVATIONS["tanh"] is original[0]  # the code under test keeps its own
         assert JAX_ACTIVATIONS["tanh"] is SOFTPLUS["jax"]
     assert (backprop.ACTIVATIONS["tanh"], NUMPY_ACTIVATIONS["tanh"], JAX_ACTIVATIONS["tanh"]) == (
@@ -488,7 +489,7 @@ def test_backprop_and_its_registration_import_nothing_of_the_harness(tmp_path):
 def test_explain_lists_a_name_only_the_harness_holds():
     from reference.report.formulas import explain_tables
 
-    with reference.registered_activation("shifted", **SHIFTED):
+    with reference.registry.registered_activation("shifted", **SHIFTED):
         out = io.StringIO()
         explain_tables(out)
     assert "Registered with the harness" in out.getvalue()

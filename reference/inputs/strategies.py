@@ -9,7 +9,7 @@ Like ``hypothesis.extra.numpy``: factories with keyword-only, validated
 - :func:`problems`: an architecture with parameters, inputs and targets. The
   weight scale is drawn per problem on a log scale from ``min_scale`` (tiny) to
   ``max_scale`` (saturating); relu pre-activations keep ``relu_margin`` from 0,
-  by moving biases (:func:`reference.with_relu_margin`), never by rejecting
+  by moving biases (:func:`reference.inputs.problems.with_relu_margin`), never by rejecting
   examples.
 - :func:`pre_activations`: arrays of z for elementwise derivative tests, from
   ordinary values to saturation, with a margin from the given kinks.
