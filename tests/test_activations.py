@@ -106,10 +106,10 @@ def test_every_activation_has_both_twins():
     """A fork's new activation fails here first, with the place to add its twins."""
     for name in NAMES:
         assert name in JAX_ACTIVATIONS, (
-            f"add {name!r} to JAX_ACTIVATIONS in reference/oracles/jax_model.py"
+            f"add {name!r} to JAX_ACTIVATIONS in reference/formulas/jax_twins.py"
         )
         assert name in NUMPY_ACTIVATIONS, (
-            f"add {name!r} to NUMPY_ACTIVATIONS in reference/oracles/numpy_model.py"
+            f"add {name!r} to NUMPY_ACTIVATIONS in reference/formulas/numpy_twins.py"
         )
 
 
