@@ -341,7 +341,7 @@ def view_summary(
         return _summary(
             "unavailable",
             VERDICTS["unavailable"].format(where=f"{', '.join(sorted(set(missing)))}: no NumPy "
-                                           "twin in reference/oracles/numpy_model.py"),
+                                           "twin in reference/formulas/numpy_twins.py"),
         )  # fmt: skip
     except ImplementationFailed as failed:
         return failed_view(f"the implementation failed in it: {failed.finding.describe()}")
