@@ -23,7 +23,8 @@ from reference.judging.checker import Report, failed_report
 from reference.report import junit
 from reference.report import text as text_report
 from reference.run import scaling, streaming
-from reference.run.jobs import InProcess, check_network
+from reference.run.jobs import check_network
+from reference.run.runner import InProcess
 from reference.run.scaling import shard
 
 

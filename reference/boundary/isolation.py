@@ -2,7 +2,7 @@
 
 :class:`Worker` starts a process (:mod:`.server`) that loads the implementation and does
 nothing else: it answers calls of the protocol's members. Here, :meth:`Worker.run` runs a
-job (``job(guarded, *args)``, the same jobs :class:`~reference.run.jobs.InProcess`
+job (``job(guarded, *args)``, the same jobs :class:`~reference.run.runner.InProcess`
 runs) in *this* process, on a :class:`~reference.boundary.guard.Guarded` whose
 implementation is a :class:`RemoteImpl`: each member call is one message to the worker and
 one back. So the oracles, the comparisons, the checks, the scores and the reports are all

@@ -14,7 +14,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from ..boundary.isolation import Failed, LoadFailed, Worker
 from ..boundary.loading import ImplementationError, load_impl
@@ -32,12 +32,8 @@ from ..report.formulas import explain
 from ..report.junit import write_junit  # noqa: F401 (cli.write_junit, as before)
 from ..report.text import print_outcome, summary_line
 from ..run.golden import golden_results, golden_save
-from ..run.jobs import (
-    InProcess,
-    Timed,
-    WithDtype,
-)
 from ..run.plots import write_plots
+from ..run.runner import InProcess, Runner, Timed, WithDtype
 from ..run.scaling import parse_shard, run_networks
 from ..run.session import UsageError, writable
 
@@ -559,7 +555,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
 
     with compilation_cache():  # the worker's compiled JAX programs kept on disk (jax_cache.py)
         if args.in_process:
-            runner: Any = InProcess(load_impl(args.impl), args.impl)
+            runner: Runner = InProcess(load_impl(args.impl), args.impl)
         else:
             runner = Worker(args.impl, timeout=args.timeout)
             runner.start()
@@ -569,7 +565,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             runner.close()
 
 
-def _check(args: argparse.Namespace, runner: Any, name: str, out: TextIO) -> int:
+def _check(args: argparse.Namespace, runner: Runner, name: str, out: TextIO) -> int:
     scope = resolve_scope(args, runner.declared)
     if scope.layout not in (None, "columns"):
         runner.use_layout(scope.layout)

@@ -56,7 +56,8 @@ from ..inputs.scope import Scope, random_problem_in
 from ..judging import checks
 from ..judging.checker import ATTRIBUTIONS, Report, failed_report
 from ..judging.outcome import Outcome
-from ..run.jobs import InProcess, WithDtype, check_network
+from ..run.jobs import check_network
+from ..run.runner import InProcess, Runner, WithDtype
 from . import families
 from .rubric import HiddenGroup, Rubric, load_rubric
 
@@ -281,7 +282,7 @@ class Deadline:
     limit, or one running when it passes (the worker is killed), comes back
     :class:`~reference.boundary.isolation.Failed` with a :data:`WALL_LIMIT` finding."""
 
-    def __init__(self, runner: Any, seconds: float) -> None:
+    def __init__(self, runner: Runner, seconds: float) -> None:
         if not seconds > 0:
             raise ValueError(f"the wall-time limit must be > 0 seconds, got {seconds!r}")
         self.runner, self.seconds = runner, float(seconds)
@@ -557,7 +558,7 @@ def _failed_items(rubric: Rubric, message: str, hidden: bool) -> list[Item]:
 
 
 def grade_with(
-    runner: Any, rubric: Rubric, hidden_seed: int | None = None, name: str | None = None
+    runner: Runner, rubric: Rubric, hidden_seed: int | None = None, name: str | None = None
 ) -> Grade:
     """Grade the implementation behind ``runner`` (a started
     :class:`~reference.boundary.isolation.Worker`, an :class:`~.jobs.InProcess` runner or a
@@ -696,7 +697,7 @@ def grade(
             name = "the notebook's functions"
         else:
             name = getattr(impl, "__name__", type(impl).__name__)
-    runner: Any
+    runner: Runner
     if isinstance(impl, str):
         source = Path(copy) if copy is not None else _source_of(impl)
         if policy is None:

@@ -38,7 +38,7 @@ from ..inputs.problems import Problem
 from ..judging import checks, diagnosis
 from ..judging.checker import FD_FLOOR, JAX_FLOOR, LOSS_RTOL, ParamCheck, Report
 from ..judging.outcome import Outcome
-from .jobs import InProcess, WithDtype
+from .runner import InProcess, Runner, WithDtype
 
 
 def numbers_of(impl: Guarded, problems: list[Problem]) -> list[Any]:
@@ -346,7 +346,7 @@ def upstream_runner(spec: str, in_process: bool, timeout: float) -> Any:
     """The upstream implementation behind its own boundary: a started Worker, or in this
     process; its declared layout and precision applied."""
     if in_process:
-        runner: Any = InProcess(load_impl(spec), spec)
+        runner: Runner = InProcess(load_impl(spec), spec)
     else:
         runner = Worker(spec, timeout=timeout)
         runner.start()
@@ -361,7 +361,7 @@ def upstream_runner(spec: str, in_process: bool, timeout: float) -> Any:
 def run_against(
     args: argparse.Namespace,
     outcome: Outcome,
-    runner: Any,
+    runner: Runner,
     problems: list[Problem],
     scope: Any,
     spread: Callable[[Any], Any],

@@ -17,6 +17,7 @@ from ..inputs.scope import (
 )
 from ..judging import checks
 from .jobs import as_arrays, gradients_of
+from .runner import Runner
 from .session import UsageError
 
 GOLDEN_RTOL = 1e-10
@@ -112,7 +113,7 @@ def golden_problems(scope: Scope | None = None) -> list[Problem]:
     return problems
 
 
-def _golden_gradients(runner: Any, problems: list[Problem]) -> list[Any]:
+def _golden_gradients(runner: Runner, problems: list[Problem]) -> list[Any]:
     done = runner.run(gradients_of, problems)
     if isinstance(done, Failed):
         raise ImplementationError(f"{runner.name}: {done.finding.describe()}")
@@ -122,7 +123,7 @@ def _golden_gradients(runner: Any, problems: list[Problem]) -> list[Any]:
     return done
 
 
-def golden_save(runner: Any, path: Path, scope: Scope | None = None) -> int:
+def golden_save(runner: Runner, path: Path, scope: Scope | None = None) -> int:
     """Record the gradients of :func:`golden_problems` (inside ``scope``) to ``path``."""
     arrays: dict[str, np.ndarray] = {}
     problems = golden_problems(scope)
@@ -209,7 +210,7 @@ def _read_golden(path: Path, scope: Scope | None = None) -> dict[str, np.ndarray
 
 
 def golden_compare(
-    runner: Any, path: Path, tolerance: float | None = None, scope: Scope | None = None
+    runner: Runner, path: Path, tolerance: float | None = None, scope: Scope | None = None
 ) -> tuple[bool, list[str]]:
     """Drift per network and layer against a saved golden file, ||now - then|| / ||then||,
     against ``tolerance`` (None: :func:`golden_rtol` of the precision the gradients come
@@ -219,7 +220,7 @@ def golden_compare(
 
 
 def golden_results(
-    runner: Any, path: Path, tolerance: float | None = None, scope: Scope | None = None
+    runner: Runner, path: Path, tolerance: float | None = None, scope: Scope | None = None
 ) -> tuple[bool, list[str], list[tuple[str, checks.CheckResult]]]:
     """:func:`golden_compare`'s verdict and lines, and one check result per network (``same
     as PATH``, where the network's name), for the run's JSON, JUnit and CI outputs."""

@@ -21,6 +21,7 @@ from ..inputs.problems import Problem
 from ..judging.checker import Report
 from ..judging.layer_view import failed_view, view_summary
 from ..judging.outcome import Outcome
+from .runner import Runner
 
 MAX_VIEWS = 10
 """Mistakes (groups of failing networks, :func:`~reference.report.text.mistake_groups`)
@@ -59,7 +60,7 @@ class Viewer:
     new mistake that blames the backward pass, up to :data:`MAX_VIEWS` of them, gets
     ``Report.layer_view``, computed through ``runner``."""
 
-    def __init__(self, runner: Any) -> None:
+    def __init__(self, runner: Runner) -> None:
         self.runner = runner
         self.seen: set[tuple[str, str]] = set()
 
@@ -75,14 +76,14 @@ class Viewer:
         report.layer_view = _view(self.runner, problem, report)
 
 
-def _view(runner: Any, problem: Problem, report: Report) -> dict[str, Any]:
+def _view(runner: Runner, problem: Problem, report: Report) -> dict[str, Any]:
     done = runner.run(view_job, problem, report.precision)
     if isinstance(done, Failed):
         done = failed_view(f"the implementation failed in it: {done.finding.describe()}")
     return done
 
 
-def attach_layer_views(runner: Any, outcome: Outcome) -> None:
+def attach_layer_views(runner: Runner, outcome: Outcome) -> None:
     """Set ``Report.layer_view`` on the :func:`wanted` networks of ``outcome``
     (``run_checks``' result, every report kept), each computed through ``runner``, after the
     run (``benchmarks/layer_view.py`` times it so); ``backprop-check`` views the reports as

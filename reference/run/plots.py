@@ -4,17 +4,17 @@ difference's error against its step."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..boundary.isolation import Failed
 from ..judging.outcome import Outcome
 from .jobs import as_arrays, gradients_of
+from .runner import Runner
 from .session import UsageError
 
 
-def write_plots(runner: Any, outcome: Outcome, directory: Path) -> list[Path]:
+def write_plots(runner: Runner, outcome: Outcome, directory: Path) -> list[Path]:
     try:
         import matplotlib
 
@@ -104,7 +104,7 @@ def write_plots(runner: Any, outcome: Outcome, directory: Path) -> list[Path]:
 
 
 def heatmap_gradients(
-    runner: Any, outcome: Outcome, names: list[str]
+    runner: Runner, outcome: Outcome, names: list[str]
 ) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
     """The implementation's gradients on the networks ``names`` (``--html``'s heatmaps),
     through ``runner``; a network whose call fails, hangs or returns no arrays is left out."""

@@ -32,7 +32,8 @@ from typing import Any
 from ..boundary.isolation import Failed, Worker
 from ..inputs.problems import Problem
 from ..judging.outcome import Outcome
-from .jobs import InProcess, Timed, WithDtype, check_network, fixed_checks, whole_run_consistency
+from .jobs import check_network, fixed_checks, whole_run_consistency
+from .runner import InProcess, Runner, Timed, WithDtype
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -80,7 +81,7 @@ More workers pay where cores are idle."""
 
 def run_networks(
     args: argparse.Namespace,
-    runner: Any,
+    runner: Runner,
     problems: Iterable[Problem],
     progress: Any,
     scope: Any,
@@ -139,13 +140,13 @@ def run_networks(
     return outcome
 
 
-def _innermost(runner: Any) -> Any:
+def _innermost(runner: Runner) -> Any:
     while isinstance(runner, (WithDtype, Timed)):
         runner = runner.runner
     return runner
 
 
-def _clone(runner: Any) -> Any:
+def _clone(runner: Runner) -> Any:
     """A runner like ``runner`` (a Worker, maybe behind WithDtype and Timed) in a process of
     its own, started on its first job, with the same layout, precision and time limit."""
     if isinstance(runner, WithDtype):

@@ -23,6 +23,7 @@ from .jobs import (
     fixed_checks,
     whole_run_consistency,
 )
+from .runner import Runner
 
 
 class UsageError(Exception):
@@ -78,7 +79,7 @@ def _not_run(last: Finding) -> Finding:
 
 
 def run_checks(
-    runner: Any,
+    runner: Runner,
     problems: list[Problem],
     progress: Progress,
     scope: Scope | None = None,

@@ -407,7 +407,7 @@ def _terminated(signum: int, frame: Any) -> None:
 class Stream:
     """Where ``run_checks`` puts each network as it is checked (its ``sink``): written to
     the JSON and JUnit files when asked for, and kept as the module docstring says.
-    ``times``: the :class:`~reference.run.jobs.Timed` runner's; each network's time
+    ``times``: the :class:`~reference.run.runner.Timed` runner's; each network's time
     is taken out of it as the network's suite is written. Use as a context manager: a run
     that raises still leaves valid files, and inside it ``SIGTERM`` raises
     :class:`Terminated` (in the main thread; elsewhere the signal is left as it is)."""
