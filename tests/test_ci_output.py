@@ -18,7 +18,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import backprop
-from reference.frontends import cli
+from reference.frontends import cli, options
 from reference.inputs.problems import seed_problem
 from reference.judging.checker import check_gradients
 from reference.judging.checks import SEVERITIES, CheckResult
@@ -562,7 +562,7 @@ def test_terminal_text_wants_a_str():
 
 
 def test_the_reproducing_command_keeps_what_changes_the_verdict_only():
-    parser = cli.legacy_parser()  # every option of every subcommand
+    parser = options.legacy_parser()  # every option of every subcommand
     argv = ["--impl", "m:o b", "--seed", "4", "--activations", "tanh,relu", "--strict",
             "--relu-at-zero", "0", "--timeout", "5", "--json", "x.json", "--quiet",
             "--format", "github", "--max-depth", "3"]  # fmt: skip
@@ -704,7 +704,7 @@ def test_the_reproducing_command_parses_back_to_the_same_options(argv):
     same values (``--shard`` is parsed into a pair, and must be written back as K/N)."""
     import shlex
 
-    from reference.frontends.cli import legacy_parser, parse
+    from reference.frontends.options import legacy_parser, parse
     from reference.report.provenance import OUTPUT_ONLY, reproduce_command
 
     args = parse(argv)

@@ -12,7 +12,7 @@ import backprop
 from backprop import cli as train_cli
 from reference.bugs import CATALOG
 from reference.formulas.numpy_twins import NUMPY_ACTIVATIONS
-from reference.frontends import cli
+from reference.frontends import cli, options
 from reference.inputs import networks as default_networks
 from reference.inputs.penalties import penalty_problems
 from reference.inputs.scope import Scope
@@ -347,7 +347,7 @@ def _options(parser):
 
 
 def _subparsers():
-    parser = cli.build_parser()
+    parser = options.build_parser()
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return action.choices
 
@@ -356,16 +356,16 @@ def test_every_subcommand_refuses_the_options_of_the_others(capsys):
     """A combination that means nothing (--shard with golden, --against with bugs) is a usage
     error by construction, naming the subcommand: every option of the flat form that a
     subcommand does not hold is refused by it."""
-    everything = _options(cli.legacy_parser())
+    everything = _options(options.legacy_parser())
     subparsers = _subparsers()
-    assert set(subparsers) == set(cli.SUBCOMMANDS)
+    assert set(subparsers) == set(options.SUBCOMMANDS)
     positional = {"against": ["backprop"], "golden": ["save", "x.npz"]}
     for name, parser in subparsers.items():
         own = _options(parser)
         assert own < everything | {"--no-layer-view"}, name
         for option in sorted(everything - own):
             with pytest.raises(SystemExit) as stop:
-                cli.parse([name, *positional.get(name, []), option, "1"])
+                options.parse([name, *positional.get(name, []), option, "1"])
             assert stop.value.code == 2
             assert f"not options of {name}" in capsys.readouterr().err, (name, option)
 
@@ -389,17 +389,17 @@ def test_the_old_flags_mean_what_their_subcommand_means_with_a_note(flat, sub, c
     """The flag form of before runs the same (every option the same value), and a mode
     flag says once, on stderr, which subcommand it is now."""
     notes = io.StringIO()
-    old, new = cli.parse(flat, notes), cli.parse(sub)
+    old, new = options.parse(flat, notes), options.parse(sub)
     positional = {"upstream", "mode", "path"}
     assert {k: v for k, v in vars(new).items() if k not in positional} == vars(old)
-    mode = [flag for flag in cli.MODE_FLAGS if f"--{flag}" in flat]
+    mode = [flag for flag in options.MODE_FLAGS if f"--{flag}" in flat]
     assert notes.getvalue().count("note:") == len(mode)
     for flag in mode:
-        assert f"--{flag} is now `backprop-check {cli.MODE_FLAGS[flag]}`" in notes.getvalue()
+        assert f"--{flag} is now `backprop-check {options.MODE_FLAGS[flag]}`" in notes.getvalue()
 
 
 def test_no_subcommand_checks_and_explain_prints_the_same_either_way():
-    assert cli.parse([]).command == "check"
+    assert options.parse([]).command == "check"
     texts = []
     for argv in (["explain"], ["--explain"]):
         out = io.StringIO()

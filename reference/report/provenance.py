@@ -52,7 +52,7 @@ def _spelled(value: Any) -> str:
 def reproduce_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
     """The shell command (``backprop-check [against UPSTREAM | golden MODE PATH] ...``,
     quoted with :func:`shlex.join`) that runs the check ``args`` (parsed by ``parser``, or
-    given every option of it by :func:`reference.frontends.cli.parse`) describes: the
+    given every option of it by :func:`reference.frontends.options.parse`) describes: the
     implementation, the seed, the number of random networks (golden files have fixed ones),
     and every other option that was given and can change the verdict (scope, ``--strict``,
     ``--relu-at-zero``, ``--timeout``, ...); what only changes the output
