@@ -288,7 +288,9 @@ loss = backprop.loss
 
 
 def gradients(params, X, Y, *, activations, cost):
-    if cost == "mse":  # the second network: say so, then stall until the run is terminated
+    # the second network (a seed network of four samples; the layout's probe, the first call,
+    # has five): say so, then stall until the run is terminated
+    if cost == "mse" and X.shape[1] == 4:
         pathlib.Path(MARKER).touch()
         time.sleep(600)
     return backprop.gradients(params, X, Y, activations=activations, cost=cost)

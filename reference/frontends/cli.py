@@ -14,12 +14,10 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from ..boundary.isolation import Failed, LoadFailed, Worker
 from ..boundary.loading import ImplementationError, load_impl
-from ..inputs.networks import undrawn
-from ..inputs.penalties import penalty_problems
 from ..inputs.scope import (
     KEYS,
     Scope,
@@ -28,13 +26,12 @@ from ..inputs.scope import (
 )
 from ..judging.outcome import Outcome
 from ..report.formulas import explain
-from ..report.junit import write_junit  # noqa: F401 (cli.write_junit, as before)
+from ..report.provenance import provenance
 from ..report.text import print_outcome, summary_line
 from ..run.golden import golden_results, golden_save
 from ..run.plots import write_plots
 from ..run.runner import InProcess, Runner, Timed, WithDtype
-from ..run.scaling import run_networks
-from ..run.session import UsageError, writable
+from ..run.session import UsageError, session, writable
 from .options import legacy_parser, parse
 
 
@@ -72,7 +69,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return 1
 
 
-def _run(args: argparse.Namespace, out: TextIO) -> int:
+def _usage(args: argparse.Namespace) -> None:
+    """Refuse, before anything runs, what the options cannot mean: a UsageError naming it."""
     if args.networks < 0:
         raise UsageError(f"--networks must be >= 0, got {args.networks}")
     if args.seed < 0:
@@ -81,6 +79,17 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}")
     if args.quiet and args.verbose:
         raise UsageError("--quiet and --verbose contradict each other")
+    _golden_usage(args)
+    if args.against:
+        from ..run.against import preflight
+
+        why = preflight(args.against)  # before the fork's run, not after it
+        if why:
+            raise UsageError(why)
+
+
+def _outputs(args: argparse.Namespace) -> None:
+    """Fail before the run, not after it, when an output file cannot be written."""
     for option, path in (("--json", args.json), ("--junit-xml", args.junit_xml)):
         if path is not None:
             writable(path, option)
@@ -88,23 +97,27 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         writable(args.plot, "--plot", directory=True)
     if args.html is not None:
         writable(args.html, "--html")
-    if args.golden and args.golden[0] not in ("save", "compare"):
-        raise UsageError(f"--golden takes save or compare, got {args.golden[0]!r}")
     if args.golden and args.golden[0] == "save":
         writable(Path(args.golden[1]), "--golden save")
+
+
+def _golden_usage(args: argparse.Namespace) -> None:
+    mode = args.golden[0] if args.golden else None
+    if mode not in (None, "save", "compare"):
+        raise UsageError(f"--golden takes save or compare, got {mode!r}")
     if args.golden_rtol is not None:
-        if not (args.golden and args.golden[0] == "compare"):
+        if mode != "compare":
             raise UsageError("--golden-rtol applies to --golden compare PATH")
         if not 0 < args.golden_rtol < float("inf"):
             raise UsageError(f"--golden-rtol must be a number > 0, got {args.golden_rtol}")
-    if args.golden and args.golden[0] == "compare" and (args.against or args.shard):
+    if mode == "compare" and (args.against or args.shard):
         raise UsageError("--golden compare compares with the file: not with --against or --shard")
-    if args.against:
-        from ..run.against import preflight
 
-        why = preflight(args.against)  # before the fork's run, not after it
-        if why:
-            raise UsageError(why)
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
+    """The subcommand ``args.command`` (set by :func:`~reference.frontends.options.parse`)."""
+    _usage(args)
+    _outputs(args)
     if args.explain:
         explain(out)
         return 0
@@ -140,21 +153,21 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _check(args: argparse.Namespace, runner: Runner, name: str, out: TextIO) -> int:
-    scope = resolve_scope(args, runner.declared)
-    if scope.layout not in (None, "columns"):
-        runner.use_layout(scope.layout)
-    from ..boundary.detect import Detection, detect_layout, probe_problem
+    """check, against and golden: the implementation's layout and precision, then the
+    session (:func:`~reference.run.session.session`), then its report; ``SIGTERM`` from the
+    first call on ends it as :class:`~reference.run.streaming.Terminated`."""
+    from ..run.streaming import sigterm_raises
 
-    found = runner.run(detect_layout, scope.layout, probe_problem(scope))  # boundary/detect.py
-    found = Detection() if isinstance(found, Failed) else found  # the checks will say why
-    if found.error is not None:  # said once, not at every check
-        out.write(f"FAIL layout: {found.error}\n")
+    with sigterm_raises():
+        return _checked(args, runner, name, out)
+
+
+def _checked(args: argparse.Namespace, runner: Runner, name: str, out: TextIO) -> int:
+    scope = resolve_scope(args, runner.declared)
+    prepared = _prepare(runner, scope, out)
+    if prepared is None:
         return 1
-    if found.layout is not None:
-        runner.use_layout(found.layout)
-        out.write(f"{found.note}\n")
-    if scope.dtype is not None:  # every job from here on gives it arrays in that precision
-        runner = WithDtype(runner, scope.dtype)
+    runner = prepared
     golden = None
     if args.golden:
         mode, path = args.golden[0], Path(args.golden[1])
@@ -163,36 +176,43 @@ def _check(args: argparse.Namespace, runner: Runner, name: str, out: TextIO) -> 
             out.write(f"saved the gradients of {n} networks to {path}\n")
             return 0
         golden = golden_results(runner, path, args.golden_rtol, scope)  # checks, as a run's
-    # --- streaming: networks drawn, written and summarized as they come (streaming.py) ---
-    from ..report.provenance import provenance
-    from ..run import streaming
-
-    try:
-        problems = streaming.ProblemStream(args.seed, args.networks, scope)
-    except ScopeError as exc:
-        raise UsageError(str(exc)) from None
-    problems.extra = penalty_problems(args.seed, scope)  # L2-penalised, where declared
-    progress = streaming.progress_for(args, len(problems))
-    runner = Timed(runner)  # each network's time, for the JUnit file (every --jobs worker's)
     head = provenance(args, legacy_parser()) if args.json else None
-    viewer = None
-    if args.layer_view:  # where the backward pass goes wrong, in failing reports (layer_views.py)
-        from ..run.layer_views import Viewer
+    runner = Timed(runner)  # each network's time, for the JUnit file (every --jobs worker's)
+    outcome = session(args, runner, name, scope, head, golden)
+    _report(args, runner, name, outcome, golden, out)
+    return 0 if outcome.ok else 1
 
-        viewer = Viewer(runner)
-    with streaming.Stream(args, name, runner.times, head, viewer) as stream:  # a stopped run, too
-        # run_checks on --shard's slice, over --jobs workers, and --against (scaling.py)
-        if golden is not None:  # --golden compare: the drift per network, no network judged
-            outcome = Outcome(golden[0], checks=golden[2])
-        else:
-            outcome = run_networks(args, runner, problems, progress,
-                                   scope, sink=stream)  # fmt: skip
-        if args.strict:
-            outcome.judge_strictly()
-        outcome.out_of_scope = undrawn(args.seed, scope) if golden is None else 0
-        outcome.scope = scope.to_dict()
-        outcome.times = dict(runner.times)
-        stream.finish(outcome)  # the JSON and JUnit files' ends
+
+def _prepare(runner: Runner, scope: Scope, out: TextIO) -> Runner | None:
+    """The runner, set to the declared or detected layout and the declared precision; None
+    (after one line saying so) when the declared layout does not fit and another does."""
+    if scope.layout not in (None, "columns"):
+        runner.use_layout(scope.layout)
+    from ..boundary.detect import Detection, detect_layout, probe_problem
+
+    found = runner.run(detect_layout, scope.layout, probe_problem(scope))  # boundary/detect.py
+    found = Detection() if isinstance(found, Failed) else found  # the checks will say why
+    if found.error is not None:  # said once, not at every check
+        out.write(f"FAIL layout: {found.error}\n")
+        return None
+    if found.layout is not None:
+        runner.use_layout(found.layout)
+        out.write(f"{found.note}\n")
+    if scope.dtype is not None:  # every job from here on gives it arrays in that precision
+        return WithDtype(runner, scope.dtype)
+    return runner
+
+
+def _report(
+    args: argparse.Namespace,
+    runner: Runner,
+    name: str,
+    outcome: Outcome,
+    golden: tuple[bool, list[str], list[Any]] | None,
+    out: TextIO,
+) -> None:
+    """The terminal report (text, or GitHub's), then the plots and the HTML page asked for."""
+    drift = [f"{line}\n" for line in golden[1]] if golden is not None else []
     if args.format == "github":
         from ..report import github
         from ..report.provenance import member_locations
@@ -200,14 +220,12 @@ def _check(args: argparse.Namespace, runner: Runner, name: str, out: TextIO) -> 
         locations = runner.run(member_locations)
         github.print_github(
             outcome, name, out,
-            lambda stream: (stream.write("".join(f"{line}\n" for line in golden[1]))
-                            if golden is not None else None,
+            lambda stream: (stream.write("".join(drift)),
                             print_outcome(outcome, name, stream, args.quiet, args.verbose)),
             locations if isinstance(locations, dict) else {}, strict=args.strict,
         )  # fmt: skip
     else:
-        if golden is not None:
-            out.write("\n".join(golden[1]) + "\n")
+        out.write("".join(drift))
         print_outcome(outcome, name, out, args.quiet, args.verbose)
     if golden is not None:
         verdict = "same gradients as" if golden[0] else "gradients DRIFTED from"
@@ -225,7 +243,6 @@ def _check(args: argparse.Namespace, runner: Runner, name: str, out: TextIO) -> 
                    summary=summary_line(outcome, name), gradients=grads)  # fmt: skip
         if not args.quiet:
             out.write(f"wrote {args.html}\n")
-    return 0 if outcome.ok else 1
 
 
 def _bugs(args: argparse.Namespace, out: TextIO) -> int:

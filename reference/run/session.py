@@ -3,6 +3,7 @@ the fixed checks and the whole run's consistency, each job through a runner."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -12,9 +13,7 @@ from typing import Any, TextIO
 from ..boundary.guard import Finding
 from ..boundary.isolation import Failed
 from ..inputs.problems import Problem
-from ..inputs.scope import (
-    Scope,
-)
+from ..inputs.scope import Scope, ScopeError
 from ..judging import checks
 from ..judging.checker import Report, failed_report
 from ..judging.outcome import Outcome
@@ -179,3 +178,50 @@ def writable(path: Path, option: str, directory: bool = False) -> None:
             path.unlink()
     except OSError as exc:
         raise UsageError(f"{option} {path}: cannot write there ({exc.strerror})") from None
+
+
+def session(
+    args: argparse.Namespace,
+    runner: Runner,
+    name: str,
+    scope: Scope,
+    head: dict[str, Any] | None = None,
+    golden: tuple[bool, list[str], list[Any]] | None = None,
+) -> Outcome:
+    """One check, start to end: the networks drawn inside ``scope`` as they are checked
+    (:class:`~reference.run.streaming.ProblemStream`, and the L2-penalised ones where the
+    scope declares the penalty), run through ``runner`` on ``--shard``'s slice over
+    ``--jobs`` workers and beside ``--against``'s upstream
+    (:func:`~reference.run.scaling.run_networks`), each written out to the JSON and JUnit
+    files as it comes (:class:`~reference.run.streaming.Stream`, which closes them even on a
+    stopped run); a ``golden`` comparison's results stand for the networks' instead. The
+    outcome is judged strictly under ``--strict``. ``head``: the JSON file's first fields."""
+    from ..inputs.networks import undrawn
+    from ..inputs.penalties import penalty_problems
+    from . import streaming
+    from .scaling import run_networks
+
+    try:
+        problems = streaming.ProblemStream(args.seed, args.networks, scope)
+    except ScopeError as exc:
+        raise UsageError(str(exc)) from None
+    problems.extra = penalty_problems(args.seed, scope)  # L2-penalised, where declared
+    progress = streaming.progress_for(args, len(problems))
+    viewer = None
+    if args.layer_view:  # where the backward pass goes wrong, in failing reports
+        from .layer_views import Viewer
+
+        viewer = Viewer(runner)
+    times = getattr(runner, "times", {})
+    with streaming.Stream(args, name, times, head, viewer) as stream:  # a stopped run, too
+        if golden is not None:  # golden compare: the drift per network, no network judged
+            outcome = Outcome(golden[0], checks=golden[2])
+        else:
+            outcome = run_networks(args, runner, problems, progress, scope, sink=stream)
+        if args.strict:
+            outcome.judge_strictly()
+        outcome.out_of_scope = undrawn(args.seed, scope) if golden is None else 0
+        outcome.scope = scope.to_dict()
+        outcome.times = dict(times)
+        stream.finish(outcome)  # the JSON and JUnit files' ends
+    return outcome

@@ -37,6 +37,7 @@ result is written out and summarized as it comes, then dropped.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import shutil
@@ -402,6 +403,22 @@ TERMINATED_STATUS = 128 + signal.SIGTERM
 def _terminated(signum: int, frame: Any) -> None:
     raise Terminated(f"{signal.Signals(signum).name}: the run was terminated (a CI time-out "
                      "or cancel)")  # fmt: skip
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Inside, ``SIGTERM`` raises :class:`Terminated` (in the main thread; elsewhere the
+    signal is left as it is); the handler before is put back after. A whole check runs in
+    it, so that a call stalled before the files are open (the layout's probe, a golden file's
+    networks) ends with the same status as one stalled after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:  # None: a handler not set from Python, which the default is
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 class Stream:
