@@ -22,6 +22,7 @@ import numpy as np
 
 from ..boundary.guard import Guarded, ImplementationFailed, guard
 from ..inputs.problems import Problem
+from .conventions import COST_SCALE_RTOL, CostScale, measure
 from .diagnosis import relative_error
 from .precision import judged_at, tolerances, unit_roundoff
 
@@ -421,51 +422,79 @@ def _compare(name: str, got, want, what: str, same: float = SAME) -> CheckResult
     return CheckResult(name, True, f"holds (relative error {err:.1e})")
 
 
+def _as_seed(impl: Guarded, p: Problem, X=None, Y=None, l2_scale: float = 1.0):
+    """``p``'s gradients (or those of other data, the penalty's lambda times ``l2_scale``)
+    turned into the seed's convention, and the convention (:class:`~.conventions.CostScale`)
+    the implementation's own loss follows on that batch (:func:`~.conventions.measure`): a
+    cost summed over the samples is m times the seed's at a batch of m and the seed's at
+    one sample, and the relations below are the seed's."""
+    X = X if X is not None else p.X
+    Y = Y if Y is not None else p.Y
+    grads = _grads(impl, p, X=X, Y=Y, l2_scale=l2_scale)
+    rtol = max(COST_SCALE_RTOL, 64 * unit_roundoff(judged_at(impl)))
+    scale = measure(impl, p.params, X, Y, activations=p.activations, cost=p.cost,
+                    l2=p.l2 * l2_scale, rtol=rtol)  # fmt: skip
+    return _flat(scale.to_seed(grads, p.params, X.shape[1])), scale
+
+
+def _in_convention(scales: list[CostScale]) -> str:
+    """ ", in the cost's own convention (...)" where any call followed one, else ""."""
+    named = next((s for s in scales if not s.is_seed), None)
+    if named is None:
+        return ""
+    return f", each call's gradients read in its loss's convention ({named.describe()})"
+
+
 def batch_mean(impl, p: Problem) -> CheckResult:
     """A batch's gradient is the mean of its samples' gradients: the 1/m, neither missing
     nor doubled. With an L2 penalty each sample is given lambda/m, so that the mean of their
-    (lambda/m) W is the batch's (lambda/m) W."""
+    (lambda/m) W is the batch's (lambda/m) W. A cost in another convention (summed over the
+    samples: m times the seed's at m, the seed's at one sample) is read in it: each call's
+    gradients are turned into the seed's by the constant its own loss shows
+    (:mod:`.conventions`), so that the relation is the seed's whatever the convention."""
 
     impl = guard(impl)
 
     def run() -> CheckResult:
         if p.m < 2:
             return CheckResult("batch mean", None, "needs m >= 2")
-        per_sample = [
-            _flat(_grads(impl, p, X=p.X[:, [s]], Y=p.Y[:, [s]], l2_scale=1 / p.m))
-            for s in range(p.m)
+        alone = [
+            _as_seed(impl, p, X=p.X[:, [s]], Y=p.Y[:, [s]], l2_scale=1 / p.m) for s in range(p.m)
         ]
-        batch = _flat(_grads(impl, p))
-        mean = np.mean(per_sample, axis=0)
+        batch, scale = _as_seed(impl, p)
+        mean = np.mean([g for g, _ in alone], axis=0)
         err = relative_error(batch, mean)
+        read = _in_convention([scale, *(s for _, s in alone)])
         if not err <= tolerances(impl).same:
             ratio = float(np.vdot(batch, mean) / max(np.vdot(mean, mean), 1e-300))
             return CheckResult(
                 "batch mean",
                 False,
                 f"the batch gradient is {ratio:.4g} times the mean of the per-sample gradients "
-                f"(m = {p.m}; relative error {err:.3g})",
+                f"(m = {p.m}; relative error {err:.3g}){read}",
             )
-        return CheckResult("batch mean", True, f"holds (relative error {err:.1e})")
+        return CheckResult("batch mean", True, f"holds (relative error {err:.1e}){read}")
 
     return _guard("batch mean", run)
 
 
 def duplicated_batch(impl, p: Problem) -> CheckResult:
     """Repeating every sample twice leaves the gradient unchanged (with an L2 penalty, given
-    twice the lambda: 2 lambda / (2 m) is the batch's lambda/m)."""
+    twice the lambda: 2 lambda / (2 m) is the batch's lambda/m); a cost in another convention
+    is read in it, as in :func:`batch_mean`."""
 
     impl = guard(impl)
 
     def run() -> CheckResult:
-        twice = _grads(impl, p, X=np.hstack([p.X, p.X]), Y=np.hstack([p.Y, p.Y]), l2_scale=2.0)
-        return _compare(
-            "duplicated batch",
-            twice,
-            _grads(impl, p),
-            "duplicating every sample changed the gradient",
-            tolerances(impl).same,
-        )
+        twice, scale2 = _as_seed(impl, p, X=np.hstack([p.X, p.X]), Y=np.hstack([p.Y, p.Y]),
+                                 l2_scale=2.0)  # fmt: skip
+        once, scale = _as_seed(impl, p)
+        err = relative_error(twice, once)
+        read = _in_convention([scale, scale2])
+        if not err <= tolerances(impl).same:
+            return CheckResult("duplicated batch", False, "duplicating every sample changed the "
+                               f"gradient (relative error {err:.3g}){read}")  # fmt: skip
+        return CheckResult("duplicated batch", True, f"holds (relative error {err:.1e}){read}")
 
     return _guard("duplicated batch", run)
 
