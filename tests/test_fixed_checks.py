@@ -15,10 +15,20 @@ from reference.judging import checks
 
 @pytest.mark.parametrize("name", list(checks.FIXED_CHECKS))
 def test_a_fixed_check_outside_the_scope_does_not_apply(name):
-    result = checks.FIXED_CHECKS[name](backprop, Scope(costs=frozenset({"mse"})))
+    """relu layers under a relu output with mse: no sigmoid with bce (relu'(0)'s network), and
+    nothing that saturates (saturation's), which the message names from the tables."""
+    relu = frozenset({"relu"})
+    scope = Scope(activations=relu, output_activations=relu, costs=frozenset({"mse"}))
+    result = checks.FIXED_CHECKS[name](backprop, scope)
     assert result.name == name and result.ok is None
     assert result.message.startswith("not applicable: the declared scope has no ")
-    assert "bce" in result.message and not result.is_error
+    assert not result.is_error
+    if name == "saturation":
+        from reference.inputs.problems import table_activations
+
+        assert all(a in result.message for a in table_activations() if checks.saturates(a))
+    else:
+        assert "bce" in result.message
 
 
 @pytest.mark.parametrize("name", list(checks.FIXED_CHECKS))
@@ -29,10 +39,11 @@ def test_a_fixed_check_inside_the_scope_runs(name):
 
 def test_saturation_runs_only_the_networks_the_scope_admits():
     """A wrong tanh derivative fails the saturation check through its tanh hidden layer; an
-    implementation that declares no tanh is checked on the sigmoid-only network alone."""
+    implementation that declares no tanh is checked on the sigmoid-only networks alone."""
     wrong_tanh = CATALOG["tanh_grad_wrong_cache"]
+    sigmoid = frozenset({"sigmoid"})
     assert checks.saturation(wrong_tanh).ok is False
-    assert checks.saturation(wrong_tanh, Scope(activations=frozenset({"sigmoid"}))).ok is True
+    assert checks.saturation(wrong_tanh, Scope(activations=sigmoid, output_activations=sigmoid)).ok
     assert checks.saturation(wrong_tanh, Scope(activations=frozenset({"tanh"}))).ok is False
 
 
@@ -59,18 +70,19 @@ def test_saturation_names_the_first_wrong_array(impl, where):
     result = checks.saturation(impl)
     assert (result.name, result.ok, result.severity) == ("saturation", False, "error")
     case, _, message = result.message.partition(": ")  # "tanh/sigmoid bce: layer 1's dW ..."
-    assert case.endswith((" bce", " cce")), result.message
+    assert case in {f"{'/'.join(c[3])} {c[4]}" for c in checks._saturation_cases()}, case
     assert message.startswith(f"{where} at |z| up to 1000 is "), result.message
 
 
 def test_saturation_warns_of_a_loss_or_a_delta_that_overflows():
     """Losing the loss or the delta where the sigmoid rounds to 0 or 1 is a numerical
     weakness (a warning), said with the way out."""
-    loss = checks.saturation(CATALOG["sigmoid_twice"])
+    bce = Scope(costs=frozenset({"bce"}))
+    loss = checks.saturation(CATALOG["sigmoid_twice"], bce)
     assert (loss.name, loss.ok, loss.severity) == ("saturation", False, "warning")
     assert loss.message.startswith("sigmoid bce: loss "), loss.message
     assert loss.message.endswith(checks._LOGITS_FIX)
-    delta = checks.saturation(CATALOG["unstable_bce"])
+    delta = checks.saturation(CATALOG["unstable_bce"], bce)
     assert (delta.name, delta.ok, delta.severity) == ("saturation", False, "warning")
     assert delta.message == (
         f"sigmoid bce: layer 1's dW is not finite at |z| up to 1000: {checks._DELTA_FIX}"

@@ -501,7 +501,7 @@ def test_checks_outside_the_rubrics_scope_are_not_graded():
         for name, fn in checks.FIXED_CHECKS.items()
         if fn(backprop, Scope(costs=frozenset({"mse"}))).ok is None
     }
-    assert outside  # relu'(0) and saturation are on bce networks
+    assert outside  # relu'(0)'s network is a bce one
     names = [i.name for i in graded.items]
     assert names == [n for n in expected_names(rubric, hidden=False) if n not in outside]
     assert graded.score == graded.max_score > 0

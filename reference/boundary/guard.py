@@ -143,8 +143,12 @@ class Impurity:
     member: str
     argument: str
     change: float
+    detail: str = ""
+    """What changed, where it is not a number: a list grown or shrunk, an entry replaced."""
 
     def describe(self) -> str:
+        if self.detail:
+            return f"{self.member} changed {self.argument} in place ({self.detail})"
         return f"{self.member} changed {self.argument} in place (by up to {self.change:.3g})"
 
 
@@ -378,6 +382,32 @@ def _changed(before: Any, after: Any) -> float | None:
         return float("inf")
 
 
+_MISSING = object()
+"""A keyword the member removed from its own copy of the keywords."""
+
+
+def _size(value: Any) -> int | None:
+    try:
+        return len(value)
+    except TypeError:
+        return None
+
+
+def _describe(value: Any) -> str:
+    """A short description of a value that replaced an argument or an entry of one."""
+    if value is _MISSING:
+        return "nothing (removed)"
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    if isinstance(value, (list, tuple)) and not all(isinstance(v, str) for v in value):
+        return f"a {type(value).__name__} of {len(value)}"
+    try:
+        text = repr(value)
+    except Exception:
+        text = type(value).__name__
+    return text if len(text) <= 80 else f"a {type(value).__name__} ({text[:60]}...)"
+
+
 class Guarded:
     """The implementation under test behind the boundary (see the module docstring).
 
@@ -533,9 +563,10 @@ class Guarded:
             previous = signal.signal(signal.SIGALRM, _alarm)
             # repeating: code with a bare ``except:`` that swallows one alarm gets the next
             signal.setitimer(signal.ITIMER_REAL, self.time_limit, min(self.time_limit, 1.0))
+        given_kwargs = copy.deepcopy(kwargs)
         try:
             with warnings.catch_warnings():
-                raw = fn(*given, **copy.deepcopy(kwargs))
+                raw = fn(*given, **given_kwargs)
         except BaseException as exc:
             if isinstance(exc, (KeyboardInterrupt, WorkerLost)):
                 raise
@@ -578,6 +609,7 @@ class Guarded:
             self.update_in_place = in_place
             self.update_returned = raw is not None
         self._record_impurities(member, sent, given, skip_params=in_place)
+        self._record_keyword_impurities(member, kwargs, given_kwargs)
         self.last_precision = result_precision(raw)
         self.precision = lowest_precision(self.precision, self.last_precision)
         try:
@@ -607,18 +639,46 @@ class Guarded:
             if skip_params and name == "params":
                 continue  # an update that returns None works in place: a convention
             if name in ("params", "grads"):
-                for l, (pb, pa) in enumerate(zip(b, a), start=1):
-                    for k, pname in enumerate(("W", "b") if name == "params" else ("dW", "db")):
-                        try:
-                            change = _changed(pb[k], pa[k])
-                        except (TypeError, IndexError):
-                            change = float("inf")
-                        if change is not None:
-                            self.impurities.append(Impurity(member, f"layer {l}'s {pname}", change))
+                self._record_layers(member, name, b, a)
             elif name != "learning_rate":
                 change = _changed(b, a)
                 if change is not None:
                     self.impurities.append(Impurity(member, name, change))
+
+    def _record_layers(self, member: str, name: str, before: Any, after: Any) -> None:
+        """``params`` or ``grads``, a list of (W, b) pairs: the list itself (grown, shrunk),
+        each entry (replaced by something that is not a pair) and each array."""
+        pnames = ("W", "b") if name == "params" else ("dW", "db")
+        if isinstance(before, list) and isinstance(after, list) and len(after) != len(before):
+            self.impurities.append(Impurity(member, name, float("inf"), (
+                f"the list of {len(before)} layers it was given now holds {len(after)}: "
+                + ("an entry appended" if len(after) > len(before) else "an entry removed")
+            )))  # fmt: skip
+        for l, (pb, pa) in enumerate(zip(before, after), start=1):
+            if type(pa) is not type(pb) or _size(pa) != _size(pb):
+                what = f"a {type(pb).__name__} of {_size(pb)} replaced by {_describe(pa)}"
+                self.impurities.append(
+                    Impurity(member, f"layer {l}'s entry of {name}", float("inf"), what)
+                )
+                continue
+            for k, pname in enumerate(pnames):
+                try:
+                    change = _changed(pb[k], pa[k])
+                except (TypeError, IndexError, KeyError):
+                    change = float("inf")
+                if change is not None:
+                    self.impurities.append(Impurity(member, f"layer {l}'s {pname}", change))
+
+    def _record_keyword_impurities(self, member: str, before: dict, after: dict) -> None:
+        """The keywords (``activations``, ``cost``, ``l2``): plain values, compared as such."""
+        for key, value in before.items():
+            now = after.get(key, _MISSING)
+            same = _changed(value, now) is None if isinstance(value, np.ndarray) else (
+                type(now) is type(value) and now == value
+            )  # fmt: skip
+            if not same:
+                self.impurities.append(Impurity(member, key, float("inf"),
+                                                f"{value!r} became {_describe(now)}"))  # fmt: skip
 
     def _remember(self, member: str, key: bytes, call: int, value: Any) -> None:
         memo = self._memo[member]
@@ -657,11 +717,29 @@ def result_precision(value: Any) -> str:
             item, depth = stack.pop()
             if isinstance(item, (list, tuple)) and depth < 3 and len(item) <= 4096:
                 stack.extend((v, depth + 1) for v in item)
-            elif isinstance(item, (np.ndarray, np.generic)) and item.dtype.name in PRECISIONS:
-                found = lowest_precision(found, item.dtype.name)
+            else:
+                name = _float_name(item)
+                if name is not None:
+                    found = lowest_precision(found, name)
     except Exception:
         return "float64"
     return found
+
+
+def _float_name(item: Any) -> str | None:
+    """The name of ``item``'s floating precision among :data:`PRECISIONS`, for a NumPy array
+    or scalar and for any array that carries a NumPy ``dtype`` (a JAX array's is one), or None.
+    Read from the attribute alone: nothing is imported and nothing converted."""
+    if isinstance(item, (list, tuple, str, bytes, dict)):
+        return None
+    dtype = getattr(item, "dtype", None)
+    if dtype is None:
+        return None
+    try:
+        name = np.dtype(dtype).name
+    except (TypeError, ValueError):  # a dtype NumPy does not know: left to the conversion
+        return None
+    return name if name in PRECISIONS else None
 
 
 def _cast(value: Any, dtype: str) -> Any:

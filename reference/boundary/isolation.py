@@ -217,6 +217,7 @@ class RemoteImpl:
                 where,
             )
         _mirror(args, reply.get("after"))
+        _mirror(kwargs, reply.get("after_keywords"))  # the guard's copies of activations, cost
         return reply.get("value")
 
     def __repr__(self) -> str:

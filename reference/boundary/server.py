@@ -90,7 +90,8 @@ def _call(impl: Any, member: str, args: tuple, kwargs: dict) -> dict[str, Any]:
     finally:
         os._exit = exit_
         np.seterr(**np_state)
-    return {"ok": True, "value": plain(raw), "after": plain(args), "warnings": len(caught)}
+    return {"ok": True, "value": plain(raw), "after": plain(args),
+            "after_keywords": plain(kwargs), "warnings": len(caught)}  # fmt: skip
 
 
 def serve(conn: Connection) -> None:

@@ -15,6 +15,8 @@ An implementation declares its scope in any of three places, with one meaning
           "dtype": "float64",                  # the precision it computes in (DTYPES)
           "penalties": ["l2"],                 # the optional l2 keyword (PENALTIES)
           "relu_at_zero": 0,                   # its relu'(0), a convention (0 or 1)
+          "shared_hidden": True,               # one activation for every hidden layer
+          "output_cost_pairs": [["sigmoid", "bce"], ["identity", "mse"]],
       }
 
 - a ``[tool.backprop-check]`` table in the ``pyproject.toml`` of the directory
@@ -34,6 +36,11 @@ places give the same key, the flags win over the pyproject table, which wins ove
 module. Networks outside the scope are never generated; the report counts them as not in
 scope.
 
+``shared_hidden`` (True) admits only networks whose hidden layers all use one activation
+(scikit-learn's MLP takes one ``activation`` for all of them). ``output_cost_pairs`` lists the
+(output activation, cost) pairs the code handles, and admits no other pairing; where
+``output_activations`` or ``costs`` is left out, the pairs' names are what it admits.
+
 ``relu_at_zero`` limits no network: it declares the code's relu'(0) (any value in [0, 1] is
 a subgradient; the seed's is 1), which the relu'(0) check then requires, as
 ``--relu-at-zero`` does. Declared, it wins over the shipped suite's ini key
@@ -44,7 +51,7 @@ command line.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -65,6 +72,8 @@ KEYS = (
     "dtype",
     "penalties",
     "relu_at_zero",
+    "shared_hidden",
+    "output_cost_pairs",
 )
 """The keys a declaration may hold."""
 
@@ -137,6 +146,10 @@ class Scope:
     relu_at_zero: float | None = None
     """The relu'(0) the code declares (0.0 or 1.0), which the relu'(0) check requires; None:
     any value in [0, 1], named as a convention when it is not the seed's 1."""
+    shared_hidden: bool | None = None
+    """True: every hidden layer of a network uses the same activation; None: any mix."""
+    output_cost_pairs: frozenset[tuple[str, str]] | None = None
+    """The (output activation, cost) pairs admitted; None: any pair of admitted names."""
 
     @classmethod
     def read(cls, declared: Mapping[str, Any] | None, where: str) -> Scope:
@@ -178,6 +191,22 @@ class Scope:
                         f"{where}: relu_at_zero must be 0 or 1 (relu'(0)), got {value!r}"
                     )
                 values[key] = float(value)
+            elif key == "shared_hidden":
+                if not isinstance(value, bool):
+                    raise ScopeError(f"{where}: shared_hidden must be True or False, got {value!r}")
+                if value:
+                    values[key] = True
+            elif key == "output_cost_pairs":
+                pairs = []
+                for pair in _items(value, where, key):
+                    if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+                            or not all(isinstance(n, str) for n in pair)):  # fmt: skip
+                        raise ScopeError(
+                            f"{where}: output_cost_pairs must be a list of [output activation, "
+                            f"cost] pairs, got {pair!r} in it"
+                        )
+                    pairs.append((pair[0], pair[1]))
+                values[key] = frozenset(pairs)
             elif key == "penalties":
                 items = _items(value, where, key)
                 unknown = [n for n in items if n not in PENALTIES]
@@ -223,9 +252,25 @@ class Scope:
         return cls(**{key: table_names(key) for key in SEED_NAMES})
 
     def names(self, key: str) -> frozenset[str]:
-        """The names name key ``key`` admits: as declared, or :func:`default_names`."""
+        """The names name key ``key`` admits: as declared, else the names of the declared
+        ``output_cost_pairs`` (for ``output_activations`` and ``costs``), else
+        :func:`default_names`."""
         value = getattr(self, key)
-        return value if value is not None else default_names(key)
+        if value is not None:
+            return value
+        if self.output_cost_pairs is not None and key != "activations":
+            return frozenset(p[key == "costs"] for p in self.output_cost_pairs)
+        return default_names(key)
+
+    def admits_pair(self, output_activation: str, cost: str) -> bool:
+        """Whether the output activation and the cost are admitted together (each admitted,
+        and the pair declared where ``output_cost_pairs`` is)."""
+        return (
+            output_activation in self.names("output_activations")
+            and cost in self.names("costs")
+            and (self.output_cost_pairs is None
+                 or (output_activation, cost) in self.output_cost_pairs)
+        )  # fmt: skip
 
     def admits_penalty(self, name: str = "l2") -> bool:
         """Whether the implementation declared penalty ``name`` (none is admitted undeclared)."""
@@ -247,6 +292,12 @@ class Scope:
             return f"output activation {acts[-1]}" + self._undeclared("output_activations")
         if problem.cost not in self.names("costs"):
             return f"cost {problem.cost}" + self._undeclared("costs")
+        if not self.admits_pair(acts[-1], problem.cost):
+            return (f"output activation {acts[-1]} with cost {problem.cost} (not among "
+                    "SUPPORTS['output_cost_pairs'])")  # fmt: skip
+        if self.shared_hidden and len(set(acts[:-1])) > 1:
+            return (f"hidden activations {', '.join(sorted(set(acts[:-1])))} in one network "
+                    "(SUPPORTS['shared_hidden'] admits one)")  # fmt: skip
         n_out = problem.params[-1][0].shape[0]
         if self.outputs is not None and n_out not in self.outputs:
             return f"{n_out} outputs"
@@ -262,8 +313,8 @@ class Scope:
             (self.min_depth is None or L >= self.min_depth)
             and (self.max_depth is None or L <= self.max_depth)
             and set(activations[:-1]) <= self.names("activations")
-            and activations[-1] in self.names("output_activations")
-            and cost in self.names("costs")
+            and self.admits_pair(activations[-1], cost)
+            and not (self.shared_hidden and len(set(activations[:-1])) > 1)
             and (self.outputs is None or outputs in self.outputs)
         )
 
@@ -278,14 +329,66 @@ class Scope:
 
     def cost_choices(self, output_activation: str) -> list[str]:
         allowed = compatible_costs(output_activation)
-        return [c for c in allowed if c in self.names("costs")]
+        return [c for c in allowed if self.admits_pair(output_activation, c)]
+
+    def suggest(self, ran: Sequence[Any], refused: Sequence[Any]) -> dict[str, Any]:
+        """What to declare besides this scope so that the networks that ``ran`` stay in and
+        those ``refused`` (NotImplementedError) are left out, as far as their activations,
+        costs, output widths and depths tell (each a :class:`Problem`, or anything with its
+        ``activations``, ``cost`` and ``params[-1][0].shape[0]``): the name keys of
+        :data:`KEYS`, the output widths, one shared hidden activation, the (output, cost)
+        pairs and the depths. Greedily, the key that leaves out the most refused networks
+        still admitted, among the keys this scope does not declare, then among those it
+        declares with a wider value; a value it already declares is never named again.
+        {} when nothing tells them apart (or nothing ran)."""
+        if not ran:
+            return {}
+        nets = [(list(p.activations), p.cost, p.params[-1][0].shape[0]) for p in ran]
+        out_of = [(list(p.activations), p.cost, p.params[-1][0].shape[0]) for p in refused]
+        proposal: dict[str, Any] = {
+            "activations": sorted({a for acts, _, _ in nets for a in acts[:-1]}),
+            "output_activations": sorted({acts[-1] for acts, _, _ in nets}),
+            "costs": sorted({cost for _, cost, _ in nets}),
+            "outputs": sorted({n for _, _, n in nets}),
+            "shared_hidden": all(len(set(acts[:-1])) <= 1 for acts, _, _ in nets) or None,
+            "output_cost_pairs": sorted({(acts[-1], cost) for acts, cost, _ in nets}),
+            "min_depth": min(len(acts) for acts, _, _ in nets),
+            "max_depth": max(len(acts) for acts, _, _ in nets),
+        }
+        remaining = [n for n in out_of if self.admits_network(*n)]
+        chosen, picked = self, []
+        for declared_too in (False, True):  # what is not declared first, then narrower values
+            while remaining:
+                best, left = None, remaining
+                for key, value in proposal.items():
+                    if value is None or key in picked or (key == "activations" and not value):
+                        continue
+                    if getattr(self, key) is not None and not declared_too:
+                        continue
+                    trial = Scope.read({key: value}, "the suggestion").over(chosen)
+                    if getattr(trial, key) == getattr(chosen, key):
+                        continue  # already declared so
+                    kept = [n for n in remaining if trial.admits_network(*n)]
+                    if len(kept) < len(left):
+                        best, left = (key, trial), kept
+                if best is None:
+                    break
+                picked.append(best[0])
+                chosen, remaining = best[1], left
+        return {
+            key: [list(v) for v in value] if key == "output_cost_pairs" else value
+            for key, value in proposal.items() if key in picked
+        }  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if value is not None:
-                out[f.name] = sorted(value) if isinstance(value, frozenset) else value
+                out[f.name] = (
+                    [list(p) if isinstance(p, tuple) else p for p in sorted(value)]
+                    if isinstance(value, frozenset) else value
+                )  # fmt: skip
         return out
 
     def describe(self) -> str:

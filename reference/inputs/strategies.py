@@ -127,7 +127,8 @@ def architectures(
       width freely, None (the default) chooses either.
     - ``scope``: an implementation's declared scope
       (:class:`~reference.inputs.scope.Scope`): hidden and output activations, costs,
-      output widths and depths outside it are never drawn. Asked for something nothing
+      (output activation, cost) pairs, mixed hidden activations where it declares one
+      shared, output widths and depths outside it are never drawn. Asked for something nothing
       can satisfy, it raises hypothesis' ``InvalidArgument``.
     """
     _check_int_range("depth", min_depth, max_depth, 1)
@@ -154,7 +155,10 @@ def architectures(
             f"costs {wanted} and the declared scope {scope.describe()}"
         )
     L = draw(st.integers(lo, hi))
-    acts = [draw(st.sampled_from(hidden)) for _ in range(L - 1)]
+    if scope.shared_hidden:  # one activation for every hidden layer
+        acts = [draw(st.sampled_from(hidden))] * (L - 1)
+    else:
+        acts = [draw(st.sampled_from(hidden)) for _ in range(L - 1)]
     acts.append(draw(st.sampled_from(outputs)))
     cost = draw(st.sampled_from([c for c in scope.cost_choices(acts[-1]) if c in wanted]))
     widths = st.integers(min_width, max_width)

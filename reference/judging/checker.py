@@ -39,8 +39,9 @@ from ..boundary.guard import Finding, Guarded, ImplementationFailed, PartlyWrong
 from ..boundary.layouts import adapt_declared, describe_param
 from ..formulas.numpy_twins import MissingTwinError
 from ..inputs.validate import validate_l2, validate_problem
-from ..oracles import finite_diff
+from ..oracles import finite_diff, numpy_model
 from . import diagnosis, precision
+from .conventions import COST_SCALE_RTOL, CostScale, detect
 from .penalty import penalty_blame, with_penalty_rounding
 
 if TYPE_CHECKING:  # the JAX model (and JAX) are imported by the first check, not with this module
@@ -290,15 +291,19 @@ def check_gradients(
         return report
     conventions: list[str] = []
     rtol = max(COST_SCALE_RTOL, 64 * float(np.finfo(judged).eps))
-    scale = _cost_scale(impl_loss, refs.jax, X.shape[1], Y.shape[0], cost, rtol)
+    scale = _cost_scale(impl_loss, refs.jax, params, X.shape[1], Y.shape[0], cost, rtol, l2)
     if scale is not None:  # the seed's cost times a constant: judged as that, and named
-        refs.loss_rounding = abs(scale[0]) * refs.loss_rounding
+        refs.loss_rounding = scale.largest * refs.loss_rounding
+        penalty = numpy_model.penalty(params, l2, X.shape[1])
         refs.jax = refs.jax._replace(
-            loss=scale[0] * refs.jax.loss,
-            grads=[(scale[0] * gW, scale[0] * gb) for gW, gb in refs.jax.grads],
-            rounding=[(abs(scale[0]) * rW, abs(scale[0]) * rb) for rW, rb in refs.jax.rounding],
+            loss=scale.data * (refs.jax.loss - penalty) + scale.penalty * penalty,
+            grads=scale.of_seed(refs.jax.grads, params, X.shape[1]),
+            rounding=[(scale.largest * rW, scale.largest * rb) for rW, rb in refs.jax.rounding],
         )
-        conventions.append(scale[1])
+        conventions.append(
+            f"{scale.describe()}: the gradients are judged against the same multiple of the "
+            "reference"
+        )
     n_L = params[-1][0].shape[0]  # a factor every gradient shares may be a 1/n_L (_blame)
     checks = [
         _compare(l, k, grads[l - 1][k], refs, X.shape[1])
@@ -337,10 +342,7 @@ def check_gradients(
             f"{loss_info['jax']:.10g}) and so do the gradients: {summary}"
         )
     if scale is not None and not all(c.ok for c in checks):
-        summary += (
-            f" (the loss is {scale[0]:.6g} times the seed's cost, and the gradients must be the "
-            "derivative of that loss)"
-        )
+        summary += f" ({scale.describe()}, and the gradients must be the derivative of that loss)"
     findings = [i.describe() for i in guarded.impurities[seen[0] :]] + [
         i.describe() for i in guarded.inconsistencies[seen[1] :]
     ]
@@ -534,52 +536,27 @@ def _compare(l: int, k: int, a: np.ndarray, refs: _References, m: int) -> ParamC
     return c
 
 
-COST_SCALE_RTOL = 1e-9
-"""How closely the implementation's loss must equal c times the seed's cost for the constant
-c to be named: both are float64 evaluations of the same terms, summed differently (an
-implementation judged in float32 or float16 gets 64 of its own eps instead)."""
-
-
 def _cost_scale(
     impl_loss: float,
     ref: JaxResult | None,
+    params,
     m: int,
     outputs: int,
     cost: str,
     rtol: float = COST_SCALE_RTOL,
-) -> tuple[float, str] | None:
-    """``(c, words)`` when the implementation's loss is c times the seed's cost for a c that
-    common texts use: a sum over samples (c = m), no 1/2 (c = 2), a mean over the outputs
-    (c = 1/n_L), or a product of them; None when it is the seed's cost or anything else.
+    l2: float = 0.0,
+) -> CostScale | None:
+    """The convention (:mod:`.conventions`) when the implementation's loss is c times the
+    seed's cost for a c that common texts use: a sum over samples (c = m), no 1/2 (c = 2), a
+    mean over the outputs (c = 1/n_L), or a product of them, with an L2 penalty scaled with
+    it or added at the seed's scale; None when it is the seed's cost or anything else.
 
     With m = 2 (or n_L = 2) two conventions give the same c; both are named."""
-    if ref is None or not np.isfinite(impl_loss) or abs(ref.loss) <= TINY:
+    if ref is None:
         return None
-    c = impl_loss / ref.loss
-    if abs(c - 1.0) <= rtol:
-        return None
-    names = []
-    for by_m in (False, True):
-        for by_2 in (False, True):
-            for by_n in (False, True):
-                if not (by_m or by_2 or by_n) or (by_n and outputs == 1):
-                    continue
-                if by_2 and (cost != "mse" or (by_n and outputs == 2)):
-                    continue  # bce has no 1/2; with two outputs the 2 and the 1/2 cancel
-                value = (m if by_m else 1) * (2 if by_2 else 1) / (outputs if by_n else 1)
-                if abs(c - value) <= rtol * value:
-                    parts = (
-                        ("summed over the m samples", by_m),
-                        ("without the 1/2", by_2),
-                        ("averaged over the outputs", by_n),
-                    )
-                    names.append(" and ".join(w for w, on in parts if on))
-    if not names:
-        return None
-    return c, (
-        f"the cost is {c:.6g} times the seed's ({' or '.join(names)}): the gradients are "
-        "judged against the same multiple of the reference"
-    )
+    penalty = numpy_model.penalty(params, l2, m)
+    found = detect(impl_loss, ref.loss - penalty, penalty, m, outputs, cost, rtol, l2)
+    return None if found is None or found.is_seed else found
 
 
 _LOG_A_SAFETY = 8.0

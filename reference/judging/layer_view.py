@@ -36,6 +36,7 @@ from ..boundary.guard import ImplementationFailed, guard
 from ..formulas import numpy_twins
 from ..oracles import numpy_model
 from . import diagnosis
+from .conventions import measure
 from .functions import FunctionReport, check_function, check_vjp
 
 VERDICTS = {
@@ -133,7 +134,7 @@ def layer_view(
     A call into ``impl`` that fails raises
     :class:`~reference.boundary.guard.ImplementationFailed` as in the network check. Needs
     the formulas' NumPy twins of every activation and of the cost
-    (:class:`~reference.oracles.numpy_twins.MissingTwinError` otherwise).
+    (:class:`~reference.formulas.numpy_twins.MissingTwinError` otherwise).
     """
     X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
     if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[1] or X.shape[1] < 1:
@@ -178,8 +179,10 @@ def layer_view(
     # every step right at every sample tried: is the batch their mean?
     columns = list(range(min(MAX_SAMPLES, X.shape[1])))
     if len(columns) > 1:
-        together = impl.gradients(params, X[:, columns], Y[:, columns], **kw)
-        alone = [impl.gradients(params, X[:, [j]], Y[:, [j]], **kw) for j in columns]
+        # each call's gradients in the seed's convention, by the constant its loss shows
+        # (a cost summed over the samples is m times the seed's at m, the seed's at one)
+        together = _as_seed(impl, params, X[:, columns], Y[:, columns], kw)
+        alone = [_as_seed(impl, params, X[:, [j]], Y[:, [j]], kw) for j in columns]
         a = np.concatenate([np.ravel(g) for pair in together for g in pair])
         mean = np.concatenate(
             [np.ravel(np.mean([al[l][k] for al in alone], axis=0)) for l in range(len(params))
@@ -192,6 +195,12 @@ def layer_view(
                 f"of theirs alone (relative error {diagnosis.relative_error(a, mean):.3g})"
             )
     return first
+
+
+def _as_seed(impl, params, X, Y, kw) -> list[tuple[np.ndarray, ...]]:
+    """The implementation's gradients on (X, Y), in the seed's convention (:mod:`.conventions`)."""
+    grads = impl.gradients(params, X, Y, **kw)
+    return measure(impl, params, X, Y, **kw).to_seed(grads, params, X.shape[1])
 
 
 _PROBE = np.array([[-1.7], [-0.3], [0.45], [2.2]])
@@ -221,6 +230,7 @@ def _view_at(impl, params, X, Y, kw, sample: int, seed: int) -> LayerView:
     L = len(params)
     deltas = [db for _, db in grads]  # at m = 1, db^l is dZ^l
     steps: list[Step] = []
+    notes: list[str] = []
     verdict, where = "none", ""
 
     # the parameters of each layer from its own delta, from the top
@@ -239,16 +249,19 @@ def _view_at(impl, params, X, Y, kw, sample: int, seed: int) -> LayerView:
     # delta, read from db, cannot be trusted in the steps below)
     g_out = model.g[-1]
 
+    scale = measure(impl, params, x, y, **kw)  # the cost as the implementation's loss has it
+
     def cost_of(z: np.ndarray) -> float:
-        return float(np.sum(model.terms(model.output(z, g_out.fn(z)), y)))
+        return scale.data * float(np.sum(model.terms(model.output(z, g_out.fn(z)), y)))
 
     report = check_function(cost_of, lambda z: deltas[-1], model.Z[-1], names=[f"Z{L}"])
     steps.insert(0, Step(f"dZ^{L} = dJ/dZ^{L} (the cost and g'_{L})", L, report))
+    if not scale.is_seed:
+        notes.append(f"the output delta is read in the loss's convention: {scale.describe()}")
     if not report.ok and verdict == "none":
         verdict, where = "local", f"the output delta dZ^{L} (the cost's derivative or g'_{L})"
 
     # the steps from dZ^{l+1} to dZ^l, from the top
-    notes: list[str] = []
     chain_fail = None
     for l in range(L - 1, 0, -1):
         W_next, g = params[l][0], model.g[l - 1]
@@ -354,8 +367,8 @@ def view_summary(
     second = None
     if step is not None:
         second = f"at sample {view.sample} (m = 1), {step.name}: {step.report.summary}"
-    elif view.notes:
-        second = view.notes[0]
+    elif view.notes:  # the last: the batch's, after any convention the view read
+        second = view.notes[-1]
     blamed = None
     if view.verdict == "local" and step is not None:
         L = len(activations)

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from typing import Any, TextIO
 
 from ..inputs.problems import Problem
+from ..inputs.scope import Scope, ScopeError
 from ..judging import checks, diagnosis
 from ..judging.checker import ATTRIBUTIONS, Report
 from ..judging.outcome import Outcome
@@ -40,23 +41,32 @@ def summary_line(outcome: Outcome, impl: str) -> str:
 
 
 def suggest_scope(
-    supported: list[tuple[Problem, Report]], unsupported: list[tuple[Problem, Report]]
+    supported: list[tuple[Problem, Report]],
+    unsupported: list[tuple[Problem, Report]],
+    declared: Scope | None = None,
 ) -> str:
-    """The ``SUPPORTS`` declaration that admits the networks that ran and none that raised
-    NotImplementedError (as far as their activations, costs and output widths tell)."""
-    ran = [p for p, _ in supported]
-    if not ran:
+    """The declaration that admits the networks that ran and none that raised
+    NotImplementedError (as far as their activations, costs, output widths and depths tell),
+    naming only what ``declared`` (the run's scope) does not already say
+    (:meth:`~reference.inputs.scope.Scope.suggest`)."""
+    declared = declared if declared is not None else Scope()
+    if not supported:
         return "SUPPORTS = {...} in the module (see the README's scope section)"
-    hidden = sorted({a for p in ran for a in p.activations[:-1]})
-    declared: dict[str, Any] = {
-        "activations": hidden,
-        "output_activations": sorted({p.activations[-1] for p in ran}),
-        "costs": sorted({p.cost for p in ran}),
-    }
-    widths = sorted({p.params[-1][0].shape[0] for p in ran})
-    if any(p.params[-1][0].shape[0] not in widths for p, _ in unsupported):
-        declared["outputs"] = widths
-    return f"SUPPORTS = {declared!r} in the module"
+    keys = declared.suggest([p for p, _ in supported], [p for p, _ in unsupported])
+    if not keys:
+        return ("nothing SUPPORTS can say: the networks that ran and those that raised differ "
+                "in no key of it")  # fmt: skip
+    if not declared.to_dict():  # nothing declared anywhere
+        return f"SUPPORTS = {keys!r} in the module"
+    return f"{keys!r} added to the module's SUPPORTS (what it declares already stays)"
+
+
+def _run_scope(outcome: Outcome) -> Scope:
+    """The scope the run was drawn in, as its outcome records it (nothing: none declared)."""
+    try:
+        return Scope.read(outcome.scope or None, "the run's scope")
+    except ScopeError:
+        return Scope()
 
 
 NUMBER = re.compile(r"[-+]?\d+\.\d+(?:e[-+]?\d+)?|[-+]?\d+e[-+]?\d+")
@@ -116,7 +126,7 @@ def print_outcome(outcome: Outcome, impl: str, out: TextIO, quiet: bool, verbose
         out.write(
             f"  not in scope: {len(unsupported)} networks raised NotImplementedError "
             f"(first: {unsupported[0][0].name}: {example.summary[:200]}); "
-            f"say so once with {suggest_scope(reports, unsupported)}\n"
+            f"say so once with {suggest_scope(reports, unsupported, _run_scope(outcome))}\n"
         )
     by_name: dict[str, list[tuple[str, checks.CheckResult]]] = {}
     for where, c in outcome.checks:
