@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from ..tolerances import REPEAT_RTOL as _REPEAT_RTOL
 from .layouts import StructureError, adapt, layout_of
 from .loading import check_protocol, impl_name
 from .wire import type_name
@@ -61,10 +62,6 @@ KINDS = {
 }
 """What each :attr:`Finding.kind` means."""
 
-_REPEAT_RTOL = 1e-12
-"""Two results for the same inputs differ when their norm-wise relative error exceeds this:
-the same float64 computation on the same inputs reorders nothing, so it agrees to the bit
-(the margin only forgives a BLAS that splits a product differently from call to call)."""
 _MEMO_SIZE = 256
 """How many distinct inputs per member the guard remembers results for."""
 

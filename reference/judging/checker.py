@@ -40,6 +40,8 @@ from ..boundary.layouts import adapt_declared, describe_param
 from ..formulas.numpy_twins import MissingTwinError
 from ..inputs.validate import validate_l2, validate_problem
 from ..oracles import finite_diff, numpy_model
+from ..tolerances import FD_FLOOR, FD_SAFETY, JAX_FLOOR, JAX_SAFETY, LOSS_RTOL
+from ..tolerances import LOG_A_SAFETY as _LOG_A_SAFETY
 from . import diagnosis, precision
 from .conventions import COST_SCALE_RTOL, CostScale, detect
 from .penalty import penalty_blame, with_penalty_rounding
@@ -50,27 +52,6 @@ if TYPE_CHECKING:  # the JAX model (and JAX) are imported by the first check, no
 EPS = float(np.finfo(np.float64).eps)
 TINY = float(np.finfo(np.float64).tiny)
 
-FD_FLOOR = 1e-6
-"""The finite-difference bound never drops below this. A correct implementation
-measures 1e-11 to 1e-9 against the Richardson estimates (tests/test_checker.py
-measures it over random networks); the mistakes in the catalog measure 1e-2 and
-above. The bound rises above the floor only where the entries' own error
-estimates say the differences are that noisy (a saturated network)."""
-FD_SAFETY = 10.0
-"""How many times the estimated finite-difference error the bound allows."""
-
-JAX_FLOOR = 1e-10
-"""The JAX bound's floor: both sides compute in float64, so a correct
-implementation agrees to 1e-16..1e-13 relative; 1e-10 leaves room for
-ill-conditioned arrays while staying far tighter than finite differences."""
-JAX_SAFETY = 4.0
-"""Above the floor the bound allows this many times the JAX model's rounding
-bound (``JaxResult.rounding``): two correct implementations differ by at most
-twice it. It only matters where a gradient is far smaller than the terms it is
-computed from (saturation, cancellation)."""
-
-LOSS_RTOL = 1e-10
-"""The loss against JAX's: the same formula in float64, relative."""
 
 ATTRIBUTIONS = {
     "none": "the gradients and the loss agree with both references",
@@ -557,11 +538,6 @@ def _cost_scale(
     penalty = numpy_model.penalty(params, l2, m)
     found = detect(impl_loss, ref.loss - penalty, penalty, m, outputs, cost, rtol, l2)
     return None if found is None or found.is_seed else found
-
-
-_LOG_A_SAFETY = 8.0
-"""How many times the first-order rounding of log(A) and log(1 - A) a saturated loss may
-be off before it is a wrong loss rather than an imprecise one."""
 
 
 SATURATED_ROW = "not finite where the sigmoid saturates (a warning)"

@@ -22,14 +22,10 @@ import numpy as np
 
 from ..boundary.guard import Guarded, ImplementationFailed, guard
 from ..inputs.problems import Problem
+from ..tolerances import SAME
 from .conventions import COST_SCALE_RTOL, SEED, CostScale, detect, measure
 from .diagnosis import relative_error
 from .precision import judged_at, tolerances, unit_roundoff
-
-SAME = 1e-12
-"""Relative error under which two float64 gradients of the same problem count as equal:
-the metamorphic relations reorder sums, which costs a few ulps, never 1e-12. An
-implementation in float32 or float16 gets ``precision.TOLERANCES[...].same`` instead."""
 
 
 @dataclass

@@ -29,10 +29,7 @@ from typing import Any
 
 import numpy as np
 
-COST_SCALE_RTOL = 1e-9
-"""How closely the implementation's loss must equal c J_data + s P for the convention to be
-named: both are float64 evaluations of the same terms, summed differently (an
-implementation judged in float32 or float16 gets 64 of its own eps instead)."""
+from ..tolerances import COST_SCALE_RTOL
 
 TINY = float(np.finfo(np.float64).tiny)
 

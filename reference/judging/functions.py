@@ -42,14 +42,13 @@ from ..boundary.functions import GuardedFunction
 from ..boundary.guard import ImplementationFailed
 from ..oracles import function_fd
 from ..oracles.finite_diff import EXCLUDED
+from ..tolerances import DETERMINISM_RTOL, FD_ROUNDING, SUM_ROUNDING, VALUE_RTOL
+from ..tolerances import FUNCTION_FD_SAFETY as FD_SAFETY
+from ..tolerances import FUNCTION_JAX_BOUND as JAX_BOUND
+from ..tolerances import SUBGRADIENT_SAFETY as KINK_SAFETY
 from . import diagnosis
 from .checker import _jsonable, _num
 
-JAX_BOUND = 1e-9
-"""The hand-written gradient against JAX's, norm-wise relative. Both are float64; the
-network check derives its JAX bound from a rounding analysis of the formulas, which a user's
-function does not come with, so this is a fixed bound, a thousand times tighter than the
-finite differences' floor and far above float64 rounding of a well-conditioned gradient."""
 UPSTREAM_STREAM = 0x6A7C
 """The default upstream gradient is drawn from ``default_rng([UPSTREAM_STREAM, seed])``, a
 stream of its own: with ``default_rng(seed)`` it would equal the caller's first array whenever
@@ -59,8 +58,6 @@ UPSTREAM_HINT = (
     "copy it first, dx = dout.copy()"
 )
 """Appended to the finding of a backward pass that writes into the upstream gradient."""
-VALUE_RTOL = 1e-10
-"""``f`` and ``jax_f`` at the given point, relative: the same formula in float64."""
 
 
 @dataclass
@@ -637,22 +634,6 @@ def _together_diagnosis(
     )
 
 
-KINK_SAFETY = 2.0
-"""How many error bounds a gradient at a kink may lie outside its one-sided slopes (as for
-the kinks themselves, :data:`reference.oracles.function_fd.KINK_SAFETY`)."""
-SUM_ROUNDING = 64 * float(np.finfo(np.float64).eps)
-"""The rounding of the gradient's own entries added up, relative to the sum of their sizes."""
-FD_SAFETY = 10.0
-"""How many times the finite differences' own error bound the norm-wise error may reach
-(:data:`reference.judging.checker.FD_SAFETY`)."""
-FD_ROUNDING = 64 * float(np.finfo(np.float64).eps)
-"""The finite-difference bound's only floor: the rounding of the gradient itself, relative
-(about 1.4e-14). There is no fixed 1e-6 here: the bound is ten times the differences' own
-error estimate (truncation, from D(h) against D(2h), and f's rounding, eps times the size of
-its terms, divided by the step), so a layer whose differences are good to 1e-11 is held to
-about 1e-10, and a 1e-6 mistake (layernorm's epsilon left out of the std) shows."""
-
-
 def _bound_fd(err: np.ndarray, denom: float) -> float:
     """The norm-wise bound from the entries' error bounds: FD_SAFETY ||err|| / denom."""
     if denom == 0.0:
@@ -776,11 +757,6 @@ def _called_by_lambda(fn: Any) -> str | None:
         if callable(value) and not isinstance(value, type):
             return name
     return None
-
-
-DETERMINISM_RTOL = 1e-12
-"""``f`` called twice at the given point: the two results may differ by this much, relative
-(the same float64 operations repeated; a random draw differs by far more)."""
 
 
 def _same_twice(f_g: GuardedFunction, first: Any, second: Any, what: str) -> None:

@@ -35,6 +35,7 @@ import numpy as np
 from ..boundary.guard import ImplementationFailed, guard
 from ..formulas import numpy_twins
 from ..oracles import numpy_model
+from ..tolerances import BATCH_RTOL, RATIO_RTOL
 from . import diagnosis
 from .conventions import measure
 from .functions import FunctionReport, check_function, check_vjp
@@ -51,13 +52,8 @@ VERDICTS = {
 }
 """What each :attr:`LayerView.verdict` means ({where}: the step, filled in per view)."""
 
-BATCH_RTOL = 1e-9
-"""A batch's gradients against the mean of its samples' (the same float64 sums, reordered)."""
 MAX_SAMPLES = 16
 """How many samples :func:`layer_view` tries, by default, for one where a step fails."""
-RATIO_RTOL = 1e-6
-"""How closely dZ^l / ((W^{l+1})^T dZ^{l+1}) must agree at the two weights for the chaining
-to count as right (both are float64 quotients of the implementation's own numbers)."""
 
 
 @dataclass

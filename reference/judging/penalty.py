@@ -13,13 +13,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..tolerances import PENALTY_ROUNDING, PROPORTION_RTOL
+
 if TYPE_CHECKING:
     from ..oracles.jax_model import JaxResult
-
-PENALTY_ROUNDING = 4.0
-"""How many roundings of each term the penalty's gradient may carry: (lambda/m) W^l takes a
-division and a product, and adding it to dZ^l (A^(l-1))^T one sum, each off by eps of its
-result; 4 leaves one to spare."""
 
 
 def with_penalty_rounding(
@@ -42,11 +39,6 @@ def with_penalty_rounding(
     count = sum(np.size(W) for W, _ in params)
     loss_rounding = ref.loss_rounding + (count + 2) * eps * l2 / (2 * m) * squares
     return ref._replace(rounding=rounding, loss_rounding=loss_rounding)
-
-
-PROPORTION_RTOL = 1e-6
-"""How closely the gradients' error must be a multiple of the parameters (relative to the
-error's norm) for :func:`penalty_blame` to name the penalty."""
 
 
 def penalty_blame(checks, grads, ref: JaxResult | None, params, l2: float, m: int):

@@ -45,49 +45,16 @@ rounding never reads as "the forward pass or the cost".
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..boundary.guard import PRECISIONS, Guarded, lowest_precision
 from ..oracles import numpy_model
+from ..tolerances import LOSS_SAFETY, TOLERANCES, Tolerances
 
 if TYPE_CHECKING:
     from ..oracles.jax_model import JaxResult
-
-
-@dataclass(frozen=True)
-class Tolerances:
-    """What a correct implementation at one precision may differ by, beyond the rounding
-    analysis' per-problem bounds."""
-
-    jax_floor: float
-    """The gradient bound's floor, norm-wise relative (``checker.JAX_FLOOR`` in float64)."""
-    same: float
-    """Two results that a metamorphic relation makes equal (a batch and the mean of its
-    samples, a duplicated batch, permuted units), norm-wise relative (``checks.SAME``)."""
-    saturation: float
-    """The saturated sigmoid + bce loss and gradients against JAX's, relative."""
-
-
-TOLERANCES: dict[str, Tolerances] = {
-    # float64: the values the checker and the checks have always used.
-    "float64": Tolerances(jax_floor=1e-10, same=1e-12, saturation=1e-10),
-    # float32, eps = 1.19e-7: the floor at ~100 eps leaves the per-problem rounding bound in
-    # charge (correct code measures up to ~2e-7 on the property tests' networks); the
-    # metamorphic relations reorder sums of m terms whose parts may cancel: 1e-4 is ~800
-    # eps, a missing or doubled 1/m is off by 1/3 or more.
-    "float32": Tolerances(jax_floor=1e-5, same=1e-4, saturation=1e-5),
-    # float16, eps = 9.8e-4: ten eps for the floor; a factor 2 (relative error 1/3) and a
-    # missing 1/m stay far outside.
-    "float16": Tolerances(jax_floor=1e-2, same=3e-2, saturation=1e-2),
-}
-"""Per precision, keyed like ``scope.DTYPES``."""
-
-LOSS_SAFETY = 4.0
-"""Times the loss's first-order rounding bound a correct implementation may differ by (two
-correct evaluations differ by up to twice it; twice again for the first-order bound)."""
 
 
 def unit_roundoff(dtype: str) -> float:

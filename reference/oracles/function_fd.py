@@ -37,15 +37,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..tolerances import CLEAN_SIDE
+from ..tolerances import FD_KINK_SAFETY as KINK_SAFETY
 from .finite_diff import BACKWARD, CENTRAL, EPS, EXCLUDED, FACTORS, FORWARD, combine, steps
 
-KINK_SAFETY = 2.0
-"""Two estimates disagree (a kink between them) when they differ by more than this many times
-the sum of their error bounds. The bounds already cover a smooth function's truncation and
-rounding; the factor keeps higher-order terms from reading as a kink."""
-CLEAN_SIDE = 8.0
-"""Next to a kink, a side whose third difference is this many times smaller than the other
-side's (or within rounding) is clean: its steps stayed on one side of the kink."""
 BATCH_ELEMENTS = 1 << 20
 """How many array elements one batched call may hold (8 MiB of float64 per argument)."""
 

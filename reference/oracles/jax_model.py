@@ -40,12 +40,8 @@ from ..formulas.jax_twins import (
 )
 from ..formulas.numpy_twins import NUMPY_ACTIVATIONS, MissingTwinError
 from ..registry import on_change
+from ..tolerances import JAX_KINK_SAFETY as KINK_SAFETY
 from .jax_x64 import enable_x64
-
-KINK_SAFETY = 4.0
-"""A pre-activation within this many times its rounding bound of a kink may lie on either
-side of it in a correct implementation (two float64 evaluations of Z differ by up to twice
-the bound; twice that again for the bound's first-order approximation)."""
 
 
 def _elementwise(name: str) -> bool:

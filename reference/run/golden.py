@@ -16,18 +16,10 @@ from ..inputs.scope import (
     Scope,
 )
 from ..judging import checks
+from ..tolerances import GOLDEN_EPS_FACTOR, GOLDEN_RTOL
 from .jobs import as_arrays, gradients_of
 from .runner import Runner
 from .session import UsageError
-
-GOLDEN_RTOL = 1e-10
-"""The drift ``--golden compare`` allows per array in float64 unless ``--golden-rtol`` says
-otherwise: float64 gradients recomputed by the same code agree to rounding."""
-
-GOLDEN_EPS_FACTOR = 2.0**10
-"""Below float64, the default drift is this many units of the gradients' own roundoff
-(:func:`golden_rtol`): a float32 network's gradients are off the float64 ones by tens of
-its eps (3.8e-6, 32 eps, on the default float32 file), and a regression by far more."""
 
 GOLDEN_DEPTHS = (1, 4)
 """The depths the golden networks cycle through, every one of them (in the scope)."""
