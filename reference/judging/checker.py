@@ -250,15 +250,9 @@ def check_gradients(
     asked = precision.requested(guarded, precision.check_dtype(dtype))
     if asked is not None:  # the oracles judge the values the implementation is given
         params, X, Y = precision.representable(params, X, Y, asked)
-    network = {
-        "sizes": [params[0][0].shape[1]] + [W.shape[0] for W, _ in params],
-        "activations": acts,
-        "cost": cost,
-        "m": X.shape[1],
-    }
-    if l2:
-        network["l2"] = l2
+    network = _network(params, X, acts, cost, l2)
     seen = len(guarded.impurities), len(guarded.inconsistencies)
+    # 1. measure: the implementation's numbers, then the references
     try:
         grads, impl_loss, seen_in, wrong = _implementation_numbers(
             guarded, params, X, Y, acts, cost, l2
@@ -270,10 +264,77 @@ def check_gradients(
         if failed.finding.kind == "structure" and failed.finding.member == "gradients":
             report.loss = _loss_alone(guarded, params, X, Y, acts, cost, l2)
         return report
-    conventions: list[str] = []
+    scale = _judged_at_its_scale(refs, impl_loss, params, X, Y, cost, judged, l2)
+    # 2. compare: every array, and the loss
+    checks = [
+        _compare(l, k, grads[l - 1][k], refs, X.shape[1])
+        for l in range(1, len(params) + 1)
+        for k in (0, 1)
+    ]
+    if wrong is not None:  # an array of the wrong shape fails with its own message
+        _fail_wrong_shapes(checks, wrong)
+    loss_info, loss_ok = _compare_loss(impl_loss, refs.jax, refs.loss_rounding)
+    warnings: list[str] = []
+    if cost == "bce" and acts[-1] == "sigmoid" and refs.jax is not None:
+        loss_ok = _saturation(impl_loss, loss_info, loss_ok, checks, params, X, Y, acts, warnings)
+    findings = [i.describe() for i in guarded.impurities[seen[0] :]] + [
+        i.describe() for i in guarded.inconsistencies[seen[1] :]
+    ]
+    # 3. decide and word it, from those facts alone
+    facts = _Facts(checks, grads, refs, params, X.shape[1], acts, l2, impl_loss, loss_info,
+                   loss_ok, warnings, scale, findings, wrong)  # fmt: skip
+    verdict = _verdict(facts)
+    view = None
+    if layer_view and verdict.attribution == "backward":
+        from .layer_view import view_summary
+
+        view = view_summary(
+            guarded, params, X, Y, activations=acts, cost=cost, precision=judged, l2=l2
+        )
+    return Report(
+        ok=verdict.ok,
+        attribution=verdict.attribution,
+        layers=checks,
+        loss=loss_info,
+        kinks_excluded=sum(c.kinks_excluded for c in checks),
+        summary=verdict.summary,
+        network=network,
+        impl=guarded.name,
+        blame=verdict.blame,
+        factor=verdict.factor,
+        fd_source=refs.fd_source,
+        notes=refs.notes,
+        findings=findings,
+        kinks_judged=refs.jax.kinks if refs.jax is not None else 0,
+        conventions=[verdict.convention] if verdict.convention else [],
+        warnings=warnings,
+        layout=guarded.layout,
+        precision=judged,
+        layer_view=view,
+        finding=verdict.finding,
+    )
+
+
+def _network(params, X, acts: list[str], cost: str, l2: float) -> dict[str, Any]:
+    """The network as a report describes it: sizes, activations, cost, m (and l2)."""
+    network: dict[str, Any] = {
+        "sizes": [params[0][0].shape[1]] + [W.shape[0] for W, _ in params],
+        "activations": acts,
+        "cost": cost,
+        "m": X.shape[1],
+    }
+    if l2:
+        network["l2"] = l2
+    return network
+
+
+def _judged_at_its_scale(refs, impl_loss, params, X, Y, cost, judged, l2) -> Any:
+    """The cost's convention the implementation's loss shows (the seed's cost times a
+    constant, :mod:`.conventions`), or None; the references are scaled to it, so that the
+    gradients are judged as the derivative of that loss."""
     rtol = max(COST_SCALE_RTOL, 64 * float(np.finfo(judged).eps))
     scale = _cost_scale(impl_loss, refs.jax, params, X.shape[1], Y.shape[0], cost, rtol, l2)
-    if scale is not None:  # the seed's cost times a constant: judged as that, and named
+    if scale is not None:
         refs.loss_rounding = scale.largest * refs.loss_rounding
         penalty = numpy_model.penalty(params, l2, X.shape[1])
         refs.jax = refs.jax._replace(
@@ -281,91 +342,97 @@ def check_gradients(
             grads=scale.of_seed(refs.jax.grads, params, X.shape[1]),
             rounding=[(scale.largest * rW, scale.largest * rb) for rW, rb in refs.jax.rounding],
         )
-        conventions.append(
-            f"{scale.describe()}: the gradients are judged against the same multiple of the "
-            "reference"
-        )
-    n_L = params[-1][0].shape[0]  # a factor every gradient shares may be a 1/n_L (_blame)
-    checks = [
-        _compare(l, k, grads[l - 1][k], refs, X.shape[1])
-        for l in range(1, len(params) + 1)
-        for k in (0, 1)
-    ]
-    if wrong is not None:  # an array of the wrong shape fails with its own message
-        for check in checks:
-            message = wrong.wrong.get((check.layer, check.param))
-            if message is not None:
-                check.ok, check.fd_ok, check.jax_ok = False, False, False
-                check.error_fd = check.error_jax = None
-                check.worst, check.diagnosis = None, message
-    loss_info, loss_ok = _compare_loss(impl_loss, refs.jax, refs.loss_rounding)
-    warnings: list[str] = []
-    if cost == "bce" and acts[-1] == "sigmoid" and refs.jax is not None:
-        loss_ok = _saturation(impl_loss, loss_info, loss_ok, checks, params, X, Y, acts, warnings)
-    attribution = _attribute(checks, loss_ok)
-    blame, summary = _blame(checks, grads, refs.jax, len(params), X.shape[1], loss_ok, loss_info,
+    return scale
+
+
+def _fail_wrong_shapes(checks: list[ParamCheck], wrong: PartlyWrongShapes) -> None:
+    for check in checks:
+        message = wrong.wrong.get((check.layer, check.param))
+        if message is not None:
+            check.ok, check.fd_ok, check.jax_ok = False, False, False
+            check.error_fd = check.error_jax = None
+            check.worst, check.diagnosis = None, message
+
+
+@dataclass
+class _Facts:
+    """What was measured on one problem: everything the verdict is chosen from."""
+
+    checks: list[ParamCheck]
+    grads: list[tuple[np.ndarray, np.ndarray]]
+    refs: _References
+    params: Sequence[tuple[np.ndarray, np.ndarray]]
+    m: int
+    acts: list[str]
+    l2: float
+    impl_loss: float
+    loss_info: dict[str, Any]
+    loss_ok: bool
+    warnings: list[str]
+    scale: Any
+    findings: list[str]
+    wrong: PartlyWrongShapes | None
+
+
+@dataclass
+class _Verdict:
+    ok: bool
+    attribution: str
+    summary: str
+    blame: dict[str, Any] | None
+    factor: float | None
+    finding: dict[str, Any] | None
+    convention: str
+
+
+def _verdict(f: _Facts) -> _Verdict:
+    """The report's verdict, attribution and summary, chosen in one place from the measured
+    facts: the arrays' comparisons give the attribution (:func:`_attribute`) and the blame
+    (:func:`_blame`, or the L2 penalty's, :func:`penalty_blame`); what the loss, a cost
+    convention, a saturation warning, an impurity or a wrong shape add is said here."""
+    n_L = f.params[-1][0].shape[0]  # a factor every gradient shares may be a 1/n_L (_blame)
+    jax = f.refs.jax
+    arrays_ok = all(c.ok for c in f.checks)
+    attribution = _attribute(f.checks, f.loss_ok)
+    blame, summary = _blame(f.checks, f.grads, jax, len(f.params), f.m, f.loss_ok, f.loss_info,
                             n_L)  # fmt: skip
-    factor = _every_factor(checks, grads, refs.jax, X.shape[1], n_L)
-    named = penalty_blame(checks, grads, refs.jax, params, l2, X.shape[1]) if loss_ok else None
+    factor = _every_factor(f.checks, f.grads, jax, f.m, n_L)
+    named = penalty_blame(f.checks, f.grads, jax, f.params, f.l2, f.m) if f.loss_ok else None
     if named is not None:  # a mistake in the L2 penalty's gradient (penalty.py)
         blame, summary = named
-    summary += _not_elementwise_hint(summary, acts[-1], params[-1][0].shape[0])
-    if attribution == "none" and warnings:  # passed, but not clean: say what was let through
-        excused = [c for c in checks if c.diagnosis == SATURATED_ROW]
+    summary += _not_elementwise_hint(summary, f.acts[-1], n_L)
+    if attribution == "none" and f.warnings:  # passed, but not clean: say what was let through
+        excused = any(c.diagnosis == SATURATED_ROW for c in f.checks)
         summary = (
             "the gradients and the loss agree wherever they are finite"
             if excused
             else "all gradients agree, and the loss within its rounding where the sigmoid saturates"
         ) + " (see the warning)"
-    if attribution in ("forward", "forward+backward") and "jax" in loss_info:
+    if attribution in ("forward", "forward+backward") and "jax" in f.loss_info:
         summary = (
-            f"the loss differs from the formulas ({impl_loss:.10g} vs JAX's "
-            f"{loss_info['jax']:.10g}) and so do the gradients: {summary}"
+            f"the loss differs from the formulas ({f.impl_loss:.10g} vs JAX's "
+            f"{f.loss_info['jax']:.10g}) and so do the gradients: {summary}"
         )
-    if scale is not None and not all(c.ok for c in checks):
-        summary += f" ({scale.describe()}, and the gradients must be the derivative of that loss)"
-    findings = [i.describe() for i in guarded.impurities[seen[0] :]] + [
-        i.describe() for i in guarded.inconsistencies[seen[1] :]
-    ]
-    ok = loss_ok and all(c.ok for c in checks) and not findings
-    if findings and attribution == "none":
-        attribution, summary = "boundary", "; ".join(findings)
+    convention = ""
+    if f.scale is not None:  # the seed's cost times a constant: judged as that, and named
+        convention = (
+            f"{f.scale.describe()}: the gradients are judged against the same multiple of the "
+            "reference"
+        )
+        if not arrays_ok:
+            summary += f" ({f.scale.describe()}, and the gradients must be the derivative of "
+            summary += "that loss)"
+    ok = f.loss_ok and arrays_ok and not f.findings
+    if f.findings and attribution == "none":
+        attribution, summary = "boundary", "; ".join(f.findings)
     finding = None
-    if wrong is not None:  # a structure failure, with the right arrays and the loss judged
-        ok, attribution, finding = False, "structure", wrong.finding.to_dict()
-        others = [c for c in checks if (c.layer, c.param) not in wrong.wrong]
-        summary = f"{wrong.finding.describe()}; " + (
+    if f.wrong is not None:  # a structure failure, with the right arrays and the loss judged
+        ok, attribution, finding = False, "structure", f.wrong.finding.to_dict()
+        others = [c for c in f.checks if (c.layer, c.param) not in f.wrong.wrong]
+        summary = f"{f.wrong.finding.describe()}; " + (
             "the other arrays agree" if all(c.ok for c in others) else f"and {summary}"
         )
-    view = None
-    if layer_view and attribution == "backward":
-        from .layer_view import view_summary
-
-        view = view_summary(
-            guarded, params, X, Y, activations=acts, cost=cost, precision=judged, l2=l2
-        )
-    return Report(
-        ok=ok,
-        attribution=attribution,
-        layers=checks,
-        loss=loss_info,
-        kinks_excluded=sum(c.kinks_excluded for c in checks),
-        summary=summary,
-        network=network,
-        impl=guarded.name,
-        blame=blame,
-        factor=factor,
-        fd_source=refs.fd_source,
-        notes=refs.notes,
-        findings=findings,
-        kinks_judged=refs.jax.kinks if refs.jax is not None else 0,
-        conventions=conventions,
-        warnings=warnings,
-        layout=guarded.layout,
-        precision=judged,
-        layer_view=view,
-        finding=finding,
-    )
+    return _Verdict(ok, attribution, summary, blame, factor, finding, convention)
 
 
 def _implementation_numbers(
