@@ -32,7 +32,7 @@ _WHERE = {
     "grade": ".grading.grade",
     "load_impl": ".boundary.loading",
     "seed_problem": ".inputs.problems",
-    "Report": ".judging.checker",
+    "Report": ".judging.records",
     "check_gradients": ".judging.checker",
     "FunctionReport": ".judging.functions",
     "check_function": ".judging.functions",
@@ -85,8 +85,9 @@ if TYPE_CHECKING:
     from .boundary.loading import load_impl
     from .grading.grade import grade
     from .inputs.problems import seed_problem
-    from .judging.checker import Report, check_gradients
+    from .judging.checker import check_gradients
     from .judging.checks import run_all
     from .judging.functions import FunctionReport, check_function, check_vjp
     from .judging.layer_view import layer_view
+    from .judging.records import Report
     from .registry import register_activation, register_cost, unregister_activation, unregister_cost

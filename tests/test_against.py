@@ -14,7 +14,7 @@ from reference.boundary.guard import guard
 from reference.bugs import CATALOG
 from reference.bugs.detect import _expected_blame, detection_problems
 from reference.frontends import cli
-from reference.judging.checker import ParamCheck
+from reference.judging.records import ParamCheck
 from reference.run.against import compare_network, numbers_of, row_tolerance
 
 # One network, the seed's tanh/tanh/sigmoid with its bce, keeps a run to a second or two.

@@ -15,8 +15,8 @@ from reference.boundary.loading import ImplementationError
 from reference.bugs.base import Correct
 from reference.inputs.problems import Problem, seed_problem, with_relu_margin
 from reference.inputs.strategies import architectures, problems
-from reference.judging.checker import ATTRIBUTIONS
 from reference.judging.outcome import Outcome
+from reference.judging.records import ATTRIBUTIONS
 
 
 def tampered(change, loss=None):
@@ -264,7 +264,7 @@ def test_to_dict_has_every_field_and_is_strict_json():
     from dataclasses import fields
 
     from reference import Report
-    from reference.judging.checker import ParamCheck
+    from reference.judging.records import ParamCheck
 
     odd = [np.float64(np.nan), np.inf, -np.inf, np.float32(-np.inf), np.float64(0.25)]
     rows = [ParamCheck(1, "W", (3, 2), error_fd=v, bound_fd=2.0) for v in odd]
@@ -436,7 +436,7 @@ def test_a_cut_short_check_says_what_happened(kind, exception, message, hinted, 
     """A shape error raised by NumPy gets the hint a student needs; nothing else does, and
     each kind of failure has its own attribution."""
     from reference.boundary.guard import Finding
-    from reference.judging.checker import failed_report
+    from reference.judging.records import failed_report
 
     found = Finding(kind, "gradients", message, "seed 2-3-2-1", exception)
     report = failed_report(found, {"sizes": [2, 3, 2, 1]}, "impl")

@@ -30,7 +30,8 @@ from reference.grading.rubric import (
     parse_rubric,
 )
 from reference.judging import checks
-from reference.judging.checker import ATTRIBUTIONS, check_gradients
+from reference.judging.checker import check_gradients
+from reference.judging.records import ATTRIBUTIONS
 from tests import students
 
 SECRET = 918_273_645_501

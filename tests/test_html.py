@@ -18,7 +18,7 @@ import reference.boundary.guard
 from reference.bugs import CATALOG
 from reference.frontends import cli
 from reference.judging import checks
-from reference.judging.checker import failed_report
+from reference.judging.records import failed_report
 from reference.report import html
 
 PROBLEM = reference.seed_problem()

@@ -19,7 +19,7 @@ from reference.boundary.guard import Finding
 from reference.frontends import cli
 from reference.inputs import networks as default_networks
 from reference.inputs.scope import Scope
-from reference.judging.checker import Report, failed_report
+from reference.judging.records import Report, failed_report
 from reference.report import junit
 from reference.report import text as text_report
 from reference.run import scaling, streaming

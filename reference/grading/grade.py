@@ -54,8 +54,8 @@ from ..boundary.policy import Policy, scan
 from ..inputs.problems import Problem
 from ..inputs.scope import Scope, random_problem_in
 from ..judging import checks
-from ..judging.checker import ATTRIBUTIONS, Report, failed_report
 from ..judging.outcome import Outcome
+from ..judging.records import ATTRIBUTIONS, Report, failed_report
 from ..run.jobs import check_network
 from ..run.runner import InProcess, Runner, WithDtype
 from . import families

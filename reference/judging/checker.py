@@ -28,15 +28,14 @@ failing, with the exception or the shapes; the checker itself does not crash.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..boundary.guard import Finding, Guarded, ImplementationFailed, PartlyWrongShapes, guard
-from ..boundary.layouts import adapt_declared, describe_param
+from ..boundary.guard import Guarded, ImplementationFailed, PartlyWrongShapes, guard
+from ..boundary.layouts import adapt_declared
 from ..formulas.numpy_twins import MissingTwinError
 from ..inputs.validate import validate_l2, validate_problem
 from ..oracles import finite_diff, numpy_model
@@ -44,140 +43,15 @@ from ..tolerances import FD_FLOOR, FD_SAFETY, JAX_FLOOR, JAX_SAFETY, LOSS_RTOL
 from ..tolerances import LOG_A_SAFETY as _LOG_A_SAFETY
 from . import diagnosis, precision
 from .conventions import COST_SCALE_RTOL, CostScale, detect
-from .penalty import penalty_blame, with_penalty_rounding
+from .penalty import with_penalty_rounding
+from .records import ParamCheck, Report, failed_report
+from .verdict import SATURATED_ROW, _Facts, _verdict
 
 if TYPE_CHECKING:  # the JAX model (and JAX) are imported by the first check, not with this module
     from ..oracles.jax_model import JaxResult
 
 EPS = float(np.finfo(np.float64).eps)
 TINY = float(np.finfo(np.float64).tiny)
-
-
-ATTRIBUTIONS = {
-    "none": "the gradients and the loss agree with both references",
-    "backward": "the backward pass: finite differences and JAX agree, the implementation differs",
-    "forward": "the forward pass or the cost: the loss differs from the formulas, "
-    "and the gradients follow the implementation's own loss",
-    "forward+backward": "the forward pass or the cost, and the backward pass: the loss differs "
-    "from the formulas and the gradients do not follow it either",
-    "loss": "the loss alone: it differs from the formulas while the gradients are right",
-    "check": "the check itself (a kink or precision problem): the implementation agrees with JAX "
-    "but not with finite differences; not a bug in the implementation",
-    "jax": "JAX alone: the gradients agree with finite differences of the implementation's own "
-    "loss (within their coarser bound), not with JAX's, while the loss agrees here: a forward "
-    "pass that leaves the formulas only away from this point (an unused parameter), a "
-    "backward mistake too small for finite differences, or a precision problem in the check",
-    "boundary": "the numbers agree, but the implementation changed its arguments in place or "
-    "returned different results for the same inputs",
-    "unsupported": "the implementation does not support this network (NotImplementedError): "
-    "not a failure; declare its scope so that such networks are not drawn",
-    "crash": "the implementation raised an exception, ended its process or did not return",
-    "structure": "the implementation returned the wrong structure or shapes",
-}
-"""What each value of ``Report.attribution`` means."""
-
-
-@dataclass
-class ParamCheck:
-    """One layer's W or b: errors, bounds, worst entry, verdict, diagnosis."""
-
-    layer: int
-    param: str
-    shape: tuple[int, ...]
-    error_fd: float | None = None
-    bound_fd: float | None = None
-    error_jax: float | None = None
-    bound_jax: float | None = None
-    ok: bool = False
-    diagnosis: str = ""
-    worst: dict[str, Any] | None = None
-    kinks_excluded: int = 0
-    fd_ok: bool | None = None
-    jax_ok: bool | None = None
-
-
-@dataclass
-class Report:
-    """The checker's verdict on one network (see the module docstring).
-
-    ``to_dict()`` gives the JSON-serializable form; ``render()`` the terminal form.
-    """
-
-    ok: bool
-    attribution: str
-    layers: list[ParamCheck]
-    loss: dict[str, Any]
-    kinks_excluded: int
-    summary: str
-    network: dict[str, Any]
-    impl: str
-    blame: dict[str, Any] | None = None
-    fd_source: str = ""
-    error: str | None = None
-    notes: list[str] = field(default_factory=list)
-    findings: list[str] = field(default_factory=list)
-    """What the boundary saw during the check: arguments changed in place, results that
-    changed between calls with the same inputs. Any of them fails the report."""
-    finding: dict[str, Any] | None = None
-    """Where a crashed or malformed call failed (:class:`~reference.boundary.guard.Finding`)."""
-    warnings: list[str] = field(default_factory=list)
-    """Numerical weaknesses the check allowed for (a cross-entropy that loses precision, or
-    turns NaN, where the sigmoid saturates); not failures, except under ``--strict``."""
-    conventions: list[str] = field(default_factory=list)
-    """Deliberate differences from the seed the check allowed for (a cost scaled by a
-    constant: summed over samples, without the 1/2, averaged over outputs); not failures,
-    except under ``--strict``."""
-    kinks_judged: int = 0
-    """Pre-activation entries within rounding of a kink, where JAX's derivative is the
-    subgradient nearest the implementation's (``jax_model.fit_kinks``)."""
-    layout: str = "columns"
-    """The layout the implementation is written in; the table names its parameters and
-    shapes as that layout has them (``reference/boundary/layouts.py``)."""
-    precision: str = "float64"
-    """The precision the implementation was judged at (:mod:`reference.judging.precision`)."""
-    factor: dict[str, Any] | None = None
-    """Where every gradient is off by one constant factor: its ``value`` and the batch size
-    ``m`` and output count ``outputs`` it was measured at, so that a run over several
-    networks can tell which of the causes it equals (m, n_L, 2...) follows it
-    (:func:`~reference.judging.diagnosis.across_networks`); None otherwise."""
-    layer_view: dict[str, Any] | None = None
-    """Where the backward pass goes wrong, step by step at one sample
-    (:func:`~reference.judging.layer_view.view_summary`): set only on a report that blames
-    the backward pass, when asked (``check_gradients(..., layer_view=True)``, and
-    ``backprop-check`` for the first network of each mistake); None otherwise."""
-
-    def failing(self) -> list[ParamCheck]:
-        return [p for p in self.layers if not p.ok]
-
-    def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
-
-    def render(self) -> str:
-        return render(self)
-
-    def __str__(self) -> str:
-        return render(self)
-
-    def _repr_html_(self) -> str:
-        """The report as an HTML table with the failing cells marked: what a notebook shows
-        (``reference/report/html.py``; the plain text stays :meth:`render`)."""
-        from ..report.html import report_html
-
-        return report_html(self)
-
-
-def _jsonable(value: Any) -> Any:
-    """``value`` in JSON's terms: tuples and arrays' scalars as lists and Python numbers, NaN
-    as null, infinities as the strings "inf" and "-inf" (strict JSON has neither)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None if np.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value
 
 
 # A norm-wise relative error is at most 1, so a bound of 1 passes anything: it is
@@ -354,87 +228,6 @@ def _fail_wrong_shapes(checks: list[ParamCheck], wrong: PartlyWrongShapes) -> No
             check.worst, check.diagnosis = None, message
 
 
-@dataclass
-class _Facts:
-    """What was measured on one problem: everything the verdict is chosen from."""
-
-    checks: list[ParamCheck]
-    grads: list[tuple[np.ndarray, np.ndarray]]
-    refs: _References
-    params: Sequence[tuple[np.ndarray, np.ndarray]]
-    m: int
-    acts: list[str]
-    l2: float
-    impl_loss: float
-    loss_info: dict[str, Any]
-    loss_ok: bool
-    warnings: list[str]
-    scale: Any
-    findings: list[str]
-    wrong: PartlyWrongShapes | None
-
-
-@dataclass
-class _Verdict:
-    ok: bool
-    attribution: str
-    summary: str
-    blame: dict[str, Any] | None
-    factor: float | None
-    finding: dict[str, Any] | None
-    convention: str
-
-
-def _verdict(f: _Facts) -> _Verdict:
-    """The report's verdict, attribution and summary, chosen in one place from the measured
-    facts: the arrays' comparisons give the attribution (:func:`_attribute`) and the blame
-    (:func:`_blame`, or the L2 penalty's, :func:`penalty_blame`); what the loss, a cost
-    convention, a saturation warning, an impurity or a wrong shape add is said here."""
-    n_L = f.params[-1][0].shape[0]  # a factor every gradient shares may be a 1/n_L (_blame)
-    jax = f.refs.jax
-    arrays_ok = all(c.ok for c in f.checks)
-    attribution = _attribute(f.checks, f.loss_ok)
-    blame, summary = _blame(f.checks, f.grads, jax, len(f.params), f.m, f.loss_ok, f.loss_info,
-                            n_L)  # fmt: skip
-    factor = _every_factor(f.checks, f.grads, jax, f.m, n_L)
-    named = penalty_blame(f.checks, f.grads, jax, f.params, f.l2, f.m) if f.loss_ok else None
-    if named is not None:  # a mistake in the L2 penalty's gradient (penalty.py)
-        blame, summary = named
-    summary += _not_elementwise_hint(summary, f.acts[-1], n_L)
-    if attribution == "none" and f.warnings:  # passed, but not clean: say what was let through
-        excused = any(c.diagnosis == SATURATED_ROW for c in f.checks)
-        summary = (
-            "the gradients and the loss agree wherever they are finite"
-            if excused
-            else "all gradients agree, and the loss within its rounding where the sigmoid saturates"
-        ) + " (see the warning)"
-    if attribution in ("forward", "forward+backward") and "jax" in f.loss_info:
-        summary = (
-            f"the loss differs from the formulas ({f.impl_loss:.10g} vs JAX's "
-            f"{f.loss_info['jax']:.10g}) and so do the gradients: {summary}"
-        )
-    convention = ""
-    if f.scale is not None:  # the seed's cost times a constant: judged as that, and named
-        convention = (
-            f"{f.scale.describe()}: the gradients are judged against the same multiple of the "
-            "reference"
-        )
-        if not arrays_ok:
-            summary += f" ({f.scale.describe()}, and the gradients must be the derivative of "
-            summary += "that loss)"
-    ok = f.loss_ok and arrays_ok and not f.findings
-    if f.findings and attribution == "none":
-        attribution, summary = "boundary", "; ".join(f.findings)
-    finding = None
-    if f.wrong is not None:  # a structure failure, with the right arrays and the loss judged
-        ok, attribution, finding = False, "structure", f.wrong.finding.to_dict()
-        others = [c for c in f.checks if (c.layer, c.param) not in f.wrong.wrong]
-        summary = f"{f.wrong.finding.describe()}; " + (
-            "the other arrays agree" if all(c.ok for c in others) else f"and {summary}"
-        )
-    return _Verdict(ok, attribution, summary, blame, factor, finding, convention)
-
-
 def _implementation_numbers(
     guarded: Guarded, params, X, Y, acts: list[str], cost: str, l2: float = 0.0
 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], float, str, PartlyWrongShapes | None]:
@@ -607,10 +400,6 @@ def _cost_scale(
     return None if found is None or found.is_seed else found
 
 
-SATURATED_ROW = "not finite where the sigmoid saturates (a warning)"
-"""The diagnosis of a gradient row passed with the saturation warning (:func:`_saturation`)."""
-
-
 def _saturation(impl_loss, loss_info, loss_ok, checks, params, X, Y, acts, warnings) -> bool:
     """Step 4b, for bce on a sigmoid output: what a cross-entropy taken as log(A) and
     log(1 - A) loses where the sigmoid saturates is a warning, not a wrong loss.
@@ -678,200 +467,3 @@ def _compare_loss(
     ok = bool(np.isfinite(impl_loss) and err <= bound)
     info.update({"jax": ref.loss, "error": err, "bound": bound, "ok": ok})
     return info, ok
-
-
-def _attribute(checks: list[ParamCheck], loss_ok: bool) -> str:
-    """Step 5: which part of the implementation is at fault (see the module docstring)."""
-    grads_ok = all(c.ok for c in checks)
-    fd_agrees = all(c.fd_ok is not False for c in checks)
-    if not loss_ok:
-        return "loss" if grads_ok else "forward" if fd_agrees else "forward+backward"
-    if not grads_ok:
-        return "backward" if _fd_confirms(checks) else "jax"
-    if not fd_agrees:
-        return "check"
-    return "none"
-
-
-def _fd_confirms(checks: list[ParamCheck]) -> bool:
-    """Whether finite differences back JAX's verdict on the failing arrays: one of them
-    fails against finite differences too, or none of them had finite differences to ask."""
-    failing = [c for c in checks if not c.ok]
-    return any(c.fd_ok is False for c in failing) or all(c.fd_ok is None for c in failing)
-
-
-def failed_report(finding: Finding, network: dict[str, Any], name: str) -> Report:
-    """The report of a check the implementation cut short: it raised, returned the wrong
-    structure, or its process ended or hung."""
-    summary = finding.describe()
-    if (
-        finding.kind == "raised"
-        and finding.exception == "ValueError"
-        and ("shape" in finding.message or "mismatch" in finding.message)
-    ):
-        summary += " (a shape error: check each matrix product; a missing transpose?)"
-    attribution = {"structure": "structure", "unsupported": "unsupported"}.get(
-        finding.kind, "crash"
-    )
-    return Report(
-        ok=False,
-        attribution=attribution,
-        layers=[],
-        loss={},
-        kinks_excluded=0,
-        summary=summary,
-        network=network,
-        impl=name,
-        error=summary,
-        finding=finding.to_dict(),
-    )
-
-
-def _not_elementwise_hint(summary: str, output: str, units: int) -> str:
-    """Where every gradient is off by 1/2 and the output activation is not elementwise with
-    two units (softmax over two classes), the usual cause: its derivative taken as the
-    diagonal a(1 - a) of its Jacobian, exactly half of the full product there (the two
-    columns of dJ/dA are opposite for mse against one-hot labels, and cce is fused)."""
-    from ..formulas.numpy_twins import NUMPY_ACTIVATIONS
-
-    twin = NUMPY_ACTIVATIONS.get(output)
-    if twin is None or twin.elementwise or units != 2:
-        return ""
-    # the factor is 1/2 however it is named ("1/2", "1/n_L = 1/2", ...)
-    if not re.match(r"every gradient is off by the same factor (?:[^:]*= )?1/2:", summary):
-        return ""
-    return (
-        f"; or {output}'s derivative taken elementwise: with two units, its Jacobian's "
-        "diagonal a(1 - a) gives exactly half of the full product"
-    )
-
-
-def _every_factor(checks, grads, ref, m: int, outputs: int) -> dict[str, Any] | None:
-    """The one constant factor every layer's gradients are off by, with the sizes it was
-    measured at (:attr:`Report.factor`); None where there is none."""
-    if ref is None or all(c.ok for c in checks):
-        return None
-    pairs = [
-        (a, j) for (ga, gb), (ja, jb) in zip(grads, ref.grads) for a, j in ((ga, ja), (gb, jb))
-    ]
-    c = diagnosis.common_factor(pairs)
-    return None if c is None else {"value": c, "m": m, "outputs": outputs}
-
-
-def _blame(
-    checks, grads, ref, L, m, loss_ok, loss_info, outputs: int | None = None
-) -> tuple[dict | None, str]:
-    """Which layer and parameter to look at first, and a one-line summary."""
-    failing = [c for c in checks if not c.ok]
-    if not failing:
-        if not loss_ok:
-            return {"layer": None, "param": "loss"}, (
-                f"the loss differs from the formula: {loss_info['impl']:.10g} vs JAX's "
-                f"{loss_info['jax']:.10g}"
-            )
-        return None, "all gradients and the loss agree"
-    layers = sorted({c.layer for c in failing})
-    top = layers[-1]
-    at_top = [c.param for c in failing if c.layer == top]
-    param = at_top[0] if len(at_top) == 1 else "delta"
-    blame = {"layer": top, "param": param}
-    k = diagnosis.locate(layers, L)
-    if ref is not None and len(layers) == L:
-        c = diagnosis.common_factor(
-            [
-                (a, j)
-                for (ga, gb), (ja, jb) in zip(grads, ref.grads)
-                for a, j in ((ga, ja), (gb, jb))
-            ]
-        )
-        if c is not None:
-            name = diagnosis.factor_name(c, m, outputs) or f"{c:.6g}"
-            hint = diagnosis.factor_hint(name)
-            blame = {"layer": L, "param": "delta"}
-            return blame, (
-                f"every gradient is off by the same factor {name}: look at the cost derivative "
-                f"or the output delta dZ^{L}" + (f" ({hint})" if hint else "")
-            )
-    if len(failing) == 1:
-        c = failing[0]
-        return blame, f"only layer {c.layer}'s d{c.param} is wrong: {c.diagnosis}"
-    if ref is not None:
-        index = {(c.layer, c.param): k for k, c in enumerate(checks)}
-        pairs = [
-            (
-                grads[c.layer - 1][index[(c.layer, c.param)] % 2],
-                ref.grads[c.layer - 1][index[(c.layer, c.param)] % 2],
-            )
-            for c in failing
-        ]
-        c = diagnosis.common_factor(pairs)
-        if c is not None:
-            name = diagnosis.factor_name(c, m) or f"{c:.6g}"
-            which = ", ".join(f"d{f.param}^{f.layer}" for f in failing)
-            return blame, f"{which} are all off by the same factor {name}; the rest agree"
-    if k is not None and k > 0:
-        return blame, (
-            f"right at the output, wrong from layer {k} down: look at layer {k}'s delta "
-            f"dZ^{k} or its activation derivative g'_{k}"
-        )
-    if layers == list(range(1, L + 1)) and len(at_top) == 2:
-        return blame, (
-            f"wrong from the output down: look at the output delta dZ^{L} (the cost's "
-            f"derivative, or the output activation's derivative g'_{L})"
-        )
-    return blame, f"layers {', '.join(map(str, layers))} are wrong; the highest is layer {top}"
-
-
-def render(report: Report) -> str:
-    """The report as a table a person reads in a terminal."""
-    net = report.network
-    head = (
-        f"{report.impl}: {'-'.join(map(str, net['sizes']))} "
-        f"[{', '.join(net['activations'])}] {net['cost']}, m = {net['m']}"
-        + (f", l2 = {net['l2']:g}" if net.get("l2") else "")
-    ) + ("" if report.layout == "columns" else f", {report.layout} layout")
-    lines = [head]
-    if report.layers:
-        shapes = [describe_param(report.layout, c.layer, c.param, c.shape) for c in report.layers]
-        w = max(9, *map(len, shapes))
-        label = "shape" if report.layout == "columns" else "yours"
-        lines.append(
-            f"  {'layer':>5} {'param':>5} {label:>{w}} {'err FD':>9} {'bound':>8} "
-            f"{'err JAX':>9} {'bound':>8}  verdict  diagnosis"
-        )
-        for c, shape in zip(report.layers, shapes):
-            lines.append(
-                f"  {c.layer:>5} {c.param:>5} {shape:>{w}} "
-                f"{_num(c.error_fd):>9} {_num(c.bound_fd, 1):>8} {_num(c.error_jax):>9} "
-                f"{_num(c.bound_jax, 1):>8}  {'ok' if c.ok else 'FAIL':<7}  {c.diagnosis}"
-            )
-    loss = report.loss
-    if "jax" in loss:
-        lines.append(
-            f"  loss {loss['impl']:.12g} vs JAX {loss['jax']:.12g}: "
-            + ("ok" if loss["ok"] else "warning" if loss.get("warning") else "FAIL")
-        )
-    if report.kinks_excluded:
-        lines.append(
-            f"  {report.kinks_excluded} entries next to a relu kink excluded "
-            "from finite differences"
-        )
-    for note in report.notes:
-        lines.append(f"  note: {note}")
-    for warning in report.warnings:
-        lines.append(f"  warning: {warning}")
-    for convention in report.conventions:
-        lines.append(f"  convention: {convention}")
-    for finding in report.findings:
-        lines.append(f"  FAIL: {finding}")
-    verdict = "PASS" if report.ok else "FAIL"
-    lines.append(f"  {verdict}: {report.summary}")
-    if not report.ok or report.attribution == "check":
-        lines.append(f"  attribution: {ATTRIBUTIONS[report.attribution]}")
-    if report.layer_view is not None:
-        lines.extend(f"  {line}" for line in report.layer_view["lines"])
-    return "\n".join(lines)
-
-
-def _num(x: float | None, digits: int = 2) -> str:
-    return "-" if x is None else f"{x:.{digits}e}"

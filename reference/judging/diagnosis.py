@@ -71,7 +71,7 @@ def across_networks(factors: Sequence[dict]) -> str | None:
     other networks rule out: a factor 2 on a network with m = n_L = 2 fits the 1/m, the
     1/n_L and mse's 1/2 alike; a network with m = 3 and n_L = 1 where it is 3 leaves the 1/m.
 
-    ``factors``: one :attr:`reference.judging.checker.Report.factor` per failing network
+    ``factors``: one :attr:`reference.judging.records.Report.factor` per failing network
     whose gradients are all off by one constant (``value``, ``m``, ``outputs``). None for
     fewer than two networks, or when every network names the same causes (nothing ruled
     out)."""

@@ -47,7 +47,7 @@ from ..tolerances import FUNCTION_FD_SAFETY as FD_SAFETY
 from ..tolerances import FUNCTION_JAX_BOUND as JAX_BOUND
 from ..tolerances import SUBGRADIENT_SAFETY as KINK_SAFETY
 from . import diagnosis
-from .checker import _jsonable, _num
+from .records import _jsonable, _num
 
 UPSTREAM_STREAM = 0x6A7C
 """The default upstream gradient is drawn from ``default_rng([UPSTREAM_STREAM, seed])``, a

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..inputs.problems import Problem
-from .checker import Report
 from .checks import CheckResult
+from .records import Report
 
 
 @dataclass

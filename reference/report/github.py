@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..boundary.guard import KINDS, MEMBERS
-from ..judging.checker import ATTRIBUTIONS, Report
 from ..judging.outcome import Outcome
+from ..judging.records import ATTRIBUTIONS, Report
 from .provenance import relative_to
 from .terminal import terminal_text
 

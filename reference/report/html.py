@@ -1,6 +1,6 @@
 """The checker's reports as HTML: a notebook's rich display and ``backprop-check --html``.
 
-- :func:`report_html`: one :class:`~reference.judging.checker.Report` as an HTML fragment
+- :func:`report_html`: one :class:`~reference.judging.records.Report` as an HTML fragment
   (what ``Report._repr_html_`` returns, so a notebook shows the table): the per-layer table
   with the failing cells marked, the loss line, the notes, warnings, conventions and
   findings, the verdict with its summary and the attribution.
@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from ..boundary.layouts import describe_param
-from ..judging.checker import ATTRIBUTIONS, ParamCheck, Report
 from ..judging.outcome import Outcome
+from ..judging.records import ATTRIBUTIONS, ParamCheck, Report
 
 FAIL_CLASS = "bp-fail"
 """The class of every failing cell and line."""

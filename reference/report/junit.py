@@ -34,8 +34,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..judging.checker import ATTRIBUTIONS, Report
 from ..judging.outcome import Outcome
+from ..judging.records import ATTRIBUTIONS, Report
 
 SCHEMA = Path(__file__).with_name("junit.xsd")
 """The project's schema of the files written here (tests/test_ci_output.py validates them)."""

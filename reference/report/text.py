@@ -10,8 +10,8 @@ from typing import Any, TextIO
 from ..inputs.problems import Problem
 from ..inputs.scope import Scope, ScopeError
 from ..judging import checks, diagnosis
-from ..judging.checker import ATTRIBUTIONS, Report
 from ..judging.outcome import Outcome
+from ..judging.records import ATTRIBUTIONS, Report
 
 _LABELS = {"error": "FAIL", "warning": "WARN", "convention": "NOTE"}
 """How each severity of a failed check is marked in the terminal."""

@@ -36,8 +36,9 @@ from ..inputs.differences import KINDS, Difference, Differences
 from ..inputs.differences import from_pyproject as differences_from_pyproject
 from ..inputs.problems import Problem
 from ..judging import checks, diagnosis
-from ..judging.checker import FD_FLOOR, JAX_FLOOR, LOSS_RTOL, ParamCheck, Report
+from ..judging.checker import FD_FLOOR, JAX_FLOOR, LOSS_RTOL
 from ..judging.outcome import Outcome
+from ..judging.records import ParamCheck, Report
 from .runner import InProcess, Runner, WithDtype
 
 

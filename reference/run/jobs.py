@@ -16,7 +16,8 @@ import numpy as np
 from ..boundary.guard import Guarded, ImplementationFailed
 from ..inputs.problems import Problem
 from ..judging import checks
-from ..judging.checker import Report, check_gradients
+from ..judging.checker import check_gradients
+from ..judging.records import Report
 
 
 def check_network(

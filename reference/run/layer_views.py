@@ -18,9 +18,9 @@ from typing import Any
 from ..boundary.guard import Guarded
 from ..boundary.isolation import Failed
 from ..inputs.problems import Problem
-from ..judging.checker import Report
 from ..judging.layer_view import failed_view, view_summary
 from ..judging.outcome import Outcome
+from ..judging.records import Report
 from .runner import Runner
 
 MAX_VIEWS = 10

@@ -15,8 +15,8 @@ from ..boundary.isolation import Failed
 from ..inputs.problems import Problem
 from ..inputs.scope import Scope, ScopeError
 from ..judging import checks
-from ..judging.checker import Report, failed_report
 from ..judging.outcome import Outcome
+from ..judging.records import Report, failed_report
 from .jobs import (
     check_network,
     fixed_checks,

@@ -56,8 +56,8 @@ import numpy as np
 
 from ..inputs.problems import Problem, random_problem
 from ..inputs.scope import Scope, random_problem_in
-from ..judging.checker import ATTRIBUTIONS, Report
 from ..judging.outcome import Outcome
+from ..judging.records import ATTRIBUTIONS, Report
 from ..report import junit
 
 FULL_GROUPS = 50
@@ -164,7 +164,7 @@ _NONE: tuple[str, ...] = ()
 
 
 class BriefReport:
-    """What the run's summaries read of a :class:`~reference.judging.checker.Report`: the
+    """What the run's summaries read of a :class:`~reference.judging.records.Report`: the
     verdict, attribution, summary, warnings, conventions, the boundary's findings, the
     failing parameters' checks and the loss's verdict. :meth:`render` gives the summary,
     not the table (the table of each mistake's first network is kept in full)."""
