@@ -5,7 +5,7 @@ admitted hidden activation that saturates, whatever depth the scope asks for.
 A softmax output written without the max shift turns NaN at a logit of 1000 under mse as
 under cce; the check warns of it, with the shift as the way out, and passes the shifted one.
 Expectations come from the tables (``table_activations``, ``compatible_costs``) and from
-:func:`reference.judging.checks.saturates`, never from a list of names.
+:func:`reference.judging.fixed_checks.saturates`, never from a list of names.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ import pytest
 import backprop
 from reference.inputs.problems import compatible_costs, output_only, table_activations
 from reference.inputs.scope import Scope
-from reference.judging import checks
+from reference.judging import checks, fixed_checks
 
 
 def _tried(scope):
-    return {(c[3][-1], c[4]) for c in checks._saturation_cases(scope)}
+    return {(c[3][-1], c[4]) for c in fixed_checks._saturation_cases(scope)}
 
 
 def _hidden_tried(scope):
-    return {a for c in checks._saturation_cases(scope) for a in c[3][:-1]}
+    return {a for c in fixed_checks._saturation_cases(scope) for a in c[3][:-1]}
 
 
 @pytest.mark.parametrize("scope", [None, Scope()], ids=["everything", "the seed's names"])
@@ -35,17 +35,17 @@ def test_every_admitted_pair_that_saturates_is_tried(scope):
     want = {
         (out, cost)
         for out in admitted.output_choices(table_activations())
-        if checks.saturates(out)
+        if fixed_checks.saturates(out)
         for cost in admitted.cost_choices(out)
     }
     assert want and want <= _tried(scope)
     hidden = {a for a in admitted.hidden_choices(table_activations())
-              if checks.saturates(a) and not output_only(a)}  # fmt: skip
+              if fixed_checks.saturates(a) and not output_only(a)}  # fmt: skip
     assert hidden <= _hidden_tried(scope)
 
 
 def test_a_softmax_is_tried_under_every_cost_the_tables_allow_it():
-    softmax = [a for a in table_activations() if output_only(a) and checks.saturates(a)]
+    softmax = [a for a in table_activations() if output_only(a) and fixed_checks.saturates(a)]
     assert softmax
     for out in softmax:
         assert {(out, c) for c in compatible_costs(out)} <= _tried(None)
@@ -57,14 +57,14 @@ def test_a_scope_that_needs_hidden_layers_gets_them_of_its_own_activation(min_de
     on such networks instead of saying the scope has none."""
     scope = Scope(activations=frozenset({"relu"}), output_activations=frozenset({"softmax"}),
                   costs=frozenset({"cce"}), min_depth=min_depth)  # fmt: skip
-    cases = checks._saturation_cases(scope)
+    cases = fixed_checks._saturation_cases(scope)
     assert [(c[3], c[4]) for c in cases] == [(["relu"] * (min_depth - 1) + ["softmax"], "cce")]
     result = checks.saturation(backprop, scope)
     assert result.ok is True, result.message
 
 
 def test_every_network_reaches_a_logit_of_1000():
-    for params, X, _, acts, cost, outputs in checks._saturation_cases(None):
+    for params, X, _, acts, cost, outputs in fixed_checks._saturation_cases(None):
         from reference.oracles.numpy_model import build
 
         Z = build(params, X, np.zeros((outputs, X.shape[1])), acts, "mse").Z[-1]
@@ -81,7 +81,7 @@ def test_relu_identity_and_leaky_relu_do_not_saturate_and_the_bounded_ones_do():
         z = np.array([[1e3, -1e3], [-1e3, 1e3]])
         with np.errstate(all="ignore"):
             bounded = bool(np.all(np.abs(twin.fn(z)) <= 1.0))
-        assert checks.saturates(name) == bounded, name
+        assert fixed_checks.saturates(name) == bounded, name
 
 
 # --- a softmax output written for the test, with or without the max shift -----------------

@@ -56,6 +56,7 @@ from ..inputs.scope import Scope, random_problem_in
 from ..judging import checks
 from ..judging.outcome import Outcome
 from ..judging.records import ATTRIBUTIONS, Report, failed_report
+from ..judging.results import OUT_OF_SCOPE
 from ..run.jobs import check_network
 from ..run.runner import InProcess, Runner, WithDtype
 from . import families
@@ -473,7 +474,7 @@ def _check_item(
     title = f"check: {name}"
     if not applicable:
         why = mine[0][1].message if mine else "no network could be checked"
-        if why.startswith(checks.OUT_OF_SCOPE):  # the rubric's scope leaves it out: no points
+        if why.startswith(OUT_OF_SCOPE):  # the rubric's scope leaves it out: no points
             return Item(title, 0.0, 0.0, f"{name}: {why}", visibility)
         member = _missing_member(mine)
         if member is not None and member not in require:
