@@ -4,7 +4,7 @@ The network's finite differences (:mod:`.finite_diff`) know where the kinks are:
 the pre-activations and compare relu masks. A function of arrays shows nothing of the kind,
 so here every entry is evaluated at all four steps ``FACTORS`` (+h, -h, +2h, -2h, with the
 same per-entry step h = eps^(1/3) max(1, |x|)) and three estimates are formed with
-:func:`.finite_diff.combine`, each Richardson-extrapolated with its error bound:
+:func:`.richardson.combine`, each Richardson-extrapolated with its error bound:
 
     C  the central difference      (error O(h^2))
     F  the forward difference      (uses +h, +2h)
@@ -39,7 +39,7 @@ import numpy as np
 
 from ..tolerances import CLEAN_SIDE
 from ..tolerances import FD_KINK_SAFETY as KINK_SAFETY
-from .finite_diff import BACKWARD, CENTRAL, EPS, EXCLUDED, FACTORS, FORWARD, combine, steps
+from .richardson import BACKWARD, CENTRAL, EPS, EXCLUDED, FACTORS, FORWARD, combine, steps
 
 BATCH_ELEMENTS = 1 << 20
 """How many array elements one batched call may hold (8 MiB of float64 per argument)."""
@@ -50,7 +50,7 @@ class FunctionFD:
     """Finite-difference estimates of a scalar function's gradient, one array per argument.
 
     ``grads[k]``, ``errors[k]`` (the error bound of each estimate) and ``method[k]``
-    (CENTRAL, FORWARD, BACKWARD or EXCLUDED, as in :mod:`.finite_diff`) have the shape of
+    (CENTRAL, FORWARD, BACKWARD or EXCLUDED, as in :mod:`.richardson`) have the shape of
     argument k; excluded entries are NaN. ``value`` is the function at the given point and
     ``calls`` how many times the function was called.
     """
@@ -270,11 +270,7 @@ def along(
     t = float(steps(np.array([largest]))[0])
     factors = (*FACTORS, *THIRD)
     points = [[a + factor * t * d for a, d in zip(arrays, direction)] for factor in factors]
-    if batched:
-        stacked = [np.stack([p[k] for p in [arrays, *points]]) for k in range(len(arrays))]
-        values = np.asarray(phi(*stacked), dtype=np.float64).reshape(-1)
-    else:
-        values = np.array([float(phi(*p)) for p in [arrays, *points]])
+    values = _at_points(phi, [arrays, *points], batched)
     with np.errstate(invalid="ignore"):
         changes = (values[1:] - values[0]).reshape(len(factors), 1)
     with warnings.catch_warnings():
@@ -316,11 +312,7 @@ def kink_curvature(
     points = [arrays] + [
         [a + f * t * d for a, d in zip(arrays, ds)] for ds in directions for f in factors
     ]
-    if batched:
-        stacked = [np.stack([p[k] for p in points]) for k in range(len(arrays))]
-        values = np.asarray(phi(*stacked), dtype=np.float64).reshape(-1)
-    else:
-        values = np.array([float(phi(*p)) for p in points])
+    values = _at_points(phi, points, batched)
     base, moved = values[0], values[1:].reshape(len(directions), len(factors))
     with np.errstate(invalid="ignore"):
         s_t = moved[:, 0] + moved[:, 1] - 2 * base
@@ -358,29 +350,9 @@ def coupled_pairs(
     arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
     largest = max((abs(float(arrays[k].flat[i])) for k, i in entries), default=0.0)
     t = float(steps(np.array([largest]))[0])
-
-    def point(moves: list[tuple[int, float]]) -> list[np.ndarray]:
-        moved = [a.copy() for a in arrays]
-        for e, amount in moves:
-            k, i = entries[e]
-            moved[k].flat[i] += amount
-        return moved
-
     pairs = [(a, b) for a in range(n) for b in range(a + 1, n)]
-    steps_ = (t, t / 2)
-    points = [arrays]
-    points += [point([(e, s * h)]) for h in steps_ for s in (1.0, -1.0) for e in range(n)]
-    points += [point([(a, h), (b, s * h)]) for h in steps_ for s in (1.0, -1.0) for a, b in pairs]
-    if batched:
-        values = []
-        chunk = max(1, BATCH_ELEMENTS // max(1, sum(a.size for a in arrays)))
-        for start in range(0, len(points), chunk):
-            part = points[start : start + chunk]
-            stacked = [np.stack([p[k] for p in part]) for k in range(len(arrays))]
-            values.append(np.asarray(phi(*stacked), dtype=np.float64).reshape(-1))
-        v = np.concatenate(values)
-    else:
-        v = np.array([float(phi(*p)) for p in points])
+    chunk = max(1, BATCH_ELEMENTS // max(1, sum(a.size for a in arrays)))
+    v = _at_points(phi, _pair_points(arrays, entries, pairs, t), batched, chunk)
     base = v[0]
     single = v[1 : 1 + 4 * n].reshape(2, 2, n)  # [step][sign][entry]
     double = v[1 + 4 * n :].reshape(2, 2, len(pairs))  # [step][sign][pair]
@@ -393,3 +365,46 @@ def coupled_pairs(
     noise = 64 * (roundoff + EPS * float(np.nanmax(np.abs(v))))
     found = ~(np.abs(kink) <= noise).all(axis=0)  # NaN counts as coupled: nothing is known
     return [pair for pair, c in zip(pairs, found) if c]
+
+
+def _pair_points(
+    arrays: list[np.ndarray],
+    entries: Sequence[tuple[int, int]],
+    pairs: list[tuple[int, int]],
+    t: float,
+) -> list[list[np.ndarray]]:
+    """The points :func:`coupled_pairs` reads, in order: x; each entry moved by +h and -h,
+    for h = t, then t/2; each pair moved by (h, +h) and (h, -h), likewise."""
+
+    def point(moves: list[tuple[int, float]]) -> list[np.ndarray]:
+        moved = [a.copy() for a in arrays]
+        for e, amount in moves:
+            k, i = entries[e]
+            moved[k].flat[i] += amount
+        return moved
+
+    n = len(entries)
+    steps_ = (t, t / 2)
+    points = [arrays]
+    points += [point([(e, s * h)]) for h in steps_ for s in (1.0, -1.0) for e in range(n)]
+    points += [point([(a, h), (b, s * h)]) for h in steps_ for s in (1.0, -1.0) for a, b in pairs]
+    return points
+
+
+def _at_points(
+    phi: Callable[..., object],
+    points: list[list[np.ndarray]],
+    batched: bool,
+    chunk: int | None = None,
+) -> np.ndarray:
+    """``phi`` at each point (a list of arguments): one call per point, or, ``batched``, one
+    per ``chunk`` points stacked along a leading axis (all of them at once: None)."""
+    if not batched:
+        return np.array([float(phi(*p)) for p in points])
+    chunk = chunk or len(points)
+    values = []
+    for start in range(0, len(points), chunk):
+        part = points[start : start + chunk]
+        stacked = [np.stack([p[k] for p in part]) for k in range(len(part[0]))]
+        values.append(np.asarray(phi(*stacked), dtype=np.float64).reshape(-1))
+    return np.concatenate(values)
