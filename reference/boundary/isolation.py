@@ -25,9 +25,7 @@ path and a ``jax.py`` or ``numpy.py`` there shadows only its author's own import
 
 from __future__ import annotations
 
-import functools
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -36,18 +34,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
-
-from .guard import KINDS, Finding, Guarded, RemoteFailure, WorkerLost
+from .findings import Finding, WorkerLost
+from .guard import Guarded
 from .policy import Policy
+from .processes import TOKEN, LoadFailed, _kill_group, _popen, _signal_name, _stuck_at, _sweep
+from .remote import RemoteImpl
 from .wire import MAX_MESSAGE, UnsafeMessage, loads
 
 _GRACE = 0.5
@@ -62,15 +59,9 @@ KEPT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
 KEPT_PREFIXES = ("OPENBLAS_", "OMP_", "MKL_", "NPY_")
 """What a grading worker's environment keeps: the locale, the path, and the BLAS and NumPy
 settings of the machine (some machines need OPENBLAS_CORETYPE to compute right)."""
-TOKEN = "BACKPROP_WORKER_TOKEN"
-"""The variable that marks a worker's processes, so that its children are found and ended."""
 _ROOT = str(Path(__file__).resolve().parent.parent.parent)
 """The folder that holds the ``reference`` package the worker imports its server from."""
 _BOOT = "import sys; sys.path[0] = {root!r}; from reference.boundary.server import main; main({fd})"
-
-
-class LoadFailed(Exception):
-    """The implementation could not be loaded in the worker; the message says why."""
 
 
 @dataclass
@@ -78,150 +69,6 @@ class Failed:
     """A job that did not come back: the worker hung in a call or died."""
 
     finding: Finding
-
-
-def _signal_name(code: int) -> str:
-    try:
-        return signal.Signals(-code).name
-    except ValueError:
-        return f"signal {-code}"
-
-
-def _stuck_at(dump: str) -> dict[str, Any] | None:
-    """The innermost user frame of the current thread in a faulthandler dump."""
-    import linecache
-
-    from .guard import _is_library
-
-    block = dump.split("Current thread", 1)[-1].split("\n\n", 1)[0]
-    for file, line, function in re.findall(r'File "([^"]+)", line (\d+) in (\S+)', block):
-        if not _is_library(file):
-            code = linecache.getline(file, int(line)).strip()
-            return {"file": file, "line": int(line), "code": code, "function": function}
-    return None
-
-
-def _where(value: Any) -> dict[str, Any] | None:
-    """A ``where`` from the worker, if it has the expected plain fields; else None."""
-    if not isinstance(value, dict):
-        return None
-    file, line = value.get("file"), value.get("line")
-    if not isinstance(file, str) or not isinstance(line, int) or isinstance(line, bool):
-        return None
-    out: dict[str, Any] = {"file": file, "line": line}
-    for key in ("code", "function"):
-        if isinstance(value.get(key), str):
-            out[key] = value[key][:500]
-    return out
-
-
-def _mirror(sent: Any, after: Any) -> None:
-    """Write into ``sent`` (the arguments of a call, as this process gave them) what the
-    member did to its own copies in the worker (``after``): the guard then sees an argument
-    changed in place as it would in one process."""
-    if isinstance(sent, np.ndarray):
-        if isinstance(after, np.ndarray) and after.shape == sent.shape:
-            with np.errstate(all="ignore"):
-                sent[...] = after.astype(sent.dtype, copy=False)
-        return
-    if isinstance(sent, list) and isinstance(after, list):
-        for k in range(min(len(sent), len(after))):
-            if _same_kind(sent[k], after[k]):
-                _mirror(sent[k], after[k])
-            else:
-                sent[k] = after[k]
-        del sent[len(after) :]
-        sent.extend(after[len(sent) :])
-    elif isinstance(sent, tuple) and isinstance(after, tuple) and len(sent) == len(after):
-        for s, a in zip(sent, after):
-            _mirror(s, a)
-    elif isinstance(sent, SimpleNamespace) and isinstance(after, dict):
-        _mirror(vars(sent), after)  # wire.plain sent its attributes as a dict
-    elif isinstance(sent, dict) and isinstance(after, dict):
-        for key in list(sent):
-            if key not in after:
-                del sent[key]
-        for key, value in after.items():
-            if key in sent and _same_kind(sent[key], value):
-                _mirror(sent[key], value)
-            else:
-                sent[key] = value
-
-
-def _same_kind(a: Any, b: Any) -> bool:
-    if isinstance(a, np.ndarray):
-        return isinstance(b, np.ndarray) and a.shape == b.shape
-    return type(a) is type(b) and isinstance(a, (list, tuple, dict))
-
-
-class RemoteImpl:
-    """The implementation as the harness sees it when it runs in a worker: the members it
-    has, each a call through the worker; its ``SUPPORTS`` and where its members are defined,
-    as the worker read them."""
-
-    def __init__(self, worker: Worker, ready: dict[str, Any]) -> None:
-        self._worker = worker
-        self.__name__ = str(ready.get("name") or worker.spec)
-        self.SUPPORTS = ready.get("supports")
-        self.locations: dict[str, dict[str, Any]] = {}
-        self._pending: list[str] = []
-        self.update_ready(ready)
-
-    def update_ready(self, ready: dict[str, Any]) -> None:
-        """Take what a (re)started worker said of the implementation."""
-        members = ready.get("members") if isinstance(ready.get("members"), list) else []
-        for member in ("loss", "gradients", "forward", "update"):
-            if member in members:
-                setattr(self, member, functools.partial(self._call, member))
-            elif member in self.__dict__:
-                delattr(self, member)
-        locations = ready.get("locations")
-        if isinstance(locations, dict):
-            self.locations = {
-                m: w for m, w in ((m, _where(w)) for m, w in locations.items()) if w is not None
-            }
-            for w in self.locations.values():
-                w["file"] = self._worker.original_path(w["file"])
-
-    @contextmanager
-    def batch(self, member: str, calls: list[tuple], kwargs: dict) -> Iterator[None]:
-        """Send ``calls`` of ``member`` (each a tuple of positional arguments, all with
-        ``kwargs``) to the worker in one message; the next ``len(calls)`` calls of
-        ``member`` through this object take their replies in order, each with its own time
-        limit, instead of sending. Replies left unread at the end are read and dropped."""
-        self._worker.send("calls", member, calls, kwargs)
-        self._pending = [member] * len(calls)
-        try:
-            yield
-        finally:
-            unread, self._pending = len(self._pending), []
-            for _ in range(unread):  # a worker lost meanwhile raises WorkerLost here
-                self._worker.reply(member)
-
-    def _call(self, member: str, *args: Any, **kwargs: Any) -> Any:
-        if self._pending and self._pending[-1] == member:
-            self._pending.pop()
-            reply = self._worker.reply(member)
-        else:
-            reply = self._worker.call(member, args, kwargs)
-        if not reply.get("ok"):
-            kind = reply.get("kind")
-            text = reply.get("text")
-            where = _where(reply.get("where"))
-            if where is not None:
-                where["file"] = self._worker.original_path(where["file"])
-            raise RemoteFailure(
-                kind if kind in KINDS else "raised",
-                self._worker.original_text(str(text)[:2000] if text is not None else "failed"),
-                str(reply.get("exception", ""))[:200],
-                where,
-            )
-        _mirror(args, reply.get("after"))
-        _mirror(kwargs, reply.get("after_keywords"))  # the guard's copies of activations, cost
-        return reply.get("value")
-
-    def __repr__(self) -> str:
-        return f"<{self.__name__}, in a worker process>"
 
 
 class Worker:
@@ -629,59 +476,3 @@ class Worker:
         except OSError:
             return []
         return self.original_text(text).splitlines()
-
-
-def _popen(command: list[str], **kwargs: Any) -> subprocess.Popen:
-    """``subprocess.Popen``, a start that fails (the interpreter not readable by ``user``)
-    a :class:`LoadFailed` that says so."""
-    try:
-        return subprocess.Popen(command, **kwargs)
-    except OSError as exc:
-        who = f" as user id {kwargs['user']}" if "user" in kwargs else ""
-        raise LoadFailed(
-            f"cannot start the worker process{who}: {exc.strerror or exc} ({exc.filename}); "
-            "the Python interpreter, the harness and the working copy must be readable by "
-            "that user"
-        ) from None
-
-
-def _kill_group(pid: int) -> None:
-    """Kill the worker's session (its process group: it leads one of its own)."""
-    for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
-        try:
-            kill()
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def _sweep(token: str) -> int:
-    """Kill every process whose environment carries the worker's ``token`` (children that
-    left its process group, daemons included); how many. Linux's ``/proc`` only; elsewhere
-    the process group is all."""
-    mark = f"{TOKEN}={token}".encode()
-    killed = 0
-    for _ in range(3):  # a process may fork while being looked for: look again
-        found = 0
-        try:
-            entries = os.listdir("/proc")
-        except OSError:
-            return killed
-        for entry in entries:
-            if not entry.isdigit() or int(entry) == os.getpid():
-                continue
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as fh:
-                    environ = fh.read()
-            except OSError:
-                continue
-            if mark in environ.split(b"\0"):
-                try:
-                    os.kill(int(entry), signal.SIGKILL)
-                    found += 1
-                except (ProcessLookupError, PermissionError):
-                    pass
-        killed += found
-        if not found:
-            break
-        time.sleep(0.05)
-    return killed

@@ -55,344 +55,55 @@ that is an array (the elementwise terms of the cost) is summed.
 from __future__ import annotations
 
 import copy
-import importlib
 import inspect
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .layer_declaration import (  # noqa: F401  (the declaration's names, importable from here)
+    BACKWARD,
+    KEYS,
+    SAMPLES,
+    Declaration,
+)
+from .layer_tools import (
+    _B_NAMES,
+    _DB_NAMES,
+    _DW_NAMES,
+    _GRAD_METHODS,
+    _VALUE_METHODS,
+    _W_NAMES,
+    LEARNING_RATES,
+    RecordingOptimizer,
+    _arrays,
+    _bias_shape,
+    _class_name,
+    _extra,
+    _get,
+    _init_parameters,
+    _kind_for,
+    _kind_of_argument,
+    _method,
+    _order,
+    _out_shape,
+    _pick,
+    _sample_batch,
+    _second_argument,
+    _set,
+    _spell,
+    _stale,
+    _takes_no_arguments,
+)
 from .layouts import StructureError
 
 Params = list[tuple[np.ndarray, np.ndarray]]
 
-KEYS = (
-    "dense",
-    "activations",
-    "cost",
-    "weights",
-    "grads",
-    "samples",
-    "backward",
-    "optimizer",
-    "cost_args",
-    "methods",
-)
-"""The keys a ``LAYERS`` declaration may hold; the first three are required."""
-SAMPLES = ("rows", "columns", "row", "column", "vector")
-"""How a layer's ``forward`` may take the samples (the last three: one sample per call)."""
-BACKWARD = ("none", "learning_rate", "optimizer")
-"""What ``backward``'s second argument may be."""
-LEARNING_RATES = (2.0**-16, 2.0**16)
-"""The two learning rates a step-applying ``backward`` is called with. Powers of two: the
-step lr * dW is exact, and at 2**16 the recovered (W - W_after) / lr is within a few units of
-roundoff of dW relative to |dW| + |W| / 2**16. Two rates far apart make a gradient computed
-from the stepped weights differ at once."""
-
-_W_NAMES = ("W", "weights", "w", "weight", "kernel", "theta")
-_B_NAMES = ("b", "bias", "biases", "B", "beta")
-_DW_NAMES = ("dW", "grad_W", "dw", "grad_w", "dweights", "weights_gradient", "W_grad", "gW")
-_DB_NAMES = ("db", "grad_b", "dB", "dbias", "dbiases", "bias_gradient", "b_grad", "gb")
-_LR_NAMES = ("learning_rate", "lr", "eta", "alpha", "rate", "step_size", "learningrate")
-_OPT_NAMES = ("optimizer", "optimiser", "optim", "opt")
-_TRUE_NAMES = (
-    "y", "y_true", "ytrue", "true", "truth", "target", "targets", "label", "labels", "actual",
-    "expected", "t",
-)  # fmt: skip
-_PRED_NAMES = (
-    "y_pred", "ypred", "pred", "preds", "prediction", "predictions", "predicted", "output",
-    "outputs", "out", "a", "y_hat", "yhat", "logits", "p", "x", "input", "activation",
-)  # fmt: skip
-_VALUE_METHODS = ("loss", "forward", "value", "fn", "compute", "__call__")
-_GRAD_METHODS = ("grad", "gradient", "derivative", "prime", "delta", "backward", "deriv")
 _PROBE = (2, 3, 5)
 """n_in, n_out and m of the probe: three different sizes, so no shape stands for another."""
-
-
-# -- the declaration ------------------------------------------------------------------------
-
-
-def _resolve(value: Any, what: str) -> Any:
-    """A class or function given as itself, or by ``"package.module.Name"`` /
-    ``"package.module:Name"``."""
-    if not isinstance(value, str):
-        return value
-    module, sep, attr = value.partition(":")
-    if not sep:
-        module, _, attr = value.rpartition(".")
-    if not module or not attr:
-        raise ValueError(f"LAYERS[{what}] must name package.module.Name, got {value!r}")
-    try:
-        target: Any = importlib.import_module(module)
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"LAYERS[{what}] names {value!r}, which cannot be found: {exc}") from None
-    return target
-
-
-def _path(name: Any, what: str) -> tuple[str, ...]:
-    """``"W"``, ``"params.W"`` or ``"params['W']"`` as the steps of a path."""
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"LAYERS[{what}] must hold attribute names (str), got {name!r}")
-    steps = re.findall(r"\[\s*['\"]([^'\"]+)['\"]\s*\]|([^.\[\]]+)", name)
-    return tuple(a or b for a, b in steps)
-
-
-def _pair(value: Any, what: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-    if value is None:
-        return None
-    if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != 2:
-        raise TypeError(f"LAYERS[{what}] must be a pair of names like ('W', 'b'), got {value!r}")
-    return _path(value[0], what), _path(value[1], what)
-
-
-def _choice(value: Any, allowed: Sequence[str], what: str) -> str | None:
-    if value is not None and value not in allowed:
-        raise ValueError(
-            f"LAYERS[{what}] must be one of {', '.join(map(repr, allowed))}, got {value!r}"
-        )
-    return value
-
-
-@dataclass
-class Declaration:
-    """A read ``LAYERS`` dict (see the module docstring); what it leaves out is detected by
-    :meth:`LayerModel.probe` and kept in :attr:`found`."""
-
-    dense: Callable[..., Any]
-    activations: dict[str, Callable[[], Any]]
-    costs: dict[str, Any]
-    weights: tuple[tuple[str, ...], tuple[str, ...]] | None = None
-    grads: tuple[tuple[str, ...], tuple[str, ...]] | None = None
-    samples: str | None = None
-    backward: str | None = None
-    optimizer: str | None = None
-    cost_args: str | None = None
-    methods: tuple[str, str] = ("forward", "backward")
-    found: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def read(cls, layers: Any) -> Declaration:
-        """``layers`` (a module's ``LAYERS``) checked and resolved; a wrong one raises
-        ``ValueError`` or ``TypeError`` naming the key, what was expected and what came."""
-        if not isinstance(layers, Mapping):
-            raise TypeError(f"LAYERS must be a dict with keys {', '.join(KEYS)}, got {layers!r}")
-        unknown = [k for k in layers if k not in KEYS]
-        missing = [k for k in KEYS[:3] if k not in layers]
-        if unknown or missing:
-            raise ValueError(
-                "LAYERS "
-                + "; ".join(
-                    ([f"has unknown keys {', '.join(map(repr, unknown))}"] if unknown else [])
-                    + ([f"lacks {', '.join(map(repr, missing))}"] if missing else [])
-                )
-                + f" (keys: {', '.join(KEYS)}; the first three required)"
-            )
-        dense = _resolve(layers["dense"], "'dense'")
-        if not callable(dense):
-            raise TypeError(f"LAYERS['dense'] must be a class or function, got {dense!r}")
-        tables = {}
-        for key, known in (("activations", _names("activation")), ("cost", _names("cost"))):
-            given = layers[key]
-            if not isinstance(given, Mapping) or not given:
-                raise TypeError(
-                    f"LAYERS[{key!r}] must be a dict {{name: ...}} of the tables' "
-                    f"{'activations' if key != 'cost' else 'costs'}, got {given!r}"
-                )
-            wrong = [n for n in given if not isinstance(n, str) or (known and n not in known)]
-            if wrong:
-                raise ValueError(
-                    f"LAYERS[{key!r}] has {', '.join(map(repr, wrong))}, not among the "
-                    f"tables' names ({', '.join(known or [])})"
-                )
-            tables[key] = {n: _resolve(v, f"{key!r}][{n!r}") for n, v in given.items()}
-        for name, make in tables["activations"].items():
-            if not callable(make):
-                raise TypeError(
-                    f"LAYERS['activations'][{name!r}] must be a class or a function of no "
-                    f"arguments, got {make!r}"
-                )
-        methods = layers.get("methods", ("forward", "backward"))
-        if isinstance(methods, str) or not isinstance(methods, Sequence) or len(methods) != 2:
-            raise TypeError(f"LAYERS['methods'] must be (forward, backward) names, got {methods!r}")
-        classes = [("'dense'", dense)] + [
-            (f"'activations'][{n!r}", c) for n, c in tables["activations"].items()
-        ]
-        for what, made in classes:
-            lacking = [m for m in methods if inspect.isclass(made) and not hasattr(made, m)]
-            if lacking:
-                raise TypeError(
-                    f"LAYERS[{what}] is the class {made.__name__}, which has no "
-                    f"{' or '.join(f'{m}()' for m in lacking)}; a layer needs "
-                    f"{methods[0]}(x) and {methods[1]}(grad)"
-                )
-        cost_args = layers.get("cost_args")
-        if cost_args is not None:
-            cost_args = re.sub(r"\s", "", cost_args) if isinstance(cost_args, str) else cost_args
-            _choice(cost_args, ("y_true,y_pred", "y_pred,y_true"), "'cost_args'")
-        return cls(
-            dense=dense,
-            activations=tables["activations"],
-            costs=tables["cost"],
-            weights=_pair(layers.get("weights"), "'weights'"),
-            grads=_pair(layers.get("grads"), "'grads'"),
-            samples=_choice(layers.get("samples"), SAMPLES, "'samples'"),
-            backward=_choice(layers.get("backward"), BACKWARD, "'backward'"),
-            optimizer=layers.get("optimizer"),
-            cost_args=cost_args,
-            methods=(str(methods[0]), str(methods[1])),
-        )
-
-
-def _names(kind: str) -> list[str] | None:
-    """The tables' names of ``kind``, where the harness's registry is loaded already (the
-    checking process); None in the worker, which imports nothing of the tables: there a
-    name outside them is never drawn, since the scope admits only the tables' names."""
-    import sys
-
-    registry = sys.modules.get("reference.registry")
-    if registry is None:
-        return None
-    return registry.activation_names() if kind == "activation" else registry.cost_names()
-
-
-# -- reading and writing attributes by path -------------------------------------------------
-
-
-def _get(obj: Any, path: tuple[str, ...]) -> Any:
-    for step in path:
-        obj = obj[step] if isinstance(obj, Mapping) else getattr(obj, step)
-    return obj
-
-
-def _set(obj: Any, path: tuple[str, ...], value: Any) -> None:
-    holder = _get(obj, path[:-1])
-    if isinstance(holder, Mapping):
-        holder[path[-1]] = value  # type: ignore[index]
-    else:
-        setattr(holder, path[-1], value)
-
-
-def _spell(path: tuple[str, ...]) -> str:
-    return path[0] + "".join(f"[{s!r}]" for s in path[1:])
-
-
-def _arrays(obj: Any) -> dict[tuple[str, ...], np.ndarray]:
-    """The ndarrays on ``obj``: its attributes and the values of its dict attributes."""
-    out: dict[tuple[str, ...], np.ndarray] = {}
-    for name, value in list(getattr(obj, "__dict__", {}).items()):
-        if isinstance(value, np.ndarray):
-            out[(name,)] = value
-        elif isinstance(value, Mapping):
-            for key, inner in list(value.items()):
-                if isinstance(key, str) and isinstance(inner, np.ndarray):
-                    out[(name, key)] = inner
-    return out
-
-
-def _pick(
-    candidates: list[tuple[str, ...]], known: Sequence[str], what: str, key: str
-) -> tuple[str, ...]:
-    if len(candidates) == 1:
-        return candidates[0]
-    named = [c for c in candidates if c[-1] in known]
-    named.sort(key=lambda c: known.index(c[-1]))
-    if named:
-        return named[0]
-    found = ", ".join(map(_spell, candidates)) or "none"
-    raise StructureError(
-        f"cannot tell which array of the probe layer is {what} (found {found}); "
-        f"declare LAYERS[{key!r}]"
-    )
-
-
-# -- what the harness hands to the layers ---------------------------------------------------
-
-
-class RecordingOptimizer:
-    """An optimizer that records what it is given: any method called on it (``update``,
-    ``step``, ``apply_gradients``...) records its arguments and returns the first; where the
-    first two are arrays of one shape (``self.W = opt.update(self.W, dW)``) it returns the
-    step ``W - rate * dW``, a new array (``rate`` 0: W's values), so that a layer that reads
-    its weights after the step is seen as for a learning rate. It writes into nothing."""
-
-    def __init__(self, rate: float = 0.0) -> None:
-        self.rate = rate
-        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name.startswith("__"):
-            raise AttributeError(name)
-
-        if name in ("lr", "learning_rate", "eta", "alpha"):
-            return self.rate  # type: ignore[return-value]
-
-        def record(*args: Any, **kwargs: Any) -> Any:
-            self.calls.append((name, args, kwargs))
-            if len(args) >= 2 and all(isinstance(a, np.ndarray) for a in args[:2]):
-                if args[0].shape == args[1].shape:
-                    return args[0] - self.rate * args[1]
-            return args[0] if args else None
-
-        return record
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> RecordingOptimizer:
-        return self  # a layer that copies its optimizer (one per parameter) still reports here
-
-    __copy__ = lambda self: self  # noqa: E731
-
-    def given(self) -> list[Any]:
-        """Every argument of every call, lists, tuples and dicts opened."""
-        out: list[Any] = []
-
-        def walk(v: Any) -> None:
-            if isinstance(v, (list, tuple)):
-                for x in v:
-                    walk(x)
-            elif isinstance(v, Mapping):
-                for x in v.values():
-                    walk(x)
-            else:
-                out.append(v)
-
-        for _, args, kwargs in self.calls:
-            walk(args)
-            walk(kwargs)
-        return out
-
-    def gradients_given(self) -> list[Any]:
-        """The arguments after the first of every call (``update(W, dW)``'s dW,
-        ``step(params, grads)``'s grads), lists, tuples and dicts opened."""
-        out: list[Any] = []
-        for name, args, kwargs in self.calls:
-            probe = RecordingOptimizer()
-            probe.calls = [(name, tuple(args[1:]), kwargs)]
-            out += probe.given()
-        return out
-
-
-def _second_argument(method: Callable[..., Any]) -> tuple[str | None, bool]:
-    """The name of ``method``'s parameter after the gradient, and whether it is required."""
-    try:
-        params = list(inspect.signature(method).parameters.values())
-    except (TypeError, ValueError):
-        return None, False
-    params = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if len(params) < 2:
-        return None, False
-    return params[1].name, params[1].default is inspect.Parameter.empty
-
-
-def _kind_of_argument(name: str | None) -> str:
-    low = (name or "").lower()
-    if low in _LR_NAMES or "learning" in low or low.startswith("lr"):
-        return "learning_rate"
-    if low in _OPT_NAMES or low.startswith("optim"):
-        return "optimizer"
-    return "none"
+_ORIENTATIONS = {(_PROBE[0], _PROBE[1]): "in_out", (_PROBE[1], _PROBE[0]): "out_in"}
+"""The probe's W shapes: (n_in, n_out) (``x @ W + b``) or (n_out, n_in) (the seed's)."""
 
 
 # -- the model ------------------------------------------------------------------------------
@@ -469,57 +180,23 @@ class LayerModel:
         n_in, n_out, m = _PROBE
         opt = RecordingOptimizer()
         layer = self._make_dense(n_in, n_out, opt)
-        bwd = getattr(layer, d.methods[1])
-        second, required = _second_argument(bwd)
-        kind = d.backward or (_kind_of_argument(second) if second else "none")
-        if kind == "none" and required:
-            raise StructureError(
-                f"{_class_name(layer)}.{d.methods[1]}() takes a second argument {second!r}; "
-                "declare LAYERS['backward'] as 'learning_rate' or 'optimizer'"
-            )
-        sizes = {(n_in, n_out): "in_out", (n_out, n_in): "out_in"}
+        kind = self._backward_kind(layer)
         rng = np.random.default_rng(0)
         tried = []
-        orders = [d.samples] if d.samples else list(SAMPLES)
-        for samples in orders:
+        for samples in [d.samples] if d.samples else list(SAMPLES):
             trial = copy.deepcopy(layer)
-            if d.weights is None and not any(a.shape in sizes for a in _arrays(trial).values()):
-                try:  # weights made on the first forward (lazily initialised layers)
-                    getattr(trial, d.methods[0])(_sample_batch(rng, samples, n_in, m)[0])
-                except Exception:
-                    pass
-            try:
-                w_path, b_path = d.weights or self._find_weights(trial)
-                W, b = _get(trial, w_path), _get(trial, b_path)
-            except (AttributeError, KeyError, TypeError) as exc:
-                raise StructureError(
-                    f"the dense layer has no weights at LAYERS['weights'] {d.weights}: {exc}"
-                ) from None
-            if np.shape(W) not in sizes or np.size(b) != n_out:
-                raise StructureError(
-                    f"{_class_name(layer)}({n_in}, {n_out}) has {_spell(w_path)} of shape "
-                    f"{np.shape(W)} and {_spell(b_path)} of shape {np.shape(b)}; expected "
-                    f"({n_in}, {n_out}) or ({n_out}, {n_in}), and {n_out} biases"
-                )
+            w_path, b_path, W, b = self._probe_weights(trial, _class_name(layer), samples, rng)
             xs, per_call = _sample_batch(rng, samples, n_in, m)
             try:
-                for x in xs:
-                    out = np.asarray(getattr(trial, d.methods[0])(x))
-                    if out.shape != _out_shape(samples, n_out, per_call):
-                        raise ValueError(f"forward gave {out.shape}")
-                    before = {k: v.copy() for k, v in _arrays(trial).items()}
-                    extra = _extra(kind, LEARNING_RATES[1], opt)
-                    back = np.asarray(getattr(trial, d.methods[1])(np.ones_like(out), *extra))
-                    if back.shape != x.shape:
-                        raise ValueError(f"backward gave {back.shape} for x of {x.shape}")
-                    break
+                before = self._probe_pass(trial, xs[0], _out_shape(samples, n_out, per_call),
+                                          kind, opt)  # fmt: skip
             except Exception as exc:
                 tried.append(f"{samples}: {type(exc).__name__}: {exc}")
                 continue
             found.update(
                 samples=samples,
                 weights=(w_path, b_path),
-                orientation=sizes[np.shape(W)],
+                orientation=_ORIENTATIONS[np.shape(W)],
                 bias_shape=np.shape(b),
                 backward=kind,
             )
@@ -529,6 +206,64 @@ class LayerModel:
             f"{_class_name(layer)}({n_in}, {n_out}) works with no sample layout "
             f"({'; '.join(tried)}); declare LAYERS['samples']"
         )
+
+    def _backward_kind(self, layer: Any) -> str:
+        """What the probe layer's backward takes after the gradient (:data:`BACKWARD`): as
+        declared, else read from its signature; a required argument it cannot tell is an
+        error."""
+        d = self.declaration
+        second, required = _second_argument(getattr(layer, d.methods[1]))
+        kind = d.backward or (_kind_of_argument(second) if second else "none")
+        if kind == "none" and required:
+            raise StructureError(
+                f"{_class_name(layer)}.{d.methods[1]}() takes a second argument {second!r}; "
+                "declare LAYERS['backward'] as 'learning_rate' or 'optimizer'"
+            )
+        return kind
+
+    def _probe_weights(
+        self, trial: Any, name: str, samples: str, rng: np.random.Generator
+    ) -> tuple[tuple[str, ...], tuple[str, ...], Any, Any]:
+        """W's and b's paths on the probe layer ``trial`` (of class ``name``), and the arrays
+        there, checked to be of the probe's sizes; a layer that makes its weights on its first
+        forward is given one (on ``samples``) first."""
+        d = self.declaration
+        n_in, n_out, m = _PROBE
+        if d.weights is None and not any(a.shape in _ORIENTATIONS for a in _arrays(trial).values()):
+            try:  # weights made on the first forward (lazily initialised layers)
+                getattr(trial, d.methods[0])(_sample_batch(rng, samples, n_in, m)[0])
+            except Exception:
+                pass
+        try:
+            w_path, b_path = d.weights or self._find_weights(trial)
+            W, b = _get(trial, w_path), _get(trial, b_path)
+        except (AttributeError, KeyError, TypeError) as exc:
+            raise StructureError(
+                f"the dense layer has no weights at LAYERS['weights'] {d.weights}: {exc}"
+            ) from None
+        if np.shape(W) not in _ORIENTATIONS or np.size(b) != n_out:
+            raise StructureError(
+                f"{name}({n_in}, {n_out}) has {_spell(w_path)} of shape "
+                f"{np.shape(W)} and {_spell(b_path)} of shape {np.shape(b)}; expected "
+                f"({n_in}, {n_out}) or ({n_out}, {n_in}), and {n_out} biases"
+            )
+        return w_path, b_path, W, b
+
+    def _probe_pass(
+        self, trial: Any, x: np.ndarray, out_shape: tuple[int, ...], kind: str, opt: Any
+    ) -> dict[tuple[str, ...], np.ndarray]:
+        """One forward and backward pass of the probe layer on ``x``, each result's shape
+        checked (a ``ValueError`` where it is wrong); the layer's arrays before backward."""
+        d = self.declaration
+        out = np.asarray(getattr(trial, d.methods[0])(x))
+        if out.shape != out_shape:
+            raise ValueError(f"forward gave {out.shape}")
+        before = {k: v.copy() for k, v in _arrays(trial).items()}
+        extra = _extra(kind, LEARNING_RATES[1], opt)
+        back = np.asarray(getattr(trial, d.methods[1])(np.ones_like(out), *extra))
+        if back.shape != x.shape:
+            raise ValueError(f"backward gave {back.shape} for x of {x.shape}")
+        return before
 
     def _find_weights(self, layer: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
         n_in, n_out, _ = _PROBE
@@ -547,12 +282,8 @@ class LayerModel:
         W, b = _get(layer, w_path), _get(layer, b_path)
         if kind == "learning_rate" and not np.array_equal(W, before[w_path]):
             return "step"
-        if kind != "learning_rate" and opt.calls:
-            given = [v for v in opt.given() if isinstance(v, np.ndarray)]
-            if any(v.shape == W.shape and v is not W for v in given) or any(
-                v is layer for v in opt.given()
-            ):
-                return "optimizer"
+        if kind != "learning_rate" and _handed(opt, layer, W):
+            return "optimizer"
         arrays = _arrays(layer)
         changed = [
             k
@@ -784,124 +515,14 @@ class LayerModel:
         return (lambda a, y: call(value, a, y)), (lambda a, y: call(grad, a, y))
 
 
-# -- helpers ---------------------------------------------------------------------------------
-
-
-def _class_name(obj: Any) -> str:
-    return type(obj).__name__
-
-
-def _init_parameters(cls: Any) -> list[str]:
-    try:
-        return list(inspect.signature(cls).parameters)
-    except (TypeError, ValueError):
-        return []
-
-
-def _takes_no_arguments(fn: Callable[..., Any]) -> bool:
-    try:
-        return not any(
-            p.default is inspect.Parameter.empty
-            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-            for p in inspect.signature(fn).parameters.values()
-        )
-    except (TypeError, ValueError):
+def _handed(opt: RecordingOptimizer, layer: Any, W: np.ndarray) -> bool:
+    """Whether the probe's backward handed the optimizer an array of W's shape (not W
+    itself) or the layer."""
+    if not opt.calls:
         return False
-
-
-def _method(obj: Any, names: Sequence[str], what: str, kind: str) -> Callable[..., Any]:
-    for n in names:
-        fn = getattr(obj, n, None) if n != "__call__" or callable(obj) else None
-        if callable(fn) and not isinstance(fn, type):
-            return fn
-    raise TypeError(
-        f"{what} must be a (value, gradient) pair of functions or an object with {kind} method "
-        f"({', '.join(names)}); got {obj!r}"
-    )
-
-
-def _order(fn: Callable[..., Any], what: str) -> str:
-    """The argument order of a cost function, from its first parameter's name."""
-    try:
-        names = [
-            p.name.lower()
-            for p in inspect.signature(fn).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-    except (TypeError, ValueError):
-        names = []
-    if len(names) >= 2:
-        if names[0] in _TRUE_NAMES or names[1] in _PRED_NAMES:
-            return "y_true,y_pred"
-        if names[0] in _PRED_NAMES or names[1] in _TRUE_NAMES:
-            return "y_pred,y_true"
-    raise ValueError(
-        f"cannot tell from {what}'s parameters {names} which is the prediction; declare "
-        "LAYERS['cost_args'] as 'y_true, y_pred' or 'y_pred, y_true'"
-    )
-
-
-def _kind_for(layer: Any, bwd: str, kind: str) -> str:
-    """What to pass ``layer``'s backward: an activation layer's backward takes the second
-    argument only if its own signature has one."""
-    if kind == "none":
-        return kind
-    second, _ = _second_argument(getattr(layer, bwd))
-    return kind if second is not None else "none"
-
-
-def _extra(kind: str, lr: float | None, opt: RecordingOptimizer) -> tuple[Any, ...]:
-    if kind == "learning_rate":
-        return (lr if lr is not None else LEARNING_RATES[1],)
-    if kind == "optimizer":
-        return (opt,)
-    return ()
-
-
-def _bias_shape(shape: tuple[int, ...], n_out: int) -> tuple[int, ...]:
-    return tuple(n_out if s != 1 else 1 for s in shape) if len(shape) else (n_out,)
-
-
-def _sample_batch(rng, samples: str, n_in: int, m: int) -> tuple[list[np.ndarray], int]:
-    X = rng.standard_normal((n_in, m))
-    if samples == "rows":
-        return [X.T], m
-    if samples == "columns":
-        return [X], m
-    if samples == "row":
-        return [X[:, :1].T], 1
-    if samples == "column":
-        return [X[:, :1]], 1
-    return [X[:, 0]], 1
-
-
-def _out_shape(samples: str, n_out: int, m: int) -> tuple[int, ...]:
-    return {
-        "rows": (m, n_out),
-        "columns": (n_out, m),
-        "row": (1, n_out),
-        "column": (n_out, 1),
-        "vector": (n_out,),
-    }[samples]
-
-
-def _stale(runs, w_path: tuple[str, ...]) -> None:
-    """Raise where the gradient a layer passes down differs between the two learning rates:
-    that layer read its weights after updating them."""
-    (_, _, low, lr_low), (_, _, high, lr_high) = runs
-    for (k, layer, g_low), (_, _, g_high) in zip(low, high):
-        if g_low is None or g_high is None:
-            continue
-        scale = np.linalg.norm(g_low) + np.linalg.norm(g_high)
-        if g_low.shape != g_high.shape or np.linalg.norm(g_low - g_high) > 1e-9 * max(
-            scale, 1e-300
-        ):
-            raise StructureError(
-                f"layers[{k}] ({_class_name(layer)}).backward reads the weights after updating "
-                f"them: the gradient it passes down changes with the learning rate (at "
-                f"{lr_low:g} and {lr_high:g}); compute it from {_spell(w_path)} before the step "
-                f"{_spell(w_path)} -= learning_rate * dW"
-            )
+    given = opt.given()
+    arrays = [v for v in given if isinstance(v, np.ndarray)]
+    return any(v.shape == W.shape and v is not W for v in arrays) or any(v is layer for v in given)
 
 
 def serve(module: Any, name: str | None = None) -> LayerModel:

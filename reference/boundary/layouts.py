@@ -265,46 +265,23 @@ class Adapter:
 
     def _loose_pairs(self, value: Any, L: int, gradients: bool) -> list[tuple[Any, Any]]:
         """``value`` as one (W, b) pair per layer, shapes not yet checked."""
+        container = self.declared.container
+        if container == "pairs":
+            return _pairs_of(value, L, "(dW, db) pairs" if gradients else "(W, b) pairs")
+        if container == "lists":
+            return _lists_of(value, L, "gradients" if gradients else "parameters")
+        return self._named_pairs(value, L, gradients)
+
+    def _named_pairs(self, value: Any, L: int, gradients: bool) -> list[tuple[Any, Any]]:
+        """A dict's or an object's entries (``container=dict`` or ``object``) as pairs, by
+        their declared names (for gradients of ``grads="auto"``, the pattern they fit)."""
         d = self.declared
-        what = "gradients" if gradients else "parameters"
-        if d.container == "pairs":
-            kind = "(dW, db) pairs" if gradients else "(W, b) pairs"
-            if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
-                raise StructureError(
-                    f"returned {type(value).__name__}, not a list of {kind}"
-                    + _container_fits(value)
-                )
-            if len(value) != L:
-                raise StructureError(f"returned {len(value)} pairs for a network of {L} layers")
-            lists = len(value) == 2 and L != 2
-            for l, pair in enumerate(value, start=1):
-                if (
-                    isinstance(pair, (str, bytes))
-                    or not isinstance(pair, Sequence)
-                    or len(pair) != 2
-                ):
-                    raise StructureError(
-                        f"returned {type(pair).__name__} for layer {l}, not a {kind[:-1]}"
-                        + (" (a list of two lists fits container=lists)" if lists else "")
-                    )
-            return [(p[0], p[1]) for p in value]
-        if d.container == "lists":
-            if (
-                isinstance(value, (str, bytes, Mapping))
-                or not isinstance(value, Sequence)
-                or len(value) != 2
-                or not all(isinstance(v, Sequence) and len(v) == L for v in value)
-            ):
-                raise StructureError(
-                    f"returned {type(value).__name__}, not a pair of lists of {L} "
-                    f"{what} each (container=lists)" + _container_fits(value)
-                )
-            return list(zip(value[0], value[1]))
         entries = _entries(value)
         if entries is None:
             kind = "a dict" if d.container == "dict" else "an object with attributes"
             raise StructureError(
-                f"returned {type(value).__name__}, not {kind} of {what} "
+                f"returned {type(value).__name__}, not {kind} of "
+                f"{'gradients' if gradients else 'parameters'} "
                 f"(container={d.container})" + _container_fits(value)
             )
         if gradients and d.grads == "auto":
@@ -317,6 +294,41 @@ class Adapter:
                 + (_keys_fit(entries, d, L) if gradients else "")
             )
         return [(entries[names[2 * k]], entries[names[2 * k + 1]]) for k in range(L)]
+
+
+def _pairs_of(value: Any, L: int, kind: str) -> list[tuple[Any, Any]]:
+    """``container=pairs``: a list of ``L`` pairs (``kind``: "(W, b) pairs" or "(dW, db)
+    pairs", as the messages say)."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+        raise StructureError(
+            f"returned {type(value).__name__}, not a list of {kind}" + _container_fits(value)
+        )
+    if len(value) != L:
+        raise StructureError(f"returned {len(value)} pairs for a network of {L} layers")
+    lists = len(value) == 2 and L != 2
+    for l, pair in enumerate(value, start=1):
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise StructureError(
+                f"returned {type(pair).__name__} for layer {l}, not a {kind[:-1]}"
+                + (" (a list of two lists fits container=lists)" if lists else "")
+            )
+    return [(p[0], p[1]) for p in value]
+
+
+def _lists_of(value: Any, L: int, what: str) -> list[tuple[Any, Any]]:
+    """``container=lists``: a pair of lists of ``L`` arrays each (``what``: "parameters" or
+    "gradients")."""
+    if (
+        isinstance(value, (str, bytes, Mapping))
+        or not isinstance(value, Sequence)
+        or len(value) != 2
+        or not all(isinstance(v, Sequence) and len(v) == L for v in value)
+    ):
+        raise StructureError(
+            f"returned {type(value).__name__}, not a pair of lists of {L} "
+            f"{what} each (container=lists)" + _container_fits(value)
+        )
+    return list(zip(value[0], value[1]))
 
 
 def _other_W(W: str) -> str:
