@@ -25,6 +25,7 @@ from typing import NamedTuple, TextIO
 import numpy as np
 
 from . import _validate
+from .costs import Cost
 from .network import Grads, Params, backward, cost_value, forward_pass, l2_penalty, with_l2
 
 STOP_REASONS = ("max_iterations", "converged", "no_more_batches", "diverged")
@@ -165,61 +166,20 @@ def train(
     if epochs is not None:
         epochs = _validate.check_positive_int(epochs, "epochs")
 
-    if batches is not None:
-        if X is not None or Y is not None:
-            raise ValueError("give either X and Y or batches, not both")
-        if batch_size is not None or epochs is not None:
-            raise ValueError(
-                "batch_size and epochs apply to X and Y; batches are used as they come"
-            )
-        source: Iterable[tuple[np.ndarray, np.ndarray]] = batches
-        checked = False
-    else:
-        if X is None or Y is None:
-            raise ValueError("train needs X and Y, or batches")
-        Xc = _validate.check_X(X, p)
-        Yc = _validate.check_Y(Y, Xc, p, cost)
-        if batch_size is None:
-            source = _repeat(Xc, Yc, epochs)
-        else:
-            batch_size = _validate.check_positive_int(batch_size, "batch_size")
-            source = _minibatches(Xc, Yc, batch_size, epochs, seed)
-        checked = True
-
+    source, checked = _data_source(p, X, Y, cost, batches, batch_size, epochs, seed)
+    bar = _progress_bar(progress, max_iterations)
     history = History()
-    bar = None
-    if not isinstance(progress, bool) and not callable(getattr(progress, "write", None)):
-        raise TypeError(
-            f"progress must be True, False or a writable stream, got {type(progress).__name__} "
-            f"{progress!r}"
-        )
-    if progress:
-        bar = _Progress(max_iterations, sys.stderr if progress is True else progress)
     previous = p
     history.stop_reason = "no_more_batches"
     for k, batch in enumerate(source):
-        if not checked:
-            if not isinstance(batch, Sequence) or len(batch) != 2:
-                raise TypeError(f"batch {k}: each item of batches must be an (X, Y) pair")
-            Xb = _validate.check_X(batch[0], p)
-            Yb = _validate.check_Y(batch[1], Xb, p, cost)
-        else:
-            Xb, Yb = batch
-        # A diverging run overflows on its way to a non-finite loss; that is
-        # reported as the stop reason, not as warnings.
-        with np.errstate(over="ignore", invalid="ignore"):
-            cache = forward_pass(p, Xb, acts)
-            J = cost_value(cache, Yb, acts, entry) + l2_penalty(p, lam, Xb.shape[1])
-            if math.isfinite(J):
-                grads = with_l2(backward(p, cache, Yb, acts, entry), p, lam, Xb.shape[1])
-                norm = _grad_norm(grads)
+        Xb, Yb = batch if checked else _checked_batch(k, batch, p, cost)
+        J, grads, norm = _evaluate(p, Xb, Yb, acts, entry, lam)
+        history.loss.append(J)
         if not math.isfinite(J):
-            history.loss.append(J)
             history.grad_norm.append(math.nan)
             history.stop_reason = "diverged"
             p = previous
             break
-        history.loss.append(J)
         history.grad_norm.append(norm)
         if norm < tolerance:
             history.stop_reason = "converged"
@@ -234,6 +194,74 @@ def train(
     if bar is not None:
         bar.show(history.iterations, history.loss[-1] if history.loss else math.nan, final=True)
     return TrainResult(p, history)
+
+
+def _data_source(
+    p: Params,
+    X: np.ndarray | None,
+    Y: np.ndarray | None,
+    cost: str,
+    batches: Iterable[tuple[np.ndarray, np.ndarray]] | None,
+    batch_size: int | None,
+    epochs: int | None,
+    seed: int | None,
+) -> tuple[Iterable[tuple[np.ndarray, np.ndarray]], bool]:
+    """Where :func:`train`'s batches come from, and whether they are checked already:
+    ``batches`` as they come (each checked when it arrives), or X (n_0, m) and Y (n_L, m),
+    checked once, whole or in shuffled mini-batches of ``batch_size`` columns."""
+    if batches is not None:
+        if X is not None or Y is not None:
+            raise ValueError("give either X and Y or batches, not both")
+        if batch_size is not None or epochs is not None:
+            raise ValueError(
+                "batch_size and epochs apply to X and Y; batches are used as they come"
+            )
+        return batches, False
+    if X is None or Y is None:
+        raise ValueError("train needs X and Y, or batches")
+    Xc = _validate.check_X(X, p)
+    Yc = _validate.check_Y(Y, Xc, p, cost)
+    if batch_size is None:
+        return _repeat(Xc, Yc, epochs), True
+    batch_size = _validate.check_positive_int(batch_size, "batch_size")
+    return _minibatches(Xc, Yc, batch_size, epochs, seed), True
+
+
+def _progress_bar(progress: bool | TextIO, total: int) -> _Progress | None:
+    """The bar ``progress`` asks for (True: on stderr; a stream: on it), or None."""
+    if not isinstance(progress, bool) and not callable(getattr(progress, "write", None)):
+        raise TypeError(
+            f"progress must be True, False or a writable stream, got {type(progress).__name__} "
+            f"{progress!r}"
+        )
+    if progress:
+        return _Progress(total, sys.stderr if progress is True else progress)
+    return None
+
+
+def _checked_batch(k: int, batch: object, p: Params, cost: str) -> tuple[np.ndarray, np.ndarray]:
+    """Item ``k`` of ``batches`` as a checked (X (n_0, m), Y (n_L, m)) pair."""
+    if not isinstance(batch, Sequence) or len(batch) != 2:
+        raise TypeError(f"batch {k}: each item of batches must be an (X, Y) pair")
+    Xb = _validate.check_X(batch[0], p)
+    return Xb, _validate.check_Y(batch[1], Xb, p, cost)
+
+
+def _evaluate(
+    p: Params, X: np.ndarray, Y: np.ndarray, acts: Sequence[str], entry: Cost, lam: float
+) -> tuple[float, Grads | None, float]:
+    """J = cost + lambda/(2m) sum ||W^l||^2 on the batch (m = X.shape[1]), and, where J is
+    finite, the gradients dW^l (n_l, n_{l-1}), db^l (n_l, 1) with (lambda/m) W^l added and
+    their norm; ``(J, None, nan)`` otherwise."""
+    # A diverging run overflows on its way to a non-finite loss; that is
+    # reported as the stop reason, not as warnings.
+    with np.errstate(over="ignore", invalid="ignore"):
+        cache = forward_pass(p, X, acts)
+        J = cost_value(cache, Y, acts, entry) + l2_penalty(p, lam, X.shape[1])
+        if not math.isfinite(J):
+            return J, None, math.nan
+        grads = with_l2(backward(p, cache, Y, acts, entry), p, lam, X.shape[1])
+        return J, grads, _grad_norm(grads)
 
 
 def _repeat(

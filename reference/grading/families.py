@@ -88,28 +88,34 @@ def describe(networks: Sequence[Network], failing: Sequence[bool]) -> list[str]:
     keys = [family(p) for p in networks]
     if keys and all(failing):
         return ["every network"]
-    depths = {k[1] for k in keys}
+    deep = len({k[1] for k in keys}) > 1
     phrases: list[tuple[int, str]] = []
     for top in dict.fromkeys(k[0] for k in keys):
         mine = [(k, bad) for k, bad in zip(keys, failing) if k[0] == top]
         bad = sum(b for _, b in mine)
-        if not bad:
-            continue
-        if bad == len(mine):
-            phrases.append((bad, f"every network with {_top(top)} (all {bad})"))
-            continue
-        subs: dict[tuple[int, str], list[bool]] = {}
-        for k, b in mine:
-            subs.setdefault((k[1], k[2]), []).append(b)
-        whole = [s for s, bs in subs.items() if all(bs)]
-        if whole and sum(len(subs[s]) for s in whole) == bad and bad > 1:
-            parts = [
-                (f"{d} layers deep with " if len(depths) > 1 else "") + _hidden(h) for d, h in whole
-            ]
-            phrases.append(
-                (bad, f"every network with {_top(top)} and {' or '.join(parts)} (all {bad})")
-            )
-        else:
-            phrases.append((bad, f"{bad} of {len(mine)} networks with {_top(top)}"))
+        if bad:
+            phrases.append((bad, _family_phrase(top, mine, bad, deep)))
     phrases.sort(key=lambda t: -t[0])
     return [text for _, text in phrases]
+
+
+def _family_phrase(
+    top: tuple[str, str],
+    mine: list[tuple[tuple[tuple[str, str], int, str, bool], bool]],
+    bad: int,
+    deep: bool,
+) -> str:
+    """Where something fails in one output/cost family (``mine``: its networks' keys and
+    whether each fails; ``bad`` of them do): all of it, exactly some of its depth and
+    hidden-activation families (named with their depth when ``deep``: the networks differ
+    in depth), or a count."""
+    if bad == len(mine):
+        return f"every network with {_top(top)} (all {bad})"
+    subs: dict[tuple[int, str], list[bool]] = {}
+    for k, b in mine:
+        subs.setdefault((k[1], k[2]), []).append(b)
+    whole = [s for s, bs in subs.items() if all(bs)]
+    if whole and sum(len(subs[s]) for s in whole) == bad and bad > 1:
+        parts = [(f"{d} layers deep with " if deep else "") + _hidden(h) for d, h in whole]
+        return f"every network with {_top(top)} and {' or '.join(parts)} (all {bad})"
+    return f"{bad} of {len(mine)} networks with {_top(top)}"

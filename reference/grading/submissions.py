@@ -26,21 +26,38 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import multiprocessing
 import os
-import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from ..boundary.policy import Policy
 from .grade import Grade, failed_grade, grade, safe_text, write_gradescope
+from .notebooks import Exported, _translated, export_notebook
 from .rubric import Rubric
+
+__all__ = [
+    "GRADEBOOK",
+    "LEADING",
+    "SUFFIXES",
+    "TRAILING",
+    "WALL_LIMIT",
+    "Exported",
+    "Row",
+    "columns",
+    "export_notebook",
+    "find_submissions",
+    "grade_class",
+    "main_grading",
+    "read_roster",
+]
+"""The names importable from here (:class:`Exported` and :func:`export_notebook` are
+:mod:`.notebooks`', where they were before it was split from this module)."""
 
 GRADEBOOK = "gradebook.csv"
 LEADING = ("id", "submission", "score", "max")
@@ -152,95 +169,6 @@ def _results_names(entries: list[Path]) -> list[str]:
     ]
 
 
-# --- notebooks ---------------------------------------------------------------------------
-
-_MAGIC = re.compile(r"^\s*[%!]")
-"""A line of IPython's own syntax (a magic, a shell escape): not Python, left out."""
-
-
-@dataclass
-class Exported:
-    """A notebook's code cells written as a module: its ``path``, and for each of its lines
-    (1-based) the notebook cell and line it came from (``(0, 0)`` for lines the exporter
-    wrote)."""
-
-    path: Path
-    notebook: str
-    lines: list[tuple[int, int]]
-
-    def where(self, line: int) -> str:
-        """Where the module's ``line`` came from: "cell 4, line 2" (or "line N of its
-        exported code" for a line the exporter wrote)."""
-        if 1 <= line <= len(self.lines) and self.lines[line - 1][0]:
-            cell, at = self.lines[line - 1]
-            return f"cell {cell}, line {at}"
-        return f"line {line} of its exported code"
-
-    def translate(self, text: str) -> str:
-        """``text`` with every place in the exported module (``path:N``, ``"path", line N``)
-        written as the notebook's cell and line."""
-        name = re.escape(str(self.path))
-        short = re.escape(self.path.name)
-        pattern = re.compile(rf"(?:{name}|(?<![\w/.]){short})(?::(\d+)|\"?,\s*line\s+(\d+))")
-        return pattern.sub(
-            lambda m: f"{self.notebook}, {self.where(int(m.group(1) or m.group(2)))}", text
-        )
-
-
-def _cells(path: Path) -> list[dict[str, Any]]:
-    """The notebook's cells (nbformat reads and checks it where installed; else its JSON)."""
-    try:
-        import nbformat
-    except ImportError:
-        nbformat = None
-    try:
-        if nbformat is not None:
-            return list(nbformat.read(str(path), as_version=4).cells)
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except Exception as exc:  # any unreadable notebook is the student's own error
-        raise ValueError(f"notebook {path.name}: not a readable notebook ({exc})") from None
-    cells = data.get("cells") if isinstance(data, dict) else None
-    if not isinstance(cells, list):
-        raise ValueError(f"notebook {path.name}: no list of cells in it")
-    return cells
-
-
-def export_notebook(path: Path, into: Path) -> Exported:
-    """Write the code cells of the notebook at ``path`` into ``into/<stem>.py``, in order,
-    each after a ``# cell N`` line (N counts every cell from 1, as the notebook shows them
-    top to bottom); IPython's magics and shell escapes are commented out. A notebook that
-    cannot be read is a ValueError naming it."""
-    lines: list[str] = []
-    where: list[tuple[int, int]] = []
-    for number, cell in enumerate(_cells(path), start=1):
-        if not isinstance(cell, Mapping) or cell.get("cell_type") != "code":
-            continue
-        source = cell.get("source", "")
-        text = "".join(source) if isinstance(source, list) else str(source)
-        lines.append(f"# cell {number}")
-        where.append((0, 0))
-        for k, line in enumerate(text.splitlines(), start=1):
-            lines.append(f"# {line}  (IPython syntax, left out)" if _MAGIC.match(line) else line)
-            where.append((number, k))
-        lines.append("")
-        where.append((0, 0))
-    into.mkdir(parents=True, exist_ok=True)
-    module = into / f"{path.stem}.py"
-    module.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return Exported(module, path.name, where)
-
-
-def _translated(graded: Grade, exported: Exported) -> Grade:
-    """``graded`` with the exported module's places given as the notebook's cells."""
-    for item in graded.items:
-        item.output = exported.translate(item.output)
-    graded.output = exported.translate(graded.output)
-    graded.notes = [exported.translate(n) for n in graded.notes]
-    if graded.error:
-        graded.error = exported.translate(graded.error)
-    return graded
-
-
 _CACHE_SETTINGS = {
     "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
     "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
@@ -298,23 +226,12 @@ def grade_class(
     class folder, ``out`` and the rubric unreadable; ``limits`` over the default resource
     limits), as ``user`` when given.
     """
-    if jobs is None:
-        jobs = os.cpu_count() or 1
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
-    if not wall_limit > 0:
-        raise ValueError(f"wall_limit must be > 0 seconds, got {wall_limit!r}")
-    if roster is not None and not isinstance(roster, Mapping):
-        raise TypeError(f"roster must be a mapping of submission names to ids, got {roster!r}")
+    jobs = _checked_class_options(jobs, wall_limit, roster)
     entries = find_submissions(directory)
     out.mkdir(parents=True, exist_ok=True)
     names = _results_names(entries)
     roster = {_identifier(k): v for k, v in (roster or {}).items()}
-    # the class folder (every classmate's files), the results and the rubric: unreadable
-    unreadable = [directory.resolve(), out.resolve()]
-    if Path(rubric.source).is_file():
-        unreadable.append(Path(rubric.source).resolve())
-    policy = Policy.grading(rubric.forbid, unreadable, limits)
+    policy = _class_policy(directory, out, rubric, limits)
     settings = {"rubric": rubric, "hidden_seed": hidden_seed, "timeout": timeout,
                 "wall_limit": wall_limit, "policy": policy, "user": user}  # fmt: skip
 
@@ -335,33 +252,73 @@ def grade_class(
         tempfile.TemporaryDirectory(prefix="backprop-notebooks-") as scratch,
     ):
         places = [Path(scratch) / str(k) for k in range(len(entries))]
-        if jobs == 1 or len(entries) < 2:
-            for k, entry in enumerate(entries):
-                rows[k] = finish(k, _grade_entry(entry, places[k], settings))
-        else:
-            # The judging is Python and NumPy in the grading process: a process each, not a
-            # thread each, lets two submissions be judged at once (the GIL would not).
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-                started = {
-                    pool.submit(_grade_entry, entry, places[k], settings): k
-                    for k, entry in enumerate(entries)
-                }
-                for future in as_completed(started):
-                    k = started[future]
-                    try:
-                        graded = future.result()
-                    except Exception as exc:  # the pool itself failed (a process killed)
-                        graded = _grader_failed(entries[k], settings, exc)
-                    rows[k] = finish(k, graded)
+        for k, graded in _graded_entries(entries, places, settings, jobs):
+            rows[k] = finish(k, graded)
     done = [row for row in rows if row is not None]
-    header = columns(done)
-    with open(out / GRADEBOOK, "w", newline="", encoding="utf-8") as fh:
+    _write_gradebook(out / GRADEBOOK, done)
+    return done
+
+
+def _checked_class_options(
+    jobs: int | None, wall_limit: float, roster: Mapping[str, str] | None
+) -> int:
+    """``jobs`` (None: the number of cores), once the options are checked."""
+    if jobs is None:
+        jobs = os.cpu_count() or 1
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+    if not wall_limit > 0:
+        raise ValueError(f"wall_limit must be > 0 seconds, got {wall_limit!r}")
+    if roster is not None and not isinstance(roster, Mapping):
+        raise TypeError(f"roster must be a mapping of submission names to ids, got {roster!r}")
+    return jobs
+
+
+def _class_policy(
+    directory: Path, out: Path, rubric: Rubric, limits: dict[str, int | None] | None
+) -> Policy:
+    """The grading policy: the class folder (every classmate's files), the results and the
+    rubric unreadable."""
+    unreadable = [directory.resolve(), out.resolve()]
+    if Path(rubric.source).is_file():
+        unreadable.append(Path(rubric.source).resolve())
+    return Policy.grading(rubric.forbid, unreadable, limits)
+
+
+def _graded_entries(
+    entries: list[Path], places: list[Path], settings: dict, jobs: int
+) -> Iterator[tuple[int, Grade]]:
+    """``(k, grade)`` for each submission as it finishes: one after another in this process
+    with one job (or one submission), else in a pool of ``jobs`` spawned processes."""
+    if jobs == 1 or len(entries) < 2:
+        for k, entry in enumerate(entries):
+            yield k, _grade_entry(entry, places[k], settings)
+        return
+    # The judging is Python and NumPy in the grading process: a process each, not a
+    # thread each, lets two submissions be judged at once (the GIL would not).
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        started = {
+            pool.submit(_grade_entry, entry, places[k], settings): k
+            for k, entry in enumerate(entries)
+        }
+        for future in as_completed(started):
+            k = started[future]
+            try:
+                graded = future.result()
+            except Exception as exc:  # the pool itself failed (a process killed)
+                graded = _grader_failed(entries[k], settings, exc)
+            yield k, graded
+
+
+def _write_gradebook(path: Path, rows: list[Row]) -> None:
+    """The gradebook CSV: :func:`columns`, then a line per row."""
+    header = columns(rows)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
         items = header[len(LEADING) : len(header) - len(TRAILING)]
-        writer.writerows(row.cells(items) for row in done)
-    return done
+        writer.writerows(row.cells(items) for row in rows)
 
 
 def _grade_entry(entry: Path, scratch: Path, settings: dict) -> Grade:
@@ -456,10 +413,16 @@ def main_grading(args: argparse.Namespace, out: TextIO) -> int:
     Exit status with ``--gradescope``: 0 full points, 1 fewer, 2 a usage error or code that
     could not be imported (its results file, at 0 points, is written all the same). With
     ``--submissions``: 0 once the gradebook is written, whatever the grades."""
-    from ..boundary.loading import load_impl
-    from ..run.session import UsageError, writable
-    from .grade import hidden_seed_from
-    from .rubric import RubricError, load_rubric
+    _check_grading_args(args)
+    rubric, seed = _rubric_and_seed(args)
+    if args.gradescope:
+        return _grade_one(args, rubric, seed, out)
+    return _grade_folder(args, rubric, seed, out)
+
+
+def _check_grading_args(args: argparse.Namespace) -> None:
+    """A usage error for options that do not go together, or a value out of range."""
+    from ..run.session import UsageError
 
     if args.roster is not None and not args.submissions:
         raise UsageError("--roster goes with --submissions DIR")
@@ -479,6 +442,15 @@ def main_grading(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"--submission-timeout must be > 0 seconds, got {args.submission_timeout}")
     if args.hidden_seed is not None and args.hidden_seed < 0:
         raise UsageError("--hidden-seed must be >= 0 (its value is not shown)")
+
+
+def _rubric_and_seed(args: argparse.Namespace) -> tuple[Rubric, int | None]:
+    """The rubric (``--hidden-visibility`` over its hidden groups') and the hidden seed; a
+    rubric or seed that cannot be read is a usage error."""
+    from ..run.session import UsageError
+    from .grade import hidden_seed_from
+    from .rubric import RubricError, load_rubric
+
     try:
         rubric = load_rubric(args.rubric)
         seed = hidden_seed_from(args.hidden_seed)
@@ -487,33 +459,49 @@ def main_grading(args: argparse.Namespace, out: TextIO) -> int:
     if args.hidden_visibility:
         groups = tuple(replace(g, visibility=args.hidden_visibility) for g in rubric.hidden)
         rubric = replace(rubric, hidden=groups)
+    return rubric, seed
 
-    if args.gradescope:
-        writable(args.gradescope, "--gradescope")
-        impl = load_impl(args.impl) if args.in_process else args.impl
-        wall = args.submission_timeout if args.submission_timeout is not None else WALL_LIMIT
-        with _terminated_as_error():
-            try:
-                graded = grade(
-                    impl,
-                    rubric=rubric,
-                    hidden_seed=seed,
-                    timeout=args.timeout,
-                    wall_limit=wall,
-                    name=args.impl,
-                    user=args.user,
-                    limits=_limits(args),
-                )
-            except _Terminated:  # Gradescope needs a results file even when grading fails
-                message = "the grading was stopped (SIGTERM) before it finished"
-                graded = failed_grade(rubric, args.impl, message, 0.0, seed is not None)
-        write_gradescope(graded, args.gradescope)
-        if not args.quiet:
-            out.write("\n".join(_item_lines(graded)) + "\n")
-        out.write(f"{graded.output}\nwrote {args.gradescope}\n")
-        if graded.error:
-            return 2
-        return 0 if graded.score >= graded.max_score else 1
+
+def _wall_limit(args: argparse.Namespace) -> float:
+    """``--submission-timeout``, or :data:`WALL_LIMIT`."""
+    return args.submission_timeout if args.submission_timeout is not None else WALL_LIMIT
+
+
+def _grade_one(args: argparse.Namespace, rubric: Rubric, seed: int | None, out: TextIO) -> int:
+    """``--gradescope PATH``: grade ``--impl``, write its results file, say how it went."""
+    from ..boundary.loading import load_impl
+    from ..run.session import writable
+
+    writable(args.gradescope, "--gradescope")
+    impl = load_impl(args.impl) if args.in_process else args.impl
+    with _terminated_as_error():
+        try:
+            graded = grade(
+                impl,
+                rubric=rubric,
+                hidden_seed=seed,
+                timeout=args.timeout,
+                wall_limit=_wall_limit(args),
+                name=args.impl,
+                user=args.user,
+                limits=_limits(args),
+            )
+        except _Terminated:  # Gradescope needs a results file even when grading fails
+            message = "the grading was stopped (SIGTERM) before it finished"
+            graded = failed_grade(rubric, args.impl, message, 0.0, seed is not None)
+    write_gradescope(graded, args.gradescope)
+    if not args.quiet:
+        out.write("\n".join(_item_lines(graded)) + "\n")
+    out.write(f"{graded.output}\nwrote {args.gradescope}\n")
+    if graded.error:
+        return 2
+    return 0 if graded.score >= graded.max_score else 1
+
+
+def _grade_folder(args: argparse.Namespace, rubric: Rubric, seed: int | None, out: TextIO) -> int:
+    """``--submissions DIR``: grade the class into ``--grades``, a line per submission as it
+    finishes (unless ``--quiet``), then the summary."""
+    from ..run.session import UsageError, writable
 
     if args.in_process:
         raise UsageError("--submissions grades each submission in a worker; drop --in-process")
@@ -542,28 +530,37 @@ def main_grading(args: argparse.Namespace, out: TextIO) -> int:
         hidden_seed=seed,
         jobs=args.jobs,
         timeout=args.timeout,
-        wall_limit=args.submission_timeout if args.submission_timeout is not None else WALL_LIMIT,
+        wall_limit=_wall_limit(args),
         on_done=done,
         roster=roster,
         limits=_limits(args),
         user=args.user,
     )
+    _write_class_summary(rows, args.grades, roster, out)
+    return 0
+
+
+def _write_class_summary(
+    rows: list[Row], grades: Path, roster: dict[str, str] | None, out: TextIO
+) -> None:
+    """How many were graded and where they went, the integrity findings, and the roster's
+    names with no submission and submissions with no name in it."""
     full = sum(r.grade.score >= r.grade.max_score for r in rows)
     out.write(
         f"graded {len(rows)} submissions ({full} with full points); wrote "
-        f"{args.grades / GRADEBOOK} and {len(rows)} results files in {args.grades}\n"
+        f"{grades / GRADEBOOK} and {len(rows)} results files in {grades}\n"
     )
     flagged = [r for r in rows if r.grade.integrity]
     if flagged:
         out.write(f"integrity findings on {len(flagged)} submission(s):\n")
         for r in flagged:
             out.write(f"  {r.submission}: {'; '.join(r.grade.integrity)}\n")
-    if roster is not None:
-        graded = {_identifier(r.submission) for r in rows}
-        unnamed = sorted(r.submission for r in rows if _identifier(r.submission) not in roster)
-        absent = sorted(name for name in roster if name not in graded)
-        if unnamed:
-            out.write(f"not in the roster (their id is their name): {', '.join(unnamed)}\n")
-        if absent:
-            out.write(f"in the roster with no submission: {', '.join(absent)}\n")
-    return 0
+    if roster is None:
+        return
+    graded = {_identifier(r.submission) for r in rows}
+    unnamed = sorted(r.submission for r in rows if _identifier(r.submission) not in roster)
+    absent = sorted(name for name in roster if name not in graded)
+    if unnamed:
+        out.write(f"not in the roster (their id is their name): {', '.join(unnamed)}\n")
+    if absent:
+        out.write(f"in the roster with no submission: {', '.join(absent)}\n")

@@ -41,6 +41,24 @@ def seed_combinations(
     the default run checks on the seed's network, in a fixed order (see the module's doc), the
     seed notes' own first. ``keep(activations, cost)``: whether a combination is in scope;
     the covering set is built from those kept, so a scope loses no pair it admits."""
+    hidden, heads, full = _candidates(names, keep)
+    if len(full) <= FULL_PRODUCT_LIMIT or not hidden:
+        return _seeds_own_first(full, full)
+    admitted = set(full)
+    out = [c for c in full if set(c[0]) <= set(SEED_TABLE)]
+    for h1, h2, head in _covering_rows(len(hidden), len(heads)):
+        out_act, cost = heads[head]
+        combination = ((hidden[h1], hidden[h2], out_act), cost)
+        if combination in admitted:
+            out.append(combination)
+    return _seeds_own_first(list(dict.fromkeys(out)), full)
+
+
+def _candidates(
+    names: Sequence[str], keep: Callable[[tuple[str, str, str], str], bool] | None
+) -> tuple[list[str], list[tuple[str, str]], list[Combination]]:
+    """The hidden activations, the (output activation, cost) heads and every combination of
+    them, each limited to what ``keep`` admits."""
     hidden = [n for n in names if not output_only(n)]
     heads = [(out, cost) for out in names for cost in compatible_costs(out)]
     full = [((h1, h2, out), cost) for h1 in hidden for h2 in hidden for out, cost in heads]
@@ -48,23 +66,19 @@ def seed_combinations(
         full = [(acts, cost) for acts, cost in full if keep(acts, cost)]
         hidden = [h for h in hidden if any(h in acts[:2] for acts, _ in full)]
         heads = [head for head in heads if any((acts[2], cost) == head for acts, cost in full)]
-    if len(full) <= FULL_PRODUCT_LIMIT or not hidden:
-        return _seeds_own_first(full, full)
-    n, o = len(hidden), len(heads)
+    return hidden, heads, full
+
+
+def _covering_rows(n: int, o: int) -> list[tuple[int, int, int]]:
+    """(first hidden, second hidden, head) indices, once each, that cover every pair of the
+    three among ``n`` hidden activations and ``o`` heads."""
     rows: list[tuple[int, int, int]] = [
         (j % n, i, (i + j) % o) for i in range(n) for j in range(max(n, o))
     ]
     covered = {(h1, head) for h1, _, head in rows}
     rows += [(h1, 0, head) for h1, head in itertools.product(range(n), range(o))
              if (h1, head) not in covered]  # fmt: skip
-    admitted = set(full)
-    out = [c for c in full if set(c[0]) <= set(SEED_TABLE)]
-    for h1, h2, head in dict.fromkeys(rows):
-        out_act, cost = heads[head]
-        combination = ((hidden[h1], hidden[h2], out_act), cost)
-        if combination in admitted:
-            out.append(combination)
-    return _seeds_own_first(list(dict.fromkeys(out)), full)
+    return list(dict.fromkeys(rows))
 
 
 def _seeds_own_first(chosen: list[Combination], full: list[Combination]) -> list[Combination]:

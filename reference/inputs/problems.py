@@ -218,16 +218,7 @@ def random_problem(
     m = int(rng.integers(samples[0], samples[1] + 1))
     if activation_names is None:
         activation_names = table_activations()
-    acts = [str(a) for a in rng.choice(list(activation_names), size=L)]
-    hidden = [a for a in activation_names if not output_only(a)]
-    if L > 1 and not hidden:
-        raise ValueError(
-            f"activation_names {list(activation_names)} holds output-only activations only, "
-            f"but depth {depth} needs hidden layers: add an elementwise activation"
-        )
-    for l in range(L - 1):  # softmax and its kind are drawn for the output layer only
-        if output_only(acts[l]):
-            acts[l] = str(rng.choice(hidden))
+    acts = _draw_activations(rng, L, activation_names, depth)
     if output_only(acts[-1]) and sizes[-1] < 2 <= width[1]:
         sizes[-1] = 2  # a softmax of one unit is 1 whatever the network
     cost = str(rng.choice(compatible_costs(acts[-1])))
@@ -239,29 +230,54 @@ def random_problem(
         X = rng.normal(0, 1, (sizes[0], m))
         Y = rng.uniform(0, 1, (sizes[-1], m)) if cost == "bce" else rng.normal(0, 1, (sizes[-1], m))
     else:
-        lo, hi = scale if scale is not None else (1.0, 1.0)
-        s = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-        if integer_data:
-            params = [
-                (np.rint(4 * s * rng.normal(size=(n, p))) / 4, np.zeros((n, 1))) for p, n in pairs
-            ]
-            X = rng.integers(-3, 4, (sizes[0], m)).astype(np.float64)
-            Y = (
-                rng.integers(0, 2, (sizes[-1], m))
-                if cost == "bce"
-                else rng.integers(-2, 3, (sizes[-1], m))
-            )
-            Y = Y.astype(np.float64)
-        else:
-            params = [(s * rng.normal(size=(n, p)), s * rng.normal(size=(n, 1))) for p, n in pairs]
-            X = rng.normal(0, 1, (sizes[0], m))
-            Y = (
-                rng.uniform(0, 1, (sizes[-1], m))
-                if cost == "bce"
-                else rng.normal(0, 1, (sizes[-1], m))
-            )
+        params, X, Y = _scaled_arrays(rng, pairs, m, cost, scale, integer_data)
     if needs_one_hot(acts[-1], cost):
         Y = one_hot_labels(rng, sizes[-1], m)
     if relu_margin is not None:
         params = with_relu_margin(params, X, acts, relu_margin)
     return Problem(params, X, Y, acts, cost, name=name or "random")
+
+
+def _draw_activations(
+    rng: np.random.Generator, L: int, activation_names: Sequence[str], depth: tuple[int, int]
+) -> list[str]:
+    """``L`` activations drawn from ``activation_names``, an output-only one (softmax) on the
+    output layer only (a hidden layer that drew one draws again among the others)."""
+    acts = [str(a) for a in rng.choice(list(activation_names), size=L)]
+    hidden = [a for a in activation_names if not output_only(a)]
+    if L > 1 and not hidden:
+        raise ValueError(
+            f"activation_names {list(activation_names)} holds output-only activations only, "
+            f"but depth {depth} needs hidden layers: add an elementwise activation"
+        )
+    for l in range(L - 1):  # softmax and its kind are drawn for the output layer only
+        if output_only(acts[l]):
+            acts[l] = str(rng.choice(hidden))
+    return acts
+
+
+def _scaled_arrays(
+    rng: np.random.Generator,
+    pairs: list[tuple[int, int]],
+    m: int,
+    cost: str,
+    scale: tuple[float, float] | None,
+    integer_data: bool,
+) -> tuple[Params, np.ndarray, np.ndarray]:
+    """``random_problem``'s parameters and data at one scale drawn log-uniform in ``scale``
+    (1 when None): integer data and weights in quarters when ``integer_data``, else
+    W^l, b^l ~ N(0, s^2)."""
+    n0, nL = pairs[0][0], pairs[-1][1]
+    lo, hi = scale if scale is not None else (1.0, 1.0)
+    s = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    if integer_data:
+        params = [
+            (np.rint(4 * s * rng.normal(size=(n, p))) / 4, np.zeros((n, 1))) for p, n in pairs
+        ]
+        X = rng.integers(-3, 4, (n0, m)).astype(np.float64)
+        Y = rng.integers(0, 2, (nL, m)) if cost == "bce" else rng.integers(-2, 3, (nL, m))
+        return params, X, Y.astype(np.float64)
+    params = [(s * rng.normal(size=(n, p)), s * rng.normal(size=(n, 1))) for p, n in pairs]
+    X = rng.normal(0, 1, (n0, m))
+    Y = rng.uniform(0, 1, (nL, m)) if cost == "bce" else rng.normal(0, 1, (nL, m))
+    return params, X, Y

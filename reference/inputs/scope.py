@@ -169,64 +169,10 @@ class Scope:
         for key, value in declared.items():
             if value is None:
                 continue
-            if key in ("min_depth", "max_depth"):
-                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                    raise ScopeError(f"{where}: {key} must be an integer >= 1, got {value!r}")
-                values[key] = value
-            elif key == "layout":
-                try:
-                    values[key] = str(read_layout(value, f"{where}: layout"))
-                except LayoutError as exc:
-                    raise ScopeError(str(exc)) from None
-            elif key == "dtype":
-                allowed = DTYPES
-                if value not in allowed:
-                    raise ScopeError(
-                        f"{where}: {key} must be one of {', '.join(allowed)}, got {value!r}"
-                    )
-                values[key] = value
-            elif key == "relu_at_zero":
-                if isinstance(value, bool) or value not in RELU_AT_ZERO:
-                    raise ScopeError(
-                        f"{where}: relu_at_zero must be 0 or 1 (relu'(0)), got {value!r}"
-                    )
-                values[key] = float(value)
-            elif key == "shared_hidden":
-                if not isinstance(value, bool):
-                    raise ScopeError(f"{where}: shared_hidden must be True or False, got {value!r}")
-                if value:
-                    values[key] = True
-            elif key == "output_cost_pairs":
-                pairs = []
-                for pair in _items(value, where, key):
-                    if (not isinstance(pair, (list, tuple)) or len(pair) != 2
-                            or not all(isinstance(n, str) for n in pair)):  # fmt: skip
-                        raise ScopeError(
-                            f"{where}: output_cost_pairs must be a list of [output activation, "
-                            f"cost] pairs, got {pair!r} in it"
-                        )
-                    pairs.append((pair[0], pair[1]))
-                values[key] = frozenset(pairs)
-            elif key == "penalties":
-                items = _items(value, where, key)
-                unknown = [n for n in items if n not in PENALTIES]
-                if unknown:
-                    raise ScopeError(f"{where}: penalties must name some of "
-                                     f"{', '.join(PENALTIES)}, got {value!r}")  # fmt: skip
-                values[key] = frozenset(items)
-            elif key == "outputs":
-                items = _items(value, where, key)
-                if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1
-                           for n in items):  # fmt: skip
-                    raise ScopeError(f"{where}: outputs must be widths >= 1, got {value!r}")
-                values[key] = frozenset(items)
-            elif value == EVERY:
-                values[key] = table_names(key)
-            else:
-                items = _items(value, where, key)
-                if not all(isinstance(n, str) for n in items):
-                    raise ScopeError(f"{where}: {key} must be a list of names, got {value!r}")
-                values[key] = frozenset(items)
+            read = _READERS.get(key, _read_names)
+            got = read(value, where, key)
+            if got is not None:  # shared_hidden False declares nothing
+                values[key] = got
         return cls(**values)
 
     def over(self, other: Scope) -> Scope:
@@ -345,40 +291,51 @@ class Scope:
             return {}
         nets = [(list(p.activations), p.cost, p.params[-1][0].shape[0]) for p in ran]
         out_of = [(list(p.activations), p.cost, p.params[-1][0].shape[0]) for p in refused]
-        proposal: dict[str, Any] = {
-            "activations": sorted({a for acts, _, _ in nets for a in acts[:-1]}),
-            "output_activations": sorted({acts[-1] for acts, _, _ in nets}),
-            "costs": sorted({cost for _, cost, _ in nets}),
-            "outputs": sorted({n for _, _, n in nets}),
-            "shared_hidden": all(len(set(acts[:-1])) <= 1 for acts, _, _ in nets) or None,
-            "output_cost_pairs": sorted({(acts[-1], cost) for acts, cost, _ in nets}),
-            "min_depth": min(len(acts) for acts, _, _ in nets),
-            "max_depth": max(len(acts) for acts, _, _ in nets),
-        }
-        remaining = [n for n in out_of if self.admits_network(*n)]
-        chosen, picked = self, []
-        for declared_too in (False, True):  # what is not declared first, then narrower values
-            while remaining:
-                best, left = None, remaining
-                for key, value in proposal.items():
-                    if value is None or key in picked or (key == "activations" and not value):
-                        continue
-                    if getattr(self, key) is not None and not declared_too:
-                        continue
-                    trial = Scope.read({key: value}, "the suggestion").over(chosen)
-                    if getattr(trial, key) == getattr(chosen, key):
-                        continue  # already declared so
-                    kept = [n for n in remaining if trial.admits_network(*n)]
-                    if len(kept) < len(left):
-                        best, left = (key, trial), kept
-                if best is None:
-                    break
-                picked.append(best[0])
-                chosen, remaining = best[1], left
+        proposal = _proposal(nets)
+        picked = self._pick(proposal, [n for n in out_of if self.admits_network(*n)])
         return {
             key: [list(v) for v in value] if key == "output_cost_pairs" else value
             for key, value in proposal.items() if key in picked
         }  # fmt: skip
+
+    def _pick(self, proposal: dict[str, Any], remaining: list[Any]) -> list[str]:
+        """The keys of ``proposal`` :meth:`suggest` names, in the order chosen: each the one
+        that leaves out the most of the ``remaining`` refused networks."""
+        chosen, picked = self, []
+        for declared_too in (False, True):  # what is not declared first, then narrower values
+            while remaining:
+                best = self._best_key(proposal, picked, chosen, remaining, declared_too)
+                if best is None:
+                    break
+                key, chosen, remaining = best
+                picked.append(key)
+        return picked
+
+    def _best_key(
+        self,
+        proposal: dict[str, Any],
+        picked: list[str],
+        chosen: Scope,
+        remaining: list[Any],
+        declared_too: bool,
+    ) -> tuple[str, Scope, list[Any]] | None:
+        """The key not yet ``picked`` whose proposed value over ``chosen`` admits the fewest
+        ``remaining`` networks (fewer than now), that scope and those it still admits; None
+        when no key leaves one out. Keys this scope declares count only when
+        ``declared_too``; a value it already declares never counts."""
+        best, left = None, remaining
+        for key, value in proposal.items():
+            if value is None or key in picked or (key == "activations" and not value):
+                continue
+            if getattr(self, key) is not None and not declared_too:
+                continue
+            trial = Scope.read({key: value}, "the suggestion").over(chosen)
+            if getattr(trial, key) == getattr(chosen, key):
+                continue  # already declared so
+            kept = [n for n in remaining if trial.admits_network(*n)]
+            if len(kept) < len(left):
+                best, left = (key, trial), kept
+        return None if best is None else (best[0], best[1], left)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -402,6 +359,110 @@ def _items(value: Any, where: str, key: str) -> list[Any]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise ScopeError(f"{where}: {key} must be a list, got {value!r}")
     return list(value)
+
+
+def _proposal(nets: list[tuple[list[str], str, int]]) -> dict[str, Any]:
+    """Every key :meth:`Scope.suggest` may name, with the value that admits ``nets`` (each
+    ``(activations, cost, output width)``) and as little else as the key can say."""
+    return {
+        "activations": sorted({a for acts, _, _ in nets for a in acts[:-1]}),
+        "output_activations": sorted({acts[-1] for acts, _, _ in nets}),
+        "costs": sorted({cost for _, cost, _ in nets}),
+        "outputs": sorted({n for _, _, n in nets}),
+        "shared_hidden": all(len(set(acts[:-1])) <= 1 for acts, _, _ in nets) or None,
+        "output_cost_pairs": sorted({(acts[-1], cost) for acts, cost, _ in nets}),
+        "min_depth": min(len(acts) for acts, _, _ in nets),
+        "max_depth": max(len(acts) for acts, _, _ in nets),
+    }
+
+
+# --- reading a declaration: one reader per key ---------------------------------------------
+# Each takes the declared value (never None), the place and the key, and returns the field's
+# value, or None where the value declares nothing; a value it cannot read is a ScopeError.
+
+
+def _read_depth(value: Any, where: str, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ScopeError(f"{where}: {key} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _read_layout(value: Any, where: str, key: str) -> str:
+    try:
+        return str(read_layout(value, f"{where}: layout"))
+    except LayoutError as exc:
+        raise ScopeError(str(exc)) from None
+
+
+def _read_dtype(value: Any, where: str, key: str) -> str:
+    if value not in DTYPES:
+        raise ScopeError(f"{where}: {key} must be one of {', '.join(DTYPES)}, got {value!r}")
+    return value
+
+
+def _read_relu_at_zero(value: Any, where: str, key: str) -> float:
+    if isinstance(value, bool) or value not in RELU_AT_ZERO:
+        raise ScopeError(f"{where}: relu_at_zero must be 0 or 1 (relu'(0)), got {value!r}")
+    return float(value)
+
+
+def _read_shared_hidden(value: Any, where: str, key: str) -> bool | None:
+    if not isinstance(value, bool):
+        raise ScopeError(f"{where}: shared_hidden must be True or False, got {value!r}")
+    return True if value else None
+
+
+def _read_pairs(value: Any, where: str, key: str) -> frozenset[tuple[str, str]]:
+    pairs = []
+    for pair in _items(value, where, key):
+        if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+                or not all(isinstance(n, str) for n in pair)):  # fmt: skip
+            raise ScopeError(
+                f"{where}: output_cost_pairs must be a list of [output activation, "
+                f"cost] pairs, got {pair!r} in it"
+            )
+        pairs.append((pair[0], pair[1]))
+    return frozenset(pairs)
+
+
+def _read_penalties(value: Any, where: str, key: str) -> frozenset[str]:
+    items = _items(value, where, key)
+    if any(n not in PENALTIES for n in items):
+        raise ScopeError(f"{where}: penalties must name some of "
+                         f"{', '.join(PENALTIES)}, got {value!r}")  # fmt: skip
+    return frozenset(items)
+
+
+def _read_outputs(value: Any, where: str, key: str) -> frozenset[int]:
+    items = _items(value, where, key)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1
+               for n in items):  # fmt: skip
+        raise ScopeError(f"{where}: outputs must be widths >= 1, got {value!r}")
+    return frozenset(items)
+
+
+def _read_names(value: Any, where: str, key: str) -> frozenset[str]:
+    """A name key: :data:`EVERY`, or a list of names."""
+    if value == EVERY:
+        return table_names(key)
+    items = _items(value, where, key)
+    if not all(isinstance(n, str) for n in items):
+        raise ScopeError(f"{where}: {key} must be a list of names, got {value!r}")
+    return frozenset(items)
+
+
+_READERS = {
+    "min_depth": _read_depth,
+    "max_depth": _read_depth,
+    "layout": _read_layout,
+    "dtype": _read_dtype,
+    "relu_at_zero": _read_relu_at_zero,
+    "shared_hidden": _read_shared_hidden,
+    "output_cost_pairs": _read_pairs,
+    "penalties": _read_penalties,
+    "outputs": _read_outputs,
+}
+"""The reader of each key but the name keys (:func:`_read_names`)."""
 
 
 def from_pyproject(directory: Path) -> Scope:

@@ -140,6 +140,23 @@ def architectures(
     if square is not None and not isinstance(square, bool):
         raise TypeError(f"square must be True, False or None, got {square!r}")
     scope = scope if scope is not None else Scope.everything()
+    lo, hi, hidden, outputs = _choices(min_depth, max_depth, names, wanted, scope)
+    L = draw(st.integers(lo, hi))
+    if scope.shared_hidden:  # one activation for every hidden layer
+        acts = [draw(st.sampled_from(hidden))] * (L - 1)
+    else:
+        acts = [draw(st.sampled_from(hidden)) for _ in range(L - 1)]
+    acts.append(draw(st.sampled_from(outputs)))
+    cost = draw(st.sampled_from([c for c in scope.cost_choices(acts[-1]) if c in wanted]))
+    sizes = _draw_sizes(draw, L, acts[-1], scope, square, min_width, max_width)
+    return Architecture(tuple(sizes), tuple(acts), cost)
+
+
+def _choices(
+    min_depth: int, max_depth: int, names: list[str], wanted: list[str], scope: Scope
+) -> tuple[int, int, list[str], list[str]]:
+    """The depths (lo, hi), hidden and output activations :func:`architectures` draws from,
+    inside ``scope``; hypothesis' ``InvalidArgument`` where nothing fits."""
     lo = max(min_depth, scope.min_depth or 1)
     hi = min(max_depth, scope.max_depth or max_depth)
     hidden = [n for n in scope.hidden_choices(names) if n in names and not output_only(n)]
@@ -154,23 +171,28 @@ def architectures(
             f"no architecture fits depth {min_depth}..{max_depth}, activations {names}, "
             f"costs {wanted} and the declared scope {scope.describe()}"
         )
-    L = draw(st.integers(lo, hi))
-    if scope.shared_hidden:  # one activation for every hidden layer
-        acts = [draw(st.sampled_from(hidden))] * (L - 1)
-    else:
-        acts = [draw(st.sampled_from(hidden)) for _ in range(L - 1)]
-    acts.append(draw(st.sampled_from(outputs)))
-    cost = draw(st.sampled_from([c for c in scope.cost_choices(acts[-1]) if c in wanted]))
+    return lo, hi, hidden, outputs
+
+
+def _draw_sizes(
+    draw: st.DrawFn,
+    L: int,
+    output: str,
+    scope: Scope,
+    square: bool | None,
+    min_width: int,
+    max_width: int,
+) -> list[int]:
+    """The widths n_0..n_L: the output's among the scope's (two or more for an output-only
+    activation), the others free, or all as wide as the input when ``square``."""
     widths = st.integers(min_width, max_width)
     out_widths = st.sampled_from(sorted(scope.outputs)) if scope.outputs else widths
-    if output_only(acts[-1]) and not scope.outputs and max_width >= 2:
+    if output_only(output) and not scope.outputs and max_width >= 2:
         out_widths = st.integers(max(2, min_width), max_width)  # softmax of one unit is 1
     if square if square is not None else draw(st.booleans()):
         n = draw(widths)
-        sizes = [n] * L + [draw(out_widths)]
-    else:
-        sizes = [draw(widths) for _ in range(L)] + [draw(out_widths)]
-    return Architecture(tuple(sizes), tuple(acts), cost)
+        return [n] * L + [draw(out_widths)]
+    return [draw(widths) for _ in range(L)] + [draw(out_widths)]
 
 
 @st.composite

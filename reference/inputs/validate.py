@@ -60,6 +60,16 @@ def validate_problem(
     m >= 1, one known activation name per layer (an output-only one such as softmax on the
     output layer only), a known cost that the output activation allows, labels in [0, 1] for
     bce and one-hot by columns for cce, every value finite."""
+    checked = _checked_params(params)
+    X, Y = _checked_data(X, Y, checked)
+    acts = _checked_activations(activations, len(checked))
+    _check_cost(cost, acts[-1], Y)
+    return checked, X, Y, acts, cost
+
+
+def _checked_params(params: Any) -> Params:
+    """``params`` as float64 ``(W, b)`` pairs: W^l (n_l, n_{l-1}), b^l (n_l, 1), each layer
+    fed by the one before."""
     if isinstance(params, (str, bytes, np.ndarray)) or not isinstance(params, Sequence):
         raise ProblemError(f"params must be a list of (W, b) pairs, got {type(params).__name__}")
     if not params:
@@ -83,6 +93,11 @@ def validate_problem(
         if W.size == 0:
             raise ProblemError(f"layer {l}'s W must not be empty, got shape {W.shape}")
         checked.append((W, b))
+    return checked
+
+
+def _checked_data(X: Any, Y: Any, checked: Params) -> tuple[np.ndarray, np.ndarray]:
+    """``X`` (n_0, m), m >= 1, and ``Y`` (n_L, m) as float64 copies."""
     X = _real("X", X, 2)
     Y = _real("Y", Y, 2)
     n0, nL = checked[0][0].shape[1], checked[-1][0].shape[0]
@@ -94,14 +109,19 @@ def validate_problem(
     if Y.shape != (nL, X.shape[1]):
         raise ProblemError(f"Y must have shape ({nL}, {X.shape[1]}) (outputs x samples), "
                            f"got {Y.shape}")  # fmt: skip
+    return X, Y
+
+
+def _checked_activations(activations: Any, layers: int) -> list[str]:
+    """One known activation name per layer, an output-only one on the output layer only."""
     if isinstance(activations, (str, bytes)) or not isinstance(activations, Sequence):
         raise ProblemError(
             f"activations must be a list of names, one per layer, got {activations!r}"
         )
     acts = list(activations)
-    if len(acts) != len(checked):
+    if len(acts) != layers:
         raise ProblemError(
-            f"activations names {len(acts)} layers but params has {len(checked)}: "
+            f"activations names {len(acts)} layers but params has {layers}: "
             f"give one name per layer, got {acts!r}"
         )
     known = known_activations()
@@ -115,15 +135,21 @@ def validate_problem(
                 f"activations[{l - 1}] (layer {l} of {len(acts)}) must be an elementwise "
                 f"activation, got {name!r}, which is taken on the output layer only"
             )
+    return acts
+
+
+def _check_cost(cost: Any, output: str, Y: np.ndarray) -> None:
+    """A known cost that the ``output`` activation allows, with labels it takes: in [0, 1]
+    for bce, one-hot by columns for cce."""
+    from ..registry import cost_names, cost_output_activations
+
     costs = known_costs()
     if not isinstance(cost, str) or cost not in costs:
         raise ProblemError(f"cost must be one of {', '.join(sorted(costs))}, got {cost!r}")
-    from ..registry import cost_names, cost_output_activations
-
-    if cost in cost_names() and cost not in compatible_costs(acts[-1]):
+    if cost in cost_names() and cost not in compatible_costs(output):
         allowed = " or ".join(sorted(cost_output_activations(cost) or ()))
         why = " (its log(A) and log(1 - A) need A in (0, 1))" if cost == "bce" else ""
-        raise ProblemError(f"cost {cost!r} needs a {allowed} output layer, got {acts[-1]!r}{why}")
+        raise ProblemError(f"cost {cost!r} needs a {allowed} output layer, got {output!r}{why}")
     if cost == "bce" and not ((Y >= 0) & (Y <= 1)).all():
         raise ProblemError(
             f"Y must lie in [0, 1] for bce, got values from {Y.min():g} to {Y.max():g}"
@@ -136,7 +162,6 @@ def validate_problem(
                 "Y must be one-hot by columns for cce (zeros and a single 1 per column), "
                 f"got column {s} = {Y[:, s].tolist()}"
             )
-    return checked, X, Y, acts, cost
 
 
 def validate_l2(l2: Any) -> float:

@@ -222,18 +222,39 @@ def annotations(
     convention (see the module docstring). ``locations``: each member's definition
     (:func:`~reference.report.provenance.member_locations`); ``root``: the workspace
     (default :func:`workspace`)."""
-    from .text import mistake_groups
-
     locations = locations or {}
     locate = _Locator(locations, root if root is not None else workspace())
-    reports = outcome.reports
-    lines: list[tuple[str, str, str, dict[str, Any]]] = []  # level, message, title, place
+    lines = [  # level, message, title, place
+        *_mistake_lines(outcome.reports, impl, locations, locate),
+        *_check_lines(outcome.checks, impl, locate, strict),
+        *_note_lines(outcome.reports, impl, locate, strict),
+    ]
+    return [command(level, message, title=title, **props)
+            for level, message, title, props in _within_limits(lines, impl)]  # fmt: skip
+
+
+_Line = tuple[str, str, str, dict[str, Any]]
+"""An annotation before it is written: its level, message, title and place."""
+
+
+def _mistake_lines(
+    reports: list[tuple[Any, Report]],
+    impl: str,
+    locations: dict[str, dict[str, Any]],
+    locate: _Locator,
+) -> list[_Line]:
+    """One error per distinct mistake of the failing networks, placed on the frame that
+    raised, the entry the layer view blames (or one inferred from another network's), or
+    the member at fault."""
+    from .text import mistake_groups
+
     failing = [(p, r) for p, r in reports if not r.ok]
     blamed: dict[str, str] = {}  # entry -> the first network whose layer view blames it
     for problem, report in failing:
         entry = blamed_entry(report, locations)
         if entry is not None and not report.finding:
             blamed.setdefault(entry, problem.name)
+    lines: list[_Line] = []
     for group in mistake_groups(failing):
         problem, report = group[0]
         names = ", ".join(p.name for p, _ in group[:8]) + (", ..." if len(group) > 8 else "")
@@ -252,10 +273,19 @@ def annotations(
         count = _count(len(group), len(reports))
         title = f"backprop-check {impl}: {_title(report, entry)} ({count})"
         lines.append(("error", message, title, props))
+    return lines
+
+
+def _check_lines(
+    results: list[tuple[str, Any]], impl: str, locate: _Locator, strict: bool
+) -> list[_Line]:
+    """One annotation per failed check, at its severity's level (an error when ``strict``),
+    on the member its finding names."""
     by_name: dict[str, list[tuple[str, Any]]] = {}
-    for where, c in outcome.checks:
+    for where, c in results:
         if c.ok is False:
             by_name.setdefault(c.name, []).append((where, c))
+    lines: list[_Line] = []
     for name, failed in by_name.items():
         where, c = failed[0]
         found = c.finding or {}
@@ -265,18 +295,26 @@ def annotations(
         level = "error" if strict else LEVELS[c.severity]
         title = f"backprop-check {impl}: {name} ({c.severity})"
         lines.append((level, f"{where}: {c.message}{more}{note}", title, props))
+    return lines
+
+
+def _note_lines(
+    reports: list[tuple[Any, Report]], impl: str, locate: _Locator, strict: bool
+) -> list[_Line]:
+    """One annotation per distinct warning and convention (measured numbers aside), on
+    ``loss``."""
     notes: dict[tuple[str, str], list[str]] = {}
     for _, report in reports:
         for severity, texts in (("warning", report.warnings), ("convention", report.conventions)):
             for text in texts:
                 notes.setdefault((severity, NUMBER.sub("#", text)), []).append(text)
+    lines: list[_Line] = []
     for (severity, _), texts in notes.items():
         props, note = locate(None, "loss")
         level = "error" if strict else LEVELS[severity]
         title = f"backprop-check {impl}: {severity} ({_count(len(texts), len(reports))})"
         lines.append((level, texts[0] + note, title, props))
-    return [command(level, message, title=title, **props)
-            for level, message, title, props in _within_limits(lines, impl)]  # fmt: skip
+    return lines
 
 
 def _within_limits(

@@ -324,51 +324,12 @@ def page_html(
     failing = [(p, r) for p, r in reports if not r.ok]
     passing = [(p, r) for p, r in reports if r.ok]
     heatmaps = heatmaps or {}
-    verdict = (
-        f'<b class="{FAIL_CLASS}" style="{_FAIL_STYLE};padding:1px 4px">{_e(FAIL_MARK)}</b>'
-        if not outcome.ok
-        else f"<b>{_e(OK_MARK)}</b>"
-    )
-    meta = [("implementation", impl), ("seed", str(seed)),
-            ("networks", f"{len(reports)} in scope, {len(failing)} failing")]  # fmt: skip
-    unsupported = outcome.unsupported
-    if unsupported:
-        meta.append(("not in scope", f"{len(unsupported)} networks raised NotImplementedError"))
-    printed = outcome.printed
-    if printed:
-        meta.append(("printed", f"the implementation printed {len(printed)} lines (not shown)"))
     body = [
-        f"<h1>backprop-check: {_e(impl)}</h1>",
-        '<table class="bp-meta">'
-        + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in meta)
-        + "</table>",
-        f'<p class="bp-summary">{verdict} {_e(_unprefixed(summary))}</p>',
+        *_head_html(outcome, impl, seed, summary, len(failing)),
+        *_failing_html(failing, heatmaps),
+        *_passing_html(passing, bool(failing)),
     ]
-    if failing:
-        body.append(f"<h2>Failing networks ({len(failing)})</h2>")
-        for problem, report in failing:
-            maps = heatmaps.get(problem.name, "")
-            body.append(
-                f"<details open><summary>{_e(problem.name)}</summary>{report_html(report)}"
-                + (f"<h3>Heatmaps: {_e(problem.name)}</h3>{maps}" if maps else "")
-                + "</details>"
-            )
-        if len(failing) > len(heatmaps):
-            body.append(
-                f"<p>Heatmaps are drawn for {len(heatmaps)} of the failing networks: the first "
-                "with each distinct set of failing parameters.</p>"
-            )
-    if passing:
-        body.append(f"<h2>Passing networks ({len(passing)})</h2>")
-        if not failing:  # as the terminal does: the first network's table when all holds
-            (problem, report), passing = passing[0], passing[1:]
-            body.append(f"<h3>{_e(problem.name)}</h3>{report_html(report)}")
-        if passing:  # one fold for them all: a large run stays short
-            tables = "".join(f"<h3>{_e(p.name)}</h3>{report_html(r)}" for p, r in passing)
-            body.append(
-                f"<details><summary>{'the other ' if not failing else ''}{len(passing)} "
-                f"passing networks' tables</summary>{tables}</details>"
-            )
+    unsupported = outcome.unsupported
     if unsupported:
         names = ", ".join(p.name for p, _ in unsupported)
         body.append(f"<h2>Not in scope ({len(unsupported)})</h2><p>{_e(names)}</p>")
@@ -379,6 +340,69 @@ def page_html(
         f"<title>backprop-check: {_e(impl)}</title><style>{_STYLE}</style></head>"
         f"<body>{''.join(body)}</body></html>\n"
     )
+
+
+def _head_html(outcome: Outcome, impl: str, seed: int, summary: str, failing: int) -> list[str]:
+    """The page's heading, the run's facts (implementation, seed, networks, what was not in
+    scope or printed) and the summary behind the verdict's mark."""
+    verdict = (
+        f'<b class="{FAIL_CLASS}" style="{_FAIL_STYLE};padding:1px 4px">{_e(FAIL_MARK)}</b>'
+        if not outcome.ok
+        else f"<b>{_e(OK_MARK)}</b>"
+    )
+    meta = [("implementation", impl), ("seed", str(seed)),
+            ("networks", f"{len(outcome.reports)} in scope, {failing} failing")]  # fmt: skip
+    unsupported = outcome.unsupported
+    if unsupported:
+        meta.append(("not in scope", f"{len(unsupported)} networks raised NotImplementedError"))
+    printed = outcome.printed
+    if printed:
+        meta.append(("printed", f"the implementation printed {len(printed)} lines (not shown)"))
+    return [
+        f"<h1>backprop-check: {_e(impl)}</h1>",
+        '<table class="bp-meta">'
+        + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in meta)
+        + "</table>",
+        f'<p class="bp-summary">{verdict} {_e(_unprefixed(summary))}</p>',
+    ]
+
+
+def _failing_html(failing: list[tuple[Any, Report]], heatmaps: dict[str, str]) -> list[str]:
+    """Each failing network's table, open, with its heatmaps where drawn."""
+    if not failing:
+        return []
+    body = [f"<h2>Failing networks ({len(failing)})</h2>"]
+    for problem, report in failing:
+        maps = heatmaps.get(problem.name, "")
+        body.append(
+            f"<details open><summary>{_e(problem.name)}</summary>{report_html(report)}"
+            + (f"<h3>Heatmaps: {_e(problem.name)}</h3>{maps}" if maps else "")
+            + "</details>"
+        )
+    if len(failing) > len(heatmaps):
+        body.append(
+            f"<p>Heatmaps are drawn for {len(heatmaps)} of the failing networks: the first "
+            "with each distinct set of failing parameters.</p>"
+        )
+    return body
+
+
+def _passing_html(passing: list[tuple[Any, Report]], any_failing: bool) -> list[str]:
+    """The passing networks' tables in one fold (the first one shown open when none
+    failed, as the terminal does)."""
+    if not passing:
+        return []
+    body = [f"<h2>Passing networks ({len(passing)})</h2>"]
+    if not any_failing:  # as the terminal does: the first network's table when all holds
+        (problem, report), passing = passing[0], passing[1:]
+        body.append(f"<h3>{_e(problem.name)}</h3>{report_html(report)}")
+    if passing:  # one fold for them all: a large run stays short
+        tables = "".join(f"<h3>{_e(p.name)}</h3>{report_html(r)}" for p, r in passing)
+        body.append(
+            f"<details><summary>{'the other ' if not any_failing else ''}{len(passing)} "
+            f"passing networks' tables</summary>{tables}</details>"
+        )
+    return body
 
 
 def write_html(

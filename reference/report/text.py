@@ -89,22 +89,37 @@ def print_outcome(outcome: Outcome, impl: str, out: TextIO, quiet: bool, verbose
     networks it affects), then a line counting the passing ones (with the seed network's
     table when nothing failed), what is not in scope, the non-gradient checks grouped by
     name, and the summary. ``verbose`` prints every table and every check."""
-    reports = outcome.reports
+    _write_networks(outcome.reports, out, quiet, verbose)
+    _write_loss_notes(outcome.reports, out)
+    _write_unsupported(outcome, out)
+    _write_checks(outcome.checks, out, verbose)
+    _write_printed(outcome.printed, out, verbose)
+    out.write(summary_line(outcome, impl) + "\n")
+
+
+def _count(items: list[Any]) -> str:
+    return f"{len(items)} network{'s' if len(items) > 1 else ''}"
+
+
+def _write_networks(
+    reports: list[tuple[Problem, Report]], out: TextIO, quiet: bool, verbose: bool
+) -> None:
+    """The tables (every one when ``verbose``; the seed network's when nothing failed; the
+    first three mistakes' otherwise, unless ``quiet``), a line per mistake, what the
+    failing networks' factors say together, and how many passed."""
     failing = [(p, r) for p, r in reports if not r.ok]
-    groups = mistake_groups(failing)
     if verbose:
-        for problem, report in reports:
-            out.write(f"{problem.name}\n{report.render()}\n\n")
-    elif not quiet and reports and not failing:
-        problem, report = reports[0]
+        shown = reports
+    else:
+        shown = reports[:1] if not quiet and not failing else []
+    for problem, report in shown:
         out.write(f"{problem.name}\n{report.render()}\n\n")
-    for k, group in enumerate(groups):
+    for k, group in enumerate(mistake_groups(failing)):
         problem, report = group[0]
         if not quiet and not verbose and k < 3:
             out.write(f"{problem.name}\n{report.render()}\n\n")
         names = ", ".join(p.name for p, _ in group[:4]) + (", ..." if len(group) > 4 else "")
-        count = f"{len(group)} network{'s' if len(group) > 1 else ''}"
-        out.write(f"  FAIL ({count}: {names}): {report.summary[:400]}\n")
+        out.write(f"  FAIL ({_count(group)}: {names}): {report.summary[:400]}\n")
     across = diagnosis.across_networks([getattr(r, "factor", None) for _, r in failing])
     if across:  # a factor that equals several causes on one network, told apart by the rest
         out.write(f"  {across}\n")
@@ -112,45 +127,64 @@ def print_outcome(outcome: Outcome, impl: str, out: TextIO, quiet: bool, verbose
         hint = "" if verbose or quiet else "; --verbose shows every table"
         passed = len(reports) - len(failing)
         out.write(f"  {passed} of {len(reports)} networks in scope passed{hint}\n")
-    notes: dict[tuple[str, str], list[str]] = {}  # one line each, measured numbers aside
+
+
+def _write_loss_notes(reports: list[tuple[Problem, Report]], out: TextIO) -> None:
+    """The loss's warnings and the cost's conventions: one line each, measured numbers
+    aside, with how many networks say it."""
+    notes: dict[tuple[str, str], list[str]] = {}
     for _, report in reports:
         for label, texts in (("WARN loss", report.warnings), ("NOTE cost", report.conventions)):
             for text in texts:
                 notes.setdefault((label, NUMBER.sub("#", text)), []).append(text)
     for (label, _), texts in notes.items():
-        count = f"{len(texts)} network{'s' if len(texts) > 1 else ''}"
-        out.write(f"  {label}: {texts[0]} ({count})\n")
+        out.write(f"  {label}: {texts[0]} ({_count(texts)})\n")
+
+
+def _write_unsupported(outcome: Outcome, out: TextIO) -> None:
+    """The networks that raised NotImplementedError, and the scope that says so once."""
     unsupported = outcome.unsupported
-    if unsupported:
-        _, example = unsupported[0]
-        out.write(
-            f"  not in scope: {len(unsupported)} networks raised NotImplementedError "
-            f"(first: {unsupported[0][0].name}: {example.summary[:200]}); "
-            f"say so once with {suggest_scope(reports, unsupported, _run_scope(outcome))}\n"
-        )
+    if not unsupported:
+        return
+    _, example = unsupported[0]
+    out.write(
+        f"  not in scope: {len(unsupported)} networks raised NotImplementedError "
+        f"(first: {unsupported[0][0].name}: {example.summary[:200]}); "
+        f"say so once with {suggest_scope(outcome.reports, unsupported, _run_scope(outcome))}\n"
+    )
+
+
+def _write_checks(
+    results: list[tuple[str, checks.CheckResult]], out: TextIO, verbose: bool
+) -> None:
+    """The other checks, by name: the first failure of each (and how many more), or with
+    ``verbose`` every place each holds or does not apply."""
     by_name: dict[str, list[tuple[str, checks.CheckResult]]] = {}
-    for where, c in outcome.checks:
+    for where, c in results:
         by_name.setdefault(c.name, []).append((where, c))
-    for name, results in by_name.items():
-        failed = [(w, c) for w, c in results if c.ok is False]
+    for name, mine in by_name.items():
+        failed = [(w, c) for w, c in mine if c.ok is False]
         if failed:
             where, c = failed[0]
             more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
             label = _LABELS[c.severity]
             out.write(f"  {label} {name}: {where}: {c.message[:300]}{more}\n")
         elif verbose:
-            for where, c in results:
+            for where, c in mine:
                 mark = "ok" if c.ok else "n/a"
                 out.write(f"  {mark:<4} {name}: {where}: {c.message}\n")
-    printed = outcome.printed
-    if printed:
-        out.write(
-            f"note: the implementation printed {len(printed)} lines (not shown"
-            + ("; the first 20 follow)\n" if verbose else "; --verbose shows the first 20)\n")
-        )
-        if verbose:
-            out.writelines(f"  | {line[:200]}\n" for line in printed[:20])
-    out.write(summary_line(outcome, impl) + "\n")
+
+
+def _write_printed(printed: list[str], out: TextIO, verbose: bool) -> None:
+    """How many lines the implementation printed (the first 20 with ``verbose``)."""
+    if not printed:
+        return
+    out.write(
+        f"note: the implementation printed {len(printed)} lines (not shown"
+        + ("; the first 20 follow)\n" if verbose else "; --verbose shows the first 20)\n")
+    )
+    if verbose:
+        out.writelines(f"  | {line[:200]}\n" for line in printed[:20])
 
 
 def outcome_json(outcome: Outcome, impl: str) -> dict[str, Any]:

@@ -96,27 +96,76 @@ def compare_network(
     fork's report names a cost scale, the upstream's numbers are taken times the ratio of
     the two losses (the constant the convention puts on the cost), and the loss itself is
     not compared."""
-    fork, upstream = names
     if isinstance(mine, str) or isinstance(theirs, str):
-        if isinstance(mine, str) and isinstance(theirs, str):
-            return None, f"not compared: both failed ({fork}: {mine}; {upstream}: {theirs})"
-        who, what = (fork, mine) if isinstance(mine, str) else (upstream, theirs)
-        lacking = _lacked_name(problem, what) if who == upstream else None
-        if lacking is not None:
-            return None, (
-                f"not compared: {upstream} lacks {lacking!r} ({what}); declare it: "
-                f'[tool.backprop-check.differences] {lacking} = {{ kind = "new", reason = ... }}'
-            )
-        return False, f"only the {who} fails here: {what}"
+        return _one_side_failed(problem, mine, theirs, names)
     (grads_f, loss_f), (grads_u, loss_u) = mine, theirs
-    scaled = ""
-    if convention is not None and report_mine is not None and report_mine.conventions:
-        if np.isfinite(loss_u) and loss_u != 0 and np.isfinite(loss_f):
-            c = loss_f / loss_u
-            grads_u = [(c * np.asarray(W, np.float64), c * np.asarray(b, np.float64))
-                       for W, b in grads_u]  # fmt: skip
-            loss_u = loss_f
-            scaled = f" up to the declared convention ({convention.describe()}; factor {c:.6g})"
+    grads_u, loss_u, scaled = _up_to_convention(convention, report_mine, grads_u, loss_f, loss_u)
+    parted = _parted_arrays(problem, grads_f, grads_u, report_mine, report_theirs, names)
+    if len(grads_f) != len(grads_u):
+        parted.append(f"{len(grads_f)} layers of gradients against {len(grads_u)}")
+    tol = loss_tolerance(report_mine, report_theirs, loss_u)
+    if not abs(loss_f - loss_u) <= tol:
+        parted.append(
+            f"loss {loss_f:.12g} against {loss_u:.12g} (difference {abs(loss_f - loss_u):.2e} "
+            f"> {tol:.1e}, the sum of both loss bounds)"
+        )
+    if not parted:
+        return True, "the gradients and the loss agree within both oracles' bounds" + scaled
+    return False, _parted_message(problem, parted, names, report_mine, convention, scaled)
+
+
+def _one_side_failed(
+    problem: Problem, mine: Any, theirs: Any, names: tuple[str, str]
+) -> tuple[bool | None, str]:
+    """The verdict where one side or both failed on the network (a failure's description in
+    place of its numbers)."""
+    fork, upstream = names
+    if isinstance(mine, str) and isinstance(theirs, str):
+        return None, f"not compared: both failed ({fork}: {mine}; {upstream}: {theirs})"
+    who, what = (fork, mine) if isinstance(mine, str) else (upstream, theirs)
+    lacking = _lacked_name(problem, what) if who == upstream else None
+    if lacking is not None:
+        return None, (
+            f"not compared: {upstream} lacks {lacking!r} ({what}); declare it: "
+            f'[tool.backprop-check.differences] {lacking} = {{ kind = "new", reason = ... }}'
+        )
+    return False, f"only the {who} fails here: {what}"
+
+
+def _up_to_convention(
+    convention: Difference | None,
+    report_mine: Report | None,
+    grads_u: Any,
+    loss_f: float,
+    loss_u: float,
+) -> tuple[Any, float, str]:
+    """The upstream's gradients and loss times L_f / L_u where the fork's report names a
+    cost scale of its declared ``convention`` (and both losses allow it), and the words
+    that say so; else as they are."""
+    if convention is None or report_mine is None or not report_mine.conventions:
+        return grads_u, loss_u, ""
+    if not (np.isfinite(loss_u) and loss_u != 0 and np.isfinite(loss_f)):
+        return grads_u, loss_u, ""
+    c = loss_f / loss_u
+    grads_u = [(c * np.asarray(W, np.float64), c * np.asarray(b, np.float64))
+               for W, b in grads_u]  # fmt: skip
+    return (
+        grads_u,
+        loss_f,
+        f" up to the declared convention ({convention.describe()}; factor {c:.6g})",
+    )
+
+
+def _parted_arrays(
+    problem: Problem,
+    grads_f: Any,
+    grads_u: Any,
+    report_mine: Report | None,
+    report_theirs: Report | None,
+    names: tuple[str, str],
+) -> list[str]:
+    """Each array where the two part, in the order the backward pass computes them (from the
+    output layer down, dW before db), with its difference, tolerance and diagnosis."""
     rows = {(c.layer, c.param): c for c in (report_mine.layers if report_mine else [])}
     rows_u = {(c.layer, c.param): c for c in (report_theirs.layers if report_theirs else [])}
     parted: list[str] = []
@@ -135,16 +184,20 @@ def compare_network(
                     f"layer {l} d{param}: relative difference {rel:.2e} > {tol:.1e} (the sum "
                     f"of {words}); {_diagnose(f, u, problem.m, param, names, rows, rows_u, l)}"
                 )
-    if len(grads_f) != len(grads_u):
-        parted.append(f"{len(grads_f)} layers of gradients against {len(grads_u)}")
-    tol = loss_tolerance(report_mine, report_theirs, loss_u)
-    if not abs(loss_f - loss_u) <= tol:
-        parted.append(
-            f"loss {loss_f:.12g} against {loss_u:.12g} (difference {abs(loss_f - loss_u):.2e} "
-            f"> {tol:.1e}, the sum of both loss bounds)"
-        )
-    if not parted:
-        return True, "the gradients and the loss agree within both oracles' bounds" + scaled
+    return parted
+
+
+def _parted_message(
+    problem: Problem,
+    parted: list[str],
+    names: tuple[str, str],
+    report_mine: Report | None,
+    convention: Difference | None,
+    scaled: str,
+) -> str:
+    """Where the two part first (and how many more), with a hint to declare a difference
+    the oracles pass on both sides."""
+    fork, upstream = names
     more = f" (and {len(parted) - 1} more differences)" if len(parted) > 1 else ""
     head = ""
     if "the oracles pass both" in parted[0] and convention is None:
@@ -154,7 +207,7 @@ def compare_network(
             f'declare it: [tool.backprop-check.differences] {problem.cost} = {{ kind = "{kind}", '
             'reason = "..." }): '
         )
-    return False, f"{head}{fork} and {upstream} part at {parted[0]}{more}{scaled}"
+    return f"{head}{fork} and {upstream} part at {parted[0]}{more}{scaled}"
 
 
 def _lacked_name(problem: Problem, failure: str) -> str | None:
@@ -231,13 +284,34 @@ def compare_outcomes(
     network's name), then the non-gradient checks' outcomes (``same checks as UPSTREAM``).
     A network that uses a ``declared`` cost convention is compared up to its factor; one
     the upstream fails on for lack of a name is not compared (nor are its checks)."""
-    fork, upstream = names
+    upstream = names[1]
     declared = declared or Differences()
+    out = _network_results(mine, theirs, numbers_mine, numbers_theirs, problems, names, declared)
+    apart = {where for where, c in out if c.ok is None}
+    kept_mine, kept_theirs = _comparable_checks(mine, theirs, apart, declared)
+    for where, ok, text, severity in compare_checks(kept_mine, kept_theirs, names):
+        name = f"same checks as {upstream}"
+        out.append((where, checks.CheckResult(name, ok, text, severity=severity)))
+    return out
+
+
+def _network_results(
+    mine: Outcome,
+    theirs: Outcome,
+    numbers_mine: list[Any],
+    numbers_theirs: list[Any],
+    problems: list[Problem],
+    names: tuple[str, str],
+    declared: Differences,
+) -> list[tuple[str, checks.CheckResult]]:
+    """``same as UPSTREAM`` per network: not compared where a side does not support it,
+    else :func:`compare_network` (up to a declared cost convention)."""
+    fork, upstream = names
     reports = {p.name: r for p, r in mine.reports}
     reports_u = {p.name: r for p, r in theirs.reports}
     unsupported = {p.name: fork for p, _ in mine.unsupported}
     unsupported.update({p.name: upstream for p, _ in theirs.unsupported})
-    out, apart = [], set()
+    out = []
     for p, a, b in zip(problems, numbers_mine, numbers_theirs):
         if p.name in unsupported:
             ok, text = None, f"not compared: {unsupported[p.name]} does not support it"
@@ -246,11 +320,16 @@ def compare_outcomes(
                                if d.kind == "convention" and d.name == p.cost), None)  # fmt: skip
             ok, text = compare_network(p, a, b, reports.get(p.name), reports_u.get(p.name),
                                        names, convention)  # fmt: skip
-        if ok is None:
-            apart.add(p.name)
         out.append((p.name, checks.CheckResult(f"same as {upstream}", ok, text)))
-    # a check whose outcome names a name declared new or changed judged the upstream by the
-    # fork's spec of it (or one side lacks it): not compared
+    return out
+
+
+def _comparable_checks(
+    mine: Outcome, theirs: Outcome, apart: set[str], declared: Differences
+) -> tuple[list[tuple[str, checks.CheckResult]], list[tuple[str, checks.CheckResult]]]:
+    """Each side's non-gradient checks that can be compared: not those of a network set
+    ``apart``, nor a check whose outcome names a name declared new or changed (it judged the
+    upstream by the fork's spec of it, or one side lacks it)."""
     names_apart = [d.name for d in declared.entries if d.kind in ("new", "formula")]
     said = re.compile(r"\b(" + "|".join(map(re.escape, names_apart)) + r")\b")
     by_key = {(w, c.name): c for w, c in [*mine.checks, *theirs.checks]
@@ -258,10 +337,7 @@ def compare_outcomes(
     kept_mine = [(w, c) for w, c in mine.checks if w not in apart and (w, c.name) not in by_key]
     kept_theirs = [(w, c) for w, c in theirs.checks
                    if w not in apart and (w, c.name) not in by_key]  # fmt: skip
-    for where, ok, text, severity in compare_checks(kept_mine, kept_theirs, names):
-        name = f"same checks as {upstream}"
-        out.append((where, checks.CheckResult(name, ok, text, severity=severity)))
-    return out
+    return kept_mine, kept_theirs
 
 
 def cannot_import(spec: str, cwd: str | None = None) -> str | None:
@@ -370,8 +446,6 @@ def run_against(
     """The fork's ``outcome`` with the comparison against ``args.against`` appended to its
     checks (and its verdict failed where the two part). ``spread`` wraps the upstream's
     runner as the fork's was (``--jobs``, ``--shard``)."""
-    from .session import Progress, run_checks
-
     spec = args.against
     names = (args.impl, spec)
     differences = declared_differences()
@@ -386,6 +460,28 @@ def run_against(
     takes_l2 = declared is not None and declared.admits_penalty("l2")
     skipped = [p for p in problems if p.l2 and not takes_l2]
     problems = [p for p in problems if not p.l2 or takes_l2]
+    theirs, numbers_theirs = _upstream_run(args, up, problems, scope, spread)
+    numbers_mine = _numbers(runner.run(numbers_of, problems), problems)
+    found = compare_outcomes(outcome, theirs, numbers_mine, numbers_theirs, problems, names,
+                             differences)  # fmt: skip
+    found += _not_compared(spec, skipped, set_apart, apart)
+    found += declared_checks(differences, found, set_apart, names)
+    outcome.checks.extend(found)
+    outcome.ok = outcome.ok and not any(c.is_error for _, c in found)
+    return outcome
+
+
+def _upstream_run(
+    args: argparse.Namespace,
+    up: Runner,
+    problems: list[Problem],
+    scope: Any,
+    spread: Callable[[Any], Any],
+) -> tuple[Outcome, list[Any]]:
+    """The upstream's outcome on ``problems`` (through ``spread(up)``) and its numbers for
+    the comparison; ``up`` is closed after."""
+    from .session import Progress, run_checks
+
     try:
         many = spread(up)
         try:
@@ -398,14 +494,26 @@ def run_against(
         numbers_theirs = up.run(numbers_of, problems)
     finally:
         up.close()
-    numbers_mine = runner.run(numbers_of, problems)
-    if isinstance(numbers_mine, Failed):  # a hang or a crash in the comparison's own calls
-        numbers_mine = [numbers_mine.finding.describe()] * len(problems)
-    if isinstance(numbers_theirs, Failed):
-        numbers_theirs = [numbers_theirs.finding.describe()] * len(problems)
-    found = compare_outcomes(outcome, theirs, numbers_mine, numbers_theirs, problems, names,
-                             differences)  # fmt: skip
-    found += [
+    return theirs, _numbers(numbers_theirs, problems)
+
+
+def _numbers(done: Any, problems: list[Problem]) -> list[Any]:
+    """:func:`numbers_of`'s answer, or, where the job itself failed (a hang or a crash in the
+    comparison's own calls), its description for every network."""
+    if isinstance(done, Failed):
+        return [done.finding.describe()] * len(problems)
+    return done
+
+
+def _not_compared(
+    spec: str,
+    skipped: list[Problem],
+    set_apart: list[Problem],
+    apart: dict[str, list[Difference]],
+) -> list[tuple[str, checks.CheckResult]]:
+    """``same as UPSTREAM`` for the networks left out: those with an L2 penalty the upstream
+    does not declare, and those using a name the fork declares new or changed."""
+    found = [
         (p.name, checks.CheckResult(f"same as {spec}", None,
                                     f"not compared: {spec} does not declare the l2 penalty"))
         for p in skipped
@@ -415,10 +523,7 @@ def run_against(
                                     + "; ".join(d.describe() for d in apart[p.name])))
         for p in set_apart
     ]  # fmt: skip
-    found += declared_checks(differences, found, set_apart, names)
-    outcome.checks.extend(found)
-    outcome.ok = outcome.ok and not any(c.is_error for _, c in found)
-    return outcome
+    return found
 
 
 def declared_differences() -> Differences:

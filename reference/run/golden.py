@@ -4,6 +4,7 @@ later version against them."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +53,7 @@ def golden_problems(scope: Scope | None = None) -> list[Problem]:
     With a ``scope``, the same construction from the names, widths and depths inside it.
     A network's data depend on its own name only: a scope that admits the names of an older
     version gives that version's networks."""
-    import itertools
-    import zlib
-
-    from ..inputs.problems import (
-        compatible_costs,
-        needs_one_hot,
-        one_hot_labels,
-        output_only,
-        with_relu_margin,
-    )
+    from ..inputs.problems import output_only
     from ..registry import activation_names
 
     scope = scope if scope is not None else Scope.everything()
@@ -70,6 +62,20 @@ def golden_problems(scope: Scope | None = None) -> list[Problem]:
     lo = max(GOLDEN_DEPTHS[0], scope.min_depth or GOLDEN_DEPTHS[0])
     hi = min(GOLDEN_DEPTHS[1], scope.max_depth or GOLDEN_DEPTHS[1])
     depths = [d for d in range(lo, hi + 1) if d == 1 or hidden] or [lo]
+    problems: list[Problem] = []
+    for j, family in enumerate(dict.fromkeys(_golden_families(scope, table))):
+        problem = _golden_problem(j, *family, depths[j % len(depths)], hidden)
+        if scope.admits(problem):
+            problems.append(problem)
+    return problems
+
+
+def _golden_families(scope: Scope, table: list[str]) -> list[tuple[str, str, int]]:
+    """``(output activation, cost, output width)`` of every golden network inside
+    ``scope``, in the tables' order, each pair at :data:`GOLDEN_OUTPUTS` (or the scope's
+    widths), none narrower than the pair needs."""
+    from ..inputs.problems import compatible_costs, needs_one_hot, output_only
+
     families = []
     for out in _ordered(scope.names("output_activations"), table):
         for cost in compatible_costs(out):
@@ -79,30 +85,35 @@ def golden_problems(scope: Scope | None = None) -> list[Problem]:
             widths = sorted(scope.outputs) if scope.outputs is not None else GOLDEN_OUTPUTS
             families += [(out, cost, max(w, least)) for w in dict.fromkeys(widths) if w >= least
                          or scope.outputs is None]  # fmt: skip
-    problems: list[Problem] = []
-    for j, (out, cost, width) in enumerate(dict.fromkeys(families)):
-        L = depths[j % len(depths)]
-        acts = [hidden[(j + l) % len(hidden)] for l in range(L - 1)] + [out]
-        sizes = [3, *[2 + (j + l) % 3 for l in range(L - 1)], width]
-        name = f"golden {'-'.join(map(str, sizes))} {'/'.join(acts)} {cost}"
-        rng = np.random.default_rng(zlib.crc32(name.encode()))
-        m = 4
-        params = [
-            (rng.normal(0, 1 / np.sqrt(p), (n, p)), rng.normal(0, 0.5, (n, 1)))
-            for p, n in itertools.pairwise(sizes)
-        ]
-        X = rng.normal(0, 1, (sizes[0], m))
-        if needs_one_hot(out, cost):
-            Y = one_hot_labels(rng, width, m)
-        elif cost == "bce":
-            Y = rng.uniform(0, 1, (width, m))
-        else:
-            Y = rng.normal(0, 1, (width, m))
-        params = with_relu_margin(params, X, acts)
-        problem = Problem(params, X, Y, acts, cost, name=name)
-        if scope.admits(problem):
-            problems.append(problem)
-    return problems
+    return families
+
+
+def _golden_problem(j: int, out: str, cost: str, width: int, L: int, hidden: list[str]) -> Problem:
+    """The ``j``-th golden network: ``L`` layers, the hidden activations and widths taken
+    in turn from ``j``, its parameters and data drawn from its own name."""
+    import itertools
+    import zlib
+
+    from ..inputs.problems import needs_one_hot, one_hot_labels, with_relu_margin
+
+    acts = [hidden[(j + l) % len(hidden)] for l in range(L - 1)] + [out]
+    sizes = [3, *[2 + (j + l) % 3 for l in range(L - 1)], width]
+    name = f"golden {'-'.join(map(str, sizes))} {'/'.join(acts)} {cost}"
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    m = 4
+    params = [
+        (rng.normal(0, 1 / np.sqrt(p), (n, p)), rng.normal(0, 0.5, (n, 1)))
+        for p, n in itertools.pairwise(sizes)
+    ]
+    X = rng.normal(0, 1, (sizes[0], m))
+    if needs_one_hot(out, cost):
+        Y = one_hot_labels(rng, width, m)
+    elif cost == "bce":
+        Y = rng.uniform(0, 1, (width, m))
+    else:
+        Y = rng.normal(0, 1, (width, m))
+    params = with_relu_margin(params, X, acts)
+    return Problem(params, X, Y, acts, cost, name=name)
 
 
 def _golden_gradients(runner: Runner, problems: list[Problem]) -> list[Any]:
@@ -221,62 +232,89 @@ def golden_results(
     saved = _read_golden(path, scope)
     problems = golden_problems(scope)
     done = _golden_gradients(runner, problems)
-    if tolerance is None:  # the declared precision, else the lowest the gradients came in
-        kinds = [np.asarray(a).dtype for grads in done for pair in grads for a in pair]
-        floats = [k for k in kinds if np.issubdtype(k, np.floating)] or [np.dtype(np.float64)]
-        if scope is not None and scope.dtype is not None:
-            floats.append(np.dtype(scope.dtype))
-        tolerance = golden_rtol(min(floats, key=lambda k: np.finfo(k).bits))
+    if tolerance is None:
+        tolerance = _tolerance_for(done, scope)
     lines, ok = [], True
     results: list[tuple[str, checks.CheckResult]] = []
     worst: tuple[float, str] | None = None
     for k, (p, grads) in enumerate(zip(problems, done)):
-        recorded = sorted(key for key in saved if key.startswith(f"{k}/"))
-        expected = sorted(f"{k}/layer{l}/{n}" for l in range(1, len(p.params) + 1) for n in "Wb")
-        if recorded != expected:
-            raise UsageError(
-                f"golden file {path} records {len(recorded) // 2} layers for {p.name}, "
-                f"which has {len(p.params)}: was it saved by this version?"
-            )
+        _check_recorded(saved, k, p, path)
         mine: tuple[float, str] | None = None
-        for l, (dW, db) in enumerate(grads, start=1):
-            for name, now in (("W", dW), ("b", db)):
-                now = np.asarray(now, np.float64)
-                then = saved[f"{k}/layer{l}/{name}"]
-                entry = ""
-                if now.shape != then.shape or not np.isrealobj(then):
-                    drift = float("inf")
-                    entry = f"shape {now.shape} now, {then.shape} recorded"
-                else:
-                    drift = float(np.linalg.norm(now - then) / max(np.linalg.norm(then), 1e-300))
-                    if now.size:
-                        gap = np.abs(now - then)
-                        gap[~np.isfinite(gap)] = np.inf
-                        i = np.unravel_index(int(np.argmax(gap)), now.shape)
-                        entry = (
-                            f"entry {tuple(int(j) for j in i)}: {float(now[i]):.10g} now, "
-                            f"{float(then[i]):.10g} recorded"
-                        )
-                bad = not drift <= tolerance
-                ok &= not bad
-                lines.append(
-                    f"  {'DRIFT' if bad else 'same ':<5} {p.name:<40} "
-                    f"layer {l} d{name}: drift {drift:.2e}"
-                )
-                where = f"layer {l} d{name}, {entry}"
-                if mine is None or not drift <= mine[0]:
-                    mine = (drift, where)
-                if worst is None or not drift <= worst[0]:
-                    worst = (drift, f"{p.name} {where}")
-        if mine is not None:
-            fine = mine[0] <= tolerance
-            text = (
-                f"{'largest drift' if fine else 'drifted at'} {mine[1]}; relative difference "
-                f"{mine[0]:.2e} {'<=' if fine else '>'} --golden-rtol {tolerance:g}"
+        for l, name, drift, entry in _drifts(saved, k, grads):
+            bad = not drift <= tolerance
+            ok &= not bad
+            lines.append(
+                f"  {'DRIFT' if bad else 'same ':<5} {p.name:<40} "
+                f"layer {l} d{name}: drift {drift:.2e}"
             )
-            results.append((p.name, checks.CheckResult(f"same as {path.name}", fine, text)))
+            where = f"layer {l} d{name}, {entry}"
+            if mine is None or not drift <= mine[0]:
+                mine = (drift, where)
+            if worst is None or not drift <= worst[0]:
+                worst = (drift, f"{p.name} {where}")
+        if mine is not None:
+            results.append((p.name, _network_result(mine, tolerance, path)))
     if worst is not None:
         lines.append(
             f"  worst: {worst[1]}; relative difference {worst[0]:.2e} (--golden-rtol {tolerance:g})"
         )
     return ok, lines, results
+
+
+def _tolerance_for(done: list[Any], scope: Scope | None) -> float:
+    """:func:`golden_rtol` of the declared precision, else of the lowest the gradients came
+    back in."""
+    kinds = [np.asarray(a).dtype for grads in done for pair in grads for a in pair]
+    floats = [k for k in kinds if np.issubdtype(k, np.floating)] or [np.dtype(np.float64)]
+    if scope is not None and scope.dtype is not None:
+        floats.append(np.dtype(scope.dtype))
+    return golden_rtol(min(floats, key=lambda k: np.finfo(k).bits))
+
+
+def _check_recorded(saved: dict[str, np.ndarray], k: int, p: Problem, path: Path) -> None:
+    """A usage error unless the file records exactly network ``k``'s layers."""
+    recorded = sorted(key for key in saved if key.startswith(f"{k}/"))
+    expected = sorted(f"{k}/layer{l}/{n}" for l in range(1, len(p.params) + 1) for n in "Wb")
+    if recorded != expected:
+        raise UsageError(
+            f"golden file {path} records {len(recorded) // 2} layers for {p.name}, "
+            f"which has {len(p.params)}: was it saved by this version?"
+        )
+
+
+def _drifts(
+    saved: dict[str, np.ndarray], k: int, grads: list[Any]
+) -> Iterator[tuple[int, str, float, str]]:
+    """``(layer, "W" or "b", drift, the entry that moved most)`` for each of network ``k``'s
+    arrays, layer by layer."""
+    for l, (dW, db) in enumerate(grads, start=1):
+        for name, now in (("W", dW), ("b", db)):
+            drift, entry = _drift(np.asarray(now, np.float64), saved[f"{k}/layer{l}/{name}"])
+            yield l, name, drift, entry
+
+
+def _drift(now: np.ndarray, then: np.ndarray) -> tuple[float, str]:
+    """||now - then|| / ||then|| (inf for another shape), and the entry that moved most."""
+    if now.shape != then.shape or not np.isrealobj(then):
+        return float("inf"), f"shape {now.shape} now, {then.shape} recorded"
+    drift = float(np.linalg.norm(now - then) / max(np.linalg.norm(then), 1e-300))
+    if not now.size:
+        return drift, ""
+    gap = np.abs(now - then)
+    gap[~np.isfinite(gap)] = np.inf
+    i = np.unravel_index(int(np.argmax(gap)), now.shape)
+    entry = (
+        f"entry {tuple(int(j) for j in i)}: {float(now[i]):.10g} now, "
+        f"{float(then[i]):.10g} recorded"
+    )
+    return drift, entry
+
+
+def _network_result(mine: tuple[float, str], tolerance: float, path: Path) -> checks.CheckResult:
+    """A network's ``same as PATH`` check: its largest drift against ``tolerance``."""
+    fine = mine[0] <= tolerance
+    text = (
+        f"{'largest drift' if fine else 'drifted at'} {mine[1]}; relative difference "
+        f"{mine[0]:.2e} {'<=' if fine else '>'} --golden-rtol {tolerance:g}"
+    )
+    return checks.CheckResult(f"same as {path.name}", fine, text)

@@ -100,22 +100,13 @@ def run_checks(
     returned: Problem | None = None  # the first network whose check the code answered
     for k, problem in enumerate(problems):
         with_checks = not checked_one or problem.name.startswith("random")
-        if len(hung) >= HANGS_IN_A_ROW:  # it hangs on every network: do not wait on the rest
-            done: Any = Failed(_not_run(hung[-1]))
-        else:
-            done = runner.run(check_network, problem, with_checks)
-            hung = [*hung, done.finding] if _timed_out(done) else []
+        done, hung = _network_job(runner, problem, with_checks, hung)
         if isinstance(done, Failed):
-            network = {"sizes": problem.sizes, "activations": problem.activations,
-                       "cost": problem.cost, "m": problem.m}  # fmt: skip
-            done.finding.network = problem.describe()
-            reports.append((problem, failed_report(done.finding, network, runner.name)))
+            reports.append((problem, _failed_network(problem, done, runner.name)))
+        elif done[0].attribution == "unsupported":
+            unsupported.append((problem, done[0]))
         else:
             report, found = done
-            if report.attribution == "unsupported":
-                unsupported.append((problem, report))
-                progress.update(k + 1)
-                continue
             reports.append((problem, report))
             if returned is None and report.finding is None:
                 returned = problem
@@ -123,34 +114,69 @@ def run_checks(
             checked_one |= with_checks and bool(found)
         progress.update(k + 1)
     stopped = len(hung) >= HANGS_IN_A_ROW
-    fixed = Failed(_not_run(hung[-1])) if stopped else runner.run(fixed_checks, scope, relu_at_zero)
-    if isinstance(fixed, Failed):
-        found = fixed.finding
-        results.extend(
-            ("fixed", checks.CheckResult(name, False, found.describe(), found.to_dict()))
-            for name in checks.FIXED_CHECKS
-        )
-    else:
-        results.extend(("fixed", c) for c in fixed)
-    if returned is None or stopped:  # no call came back: nothing was repeated to compare
-        why = (
-            f"{hung[-1].member} ran past the time limit on {HANGS_IN_A_ROW} networks in a row"
-            if stopped else "no call into the implementation returned"
-        )  # fmt: skip
-        results.append((WHOLE_RUN, checks.CheckResult("repeatability", None, f"not run: {why}")))
-    else:
-        seen = runner.run(whole_run_consistency, returned)
-        if not isinstance(seen, Failed):
-            results.append(
-                (
-                    WHOLE_RUN,
-                    checks.CheckResult("repeatability", not seen, seen[0] if seen else
-                                       "every repeated call returned what it did before"),
-                )
-            )  # fmt: skip
+    results.extend(_fixed_results(runner, hung[-1] if stopped else None, scope, relu_at_zero))
+    repeatability = _whole_run(runner, returned, hung[-1] if stopped else None)
+    if repeatability is not None:  # appended, not extended: a sink shares passing results
+        results.append(repeatability)
     progress.close()
     ok = all(r.ok for _, r in reports) and not any(c.is_error for _, c in results)
     return Outcome(ok, reports, results, unsupported, runner.printed())
+
+
+def _network_job(
+    runner: Runner, problem: Problem, with_checks: bool, hung: list[Finding]
+) -> tuple[Any, list[Finding]]:
+    """The network's check through ``runner`` (not run after :data:`HANGS_IN_A_ROW`
+    time-outs in a row: code that hangs on every network is not waited on), and the
+    time-outs in a row after it."""
+    if len(hung) >= HANGS_IN_A_ROW:
+        return Failed(_not_run(hung[-1])), hung
+    done = runner.run(check_network, problem, with_checks)
+    return done, [*hung, done.finding] if _timed_out(done) else []
+
+
+def _failed_network(problem: Problem, done: Failed, name: str) -> Report:
+    """The failing report of a network whose job hung or ended the worker, naming why."""
+    network = {"sizes": problem.sizes, "activations": problem.activations,
+               "cost": problem.cost, "m": problem.m}  # fmt: skip
+    done.finding.network = problem.describe()
+    return failed_report(done.finding, network, name)
+
+
+def _fixed_results(
+    runner: Runner, stopped: Finding | None, scope: Scope | None, relu_at_zero: float | None
+) -> list[tuple[str, checks.CheckResult]]:
+    """The fixed checks' results (``stopped``: the last time-out, when the run stopped
+    waiting; then, as when their job fails, each fixed check fails naming why)."""
+    fixed = Failed(_not_run(stopped)) if stopped else runner.run(fixed_checks, scope, relu_at_zero)
+    if isinstance(fixed, Failed):
+        found = fixed.finding
+        return [
+            ("fixed", checks.CheckResult(name, False, found.describe(), found.to_dict()))
+            for name in checks.FIXED_CHECKS
+        ]
+    return [("fixed", c) for c in fixed]
+
+
+def _whole_run(
+    runner: Runner, returned: Problem | None, stopped: Finding | None
+) -> tuple[str, checks.CheckResult] | None:
+    """The whole run's repeatability, on the first network whose check the code answered;
+    not run when none did or the run stopped waiting; None when its own job fails."""
+    if returned is None or stopped:  # no call came back: nothing was repeated to compare
+        why = (
+            f"{stopped.member} ran past the time limit on {HANGS_IN_A_ROW} networks in a row"
+            if stopped else "no call into the implementation returned"
+        )  # fmt: skip
+        return (WHOLE_RUN, checks.CheckResult("repeatability", None, f"not run: {why}"))
+    seen = runner.run(whole_run_consistency, returned)
+    if isinstance(seen, Failed):
+        return None
+    return (
+        WHOLE_RUN,
+        checks.CheckResult("repeatability", not seen, seen[0] if seen else
+                           "every repeated call returned what it did before"),
+    )  # fmt: skip
 
 
 def writable(path: Path, option: str, directory: bool = False) -> None:
