@@ -237,3 +237,23 @@ def test_every_candidate_is_detected_and_only_those():
             assert found.names == names
         assert detect(c * data + 3.7 * penalty, data, penalty, m, outputs, "mse", l2=0.1) is None
     assert detect(3.7 * data, data, 0.0, m, outputs, "mse") is None
+
+
+def test_one_convention_on_networks_of_several_sizes_is_one_line():
+    """A cost summed over the samples is 2 times the seed's on a batch of two and 5 times on
+    one of five: the report says it once, with both factors, and counts both networks."""
+    import dataclasses
+
+    import backprop
+    from reference.inputs.problems import seed_problem
+    from reference.judging.outcome import Outcome
+    from reference.report.text import print_outcome
+
+    p = seed_problem()
+    base = check_gradients(backprop, p.params, p.X, p.Y, **p.kwargs())
+    said = "the cost is {} times the seed's (summed over the m samples)"
+    reports = [(p, dataclasses.replace(base, conventions=[said.format(k)])) for k in (5, 2)]
+    out = io.StringIO()
+    print_outcome(Outcome(True, reports), "summed", out, quiet=True, verbose=False)
+    lines = [line for line in out.getvalue().splitlines() if "NOTE cost" in line]
+    assert lines == [f"  NOTE cost: {said.format('2 or 5')} (2 networks)"], out.getvalue()

@@ -136,9 +136,26 @@ def _write_loss_notes(reports: list[tuple[Problem, Report]], out: TextIO) -> Non
     for _, report in reports:
         for label, texts in (("WARN loss", report.warnings), ("NOTE cost", report.conventions)):
             for text in texts:
-                notes.setdefault((label, NUMBER.sub("#", text)), []).append(text)
+                notes.setdefault((label, _ANY_NUMBER.sub("#", text)), []).append(text)
     for (label, _), texts in notes.items():
-        out.write(f"  {label}: {texts[0]} ({_count(texts)})\n")
+        out.write(f"  {label}: {_merged(texts)} ({_count(texts)})\n")
+
+
+_ANY_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def _merged(texts: list[str]) -> str:
+    """Texts that differ in their numbers only, as one: each number that differs given as its
+    values ("the cost is 2, 3 or 5 times the seed's")."""
+    parts = [_ANY_NUMBER.split(text) for text in texts]
+    values = [_ANY_NUMBER.findall(text) for text in texts]
+    words = parts[0]
+    out = [words[0]]
+    for k, rest in enumerate(words[1:]):
+        seen = sorted({v[k] for v in values}, key=float)
+        out.append(seen[0] if len(seen) == 1 else f"{', '.join(seen[:-1])} or {seen[-1]}")
+        out.append(rest)
+    return "".join(out)
 
 
 def _write_unsupported(outcome: Outcome, out: TextIO) -> None:
