@@ -69,35 +69,17 @@ def plain(value: Any, depth: int = 0) -> Any:
     dtype; anything with ``__array__`` (JAX, torch) as such an array; lists, tuples (named
     ones as tuples), other sequences (as lists), sets (as lists) and dicts, item by item;
     anything else an :class:`Opaque`."""
-    if value is None or type(value) in (bool, int, float, complex):
-        return value
-    if type(value) is str:
-        return value[:_TEXT]
-    if type(value) is bytes:
-        return value[:_TEXT]
-    if isinstance(value, np.generic):
-        return value if value.dtype.kind in "biufc" else _opaque(value)
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind in "biufc":
-            return np.array(value, subok=False)
-        return _opaque(value)
+    leaf = _plain_leaf(value)
+    if leaf is not _NOT_LEAF:
+        return leaf
     if depth >= _DEPTH:
         return _opaque(value)
     if isinstance(value, (list, tuple)):
-        if len(value) > _ITEMS:
-            return _opaque(value)
-        items = [plain(v, depth + 1) for v in value]
-        return items if isinstance(value, list) else tuple(items)
+        return _plain_items(value, depth)
     if type(value) is SimpleNamespace:  # the parameters of a layout with container=object
         value = vars(value)
     if isinstance(value, Mapping):
-        if len(value) > _ITEMS:
-            return _opaque(value)
-        out = {}
-        for k, v in value.items():
-            key = k if type(k) in (str, int, float, bool) else str(k)[:_TEXT]
-            out[key] = plain(v, depth + 1)
-        return out
+        return _plain_mapping(value, depth)
     if isinstance(value, (str, bytes)):  # a subclass: its text only
         return plain(str(value) if isinstance(value, str) else bytes(value), depth)
     if hasattr(value, "__array__"):
@@ -105,9 +87,7 @@ def plain(value: Any, depth: int = 0) -> Any:
             array = np.asarray(value)
         except Exception:
             return _opaque(value)
-        if array.dtype.kind in "biufc":
-            return np.array(array, subok=False)
-        return _opaque(value)
+        return _numeric(array, value)
     if isinstance(value, (Sequence, Set)):
         try:
             items = list(value)
@@ -115,6 +95,51 @@ def plain(value: Any, depth: int = 0) -> Any:
             return _opaque(value)
         return plain(items, depth)
     return _opaque(value)
+
+
+_NOT_LEAF = object()
+"""What :func:`_plain_leaf` returns for a value that is not a leaf of plain data."""
+
+
+def _plain_leaf(value: Any) -> Any:
+    """``value`` as plain data where it is a leaf (a Python number, string or None, a NumPy
+    scalar or array), else :data:`_NOT_LEAF`."""
+    if value is None or type(value) in (bool, int, float, complex):
+        return value
+    if type(value) in (str, bytes):
+        return value[:_TEXT]
+    if isinstance(value, np.generic):
+        return value if value.dtype.kind in "biufc" else _opaque(value)
+    if isinstance(value, np.ndarray):
+        return _numeric(value, value)
+    return _NOT_LEAF
+
+
+def _numeric(array: np.ndarray, value: Any) -> Any:
+    """``array`` as a plain ``ndarray`` where its dtype is numeric, else ``value`` opaque."""
+    if array.dtype.kind in "biufc":
+        return np.array(array, subok=False)
+    return _opaque(value)
+
+
+def _plain_items(value: list | tuple, depth: int) -> Any:
+    """A list or tuple (a named one as a tuple) item by item, or opaque where too long."""
+    if len(value) > _ITEMS:
+        return _opaque(value)
+    items = [plain(v, depth + 1) for v in value]
+    return items if isinstance(value, list) else tuple(items)
+
+
+def _plain_mapping(value: Mapping, depth: int) -> Any:
+    """A mapping as a dict, item by item (keys that are not plain as their text), or opaque
+    where too long."""
+    if len(value) > _ITEMS:
+        return _opaque(value)
+    out = {}
+    for k, v in value.items():
+        key = k if type(k) in (str, int, float, bool) else str(k)[:_TEXT]
+        out[key] = plain(v, depth + 1)
+    return out
 
 
 def dumps(message: Any) -> bytes:

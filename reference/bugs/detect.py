@@ -86,46 +86,66 @@ def _expected_blame(mistake: Correct, problem: Problem) -> dict[str, Any] | None
     return {"layer": number, "param": param}
 
 
+@dataclass
+class _Found:
+    """What :func:`detect` has read so far: the first diagnosis, and the blame it compares
+    (the first mismatch with the expected one, if any)."""
+
+    diagnosis: str = ""
+    blame: dict[str, Any] | None = None
+    expected: dict[str, Any] | None = None
+    blame_ok: bool | None = None
+
+    def say(self, diagnosis: str) -> None:
+        self.diagnosis = self.diagnosis or diagnosis
+
+    def compare_blame(self, mistake: Correct, problem: Problem, report: Any) -> None:
+        want = _expected_blame(mistake, problem)
+        if want is not None and report.attribution not in ("crash", "structure"):
+            if self.blame_ok is None or self.blame_ok:  # keep the first mismatch if any
+                self.blame, self.expected = report.blame, want
+                self.blame_ok = report.blame == want
+
+
+def _mark_gradients(cells: dict[str, bool], report: Any) -> None:
+    """Mark the gradient check's columns a failing report shows (all of them on a crash)."""
+    crashed = report.attribution in ("crash", "structure")
+    cells["fd"] |= crashed or any(c.fd_ok is False for c in report.layers)
+    cells["jax"] |= crashed or any(c.jax_ok is False for c in report.layers)
+    cells["loss"] |= report.loss.get("ok") is False
+
+
+def _mark_check(cells: dict[str, bool], found: _Found, result: Any, where: str) -> None:
+    """Mark a failing non-gradient check's column, its message the diagnosis if the first."""
+    if result.ok is False:
+        cells[result.name] = True
+        found.say(f"{where}{result.name}: {result.message}")
+
+
 def detect(mistake: Correct, problems: list[Problem] | None = None) -> Detection:
     """Run every check on one implementation; which caught it and what they said."""
     problems = problems if problems is not None else detection_problems()
     cells = dict.fromkeys(COLUMNS, False)
-    diagnosis = ""
-    blame = expected = None
-    blame_ok: bool | None = None
+    found = _Found()
     for problem in problems:
         report = check_gradients(mistake, problem.params, problem.X, problem.Y, **problem.kwargs())
         if not report.ok:
-            crashed = report.attribution in ("crash", "structure")
-            cells["fd"] |= crashed or any(c.fd_ok is False for c in report.layers)
-            cells["jax"] |= crashed or any(c.jax_ok is False for c in report.layers)
-            cells["loss"] |= report.loss.get("ok") is False
-            if not diagnosis:
-                diagnosis = f"{problem.name}: {report.summary}"
-            want = _expected_blame(mistake, problem)
-            if want is not None and report.attribution not in ("crash", "structure"):
-                if blame_ok is None or blame_ok:  # keep the first mismatch if any
-                    blame, expected = report.blame, want
-                    blame_ok = report.blame == want
+            _mark_gradients(cells, report)
+            found.say(f"{problem.name}: {report.summary}")
+            found.compare_blame(mistake, problem, report)
         for fn in checks.PROBLEM_CHECKS.values():
-            result = fn(mistake, problem)
-            if result.ok is False:
-                cells[result.name] = True
-                diagnosis = diagnosis or f"{problem.name}: {result.name}: {result.message}"
+            _mark_check(cells, found, fn(mistake, problem), f"{problem.name}: ")
     for fn in checks.FIXED_CHECKS.values():
-        result = fn(mistake)
-        if result.ok is False:
-            cells[result.name] = True
-            diagnosis = diagnosis or f"{result.name}: {result.message}"
+        _mark_check(cells, found, fn(mistake), "")
     caught = [c for c in COLUMNS if cells[c]]
     return Detection(
         name=mistake.name,
         detected=bool(caught),
         caught_by=caught,
-        diagnosis=diagnosis or "nothing caught it",
-        blame=blame,
-        expected_blame=expected,
-        blame_ok=blame_ok,
+        diagnosis=found.diagnosis or "nothing caught it",
+        blame=found.blame,
+        expected_blame=found.expected,
+        blame_ok=found.blame_ok,
         expected_checks=list(mistake.caught_by),
         missed_expected=[c for c in mistake.caught_by if not cells.get(c, False)],
         doc=(type(mistake).__doc__ or "").strip().splitlines()[0],

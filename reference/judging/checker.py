@@ -112,12 +112,7 @@ def check_gradients(
     it gets copies, and whatever it raises, returns or changes in place becomes a
     failing report that says so, never a crash of the checker.
     """
-    if not isinstance(layer_view, bool):
-        raise TypeError(f"layer_view must be True or False, got {layer_view!r}")
-    if fd not in ("auto", "calls", "model", "directional", "none"):
-        raise ValueError(
-            f"fd must be 'auto', 'calls', 'model', 'directional' or 'none', got {fd!r}"
-        )
+    _check_options(fd, layer_view)
     params, X, Y, acts, cost = validate_problem(params, X, Y, activations, cost)
     l2 = validate_l2(l2)
     guarded = guard(adapt_declared(impl))  # SUPPORTS['layout'], when declared
@@ -151,20 +146,14 @@ def check_gradients(
     warnings: list[str] = []
     if cost == "bce" and acts[-1] == "sigmoid" and refs.jax is not None:
         loss_ok = _saturation(impl_loss, loss_info, loss_ok, checks, params, X, Y, acts, warnings)
-    findings = [i.describe() for i in guarded.impurities[seen[0] :]] + [
-        i.describe() for i in guarded.inconsistencies[seen[1] :]
-    ]
+    findings = _boundary_findings(guarded, seen)
     # 3. decide and word it, from those facts alone
     facts = _Facts(checks, grads, refs, params, X.shape[1], acts, l2, impl_loss, loss_info,
                    loss_ok, warnings, scale, findings, wrong)  # fmt: skip
     verdict = _verdict(facts)
     view = None
     if layer_view and verdict.attribution == "backward":
-        from .layer_view import view_summary
-
-        view = view_summary(
-            guarded, params, X, Y, activations=acts, cost=cost, precision=judged, l2=l2
-        )
+        view = _layer_view(guarded, params, X, Y, acts, cost, judged, l2)
     return Report(
         ok=verdict.ok,
         attribution=verdict.attribution,
@@ -187,6 +176,31 @@ def check_gradients(
         layer_view=view,
         finding=verdict.finding,
     )
+
+
+def _check_options(fd: str, layer_view: bool) -> None:
+    """Raise where :func:`check_gradients`'s ``fd`` or ``layer_view`` is not one it takes."""
+    if not isinstance(layer_view, bool):
+        raise TypeError(f"layer_view must be True or False, got {layer_view!r}")
+    if fd not in ("auto", "calls", "model", "directional", "none"):
+        raise ValueError(
+            f"fd must be 'auto', 'calls', 'model', 'directional' or 'none', got {fd!r}"
+        )
+
+
+def _boundary_findings(guarded: Guarded, seen: tuple[int, int]) -> list[str]:
+    """What the boundary saw since ``seen`` (its counts of impurities and inconsistencies)."""
+    return [i.describe() for i in guarded.impurities[seen[0] :]] + [
+        i.describe() for i in guarded.inconsistencies[seen[1] :]
+    ]
+
+
+def _layer_view(guarded: Guarded, params, X, Y, acts: list[str], cost: str, judged: str,
+                l2: float) -> dict[str, Any]:  # fmt: skip
+    """The layer view's summary of a report that blames the backward pass."""
+    from .layer_view import view_summary
+
+    return view_summary(guarded, params, X, Y, activations=acts, cost=cost, precision=judged, l2=l2)
 
 
 def _network(params, X, acts: list[str], cost: str, l2: float) -> dict[str, Any]:

@@ -146,6 +146,23 @@ def diagnose(
     """
     if within not in ("network", "function"):
         raise ValueError(f"within must be 'network' or 'function', got {within!r}")
+    degenerate = _degenerate(a, t, param)
+    if degenerate is not None:
+        return degenerate
+    c = _fitted_factor(a, t)
+    if abs(c - 1.0) > _FIT and relative_error(a, c * t) <= _FIT:
+        return _factor_sentence(a, t, c, m, param, within, outputs)
+    index = np.unravel_index(int(np.argmax(np.abs(a - t))), a.shape)
+    return (
+        f"d{param} differs from the reference (relative error {relative_error(a, t):.3g}); "
+        f"worst entry {tuple(int(i) for i in index)}: "
+        f"{float(a[index]):.6g} vs {float(t[index]):.6g}"
+    )
+
+
+def _degenerate(a: np.ndarray, t: np.ndarray, param: str) -> str | None:
+    """The sentence on a gradient that is not finite, all zeros where the reference is not,
+    not zero where it is, or its transpose; None for any other."""
     if not np.isfinite(a).all():
         return f"d{param} holds NaN or inf where the reference is finite"
     na, nt = float(np.linalg.norm(a)), float(np.linalg.norm(t))
@@ -156,34 +173,40 @@ def diagnose(
     if a.ndim == 2 and a.shape[0] == a.shape[1] and a.shape[0] > 1:
         if relative_error(a, t.T) <= _FIT and relative_error(a, t) > _FIT:
             return f"d{param} is the transpose of the right gradient"
+    return None
+
+
+def _fitted_factor(a: np.ndarray, t: np.ndarray) -> float:
+    """The least-squares c in a = c t, or 1 where c t does not explain the difference."""
     c = float(np.vdot(a, t) / np.vdot(t, t))
     # a factor must explain the difference, not only come within _FIT of it: a gradient 1e-6
     # off everywhere (a missing epsilon) is not "a constant factor of 1.000002"
     if relative_error(a, c * t) > 0.01 * relative_error(a, t):
         c = 1.0
+    return c
+
+
+def _factor_sentence(
+    a: np.ndarray, t: np.ndarray, c: float, m: int, param: str, within: str, outputs: int | None
+) -> str:
+    """The sentence on a gradient that is ``c`` times the reference (:func:`diagnose`): the
+    factor named where it can be, or the one entry that shows it."""
     shown = int(np.count_nonzero(np.abs(t) > _FIT * np.max(np.abs(t))))
     named = factor_name(c, m, outputs) if within == "network" else factor_name(c, 1)
-    if abs(c - 1.0) > _FIT and relative_error(a, c * t) <= _FIT and shown < 2 and named is None:
+    if shown < 2 and named is None:
         index = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.abs(t))), t.shape))
         return (
             f"d{param} differs from the reference at its one nonzero entry {index}: "
             f"{float(a[index]):.6g} vs {float(t[index]):.6g} (a ratio of {c:.3g}; one entry "
             "cannot tell a constant factor from one that varies)"
         )
-    if abs(c - 1.0) > _FIT and relative_error(a, c * t) <= _FIT:
-        if within == "function":
-            return f"d{param} is off by a constant factor of {_function_factor(c, m)}"
-        name = factor_name(c, m, outputs)
-        if name is None:
-            return f"d{param} is off by a constant factor of {c:.6g}"
-        hint = factor_hint(name)
-        return f"d{param} is off by a constant factor of {name}" + (f": {hint}" if hint else "")
-    index = np.unravel_index(int(np.argmax(np.abs(a - t))), a.shape)
-    return (
-        f"d{param} differs from the reference (relative error {relative_error(a, t):.3g}); "
-        f"worst entry {tuple(int(i) for i in index)}: "
-        f"{float(a[index]):.6g} vs {float(t[index]):.6g}"
-    )
+    if within == "function":
+        return f"d{param} is off by a constant factor of {_function_factor(c, m)}"
+    name = factor_name(c, m, outputs)
+    if name is None:
+        return f"d{param} is off by a constant factor of {c:.6g}"
+    hint = factor_hint(name)
+    return f"d{param} is off by a constant factor of {name}" + (f": {hint}" if hint else "")
 
 
 def common_factor(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> float | None:

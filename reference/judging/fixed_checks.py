@@ -159,38 +159,45 @@ def _saturation_network(hidden: list[str], out: str, cost: str, outputs: int) ->
     return params, SATURATION_Z.copy(), Y, [*hidden, out], cost, outputs
 
 
-def _saturation_cases(scope=None) -> list[Case]:
-    """The saturation networks of the declared scope (:class:`~reference.inputs.scope.
-    Scope`; None: every name of the tables), built from the tables.
-
-    Every admitted (output activation, cost) pair whose output saturates (:func:`saturates`)
-    gets a network of one layer, or, where the scope wants more layers, with hidden layers
-    of an admitted activation (one that saturates first). Every admitted hidden activation
-    that saturates gets a network of two layers (or the fewest the scope admits) under one
-    of those pairs, in turn, or under any admitted pair where no output saturates. Only the
-    networks the scope admits are kept, each once."""
+def _saturation_choices(scope, table: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(the admitted hidden activations of the NumPy tables, the admitted (output activation,
+    cost) pairs of the NumPy tables)."""
     from ..formulas.numpy_twins import NUMPY_ACTIVATIONS, NUMPY_COSTS
-    from ..inputs.problems import output_only, table_activations
-    from ..inputs.scope import Scope
+    from ..inputs.problems import output_only
 
-    scope = scope if scope is not None else Scope.everything()
-    table = table_activations()
     hidden = [a for a in scope.hidden_choices(table)
               if a in NUMPY_ACTIVATIONS and not output_only(a)]  # fmt: skip
-    bounded = [a for a in hidden if saturates(a)]
     pairs = [(out, cost) for out in scope.output_choices(table) if out in NUMPY_ACTIVATIONS
              for cost in scope.cost_choices(out) if cost in NUMPY_COSTS]  # fmt: skip
-    saturating = [(out, cost) for out, cost in pairs if saturates(out)]
+    return hidden, pairs
+
+
+def _saturation_depths(scope) -> tuple[int, int]:
+    """(the fewest layers the scope admits, at least 1; the layers of a network with hidden
+    layers, at least 2, or 0 where the scope admits no hidden layer)."""
     lo = max(1, scope.min_depth or 1)
     deep = max(2, lo)
     if scope.max_depth is not None and deep > scope.max_depth:
         deep = 0  # no hidden layer admitted
+    return lo, deep
 
-    def width(out: str) -> int:
-        need = 2 if output_only(out) else 1
-        admitted = sorted(n for n in (scope.outputs or [need]) if n >= need)
-        return admitted[0] if admitted else 0
 
+def _saturation_width(scope, out: str) -> int:
+    """The fewest output units the scope admits under ``out`` (0: none)."""
+    from ..inputs.problems import output_only
+
+    need = 2 if output_only(out) else 1
+    admitted = sorted(n for n in (scope.outputs or [need]) if n >= need)
+    return admitted[0] if admitted else 0
+
+
+def _saturation_wanted(
+    hidden: list[str], pairs: list[tuple[str, str]], lo: int, deep: int
+) -> list[tuple[list[str], str, str]]:
+    """The (hidden activations, output activation, cost) of each network
+    :func:`_saturation_cases` describes, before the scope's filter."""
+    bounded = [a for a in hidden if saturates(a)]
+    saturating = [(out, cost) for out, cost in pairs if saturates(out)]
     wanted: list[tuple[list[str], str, str]] = []
     for out, cost in saturating:
         if lo == 1:
@@ -201,9 +208,28 @@ def _saturation_cases(scope=None) -> list[Case]:
     for k, name in enumerate(bounded if deep and under else []):
         out, cost = under[k % len(under)]
         wanted.append(([name] * (deep - 1), out, cost))
+    return wanted
+
+
+def _saturation_cases(scope=None) -> list[Case]:
+    """The saturation networks of the declared scope (:class:`~reference.inputs.scope.
+    Scope`; None: every name of the tables), built from the tables.
+
+    Every admitted (output activation, cost) pair whose output saturates (:func:`saturates`)
+    gets a network of one layer, or, where the scope wants more layers, with hidden layers
+    of an admitted activation (one that saturates first). Every admitted hidden activation
+    that saturates gets a network of two layers (or the fewest the scope admits) under one
+    of those pairs, in turn, or under any admitted pair where no output saturates. Only the
+    networks the scope admits are kept, each once."""
+    from ..inputs.problems import table_activations
+    from ..inputs.scope import Scope
+
+    scope = scope if scope is not None else Scope.everything()
+    hidden, pairs = _saturation_choices(scope, table_activations())
+    lo, deep = _saturation_depths(scope)
     cases, seen = [], set()
-    for acts, out, cost in wanted:
-        n = width(out)
+    for acts, out, cost in _saturation_wanted(hidden, pairs, lo, deep):
+        n = _saturation_width(scope, out)
         key = (tuple(acts), out, cost)
         if not n or key in seen or not scope.admits_network([*acts, out], cost, n):
             continue

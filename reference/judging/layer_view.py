@@ -133,6 +133,30 @@ def layer_view(
     (:class:`~reference.formulas.numpy_twins.MissingTwinError` otherwise).
     """
     X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
+    _check_arguments(X, Y, sample, activations, cost)
+    unavailable = _unavailable(activations, l2)
+    if unavailable is not None:
+        return unavailable
+    impl = guard(impl)
+    params = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in params]
+    kw = {"activations": list(activations), "cost": cost}
+    candidates = [sample] if sample is not None else range(min(MAX_SAMPLES, X.shape[1]))
+    first = None
+    for j in candidates:
+        view = _view_at(impl, params, X, Y, kw, int(j), seed)
+        if view.verdict != "none":
+            return view
+        first = first or view
+    assert first is not None
+    _check_batch(impl, params, X, Y, kw, first)
+    return first
+
+
+def _check_arguments(
+    X: np.ndarray, Y: np.ndarray, sample: int | None, activations: Sequence[str], cost: str
+) -> None:
+    """Raise where :func:`layer_view`'s arguments cannot be viewed: X and Y not 2-D with the
+    same samples, ``sample`` not one of them, or a NumPy twin missing."""
     if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[1] or X.shape[1] < 1:
         raise ValueError(f"X and Y must be 2-D with the same samples, got {X.shape}, {Y.shape}")
     if sample is not None:
@@ -144,6 +168,12 @@ def layer_view(
         raise numpy_twins.MissingTwinError(
             f"the layer view needs NumPy twins of {list(activations)} and {cost!r}"
         )
+
+
+def _unavailable(activations: Sequence[str], l2: float) -> LayerView | None:
+    """The ``"unavailable"`` view of a network whose steps the view cannot read (an L2
+    penalty, a hidden activation that is not elementwise), with no call into the
+    implementation; None where it can."""
     mixed = [f"{a} at layer {l}" for l, a in enumerate(activations[:-1], 1)
              if not _elementwise(numpy_twins.NUMPY_ACTIVATIONS[a].fn)]  # fmt: skip
     if l2:
@@ -161,18 +191,13 @@ def layer_view(
             [],
             None,
         )
-    impl = guard(impl)
-    params = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in params]
-    kw = {"activations": list(activations), "cost": cost}
-    candidates = [sample] if sample is not None else range(min(MAX_SAMPLES, X.shape[1]))
-    first = None
-    for j in candidates:
-        view = _view_at(impl, params, X, Y, kw, int(j), seed)
-        if view.verdict != "none":
-            return view
-        first = first or view
-    assert first is not None
-    # every step right at every sample tried: is the batch their mean?
+    return None
+
+
+def _check_batch(impl, params, X, Y, kw, first: LayerView) -> None:
+    """Every step right at every sample tried: mark ``first`` ``"batch"``, with a note, where
+    the gradients of the first :data:`MAX_SAMPLES` samples together are not the mean of
+    theirs alone."""
     columns = list(range(min(MAX_SAMPLES, X.shape[1])))
     if len(columns) > 1:
         # each call's gradients in the seed's convention, by the constant its loss shows
@@ -190,7 +215,6 @@ def layer_view(
                 f"the gradients of the first {len(columns)} samples together are not the mean "
                 f"of theirs alone (relative error {diagnosis.relative_error(a, mean):.3g})"
             )
-    return first
 
 
 def _as_seed(impl, params, X, Y, kw) -> list[tuple[np.ndarray, ...]]:

@@ -168,27 +168,57 @@ def failed_report(finding: Finding, network: dict[str, Any], name: str) -> Repor
 
 def render(report: Report) -> str:
     """The report as a table a person reads in a terminal."""
+    lines = [_head(report), *_table(report), *_loss_lines(report)]
+    remarks = (
+        ("note", report.notes),
+        ("warning", report.warnings),
+        ("convention", report.conventions),
+        ("FAIL", report.findings),
+    )
+    for prefix, items in remarks:
+        lines.extend(f"  {prefix}: {item}" for item in items)
+    verdict = "PASS" if report.ok else "FAIL"
+    lines.append(f"  {verdict}: {report.summary}")
+    if not report.ok or report.attribution == "check":
+        lines.append(f"  attribution: {ATTRIBUTIONS[report.attribution]}")
+    if report.layer_view is not None:
+        lines.extend(f"  {line}" for line in report.layer_view["lines"])
+    return "\n".join(lines)
+
+
+def _head(report: Report) -> str:
+    """The table's first line: the implementation and the network."""
     net = report.network
-    head = (
+    return (
         f"{report.impl}: {'-'.join(map(str, net['sizes']))} "
         f"[{', '.join(net['activations'])}] {net['cost']}, m = {net['m']}"
         + (f", l2 = {net['l2']:g}" if net.get("l2") else "")
     ) + ("" if report.layout == "columns" else f", {report.layout} layout")
-    lines = [head]
-    if report.layers:
-        shapes = [describe_param(report.layout, c.layer, c.param, c.shape) for c in report.layers]
-        w = max(9, *map(len, shapes))
-        label = "shape" if report.layout == "columns" else "yours"
+
+
+def _table(report: Report) -> list[str]:
+    """A row per layer and parameter under a header (none where no array was checked)."""
+    if not report.layers:
+        return []
+    shapes = [describe_param(report.layout, c.layer, c.param, c.shape) for c in report.layers]
+    w = max(9, *map(len, shapes))
+    label = "shape" if report.layout == "columns" else "yours"
+    lines = [
+        f"  {'layer':>5} {'param':>5} {label:>{w}} {'err FD':>9} {'bound':>8} "
+        f"{'err JAX':>9} {'bound':>8}  verdict  diagnosis"
+    ]
+    for c, shape in zip(report.layers, shapes):
         lines.append(
-            f"  {'layer':>5} {'param':>5} {label:>{w}} {'err FD':>9} {'bound':>8} "
-            f"{'err JAX':>9} {'bound':>8}  verdict  diagnosis"
+            f"  {c.layer:>5} {c.param:>5} {shape:>{w}} "
+            f"{_num(c.error_fd):>9} {_num(c.bound_fd, 1):>8} {_num(c.error_jax):>9} "
+            f"{_num(c.bound_jax, 1):>8}  {'ok' if c.ok else 'FAIL':<7}  {c.diagnosis}"
         )
-        for c, shape in zip(report.layers, shapes):
-            lines.append(
-                f"  {c.layer:>5} {c.param:>5} {shape:>{w}} "
-                f"{_num(c.error_fd):>9} {_num(c.bound_fd, 1):>8} {_num(c.error_jax):>9} "
-                f"{_num(c.bound_jax, 1):>8}  {'ok' if c.ok else 'FAIL':<7}  {c.diagnosis}"
-            )
+    return lines
+
+
+def _loss_lines(report: Report) -> list[str]:
+    """The loss against JAX's, and how many entries next to a kink were excluded."""
+    lines = []
     loss = report.loss
     if "jax" in loss:
         lines.append(
@@ -200,21 +230,7 @@ def render(report: Report) -> str:
             f"  {report.kinks_excluded} entries next to a relu kink excluded "
             "from finite differences"
         )
-    for note in report.notes:
-        lines.append(f"  note: {note}")
-    for warning in report.warnings:
-        lines.append(f"  warning: {warning}")
-    for convention in report.conventions:
-        lines.append(f"  convention: {convention}")
-    for finding in report.findings:
-        lines.append(f"  FAIL: {finding}")
-    verdict = "PASS" if report.ok else "FAIL"
-    lines.append(f"  {verdict}: {report.summary}")
-    if not report.ok or report.attribution == "check":
-        lines.append(f"  attribution: {ATTRIBUTIONS[report.attribution]}")
-    if report.layer_view is not None:
-        lines.extend(f"  {line}" for line in report.layer_view["lines"])
-    return "\n".join(lines)
+    return lines
 
 
 def _num(x: float | None, digits: int = 2) -> str:

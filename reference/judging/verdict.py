@@ -71,6 +71,21 @@ def _verdict(f: _Facts) -> _Verdict:
     if named is not None:  # a mistake in the L2 penalty's gradient (penalty.py)
         blame, summary = named
     summary += _not_elementwise_hint(summary, f.acts[-1], n_L)
+    summary = _worded(f, attribution, summary)
+    convention, summary = _convention(f, arrays_ok, summary)
+    ok = f.loss_ok and arrays_ok and not f.findings
+    if f.findings and attribution == "none":
+        attribution, summary = "boundary", "; ".join(f.findings)
+    finding = None
+    if f.wrong is not None:  # a structure failure, with the right arrays and the loss judged
+        ok, attribution, finding = False, "structure", f.wrong.finding.to_dict()
+        summary = _structure_summary(f, f.wrong, summary)
+    return _Verdict(ok, attribution, summary, blame, factor, finding, convention)
+
+
+def _worded(f: _Facts, attribution: str, summary: str) -> str:
+    """The summary with what a pass let through (a warning), or the loss that differs from
+    the formulas where the forward pass is at fault."""
     if attribution == "none" and f.warnings:  # passed, but not clean: say what was let through
         excused = any(c.diagnosis == SATURATED_ROW for c in f.checks)
         summary = (
@@ -83,26 +98,30 @@ def _verdict(f: _Facts) -> _Verdict:
             f"the loss differs from the formulas ({f.impl_loss:.10g} vs JAX's "
             f"{f.loss_info['jax']:.10g}) and so do the gradients: {summary}"
         )
-    convention = ""
-    if f.scale is not None:  # the seed's cost times a constant: judged as that, and named
-        convention = (
-            f"{f.scale.describe()}: the gradients are judged against the same multiple of the "
-            "reference"
-        )
-        if not arrays_ok:
-            summary += f" ({f.scale.describe()}, and the gradients must be the derivative of "
-            summary += "that loss)"
-    ok = f.loss_ok and arrays_ok and not f.findings
-    if f.findings and attribution == "none":
-        attribution, summary = "boundary", "; ".join(f.findings)
-    finding = None
-    if f.wrong is not None:  # a structure failure, with the right arrays and the loss judged
-        ok, attribution, finding = False, "structure", f.wrong.finding.to_dict()
-        others = [c for c in f.checks if (c.layer, c.param) not in f.wrong.wrong]
-        summary = f"{f.wrong.finding.describe()}; " + (
-            "the other arrays agree" if all(c.ok for c in others) else f"and {summary}"
-        )
-    return _Verdict(ok, attribution, summary, blame, factor, finding, convention)
+    return summary
+
+
+def _convention(f: _Facts, arrays_ok: bool, summary: str) -> tuple[str, str]:
+    """(the cost convention the gradients were judged in, or ""; the summary, naming it where
+    an array fails)."""
+    if f.scale is None:
+        return "", summary
+    # the seed's cost times a constant: judged as that, and named
+    convention = (
+        f"{f.scale.describe()}: the gradients are judged against the same multiple of the reference"
+    )
+    if not arrays_ok:
+        summary += f" ({f.scale.describe()}, and the gradients must be the derivative of "
+        summary += "that loss)"
+    return convention, summary
+
+
+def _structure_summary(f: _Facts, wrong: PartlyWrongShapes, summary: str) -> str:
+    """The summary of a structure failure: the finding, then whether the other arrays agree."""
+    others = [c for c in f.checks if (c.layer, c.param) not in wrong.wrong]
+    return f"{wrong.finding.describe()}; " + (
+        "the other arrays agree" if all(c.ok for c in others) else f"and {summary}"
+    )
 
 
 def _attribute(checks: list[ParamCheck], loss_ok: bool) -> str:
@@ -149,11 +168,13 @@ def _every_factor(checks, grads, ref, m: int, outputs: int) -> dict[str, Any] | 
     measured at (:attr:`Report.factor`); None where there is none."""
     if ref is None or all(c.ok for c in checks):
         return None
-    pairs = [
-        (a, j) for (ga, gb), (ja, jb) in zip(grads, ref.grads) for a, j in ((ga, ja), (gb, jb))
-    ]
-    c = diagnosis.common_factor(pairs)
+    c = diagnosis.common_factor(_all_pairs(grads, ref))
     return None if c is None else {"value": c, "m": m, "outputs": outputs}
+
+
+def _all_pairs(grads, ref) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(the implementation's array, the reference's) for every W and b, layer by layer."""
+    return [(a, j) for (ga, gb), (ja, jb) in zip(grads, ref.grads) for a, j in ((ga, ja), (gb, jb))]
 
 
 def _blame(
@@ -162,12 +183,7 @@ def _blame(
     """Which layer and parameter to look at first, and a one-line summary."""
     failing = [c for c in checks if not c.ok]
     if not failing:
-        if not loss_ok:
-            return {"layer": None, "param": "loss"}, (
-                f"the loss differs from the formula: {loss_info['impl']:.10g} vs JAX's "
-                f"{loss_info['jax']:.10g}"
-            )
-        return None, "all gradients and the loss agree"
+        return _blame_passing(loss_ok, loss_info)
     layers = sorted({c.layer for c in failing})
     top = layers[-1]
     at_top = [c.param for c in failing if c.layer == top]
@@ -175,46 +191,70 @@ def _blame(
     blame = {"layer": top, "param": param}
     k = diagnosis.locate(layers, L)
     if ref is not None and len(layers) == L:
-        c = diagnosis.common_factor(
-            [
-                (a, j)
-                for (ga, gb), (ja, jb) in zip(grads, ref.grads)
-                for a, j in ((ga, ja), (gb, jb))
-            ]
-        )
-        if c is not None:
-            name = diagnosis.factor_name(c, m, outputs) or f"{c:.6g}"
-            hint = diagnosis.factor_hint(name)
-            blame = {"layer": L, "param": "delta"}
-            return blame, (
-                f"every gradient is off by the same factor {name}: look at the cost derivative "
-                f"or the output delta dZ^{L}" + (f" ({hint})" if hint else "")
-            )
+        summary = _every_factor_summary(grads, ref, L, m, outputs)
+        if summary is not None:
+            return {"layer": L, "param": "delta"}, summary
     if len(failing) == 1:
         c = failing[0]
         return blame, f"only layer {c.layer}'s d{c.param} is wrong: {c.diagnosis}"
-    if ref is not None:
-        index = {(c.layer, c.param): k for k, c in enumerate(checks)}
-        pairs = [
-            (
-                grads[c.layer - 1][index[(c.layer, c.param)] % 2],
-                ref.grads[c.layer - 1][index[(c.layer, c.param)] % 2],
-            )
-            for c in failing
-        ]
-        c = diagnosis.common_factor(pairs)
-        if c is not None:
-            name = diagnosis.factor_name(c, m) or f"{c:.6g}"
-            which = ", ".join(f"d{f.param}^{f.layer}" for f in failing)
-            return blame, f"{which} are all off by the same factor {name}; the rest agree"
+    summary = None if ref is None else _failing_factor_summary(checks, failing, grads, ref, m)
+    if summary is not None:
+        return blame, summary
+    return blame, _pattern_summary(layers, L, k, len(at_top))
+
+
+def _blame_passing(loss_ok: bool, loss_info: dict[str, Any]) -> tuple[dict | None, str]:
+    """The blame and summary where every array agrees: the loss's, or none."""
+    if not loss_ok:
+        return {"layer": None, "param": "loss"}, (
+            f"the loss differs from the formula: {loss_info['impl']:.10g} vs JAX's "
+            f"{loss_info['jax']:.10g}"
+        )
+    return None, "all gradients and the loss agree"
+
+
+def _every_factor_summary(grads, ref, L: int, m: int, outputs: int | None) -> str | None:
+    """The summary where every gradient is off by one constant factor (None: none is)."""
+    c = diagnosis.common_factor(_all_pairs(grads, ref))
+    if c is None:
+        return None
+    name = diagnosis.factor_name(c, m, outputs) or f"{c:.6g}"
+    hint = diagnosis.factor_hint(name)
+    return (
+        f"every gradient is off by the same factor {name}: look at the cost derivative "
+        f"or the output delta dZ^{L}" + (f" ({hint})" if hint else "")
+    )
+
+
+def _failing_factor_summary(checks, failing, grads, ref, m: int) -> str | None:
+    """The summary where the failing arrays are all off by one constant factor (None: they
+    are not)."""
+    index = {(c.layer, c.param): k for k, c in enumerate(checks)}
+    pairs = [
+        (
+            grads[c.layer - 1][index[(c.layer, c.param)] % 2],
+            ref.grads[c.layer - 1][index[(c.layer, c.param)] % 2],
+        )
+        for c in failing
+    ]
+    c = diagnosis.common_factor(pairs)
+    if c is None:
+        return None
+    name = diagnosis.factor_name(c, m) or f"{c:.6g}"
+    which = ", ".join(f"d{f.param}^{f.layer}" for f in failing)
+    return f"{which} are all off by the same factor {name}; the rest agree"
+
+
+def _pattern_summary(layers: list[int], L: int, k: int | None, at_top: int) -> str:
+    """The summary from which layers fail (``at_top``: how many arrays of the highest)."""
     if k is not None and k > 0:
-        return blame, (
+        return (
             f"right at the output, wrong from layer {k} down: look at layer {k}'s delta "
             f"dZ^{k} or its activation derivative g'_{k}"
         )
-    if layers == list(range(1, L + 1)) and len(at_top) == 2:
-        return blame, (
+    if layers == list(range(1, L + 1)) and at_top == 2:
+        return (
             f"wrong from the output down: look at the output delta dZ^{L} (the cost's "
             f"derivative, or the output activation's derivative g'_{L})"
         )
-    return blame, f"layers {', '.join(map(str, layers))} are wrong; the highest is layer {top}"
+    return f"layers {', '.join(map(str, layers))} are wrong; the highest is layer {layers[-1]}"

@@ -32,6 +32,9 @@ result is written out and summarized as it comes, then dropped.
   networks and keeps their reports, as before.
 - ``--progress`` (or a terminal on stderr) shows networks done / total, the rate and the
   time left on stderr; never with ``--quiet``, never in the JSON.
+
+The JSON and JUnit writers are in :mod:`reference.run.stream_files`, the progress line in
+:mod:`reference.run.progress`; this module draws the networks and holds the sink.
 """
 
 from __future__ import annotations
@@ -39,26 +42,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import json
-import shutil
 import signal
 import sys
-import tempfile
 import threading
-import time
-import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, TextIO
-from xml.sax.saxutils import quoteattr
+from typing import Any
 
 import numpy as np
 
 from ..inputs.problems import Problem, random_problem
 from ..inputs.scope import Scope, random_problem_in
 from ..judging.outcome import Outcome
-from ..judging.records import ATTRIBUTIONS, Report
-from ..report import junit
+from ..judging.records import Report
+from .progress import RunProgress as RunProgress  # its own module now, still importable here
+from .progress import progress_for as progress_for
+from .stream_files import JsonStream, JunitStream
 
 FULL_GROUPS = 50
 """How many distinct mistakes keep their first network's full report (its table), in the
@@ -200,163 +199,6 @@ class BriefReport:
 
     def render(self) -> str:
         return self.summary
-
-
-# --- the JSON document, piece by piece -----------------------------------------------------
-
-
-def _record(problem: Any, report: Report) -> str:
-    return json.dumps({"name": problem.name, **report.to_dict()})
-
-
-class JsonStream:
-    """``--json PATH`` written as the run goes (the module docstring gives the layout)."""
-
-    def __init__(self, path: Path, head: dict[str, Any]) -> None:
-        self.path = path
-        self.fh = open(path, "w", encoding="utf-8")
-        self.fh.write("{\n")
-        for key, value in head.items():
-            self.fh.write(f"{json.dumps(key)}: {json.dumps(value)},\n")
-        self.fh.write('"networks": [')
-        self.count = 0
-        self.spool: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8")
-        self.spooled = 0  # the unsupported networks, written under not_in_scope at the end
-
-    def network(self, problem: Any, report: Report) -> None:
-        self.fh.write(("\n" if not self.count else ",\n") + _record(problem, report))
-        self.count += 1
-
-    def unsupported(self, problem: Any, report: Report) -> None:
-        self.spool.write(("\n" if not self.spooled else ",\n") + _record(problem, report))
-        self.spooled += 1
-
-    def finish(
-        self, tail: dict[str, Any], undrawn: int, checks: Sequence[tuple[str, Any]] = ()
-    ) -> None:  # fmt: skip
-        """Close the document: ``tail``'s first key (``ok``), ``checks`` (``(where,
-        CheckResult)`` pairs, one line each), the rest of ``tail``, then ``not_in_scope``
-        (``undrawn`` and the spooled unsupported networks) and ``attributions``."""
-        from dataclasses import asdict
-
-        self.fh.write("\n],\n")
-        items = iter(tail.items())
-        for key, value in itertools.islice(items, 1):
-            self.fh.write(f"{json.dumps(key)}: {json.dumps(value)},\n")
-        self.fh.write('"checks": [')
-        for i, (where, c) in enumerate(checks):
-            self.fh.write(("\n" if not i else ",\n") + json.dumps({"where": where, **asdict(c)}))
-        self.fh.write("\n],\n" if checks else "],\n")
-        for key, value in items:
-            self.fh.write(f"{json.dumps(key)}: {json.dumps(value)},\n")
-        self.fh.write(f'"not_in_scope": {{"undrawn": {undrawn}, "unsupported": [')
-        self.spool.seek(0)
-        shutil.copyfileobj(self.spool, self.fh)
-        self.fh.write("\n]},\n" if self.spooled else "]},\n")
-        self.fh.write(f'"attributions": {json.dumps(ATTRIBUTIONS)}\n}}\n')
-        self.close()
-
-    def close(self) -> None:
-        self.spool.close()
-        self.fh.close()
-
-
-# --- the JUnit file, suite by suite --------------------------------------------------------
-
-_TOTALS_ROOM = 160
-"""Bytes left in the root's start tag for its totals (five attributes, about 80 bytes)."""
-
-
-class JunitStream:
-    """``--junit-xml PATH`` written as the run goes: the root's start tag with room for
-    its totals, one ``testsuite`` per network as it completes, then the scope's skipped
-    networks, the other checks and the totals. A file that cannot seek (a pipe) gets the
-    suites spooled to a temporary file and written after the totals."""
-
-    def __init__(
-        self,
-        path: Path,
-        impl: str,
-        *,
-        seed: int | None,
-        version: str,
-        strict: bool,
-        shard: tuple[int, int] | None = None,
-    ) -> None:
-        self.impl, self.seed, self.strict = impl, seed, strict
-        self.shard = shard or (1, 1)
-        """``--shard K/N``: the networks the scope leaves out are written by shard 1 only,
-        and a stopped shard's case is named for it, so that no two files share a case."""
-        self.base = junit.suite_properties(impl, seed, version)
-        self.path = path
-        self.fh = open(path, "wb")
-        self.fh.write(b"<?xml version='1.0' encoding='utf-8'?>\n")
-        name = quoteattr(junit.xml_text(f"backprop-check {impl}"))
-        self.fh.write(f"<testsuites name={name}".encode())
-        self.seekable = self.fh.seekable()
-        self.at = self.fh.tell() if self.seekable else 0
-        if self.seekable:
-            self.fh.write(b" " * _TOTALS_ROOM + b">\n")
-        self.body: IO[bytes] = self.fh if self.seekable else tempfile.TemporaryFile()
-        self.totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
-        self.seconds = 0.0
-        self.root = ET.Element("testsuites")  # a parent for each suite while it is built
-
-    def _write(self, suite: junit._Suite) -> None:
-        suite.close(*junit.stamp_and_host())
-        for key in self.totals:
-            self.totals[key] += suite.counts[key]
-        self.seconds += suite.seconds
-        junit.clean(suite.element)
-        ET.indent(suite.element, space="  ", level=1)
-        self.body.write(b"  " + ET.tostring(suite.element, encoding="utf-8",
-                                            xml_declaration=False) + b"\n")  # fmt: skip
-        self.root.remove(suite.element)
-
-    def network(self, problem: Any, report: Report, seconds: float) -> None:
-        self._write(junit.network_suite(self.root, problem, report, self.impl, seconds,
-                                        self.base, self.strict))  # fmt: skip
-
-    def finish(self, outcome: Outcome | None, stopped: str = "") -> None:
-        """The scope's skipped networks and the other checks (from ``outcome``, None when
-        the run stopped), a suite saying why it ``stopped``, the closing tag, the totals."""
-        k, n = self.shard
-        if outcome is not None:
-            undrawn = junit.undrawn_suites(self.root, outcome, self.impl, self.seed, self.base)
-            for suite in undrawn:
-                if k == 1:
-                    self._write(suite)
-                else:
-                    self.root.remove(suite.element)
-            seconds = outcome.times.get(junit.CHECKS_SUITE, 0.0)
-            others = junit.checks_suite(self.root, outcome, self.impl, seconds, self.base,
-                                        self.strict)  # fmt: skip
-            if others is not None:
-                self._write(others)
-        if stopped:
-            where = "run" if n == 1 else f"run, shard {k}/{n}"
-            suite = junit._Suite(self.root, "run stopped", 0.0, self.base)
-            suite.case(f"backprop_check.{junit.class_part(self.impl)}.{junit.class_part(where)}",
-                       "run", "error", f"the run stopped before its end: {stopped}",
-                       "stopped")  # fmt: skip
-            self._write(suite)
-        totals = "".join(f' {key}="{self.totals[key]}"' for key in junit.ROOT_TOTALS)
-        totals += f' time="{self.seconds:.6f}"'
-        if self.seekable:
-            self.fh.write(b"</testsuites>\n")
-            self.fh.seek(self.at)
-            self.fh.write(totals.encode())
-        else:
-            self.fh.write(totals.encode() + b">\n")
-            self.body.seek(0)
-            shutil.copyfileobj(self.body, self.fh)
-            self.fh.write(b"</testsuites>\n")
-        self.close()
-
-    def close(self) -> None:
-        if self.body is not self.fh:
-            self.body.close()
-        self.fh.close()
 
 
 # --- the sink run_checks writes into -------------------------------------------------------
@@ -526,89 +368,3 @@ class Stream:
             self.json.finish({"ok": False, "scope": {}, "complete": False, "stopped": stopped}, 0)
         if self.junit is not None:
             self.junit.finish(None, stopped)
-
-
-# --- progress ------------------------------------------------------------------------------
-
-
-def _duration(seconds: float) -> str:
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-class RunProgress:
-    """Networks done / total, their rate and the time left, on ``stream`` (stderr):
-    redrawn in place on a terminal (from one second into the run, at most every
-    ``every`` seconds), a line every ``every_line`` seconds when ``asked`` elsewhere (a CI
-    log), and a last line when the run ends. Shown when ``asked`` (``--progress``) or
-    when ``stream`` is a terminal; never with ``quiet``."""
-
-    def __init__(
-        self,
-        total: int,
-        *,
-        quiet: bool,
-        asked: bool = False,
-        stream: TextIO | None = None,
-        every: float = 0.2,
-        every_line: float = 10.0,
-    ) -> None:
-        self.total = total
-        self.stream = stream if stream is not None else sys.stderr  # as it is now
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.enabled = not quiet and (asked or self.tty)
-        self.every = every if self.tty else every_line
-        self.start = self.last = time.perf_counter()
-        self.done = 0
-        self.shown = False
-
-    def line(self, done: int, now: float) -> str:
-        """``"120/1000 networks, 45.1/s, about 20 s left"``."""
-        elapsed = max(now - self.start, 1e-9)
-        rate = done / elapsed
-        text = f"{done}/{self.total} networks, {rate:.1f}/s"
-        if 0 < done < self.total:
-            text += f", about {_duration((self.total - done) / rate)} left"
-        elif done >= self.total:
-            text += f", {_duration(elapsed)} in all"
-        return text
-
-    def update(self, done: int) -> None:
-        self.done = done
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if now - self.last < self.every or (self.tty and now - self.start < 1.0):
-            return
-        self.last = now
-        if self.tty:
-            self.stream.write("\r" + self.line(done, now).ljust(60))
-        else:
-            self.stream.write(self.line(done, now) + "\n")
-        self.stream.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if not self.enabled:
-            return
-        if self.tty:
-            if self.shown:
-                self.stream.write("\r" + " " * 60 + "\r")
-        else:
-            self.stream.write(self.line(self.done, time.perf_counter()) + "\n")
-        self.stream.flush()
-
-
-def progress_for(args: argparse.Namespace, total: int) -> RunProgress:
-    """The run's progress display for the parsed ``args``; ``--progress`` with ``--quiet``
-    is a usage error."""
-    from .session import UsageError
-
-    asked = bool(getattr(args, "progress", False))
-    if asked and args.quiet:
-        raise UsageError("--progress and --quiet contradict each other")
-    return RunProgress(total, quiet=args.quiet, asked=asked)
