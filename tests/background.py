@@ -1,0 +1,118 @@
+"""Commands the tests run in child processes (the shipped suite, ``backprop-check``), started
+when the session's tests are collected and run beside the tests of this process, so that a
+test that checks a command's output finds the command done instead of starting it and
+waiting.
+
+A test declares what it will wait on with the ``background`` marker, whose ``declare`` is a
+function of the test's item and a folder of the session's that returns the commands (:class:`Command`, each under a key);
+:func:`start` (called by ``conftest.py`` once collection is done) starts the commands of the
+selected tests, one at a time, in the order the tests run; the test takes its command's
+result with the ``background`` fixture (``background.result(key)``). A command not yet
+started when its test asks runs at once in the test's own thread. The command is the same,
+and so is what is asserted on its output: only the moment it runs changes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+SAFETY_NET = 900
+"""Seconds a command may run: a safety net against a run that never ends, generous enough
+for a machine at load 8; never a criterion of speed."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """``argv`` run in ``cwd`` with the environment ``env``; ``prepare`` (if given) makes
+    its working directory first, in the thread that runs it."""
+
+    argv: tuple[str, ...]
+    cwd: Path
+    env: dict[str, str] = field(hash=False, compare=False)
+    prepare: Callable[[], None] | None = field(default=None, hash=False, compare=False)
+
+
+def once(prepare: Callable[[], None]) -> Callable[[], None]:
+    """``prepare``, for commands that share a working directory: the first call runs it,
+    the others (from any thread) wait for that one."""
+    lock, done = threading.Lock(), []
+
+    def prepared() -> None:
+        with lock:
+            if not done:
+                prepare()
+                done.append(True)
+
+    return prepared
+
+
+def run(command: Command) -> subprocess.CompletedProcess:
+    """``command``, waited for; its output through files, so no child waits on a full pipe."""
+    if command.prepare is not None:
+        command.prepare()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            command.argv, cwd=command.cwd, env=command.env, stdout=out, stderr=err,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            proc.wait(timeout=SAFETY_NET)
+        finally:
+            if proc.poll() is None:  # past the safety net, or interrupted: end it
+                proc.kill()
+                proc.wait()
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(command.argv, proc.returncode, out.read(), err.read())
+
+
+class Background:
+    """The session's background commands, by key."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        """A folder of the session's for the commands' working directories."""
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="background")
+        self._commands: dict[object, Command] = {}
+        self._futures: dict[object, Future] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, key: object, command: Command) -> None:
+        """Queue ``command`` under ``key`` (a key already queued keeps its command)."""
+        with self._lock:
+            if key in self._commands:
+                return
+            self._commands[key] = command
+            self._futures[key] = self._pool.submit(run, command)
+
+    def result(self, key: object) -> subprocess.CompletedProcess:
+        """The finished command of ``key``: waited for if it runs, run here if it has not
+        started."""
+        with self._lock:
+            future = self._futures.get(key)
+            if future is None:
+                raise KeyError(f"no background command {key!r}: mark the test with it")
+            command = self._commands[key]
+        if future.cancel():  # not started yet: run it now rather than wait for the queue
+            return run(command)
+        return future.result()
+
+    def close(self) -> None:
+        """Forget what was not started; wait for what runs."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def start(background: Background, items: list[pytest.Item]) -> None:
+    """Queue the commands the ``background`` markers of ``items`` declare, in their order."""
+    for item in items:
+        for marker in item.iter_markers("background"):
+            for key, command in marker.kwargs["declare"](item, background.root).items():
+                background.submit(key, command)
