@@ -8,7 +8,8 @@ function of the test's item and a folder of the session's that returns the comma
 :func:`start` (called by ``conftest.py`` once collection is done) starts the commands of the
 selected tests, one at a time, in the order the tests run; the test takes its command's
 result with the ``background`` fixture (``background.result(key)``). A command not yet
-started when its test asks runs at once in the test's own thread. The command is the same,
+started when its test asks runs at once in the test's own thread (so does every command in a
+pytest-xdist worker, where the workers share the tests out). The command is the same,
 and so is what is asserted on its output: only the moment it runs changes.
 """
 
@@ -85,23 +86,25 @@ class Background:
         self._futures: dict[object, Future] = {}
         self._lock = threading.Lock()
 
-    def submit(self, key: object, command: Command) -> None:
-        """Queue ``command`` under ``key`` (a key already queued keeps its command)."""
+    def submit(self, key: object, command: Command, start: bool = True) -> None:
+        """Queue ``command`` under ``key`` (a key already queued keeps its command); with
+        ``start`` false, only keep it for its test to run."""
         with self._lock:
             if key in self._commands:
                 return
             self._commands[key] = command
-            self._futures[key] = self._pool.submit(run, command)
+            if start:
+                self._futures[key] = self._pool.submit(run, command)
 
     def result(self, key: object) -> subprocess.CompletedProcess:
         """The finished command of ``key``: waited for if it runs, run here if it has not
         started."""
         with self._lock:
-            future = self._futures.get(key)
-            if future is None:
+            if key not in self._commands:
                 raise KeyError(f"no background command {key!r}: mark the test with it")
-            command = self._commands[key]
-        if future.cancel():  # not started yet: run it now rather than wait for the queue
+            command, future = self._commands[key], self._futures.get(key)
+        # not started yet (or kept for this test): run it now rather than wait for the queue
+        if future is None or future.cancel():
             return run(command)
         return future.result()
 
@@ -110,9 +113,11 @@ class Background:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def start(background: Background, items: list[pytest.Item]) -> None:
-    """Queue the commands the ``background`` markers of ``items`` declare, in their order."""
+def start(background: Background, items: list[pytest.Item], now: bool = True) -> None:
+    """Queue the commands the ``background`` markers of ``items`` declare, in their order;
+    with ``now`` false (a pytest-xdist worker, which collects every test but runs only
+    some), keep them for their tests to run."""
     for item in items:
         for marker in item.iter_markers("background"):
             for key, command in marker.kwargs["declare"](item, background.root).items():
-                background.submit(key, command)
+                background.submit(key, command, start=now)

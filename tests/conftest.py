@@ -55,7 +55,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         root = tempfile.mkdtemp(prefix="backprop-tests-background-")
         background = Background(Path(root))
         session.config.stash[_BACKGROUND] = background
-        start(background, session.items)
+        start(background, session.items, now=not hasattr(session.config, "workerinput"))
 
 
 @pytest.fixture(scope="session")
