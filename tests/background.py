@@ -15,8 +15,11 @@ and so is what is asserted on its output: only the moment it runs changes.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import tempfile
+import textwrap
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -75,6 +78,28 @@ def run(command: Command) -> subprocess.CompletedProcess:
         return subprocess.CompletedProcess(command.argv, proc.returncode, out.read(), err.read())
 
 
+def pytest_command(
+    where: Path, label: str, *args: str, files: dict[str, str], **env: str
+) -> Command:
+    """``python -m pytest *args`` in ``where`` as pytester's ``runpytest_subprocess`` runs it
+    (``where`` first on PYTHONPATH, its own HOME, no PYTEST_ADDOPTS, no colours, a base
+    temporary folder of its own named by ``label``), ``files`` (name: text, dedented) written
+    there first; ``env``: variables set on top (an empty value: left out)."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("TOX_ENV_DIR", "PYTEST_ADDOPTS")}
+    environ.update(HOME=str(where), USERPROFILE=str(where), PY_COLORS="0")
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(where), environ.get("PYTHONPATH")]))
+    environ.update(env)
+    environ = {k: v for k, v in environ.items() if v}
+
+    def prepare() -> None:
+        where.mkdir()
+        for name, text in files.items():
+            (where / name).write_text(textwrap.dedent(text).lstrip("\n"))
+
+    argv = (sys.executable, "-mpytest", f"--basetemp={where / ('basetemp-' + label)}", *args)
+    return Command(argv, where, environ, prepare)
+
+
 class Background:
     """The session's background commands, by key."""
 
@@ -107,6 +132,13 @@ class Background:
         if future is None or future.cancel():
             return run(command)
         return future.result()
+
+    def run_result(self, key: object) -> pytest.RunResult:
+        """:meth:`result` as pytester's :class:`pytest.RunResult` (for ``assert_outcomes``
+        and ``fnmatch_lines``)."""
+        done = self.result(key)
+        return pytest.RunResult(done.returncode, done.stdout.splitlines(),
+                                done.stderr.splitlines(), 0.0)  # fmt: skip
 
     def close(self) -> None:
         """Forget what was not started; wait for what runs."""

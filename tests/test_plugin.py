@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from background import once
+from background import once, pytest_command
 from shipped import (
     PACKAGE_ROOT,
     PLUGIN,
@@ -48,56 +48,77 @@ HEADER = "backprop-harness:*"
 # --- on, through --backprop-impl, the ini key, or a conftest ------------------------------
 
 
-def test_activated_without_a_name_the_implementation_is_backprop(pytester):
-    pytester.makeconftest(ACTIVATING_CONFTEST)
-    pytester.makepyfile(
-        PROBE
-        + """
+BUILTIN_TEST = """
 def test_it_is_the_builtin(backprop_impl):
     import backprop
     assert backprop_impl.impl is backprop and backprop_impl.name == "backprop"
 """
-    )
-    result = pytester.runpytest_subprocess()
+
+INI_KEY = """
+[tool.pytest.ini_options]
+backprop_impl = "reference.bugs:dW2_times_2"
+"""
+
+
+def probe_runs(item, root):
+    """``python -m pytest`` on PROBE in a project of its own, as pytester runs it: activated
+    by a conftest, by --backprop-impl (a correct, a broken and an unimportable
+    implementation), by the ini key, and by the ini key with the option over it."""
+
+    def run(label, *args, **files):
+        command = pytest_command(root / f"plugin-probe-{label}", label, *args, files=files)
+        return {("plugin", "probe", label): command}
+
+    probe = {"test_probe.py": PROBE}
+    impl = "--backprop-impl"
+    return {
+        **run("conftest", **{"conftest.py": ACTIVATING_CONFTEST,
+                             "test_probe.py": PROBE + BUILTIN_TEST}),
+        **run("correct", impl, "reference.bugs:CORRECT", **probe),
+        **run("broken", impl, "reference.bugs:dW2_times_2", **probe),
+        **run("unimportable", impl, "no_such_pkg.impl", **probe),
+        **run("ini", **{"pyproject.toml": INI_KEY}, **probe),
+        **run("ini-and-option", impl, "reference.bugs:CORRECT",
+              **{"pyproject.toml": INI_KEY}, **probe),
+    }  # fmt: skip
+
+
+@pytest.mark.background(declare=probe_runs)
+def test_activated_without_a_name_the_implementation_is_backprop(background):
+    result = background.run_result(("plugin", "probe", "conftest"))
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["backprop-harness: implementation backprop, *"])
 
 
-def test_a_correct_outside_implementation_passes_and_the_header_names_it(pytester):
-    pytester.makepyfile(PROBE)
-    result = pytester.runpytest_subprocess("--backprop-impl", "reference.bugs:CORRECT")
+@pytest.mark.background(declare=probe_runs)
+def test_a_correct_outside_implementation_passes_and_the_header_names_it(background):
+    result = background.run_result(("plugin", "probe", "correct"))
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         ["backprop-harness: implementation reference.bugs:CORRECT, hypothesis profile *"]
     )
 
 
-def test_a_broken_implementation_fails_with_the_report(pytester):
-    pytester.makepyfile(PROBE)
-    result = pytester.runpytest_subprocess("--backprop-impl", "reference.bugs:dW2_times_2")
+@pytest.mark.background(declare=probe_runs)
+def test_a_broken_implementation_fails_with_the_report(background):
+    result = background.run_result(("plugin", "probe", "broken"))
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*only layer 2's dW is wrong*"])
 
 
-def test_an_unimportable_implementation_is_a_usage_error(pytester):
-    pytester.makepyfile(PROBE)
-    result = pytester.runpytest_subprocess("--backprop-impl", "no_such_pkg.impl")
+@pytest.mark.background(declare=probe_runs)
+def test_an_unimportable_implementation_is_a_usage_error(background):
+    result = background.run_result(("plugin", "probe", "unimportable"))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*cannot import module 'no_such_pkg.impl'*"])
 
 
-def test_the_ini_key_turns_the_harness_on_and_the_option_overrides_it(pytester):
-    pytester.makepyprojecttoml(
-        """
-        [tool.pytest.ini_options]
-        backprop_impl = "reference.bugs:dW2_times_2"
-        """
-    )
-    pytester.makepyfile(PROBE)
-    result = pytester.runpytest_subprocess()
+@pytest.mark.background(declare=probe_runs)
+def test_the_ini_key_turns_the_harness_on_and_the_option_overrides_it(background):
+    result = background.run_result(("plugin", "probe", "ini"))
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["backprop-harness: implementation reference.bugs:dW2_times_2, *"])
-    result = pytester.runpytest_subprocess("--backprop-impl", "reference.bugs:CORRECT")
+    result = background.run_result(("plugin", "probe", "ini-and-option"))
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["backprop-harness: implementation reference.bugs:CORRECT, *"])
 
