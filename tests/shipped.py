@@ -4,14 +4,14 @@ module, not a test module: no test module imports another."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import inspect
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from background import Command
 
 import reference
 
@@ -69,40 +69,13 @@ def _suite_args(where: Path, impl: str, *extra: str) -> list[str]:
     return [*args, "reference.suite", "--backprop-impl", impl, *extra]
 
 
+def shipped_suite_command(where: Path, impl: str, *extra: str, prepare=None) -> Command:
+    """:func:`run_shipped_suite`'s command, for :mod:`background` (``prepare`` writes
+    ``where``'s files before it runs)."""
+    argv = (sys.executable, *_suite_args(where, impl, *extra))
+    return Command(argv, where, _env(), prepare)
+
+
 def run_shipped_suite(where: Path, impl: str, *extra: str) -> subprocess.CompletedProcess:
     """``python -m pytest --pyargs reference.suite --backprop-impl impl`` in ``where``."""
     return python(_suite_args(where, impl, *extra), cwd=where)
-
-
-def run_shipped_suites(where: Path, *runs: tuple[str, ...]) -> list[subprocess.CompletedProcess]:
-    """:func:`run_shipped_suite` for each ``(impl, *extra)`` of ``runs``, all started at once
-    and waited for together: the test's own process only waits, so a second core runs the
-    second suite. Output goes to files, not pipes, so that no child waits on a full pipe."""
-    with contextlib.ExitStack() as files:
-        outputs = [
-            (files.enter_context(tempfile.TemporaryFile("w+")),
-             files.enter_context(tempfile.TemporaryFile("w+")))
-            for _ in runs
-        ]  # fmt: skip
-        procs = []
-        try:
-            for (impl, *extra), (out, err) in zip(runs, outputs):
-                command = [sys.executable, *_suite_args(where, impl, *extra)]
-                procs.append(
-                    subprocess.Popen(command, cwd=where, env=_env(), stdout=out, stderr=err)
-                )
-            for proc in procs:
-                proc.wait(timeout=SAFETY_NET)
-        finally:
-            for proc in procs:  # past the safety net, or interrupted: end every run
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-        done = []
-        for proc, (out, err) in zip(procs, outputs):
-            out.seek(0)
-            err.seek(0)
-            done.append(
-                subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
-            )
-        return done

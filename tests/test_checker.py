@@ -599,7 +599,7 @@ def test_float32_code_is_differentiated_through_the_formulas_unless_told_none(fd
 def test_directional_differences_leave_out_directions_through_a_kink():
     """A relu pre-activation within rounding of 0 (the JAX model puts it on the other side
     from NumPy): the random directions that move it are left out, counted, and the rest agree."""
-    from test_false_alarms import within_rounding_of_the_kink
+    from rounding_problems import within_rounding_of_the_kink
 
     p = within_rounding_of_the_kink()
     report = check_gradients(backprop, p.params, p.X, p.Y, **p.kwargs(), fd="directional")
@@ -633,7 +633,7 @@ def test_no_numpy_twin_for_the_formulas_leaves_jax_and_a_note(monkeypatch):
 def test_a_bound_is_at_most_one_the_largest_relative_error():
     """Where the finite differences' own error is as large as the gradient (a saturated
     sigmoid chain), their bound is 1, which passes anything: never more."""
-    from test_false_alarms import saturated_sigmoid_chain
+    from rounding_problems import saturated_sigmoid_chain
 
     report = check(backprop, saturated_sigmoid_chain())
     assert report.ok, report.render()

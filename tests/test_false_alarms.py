@@ -16,6 +16,10 @@ import numpy as np
 import pytest
 from hypothesis import settings
 from outside.rounded import ACTIVATIONS, AT_ZERO_0, AT_ZERO_1
+from rounding_problems import (
+    saturated_sigmoid_chain,
+    within_rounding_of_the_kink,
+)
 
 import backprop
 from reference import check_gradients, seed_problem
@@ -31,7 +35,6 @@ from reference.bugs.catalog import (
     SigmoidGradOfZ,
     SignFlipped,
 )
-from reference.formulas.numpy_twins import NUMPY_ACTIVATIONS
 from reference.inputs.problems import Problem, random_problem
 from reference.judging.diagnosis import relative_error
 from reference.oracles.jax_model import jax_model
@@ -74,31 +77,6 @@ def sweep_size() -> int:
 # --- the alarms, pinned -----------------------------------------------------------------
 
 
-def rounded_sigmoid_pair() -> tuple[float, float, float]:
-    """A z > 0 where the outside implementation's sigmoid, (1 + tanh(z/2))/2, rounds below the
-    formulas' 1 / (1 + e^{-z}) (both oracles' and backprop's form for z > 0): (z, theirs, ours)."""
-    ours = NUMPY_ACTIVATIONS["sigmoid"].fn
-    for z in np.linspace(0.1, 3.0, 291):
-        a, b = float(AT_ZERO_1._g("sigmoid", np.array(z))), float(ours(np.array([z]))[0])
-        if a < b:
-            return float(z), a, b
-    raise AssertionError("the two sigmoids round alike everywhere on the grid")
-
-
-def within_rounding_of_the_kink() -> Problem:
-    """1-1-1-1 [sigmoid, relu, sigmoid] mse, m = 1, with Z^2 = sigmoid(z) - sigmoid(z): exactly 0
-    by the formulas (b^2 is minus their sigmoid(z)), one ulp below 0 in the outside
-    implementation, whose relu' is then 0 where the formulas' is relu'(0) = 1."""
-    z, _, ours = rounded_sigmoid_pair()
-    params = [
-        (np.ones((1, 1)), np.zeros((1, 1))),
-        (np.ones((1, 1)), np.full((1, 1), -ours)),
-        (np.full((1, 1), 2.0), np.full((1, 1), 0.1)),
-    ]
-    X, Y = np.full((1, 1), z), np.full((1, 1), 0.3)
-    return Problem(params, X, Y, ["sigmoid", "relu", "sigmoid"], "mse", name="within rounding")
-
-
 def exactly_at_the_kink() -> Problem:
     """2-3-2-1 [relu, relu, sigmoid] mse, m = 4, integer data, zero biases: Z^1 has exact zeros
     (a zero column of X, and opposite weights on equal inputs), so does Z^2."""
@@ -109,20 +87,6 @@ def exactly_at_the_kink() -> Problem:
     params = [(W1, np.zeros((3, 1))), (W2, np.zeros((2, 1))), (W3, np.zeros((1, 1)))]
     Y = np.array([[0.0, 1.0, 1.0, 0.0]])
     return Problem(params, X, Y, ["relu", "relu", "sigmoid"], "mse", name="exact zeros")
-
-
-def saturated_sigmoid_chain() -> Problem:
-    """1-1-1-1-1 sigmoids, mse, m = 1: A^2 = sigmoid(-24) is about 4e-11, so dW^3 = dZ^3 A^2 is
-    about 2e-11, far below its activation's absolute rounding (eps): an implementation that
-    computes sigmoid as (1 + tanh(z/2))/2 is off by 1e-8 relative there, correctly."""
-    params = [
-        (np.full((1, 1), 2.0), np.zeros((1, 1))),
-        (np.full((1, 1), 3.0), np.full((1, 1), -24.0)),
-        (np.full((1, 1), 1.5), np.full((1, 1), -0.5)),
-        (np.full((1, 1), 2.0), np.full((1, 1), 0.1)),
-    ]
-    X, Y = np.ones((1, 1)), np.full((1, 1), 0.3)
-    return Problem(params, X, Y, ["sigmoid"] * 4, "mse", name="saturated chain")
 
 
 @pytest.mark.parametrize("impl", [AT_ZERO_0, AT_ZERO_1], ids=["relu'(0)=0", "relu'(0)=1"])

@@ -8,8 +8,8 @@ through ``reference.check_gradients`` and the checks directly.
 
 import inspect
 import json
+import os
 import re
-import subprocess
 import sys
 import textwrap
 import types
@@ -17,6 +17,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+from background import Command, once
 
 import backprop
 from reference import check_gradients
@@ -192,28 +193,44 @@ CLI_CATALOG = {
 }
 
 
-def _run_cli(tmp_path, name, *extra):
+def _cli_command(where, name, *extra):
+    """``backprop-check --impl name --networks 0 *extra`` in ``where``, which holds the
+    module ``name`` of the catalog (written when the command starts)."""
     source, _, _ = CLI_CATALOG[name]
-    (tmp_path / f"{name}.py").write_text(source)
+
+    def prepare():
+        where.mkdir()
+        (where / f"{name}.py").write_text(source)
+
     argv = [sys.executable, "-m", "reference.frontends.cli", "--impl", name, "--networks", "0"]
-    # timeout: a safety net against a run that never ends, generous enough for a machine at
-    # load 8 (JAX's import and compilations included); never a criterion of speed
-    done = subprocess.run(
-        [*argv, *extra], cwd=tmp_path, capture_output=True, text=True, timeout=600
-    )
-    return done
+    return Command((*argv, *extra), where, dict(os.environ), once(prepare))
 
 
-@pytest.mark.parametrize("name", sorted(CLI_CATALOG))
-def test_cli_verdict_on_a_hostile_implementation(tmp_path, name):
-    _, status, says = CLI_CATALOG[name]
-    json_path, junit = tmp_path / "out" / "r.json", tmp_path / "out" / "r.xml"
-    # a short limit only where a call must hang: elsewhere it would time the machine (an
-    # implementation's JAX import and first JAX call, the harness's own start-up)
+def catalog_runs(item, root):
+    """The catalog's implementation of the test, through ``backprop-check`` with its reports;
+    a short limit only where a call must hang: elsewhere it would time the machine (an
+    implementation's JAX import and first JAX call, the harness's own start-up)."""
+    name = item.callspec.params["name"] if hasattr(item, "callspec") else "hangs_once"
+    status = CLI_CATALOG[name][1]
     extra = ["--quiet", *(["--timeout", "2"] if name == "hangs_once" else [])]
+    where = root / f"hostile-{name}"
     if status != 2:
-        extra += ["--json", str(json_path), "--junit-xml", str(junit)]
-    done = _run_cli(tmp_path, name, *extra)
+        extra += [
+            "--json",
+            str(where / "out" / "r.json"),
+            "--junit-xml",
+            str(where / "out" / "r.xml"),
+        ]
+    return {("hostile", name): _cli_command(where, name, *extra)}
+
+
+@pytest.mark.background(declare=catalog_runs)
+@pytest.mark.parametrize("name", sorted(CLI_CATALOG))
+def test_cli_verdict_on_a_hostile_implementation(background, name):
+    _, status, says = CLI_CATALOG[name]
+    done = background.result(("hostile", name))
+    out = background.root / f"hostile-{name}" / "out"
+    json_path, junit = out / "r.json", out / "r.xml"
     text = done.stdout + done.stderr
     assert done.returncode == status, text[-3000:]
     assert "Traceback" not in text, text[-3000:]
@@ -224,8 +241,10 @@ def test_cli_verdict_on_a_hostile_implementation(tmp_path, name):
         assert len(text.splitlines()) < 60  # the implementation's own output stays out
 
 
-def test_a_hang_costs_its_network_only(tmp_path):
-    done = _run_cli(tmp_path, "hangs_once", "--timeout", "2", "--quiet")
+@pytest.mark.background(declare=catalog_runs)
+def test_a_hang_costs_its_network_only(background):
+    """The catalog's run of hangs_once (--timeout 2 --quiet)."""
+    done = background.result(("hostile", "hangs_once"))
     assert done.returncode == 1
     from reference.inputs.scope import Scope
 
@@ -246,20 +265,29 @@ def gradients(params, X, Y, *, activations, cost):
 """
 
 
-def test_code_that_hangs_on_every_network_is_not_waited_on_past_a_few(tmp_path):
+def hangs_always_run(item, root):
+    where = root / "hostile-hangs-always"
+
+    def prepare():
+        where.mkdir()
+        (where / "hangs_always.py").write_text(HANGS_ALWAYS)
+
+    argv = (sys.executable, "-m", "reference.frontends.cli", "--impl", "hangs_always",
+            "--networks", "2", "--activations", "tanh", "--output-activations", "sigmoid",
+            "--timeout", "1", "--quiet", "--json", "r.json")  # fmt: skip
+    return {("hostile", "hangs_always"): Command(argv, where, dict(os.environ), prepare)}
+
+
+@pytest.mark.background(declare=hangs_always_run)
+def test_code_that_hangs_on_every_network_is_not_waited_on_past_a_few(background):
     """After HANGS_IN_A_ROW time-outs in a row the rest of the run is not waited on: each
     remaining network (and the fixed checks) fails saying why, and the reports are written."""
     from reference.run.session import HANGS_IN_A_ROW
 
-    (tmp_path / "hangs_always.py").write_text(HANGS_ALWAYS)
-    done = subprocess.run(
-        [sys.executable, "-m", "reference.frontends.cli", "--impl", "hangs_always", "--networks",
-         "2", "--activations", "tanh", "--output-activations", "sigmoid", "--timeout", "1",
-         "--quiet", "--json", "r.json"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,  # a safety net (load 8)
-    )  # fmt: skip
+    done = background.result(("hostile", "hangs_always"))
     assert done.returncode == 1, done.stdout + done.stderr
-    networks = json.loads((tmp_path / "r.json").read_text())["networks"]
+    report = background.root / "hostile-hangs-always" / "r.json"
+    networks = json.loads(report.read_text())["networks"]
     said = [n["summary"] for n in networks]
     assert len(networks) > HANGS_IN_A_ROW and not any(n["ok"] for n in networks)
     assert all("did not return within 1 s" in t for t in said[:HANGS_IN_A_ROW]), said

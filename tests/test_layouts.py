@@ -12,7 +12,8 @@ import textwrap
 
 import numpy as np
 import pytest
-from shipped import run_shipped_suites
+from background import once
+from shipped import shipped_suite_command
 
 import reference
 from reference.boundary.guard import ImplementationFailed, guard
@@ -396,10 +397,26 @@ def test_the_python_api_adapts_and_the_report_names_the_users_shapes(module):
 # --- the shipped property suite ---------------------------------------------------------------
 
 
-def test_the_shipped_suite_passes_correct_rows_code_and_fails_its_mistaken_copy(tmp_path):
-    (tmp_path / "rows_right.py").write_text(ROWS)
-    (tmp_path / "rows_wrong.py").write_text(mistaken(ROWS, "rows"))
-    result, wrong = run_shipped_suites(tmp_path, ("rows_right",), ("rows_wrong", "-x"))
+def shipped_runs(item, root):
+    """The shipped suite on right rows-layout code and on its mistaken copy (``-x``)."""
+    where = root / "layouts-rows"
+
+    def prepare():
+        where.mkdir()
+        (where / "rows_right.py").write_text(ROWS)
+        (where / "rows_wrong.py").write_text(mistaken(ROWS, "rows"))
+
+    prepare = once(prepare)
+    return {
+        ("layouts", "right"): shipped_suite_command(where, "rows_right", prepare=prepare),
+        ("layouts", "wrong"): shipped_suite_command(where, "rows_wrong", "-x", prepare=prepare),
+    }
+
+
+@pytest.mark.background(declare=shipped_runs)
+def test_the_shipped_suite_passes_correct_rows_code_and_fails_its_mistaken_copy(background):
+    result = background.result(("layouts", "right"))
+    wrong = background.result(("layouts", "wrong"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "implementation rows_right (rows layout)" in result.stdout
     result = wrong

@@ -284,7 +284,7 @@ def test_float32_data_is_refused_by_name(name):
 def test_near_kink_may_be_given_as_zeros_and_ones():
     """``near_kink`` as 0/1 integers marks the same entries as booleans do; and the batched
     path says how closely the implementation's loss matched the formulas (within 1 allowance)."""
-    from test_false_alarms import within_rounding_of_the_kink
+    from rounding_problems import within_rounding_of_the_kink
 
     p = within_rounding_of_the_kink()
     near = jax_model(p.params, p.X, p.Y, **p.kwargs()).near_kink

@@ -14,7 +14,8 @@ import json
 import textwrap
 
 import pytest
-from shipped import run_shipped_suites
+from background import once
+from shipped import shipped_suite_command
 
 from reference.frontends import cli
 
@@ -207,22 +208,23 @@ PEOPLE = {
 }  # fmt: skip
 
 
+def write(folder, name):
+    """Write a person's module (and its mistaken copy) into ``folder``."""
+    case = PEOPLE[name]
+    source = textwrap.dedent(case["source"])
+    (folder / f"{name}_ok.py").write_text(source)
+    old, new = case["mistake"]
+    assert old in source, "the planted mistake must change the code"
+    (folder / f"{name}_bad.py").write_text(source.replace(old, new))
+    return case
+
+
 @pytest.fixture
 def person(tmp_path, monkeypatch):
     """Write a person's module (and its mistaken copy) into a fresh working directory."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-
-    def write(name):
-        case = PEOPLE[name]
-        source = textwrap.dedent(case["source"])
-        (tmp_path / f"{name}_ok.py").write_text(source)
-        old, new = case["mistake"]
-        assert old in source, "the planted mistake must change the code"
-        (tmp_path / f"{name}_bad.py").write_text(source.replace(old, new))
-        return case
-
-    return write
+    return lambda name: write(tmp_path, name)
 
 
 def check(*argv, tmp_path):
@@ -271,9 +273,24 @@ def test_the_worker_gives_the_same_verdicts(person, tmp_path):
     assert check("--impl", "dict_relu_sigmoid_bad", tmp_path=tmp_path)[0] == 1
 
 
+def shipped_runs(item, root):
+    """The shipped suite on a person's right code and on its mistaken copy (``-x``), in a
+    folder that holds the two, outside the clone."""
+    name = item.callspec.params["name"]
+    where = root / f"people-{name}"
+    prepare = once(lambda: (where.mkdir(), write(where, name)))
+    return {
+        ("people", name, "ok"): shipped_suite_command(where, f"{name}_ok", prepare=prepare),
+        ("people", name, "bad"): shipped_suite_command(where, f"{name}_bad", "-x", prepare=prepare),
+    }
+
+
+@pytest.mark.background(declare=shipped_runs)
 @pytest.mark.parametrize("name", sorted(PEOPLE))
-def test_the_shipped_suite_agrees_with_the_command(person, tmp_path, name):
-    person(name)
-    good, bad = run_shipped_suites(tmp_path, (f"{name}_ok",), (f"{name}_bad", "-x"))
+def test_the_shipped_suite_agrees_with_the_command(background, name):
+    good, bad = (
+        background.result(("people", name, "ok")),
+        background.result(("people", name, "bad")),
+    )
     assert good.returncode == 0, good.stdout[-3000:]
     assert bad.returncode == 1, bad.stdout[-3000:]

@@ -7,7 +7,15 @@ import re
 from pathlib import Path
 
 import pytest
-from shipped import PACKAGE_ROOT, PLUGIN, plugin_args, python, run_shipped_suite, suite_test_count
+from background import once, pytest_command
+from shipped import (
+    PACKAGE_ROOT,
+    PLUGIN,
+    plugin_args,
+    python,
+    shipped_suite_command,
+    suite_test_count,
+)
 
 from reference.frontends.pytest_plugin import PROFILES, profile_name
 
@@ -40,56 +48,77 @@ HEADER = "backprop-harness:*"
 # --- on, through --backprop-impl, the ini key, or a conftest ------------------------------
 
 
-def test_activated_without_a_name_the_implementation_is_backprop(pytester):
-    pytester.makeconftest(ACTIVATING_CONFTEST)
-    pytester.makepyfile(
-        PROBE
-        + """
+BUILTIN_TEST = """
 def test_it_is_the_builtin(backprop_impl):
     import backprop
     assert backprop_impl.impl is backprop and backprop_impl.name == "backprop"
 """
-    )
-    result = pytester.runpytest_subprocess()
+
+INI_KEY = """
+[tool.pytest.ini_options]
+backprop_impl = "reference.bugs:dW2_times_2"
+"""
+
+
+def probe_runs(item, root):
+    """``python -m pytest`` on PROBE in a project of its own, as pytester runs it: activated
+    by a conftest, by --backprop-impl (a correct, a broken and an unimportable
+    implementation), by the ini key, and by the ini key with the option over it."""
+
+    def run(label, *args, **files):
+        command = pytest_command(root / f"plugin-probe-{label}", label, *args, files=files)
+        return {("plugin", "probe", label): command}
+
+    probe = {"test_probe.py": PROBE}
+    impl = "--backprop-impl"
+    return {
+        **run("conftest", **{"conftest.py": ACTIVATING_CONFTEST,
+                             "test_probe.py": PROBE + BUILTIN_TEST}),
+        **run("correct", impl, "reference.bugs:CORRECT", **probe),
+        **run("broken", impl, "reference.bugs:dW2_times_2", **probe),
+        **run("unimportable", impl, "no_such_pkg.impl", **probe),
+        **run("ini", **{"pyproject.toml": INI_KEY}, **probe),
+        **run("ini-and-option", impl, "reference.bugs:CORRECT",
+              **{"pyproject.toml": INI_KEY}, **probe),
+    }  # fmt: skip
+
+
+@pytest.mark.background(declare=probe_runs)
+def test_activated_without_a_name_the_implementation_is_backprop(background):
+    result = background.run_result(("plugin", "probe", "conftest"))
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["backprop-harness: implementation backprop, *"])
 
 
-def test_a_correct_outside_implementation_passes_and_the_header_names_it(pytester):
-    pytester.makepyfile(PROBE)
-    result = pytester.runpytest_subprocess("--backprop-impl", "reference.bugs:CORRECT")
+@pytest.mark.background(declare=probe_runs)
+def test_a_correct_outside_implementation_passes_and_the_header_names_it(background):
+    result = background.run_result(("plugin", "probe", "correct"))
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         ["backprop-harness: implementation reference.bugs:CORRECT, hypothesis profile *"]
     )
 
 
-def test_a_broken_implementation_fails_with_the_report(pytester):
-    pytester.makepyfile(PROBE)
-    result = pytester.runpytest_subprocess("--backprop-impl", "reference.bugs:dW2_times_2")
+@pytest.mark.background(declare=probe_runs)
+def test_a_broken_implementation_fails_with_the_report(background):
+    result = background.run_result(("plugin", "probe", "broken"))
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*only layer 2's dW is wrong*"])
 
 
-def test_an_unimportable_implementation_is_a_usage_error(pytester):
-    pytester.makepyfile(PROBE)
-    result = pytester.runpytest_subprocess("--backprop-impl", "no_such_pkg.impl")
+@pytest.mark.background(declare=probe_runs)
+def test_an_unimportable_implementation_is_a_usage_error(background):
+    result = background.run_result(("plugin", "probe", "unimportable"))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*cannot import module 'no_such_pkg.impl'*"])
 
 
-def test_the_ini_key_turns_the_harness_on_and_the_option_overrides_it(pytester):
-    pytester.makepyprojecttoml(
-        """
-        [tool.pytest.ini_options]
-        backprop_impl = "reference.bugs:dW2_times_2"
-        """
-    )
-    pytester.makepyfile(PROBE)
-    result = pytester.runpytest_subprocess()
+@pytest.mark.background(declare=probe_runs)
+def test_the_ini_key_turns_the_harness_on_and_the_option_overrides_it(background):
+    result = background.run_result(("plugin", "probe", "ini"))
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["backprop-harness: implementation reference.bugs:dW2_times_2, *"])
-    result = pytester.runpytest_subprocess("--backprop-impl", "reference.bugs:CORRECT")
+    result = background.run_result(("plugin", "probe", "ini-and-option"))
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["backprop-harness: implementation reference.bugs:CORRECT, *"])
 
@@ -313,20 +342,53 @@ def update(params, grads, learning_rate):
 SUITE_TESTS = suite_test_count()  # at collection (see suite_test_count)
 
 
-def test_the_shipped_suite_passes_an_outside_implementation_from_any_directory(pytester):
+def _folder(where, **files):
+    """A function that makes ``where`` with ``files`` (name: text) in it, once."""
+
+    def prepare():
+        where.mkdir()
+        for name, text in files.items():
+            (where / name).write_text(text)
+
+    return once(prepare)
+
+
+def whole_suite_runs(item, root):
+    """The whole shipped suite on an outside implementation, on a mistaken one (``-x``) and
+    on a hostile one, each in a folder of its own outside the clone."""
+    tiny, broken, hostile = root / "plugin-tiny", root / "plugin-broken", root / "plugin-hostile"
+    files = {"mymodule.py": TINY_IMPLEMENTATION, "test_unrelated.py": UNRELATED}
+    return {
+        ("plugin", "tiny"): shipped_suite_command(
+            tiny, "mymodule", prepare=_folder(tiny, **files)
+        ),
+        ("plugin", "broken"): shipped_suite_command(
+            broken, "reference.bugs:dW2_times_2", "-x", prepare=_folder(broken)
+        ),
+        ("plugin", "hostile"): shipped_suite_command(
+            hostile, "hostile", "--backprop-timeout", "1",
+            prepare=_folder(hostile, **{"hostile.py": HOSTILE_IMPLEMENTATION}),
+        ),
+    }  # fmt: skip
+
+
+UNRELATED = "def test_not_collected():\n    pass\n"
+
+
+@pytest.mark.background(declare=whole_suite_runs)
+def test_the_shipped_suite_passes_an_outside_implementation_from_any_directory(background):
     """``mymodule.py`` in the current directory, importable because ``python -m pytest`` puts
     that directory on sys.path; every test of the suite runs against it, and nothing else."""
-    (pytester.path / "mymodule.py").write_text(TINY_IMPLEMENTATION)
-    pytester.makepyfile(test_unrelated="def test_not_collected():\n    pass\n")
-    result = run_shipped_suite(pytester.path, "mymodule")
+    result = background.result(("plugin", "tiny"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "backprop-harness: implementation mymodule, hypothesis profile ci" in result.stdout
     assert f"collected {SUITE_TESTS} items" in result.stdout
     assert f" {SUITE_TESTS} passed in " in result.stdout
 
 
-def test_the_shipped_suite_fails_a_mistaken_implementation(pytester):
-    result = run_shipped_suite(pytester.path, "reference.bugs:dW2_times_2", "-x")
+@pytest.mark.background(declare=whole_suite_runs)
+def test_the_shipped_suite_fails_a_mistaken_implementation(background):
+    result = background.result(("plugin", "broken"))
     assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout + result.stderr
     assert f"collected {SUITE_TESTS} items" in result.stdout
     assert "only layer 2's dW is wrong" in result.stdout
@@ -356,12 +418,12 @@ def _hangs():
 """
 
 
-def test_a_hanging_or_exiting_implementation_fails_its_tests_and_the_run_goes_on(pytester):
+@pytest.mark.background(declare=whole_suite_runs)
+def test_a_hanging_or_exiting_implementation_fails_its_tests_and_the_run_goes_on(background):
     """Each call has --backprop-timeout; os._exit is a finding, not the end of the run: every
     test of the suite reports, and the hang names its line. A test waits out a hang once at
     most: the calls after it (Hypothesis's shrinking) fail at once."""
-    (pytester.path / "hostile.py").write_text(HOSTILE_IMPLEMENTATION)
-    result = run_shipped_suite(pytester.path, "hostile", "--backprop-timeout", "1")
+    result = background.result(("plugin", "hostile"))
     assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout + result.stderr
     assert f"collected {SUITE_TESTS} items" in result.stdout
     summary = result.stdout.strip().splitlines()[-1]
@@ -369,7 +431,7 @@ def test_a_hanging_or_exiting_implementation_fails_its_tests_and_the_run_goes_on
     assert "gradients did not return within 1 s" in result.stdout
     assert "hostile.py:10: while True:)" in result.stdout
     assert "gradients called os._exit(0)" in result.stdout
-    hangs = (pytester.path / "hangs.log").read_text().splitlines()
+    hangs = (background.root / "plugin-hostile" / "hangs.log").read_text().splitlines()
     assert 1 <= len(hangs) <= SUITE_TESTS, len(hangs)
 
 
@@ -390,6 +452,27 @@ backprop_relu_at_zero = "1"
 """What a fork inherits with its upstream's pyproject.toml (this repository's keys)."""
 
 
+def _relu_run(root, label, source, config, *extra):
+    """The shipped suite's relu'(0) test on ``source`` (``fork.py``) under ``config``
+    (``pyproject.toml``), in a folder of its own."""
+    where = root / f"plugin-relu-{label}"
+    prepare = _folder(where, **{"fork.py": source, "pyproject.toml": config})
+    k = ("-k", "relu_derivative_at_zero")
+    return {("plugin", "relu", label): shipped_suite_command(where, "fork", *k, *extra,
+                                                              prepare=prepare)}  # fmt: skip
+
+
+def declared_relu_runs(item, root):
+    declared, where, extra = (item.callspec.params[k] for k in ("declared", "where", "extra"))
+    source, config = RELU_ZERO, UPSTREAM_INI
+    if where == "SUPPORTS":
+        source += f'\nSUPPORTS = {{"relu_at_zero": {declared}}}\n'
+    elif where == "pyproject":
+        config += f"\n[tool.backprop-check]\nrelu_at_zero = {declared}\n"
+    return _relu_run(root, item.callspec.id, source, config, *extra)
+
+
+@pytest.mark.background(declare=declared_relu_runs)
 @pytest.mark.parametrize(
     "declared, where, extra, passes",
     [
@@ -403,41 +486,39 @@ backprop_relu_at_zero = "1"
          "declared-wrongly"],
 )  # fmt: skip
 def test_a_declared_relu_at_zero_wins_over_inherited_settings(
-    pytester, declared, where, extra, passes
+    background, request, declared, where, extra, passes
 ):
-    source, config = RELU_ZERO, UPSTREAM_INI
-    if where == "SUPPORTS":
-        source += f'\nSUPPORTS = {{"relu_at_zero": {declared}}}\n'
-    elif where == "pyproject":
-        config += f"\n[tool.backprop-check]\nrelu_at_zero = {declared}\n"
-    (pytester.path / "fork.py").write_text(source)
-    (pytester.path / "pyproject.toml").write_text(config)
-    result = run_shipped_suite(pytester.path, "fork", "-k", "relu_derivative_at_zero", *extra)
+    result = background.result(("plugin", "relu", request.node.callspec.id))
     expected = pytest.ExitCode.OK if passes else pytest.ExitCode.TESTS_FAILED
     assert result.returncode == expected, result.stdout + result.stderr
     assert " 1 passed" in result.stdout if passes else "relu'(0) = 0" in result.stdout
 
 
-def test_without_settings_a_convention_is_a_note_and_strictness_fails_it(pytester):
+def settings_relu_runs(item, root):
+    """relu'(0) = 0 with no ini key and no option, with backprop_strict alone, and with a
+    relu'(0) that is neither 0 nor 1."""
+    return {
+        **_relu_run(root, "loose", RELU_ZERO, "[tool.pytest.ini_options]\n"),
+        **_relu_run(root, "strict", RELU_ZERO,
+                    "[tool.pytest.ini_options]\nbackprop_strict = true\n"),
+        **_relu_run(root, "bad", RELU_ZERO,
+                    '[tool.pytest.ini_options]\nbackprop_relu_at_zero = "0.5"\n'),
+    }  # fmt: skip
+
+
+@pytest.mark.background(declare=settings_relu_runs)
+def test_without_settings_a_convention_is_a_note_and_strictness_fails_it(background):
     """No ini key and no option: relu'(0) = 0 is a valid subgradient; the ini key
     backprop_strict alone turns that note into a failure."""
-    (pytester.path / "fork.py").write_text(RELU_ZERO)
-    (pytester.path / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")
-    loose = run_shipped_suite(pytester.path, "fork", "-k", "relu_derivative_at_zero")
+    loose = background.result(("plugin", "relu", "loose"))
     assert loose.returncode == pytest.ExitCode.OK, loose.stdout + loose.stderr
-    (pytester.path / "pyproject.toml").write_text(
-        "[tool.pytest.ini_options]\nbackprop_strict = true\n"
-    )
-    strict = run_shipped_suite(pytester.path, "fork", "-k", "relu_derivative_at_zero")
+    strict = background.result(("plugin", "relu", "strict"))
     assert strict.returncode == pytest.ExitCode.TESTS_FAILED, strict.stdout + strict.stderr
 
 
-def test_a_bad_relu_at_zero_is_a_usage_error(pytester):
-    (pytester.path / "fork.py").write_text(RELU_ZERO)
-    (pytester.path / "pyproject.toml").write_text(
-        '[tool.pytest.ini_options]\nbackprop_relu_at_zero = "0.5"\n'
-    )
-    result = run_shipped_suite(pytester.path, "fork", "-k", "relu_derivative_at_zero")
+@pytest.mark.background(declare=settings_relu_runs)
+def test_a_bad_relu_at_zero_is_a_usage_error(background):
+    result = background.result(("plugin", "relu", "bad"))
     assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
     assert "backprop_relu_at_zero must be 0 or 1" in result.stderr
 

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from background import Command, once
 from hypothesis import find, settings
 from hypothesis.errors import InvalidArgument
 
@@ -438,36 +439,63 @@ def _install_fork(where, scale: float) -> None:
     )
 
 
-def _python(args, cwd):
+def _env(cwd):
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
     root = str(Path(reference.__file__).resolve().parents[1])
     env.update(PYTHONPATH=os.pathsep.join([str(cwd), root]), HYPOTHESIS_PROFILE="ci")
+    return env
+
+
+def _python(args, cwd):
     return subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-    )
+        [sys.executable, *args], cwd=cwd, env=_env(cwd), capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
 
 
-def test_an_installed_entry_point_reaches_the_cli(tmp_path):
-    """The default run: the fork's code in a spawned worker, its spec in the harness."""
-    _install_fork(tmp_path, 1.0)
+def _fork_command(where, scale, *args):
+    """``python *args`` in ``where``, where the fork (its softplus's derivative times
+    ``scale``) is installed when the command starts."""
+
+    def prepare():
+        where.mkdir()
+        _install_fork(where, scale)
+
+    return Command((sys.executable, *args), where, _env(where), once(prepare))
+
+
+def entry_point_run(item, root):
     argv = ["-m", "reference.frontends.cli", "--impl", "fork_softplus", "--networks", "0"]
-    done = _python([*argv, "--quiet"], tmp_path)
+    command = _fork_command(root / "registry-cli", 1.0, *argv, "--quiet")
+    return {("registry", "cli"): command}
+
+
+@pytest.mark.background(declare=entry_point_run)
+def test_an_installed_entry_point_reaches_the_cli(background):
+    """The default run: the fork's code in a spawned worker, its spec in the harness."""
+    done = background.result(("registry", "cli"))
     with both("activation", "softplus", SOFTPLUS, SOFTPLUS_CODE):
         n = _seed_count() + _penalised()
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"{n}/{n} networks" in done.stdout, done.stdout[-3000:]
 
 
-@pytest.mark.parametrize("scale", [1.0, 1.1])
-def test_the_shipped_suite_draws_an_installed_activation(tmp_path, scale):
-    """A fork's softplus passes the suite; with its derivative 10% off, the suite draws it and
-    fails."""
-    _install_fork(tmp_path, scale)
+def shipped_suite_run(item, root):
+    scale = item.callspec.params["scale"]
     plugin = "reference.frontends.pytest_plugin"  # -p unless the pytest11 entry point loads it
     installed = any(ep.value == plugin for ep in metadata.entry_points(group="pytest11"))
     args = ["-m", "pytest", "-p", "no:cacheprovider", *([] if installed else ["-p", plugin])]
-    args.append("--pyargs")
-    done = _python([*args, "reference.suite", "--backprop-impl", "fork_softplus", "-x"], tmp_path)
+    args += ["--pyargs", "reference.suite", "--backprop-impl", "fork_softplus", "-x"]
+    command = _fork_command(root / f"registry-suite-{scale}", scale, *args)
+    return {("registry", "suite", scale): command}
+
+
+@pytest.mark.background(declare=shipped_suite_run)
+@pytest.mark.parametrize("scale", [1.0, 1.1])
+def test_the_shipped_suite_draws_an_installed_activation(background, scale):
+    """A fork's softplus passes the suite; with its derivative 10% off, the suite draws it and
+    fails."""
+    done = background.result(("registry", "suite", scale))
     assert done.returncode == (0 if scale == 1.0 else 1), done.stdout[-3000:]
     assert scale == 1.0 or "softplus" in done.stdout, done.stdout[-3000:]
 

@@ -11,6 +11,8 @@ import textwrap
 
 import numpy as np
 import pytest
+from background import once
+from shipped import shipped_suite_command
 
 from reference.frontends import cli
 from reference.inputs.problems import seed_problem
@@ -230,24 +232,39 @@ def test_a_planted_mistake_in_scope_still_fails(module):
     assert "off by the same factor 2" in text or "constant factor of 2" in text
 
 
-def test_the_shipped_suite_draws_inside_the_declared_scope(tmp_path):
-    """A sigmoid-only implementation that declares so passes the whole suite (the checks
-    that cannot apply are skipped), and its mistaken copy fails it: the CLI's verdicts."""
-    from test_plugin import run_shipped_suite
-
+def declared_scope_runs(item, root):
+    """The shipped suite on a sigmoid-only implementation that declares so, and on its
+    mistaken copy (``-x``)."""
+    where = root / "scope-sigmoid-only"
     source = (
         SIGMOID_ONLY
         + '\nSUPPORTS = {"activations": ["sigmoid"], "output_activations": ["sigmoid"]}\n'
     )
-    (tmp_path / "declared.py").write_text(source)
     broken = source.replace(
         "grads.append((dZ @ As[l - 1].T,", "grads.append((2 * dZ @ As[l - 1].T,"
     )
-    (tmp_path / "doubled.py").write_text(broken)
-    result = run_shipped_suite(tmp_path, "declared")
+
+    def prepare():
+        assert broken != source, "the planted mistake must change the code"
+        where.mkdir()
+        (where / "declared.py").write_text(source)
+        (where / "doubled.py").write_text(broken)
+
+    prepare = once(prepare)
+    return {
+        ("scope", "declared"): shipped_suite_command(where, "declared", prepare=prepare),
+        ("scope", "doubled"): shipped_suite_command(where, "doubled", "-x", prepare=prepare),
+    }
+
+
+@pytest.mark.background(declare=declared_scope_runs)
+def test_the_shipped_suite_draws_inside_the_declared_scope(background):
+    """A sigmoid-only implementation that declares so passes the whole suite (the checks
+    that cannot apply are skipped), and its mistaken copy fails it: the CLI's verdicts."""
+    result = background.result(("scope", "declared"))
     assert result.returncode == 0, result.stdout[-3000:]
     assert "1 skipped" in result.stdout  # relu'(0): no relu in the scope
-    result = run_shipped_suite(tmp_path, "doubled", "-x")
+    result = background.result(("scope", "doubled"))
     assert result.returncode == 1, result.stdout[-3000:]
     assert "constant factor of 2" in result.stdout or "same factor 2" in result.stdout
 
