@@ -413,6 +413,46 @@ def shipped_runs(item, root):
     }
 
 
+UNDECLARED = ROWS.replace('SUPPORTS = {"layout": "rows"}\n', "")
+
+
+def detection_runs(item, root):
+    """The shipped suite's first gradient test on the rows code with its declaration taken
+    out, and the whole suite with the seed's layout declared for it on the command line."""
+    where = root / "layouts-undeclared"
+
+    def prepare():
+        where.mkdir()
+        (where / "rows_undeclared.py").write_text(UNDECLARED)
+
+    prepare = once(prepare)
+    first = ("-k", "test_gradients_match_both_oracles")
+    return {
+        ("layouts", "detected"): shipped_suite_command(
+            where, "rows_undeclared", *first, prepare=prepare
+        ),
+        ("layouts", "declared wrong"): shipped_suite_command(
+            where, "rows_undeclared", "--backprop-layout", "columns", prepare=prepare
+        ),
+    }
+
+
+@pytest.mark.background(declare=detection_runs)
+def test_the_plugin_detects_an_undeclared_layout_and_says_a_wrong_one_once(background):
+    assert "SUPPORTS" not in UNDECLARED
+    result = background.result(("layouts", "detected"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    header = result.stdout.split("collected")[0]
+    assert "implementation rows_undeclared (samples=rows" in header, header
+    assert "NOTE layout: detected samples=rows" in header, header
+    assert "1 passed" in result.stdout
+    wrong = background.result(("layouts", "declared wrong"))
+    assert wrong.returncode == pytest.ExitCode.USAGE_ERROR, wrong.stdout + wrong.stderr
+    said = wrong.stderr
+    assert said.count("FAIL layout: the declared layout columns does not fit") == 1, said
+    assert "--backprop-layout samples=rows" in said, said
+
+
 @pytest.mark.background(declare=shipped_runs)
 def test_the_shipped_suite_passes_correct_rows_code_and_fails_its_mistaken_copy(background):
     result = background.result(("layouts", "right"))

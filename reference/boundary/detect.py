@@ -108,11 +108,15 @@ def _distance(a: Layout, b: Layout) -> int:
     return sum(getattr(a, k) != getattr(b, k) for k in ("samples", "W", "b", "container"))
 
 
-def detect_layout(guarded: Guarded, declared: str | None, probe: Probe | None) -> Detection:
+def detect_layout(
+    guarded: Guarded, declared: str | None, probe: Probe | None, option: str = "--layout"
+) -> Detection:
     """A job (:mod:`reference.run.jobs`): the layout ``guarded``'s code is written in,
     judged on ``probe``, against ``declared`` (None: nothing declared, the seed's is tried
-    first). The guard is left in the layout it had; what the probe's calls recorded
-    (impurities, inconsistencies, a time-out) is forgotten, the run's own calls see it again."""
+    first); ``option``: the front-end's option that declares a layout, for the error.
+
+    The guard is left in the layout it had; what the probe's calls recorded (impurities,
+    inconsistencies, a time-out) is forgotten, the run's own calls see it again."""
     if probe is None:
         return Detection()
     base = read_layout(declared or "columns")
@@ -147,7 +151,7 @@ def detect_layout(guarded: Guarded, declared: str | None, probe: Probe | None) -
         return Detection(
             error=f"the declared layout {declared} does not fit: {why}. The shapes of a "
             f"{sizes} network of {probe[1].shape[1]} samples fit {found} ({found.describe()}):"
-            f" declare {found.declaration()}, or --layout {found}"
+            f" declare {found.declaration()}, or {option} {found}"
         )
     if best:
         return Detection(

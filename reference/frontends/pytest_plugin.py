@@ -65,6 +65,8 @@ class Harness(NamedTuple):
     impl: Any
     guarded: Any
     scope: Any
+    layout_note: str | None = None
+    """The NOTE of a layout found from the shapes (None: the declared or seed layout fit)."""
 
 
 class Settings(NamedTuple):
@@ -209,14 +211,17 @@ def activate(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from exc
     guarded = guard(impl, spec)
     guarded.time_limit = config.getoption("backprop_timeout")
-    guarded.use_layout(requested_layout(config, impl, spec))
-    config.stash[HARNESS] = Harness(spec, source, impl, guarded, scope)
+    layout = requested_layout(config, impl, spec)
+    guarded.use_layout(layout or "columns")
+    note = settle_layout(guarded, layout, scope, f"{source} {spec}")
+    config.stash[HARNESS] = Harness(spec, source, impl, guarded, scope, note)
     judging_settings(config)  # a bad ini key is a usage error now, not an error in every test
 
 
-def requested_layout(config: pytest.Config, impl: Any, spec: str) -> str:
-    """The layout ``impl`` is checked in: ``--backprop-layout``, else the ini key
-    ``backprop_layout``, else the module's ``SUPPORTS["layout"]``, else the seed's columns."""
+def requested_layout(config: pytest.Config, impl: Any, spec: str) -> str | None:
+    """The layout declared for ``impl``: ``--backprop-layout``, else the ini key
+    ``backprop_layout``, else the module's ``SUPPORTS["layout"]``; None when none is (the
+    seed's columns are tried first, then the shapes say)."""
     from ..inputs.scope import Scope, ScopeError
 
     given = config.getoption("backprop_layout", default=None)
@@ -231,7 +236,22 @@ def requested_layout(config: pytest.Config, impl: Any, spec: str) -> str:
         chosen = Scope.read({"layout": given or None}, where).over(declared)
     except ScopeError as exc:
         raise pytest.UsageError(str(exc)) from None
-    return chosen.layout or "columns"
+    return chosen.layout
+
+
+def settle_layout(guarded: Any, declared: str | None, scope: Any, named: str) -> str | None:
+    """Call the code once on a probe network (``boundary/detect.py``), as ``backprop-check``
+    does, and set ``guarded`` to the layout its shapes say when nothing was declared; the
+    NOTE saying so, or None. A declared layout that does not fit while another does is one
+    usage error, not the same shape error in every test."""
+    from ..boundary.detect import detect_layout, probe_problem
+
+    found = detect_layout(guarded, declared, probe_problem(scope), "--backprop-layout")
+    if found.error is not None:
+        raise pytest.UsageError(f"{named}: FAIL layout: {found.error}")
+    if found.layout is not None:
+        guarded.use_layout(found.layout)
+    return found.note
 
 
 def _register_profiles() -> None:
@@ -262,13 +282,14 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     from hypothesis import settings
 
     layout = harness.guarded.layout
-    return [
+    lines = [
         f"backprop-harness: implementation {harness.spec}"
         + ("" if layout == "columns" else f" ({layout} layout)")
         + ", "
         f"hypothesis profile {settings.get_current_profile_name()} "
         f"({settings.default.max_examples} examples per test)"
     ]
+    return lines if harness.layout_note is None else [*lines, harness.layout_note]
 
 
 @pytest.fixture(scope="session")
