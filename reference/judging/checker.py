@@ -37,6 +37,7 @@ import numpy as np
 from ..boundary.guard import Guarded, ImplementationFailed, PartlyWrongShapes, guard
 from ..boundary.layouts import adapt_declared
 from ..formulas.numpy_twins import MissingTwinError
+from ..inputs.problems import Problem
 from ..inputs.validate import validate_l2, validate_problem
 from ..oracles import finite_diff, numpy_model
 from ..tolerances import FD_FLOOR, FD_SAFETY, JAX_FLOOR, JAX_SAFETY, LOSS_RTOL
@@ -119,21 +120,20 @@ def check_gradients(
     asked = precision.requested(guarded, precision.check_dtype(dtype))
     if asked is not None:  # the oracles judge the values the implementation is given
         params, X, Y = precision.representable(params, X, Y, asked)
-    network = _network(params, X, acts, cost, l2)
+    problem = Problem(params, X, Y, acts, cost, l2=l2)
+    network = _network(problem)
     seen = len(guarded.impurities), len(guarded.inconsistencies)
     # 1. measure: the implementation's numbers, then the references
     try:
-        grads, impl_loss, seen_in, wrong = _implementation_numbers(
-            guarded, params, X, Y, acts, cost, l2
-        )
+        grads, impl_loss, seen_in, wrong = _implementation_numbers(guarded, problem)
         judged = precision.lowest_precision(asked or "float64", seen_in)
-        refs = _references(guarded, params, X, Y, acts, cost, fd, impl_loss, grads, judged, l2)
+        refs = _references(guarded, problem, fd, impl_loss, grads, judged)
     except ImplementationFailed as failed:
         report = failed_report(failed.finding, network, guarded.name)
         if failed.finding.kind == "structure" and failed.finding.member == "gradients":
-            report.loss = _loss_alone(guarded, params, X, Y, acts, cost, l2)
+            report.loss = _loss_alone(guarded, problem)
         return report
-    scale = _judged_at_its_scale(refs, impl_loss, params, X, Y, cost, judged, l2)
+    scale = _judged_at_its_scale(refs, impl_loss, problem, judged)
     # 2. compare: every array, and the loss
     checks = [
         _compare(l, k, grads[l - 1][k], refs, X.shape[1])
@@ -145,7 +145,7 @@ def check_gradients(
     loss_info, loss_ok = _compare_loss(impl_loss, refs.jax, refs.loss_rounding)
     warnings: list[str] = []
     if cost == "bce" and acts[-1] == "sigmoid" and refs.jax is not None:
-        loss_ok = _saturation(impl_loss, loss_info, loss_ok, checks, params, X, Y, acts, warnings)
+        loss_ok = _saturation(impl_loss, loss_info, loss_ok, checks, problem, warnings)
     findings = _boundary_findings(guarded, seen)
     # 3. decide and word it, from those facts alone
     facts = _Facts(checks, grads, refs, params, X.shape[1], acts, l2, impl_loss, loss_info,
@@ -153,7 +153,7 @@ def check_gradients(
     verdict = _verdict(facts)
     view = None
     if layer_view and verdict.attribution == "backward":
-        view = _layer_view(guarded, params, X, Y, acts, cost, judged, l2)
+        view = _layer_view(guarded, problem, judged)
     return Report(
         ok=verdict.ok,
         attribution=verdict.attribution,
@@ -195,39 +195,35 @@ def _boundary_findings(guarded: Guarded, seen: tuple[int, int]) -> list[str]:
     ]
 
 
-def _layer_view(guarded: Guarded, params, X, Y, acts: list[str], cost: str, judged: str,
-                l2: float) -> dict[str, Any]:  # fmt: skip
+def _layer_view(guarded: Guarded, p: Problem, judged: str) -> dict[str, Any]:
     """The layer view's summary of a report that blames the backward pass."""
     from .layer_view import view_summary
 
-    return view_summary(guarded, params, X, Y, activations=acts, cost=cost, precision=judged, l2=l2)
+    return view_summary(guarded, p.params, p.X, p.Y, activations=p.activations, cost=p.cost,
+                        precision=judged, l2=p.l2)  # fmt: skip
 
 
-def _network(params, X, acts: list[str], cost: str, l2: float) -> dict[str, Any]:
+def _network(p: Problem) -> dict[str, Any]:
     """The network as a report describes it: sizes, activations, cost, m (and l2)."""
-    network: dict[str, Any] = {
-        "sizes": [params[0][0].shape[1]] + [W.shape[0] for W, _ in params],
-        "activations": acts,
-        "cost": cost,
-        "m": X.shape[1],
-    }
-    if l2:
-        network["l2"] = l2
+    network: dict[str, Any] = {"sizes": p.sizes, "activations": p.activations, "cost": p.cost,
+                               "m": p.m}  # fmt: skip
+    if p.l2:
+        network["l2"] = p.l2
     return network
 
 
-def _judged_at_its_scale(refs, impl_loss, params, X, Y, cost, judged, l2) -> Any:
+def _judged_at_its_scale(refs: _References, impl_loss: float, p: Problem, judged: str) -> Any:
     """The cost's convention the implementation's loss shows (the seed's cost times a
     constant, :mod:`.conventions`), or None; the references are scaled to it, so that the
     gradients are judged as the derivative of that loss."""
     rtol = max(COST_SCALE_RTOL, 64 * float(np.finfo(judged).eps))
-    scale = _cost_scale(impl_loss, refs.jax, params, X.shape[1], Y.shape[0], cost, rtol, l2)
+    scale = _cost_scale(impl_loss, refs.jax, p.params, p.m, p.Y.shape[0], p.cost, rtol, p.l2)
     if scale is not None:
         refs.loss_rounding = scale.largest * refs.loss_rounding
-        penalty = numpy_model.penalty(params, l2, X.shape[1])
+        penalty = numpy_model.penalty(p.params, p.l2, p.m)
         refs.jax = refs.jax._replace(
             loss=scale.data * (refs.jax.loss - penalty) + scale.penalty * penalty,
-            grads=scale.of_seed(refs.jax.grads, params, X.shape[1]),
+            grads=scale.of_seed(refs.jax.grads, p.params, p.m),
             rounding=[(scale.largest * rW, scale.largest * rb) for rW, rb in refs.jax.rounding],
         )
     return scale
@@ -243,13 +239,14 @@ def _fail_wrong_shapes(checks: list[ParamCheck], wrong: PartlyWrongShapes) -> No
 
 
 def _implementation_numbers(
-    guarded: Guarded, params, X, Y, acts: list[str], cost: str, l2: float = 0.0
+    guarded: Guarded, p: Problem
 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], float, str, PartlyWrongShapes | None]:
     """Step 1: the implementation's gradients and loss, through the boundary, the lowest
     precision they came back in, and None, or the failure of gradients of the right structure
     with some arrays of the wrong shape (:class:`PartlyWrongShapes`; the gradients then hold
     NaN in those arrays' places, so that the arrays and the loss that are right are judged)."""
     wrong = None
+    params, X, Y, acts, cost, l2 = p.params, p.X, p.Y, p.activations, p.cost, p.l2
     try:
         grads = guarded.gradients(params, X, Y, activations=acts, cost=cost, l2=l2)
     except PartlyWrongShapes as failed:
@@ -283,12 +280,13 @@ class _References:
 
 
 def _references(
-    guarded, params, X, Y, acts, cost, fd, impl_loss, grads, judged="float64", l2=0.0
+    guarded: Guarded, p: Problem, fd: str, impl_loss: float, grads, judged: str = "float64"
 ) -> _References:
     """Step 2: the JAX model's numbers and finite differences of the implementation's loss
     (below float64, of the formulas: :mod:`.precision` says why)."""
     from ..oracles.jax_model import fit_kinks, jax_model, kink_note
 
+    params, X, Y, acts, cost, l2 = p.params, p.X, p.Y, p.activations, p.cost, p.l2
     notes: list[str] = []
     eps = precision.unit_roundoff(judged)
     if judged != "float64":
@@ -414,7 +412,10 @@ def _cost_scale(
     return None if found is None or found.is_seed else found
 
 
-def _saturation(impl_loss, loss_info, loss_ok, checks, params, X, Y, acts, warnings) -> bool:
+def _saturation(
+    impl_loss: float, loss_info: dict[str, Any], loss_ok: bool, checks: list[ParamCheck],
+    p: Problem, warnings: list[str],
+) -> bool:  # fmt: skip
     """Step 4b, for bce on a sigmoid output: what a cross-entropy taken as log(A) and
     log(1 - A) loses where the sigmoid saturates is a warning, not a wrong loss.
 
@@ -425,8 +426,8 @@ def _saturation(impl_loss, loss_info, loss_ok, checks, params, X, Y, acts, warni
     there are passed with the warning."""
     from ..oracles.numpy_model import build
 
-    A = build(params, X, Y, acts, "bce").A[-1]
-    eps, m = float(np.finfo(np.float64).eps), X.shape[1]
+    A, Y = build(p.params, p.X, p.Y, p.activations, "bce").A[-1], p.Y
+    eps, m = float(np.finfo(np.float64).eps), p.m
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = Y * (1 + (1 - A) / A) + (1 - Y) * (1 + A / (1 - A))
     allowance = _LOG_A_SAFETY * eps * float(np.sum(terms)) / m
@@ -452,15 +453,16 @@ def _saturation(impl_loss, loss_info, loss_ok, checks, params, X, Y, acts, warni
     return loss_ok
 
 
-def _loss_alone(guarded: Guarded, params, X, Y, acts, cost, l2: float) -> dict[str, Any]:
+def _loss_alone(guarded: Guarded, p: Problem) -> dict[str, Any]:
     """The loss judged on its own where ``gradients`` came back malformed (a dW of the wrong
     shape): the loss is another member, and a right one stays right. Empty where the loss
     cannot be judged (it fails too, or the model has no twin for the network)."""
     from ..oracles.jax_model import jax_model
 
     try:
-        impl_loss = guarded.loss(params, X, Y, activations=acts, cost=cost, l2=l2)
-        ref = jax_model(params, X, Y, activations=acts, cost=cost, l2=l2)
+        impl_loss = guarded.loss(p.params, p.X, p.Y, activations=p.activations, cost=p.cost,
+                                 l2=p.l2)  # fmt: skip
+        ref = jax_model(p.params, p.X, p.Y, activations=p.activations, cost=p.cost, l2=p.l2)
     except (ImplementationFailed, MissingTwinError):
         return {}
     return _compare_loss(impl_loss, ref)[0]
