@@ -25,7 +25,7 @@ import reference
 import reference.registry
 from reference import registry
 from reference.formulas.jax_twins import JAX_ACTIVATIONS, JAX_COSTS
-from reference.formulas.numpy_twins import NUMPY_ACTIVATIONS, NUMPY_COSTS
+from reference.formulas.specs import NUMPY_ACTIVATIONS, NUMPY_COSTS
 from reference.frontends.cli import main
 from reference.inputs.combinations import seed_combinations
 from reference.inputs.networks import default_problems
