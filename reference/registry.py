@@ -3,10 +3,13 @@
 The harness holds its own spec of every name it checks: the NumPy twin the finite
 differences evaluate, the JAX twin the JAX oracle differentiates (its derivative is
 ``jax.grad``'s), for an activation its kinks (the z where g' jumps), its rounding and
-whether it is elementwise, and for a cost the output activations it takes.
-:func:`register_activation` and :func:`register_cost` fill the spec at once, after checking
-every argument; the CLI, the strategies, the shipped suite and the reports read it, so they
-pick the name up with no edit anywhere.
+whether it is elementwise, and for a cost the output activations it takes: one
+:class:`~reference.formulas.specs.ActivationSpec` or
+:class:`~reference.formulas.specs.CostSpec` per name, in one table per kind
+(:mod:`reference.formulas.specs`). :func:`register_activation` and :func:`register_cost`
+build that spec and put it in its table, after checking every argument; the oracles, the
+CLI, the strategies, the shipped suite and the reports read it, so they pick the name up
+with no edit anywhere.
 
 Registration never writes into the code under test: ``backprop.ACTIVATIONS`` and
 ``backprop.COSTS`` are the implementation's own business (a fork edits them, or calls
@@ -23,7 +26,7 @@ of this module's keyword arguments (the entry point's name is the name registere
 callable that registers on its own when called with no arguments.
 
 :func:`unregister_activation` / :func:`unregister_cost` undo a registration (restoring
-the entry it replaced, if any); :func:`registered_activation` is the same as a context
+the spec it replaced, if any); :func:`registered_activation` is the same as a context
 manager, for tests.
 """
 
@@ -42,37 +45,23 @@ COST_GROUP = "backprop_harness.costs"
 """The entry-point group of costs."""
 
 _MISSING = object()
-_saved: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
-"""Per (kind, name), the entries each registration replaced, newest last (``_MISSING``
-where there was none)."""
+_saved: dict[tuple[str, str], list[Any]] = {}
+"""Per (kind, name), the spec each registration replaced, newest last (``_MISSING`` where
+there was none)."""
 _loaded = False
 _loading = False
 _local: set[tuple[str, str]] = set()
 """The (kind, name) registered by a call in this process rather than through an entry point."""
 
-COST_OUTPUTS: dict[str, frozenset[str] | None] = {}
-"""The output activations a registered cost takes (None: any), by name; a cost not here
-takes what the built-in table's entry says (``bce`` a sigmoid, ``cce`` a softmax)."""
-
 _IMPLEMENTATION_MEMBERS = ("fn", "grad", "vjp", "fused")
 """Keyword arguments the harness used to write into ``backprop``'s table, refused now."""
 
 
-def _tables(kind: str) -> tuple[dict[str, Any], ...]:
-    """The harness's own tables of ``kind`` (never the implementation's)."""
-    from .formulas.numpy_twins import NUMPY_ACTIVATIONS, NUMPY_COSTS
+def _specs(kind: str) -> dict[str, Any]:
+    """The harness's own table of specs of ``kind`` (never the implementation's)."""
+    from .formulas.specs import ACTIVATION_SPECS, COST_SPECS
 
-    if kind == "activation":
-        return (NUMPY_ACTIVATIONS,)
-    return NUMPY_COSTS, COST_OUTPUTS
-
-
-def _jax_tables(kind: str) -> tuple[dict[str, Any], ...]:
-    from .formulas import jax_twins
-
-    if kind == "activation":
-        return jax_twins.JAX_ACTIVATIONS, jax_twins.ABSOLUTE_ROUNDING
-    return (jax_twins.JAX_COSTS,)
+    return ACTIVATION_SPECS if kind == "activation" else COST_SPECS
 
 
 _listeners: list[Callable[[], None]] = []
@@ -103,8 +92,8 @@ def _check_name(name: object, kind: str, replace: object) -> None:
 
 
 def _has_spec(kind: str, name: str) -> bool:
-    """Whether the harness holds a twin of ``kind`` ``name`` in either oracle's table."""
-    return any(name in table for table in _tables(kind)[:1] + _jax_tables(kind)[:1])
+    """Whether the harness holds a spec of ``kind`` ``name``."""
+    return name in _specs(kind)
 
 
 def _refuse_implementation(kind: str, given: Mapping[str, Any]) -> None:
@@ -125,17 +114,23 @@ def _check_callable(argument: str, value: object) -> None:
         raise TypeError(f"{argument} must be callable, got {type(value).__name__} {value!r}")
 
 
-def _snapshot(kind: str, name: str) -> tuple[Any, ...]:
-    tables = _tables(kind) + _jax_tables(kind)
-    return tuple(t.get(name, _MISSING) for t in tables)
+def _put(kind: str, name: str, spec: Any) -> None:
+    """Make ``spec`` the one spec of ``kind`` ``name``, keeping the one it replaces (or
+    ``_MISSING``) for :func:`_unregister`, and tell the listeners."""
+    table = _specs(kind)
+    _saved.setdefault((kind, name), []).append(table.get(name, _MISSING))
+    table[name] = spec
+    _clear_caches()
+    _note(kind, name)
 
 
-def _restore(kind: str, name: str, entries: tuple[Any, ...]) -> None:
-    for table, entry in zip(_tables(kind) + _jax_tables(kind), entries):
-        if entry is _MISSING:
-            table.pop(name, None)
-        else:
-            table[name] = entry
+def _restore(kind: str, name: str, spec: Any) -> None:
+    """Put back the spec a registration replaced, or remove the name (``_MISSING``)."""
+    table = _specs(kind)
+    if spec is _MISSING:
+        table.pop(name, None)
+    else:
+        table[name] = spec
     _clear_caches()
 
 
@@ -189,16 +184,16 @@ def register_activation(
         or not 0 <= absolute_rounding < math.inf
     ):
         raise ValueError(f"absolute_rounding must be a number >= 0, got {absolute_rounding!r}")
-    from .formulas.numpy_twins import NumpyActivation
+    from .formulas.specs import ActivationSpec
 
-    _saved.setdefault(("activation", name), []).append(_snapshot("activation", name))
-    (twins,) = _tables("activation")
-    twins[name] = NumpyActivation(numpy, kinks=tuple(sorted(points)), elementwise=elementwise)
-    jax_table, rounding = _jax_tables("activation")
-    jax_table[name] = jax
-    rounding[name] = float(absolute_rounding)
-    _clear_caches()
-    _note("activation", name)
+    spec = ActivationSpec(
+        numpy,
+        jax,
+        kinks=tuple(sorted(points)),
+        elementwise=elementwise,
+        absolute_rounding=float(absolute_rounding),
+    )
+    _put("activation", name, spec)
 
 
 def register_cost(
@@ -249,21 +244,16 @@ def register_cost(
                 "output_activations must name registered activations, got "
                 f"{sorted(allowed)!r} (unknown: {unknown})"
             )
-    from .formulas.jax_twins import JaxCost
-    from .formulas.numpy_twins import NumpyCost
+    from .formulas.specs import CostSpec
 
-    forms = [
-        _logit_forms("numpy_from_logits", numpy_from_logits),
-        _logit_forms("jax_from_logits", jax_from_logits),
-    ]
-    _saved.setdefault(("cost", name), []).append(_snapshot("cost", name))
-    twins, outputs = _tables("cost")
-    outputs[name] = allowed
-    twins[name] = NumpyCost(numpy, forms[0])
-    (jax_table,) = _jax_tables("cost")
-    jax_table[name] = JaxCost(jax, forms[1])
-    _clear_caches()
-    _note("cost", name)
+    spec = CostSpec(
+        numpy,
+        jax,
+        numpy_from_logits=_logit_forms("numpy_from_logits", numpy_from_logits),
+        jax_from_logits=_logit_forms("jax_from_logits", jax_from_logits),
+        output_activations=allowed,
+    )
+    _put("cost", name, spec)
 
 
 def _logit_forms(argument: str, forms: Mapping[str, Callable] | None) -> dict[str, Callable]:
@@ -310,12 +300,10 @@ def _implementation_table(kind: str) -> Mapping[str, Any]:
 def activation_names() -> list[str]:
     """The activations the harness checks: the built-in table's, in its order, then the
     registered ones it lacks (entry points loaded first)."""
-    from .formulas.numpy_twins import NUMPY_ACTIVATIONS
-
     load_entry_points()
     ours = list(_implementation_table("activation"))
     added = sorted(registered_names("activation"))
-    return ours + [n for n in added if n not in ours and n in NUMPY_ACTIVATIONS]
+    return ours + [n for n in added if n not in ours and n in _specs("activation")]
 
 
 def cost_names() -> list[str]:
@@ -324,15 +312,16 @@ def cost_names() -> list[str]:
     load_entry_points()
     ours = list(_implementation_table("cost"))
     added = sorted(registered_names("cost"))
-    return ours + [n for n in added if n not in ours and n in COST_OUTPUTS]
+    return ours + [n for n in added if n not in ours and n in _specs("cost")]
 
 
 def cost_output_activations(name: str) -> frozenset[str] | None:
-    """The output activations cost ``name`` takes (None: any): a registered spec's, else the
-    built-in table's entry's (``bce``: the sigmoid)."""
+    """The output activations cost ``name`` takes (None: any): its spec's (``bce``: the
+    sigmoid), else, for a name the harness has no spec of, the built-in table's entry's."""
     load_entry_points()
-    if name in COST_OUTPUTS:
-        return COST_OUTPUTS[name]
+    spec = _specs("cost").get(name)
+    if spec is not None:
+        return spec.output_activations
     entry = _implementation_table("cost").get(name)
     return getattr(entry, "output_activations", None)
 

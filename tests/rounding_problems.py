@@ -5,7 +5,7 @@ alarms, the checker and the oracles."""
 import numpy as np
 from outside.rounded import AT_ZERO_1
 
-from reference.formulas.numpy_twins import NUMPY_ACTIVATIONS
+from reference.formulas.specs import NUMPY_ACTIVATIONS
 from reference.inputs.problems import Problem
 
 

@@ -15,7 +15,7 @@ from hypothesis.extra import numpy as hnp
 
 import backprop
 from reference.formulas.jax_twins import JAX_ACTIVATIONS
-from reference.formulas.numpy_twins import NUMPY_ACTIVATIONS
+from reference.formulas.specs import NUMPY_ACTIVATIONS
 from reference.inputs.strategies import pre_activations
 from reference.oracles.jax_x64 import enable_x64
 
@@ -106,10 +106,10 @@ def test_every_activation_has_both_twins():
     """A fork's new activation fails here first, with the place to add its twins."""
     for name in NAMES:
         assert name in JAX_ACTIVATIONS, (
-            f"add {name!r} to JAX_ACTIVATIONS in reference/formulas/jax_twins.py"
+            f"give {name!r} a JAX twin in its spec in reference/formulas/specs.py"
         )
         assert name in NUMPY_ACTIVATIONS, (
-            f"add {name!r} to NUMPY_ACTIVATIONS in reference/formulas/numpy_twins.py"
+            f"give {name!r} a NumPy twin in its spec in reference/formulas/specs.py"
         )
 
 

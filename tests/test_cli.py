@@ -11,7 +11,7 @@ import pytest
 import backprop
 from backprop import cli as train_cli
 from reference.bugs import CATALOG
-from reference.formulas.numpy_twins import NUMPY_ACTIVATIONS
+from reference.formulas.specs import NUMPY_ACTIVATIONS
 from reference.frontends import cli, options
 from reference.inputs import networks as default_networks
 from reference.inputs.penalties import penalty_problems

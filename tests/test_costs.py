@@ -108,7 +108,9 @@ def test_fused_bce_matches_jax_through_the_sigmoid(z, y):
 
 def test_every_cost_has_a_jax_twin():
     for name in NAMES:
-        assert name in JAX_COSTS, f"add {name!r} to JAX_COSTS in reference/formulas/jax_twins.py"
+        assert name in JAX_COSTS, (
+            f"give {name!r} a spec in COST_SPECS in reference/formulas/specs.py"
+        )
 
 
 def test_bce_of_a_saturated_but_right_prediction_is_zero_and_quiet():

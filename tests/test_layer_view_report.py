@@ -17,7 +17,7 @@ import pytest
 from reference import check_gradients, layer_view
 from reference.bugs import CATALOG, CORRECT
 from reference.bugs.detect import detection_problems
-from reference.formulas import numpy_twins
+from reference.formulas import specs
 from reference.frontends import cli
 from reference.inputs import networks as default_networks
 from reference.judging.layer_view import VERDICTS, view_summary
@@ -92,12 +92,17 @@ def test_a_correct_implementation_never_carries_one(index):
 def test_a_hidden_activation_that_is_not_elementwise_is_not_available(monkeypatch):
     """A softmax-like twin (each entry divided by the column's sum of exponentials): the view
     says it cannot read g' there, and calls nothing."""
+    import dataclasses
+
     import numpy as np
 
     name = SEED.activations[0]
-    twin = numpy_twins.NUMPY_ACTIVATIONS[name]
-    mixing = twin._replace(fn=lambda z: np.exp(z) / np.sum(np.exp(z), axis=0, keepdims=True))
-    monkeypatch.setitem(numpy_twins.NUMPY_ACTIVATIONS, name, mixing)
+    mixing = dataclasses.replace(
+        specs.ACTIVATION_SPECS[name],
+        numpy=lambda z: np.exp(z) / np.sum(np.exp(z), axis=0, keepdims=True),
+        inplace=None,
+    )
+    monkeypatch.setitem(specs.ACTIVATION_SPECS, name, mixing)
     calls = []
 
     class Counting:

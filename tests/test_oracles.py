@@ -248,7 +248,7 @@ def test_missing_jax_twin_says_what_to_add(monkeypatch):
     params = backprop.init_params([2, 1], seed=0)
     with pytest.raises(
         MissingTwinError,
-        match=r"activation 'softsign' has no JAX twin.*JAX_ACTIVATIONS in reference/formulas/jax_twins.py.*reference\.register_activation",
+        match=r"activation 'softsign' has no JAX twin.*ACTIVATION_SPECS in reference/formulas/specs.py.*reference\.register_activation",
     ):
         jax_gradients(
             params, np.ones((2, 2)), np.ones((1, 2)), activations=["softsign"], cost="mse"

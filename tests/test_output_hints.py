@@ -8,7 +8,7 @@ import pytest
 import backprop
 import reference
 import reference.bugs as bugs
-from reference.formulas.numpy_twins import NUMPY_ACTIVATIONS
+from reference.formulas.specs import NUMPY_ACTIVATIONS
 from reference.inputs.problems import seed_problem
 
 NOT_ELEMENTWISE = sorted(a for a, twin in NUMPY_ACTIVATIONS.items() if not twin.elementwise)

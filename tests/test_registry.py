@@ -24,8 +24,9 @@ import backprop
 import reference
 import reference.registry
 from reference import registry
+from reference.formulas import jax_twins, specs
 from reference.formulas.jax_twins import JAX_ACTIVATIONS, JAX_COSTS
-from reference.formulas.numpy_twins import NUMPY_ACTIVATIONS, NUMPY_COSTS
+from reference.formulas.specs import NUMPY_ACTIVATIONS, NUMPY_COSTS
 from reference.frontends.cli import main
 from reference.inputs.combinations import seed_combinations
 from reference.inputs.networks import default_problems
@@ -364,6 +365,140 @@ def test_replace_and_unregister_bring_the_original_back():
     )
     with pytest.raises(ValueError, match="'tanh' was not registered"):
         reference.unregister_activation("tanh")
+
+
+# --- one spec per name: the twins' tables are views of it -------------------------------
+
+
+ACTIVATION_VIEWS = (NUMPY_ACTIVATIONS, JAX_ACTIVATIONS, specs.ABSOLUTE_ROUNDING)
+COST_VIEWS = (NUMPY_COSTS, JAX_COSTS, specs.COST_OUTPUTS)
+
+
+def _activation_views(name):
+    """What each view of the activation specs holds for ``name`` (None where it lacks it)."""
+    return tuple(view[name] if name in view else None for view in ACTIVATION_VIEWS)
+
+
+def _cost_views(name):
+    """What each view of the cost specs holds for ``name`` (None where it lacks it)."""
+    return tuple(view[name] if name in view else None for view in COST_VIEWS)
+
+
+def _from_activation_spec(spec):
+    """What the views must hold for an activation's spec: its own twins, read from it."""
+    numpy = (spec.numpy, spec.kinks, spec.inplace, spec.elementwise)
+    return numpy, jax_twins.twin(spec.jax), spec.absolute_rounding
+
+
+def _from_cost_spec(spec):
+    numpy = (spec.numpy, dict(spec.numpy_from_logits))
+    logits = {g: jax_twins.twin(f) for g, f in spec.jax_from_logits.items()}
+    return numpy, (jax_twins.twin(spec.jax), logits), spec.output_activations
+
+
+def _activation_seen(name):
+    """The views' records of ``name`` in the shape of :func:`_from_activation_spec`."""
+    numpy, jax_twin, rounding = _activation_views(name)
+    return (None if numpy is None else tuple(numpy)), jax_twin, rounding
+
+
+def _cost_seen(name):
+    numpy, jax_twin, outputs = _cost_views(name)
+    return (
+        None if numpy is None else (numpy.term, dict(numpy.from_logits)),
+        None if jax_twin is None else (jax_twin.term, dict(jax_twin.from_logits)),
+        outputs,
+    )
+
+
+def test_every_spec_is_in_every_view_with_its_own_twins():
+    """Each view lists the spec table's names in its order, and reads each name's twins (the
+    same objects: functions compare by identity), kinks and rounding from its spec; every
+    spec of the tables has both twins."""
+    kinds = (
+        (specs.ACTIVATION_SPECS, ACTIVATION_VIEWS, _activation_seen, _from_activation_spec),
+        (specs.COST_SPECS, COST_VIEWS, _cost_seen, _from_cost_spec),
+    )
+    for table, views, seen, expected in kinds:
+        for view in views:
+            assert list(view) == list(table) and len(view) == len(table), view
+        for name, spec in table.items():
+            assert spec.numpy is not None and spec.jax is not None, name
+            assert seen(name) == expected(spec), name
+
+
+def test_the_views_are_read_only():
+    for view in ACTIVATION_VIEWS + COST_VIEWS:
+        with pytest.raises(TypeError):
+            view["relu"] = None
+    assert "relu" in specs.ACTIVATION_SPECS
+
+
+def test_every_name_of_the_built_in_tables_has_a_spec():
+    """backprop's own names each have the harness's spec, and a cost's spec takes the output
+    activations backprop's entry says it takes."""
+    for name in backprop.ACTIVATIONS:
+        assert name in specs.ACTIVATION_SPECS, f"give {name!r} a spec in ACTIVATION_SPECS"
+    for name, cost in backprop.COSTS.items():
+        assert name in specs.COST_SPECS, f"give {name!r} a spec in COST_SPECS"
+        assert specs.COST_SPECS[name].output_activations == cost.output_activations, name
+
+
+@contextlib.contextmanager
+def _changes():
+    """The number of times the registry told its listeners of a change, during the block."""
+    count = [0]
+    listener = lambda: count.__setitem__(0, count[0] + 1)  # noqa: E731
+    registry.on_change(listener)
+    try:
+        yield count
+    finally:
+        registry._listeners.remove(listener)
+
+
+def test_a_registration_reaches_every_view_at_once_and_unregister_takes_it_back():
+    """A new name is in every view, read from its one spec, and leaves them all; a replaced
+    one is the new spec in every view, in its place, and then the old spec again."""
+    new = {**SOFTPLUS, "kinks": (1.0,), "absolute_rounding": 0.0}
+    order = list(specs.ACTIVATION_SPECS)
+    with _changes() as changes:
+        registry.register_activation("softplus", **new)
+        spec = specs.ACTIVATION_SPECS["softplus"]
+        assert spec.numpy is new["numpy"] and spec.jax is new["jax"] and spec.kinks == (1.0,)
+        assert _activation_seen("softplus") == _from_activation_spec(spec)
+        registry.unregister_activation("softplus")
+        assert _activation_views("softplus") == (None, None, None)
+        assert "softplus" not in specs.ACTIVATION_SPECS
+        original = specs.ACTIVATION_SPECS["tanh"]
+        registry.register_activation("tanh", **SOFTPLUS, replace=True)
+        assert _activation_seen("tanh") == _from_activation_spec(specs.ACTIVATION_SPECS["tanh"])
+        assert JAX_ACTIVATIONS["tanh"] is SOFTPLUS["jax"]
+        assert list(specs.ACTIVATION_SPECS) == order
+        registry.unregister_activation("tanh")
+        assert specs.ACTIVATION_SPECS["tanh"] is original
+        assert _activation_seen("tanh") == _from_activation_spec(original)
+        assert changes[0] == 4
+
+
+def test_a_cost_registration_reaches_every_view_at_once_and_unregister_takes_it_back():
+    logits = {"sigmoid": lambda z, y: z * y}
+    forms = {"numpy_from_logits": logits, "jax_from_logits": logits}
+    with _changes() as changes:
+        registry.register_cost("quartic", **QUARTIC, **forms, output_activations=["tanh"])
+        spec = specs.COST_SPECS["quartic"]
+        assert spec.output_activations == {"tanh"} and spec.numpy is QUARTIC["numpy"]
+        assert _cost_seen("quartic") == _from_cost_spec(spec)
+        registry.unregister_cost("quartic")
+        assert _cost_views("quartic") == (None, None, None)
+        original = specs.COST_SPECS["bce"]
+        registry.register_cost("bce", **SMOOTHED_BCE, replace=True)
+        assert _cost_seen("bce") == _from_cost_spec(specs.COST_SPECS["bce"])
+        assert specs.COST_OUTPUTS["bce"] == original.output_activations  # kept
+        assert NUMPY_COSTS["bce"].from_logits == {}
+        registry.unregister_cost("bce")
+        assert specs.COST_SPECS["bce"] is original
+        assert _cost_seen("bce") == _from_cost_spec(original)
+        assert changes[0] == 4
 
 
 def _entry_point(name, obj):

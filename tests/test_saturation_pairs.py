@@ -74,7 +74,7 @@ def test_every_network_reaches_a_logit_of_1000():
 
 def test_relu_identity_and_leaky_relu_do_not_saturate_and_the_bounded_ones_do():
     """Read off the twins: the bounded ones flatten at both ends, the others keep a slope."""
-    from reference.formulas.numpy_twins import NUMPY_ACTIVATIONS
+    from reference.formulas.specs import NUMPY_ACTIVATIONS
 
     for name in table_activations():
         twin = NUMPY_ACTIVATIONS[name]

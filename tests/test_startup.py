@@ -8,6 +8,11 @@ import sys
 SCRIPT = """
 import sys
 import reference.frontends.cli, reference.run.jobs, reference.judging.checker
+import reference.registry, reference.oracles.numpy_model
+from reference.formulas import specs
+# every spec read, and the registry's names: the built-ins' JAX twins stay names till used
+assert [list(map(vars, t.values())) for t in (specs.ACTIVATION_SPECS, specs.COST_SPECS)]
+assert reference.registry.activation_names() and dict(specs.NUMPY_ACTIVATIONS)
 print(sorted(m for m in sys.modules if m == "jax" or m.startswith("jax.")))
 """
 

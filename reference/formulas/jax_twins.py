@@ -1,7 +1,12 @@
-"""The JAX twin of every activation and cost, by name: the formulas the JAX oracle
+"""The JAX twin of every built-in activation and cost: the formulas the JAX oracle
 differentiates (:mod:`reference.oracles.jax_model`), written in ``jax.numpy`` from DESIGN.md's
-conventions, not from ``backprop``. The registry (:mod:`reference.registry`) adds a fork's
-names here.
+conventions, not from ``backprop``; and the views of the specs that oracle reads,
+:data:`JAX_ACTIVATIONS` and :data:`JAX_COSTS`.
+
+A built-in spec (:mod:`.specs`) names its JAX twin by the name of a function here, so that
+reading the specs imports no JAX; :func:`twin` turns that name into the function, and the
+views do so for every spec as it is read. This module is the one that imports JAX: nothing
+imports it until the JAX oracle runs.
 """
 
 from __future__ import annotations
@@ -13,9 +18,33 @@ import jax
 import jax.numpy as jnp
 
 from .numpy_twins import LEAKY_SLOPE
+from .specs import ACTIVATION_SPECS, COST_SPECS, ActivationSpec, CostSpec, SpecView, has_jax
+
+# --- the activations: g(z) only; jax.grad gives g' ---------------------------------------
+
+# lax.logistic: 1 / (1 + e^{-z}) with a derivative that stays finite at any |z|.
+sigmoid = jax.nn.sigmoid
+tanh = jnp.tanh
 
 
-def _softmax(z):
+def relu(z):
+    """where(z >= 0, z, 0), which differentiates to 1 at z = 0: the seed's relu'(0) = 1, not
+    jax.nn.relu's 0."""
+    return jnp.where(z >= 0, z, 0.0)
+
+
+def leaky_relu(z):
+    """z for z >= 0 and 0.01 z below (:data:`LEAKY_SLOPE`), differentiating to 1 at 0 like
+    :func:`relu`."""
+    return jnp.where(z >= 0, z, LEAKY_SLOPE * z)
+
+
+def identity(z):
+    """z itself."""
+    return z
+
+
+def softmax(z):
     """e^{z_i - c} / sum_k e^{z_k - c} along axis 0, c the column's largest z (held constant:
     the ratio does not depend on it, so its derivative adds nothing)."""
     e = jnp.exp(z - jax.lax.stop_gradient(jnp.max(z, axis=0, keepdims=True)))
@@ -28,29 +57,47 @@ def _log_softmax(z):
     return shifted - jnp.log(jnp.sum(jnp.exp(shifted), axis=0, keepdims=True))
 
 
-JAX_ACTIVATIONS: dict[str, Callable] = {
-    # lax.logistic: 1 / (1 + e^{-z}) with a derivative that stays finite at any |z|.
-    "sigmoid": jax.nn.sigmoid,
-    "tanh": jnp.tanh,
-    # where(z >= 0, z, 0) differentiates to 1 at z = 0: the seed's relu'(0) = 1,
-    # not jax.nn.relu's 0.
-    "relu": lambda z: jnp.where(z >= 0, z, 0.0),
-    # z for z >= 0 and 0.01 z below, differentiating to 1 at 0 like relu above.
-    "leaky_relu": lambda z: jnp.where(z >= 0, z, LEAKY_SLOPE * z),
-    "identity": lambda z: z,
-    # e^{z_i} / sum_k e^{z_k} over each column (axis 0), shifted by the column's largest z
-    "softmax": lambda z: _softmax(z),
-}
-"""JAX twins of ``backprop.ACTIVATIONS``, by name: g(z) only; jax.grad gives g'."""
+# --- the costs: the elementwise terms, J = (1/m) sum of them -----------------------------
 
-ABSOLUTE_ROUNDING: dict[str, float] = {"relu": 0.0, "leaky_relu": 0.0, "identity": 0.0}
-"""s_g per activation: a correct formula for g(z) is off by up to a few eps (|g(z)| + s_g).
 
-s_g = 1 (the default for a name not listed) where correct formulas keep only absolute
-precision: sigmoid as (1 + tanh(z/2))/2 or 1 - 1/(1 + e^z) is 0 where the true value is
-1e-20, tanh as 2/(1 + e^{-2z}) - 1 (the seed's form) cancels near z = 0. s_g = 0 where every
-formula is exact or keeps relative precision: relu's max(z, 0) and z [z > 0], leaky relu's
-max(z, 0.01 z), the identity."""
+def mse_term(a, y):
+    """(A - Y)^2 / 2: mse's J = 1/(2m) sum (A - Y)^2."""
+    return 0.5 * (a - y) ** 2
+
+
+def bce_term(a, y):
+    """-Y log A - (1 - Y) log(1 - A): bce's J = 1/m sum of them."""
+    return -y * jnp.log(a) - (1 - y) * jnp.log(1 - a)
+
+
+def bce_term_from_sigmoid(z, y):
+    """bce's terms from the logits of a sigmoid output: softplus(Z) - Y Z, finite however
+    saturated Z is."""
+    return jax.nn.softplus(z) - y * z
+
+
+def cce_term(a, y):
+    """-Y log A: cce's J = -1/m sum Y log A, Y one-hot by columns."""
+    return -y * jnp.log(a)
+
+
+def cce_term_from_softmax(z, y):
+    """cce's terms from the logits of a softmax output: -Y log softmax(Z), finite however
+    large Z is."""
+    return -y * _log_softmax(z)
+
+
+# --- the views of the specs --------------------------------------------------------------
+
+
+def twin(ref: Callable | str) -> Callable:
+    """A spec's JAX twin: ``ref`` itself, or the function of this module it names."""
+    if callable(ref):
+        return ref
+    found = globals().get(ref)
+    if not callable(found):
+        raise LookupError(f"no JAX twin named {ref!r} in reference/formulas/jax_twins.py")
+    return found
 
 
 class JaxCost(NamedTuple):
@@ -63,20 +110,18 @@ class JaxCost(NamedTuple):
     from_logits: Mapping[str, Callable] = {}
 
 
-JAX_COSTS: dict[str, JaxCost] = {
-    # mse: J = 1/(2m) sum (A - Y)^2
-    "mse": JaxCost(lambda a, y: 0.5 * (a - y) ** 2),
-    # bce: J = 1/m sum -Y log A - (1 - Y) log(1 - A); from the logits of a sigmoid output
-    # the same terms are softplus(Z) - Y Z, finite however saturated Z is.
-    "bce": JaxCost(
-        lambda a, y: -y * jnp.log(a) - (1 - y) * jnp.log(1 - a),
-        {"sigmoid": lambda z, y: jax.nn.softplus(z) - y * z},
-    ),
-    # cce: J = -1/m sum Y log A, Y one-hot by columns; from the logits of a softmax output
-    # the same terms are -Y log softmax(Z), finite however large Z is.
-    "cce": JaxCost(
-        lambda a, y: -y * jnp.log(a),
-        {"softmax": lambda z, y: -y * _log_softmax(z)},
-    ),
-}
-"""JAX twins of ``backprop.COSTS``, by name."""
+def _activation(spec: ActivationSpec) -> Callable:
+    return twin(spec.jax)
+
+
+def _cost(spec: CostSpec) -> JaxCost:
+    return JaxCost(twin(spec.jax), {g: twin(f) for g, f in spec.jax_from_logits.items()})
+
+
+JAX_ACTIVATIONS: Mapping[str, Callable] = SpecView(ACTIVATION_SPECS, _activation, has_jax)
+"""The JAX twin g(z) of every activation of :data:`.specs.ACTIVATION_SPECS`, by name, read
+from its spec (read-only); jax.grad gives g'."""
+
+JAX_COSTS: Mapping[str, JaxCost] = SpecView(COST_SPECS, _cost, has_jax)
+"""The JAX twin of every cost of :data:`.specs.COST_SPECS`, by name, read from its spec
+(read-only)."""

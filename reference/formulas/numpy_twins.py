@@ -1,10 +1,12 @@
-"""The NumPy twin of every activation and cost, by name: the formulas the finite-difference
+"""The NumPy twin of every built-in activation and cost: the formulas the finite-difference
 oracle evaluates (:mod:`reference.oracles.numpy_model`), written from DESIGN.md's conventions,
-not from ``backprop``. The registry (:mod:`reference.registry`) adds a fork's names here.
+not from ``backprop``, and the records the oracle reads them as (:class:`NumpyActivation`,
+:class:`NumpyCost`).
 
-Each activation twin lists its kinks (the z where g' jumps), which is all the finite
-differences need to know to stay off them, and says whether it is elementwise (softmax is
-not: it normalises each column, axis 0).
+The tables that name them live in :mod:`.specs`: one :class:`~.specs.ActivationSpec` or
+:class:`~.specs.CostSpec` per name holds its NumPy twin beside its JAX twin, its kinks and its
+rounding, and :data:`.specs.NUMPY_ACTIVATIONS` / :data:`.specs.NUMPY_COSTS` are the views of
+those specs the oracle reads.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class NumpyCost(NamedTuple):
     from_logits: Mapping[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
 
 
-def _sigmoid_inplace(z: np.ndarray) -> np.ndarray:
+def sigmoid_inplace(z: np.ndarray) -> np.ndarray:
     """1 / (1 + e^{-z}), written into z.
 
     The formula as it stands is accurate in floating point: for z < 0, 1 + e^{-z}
@@ -62,24 +64,28 @@ def _sigmoid_inplace(z: np.ndarray) -> np.ndarray:
     return np.reciprocal(z, out=z)
 
 
-def _tanh_inplace(z: np.ndarray) -> np.ndarray:
+def tanh_inplace(z: np.ndarray) -> np.ndarray:
+    """tanh(z), written into z."""
     return np.tanh(z, out=z)
 
 
-def _relu_inplace(z: np.ndarray) -> np.ndarray:
+def relu_inplace(z: np.ndarray) -> np.ndarray:
+    """max(z, 0): z for z >= 0 and 0 below, written into z."""
     return np.maximum(z, 0.0, out=z)
 
 
-def _leaky_relu_inplace(z: np.ndarray) -> np.ndarray:
+def leaky_relu_inplace(z: np.ndarray) -> np.ndarray:
+    """z for z >= 0 and :data:`LEAKY_SLOPE` z below, written into z."""
     # max(z, s z) is z for z >= 0 and s z below, for any slope s in [0, 1)
     return np.maximum(z, LEAKY_SLOPE * z, out=z)
 
 
-def _identity_inplace(z: np.ndarray) -> np.ndarray:
+def identity_inplace(z: np.ndarray) -> np.ndarray:
+    """z itself."""
     return z
 
 
-def _softmax_inplace(z: np.ndarray) -> np.ndarray:
+def softmax_inplace(z: np.ndarray) -> np.ndarray:
     """e^{z_i - c} / sum_k e^{z_k - c} along axis 0, c the largest z of the column, into z."""
     z -= z.max(axis=0, keepdims=True)
     np.exp(z, out=z)
@@ -87,51 +93,43 @@ def _softmax_inplace(z: np.ndarray) -> np.ndarray:
     return z
 
 
-def _log_softmax(z: np.ndarray) -> np.ndarray:
+def log_softmax(z: np.ndarray) -> np.ndarray:
     """log softmax(z) along axis 0, shifted by the column's largest z (finite for finite z)."""
     shifted = z - z.max(axis=0, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=0, keepdims=True))
 
 
-def _cce_term(a: np.ndarray, y: np.ndarray) -> np.ndarray:
+def cce_term(a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """-Y log A: cce's J = -1/m sum Y log A, Y one-hot by columns."""
     with np.errstate(divide="ignore", invalid="ignore"):
         t = -y * np.log(a)
     return np.where(y == 0, 0.0, t)  # 0 log 0 = 0
 
 
-def _copied(inplace: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+def copied(inplace: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
     """The out-of-place form of an in-place twin: the same code, so the same bits."""
     return lambda z: inplace(np.array(z, dtype=np.float64, copy=True))
 
 
-def _bce_term(a: np.ndarray, y: np.ndarray) -> np.ndarray:
+def bce_term(a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """-Y log A - (1 - Y) log(1 - A): bce's J = 1/m sum of them."""
     with np.errstate(divide="ignore", invalid="ignore"):
         t = -y * np.log(a) - (1.0 - y) * np.log1p(-a)
     # 0 log 0 = 0: a label of exactly 0 or 1 at a saturated output costs nothing.
     return np.where(((y == 0) & (a == 0)) | ((y == 1) & (a == 1)), 0.0, t)
 
 
-NUMPY_ACTIVATIONS: dict[str, NumpyActivation] = {
-    "sigmoid": NumpyActivation(_copied(_sigmoid_inplace), inplace=_sigmoid_inplace),
-    "tanh": NumpyActivation(_copied(_tanh_inplace), inplace=_tanh_inplace),
-    # max(z, 0): z for z >= 0 and 0 below; the kink at 0 is listed for finite differences.
-    "relu": NumpyActivation(_copied(_relu_inplace), kinks=(0.0,), inplace=_relu_inplace),
-    # z for z >= 0, 0.01 z below (the slope is LEAKY_SLOPE); the same kink as relu's.
-    "leaky_relu": NumpyActivation(
-        _copied(_leaky_relu_inplace), kinks=(0.0,), inplace=_leaky_relu_inplace
-    ),
-    "identity": NumpyActivation(_copied(_identity_inplace), inplace=_identity_inplace),
-    # e^{z_i} / sum_k e^{z_k} over each column: not elementwise.
-    "softmax": NumpyActivation(
-        _copied(_softmax_inplace), inplace=_softmax_inplace, elementwise=False
-    ),
-}
-"""NumPy twins of ``backprop.ACTIVATIONS``, by name."""
+def mse_term(a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(A - Y)^2 / 2: mse's J = 1/(2m) sum (A - Y)^2."""
+    return 0.5 * (a - y) ** 2
 
-NUMPY_COSTS: dict[str, NumpyCost] = {
-    "mse": NumpyCost(lambda a, y: 0.5 * (a - y) ** 2),
-    "bce": NumpyCost(_bce_term, {"sigmoid": lambda z, y: np.logaddexp(0.0, z) - y * z}),
-    # -Y log A; from the logits of a softmax output, -Y log softmax(Z) by columns
-    "cce": NumpyCost(_cce_term, {"softmax": lambda z, y: -y * _log_softmax(z)}),
-}
-"""NumPy twins of ``backprop.COSTS``, by name."""
+
+def bce_term_from_sigmoid(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """bce's terms from the logits of a sigmoid output: softplus(Z) - Y Z, finite however
+    saturated Z is."""
+    return np.logaddexp(0.0, z) - y * z
+
+
+def cce_term_from_softmax(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """cce's terms from the logits of a softmax output: -Y log softmax(Z) by columns."""
+    return -y * log_softmax(z)

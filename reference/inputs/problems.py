@@ -19,20 +19,20 @@ Params = list[tuple[np.ndarray, np.ndarray]]
 
 
 def _kinks(name: str) -> tuple[float, ...]:
-    """The kinks of activation ``name``, as its NumPy twin lists them (relu: (0.0,))."""
-    from ..formulas.numpy_twins import NUMPY_ACTIVATIONS
+    """The kinks of activation ``name``, as its spec lists them (relu: (0.0,))."""
+    from ..formulas.specs import ACTIVATION_SPECS
 
-    twin = NUMPY_ACTIVATIONS.get(name)
-    return twin.kinks if twin is not None else ()
+    spec = ACTIVATION_SPECS.get(name)
+    return spec.kinks if spec is not None else ()
 
 
 def output_only(name: str) -> bool:
-    """Whether activation ``name`` is taken on the output layer only: its NumPy twin is not
+    """Whether activation ``name`` is taken on the output layer only: its spec says it is not
     elementwise (softmax normalises each column of Z^L)."""
-    from ..formulas.numpy_twins import NUMPY_ACTIVATIONS
+    from ..formulas.specs import ACTIVATION_SPECS
 
-    twin = NUMPY_ACTIVATIONS.get(name)
-    return twin is not None and not twin.elementwise
+    spec = ACTIVATION_SPECS.get(name)
+    return spec is not None and not spec.elementwise
 
 
 def one_hot_labels(rng: np.random.Generator, classes: int, m: int) -> np.ndarray:
@@ -86,7 +86,7 @@ class Problem:
 
 
 def _activation_fn(name: str):
-    from ..formulas.numpy_twins import NUMPY_ACTIVATIONS
+    from ..formulas.specs import NUMPY_ACTIVATIONS
 
     return NUMPY_ACTIVATIONS[name].fn
 

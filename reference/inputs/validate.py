@@ -24,7 +24,7 @@ class ProblemError(ValueError):
 
 def known_activations() -> set[str]:
     """Names the harness can check: the built-in table's and the NumPy twins'."""
-    from ..formulas.numpy_twins import NUMPY_ACTIVATIONS
+    from ..formulas.specs import NUMPY_ACTIVATIONS
     from ..registry import activation_names
 
     return set(activation_names()) | set(NUMPY_ACTIVATIONS)
@@ -32,7 +32,7 @@ def known_activations() -> set[str]:
 
 def known_costs() -> set[str]:
     """Costs the harness can check: the built-in table's and the NumPy twins'."""
-    from ..formulas.numpy_twins import NUMPY_COSTS
+    from ..formulas.specs import NUMPY_COSTS
     from ..registry import cost_names
 
     return set(cost_names()) | set(NUMPY_COSTS)

@@ -110,7 +110,7 @@ def saturates(name: str) -> bool:
     elementwise, a softmax), and not a constant. Such a g is bounded and computed from
     e^z: a formula that is not guarded overflows there (the sigmoid, tanh, softmax; relu,
     leaky relu and identity do not flatten)."""
-    from ..formulas.numpy_twins import NUMPY_ACTIVATIONS
+    from ..formulas.specs import NUMPY_ACTIVATIONS
 
     twin = NUMPY_ACTIVATIONS.get(name)
     if twin is None:
@@ -134,7 +134,7 @@ def _saturation_network(hidden: list[str], out: str, cost: str, outputs: int) ->
     logit is 1000. Labels: :data:`SATURATION_LABELS` and their complements by rows, one-hot
     by columns under an output that is not elementwise. None where the hidden layers
     cannot tell the samples apart (their outputs equal)."""
-    from ..formulas.numpy_twins import NUMPY_ACTIVATIONS
+    from ..formulas.specs import NUMPY_ACTIVATIONS
     from ..inputs.problems import output_only
 
     params: list[tuple[np.ndarray, np.ndarray]] = []
@@ -162,7 +162,7 @@ def _saturation_network(hidden: list[str], out: str, cost: str, outputs: int) ->
 def _saturation_choices(scope, table: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
     """(the admitted hidden activations of the NumPy tables, the admitted (output activation,
     cost) pairs of the NumPy tables)."""
-    from ..formulas.numpy_twins import NUMPY_ACTIVATIONS, NUMPY_COSTS
+    from ..formulas.specs import NUMPY_ACTIVATIONS, NUMPY_COSTS
     from ..inputs.problems import output_only
 
     hidden = [a for a in scope.hidden_choices(table)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..boundary.guard import ImplementationFailed, guard
-from ..formulas import numpy_twins
+from ..formulas import numpy_twins, specs
 from ..oracles import numpy_model
 from ..tolerances import BATCH_RTOL, RATIO_RTOL
 from . import diagnosis
@@ -175,7 +175,7 @@ def _unavailable(activations: Sequence[str], l2: float) -> LayerView | None:
     penalty, a hidden activation that is not elementwise), with no call into the
     implementation; None where it can."""
     mixed = [f"{a} at layer {l}" for l, a in enumerate(activations[:-1], 1)
-             if not _elementwise(numpy_twins.NUMPY_ACTIVATIONS[a].fn)]  # fmt: skip
+             if not _elementwise(specs.NUMPY_ACTIVATIONS[a].fn)]  # fmt: skip
     if l2:
         return LayerView(
             "unavailable",
@@ -369,12 +369,12 @@ def view_summary(
     try:
         view = layer_view(impl, params, X, Y, activations=activations, cost=cost, l2=l2)
     except numpy_twins.MissingTwinError:
-        missing = [a for a in activations if a not in numpy_twins.NUMPY_ACTIVATIONS]
-        missing += [cost] if cost not in numpy_twins.NUMPY_COSTS else []
+        missing = [a for a in activations if a not in specs.NUMPY_ACTIVATIONS]
+        missing += [cost] if cost not in specs.NUMPY_COSTS else []
         return _summary(
             "unavailable",
             VERDICTS["unavailable"].format(where=f"{', '.join(sorted(set(missing)))}: no NumPy "
-                                           "twin in reference/formulas/numpy_twins.py"),
+                                           "twin in reference/formulas/specs.py"),
         )  # fmt: skip
     except ImplementationFailed as failed:
         return failed_view(f"the implementation failed in it: {failed.finding.describe()}")

@@ -149,10 +149,10 @@ def _not_elementwise_hint(summary: str, output: str, units: int) -> str:
     two units (softmax over two classes), the usual cause: its derivative taken as the
     diagonal a(1 - a) of its Jacobian, exactly half of the full product there (the two
     columns of dJ/dA are opposite for mse against one-hot labels, and cce is fused)."""
-    from ..formulas.numpy_twins import NUMPY_ACTIVATIONS
+    from ..formulas.specs import ACTIVATION_SPECS
 
-    twin = NUMPY_ACTIVATIONS.get(output)
-    if twin is None or twin.elementwise or units != 2:
+    spec = ACTIVATION_SPECS.get(output)
+    if spec is None or spec.elementwise or units != 2:
         return ""
     # the factor is 1/2 however it is named ("1/2", "1/n_L = 1/2", ...)
     if not re.match(r"every gradient is off by the same factor (?:[^:]*= )?1/2:", summary):

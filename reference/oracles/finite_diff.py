@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from ..boundary.guard import guard
-from ..formulas import numpy_twins
+from ..formulas import specs
 from ..formulas.numpy_twins import MissingTwinError
 from . import numpy_model
 from .numpy_model import Model, kink_side
@@ -545,10 +545,11 @@ def numerical_gradients(
     impl = guard(impl)
     if not numpy_model.has_twins(activations, cost):
         if method == "model":
-            missing = [a for a in activations if a not in numpy_twins.NUMPY_ACTIVATIONS]
+            missing = [a for a in activations if a not in specs.NUMPY_ACTIVATIONS]
             raise MissingTwinError(
-                f"no NumPy twin for {missing or [cost]}: add it to NUMPY_ACTIVATIONS / "
-                "NUMPY_COSTS in reference/formulas/numpy_twins.py"
+                f"no NumPy twin for {missing or [cost]}: add it to the name's spec in "
+                "ACTIVATION_SPECS / COST_SPECS in reference/formulas/specs.py, or register "
+                "it: reference.register_activation / register_cost(name, numpy=, jax=)"
             )
         return impl_gradients(impl, params, X, Y, activations, cost, None, l2)
     model = numpy_model.build(params, X, Y, activations, cost, l2)

@@ -29,9 +29,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..formulas.jax_twins import ABSOLUTE_ROUNDING, JAX_ACTIVATIONS, JAX_COSTS
-from ..formulas.numpy_twins import NUMPY_ACTIVATIONS
+from ..formulas.jax_twins import JAX_ACTIVATIONS, JAX_COSTS
 from ..formulas.numpy_twins import MissingTwinError as MissingTwinError  # raised from here too
+from ..formulas.specs import ABSOLUTE_ROUNDING, ACTIVATION_SPECS
 from .jax_programs import (
     _QUICK_MAX,
     _cost_branches,
@@ -48,9 +48,9 @@ from .rounding import EPS, forward_rounding, loss_rounding, rounding_bounds
 
 
 def _elementwise(name: str) -> bool:
-    """Whether activation ``name`` is elementwise (its NumPy twin says; softmax is not)."""
-    twin = NUMPY_ACTIVATIONS.get(name)
-    return twin is None or twin.elementwise
+    """Whether activation ``name`` is elementwise (its spec says; softmax is not)."""
+    spec = ACTIVATION_SPECS.get(name)
+    return spec is None or spec.elementwise
 
 
 class JaxResult(NamedTuple):

@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..formulas.jax_twins import JAX_ACTIVATIONS, JAX_COSTS, JaxCost
-from ..formulas.numpy_twins import NUMPY_ACTIVATIONS, MissingTwinError
+from ..formulas.numpy_twins import MissingTwinError
+from ..formulas.specs import ACTIVATION_SPECS
 from ..registry import on_change
 from .rounding import EPS
 
@@ -31,11 +32,10 @@ def _twin_activation(name: str) -> Callable:
         return JAX_ACTIVATIONS[name]
     except KeyError:
         raise MissingTwinError(
-            f"activation {name!r} has no JAX twin: add an entry "
-            f'"{name}": lambda z: <g(z) in jax.numpy> to JAX_ACTIVATIONS in '
-            "reference/formulas/jax_twins.py (and its NumPy twin to NUMPY_ACTIVATIONS in "
-            "reference/formulas/numpy_twins.py), or register all of them in one call: "
-            "reference.register_activation(name, numpy=, jax=, kinks=)"
+            f"activation {name!r} has no JAX twin: add its spec "
+            f'"{name}": ActivationSpec(numpy=<g(z) in NumPy>, jax=<g(z) in jax.numpy>, '
+            "kinks=) to ACTIVATION_SPECS in reference/formulas/specs.py, or register it in "
+            "one call: reference.register_activation(name, numpy=, jax=, kinks=)"
         ) from None
 
 
@@ -44,11 +44,9 @@ def _twin_cost(name: str) -> JaxCost:
         return JAX_COSTS[name]
     except KeyError:
         raise MissingTwinError(
-            f"cost {name!r} has no JAX twin: add an entry "
-            f'"{name}": JaxCost(lambda a, y: <the terms of J summed over entries, over m>) '
-            "to JAX_COSTS in "
-            "reference/formulas/jax_twins.py (and its NumPy twin to NUMPY_COSTS in "
-            "reference/formulas/numpy_twins.py), or register all of them in one call: "
+            f"cost {name!r} has no JAX twin: add its spec "
+            f'"{name}": CostSpec(numpy=, jax=<the terms of J summed over entries, over m>) '
+            "to COST_SPECS in reference/formulas/specs.py, or register it in one call: "
             "reference.register_cost(name, numpy=, jax=)"
         ) from None
 
@@ -75,10 +73,9 @@ def _cost_index(branches: tuple[tuple[str, str | None], ...], cost: str, out_act
 
 @functools.cache
 def _kinks_of(name: str) -> tuple[tuple[float, float, float], ...]:
-    """(k, g'(k^-), g'(k^+)) for each kink k of activation ``name`` (the NumPy twin lists
-    them): g' one step of eps |k| to each side (a normal number at k = 0: XLA flushes
-    subnormals)."""
-    kinks = NUMPY_ACTIVATIONS[name].kinks if name in NUMPY_ACTIVATIONS else ()
+    """(k, g'(k^-), g'(k^+)) for each kink k of activation ``name`` (its spec lists them):
+    g' one step of eps |k| to each side (a normal number at k = 0: XLA flushes subnormals)."""
+    kinks = ACTIVATION_SPECS[name].kinks if name in ACTIVATION_SPECS else ()
     _twin_activation(name)
     table = tuple(JAX_ACTIVATIONS)
     out = []

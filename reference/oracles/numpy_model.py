@@ -19,11 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..formulas.numpy_twins import (
-    NUMPY_ACTIVATIONS,
-    NUMPY_COSTS,
-    NumpyActivation,
-)
+from ..formulas.numpy_twins import NumpyActivation
+from ..formulas.specs import NUMPY_ACTIVATIONS, NUMPY_COSTS
 
 
 def has_twins(activations: Sequence[str], cost: str) -> bool:

@@ -26,7 +26,7 @@ def forward_rounding(params, As, gps, gaps, one_sided, scales, eps=EPS):
         dA^l = |g'_l(Z^l)| dZ^l + 4 eps (|A^l| + s_l),
         dA^0 = 0 in float64, eps |X| at a lower precision (the implementation rounds its
         float64 X, or was given X rounded)
-    (s_l: :data:`ABSOLUTE_ROUNDING`). Z^l is near a kink of g_l where its distance to it,
+    (s_l: the spec's ``absolute_rounding``). Z^l is near a kink of g_l where its distance to it,
     ``gaps[l]``, is at most KINK_SAFETY dZ^l; there |g'_l| is the larger of the one-sided
     derivatives ``one_sided[l]`` (g' just left and right of the kink). Returns
     (dZ, dA, near, (low, high, own)) per layer: low and high the one-sided derivatives in

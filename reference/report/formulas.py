@@ -21,7 +21,7 @@ def explain_tables(out: TextIO) -> None:
     cost (J, dJ/dA, the output activations it needs, its fused forms) of the tables."""
     import backprop  # the tables
 
-    from ..formulas.numpy_twins import NUMPY_ACTIVATIONS
+    from ..formulas.specs import ACTIVATION_SPECS
     from ..inputs.problems import output_only
     from ..registry import load_entry_points
 
@@ -34,9 +34,9 @@ def explain_tables(out: TextIO) -> None:
             out.write(f"    dZ:  {_formula(entry.vjp)}\n")
         else:
             out.write(f"    g':  {_formula(entry.grad)}\n")
-        twin = NUMPY_ACTIVATIONS.get(name)
-        if twin is not None and twin.kinks:
-            points = ", ".join(f"{k:g}" for k in twin.kinks)
+        spec = ACTIVATION_SPECS.get(name)
+        if spec is not None and spec.kinks:
+            points = ", ".join(f"{k:g}" for k in spec.kinks)
             out.write(f"    kinks at z = {points}: finite differences stay off them\n")
     out.write("\nThe costs (backprop.COSTS): J of A^L and Y, both n_L x m\n")
     for name, cost in backprop.COSTS.items():
@@ -58,7 +58,7 @@ def explain_tables(out: TextIO) -> None:
 def _registered_only(out: TextIO) -> None:
     """The names the harness holds a spec of (registered) that backprop's tables lack: the
     code under test has its own formulas for them, which the harness never sees."""
-    from ..formulas.numpy_twins import NUMPY_ACTIVATIONS
+    from ..formulas.specs import ACTIVATION_SPECS
     from ..registry import activation_names, cost_names, cost_output_activations
 
     extra = [n for n in activation_names() if n not in _builtin("activation")]
@@ -67,7 +67,7 @@ def _registered_only(out: TextIO) -> None:
         return
     out.write("\nRegistered with the harness (its twins; the formulas are the code's own)\n")
     for name in extra:
-        kinks = ", ".join(f"{k:g}" for k in NUMPY_ACTIVATIONS[name].kinks)
+        kinks = ", ".join(f"{k:g}" for k in ACTIVATION_SPECS[name].kinks)
         out.write(f"  activation {name}" + (f": kinks at z = {kinks}" if kinks else "") + "\n")
     for name in extra_costs:
         allowed = cost_output_activations(name)
