@@ -12,7 +12,9 @@ gradients back, as each style's own code would hold them.
 
 import io
 import json
+import xml.etree.ElementTree as ET
 
+import junit_schemas
 import pytest
 
 import reference
@@ -327,6 +329,26 @@ def test_a_wrong_declaration_fails_once_naming_the_one_that_fits(module, style):
     lines = out.splitlines()
     assert len(lines) == 1 and lines[0].startswith("FAIL layout: the declared layout "), out
     assert f"fit {fits} ({fits.describe()}): declare {fits.declaration()}" in out
+
+
+def test_a_wrong_declaration_still_writes_its_json_and_junit_files(module, tmp_path):
+    """CI reads the files, not the terminal: a run the layout stops before its first network
+    writes them, holding that one failure and no network."""
+    module("misdeclared_rows", source("raschka", declared=False) + 'SUPPORTS["layout"] = "rows"\n')
+    code, out = check("--impl", "misdeclared_rows", "--json", "r.json", "--junit-xml", "r.xml")
+    assert code == 1 and len(out.splitlines()) == 1, out
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert (data["ok"], data["complete"], data["networks"]) == (False, True, [])
+    [layout] = data["checks"]
+    assert (layout["where"], layout["name"], layout["ok"]) == ("whole run", "layout", False)
+    assert out == f"FAIL layout: {layout['message']}\n"
+    junit_schemas.validate(tmp_path / "r.xml")
+    cases = [
+        (c.get("name"), [f.tag for f in c]) for c in ET.parse(tmp_path / "r.xml").iter("testcase")
+    ]
+    # the one failure; the networks the scope leaves out are skipped, as in any run of it
+    assert [c for c in cases if c[1] != ["skipped"]] == [("layout", ["failure"])]
+    assert len(cases) == 1 + data["not_in_scope"]["undrawn"]
 
 
 def test_code_whose_mistake_no_layout_fits_is_left_to_the_checks(module):

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..boundary.detect import Detection, detect_layout, probe_problem
 from ..boundary.isolation import Failed, LoadFailed, Worker
 from ..boundary.loading import ImplementationError, load_impl
 from ..inputs.scope import (
@@ -25,13 +26,14 @@ from ..inputs.scope import (
     from_pyproject,
 )
 from ..judging.outcome import Outcome
+from ..judging.results import CheckResult
 from ..report.formulas import explain
 from ..report.provenance import provenance
 from ..report.text import print_outcome, summary_line
 from ..run.golden import golden_results, golden_save
 from ..run.plots import write_plots
 from ..run.runner import InProcess, Runner, Timed, WithDtype
-from ..run.session import UsageError, session, writable
+from ..run.session import UsageError, refused, session, writable
 from .options import legacy_parser, parse
 
 
@@ -164,10 +166,13 @@ def _check(args: argparse.Namespace, runner: Runner, name: str, out: TextIO) -> 
 
 def _checked(args: argparse.Namespace, runner: Runner, name: str, out: TextIO) -> int:
     scope = resolve_scope(args, runner.declared)
-    prepared = _prepare(runner, scope, out)
-    if prepared is None:
+    found = _settle_layout(runner, scope, out)
+    if found.error is not None:  # checks nothing; the JSON and JUnit files say it too
+        head = provenance(args, legacy_parser()) if args.json else None
+        refused(args, name, scope, CheckResult("layout", False, found.error), head)
         return 1
-    runner = prepared
+    if scope.dtype is not None:  # every job from here on gives it arrays in that precision
+        runner = WithDtype(runner, scope.dtype)
     golden = None
     if args.golden:
         mode, path = args.golden[0], Path(args.golden[1])
@@ -183,24 +188,20 @@ def _checked(args: argparse.Namespace, runner: Runner, name: str, out: TextIO) -
     return 0 if outcome.ok else 1
 
 
-def _prepare(runner: Runner, scope: Scope, out: TextIO) -> Runner | None:
-    """The runner, set to the declared or detected layout and the declared precision; None
-    (after one line saying so) when the declared layout does not fit and another does."""
+def _settle_layout(runner: Runner, scope: Scope, out: TextIO) -> Detection:
+    """Set ``runner`` to the declared or detected layout, and say which was detected; what
+    the probe found (its ``error``, said here once: the declared layout does not fit and
+    another does)."""
     if scope.layout not in (None, "columns"):
         runner.use_layout(scope.layout)
-    from ..boundary.detect import Detection, detect_layout, probe_problem
-
     found = runner.run(detect_layout, scope.layout, probe_problem(scope))  # boundary/detect.py
     found = Detection() if isinstance(found, Failed) else found  # the checks will say why
     if found.error is not None:  # said once, not at every check
         out.write(f"FAIL layout: {found.error}\n")
-        return None
-    if found.layout is not None:
+    elif found.layout is not None:
         runner.use_layout(found.layout)
         out.write(f"{found.note}\n")
-    if scope.dtype is not None:  # every job from here on gives it arrays in that precision
-        return WithDtype(runner, scope.dtype)
-    return runner
+    return found
 
 
 def _report(

@@ -251,3 +251,23 @@ def session(
         outcome.times = dict(times)
         stream.finish(outcome)  # the JSON and JUnit files' ends
     return outcome
+
+
+def refused(
+    args: argparse.Namespace,
+    name: str,
+    scope: Scope,
+    check: checks.CheckResult,
+    head: dict[str, Any] | None = None,
+) -> Outcome:
+    """A run that checks no network because ``check`` failed before the first (a declared
+    layout that does not fit, where another does): its outcome, with the JSON and JUnit files
+    written as any run's are, holding that one failed check of the whole run."""
+    from ..inputs.networks import undrawn
+    from . import streaming
+
+    outcome = Outcome(False, checks=[("whole run", check)], scope=scope.to_dict())
+    outcome.out_of_scope = undrawn(args.seed, scope)  # skipped, as in any run of this scope
+    with streaming.Stream(args, name, {}, head) as stream:
+        stream.finish(outcome)
+    return outcome
