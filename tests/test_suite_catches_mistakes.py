@@ -3,13 +3,17 @@ at a correct outside implementation, it passes. (What ``--backprop-impl`` does, 
 
 import inspect
 import types
+from typing import ClassVar
 
+import numpy as np
 import pytest
 from hypothesis import Phase, settings
 
+import backprop
 from reference.bugs import CATALOG, CORRECT
 from reference.frontends.pytest_plugin import Settings
 from reference.inputs.scope import Scope
+from reference.suite import test_properties
 from reference.suite.test_properties import PROPERTY_TESTS
 
 STRICT = Settings(strict=True, relu_at_zero=1.0)
@@ -74,3 +78,55 @@ def test_the_suite_fails_on_a_classic_mistake(name):
 
 def test_the_suite_passes_on_a_correct_outside_implementation():
     assert failures(CORRECT) == []
+
+
+def _with_settings(test, impl, scope, judged):
+    """``test`` run as :func:`run` runs it, with ``scope`` and the settings ``judged`` of its
+    own."""
+    copy = types.FunctionType(
+        test.__code__, test.__globals__, test.__name__, test.__defaults__, test.__closure__
+    )
+    copy.__dict__.update({k: v for k, v in test.__dict__.items() if "settings" not in k})
+    bounded = settings(max_examples=15, phases=(Phase.explicit, Phase.generate),
+                        database=None, derandomize=True)(copy)  # fmt: skip
+    bounded(backprop_impl=impl, backprop_scope=scope, backprop_settings=judged)
+
+
+def test_a_test_of_networks_the_scope_cannot_hold_is_skipped_and_says_why():
+    """Code that declares two layers at most: the deep networks' test does not apply."""
+    shallow = Scope.read({"max_depth": 2}, "SUPPORTS")
+    with pytest.raises(pytest.skip.Exception, match=r"not applicable: no architecture fits"):
+        _with_settings(test_properties.test_gradients_of_deep_and_wide_networks, CORRECT,
+                       shallow, Settings())  # fmt: skip
+
+
+class GlobalShift:
+    """Right gradients (the built-in's); a softmax whose loss shifts Z by the largest entry of
+    the whole batch, not of each column, and clips log's argument: where one sample's logits
+    lie far below another's, its probabilities underflow and its loss is clipped."""
+
+    SUPPORTS: ClassVar = {"output_activations": ["softmax"], "costs": ["cce"]}
+
+    @staticmethod
+    def loss(params, X, Y, *, activations, cost):
+        A = X
+        for (W, b), g in zip(params[:-1], activations[:-1]):
+            A = backprop.forward([(W, b)], A, activations=[g])
+        W, b = params[-1]
+        Z = W @ A + b
+        e = np.exp(Z - Z.max())
+        return float(-np.sum(Y * np.log(e / (e.sum(axis=0) + 1e-15) + 1e-15)) / X.shape[1])
+
+    gradients = staticmethod(backprop.gradients)
+    forward = staticmethod(backprop.forward)
+
+
+def test_a_loss_clipped_at_saturation_is_a_warning_as_the_command_says():
+    """The same code the command passes with a saturation warning passes the saturated
+    networks' test with a warning, and fails it under --backprop-strict."""
+    test = test_properties.test_gradients_of_saturated_networks
+    with pytest.warns(test_properties.SaturationWarning, match="the loss differs"):
+        _with_settings(test, GlobalShift, Scope.read(GlobalShift.SUPPORTS, "SUPPORTS"),
+                       Settings())  # fmt: skip
+    with pytest.raises(AssertionError, match="the loss differs from the formula"):
+        _with_settings(test, GlobalShift, Scope.read(GlobalShift.SUPPORTS, "SUPPORTS"), STRICT)

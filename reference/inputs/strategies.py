@@ -152,11 +152,18 @@ def architectures(
     return Architecture(tuple(sizes), tuple(acts), cost)
 
 
+class NoArchitecture(InvalidArgument):
+    """No architecture fits what a strategy asks for inside the declared scope (deep
+    networks for code that declares ``max_depth = 2``): a test of such networks does not
+    apply to that code."""
+
+
 def _choices(
     min_depth: int, max_depth: int, names: list[str], wanted: list[str], scope: Scope
 ) -> tuple[int, int, list[str], list[str]]:
     """The depths (lo, hi), hidden and output activations :func:`architectures` draws from,
-    inside ``scope``; hypothesis' ``InvalidArgument`` where nothing fits."""
+    inside ``scope``; :class:`NoArchitecture` (a hypothesis ``InvalidArgument``) where
+    nothing fits."""
     lo = max(min_depth, scope.min_depth or 1)
     hi = min(max_depth, scope.max_depth or max_depth)
     hidden = [n for n in scope.hidden_choices(names) if n in names and not output_only(n)]
@@ -167,7 +174,7 @@ def _choices(
     if not hidden:
         hi = min(hi, 1)
     if lo > hi or not outputs:
-        raise InvalidArgument(
+        raise NoArchitecture(
             f"no architecture fits depth {min_depth}..{max_depth}, activations {names}, "
             f"costs {wanted} and the declared scope {scope.describe()}"
         )
