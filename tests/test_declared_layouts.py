@@ -291,6 +291,23 @@ def test_the_cli_checks_detected_code_in_the_layout_it_names(module):
     assert text.startswith("NOTE layout: detected samples=rows,b=flat")
 
 
+@pytest.mark.parametrize("style", sorted(STYLES))
+def test_check_gradients_checks_undeclared_code_in_the_layout_its_shapes_say(module, style):
+    """In Python, as a notebook calls it: where the seed's layout fails and another fits, the
+    report is the check in that layout, its first note saying which; a planted mistake is
+    still blamed there."""
+    fits = read_layout(STYLES[style][0])
+    p = seed_problem()
+    for mistaken in (False, True):
+        name = module(f"plain_{style}_{mistaken}", source(style, declared=False, mistaken=mistaken))
+        report = reference.check_gradients(__import__(name), p.params, p.X, p.Y, **p.kwargs())
+        assert read_layout(report.layout) == fits, report.render()
+        assert report.notes[0].startswith(f"NOTE layout: detected {fits}"), report.notes
+        assert report.ok is not mistaken, report.render()
+    assert report.attribution == "backward"
+    assert report.blame == {"layer": len(p.params), "param": "W"}
+
+
 SEED_CODE = """
 def loss(params, X, Y, *, activations, cost):
     return _core_loss(*zip(*params), X, Y, activations, cost)

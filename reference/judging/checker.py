@@ -28,16 +28,18 @@ failing, with the exception or the shapes; the checker itself does not crash.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..boundary.detect import Detection, detect_layout, probe_problem
 from ..boundary.guard import Guarded, ImplementationFailed, PartlyWrongShapes, guard
-from ..boundary.layouts import adapt_declared
+from ..boundary.layouts import Adapter, adapt, adapt_declared
 from ..formulas.numpy_twins import MissingTwinError
 from ..inputs.problems import Problem
+from ..inputs.scope import Scope, ScopeError
 from ..inputs.validate import validate_l2, validate_problem
 from ..oracles import finite_diff, numpy_model
 from ..tolerances import FD_FLOOR, FD_SAFETY, JAX_FLOOR, JAX_SAFETY, LOSS_RTOL
@@ -107,6 +109,12 @@ def check_gradients(
     put the verdict in ``Report.layer_view``, which ``render()`` prints: a local derivative,
     the chaining of the deltas, the parameter gradients, or how the samples are combined.
 
+    The arguments are in the seed's layout; the code is called in the layout its
+    ``SUPPORTS["layout"]`` declares. Where nothing declares one and the code fails in the
+    seed's layout (a shape error, a wrong structure), the layout its shapes say is detected
+    (:mod:`reference.boundary.detect`) and the report is the check in that layout, its first
+    note saying which.
+
     The problem is validated first: a wrong one raises
     :class:`~reference.inputs.validate.ProblemError` and blames nobody. Every call
     into ``impl`` goes through the boundary (:mod:`reference.boundary.guard`):
@@ -116,11 +124,46 @@ def check_gradients(
     _check_options(fd, layer_view)
     params, X, Y, acts, cost = validate_problem(params, X, Y, activations, cost)
     l2 = validate_l2(l2)
-    guarded = guard(adapt_declared(impl))  # SUPPORTS['layout'], when declared
+    problem = Problem(params, X, Y, acts, cost, l2=l2)
+    options = {"fd": fd, "dtype": dtype, "layer_view": layer_view}
+    report = _check(guard(adapt_declared(impl)), problem, **options)
+    if report.attribution in ("structure", "crash") and _undeclared(impl):
+        found = _detected(impl)  # the seed's layout failed: the shapes may say another
+        if found.layout is not None:
+            report = _check(guard(adapt(impl, found.layout)), problem, **options)
+            report.notes.insert(0, found.note)
+    return report
+
+
+def _undeclared(impl: Any) -> bool:
+    """Whether nothing says ``impl``'s layout: not an adapter, not behind a boundary set to
+    one, no ``SUPPORTS["layout"]``."""
+    if isinstance(impl, (Adapter, Guarded)):
+        return False
+    supports = getattr(impl, "SUPPORTS", None)
+    return not (isinstance(supports, Mapping) and supports.get("layout"))
+
+
+def _detected(impl: Any) -> Detection:
+    """The layout ``impl``'s shapes say (``boundary/detect.py``), probed in its own scope; no
+    layout where the scope cannot be read or none fits."""
+    try:
+        scope = Scope.read(getattr(impl, "SUPPORTS", None), "SUPPORTS")
+    except ScopeError:
+        return Detection()
+    return detect_layout(guard(impl), None, probe_problem(scope))
+
+
+def _check(
+    guarded: Guarded, problem: Problem, fd: str, dtype: str | None, layer_view: bool
+) -> Report:
+    """:func:`check_gradients` on a validated ``problem``, through ``guarded``."""
+    params, X, Y, acts, cost, l2 = (problem.params, problem.X, problem.Y, problem.activations,
+                                    problem.cost, problem.l2)  # fmt: skip
     asked = precision.requested(guarded, precision.check_dtype(dtype))
     if asked is not None:  # the oracles judge the values the implementation is given
         params, X, Y = precision.representable(params, X, Y, asked)
-    problem = Problem(params, X, Y, acts, cost, l2=l2)
+        problem = Problem(params, X, Y, acts, cost, l2=l2)
     network = _network(problem)
     seen = len(guarded.impurities), len(guarded.inconsistencies)
     # 1. measure: the implementation's numbers, then the references
