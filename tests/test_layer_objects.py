@@ -20,7 +20,8 @@ from reference.boundary.guard import guard
 from reference.boundary.layer_objects import LEARNING_RATES, serve_layers
 from reference.boundary.loading import load_impl
 from reference.frontends import cli
-from reference.inputs.problems import random_problem, seed_problem
+from reference.inputs.problems import Problem, random_problem, seed_problem
+from reference.report.text import mistake_groups
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
 
@@ -284,6 +285,24 @@ def test_reading_the_weights_after_updating_them_is_diagnosed_in_those_words(mod
     assert "reads the weights after updating them" in message
     assert f"layers[{top}] (Dense)" in message
     assert f"{LEARNING_RATES[1]:g}" in message
+
+
+def test_one_class_s_mistake_at_different_layers_is_one_mistake_in_the_report(module):
+    """The stale read shows first at the output layer's Dense, whose index is 2 (L - 1): the
+    networks of two depths name two indices, and the report groups them as one mistake."""
+    broken = OPTIMIZER.replace("return accum_grad.dot(W.T)", "return accum_grad.dot(self.W.T)")
+    impl = module("stale_depths", broken)
+    rng = np.random.default_rng(0)
+    two = Problem(
+        [(rng.normal(size=(3, 2)), rng.normal(size=(3, 1))),
+         (rng.normal(size=(1, 3)), rng.normal(size=(1, 1)))],
+        rng.normal(size=(2, 4)), rng.uniform(size=(1, 4)), ["sigmoid", "sigmoid"], "mse",
+    )  # fmt: skip
+    problems = [two, seed_problem(("sigmoid",) * 3, "mse")]
+    failing = [(p, check(impl, p)) for p in problems]
+    summaries = {r.summary for _, r in failing}
+    assert len(summaries) == 2 and all("layers[" in s for s in summaries), summaries
+    assert [len(group) for group in mistake_groups(failing)] == [2]
 
 
 def test_a_step_with_the_wrong_sign_is_a_wrong_gradient(module):

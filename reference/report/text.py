@@ -71,6 +71,17 @@ def _run_scope(outcome: Outcome) -> Scope:
 
 NUMBER = re.compile(r"[-+]?\d+\.\d+(?:e[-+]?\d+)?|[-+]?\d+e[-+]?\d+")
 
+_INDEX = re.compile(r"\[\d+\]")
+"""An index into a model's list of layer objects (``layers[4]``): which instance of a class
+showed a mistake first, not where in the code it is."""
+
+
+def mistake_key(report: Report) -> tuple[str, str]:
+    """What makes two failing reports one mistake: the attribution and the summary, its
+    measured numbers and layer-object indices aside (``Dense.backward`` wrong at
+    ``layers[2]`` on one network and ``layers[4]`` on another is one mistake)."""
+    return report.attribution, NUMBER.sub("#", _INDEX.sub("[#]", report.summary))
+
 
 def mistake_groups(
     failing: list[tuple[Problem, Report]],
@@ -79,8 +90,7 @@ def mistake_groups(
     mistake shows once, with the networks it affects; the largest group first."""
     groups: dict[tuple[str, str], list[tuple[Problem, Report]]] = {}
     for problem, report in failing:
-        key = (report.attribution, NUMBER.sub("#", report.summary))
-        groups.setdefault(key, []).append((problem, report))
+        groups.setdefault(mistake_key(report), []).append((problem, report))
     return sorted(groups.values(), key=len, reverse=True)
 
 

@@ -67,9 +67,9 @@ class Viewer:
     def __call__(self, problem: Problem, report: Report) -> None:
         if report.ok or report.attribution != "backward" or len(self.seen) >= MAX_VIEWS:
             return
-        from ..report.text import NUMBER
+        from ..report.text import mistake_key
 
-        key = (report.attribution, NUMBER.sub("#", report.summary))  # as mistake_groups
+        key = mistake_key(report)  # one view per mistake, as the report groups them
         if key in self.seen:
             return
         self.seen.add(key)

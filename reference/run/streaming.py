@@ -303,9 +303,9 @@ class Stream:
         if self.full:
             return problem, report
         if not report.ok:  # the first network of each mistake stays whole
-            from ..report.text import NUMBER
+            from ..report.text import mistake_key
 
-            key = (report.attribution, NUMBER.sub("#", report.summary))
+            key = mistake_key(report)
             if key not in self.groups and len(self.groups) < FULL_GROUPS:
                 self.groups.add(key)
                 return problem, report
