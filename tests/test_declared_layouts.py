@@ -308,6 +308,40 @@ def test_check_gradients_checks_undeclared_code_in_the_layout_its_shapes_say(mod
     assert report.blame == {"layer": len(p.params), "param": "W"}
 
 
+class Raises:
+    """Code that raises ``kind`` on every call, counting its calls."""
+
+    def __init__(self, kind, supports=None):
+        self.kind, self.calls = kind, 0
+        if supports is not None:
+            self.SUPPORTS = supports
+
+    def loss(self, params, X, Y, *, activations, cost):
+        return 0.0
+
+    def gradients(self, params, X, Y, *, activations, cost):
+        self.calls += 1
+        raise self.kind("operands could not be broadcast together with shapes (3,2) (2,3)")
+
+
+@pytest.mark.parametrize(
+    "kind, supports, probed",
+    [
+        (RuntimeError, None, False),  # not what a layout causes: the code's own failure
+        (ValueError, {"layout": "columns"}, False),  # declared: the declaration stands
+        (ValueError, None, True),  # a shape error, undeclared: probed, and no layout fits
+    ],
+)
+def test_check_gradients_probes_only_undeclared_code_that_fails_as_a_layout_would(
+    kind, supports, probed
+):
+    impl, p = Raises(kind, supports), seed_problem()
+    report = reference.check_gradients(impl, p.params, p.X, p.Y, **p.kwargs())
+    assert not report.ok and report.attribution == "crash"
+    assert not any("layout" in n for n in report.notes), report.notes
+    assert (impl.calls > 1) is probed, impl.calls
+
+
 SEED_CODE = """
 def loss(params, X, Y, *, activations, cost):
     return _core_loss(*zip(*params), X, Y, activations, cost)

@@ -130,3 +130,27 @@ def test_a_loss_clipped_at_saturation_is_a_warning_as_the_command_says():
                        Settings())  # fmt: skip
     with pytest.raises(AssertionError, match="the loss differs from the formula"):
         _with_settings(test, GlobalShift, Scope.read(GlobalShift.SUPPORTS, "SUPPORTS"), STRICT)
+
+
+class ClippedOutput:
+    """Right gradients (the built-in's); an mse loss that clips A^L to [-5, 5] first: wrong
+    wherever an output leaves that range, as large weights make it. Its identity output
+    cannot saturate, so nothing excuses the loss."""
+
+    SUPPORTS: ClassVar = {"output_activations": ["identity"], "costs": ["mse"]}
+
+    @staticmethod
+    def loss(params, X, Y, *, activations, cost):
+        A = np.clip(backprop.forward(params, X, activations=activations), -5.0, 5.0)
+        return float(np.sum((A - Y) ** 2) / (2 * X.shape[1]))
+
+    gradients = staticmethod(backprop.gradients)
+    forward = staticmethod(backprop.forward)
+
+
+def test_a_wrong_loss_behind_an_output_that_cannot_saturate_still_fails():
+    """The saturated networks excuse a loss only where the output saturates."""
+    scope = Scope.read(ClippedOutput.SUPPORTS, "SUPPORTS")
+    with pytest.raises(AssertionError, match="the loss differs from the formula"):
+        _with_settings(test_properties.test_gradients_of_saturated_networks, ClippedOutput,
+                       scope, Settings())  # fmt: skip

@@ -25,6 +25,23 @@ Probe = tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray, list[
 """A network to probe with: params (seed layout), X, Y, activations, cost."""
 
 
+LAYOUT_ERRORS = frozenset({"ValueError", "TypeError", "KeyError", "IndexError", "AttributeError"})
+"""What code written for another layout raises when given the seed's: a shape mismatch
+(ValueError), a list indexed by a name or a pair by a key (TypeError, KeyError), an index
+past a container (IndexError), a missing attribute (AttributeError)."""
+
+
+def may_be_layout(finding: dict[str, Any] | None) -> bool:
+    """Whether a failed call (a :class:`~reference.boundary.guard.Finding` as a dict) is what
+    a layout that does not fit causes: a wrong structure, or one of :data:`LAYOUT_ERRORS`
+    raised. A time-out, a crash of the process or any other exception is the code's own."""
+    if not finding:
+        return False
+    if finding.get("kind") == "structure":
+        return True
+    return finding.get("kind") == "raised" and finding.get("exception") in LAYOUT_ERRORS
+
+
 @dataclass(frozen=True)
 class Detection:
     """What a probe found. ``layout``: the layout to check in (None: keep the one given);

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .numpy_twins import LEAKY_SLOPE
+from .numpy_twins import LEAKY_SLOPE, MissingTwinError
 from .specs import ACTIVATION_SPECS, COST_SPECS, ActivationSpec, CostSpec, SpecView, has_jax
 
 # --- the activations: g(z) only; jax.grad gives g' ---------------------------------------
@@ -90,14 +90,23 @@ def cce_term_from_softmax(z, y):
 # --- the views of the specs --------------------------------------------------------------
 
 
+BUILT_IN: dict[str, Callable] = {
+    "sigmoid": sigmoid, "tanh": tanh, "relu": relu, "leaky_relu": leaky_relu,
+    "identity": identity, "softmax": softmax, "mse_term": mse_term, "bce_term": bce_term,
+    "bce_term_from_sigmoid": bce_term_from_sigmoid, "cce_term": cce_term,
+    "cce_term_from_softmax": cce_term_from_softmax,
+}  # fmt: skip
+"""The twins a built-in spec may name, by name: this module's formulas, nothing else."""
+
+
 def twin(ref: Callable | str) -> Callable:
-    """A spec's JAX twin: ``ref`` itself, or the function of this module it names."""
+    """A spec's JAX twin: ``ref`` itself, or the built-in twin it names (:data:`BUILT_IN`);
+    a :class:`MissingTwinError` for a name that is not one."""
     if callable(ref):
         return ref
-    found = globals().get(ref)
-    if not callable(found):
-        raise LookupError(f"no JAX twin named {ref!r} in reference/formulas/jax_twins.py")
-    return found
+    if ref not in BUILT_IN:
+        raise MissingTwinError(f"no JAX twin named {ref!r} in reference/formulas/jax_twins.py")
+    return BUILT_IN[ref]
 
 
 class JaxCost(NamedTuple):

@@ -88,7 +88,7 @@ class ActivationSpec:
     absolute_rounding: float = 1.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kinks", tuple(self.kinks))
+        object.__setattr__(self, "kinks", tuple(sorted(self.kinks)))
 
     @property
     def numpy_twin(self) -> NumpyActivation:
@@ -122,6 +122,8 @@ class CostSpec:
     def __post_init__(self) -> None:
         for name in ("numpy_from_logits", "jax_from_logits"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        if self.output_activations is not None:  # a list or a set as given: one frozenset
+            object.__setattr__(self, "output_activations", frozenset(self.output_activations))
 
     @property
     def numpy_twin(self) -> NumpyCost:
@@ -177,6 +179,13 @@ _S = TypeVar("_S")
 _T = TypeVar("_T")
 
 
+_READ_ONLY = (
+    "this table is a read-only view of the specs: change {name!r} through its spec, with "
+    "reference.register_activation / register_cost (unregister_* undoes it), or in "
+    "ACTIVATION_SPECS / COST_SPECS of reference/formulas/specs.py"
+)
+
+
 class SpecView(Mapping[str, _T], Generic[_S, _T]):
     """A read-only view of one table of specs: each name's record derived from its spec as
     it is read, so the view cannot disagree with the table. ``has(spec)`` False (a spec
@@ -208,6 +217,12 @@ class SpecView(Mapping[str, _T], Generic[_S, _T]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({list(self)})"
+
+    def __setitem__(self, name: str, value: object) -> None:
+        raise TypeError(_READ_ONLY.format(name=name))
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError(_READ_ONLY.format(name=name))
 
 
 def has_numpy(spec: ActivationSpec | CostSpec) -> bool:

@@ -167,8 +167,8 @@ def _check(args: argparse.Namespace, runner: Runner, name: str, out: TextIO) -> 
 def _checked(args: argparse.Namespace, runner: Runner, name: str, out: TextIO) -> int:
     scope = resolve_scope(args, runner.declared)
     found = _settle_layout(runner, scope, out)
+    head = provenance(args, legacy_parser()) if args.json else None
     if found.error is not None:  # checks nothing; the JSON and JUnit files say it too
-        head = provenance(args, legacy_parser()) if args.json else None
         refused(args, name, scope, CheckResult("layout", False, found.error), head)
         return 1
     if scope.dtype is not None:  # every job from here on gives it arrays in that precision
@@ -181,7 +181,6 @@ def _checked(args: argparse.Namespace, runner: Runner, name: str, out: TextIO) -
             out.write(f"saved the gradients of {n} networks to {path}\n")
             return 0
         golden = golden_results(runner, path, args.golden_rtol, scope)  # checks, as a run's
-    head = provenance(args, legacy_parser()) if args.json else None
     runner = Timed(runner)  # each network's time, for the JUnit file (every --jobs worker's)
     outcome = session(args, runner, name, scope, head, golden)
     _report(args, runner, name, outcome, golden, out)

@@ -242,8 +242,9 @@ def requested_layout(config: pytest.Config, impl: Any, spec: str) -> str | None:
 def settle_layout(guarded: Any, declared: str | None, scope: Any, named: str) -> str | None:
     """Call the code once on a probe network (``boundary/detect.py``), as ``backprop-check``
     does, and set ``guarded`` to the layout its shapes say when nothing was declared; the
-    NOTE saying so, or None. A declared layout that does not fit while another does is one
-    usage error, not the same shape error in every test."""
+    NOTE saying so, or None. A declared layout that does not fit while another does, or
+    undeclared code that several layouts fit, is one usage error, not the same shape error
+    in every test."""
     from ..boundary.detect import detect_layout, probe_problem
 
     found = detect_layout(guarded, declared, probe_problem(scope), "--backprop-layout")

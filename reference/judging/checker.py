@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..boundary.detect import Detection, detect_layout, probe_problem
+from ..boundary.detect import Detection, detect_layout, may_be_layout, probe_problem
 from ..boundary.guard import Guarded, ImplementationFailed, PartlyWrongShapes, guard
 from ..boundary.layouts import Adapter, adapt, adapt_declared
 from ..formulas.numpy_twins import MissingTwinError
@@ -127,17 +127,19 @@ def check_gradients(
     problem = Problem(params, X, Y, acts, cost, l2=l2)
     options = {"fd": fd, "dtype": dtype, "layer_view": layer_view}
     report = _check(guard(adapt_declared(impl)), problem, **options)
-    if report.attribution in ("structure", "crash") and _undeclared(impl):
+    if not report.ok and may_be_layout(report.finding) and _undeclared(impl):
         found = _detected(impl)  # the seed's layout failed: the shapes may say another
         if found.layout is not None:
             report = _check(guard(adapt(impl, found.layout)), problem, **options)
             report.notes.insert(0, found.note)
+        elif found.error is not None:  # several layouts fit: which one, only a declaration says
+            report.notes.insert(0, f"NOTE layout: {found.error}")
     return report
 
 
 def _undeclared(impl: Any) -> bool:
-    """Whether nothing says ``impl``'s layout: not an adapter, not behind a boundary set to
-    one, no ``SUPPORTS["layout"]``."""
+    """Whether nothing says ``impl``'s layout: not an adapter, not an implementation already
+    behind the boundary (whose layout its caller set), no ``SUPPORTS["layout"]``."""
     if isinstance(impl, (Adapter, Guarded)):
         return False
     supports = getattr(impl, "SUPPORTS", None)

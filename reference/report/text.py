@@ -71,7 +71,7 @@ def _run_scope(outcome: Outcome) -> Scope:
 
 NUMBER = re.compile(r"[-+]?\d+\.\d+(?:e[-+]?\d+)?|[-+]?\d+e[-+]?\d+")
 
-_INDEX = re.compile(r"\[\d+\]")
+_INDEX = re.compile(r"(?<=layers)\[\d+\]")
 """An index into a model's list of layer objects (``layers[4]``): which instance of a class
 showed a mistake first, not where in the code it is."""
 

@@ -261,12 +261,15 @@ def refused(
     head: dict[str, Any] | None = None,
 ) -> Outcome:
     """A run that checks no network because ``check`` failed before the first (a declared
-    layout that does not fit, where another does): its outcome, with the JSON and JUnit files
-    written as any run's are, holding that one failed check of the whole run."""
+    layout that does not fit where another does, or several layouts that fit undeclared
+    code): its outcome, with the JSON and JUnit files written as any run's are, holding that
+    one failed check of the whole run (of this shard's, under ``--shard``)."""
     from ..inputs.networks import undrawn
     from . import streaming
+    from .scaling import whole_run_label
 
-    outcome = Outcome(False, checks=[("whole run", check)], scope=scope.to_dict())
+    k, n = getattr(args, "shard", None) or (1, 1)
+    outcome = Outcome(False, checks=[(whole_run_label(k, n), check)], scope=scope.to_dict())
     outcome.out_of_scope = undrawn(args.seed, scope)  # skipped, as in any run of this scope
     with streaming.Stream(args, name, {}, head) as stream:
         stream.finish(outcome)

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from reference import check_gradients
 from reference.inputs.strategies import NoArchitecture, architectures, problems
 from reference.judging import checks
+from reference.judging.fixed_checks import saturates
 
 # Each test's drawing rule, as keyword arguments of ``problems`` (and, under "architecture",
 # of ``architectures``); the scope is added when the test runs.
@@ -57,20 +58,29 @@ def draw(data, scope, rule: dict):
 def assert_gradients_right(impl, p, settings, saturated=False):
     """The report passes; with --backprop-strict, without warnings or conventions either.
 
-    ``saturated``: the network's activations saturate, where a loss that differs from the
-    formulas while every gradient is right (a loss clipped, or computed from a probability
-    that underflows) is numerical robustness, a warning (DESIGN.md, "Severity"), as
-    ``backprop-check``'s saturation check says; a loss wrong anywhere else fails the other
-    tests."""
+    ``saturated``: a network drawn with large weights. Where its output activation is one
+    that saturates (the sigmoid, tanh, softmax: :func:`at_saturation`), a loss that differs
+    from the formulas while every gradient is right (a loss clipped, computed from a
+    probability that underflows, or from exponentials shifted by the batch's largest logit)
+    is numerical robustness, a warning (DESIGN.md, "Severity"), as ``backprop-check``'s
+    saturation check says. Behind an output that cannot saturate (relu, the identity) such a
+    loss is wrong, and fails as everywhere else."""
     report = check_gradients(impl, p.params, p.X, p.Y, **p.kwargs())
     if report.attribution == "unsupported":  # NotImplementedError: draw another network
         reject()
-    if saturated and report.attribution == "loss" and not settings.strict:
+    if saturated and report.attribution == "loss" and not settings.strict and at_saturation(p):
         warnings.warn(SaturationWarning(f"at saturation: {report.summary}"), stacklevel=2)
         return
     assert report.ok, "\n" + report.render()
     if settings.strict:
         assert not (report.warnings or report.conventions), "\n" + report.render()
+
+
+def at_saturation(p) -> bool:
+    """Whether network ``p``'s output activation flattens out at large |z|
+    (:func:`~reference.judging.fixed_checks.saturates`), so that its large weights saturate
+    it."""
+    return saturates(p.activations[-1])
 
 
 class SaturationWarning(UserWarning):
