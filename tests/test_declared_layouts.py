@@ -10,6 +10,7 @@ seed's shapes), reached through a few lines that put the style's arrays into it 
 gradients back, as each style's own code would hold them.
 """
 
+import html
 import io
 import json
 import xml.etree.ElementTree as ET
@@ -386,7 +387,9 @@ def test_a_wrong_declaration_still_writes_its_json_and_junit_files(module, tmp_p
     """CI reads the files, not the terminal: a run the layout stops before its first network
     writes them, holding that one failure and no network."""
     module("misdeclared_rows", source("raschka", declared=False) + 'SUPPORTS["layout"] = "rows"\n')
-    code, out = check("--impl", "misdeclared_rows", "--json", "r.json", "--junit-xml", "r.xml")
+    (tmp_path / "r.html").write_text("a page from an earlier run that passed")
+    code, out = check("--impl", "misdeclared_rows", "--json", "r.json", "--junit-xml", "r.xml",
+                      "--html", "r.html")  # fmt: skip
     assert code == 1 and len(out.splitlines()) == 1, out
     data = json.loads((tmp_path / "r.json").read_text())
     assert (data["ok"], data["complete"], data["networks"]) == (False, True, [])
@@ -400,6 +403,8 @@ def test_a_wrong_declaration_still_writes_its_json_and_junit_files(module, tmp_p
     # the one failure; the networks the scope leaves out are skipped, as in any run of it
     assert [c for c in cases if c[1] != ["skipped"]] == [("layout", ["failure"])]
     assert len(cases) == 1 + data["not_in_scope"]["undrawn"]
+    page = (tmp_path / "r.html").read_text()
+    assert "earlier run" not in page and html.escape(layout["message"]) in page
 
 
 def test_code_whose_mistake_no_layout_fits_is_left_to_the_checks(module):

@@ -168,8 +168,13 @@ def _checked(args: argparse.Namespace, runner: Runner, name: str, out: TextIO) -
     scope = resolve_scope(args, runner.declared)
     found = _settle_layout(runner, scope, out)
     head = provenance(args, legacy_parser()) if args.json else None
-    if found.error is not None:  # checks nothing; the JSON and JUnit files say it too
-        refused(args, name, scope, CheckResult("layout", False, found.error), head)
+    if found.error is not None:  # checks nothing; the JSON, JUnit and HTML files say it too
+        outcome = refused(args, name, scope, CheckResult("layout", False, found.error), head)
+        if args.html:
+            from ..report.html import write_html
+
+            write_html(args.html, outcome, name, seed=args.seed,
+                       summary=summary_line(outcome, name), gradients={})  # fmt: skip
         return 1
     if scope.dtype is not None:  # every job from here on gives it arrays in that precision
         runner = WithDtype(runner, scope.dtype)
