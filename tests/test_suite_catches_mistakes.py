@@ -12,6 +12,7 @@ from hypothesis import Phase, settings
 import backprop
 from reference.bugs import CATALOG, CORRECT
 from reference.frontends.pytest_plugin import Settings
+from reference.inputs.problems import Problem
 from reference.inputs.scope import Scope
 from reference.suite import test_properties
 from reference.suite.test_properties import PROPERTY_TESTS
@@ -80,14 +81,14 @@ def test_the_suite_passes_on_a_correct_outside_implementation():
     assert failures(CORRECT) == []
 
 
-def _with_settings(test, impl, scope, judged):
-    """``test`` run as :func:`run` runs it, with ``scope`` and the settings ``judged`` of its
-    own."""
+def _with_settings(test, impl, scope, judged, examples=15):
+    """``test`` run as :func:`run` runs it (``examples`` of them), with ``scope`` and the
+    settings ``judged`` of its own."""
     copy = types.FunctionType(
         test.__code__, test.__globals__, test.__name__, test.__defaults__, test.__closure__
     )
     copy.__dict__.update({k: v for k, v in test.__dict__.items() if "settings" not in k})
-    bounded = settings(max_examples=15, phases=(Phase.explicit, Phase.generate),
+    bounded = settings(max_examples=examples, phases=(Phase.explicit, Phase.generate),
                         database=None, derandomize=True)(copy)  # fmt: skip
     bounded(backprop_impl=impl, backprop_scope=scope, backprop_settings=judged)
 
@@ -125,11 +126,20 @@ def test_a_loss_clipped_at_saturation_is_a_warning_as_the_command_says():
     """The same code the command passes with a saturation warning passes the saturated
     networks' test with a warning, and fails it under --backprop-strict."""
     test = test_properties.test_gradients_of_saturated_networks
+    # the first networks drawn show it: each example of this code's loss costs seconds (its
+    # finite differences call it for every entry)
     with pytest.warns(test_properties.SaturationWarning, match="the loss differs"):
         _with_settings(test, GlobalShift, Scope.read(GlobalShift.SUPPORTS, "SUPPORTS"),
-                       Settings())  # fmt: skip
+                       Settings(), examples=3)  # fmt: skip
+    # one network whose second sample's logits lie 800 below the first's: its exponentials
+    # underflow under the batch-wide shift
+    X = np.array([[16.0, 0.02], [0.0, 0.0]])
+    p = Problem([(np.array([[50.0, 0.0], [0.0, 0.0]]), np.zeros((2, 1)))], X,
+                np.array([[1.0, 0.0], [0.0, 1.0]]), ["softmax"], "cce")  # fmt: skip
+    with pytest.warns(test_properties.SaturationWarning, match="the loss differs"):
+        test_properties.assert_gradients_right(GlobalShift, p, Settings(), saturated=True)
     with pytest.raises(AssertionError, match="the loss differs from the formula"):
-        _with_settings(test, GlobalShift, Scope.read(GlobalShift.SUPPORTS, "SUPPORTS"), STRICT)
+        test_properties.assert_gradients_right(GlobalShift, p, STRICT, saturated=True)
 
 
 class ClippedOutput:
