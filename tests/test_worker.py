@@ -16,7 +16,7 @@ import pytest
 
 import backprop
 from reference.boundary.guard import Guarded, ImplementationFailed
-from reference.boundary.isolation import Failed, Worker
+from reference.boundary.isolation import IMPORT_TIME, Failed, LoadFailed, Worker
 from reference.boundary.wire import Opaque, UnsafeMessage, loads, plain
 from reference.inputs.problems import seed_problem
 from reference.oracles.finite_diff import numerical_gradients
@@ -164,6 +164,17 @@ def test_a_worker_budget_counts_the_code_s_time_and_names_that_limit(tmp_path):
     failed = [r for r in results if isinstance(r, Failed)]
     assert failed and "for the whole grading" in failed[-1].finding.message
     assert worker.busy >= 0.5
+
+
+def test_an_import_that_hangs_stops_at_the_budget_not_at_the_import_s_own_allowance(tmp_path):
+    """An import gets IMPORT_TIME (more than a call's limit), but never more than what is
+    left of the whole grading's wall time: a teacher's limit holds from the first line."""
+    spec = _module(tmp_path, "hangs_at_import", "while True:\n    pass\n")
+    budget = 1.0
+    assert budget < IMPORT_TIME
+    # without the cap it would say "did not return within 60 s", a minute later
+    with pytest.raises(LoadFailed, match=f"wall-time limit of {budget:g} s for the whole grading"):
+        Worker(spec, timeout=0.5, budget=budget).start()
 
 
 def test_an_implementation_error_in_the_worker_names_the_user_s_line(tmp_path):

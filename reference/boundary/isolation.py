@@ -77,7 +77,7 @@ class Worker:
     :meth:`close`.
 
     ``timeout``: the limit on each call into the implementation, in seconds (its import gets
-    at least :data:`IMPORT_TIME`). ``policy``: what the worker may do
+    at least :data:`IMPORT_TIME`, within the ``budget``). ``policy``: what the worker may do
     (:class:`~.policy.Policy`; the default limits nothing). ``copy``: a file or folder that
     holds the implementation ``spec`` names by path; the worker runs in a fresh temporary
     copy of it alone (grading). ``user``: the user to run it as (when the harness runs as
@@ -228,14 +228,21 @@ class Worker:
             "dump": str(self._dump),
             "policy": self.policy.to_dict(),
         }
+        limit = max(self.timeout, IMPORT_TIME)
+        if self.budget is not None:  # an import counts against the whole grading's wall time
+            limit = min(limit, self.budget - self.busy)
+        started = time.monotonic()
         try:
             self._conn.send(config)
-            started = time.monotonic()
-            reply = self._receive("import", max(self.timeout, IMPORT_TIME))
-            self.busy += time.monotonic() - started
+            reply = self._receive("import", limit)
         except WorkerLost as lost:
+            self.busy += time.monotonic() - started
             self._stop()
-            raise LoadFailed(f"cannot import {self.spec!r}: {lost.finding.message}") from None
+            finding = lost.finding
+            if finding.kind == "timeout" and self.spent():  # the budget, not the import's time
+                finding = self.over_budget("import")
+            raise LoadFailed(f"cannot import {self.spec!r}: {finding.message}") from None
+        self.busy += time.monotonic() - started
         status = reply[0] if isinstance(reply, tuple) and reply else None
         if status == "load failed" and len(reply) == 3:
             self._note_violations(reply[2])
