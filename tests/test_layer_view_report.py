@@ -9,10 +9,11 @@ their own stack) show that a failure there is the view's finding, never a traceb
 
 import io
 import json
-import subprocess
+import os
 import sys
 
 import pytest
+from background import Command
 
 from reference import check_gradients, layer_view
 from reference.bugs import CATALOG, CORRECT
@@ -239,21 +240,32 @@ ACTIONS = {
 """What the implementation does when the view calls it, and what the view must say."""
 
 
-@pytest.mark.parametrize("action", sorted(ACTIONS))
-def test_a_failure_inside_the_view_is_its_finding(tmp_path, action):
-    code, says = ACTIONS[action]
+def view_failure_run(item, root):
+    """The test's ``backprop-check`` run on code that fails (``action``) inside the view."""
+    action = item.callspec.params["action"]
+    code, _ = ACTIONS[action]
+    where = root / f"view-{action}"
     source = FAILS_IN_THE_VIEW.format(name=BY_VERDICT["chaining"], action=code)
-    (tmp_path / "fails_in_view.py").write_text(source)
+
+    def prepare():
+        where.mkdir()
+        (where / "fails_in_view.py").write_text(source)
+
     # a short limit only where the call must hang; elsewhere it would time the machine
     isolation = {"raise": ["--in-process"], "hang": ["--timeout", "2"]}.get(action, [])
-    done = subprocess.run(
-        [sys.executable, "-m", "reference.frontends.cli", "--impl", "fails_in_view", *SCOPE,
-         *isolation, "--json", "r.json"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,  # a safety net (load 8)
-    )  # fmt: skip
+    argv = (sys.executable, "-m", "reference.frontends.cli", "--impl", "fails_in_view", *SCOPE,
+            *isolation, "--json", "r.json")  # fmt: skip
+    return {("view", action): Command(argv, where, dict(os.environ), prepare)}
+
+
+@pytest.mark.background(declare=view_failure_run)
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+def test_a_failure_inside_the_view_is_its_finding(background, action):
+    _, says = ACTIONS[action]
+    done = background.result(("view", action))
     text = done.stdout + done.stderr
     assert done.returncode == 1 and "Traceback" not in text, text[-3000:]
-    networks = json.loads((tmp_path / "r.json").read_text())["networks"]
+    networks = json.loads((background.root / f"view-{action}" / "r.json").read_text())["networks"]
     viewed = [n for n in networks if n["layer_view"] is not None]
     assert viewed and all(n["attribution"] == "backward" for n in viewed), networks
     for network in viewed:
