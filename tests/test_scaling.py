@@ -2,15 +2,16 @@
 unsharded run), --jobs N spreads them over worker processes with the same report as one job,
 and the property suite gives the same outcomes under pytest-xdist as serially."""
 
+import functools
 import io
 import json
 import os
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from background import Command
 
 import backprop
 from reference.bugs import CATALOG
@@ -176,22 +177,29 @@ def _outcomes(junit: Path) -> dict[str, str]:
     return out
 
 
-def test_the_suite_gives_the_same_outcomes_under_xdist(tmp_path):
-    pytest.importorskip("xdist")
+def xdist_runs(item, root):
+    """The subset against a mistake of the update rule, serially and under ``-n 2``."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_", "HYPOTHESIS_"))}  # fmt: skip
     env.update(CI="true", PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
-    results = {}
+    runs = {}
     for name, extra in (("serial", []), ("xdist", ["-n", "2"])):
-        junit = tmp_path / f"{name}.xml"
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *extra, *SUBSET,
-             "--backprop-impl", "reference.bugs:update_wrong_sign", f"--junit-xml={junit}",
-             f"--basetemp={tmp_path / name}"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-        )  # fmt: skip
+        where = root / f"xdist-{name}"
+        argv = (sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *extra, *SUBSET,
+                "--backprop-impl", "reference.bugs:update_wrong_sign",
+                f"--junit-xml={where / 'junit.xml'}", f"--basetemp={where / 'tmp'}")  # fmt: skip
+        runs[("xdist", name)] = Command(argv, ROOT, env, functools.partial(where.mkdir))
+    return runs
+
+
+@pytest.mark.background(declare=xdist_runs)
+def test_the_suite_gives_the_same_outcomes_under_xdist(background):
+    pytest.importorskip("xdist")
+    results = {}
+    for name in ("serial", "xdist"):
+        done = background.result(("xdist", name))
         assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
-        results[name] = _outcomes(junit)
+        results[name] = _outcomes(background.root / f"xdist-{name}" / "junit.xml")
     assert results["serial"] == results["xdist"]
     assert set(results["serial"].values()) == {"passed", "failure"}
 
