@@ -596,14 +596,14 @@ def test_the_wall_time_limit_that_fired_is_the_cause_given(tmp_path):
     path.write_text(
         students.source(
             extra="\n\nimport time\n_loss, _gradients = loss, gradients\n\n\n"
-            "def loss(*args, **kwargs):\n    time.sleep(2)\n    return _loss(*args, **kwargs)\n"
-            "\n\ndef gradients(*args, **kwargs):\n    time.sleep(2)\n"
+            "def loss(*args, **kwargs):\n    time.sleep(0.5)\n    return _loss(*args, **kwargs)\n"
+            "\n\ndef gradients(*args, **kwargs):\n    time.sleep(0.5)\n"
             "    return _gradients(*args, **kwargs)\n"
         )
     )
-    graded = grade(str(path), rubric=small(hidden={"groups": []}), timeout=60, wall_limit=8)
+    graded = grade(str(path), rubric=small(hidden={"groups": []}), timeout=60, wall_limit=2)
     seen = " ".join(t for t, _ in before_due_date(graded.to_gradescope()))
-    assert "wall-time limit of 8 s" in graded.student_output()
+    assert "wall-time limit of 2 s" in graded.student_output()
     assert "did not return within" not in seen and "ran past the time limit on" not in seen
     for item in graded.items:
         if not item.passed and item.name.startswith(("layer", "loss")):
