@@ -4,6 +4,7 @@ Driven by the table: an activation a fork adds to ``backprop.ACTIVATIONS`` is
 tested here with no new test code (its JAX and NumPy twins aside).
 """
 
+import functools
 import warnings
 
 import jax
@@ -49,14 +50,31 @@ def test_derivative_matches_finite_differences(name, data):
     assert np.all(np.abs(got - est) <= 10 * err + 1e-9 * np.abs(est)), (z, got, est)
 
 
+@functools.cache
+def jax_derivative(g):
+    """``z -> (g'(z), g(z))`` for the JAX twin ``g``, elementwise, jitted: one program per
+    shape, where eager JAX compiles each operation for each new shape."""
+    return jax.jit(lambda z: (jax.vmap(jax.grad(g))(z), g(z)))
+
+
+@functools.cache
+def jax_vjp(g):
+    """``(z, dA) -> (g(z), dA^T dg/dz)`` for the JAX twin ``g``, jitted (:func:`jax_derivative`)."""
+
+    def vjp(z, dA):
+        value, pullback = jax.vjp(g, z)
+        return value, pullback(dA)[0]
+
+    return jax.jit(vjp)
+
+
 @pytest.mark.parametrize("name", ELEMENTWISE)
 @given(z=pre_activations(min_value=-1e3, max_value=1e3, kinks=(0.0,)))
 def test_derivative_matches_jax(name, z):
     entry = backprop.ACTIVATIONS[name]
     got = entry.grad(z, entry.fn(z))
     with enable_x64():
-        want = np.asarray(jax.vmap(jax.grad(JAX_ACTIVATIONS[name]))(z))
-        value = np.asarray(JAX_ACTIVATIONS[name](z))
+        want, value = map(np.asarray, jax_derivative(JAX_ACTIVATIONS[name])(z))
     np.testing.assert_allclose(entry.fn(z), value, rtol=1e-14, atol=4 * EPS)
     # g' computed from a rounded g (1 - a^2, a (1 - a)) is off by a few eps absolute.
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=16 * EPS)
@@ -155,8 +173,7 @@ def test_vjp_matches_jax(name, data):
     entry = backprop.ACTIVATIONS[name]
     a = entry.fn(z)
     with enable_x64():
-        value, pullback = jax.vjp(JAX_ACTIVATIONS[name], z)
-        want = np.asarray(pullback(dA)[0])
+        value, want = map(np.asarray, jax_vjp(JAX_ACTIVATIONS[name])(z, dA))
     np.testing.assert_allclose(a, np.asarray(value), rtol=1e-13, atol=4 * EPS)
     # a_i (dA_i - sum a_k dA_k) cancels to a few eps of its terms
     slack = 8 * EPS * np.abs(a) * (np.abs(dA) + np.sum(np.abs(a * dA), axis=0))
