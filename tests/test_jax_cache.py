@@ -1,13 +1,14 @@
 """The default run's persistent JAX compilation cache (reference/oracles/jax_cache.py): where it
 goes, how it is turned off, that the check uses it, and that it changes no result."""
 
+import functools
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from background import Command
 
 from reference.oracles import jax_cache
 from reference.oracles.jax_cache import ENV, OFF, cache_dir, compilation_cache, default_cache_dir
@@ -86,28 +87,43 @@ def test_a_directory_that_cannot_be_made_means_no_cache(clean_env, tmp_path):
         assert "JAX_COMPILATION_CACHE_DIR" not in os.environ
 
 
-def _run(tmp_path: Path, name: str, cache: str) -> dict:
+def _listing(cache: Path) -> list[str]:
+    return sorted(p.name for p in cache.rglob("*") if p.is_file())
+
+
+def cache_runs(item, root):
     """A short default-style run (tanh and sigmoid, mse only) in a process of its own, as
-    ``backprop-check`` runs: JAX is imported there inside the cache's block; its --json."""
-    path = tmp_path / f"{name}.json"
-    argv = ["--networks", "1", "--activations", "tanh,sigmoid", "--costs", "mse"]
-    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
-    env[ENV] = cache
-    done = subprocess.run(
-        [sys.executable, "-m", "reference.frontends.cli", *argv, "--quiet", "--json", str(path)],
-        env=env, capture_output=True, text=True, timeout=600,  # a safety net under load
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    data = json.loads(path.read_text())
-    return {"networks": data["networks"], "checks": data["checks"]}
+    ``backprop-check`` runs (JAX is imported there inside the cache's block), three times:
+    on an empty cache, on the cache it filled, and with the cache off. What the first run
+    left in the cache is listed just before the second starts."""
+    where, cache = root / "jax-cache", root / "jax-cache" / "cache"
+    env = {k: v for k, v in os.environ.items() if k not in JAX_VARS}
+    argv = ["--networks", "1", "--activations", "tanh,sigmoid", "--costs", "mse", "--quiet"]
+
+    def command(name, setting, prepare):
+        return Command((sys.executable, "-m", "reference.frontends.cli", *argv, "--json",
+                        str(where / f"{name}.json")), root, {**env, ENV: setting}, prepare)  # fmt: skip
+
+    def listed():
+        (where / "filled.json").write_text(json.dumps(_listing(cache)))
+
+    return {
+        ("jax-cache", "cold"): command("cold", str(cache), functools.partial(where.mkdir)),
+        ("jax-cache", "warm"): command("warm", str(cache), listed),
+        ("jax-cache", "off"): command("off", "off", None),
+    }
 
 
-def test_the_check_fills_the_cache_and_the_results_do_not_change(clean_env, tmp_path):
-    cache = tmp_path / "cache"
-    cold = _run(tmp_path, "cold", str(cache))
-    filled = sorted(p.name for p in cache.rglob("*") if p.is_file())
+@pytest.mark.background(declare=cache_runs)
+def test_the_check_fills_the_cache_and_the_results_do_not_change(background):
+    where = background.root / "jax-cache"
+    results = {}
+    for name in ("cold", "warm", "off"):  # in this order, wherever they run
+        done = background.result(("jax-cache", name))
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        data = json.loads((where / f"{name}.json").read_text())
+        results[name] = {"networks": data["networks"], "checks": data["checks"]}
+    filled = json.loads((where / "filled.json").read_text())
     assert filled, "the check wrote no compiled program to the cache"
-    warm = _run(tmp_path, "warm", str(cache))
-    off = _run(tmp_path, "off", "off")
-    assert sorted(p.name for p in cache.rglob("*") if p.is_file()) == filled  # nothing new
-    assert cold == warm == off
+    assert _listing(where / "cache") == filled  # the warm and off runs added nothing
+    assert results["cold"] == results["warm"] == results["off"]
