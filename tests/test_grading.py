@@ -557,6 +557,47 @@ def test_a_correct_seed_only_submission_gets_every_point():
     assert graded.score == graded.max_score, graded.first_error()
 
 
+ROWS = """
+
+_forward_columns, _loss_columns, _gradients_columns = forward, loss, gradients
+
+
+def _columns(params):
+    return [(W.T, b.reshape(-1, 1)) for W, b in params]
+
+
+# the same code with one sample per row: X (m, n_0), W (n_in, n_out), b (n_out,), no SUPPORTS
+def forward(params, X, *, activations):
+    return _forward_columns(_columns(params), X.T, activations=activations).T
+
+
+def loss(params, X, Y, *, activations, cost):
+    return _loss_columns(_columns(params), X.T, Y.T, activations=activations, cost=cost)
+
+
+def gradients(params, X, Y, *, activations, cost):
+    grads = _gradients_columns(_columns(params), X.T, Y.T, activations=activations, cost=cost)
+    return [(dW.T, db.ravel()) for dW, db in grads]
+"""
+"""The correct student's code in another layout, declared nowhere: what ``backprop-check``
+detects."""
+
+
+@pytest.mark.parametrize("mistake", [None, "bce sign"])
+def test_code_in_an_undeclared_layout_is_graded_in_the_layout_detected(tmp_path, mistake):
+    """As ``backprop-check`` checks it: the layout the probe detects, said in the output; a
+    mistake in that code still costs its points."""
+    path = tmp_path / "rows.py"
+    path.write_text(students.source(mistake, extra=ROWS))
+    graded = grade(str(path), rubric=small(hidden={"groups": []}))
+    assert "NOTE layout: detected samples=rows,W=in_out,b=flat" in graded.output
+    if mistake is None:
+        assert graded.score == graded.max_score, graded.first_error()
+    else:
+        assert graded.score < graded.max_score
+        assert "bce" in graded.first_error(), graded.first_error()
+
+
 def test_a_mistake_in_one_family_costs_its_share_and_the_feedback_names_the_family():
     rubric = parse_rubric({"hidden": {"groups": []}}, "test")
     problems = public_problems(rubric)

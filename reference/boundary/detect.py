@@ -126,11 +126,12 @@ def _distance(a: Layout, b: Layout) -> int:
 
 
 def detect_layout(
-    guarded: Guarded, declared: str | None, probe: Probe | None, option: str = "--layout"
+    guarded: Guarded, declared: str | None, probe: Probe | None, option: str | None = "--layout"
 ) -> Detection:
     """A job (:mod:`reference.run.jobs`): the layout ``guarded``'s code is written in,
     judged on ``probe``, against ``declared`` (None: nothing declared, the seed's is tried
-    first); ``option``: the front-end's option that declares a layout, for the error.
+    first); ``option``: the front-end's option that declares a layout, for the error (None:
+    the code's ``SUPPORTS`` is the only place, as in grading).
 
     The guard is left in the layout it had; what the probe's calls recorded (impurities,
     inconsistencies, a time-out) is forgotten, the run's own calls see it again."""
@@ -168,7 +169,7 @@ def detect_layout(
         return Detection(
             error=f"the declared layout {declared} does not fit: {why}. The shapes of a "
             f"{sizes} network of {probe[1].shape[1]} samples fit {found} ({found.describe()}):"
-            f" declare {found.declaration()}, or {option} {found}"
+            f" declare {found.declaration()}" + (f", or {option} {found}" if option else "")
         )
     if best:
         return Detection(

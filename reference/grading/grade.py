@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from ..boundary.detect import Detection, detect_layout, probe_problem
 from ..boundary.isolation import Failed, LoadFailed, Worker
 from ..boundary.loading import OPTIONAL, REQUIRED, ImplementationError, load_impl
 from ..boundary.policy import Policy, scan
@@ -174,7 +175,7 @@ def grade_with(
 
     started = time.perf_counter()
     limited = runner
-    runner = _as_declared(runner)
+    runner, layout_note = _as_declared(runner)
     # The fixed checks' hand-made networks have their own depths: only the rubric's
     # activations, costs and widths limit them. A rubric that declares none grades the
     # seed's names only, its fixed checks too (no softmax case for seed-only code).
@@ -185,6 +186,7 @@ def grade_with(
     lines = _summary_lines(label, items, rubric, hidden_seed)
     printed = runner.printed()
     notes = _grading_notes(limited, printed, getattr(runner, "warnings", 0))
+    notes = [*([layout_note] if layout_note else []), *notes]
     return Grade(
         impl=label,
         items=items,
@@ -195,14 +197,24 @@ def grade_with(
     )
 
 
-def _as_declared(runner: Runner) -> Runner:
-    """``runner`` in the layout and precision the code declares in ``SUPPORTS``."""
+def _as_declared(runner: Runner) -> tuple[Runner, str | None]:
+    """``runner`` in the layout the code declares in ``SUPPORTS`` (or, where it declares
+    none and the seed's does not fit, the one detected, as ``backprop-check`` detects it)
+    and in the precision it declares; and the line that says what was detected or that
+    the declared layout does not fit (None: nothing to say)."""
     declared = getattr(runner, "declared", None) or Scope()
     if declared.layout not in (None, "columns"):
         runner.use_layout(declared.layout)
+    found = runner.run(detect_layout, declared.layout, probe_problem(declared), None)
+    said = None
+    if isinstance(found, Detection) and found.error is not None:
+        said = f"layout: {found.error}"  # the checks fail in the declared layout, and say why
+    elif isinstance(found, Detection) and found.layout is not None:
+        runner.use_layout(found.layout)
+        said = found.note
     if declared.dtype is not None:
         runner = WithDtype(runner, declared.dtype)
-    return runner
+    return runner, said
 
 
 def _hidden_reports(
