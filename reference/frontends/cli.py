@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..boundary.detect import Detection, detect_layout, probe_problem
-from ..boundary.isolation import Failed, LoadFailed, Worker
+from ..boundary.detect import Detection
+from ..boundary.isolation import LoadFailed, Worker
 from ..boundary.loading import ImplementationError, load_impl
 from ..inputs.scope import (
     KEYS,
@@ -32,7 +32,7 @@ from ..report.provenance import provenance
 from ..report.text import print_outcome, summary_line
 from ..run.golden import golden_results, golden_save
 from ..run.plots import write_plots
-from ..run.runner import InProcess, Runner, Timed, WithDtype
+from ..run.runner import InProcess, Runner, Timed, WithDtype, settle_layout
 from ..run.session import UsageError, refused, session, writable
 from .options import legacy_parser, parse
 
@@ -193,17 +193,12 @@ def _checked(args: argparse.Namespace, runner: Runner, name: str, out: TextIO) -
 
 
 def _settle_layout(runner: Runner, scope: Scope, out: TextIO) -> Detection:
-    """Set ``runner`` to the declared or detected layout, and say which was detected; what
-    the probe found (its ``error``, said here once: the declared layout does not fit and
-    another does)."""
-    if scope.layout not in (None, "columns"):
-        runner.use_layout(scope.layout)
-    found = runner.run(detect_layout, scope.layout, probe_problem(scope))  # boundary/detect.py
-    found = Detection() if isinstance(found, Failed) else found  # the checks will say why
+    """Set ``runner`` to the declared or detected layout (``run/runner.py``), and say which
+    was detected, or, once, that the declared one does not fit."""
+    found = settle_layout(runner, scope)
     if found.error is not None:  # said once, not at every check
         out.write(f"FAIL layout: {found.error}\n")
-    elif found.layout is not None:
-        runner.use_layout(found.layout)
+    elif found.note:
         out.write(f"{found.note}\n")
     return found
 

@@ -44,7 +44,6 @@ from typing import Any
 
 import numpy as np
 
-from ..boundary.detect import Detection, detect_layout, probe_problem
 from ..boundary.isolation import Failed, LoadFailed, Worker
 from ..boundary.loading import OPTIONAL, REQUIRED, ImplementationError, load_impl
 from ..boundary.policy import Policy, scan
@@ -52,7 +51,7 @@ from ..inputs.problems import Problem
 from ..inputs.scope import Scope, random_problem_in
 from ..judging.records import Report, failed_report
 from ..run.jobs import check_network
-from ..run.runner import InProcess, Runner, WithDtype
+from ..run.runner import InProcess, Runner, WithDtype, settle_layout
 from .deadline import WALL_LIMIT, Deadline
 from .results import TEXT, Grade, Item, safe_text, write_gradescope
 from .rubric import HiddenGroup, Rubric, load_rubric
@@ -203,14 +202,11 @@ def _as_declared(runner: Runner) -> tuple[Runner, str | None]:
     and in the precision it declares; and the line that says what was detected or that
     the declared layout does not fit (None: nothing to say)."""
     declared = getattr(runner, "declared", None) or Scope()
-    if declared.layout not in (None, "columns"):
-        runner.use_layout(declared.layout)
-    found = runner.run(detect_layout, declared.layout, probe_problem(declared), None)
+    found = settle_layout(runner, declared, None)
     said = None
-    if isinstance(found, Detection) and found.error is not None:
+    if found.error is not None:
         said = f"layout: {found.error}"  # the checks fail in the declared layout, and say why
-    elif isinstance(found, Detection) and found.layout is not None:
-        runner.use_layout(found.layout)
+    elif found.note:
         said = found.note
     if declared.dtype is not None:
         runner = WithDtype(runner, declared.dtype)

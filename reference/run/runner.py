@@ -14,7 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ..boundary.detect import Detection, detect_layout, probe_problem
 from ..boundary.guard import Guarded, guard
+from ..boundary.isolation import Failed
 from ..inputs.scope import Scope
 from ..report.junit import CHECKS_SUITE
 from .jobs import check_network
@@ -69,6 +71,23 @@ class InProcess:
 
     def close(self) -> None:
         pass
+
+
+def settle_layout(runner: Runner, scope: Scope, option: str | None = "--layout") -> Detection:
+    """Set ``runner`` to the layout ``scope`` declares, or, where the code's shapes say
+    another, to the one detected (:func:`~reference.boundary.detect.detect_layout`, one probe
+    call first); what the probe found. Its ``note`` says which layout was detected; its
+    ``error``, that the declared layout does not fit and another does (the runner is left
+    in the declared one, whose checks then fail and say why). ``option``: the front-end's
+    option that declares a layout, for that error (None: only the code's ``SUPPORTS``)."""
+    if scope.layout not in (None, "columns"):
+        runner.use_layout(scope.layout)
+    found = runner.run(detect_layout, scope.layout, probe_problem(scope), option)
+    if isinstance(found, Failed):  # the probe did not return: the checks will say why
+        return Detection()
+    if found.error is None and found.layout is not None:
+        runner.use_layout(found.layout)
+    return found
 
 
 def with_dtype(impl: Guarded, dtype: str | None, job: Callable[..., Any], *args: Any) -> Any:
