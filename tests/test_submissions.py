@@ -39,10 +39,14 @@ def from_catalog(name):
 
 BUILTIN = "from backprop import forward, gradients, loss, update\n"
 CORRECT = f"from reference.bugs import CORRECT as _impl\n\n{MEMBERS}"
+# The hangs of the class sleep: a busy loop would take a core from the rest of the suite for
+# the whole wall-time limit, twice. The limits stop a busy loop the same way (a worker that does
+# not answer is killed): tests/test_worker.py and tests/test_grading.py hang in busy loops.
 HANGS = (
-    "from backprop import forward, loss, update\n\n\n"
-    "def gradients(params, X, Y, *, activations, cost):\n    while True:\n        pass\n"
+    "import time\n\nfrom backprop import forward, loss, update\n\n\n"
+    "def gradients(params, X, Y, *, activations, cost):\n    time.sleep(3600)\n"
 )
+HANGS_AT_IMPORT = "import time\n\ntime.sleep(3600)\n"
 EXITS_IN_CALL = (
     "import os\n\nfrom backprop import forward, loss, update\n\n\n"
     "def gradients(params, X, Y, *, activations, cost):\n    os._exit(3)\n"
@@ -105,7 +109,7 @@ def write_class(root):
     # a hang: each call stops at TIMEOUT, the submission at WALL, whichever shows most
     put("hangs.py", HANGS, "short", ("did not return within", "wall-time limit"), False)
     # WALL < IMPORT_TIME: the wall limit stops the import
-    put("hangs_at_import.py", "while True:\n    pass\n", "short", "wall-time limit", True)
+    put("hangs_at_import.py", HANGS_AT_IMPORT, "short", "wall-time limit", True)
     put("syntax.py", "def loss(params, X, Y, *, activations, cost)\n    return 0.0\n",
         "short", "syntax error", True)  # fmt: skip
     put("exits.py", "import sys\n\nsys.exit('no submission yet')\n", "short", "sys.exit", True)
