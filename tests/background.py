@@ -6,9 +6,7 @@ waiting.
 A test declares what it will wait on with the ``background`` marker, whose ``declare`` is a
 function of the test's item and a folder of the session's that returns the commands (:class:`Command`, each under a key);
 :func:`start` (called by ``conftest.py`` once collection is done) starts the commands of the
-selected tests, one at a time, in the order the tests run (those of markers with
-``early=True`` first: a command that mostly waits out time limits, started at once, waits
-while this process works); the test takes its command's
+selected tests, one at a time, in the order the tests run; the test takes its command's
 result with the ``background`` fixture (``background.result(key)``). A command not yet
 started when its test asks runs at once in the test's own thread (so does every command in a
 pytest-xdist worker, where the workers share the tests out). The command is the same,
@@ -151,10 +149,7 @@ def start(background: Background, items: list[pytest.Item], now: bool = True) ->
     """Queue the commands the ``background`` markers of ``items`` declare, in their order;
     with ``now`` false (a pytest-xdist worker, which collects every test but runs only
     some), keep them for their tests to run."""
-    for early in (True, False):  # the markers with early=True first
-        for item in items:
-            for marker in item.iter_markers("background"):
-                if bool(marker.kwargs.get("early")) is not early:
-                    continue
-                for key, command in marker.kwargs["declare"](item, background.root).items():
-                    background.submit(key, command, start=now)
+    for item in items:
+        for marker in item.iter_markers("background"):
+            for key, command in marker.kwargs["declare"](item, background.root).items():
+                background.submit(key, command, start=now)

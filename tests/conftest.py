@@ -45,9 +45,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_CACHE_BLOCK] = block
     config.addinivalue_line(
         "markers",
-        "background(declare=f, early=False): the commands (f(item, folder) -> {key: "
-        "Command}) whose results the test takes from the background fixture; early: started "
-        "before the others (tests/background.py)",
+        "background(declare=f): the commands (f(item, folder) -> {key: Command}) whose "
+        "results the test takes from the background fixture (tests/background.py)",
     )
 
 

@@ -3,12 +3,10 @@
 import csv
 import io
 import json
-import os
 import sys
 import threading
 
 import pytest
-from background import Command
 
 import backprop
 from reference.boundary.isolation import Failed
@@ -127,42 +125,28 @@ def write_class(root):
     return expect
 
 
-CLASS_RUBRIC = (  # the "students" are the catalog's mistakes: the course allows imports
-    "[networks]\ncombinations = false\nrandom = 2\n"
-    '[[hidden.groups]]\nname = "hidden"\nnetworks = 1\npoints = 4\n'
-    "[integrity]\nforbid = []\n"
-    # the seed's names, whatever else an entry point of the test run's sys.path registers
-    '[scope]\nactivations = ["sigmoid", "tanh", "relu"]\n'
-    'output_activations = ["sigmoid", "tanh", "relu"]\ncosts = ["mse", "bce"]\n'
-)
-
-
-def class_run(item, root):
-    """The class of :func:`write_class` graded by ``backprop-check --submissions`` in a
-    child process, beside this process's tests: its two hangs wait out their limits there."""
-    where = root / "submissions-class"
-
-    def prepare():
-        where.mkdir()
-        write_class(where / "class")
-        (where / "rubric.toml").write_text(CLASS_RUBRIC)
-
-    argv = (sys.executable, "-m", "reference.frontends.cli",
-            "--submissions", str(where / "class"), "--grades", str(where / "grades"),
-            "--rubric", str(where / "rubric.toml"), "--timeout", str(TIMEOUT),
-            "--submission-timeout", str(WALL), "--jobs", "2", "--hidden-seed", "4242")  # fmt: skip
-    return {("submissions", "class"): Command(argv, where, dict(os.environ), prepare)}
-
-
-@pytest.mark.background(declare=class_run, early=True)  # two hangs wait out their limits
-def test_a_class_is_graded_one_row_each(background, tmp_path):
-    expect = write_class(tmp_path / "class")  # what each row must say (the command's class)
+def test_a_class_is_graded_one_row_each(tmp_path):
+    expect = write_class(tmp_path / "class")
     mistakes = {CATALOG[want[1]].blame for want in expect.values() if want[0] == "mistake"}
     assert mistakes == set(by_blame())  # every place the checker blames, in one class
-    done = background.result(("submissions", "class"))
-    assert done.returncode == 0, done.stdout + done.stderr
-    rubric = background.root / "submissions-class" / "rubric.toml"
-    grades = background.root / "submissions-class" / "grades"
+    rubric = tmp_path / "rubric.toml"
+    rubric.write_text(  # the "students" are the catalog's mistakes: the course allows imports
+        "[networks]\ncombinations = false\nrandom = 2\n"
+        '[[hidden.groups]]\nname = "hidden"\nnetworks = 1\npoints = 4\n'
+        "[integrity]\nforbid = []\n"
+        # the seed's names, whatever else an entry point of the test run's sys.path registers
+        '[scope]\nactivations = ["sigmoid", "tanh", "relu"]\n'
+        'output_activations = ["sigmoid", "tanh", "relu"]\ncosts = ["mse", "bce"]\n'
+    )
+    grades = tmp_path / "grades"
+    out = io.StringIO()
+    code = cli.main(
+        ["--submissions", str(tmp_path / "class"), "--grades", str(grades), "--rubric",
+         str(rubric), "--timeout", str(TIMEOUT), "--submission-timeout", str(WALL),
+         "--jobs", "2", "--hidden-seed", "4242"],
+        out=out,
+    )  # fmt: skip
+    assert code == 0, out.getvalue()
     with open(grades / GRADEBOOK, newline="") as fh:
         rows = list(csv.reader(fh))
     items = expected_items(load_rubric(rubric))
