@@ -24,12 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from .suite_time import ROOT, export, run_suite
+from .suite_time import ROOT, export, run_suite, split_args
 
 _LOGGER = """\
 import os
@@ -121,9 +120,7 @@ def slowest(records: list[dict], runner_pid: int, n: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    pytest_args = argv[argv.index("--") + 1 :] if "--" in argv else []
-    ours = argv[: argv.index("--")] if "--" in argv else argv
+    ours, pytest_args = split_args(argv)
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.suite_processes", description=__doc__.split("\n\n")[0]
     )

@@ -155,10 +155,17 @@ def render(runs: dict[str, list[Run]], load: int) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
+def split_args(argv: list[str] | None) -> tuple[list[str], list[str]]:
+    """The command's own arguments and pytest's (those after ``--``); ``argv`` None: the
+    command line's."""
     argv = sys.argv[1:] if argv is None else argv
-    pytest_args = argv[argv.index("--") + 1 :] if "--" in argv else []
-    ours = argv[: argv.index("--")] if "--" in argv else argv
+    if "--" not in argv:
+        return argv, []
+    return argv[: argv.index("--")], argv[argv.index("--") + 1 :]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ours, pytest_args = split_args(argv)
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.suite_time", description=__doc__.split("\n\n")[0]
     )
