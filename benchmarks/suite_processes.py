@@ -66,9 +66,15 @@ _MAIN = "the suite's pytest process"
 
 def kind(record: dict, runner_pid: int) -> str:
     """What a logged process was."""
-    argv = " ".join(record["argv"])
     if record["ppid"] == runner_pid:
         return _MAIN
+    return child_kind(" ".join(record["argv"]))
+
+
+def child_kind(argv: str) -> str:
+    """What a process the suite started was, by its command line."""
+    if "reference.boundary.server" in argv:
+        return "workers (the code under test)"
     if "reference.suite" in argv:
         return "the shipped suite's runs"
     if "backprop-check" in argv or "reference.frontends" in argv or "reference/frontends" in argv:

@@ -92,10 +92,16 @@ def stop_load(hogs: list[subprocess.Popen]) -> None:
 
 
 def run_suite(
-    where: Path, label: str, pytest_args: list[str], load: int = 0, env: dict | None = None
+    where: Path,
+    label: str,
+    pytest_args: list[str],
+    load: int = 0,
+    env: dict | None = None,
+    prefix: tuple[str, ...] = (),
 ) -> Run:
     """The suite in ``where`` (its own ``PYTHONPATH``), timed; ``load`` busy processes beside;
-    ``env``: variables set for it on top of this process's environment."""
+    ``env``: variables set for it on top of this process's environment; ``prefix``: a command
+    that runs pytest (a profiler); what the run's CPU time counts then depends on it."""
     env = {**os.environ, **(env or {})}
     paths = [str(where), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
@@ -104,7 +110,7 @@ def run_suite(
         cpu = _children_cpu()
         start = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, *PYTEST, *pytest_args],
+            [*prefix, sys.executable, *PYTEST, *pytest_args],
             cwd=where, env=env, capture_output=True, text=True,
         )  # fmt: skip
         wall = time.perf_counter() - start
