@@ -125,12 +125,19 @@ def slowest(records: list[dict], runner_pid: int, n: int) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    ours, pytest_args = split_args(argv)
+def one_revision_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """The command line of ``python -m benchmarks.<module>``, described by the first paragraph
+    of ``doc``, with ``--rev``: one revision, or the working tree."""
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.suite_processes", description=__doc__.split("\n\n")[0]
+        prog=f"python -m benchmarks.{module}", description=doc.split("\n\n")[0]
     )
     parser.add_argument("--rev", help="a git revision, exported (default: the working tree)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    ours, pytest_args = split_args(argv)
+    parser = one_revision_parser("suite_processes", __doc__)
     parser.add_argument(
         "--top", type=int, default=0, metavar="N", help="also list the N costliest child processes"
     )

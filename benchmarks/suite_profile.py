@@ -29,7 +29,6 @@ A stack counts in the first phase of that list it matches.
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 import sys
@@ -39,7 +38,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .suite_processes import _MAIN, child_kind
+from .suite_processes import _MAIN, child_kind, one_revision_parser
 from .suite_time import ROOT, export, run_suite, split_args
 
 
@@ -163,10 +162,7 @@ def summarize(samples: list[Sample], rate: float, top: int = 0) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ours, pytest_args = split_args(argv)
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.suite_profile", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("--rev", help="a git revision, exported (default: the working tree)")
+    parser = one_revision_parser("suite_profile", __doc__)
     parser.add_argument("--rate", type=float, default=20.0, help="samples a second (default 20)")
     parser.add_argument("--top", type=int, default=0, metavar="N", help="the N costliest tests")
     parser.add_argument(
