@@ -27,16 +27,17 @@ machine at load 8 (a whole shipped suite with JAX's compilations); never a crite
 
 
 _STORAGE = tempfile.TemporaryDirectory(prefix="backprop-tests-hypothesis-")
-"""One Hypothesis storage folder for every child this process starts. Hypothesis reads the
-constants of the local modules' source (ours, in an editable install) and caches them there by
-the source's hash; each child runs in a fresh folder, so without it each parsed every module
-again (about 0.4 s a run). The children run the ``ci`` profile, which keeps no example
-database, so the folder holds only that cache."""
+"""The folder of the children's Hypothesis storage folders, one each (:func:`_env`)."""
 
 
 def _env(**env_overrides) -> dict[str, str]:
+    """This process's environment for a child: the package importable, the ``ci`` profile,
+    and a Hypothesis storage folder of the child's own. Hypothesis caches there the constants
+    it reads from local modules' source, and writes each cache file in place: a child that
+    shared a folder with another running beside it could read a file half written, take its
+    module to have no constants, and draw other examples than the run it reproduces."""
     env = {k: v for k, v in os.environ.items() if k not in ("HYPOTHESIS_PROFILE", "PYTEST_ADDOPTS")}
-    env.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", _STORAGE.name)
+    env["HYPOTHESIS_STORAGE_DIRECTORY"] = tempfile.mkdtemp(dir=_STORAGE.name)
     paths = [str(PACKAGE_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env.update(PYTHONPATH=os.pathsep.join(dict.fromkeys(paths)), CI="true", **env_overrides)
     return env
