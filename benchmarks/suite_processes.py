@@ -61,13 +61,13 @@ if _log:
 """
 
 
-_MAIN = "the suite's pytest process"
+MAIN_PROCESS = "the suite's pytest process"
 
 
 def kind(record: dict, runner_pid: int) -> str:
     """What a logged process was."""
     if record["ppid"] == runner_pid:
-        return _MAIN
+        return MAIN_PROCESS
     return child_kind(" ".join(record["argv"]))
 
 
@@ -79,7 +79,7 @@ def child_kind(argv: str) -> str:
         return "the shipped suite's runs"
     if "backprop-check" in argv or "reference.frontends" in argv or "reference/frontends" in argv:
         return "backprop-check runs"
-    if "pytest" in argv:
+    if "pytest" in argv or "exec(eval(sys.stdin.readline()))" in argv:  # and xdist's workers
         return "other pytest runs"
     return "other Python processes"
 
@@ -95,7 +95,7 @@ def summarize(records: list[dict], total_cpu: float, runner_pid: int) -> list[st
         cpu = sum(r["cpu"] for r in group)
         jax = sum(r["jax"] for r in group)
         started = sum(not r["test"] for r in group)
-        where = "" if name == _MAIN else f"; {started} of them background commands"
+        where = "" if name == MAIN_PROCESS else f"; {started} of them background commands"
         lines.append(
             f"  {name:<28} {len(group):4d} {'process ' if len(group) == 1 else 'processes'} "
             f"{cpu:7.1f} s CPU ({jax} imported JAX{where})"
