@@ -121,6 +121,11 @@ def run_suite(
     return Run(label, wall, cpu, done.returncode, lines[-1], done.stdout)
 
 
+def failures(run: Run) -> list[str]:
+    """The lines of pytest's short summary that name a test that failed or erred."""
+    return [line for line in run.stdout.splitlines() if line.startswith(("FAILED ", "ERROR "))]
+
+
 def measure(
     revs: list[str], pytest_args: list[str], repeat: int = 1, load: int = 0
 ) -> dict[str, list[Run]]:
@@ -138,6 +143,8 @@ def measure(
                     f"exit {run.returncode}: {run.summary}",
                     file=sys.stderr,
                 )
+                for line in failures(run):
+                    print(f"    {line}", file=sys.stderr)
                 runs.setdefault(label, []).append(run)
     return runs
 
