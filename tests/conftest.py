@@ -11,7 +11,10 @@ fresh compilation would (``reference/oracles/jax_cache.py``).
 Tests that check a child process's output declare the command with the ``background``
 marker (``tests/background.py``): the selected tests' commands start once collection is
 done and run beside this process's tests, and the ``background`` fixture hands each test its
-command's result."""
+command's result.
+
+The suite has two tiers (``tests/tiers.py``): ``python -m pytest`` runs the quick one and
+deselects the tests marked ``slow``; ``-m slow`` runs those alone, ``--all`` runs both."""
 
 import contextlib
 import os
@@ -21,6 +24,11 @@ from pathlib import Path
 
 import pytest
 from background import Background, start
+from tiers import (  # noqa: F401  the two tiers' hooks
+    pytest_addoption,
+    pytest_collection_modifyitems,
+    pytest_report_header,
+)
 
 from reference.frontends.pytest_plugin import activate
 from reference.oracles.jax_cache import ENV, compilation_cache

@@ -1,0 +1,92 @@
+"""The suite's two tiers: a plugin (``tests/conftest.py`` takes its hooks) and the helpers
+that put tests in the slow one.
+
+``python -m pytest`` runs the quick tier: every test not marked ``slow``. The slow tier holds
+breadth that starts processes or waits on a time limit: more inputs through a front-end path
+that a quick test already runs as users run it (a second public implementation through the
+shipped suite, every mistake of the catalogue through ``grade``, every fork). ``-m slow``
+runs the slow tier alone, ``--all`` both; CI (``.ci/run``) runs both, one after the other. A
+test named on the command line (``tests/test_people.py::test_...``) runs whatever its tier.
+
+A test belongs in the slow tier only if the quick tier still runs, as users run them, the
+lines of the command-line interface, the worker and the plugin that the test runs:
+``benchmarks/tier_coverage.py`` measures that, child processes included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pytest
+
+slow = pytest.mark.slow
+"""The slow tier's marker (registered in ``pyproject.toml``)."""
+
+_ParameterSet = type(pytest.param(None))
+
+
+def first_quick(values: Iterable[object], *, unpack: bool = False) -> list[object]:
+    """``values`` for ``pytest.mark.parametrize``: the first in the quick tier, the others
+    marked ``slow``. ``unpack``: each value is a tuple of several arguments' values.
+    ``pytest.param`` values keep their marks and ids."""
+    params: list[object] = []
+    for index, value in enumerate(values):
+        if index == 0:
+            params.append(value)
+        elif isinstance(value, _ParameterSet):
+            params.append(pytest.param(*value.values, marks=[*value.marks, slow], id=value.id))
+        else:
+            params.append(pytest.param(*(value if unpack else (value,)), marks=slow))
+    return params
+
+
+def _named(config: pytest.Config) -> list[str]:
+    """The test ids the command line names (``path::name``, made relative to the root)."""
+    ids = []
+    for arg in config.args:
+        path, sep, rest = arg.partition("::")
+        if not sep:
+            continue
+        full = (config.invocation_params.dir / path).resolve()
+        if full.is_relative_to(config.rootpath):
+            ids.append(f"{full.relative_to(config.rootpath).as_posix()}::{rest}")
+    return ids
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--all", action="store_true", dest="all_tiers",
+        help="run the slow tier too (tests marked slow, tests/tiers.py); -m slow runs it alone",
+    )  # fmt: skip
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return "tiers: " + (
+        "quick and slow (--all)" if config.option.all_tiers
+        else f"as -m {config.option.markexpr!r} selects" if config.option.markexpr
+        else "quick (the slow tier is deselected: --all runs it too, -m slow alone)"
+    )  # fmt: skip
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the ``slow`` items, unless ``--all`` or a ``-m`` expression was given (the
+    expression then decides) or the command line names the test (``path::name``)."""
+    deselect_slow(config, items)
+
+
+def deselect_slow(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.option.all_tiers or config.option.markexpr:
+        return
+    named = _named(config)
+
+    def deselected(item: pytest.Item) -> bool:
+        if item.get_closest_marker("slow") is None:
+            return False
+        return not any(
+            item.nodeid == n or item.nodeid.startswith((f"{n}[", f"{n}::")) for n in named
+        )
+
+    gone = [item for item in items if deselected(item)]
+    if gone:
+        config.hook.pytest_deselected(items=gone)
+        items[:] = [item for item in items if not deselected(item)]
