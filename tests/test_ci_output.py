@@ -16,6 +16,7 @@ import junit_schemas
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from tiers import first_quick
 
 import backprop
 from reference.frontends import cli, options
@@ -395,7 +396,7 @@ RUNS = {
 }
 
 
-@pytest.mark.parametrize("run", sorted(RUNS))
+@pytest.mark.parametrize("run", first_quick(sorted(RUNS)))
 def test_junit_validates_and_its_counts_are_the_runs(tmp_path, monkeypatch, run):
     name, source, argv, status = RUNS[run]
     code, data, path = junit_run(tmp_path, monkeypatch, name, source, *argv)
@@ -644,7 +645,9 @@ def test_the_workflow_parses_and_names_the_steps_it_needs():
     assert {"actions/checkout", "actions/setup-python"} <= set(uses)
 
 
-@pytest.mark.parametrize("impl, status", [(None, 0), ("reference.bugs:dW2_times_2", 1)])
+@pytest.mark.parametrize(
+    "impl, status", first_quick([(None, 0), ("reference.bugs:dW2_times_2", 1)], unpack=True)
+)
 def test_the_workflow_commands_run(tmp_path, impl, status):
     """Each ``run:`` step as GitHub would run it, from a checkout: the install step left out
     (the package is importable already), the check on a few networks (and on a catalogued

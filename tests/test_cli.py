@@ -7,6 +7,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
+from tiers import slow
 
 import backprop
 from backprop import cli as train_cli
@@ -135,6 +136,7 @@ def test_junit_xml_parses_and_carries_the_diagnosis(broken_run):
     assert all(c.get("name") != "layer 1 W" for c in failed)
 
 
+@slow
 def test_plots_are_written(tmp_path):
     pytest.importorskip("matplotlib")
     code, _text = check(
@@ -205,6 +207,7 @@ def test_explain_states_every_activation_and_cost_of_the_tables():
     )
 
 
+@slow
 def test_bugs_prints_the_matrix_and_writes_json(tmp_path):
     path = tmp_path / "bugs.json"
     code, text = check("--bugs", "--json", str(path))

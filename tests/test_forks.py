@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiers import first_quick
 
 import backprop
 import reference
@@ -129,15 +130,18 @@ def test_a_regression_only_several_outputs_show_is_caught_by_each_command(tmp_pa
 
 @pytest.mark.parametrize(
     "kind, declare, scope, status, says",
-    [
-        ("softplus", True, SEED, 0, "NOTE declared softplus: with {up}: new in the fork"),
-        ("softplus", False, SEED, 0, None),
-        ("softplus_wrong", True, SEED, 1, "off by the same factor 1.1"),
-        ("convention", True, OUTPUTS, 0, "compared up to its factor"),
-        ("convention", False, OUTPUTS, 1, "an undeclared difference, which the oracles pass"),
-        ("formula", True, SEED, 0,
-         "NOTE declared bce: with {up}: a changed formula (label smoothing 1/8)"),
-    ],
+    first_quick(
+        [
+            ("softplus", True, SEED, 0, "NOTE declared softplus: with {up}: new in the fork"),
+            ("softplus", False, SEED, 0, None),
+            ("softplus_wrong", True, SEED, 1, "off by the same factor 1.1"),
+            ("convention", True, OUTPUTS, 0, "compared up to its factor"),
+            ("convention", False, OUTPUTS, 1, "an undeclared difference, which the oracles pass"),
+            ("formula", True, SEED, 0,
+             "NOTE declared bce: with {up}: a changed formula (label smoothing 1/8)"),
+        ],
+        unpack=True,
+    ),
 )  # fmt: skip
 def test_each_fork_against_its_upstream(tmp_path, monkeypatch, kind, declare, scope, status, says):
     """Declared changes pass with the difference listed; a wrong one and an undeclared one

@@ -7,6 +7,7 @@ import warnings
 from types import SimpleNamespace
 
 import pytest
+from tiers import first_quick, slow
 
 import backprop
 import reference
@@ -295,7 +296,7 @@ def _layer(blame, depth):
 _MASK = re.compile(r"(?<!layer )(?<!\^)[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 
 
-@pytest.mark.parametrize("name", [n for n, m in CATALOG.items() if m.blame is not None])
+@pytest.mark.parametrize("name", first_quick(n for n, m in CATALOG.items() if m.blame is not None))
 def test_a_mistake_loses_points_where_the_checker_blames_it(name):
     """Every catalogued mistake with a blamed place: the items of that layer's blamed
     parameters score below their maximum, and their output carries the checker's own
@@ -619,6 +620,7 @@ def test_a_mistake_in_one_family_costs_its_share_and_the_feedback_names_the_fami
             assert "mse" not in first, first
 
 
+@slow
 def test_code_that_never_returns_earns_nothing(tmp_path):
     """Every call hangs: no item, repeatability included, has anything to give."""
     path = tmp_path / "hangs.py"

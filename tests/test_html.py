@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from tiers import slow
 
 import backprop
 import reference
@@ -288,6 +289,7 @@ def found_browser() -> str:
     return browser()
 
 
+@slow
 @pytest.mark.parametrize("kind", ["fail", "pass"])
 def test_the_page_as_a_person_sees_it(found_browser, pages, kind, tmp_path):
     _, _, run, page = pages[kind]

@@ -16,6 +16,7 @@ import textwrap
 import pytest
 from background import once
 from shipped import shipped_suite_command
+from tiers import first_quick
 
 from reference.frontends import cli
 
@@ -236,7 +237,7 @@ def check(*argv, tmp_path):
     return code, out.getvalue(), json.loads(report.read_text())
 
 
-@pytest.mark.parametrize("name", sorted(PEOPLE))
+@pytest.mark.parametrize("name", first_quick(sorted(PEOPLE)))
 def test_right_by_its_own_conventions_it_passes_and_says_how(person, tmp_path, name):
     case = person(name)
     code, text, data = check("--in-process", "--impl", f"{name}_ok", tmp_path=tmp_path)
@@ -250,7 +251,7 @@ def test_right_by_its_own_conventions_it_passes_and_says_how(person, tmp_path, n
         assert all(n["precision"] == "float32" for n in data["networks"])
 
 
-@pytest.mark.parametrize("name", sorted(PEOPLE))
+@pytest.mark.parametrize("name", first_quick(sorted(PEOPLE)))
 def test_with_one_planted_mistake_it_fails_and_the_right_place_is_blamed(person, tmp_path, name):
     case = person(name)
     code, text, data = check("--in-process", "--impl", f"{name}_bad", tmp_path=tmp_path)
@@ -286,7 +287,7 @@ def shipped_runs(item, root):
 
 
 @pytest.mark.background(declare=shipped_runs)
-@pytest.mark.parametrize("name", sorted(PEOPLE))
+@pytest.mark.parametrize("name", first_quick(sorted(PEOPLE)))
 def test_the_shipped_suite_agrees_with_the_command(background, name):
     good, bad = (
         background.result(("people", name, "ok")),

@@ -16,6 +16,7 @@ from shipped import (
     shipped_suite_command,
     suite_test_count,
 )
+from tiers import first_quick
 
 from reference.frontends.pytest_plugin import PROFILES, profile_name
 
@@ -475,13 +476,16 @@ def declared_relu_runs(item, root):
 @pytest.mark.background(declare=declared_relu_runs)
 @pytest.mark.parametrize(
     "declared, where, extra, passes",
-    [
-        (None, None, [], False),  # the inherited keys hold where nothing is declared
-        (0, "pyproject", [], True),  # [tool.backprop-check] relu_at_zero wins over them
-        (0, "SUPPORTS", [], True),  # so does the module's own SUPPORTS
-        (0, "pyproject", ["--backprop-relu-at-zero", "1"], False),  # the command line wins
-        (1, "pyproject", [], False),  # a declaration the code does not keep fails
-    ],
+    first_quick(
+        [
+            (None, None, [], False),  # the inherited keys hold where nothing is declared
+            (0, "pyproject", [], True),  # [tool.backprop-check] relu_at_zero wins over them
+            (0, "SUPPORTS", [], True),  # so does the module's own SUPPORTS
+            (0, "pyproject", ["--backprop-relu-at-zero", "1"], False),  # the command line wins
+            (1, "pyproject", [], False),  # a declaration the code does not keep fails
+        ],
+        unpack=True,
+    ),
     ids=["inherited", "declared-in-pyproject", "declared-in-SUPPORTS", "command-line",
          "declared-wrongly"],
 )  # fmt: skip

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from background import Command
+from tiers import first_quick
 
 import backprop
 from reference.bugs import CATALOG
@@ -117,11 +118,13 @@ def test_the_shards_fail_exactly_the_networks_the_unsharded_run_fails(tmp_path):
 
 @pytest.mark.parametrize(
     "impl",
-    [
-        "backprop",
-        "reference.bugs:dW2_times_2",
-        "tests.outside.partial:MSE_ONLY",  # the first network unsupported: checks move on
-    ],
+    first_quick(
+        [
+            "backprop",
+            "reference.bugs:dW2_times_2",
+            "tests.outside.partial:MSE_ONLY",  # the first network unsupported: checks move on
+        ]
+    ),
 )
 def test_two_jobs_give_the_report_of_one(tmp_path, impl):
     (code1, one), (code2, two) = (

@@ -7,6 +7,7 @@ import sys
 import threading
 
 import pytest
+from tiers import slow
 
 import backprop
 from reference.boundary.isolation import Failed
@@ -125,6 +126,7 @@ def write_class(root):
     return expect
 
 
+@slow
 def test_a_class_is_graded_one_row_each(tmp_path):
     expect = write_class(tmp_path / "class")
     mistakes = {CATALOG[want[1]].blame for want in expect.values() if want[0] == "mistake"}
