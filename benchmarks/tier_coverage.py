@@ -4,6 +4,7 @@ plugin, against the whole suite: lines and branches, child processes included.
     python -m benchmarks.tier_coverage                  # the working tree
     python -m benchmarks.tier_coverage --rev HEAD       # one revision, exported
     python -m benchmarks.tier_coverage -- -x            # pytest's arguments after --
+    python -m benchmarks.tier_coverage --keep DIR       # keep the data; --from DIR reads it
 
 It runs the suite twice under coverage.py (7.10 or later; not a dependency of the project:
 ``python -m pip install coverage``): as ``python -m pytest`` (the quick tier, ``tests/tiers.py``)
@@ -46,8 +47,6 @@ patch =
 
 def measure(where: Path, label: str, extra: list[str], tmp: Path) -> object:
     """The suite in ``where`` under coverage, with ``extra`` arguments: its combined data."""
-    import coverage
-
     folder = tmp / label
     folder.mkdir()
     rc = folder / "coveragerc"
@@ -65,9 +64,17 @@ def measure(where: Path, label: str, extra: list[str], tmp: Path) -> object:
     for line in done.stdout.splitlines():
         if line.startswith(("FAILED ", "ERROR ")):
             print(f"  {line}", file=sys.stderr)
+    return load(rc, combine=True)
+
+
+def load(rc: Path, combine: bool = False) -> object:
+    """The data of the run configured by ``rc`` (its processes' files combined first)."""
+    import coverage
+
     cov = coverage.Coverage(config_file=str(rc))
-    cov.combine(quiet=True)
-    cov.save()
+    if combine:
+        cov.combine()
+        cov.save()
     cov.load()
     return cov
 
@@ -120,6 +127,10 @@ def compare(quick, whole, source: Path) -> tuple[list[str], int]:
 def main(argv: list[str] | None = None) -> int:
     ours, pytest_args = split_args(argv)
     parser = one_revision_parser("tier_coverage", __doc__)
+    parser.add_argument("--keep", type=Path, help="write the runs' data to this new folder")
+    parser.add_argument(
+        "--from", dest="source", type=Path, help="compare the runs kept in this folder again"
+    )
     args = parser.parse_args(ours)
     try:
         import coverage
@@ -129,13 +140,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             f"needs coverage.py 7.10 or later (patch = subprocess): {coverage.__version__}"
         )
-    with tempfile.TemporaryDirectory(prefix="tier-coverage-") as tmp:
-        where = export(args.rev, Path(tmp)) if args.rev else ROOT
-        runs = {
-            label: measure(where, label, [*extra, *pytest_args], Path(tmp))
-            for label, extra in TIERS.items()
-        }
-        lines, lost = compare(runs["quick"], runs["whole"], where / "reference")
+    if args.source is not None:
+        if args.rev or args.keep or pytest_args:
+            parser.error("--from compares runs already made: --rev, --keep and pytest's "
+                         "arguments do not apply")  # fmt: skip
+        runs = {label: load(args.source / label / "coveragerc") for label in TIERS}
+        source = Path((args.source / "source").read_text())
+        lines, lost = compare(runs["quick"], runs["whole"], source)
+    else:
+        with tempfile.TemporaryDirectory(prefix="tier-coverage-") as tmp:
+            folder = args.keep or Path(tmp)
+            folder.mkdir(exist_ok=args.keep is None)
+            where = export(args.rev, folder) if args.rev else ROOT
+            (folder / "source").write_text(str(where / "reference"))
+            runs = {
+                label: measure(where, label, [*extra, *pytest_args], folder)
+                for label, extra in TIERS.items()
+            }
+            lines, lost = compare(runs["quick"], runs["whole"], where / "reference")
     print("\n".join(lines))
     print(f"lines of reference/{{{','.join(FRONT)}}} that only the whole suite runs: {lost}")
     return 0 if lost == 0 else 1
