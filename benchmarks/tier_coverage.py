@@ -18,11 +18,17 @@ Two kinds of process are measured by neither run: one killed by a signal (a hang
 stops writes no data), and a grading worker, whose environment is reduced to a few variables
 (``reference/boundary/isolation.py``) and so loses coverage's. The worker's code is measured in
 the workers of ``backprop-check``, which keep the environment.
+
+Exit status: 0 when the quick tier runs every line and branch of those folders that the whole
+suite runs, 1 when it does not, 2 when either run failed or measured none of them. ``--from``
+reads the sources where they were when the runs were made: with ``--rev``, the export kept
+under ``--keep``; without it, the working tree as it is now.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -45,8 +51,9 @@ patch =
 """
 
 
-def measure(where: Path, label: str, extra: list[str], tmp: Path) -> object:
-    """The suite in ``where`` under coverage, with ``extra`` arguments: its combined data."""
+def measure(where: Path, label: str, extra: list[str], tmp: Path) -> tuple[object, int]:
+    """The suite in ``where`` under coverage, with ``extra`` arguments: its combined data, and
+    pytest's exit status."""
     folder = tmp / label
     folder.mkdir()
     rc = folder / "coveragerc"
@@ -64,7 +71,8 @@ def measure(where: Path, label: str, extra: list[str], tmp: Path) -> object:
     for line in done.stdout.splitlines():
         if line.startswith(("FAILED ", "ERROR ")):
             print(f"  {line}", file=sys.stderr)
-    return load(rc, combine=True)
+    (folder / "status").write_text(str(done.returncode))  # for --from
+    return load(rc, combine=True), done.returncode
 
 
 def load(rc: Path, combine: bool = False) -> object:
@@ -73,7 +81,7 @@ def load(rc: Path, combine: bool = False) -> object:
 
     cov = coverage.Coverage(config_file=str(rc))
     if combine:
-        cov.combine()
+        cov.combine(strict=True)  # no data at all is an error, not an empty run
         cov.save()
     cov.load()
     return cov
@@ -90,10 +98,11 @@ def ranges(lines: list[int]) -> str:
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
-def compare(quick, whole, source: Path) -> tuple[list[str], int]:
-    """The report, and how many lines of the front folders only the whole suite runs."""
+def compare(quick, whole, source: Path) -> tuple[list[str], int, int]:
+    """The report; how many lines and branches of the front folders only the whole suite
+    runs; how many front modules the whole suite ran at all."""
     q, w = quick.get_data(), whole.get_data()
-    lost_front, rest = 0, [0, 0, 0]
+    lost, measured, rest = 0, 0, [0, 0, 0]
     lines = [
         "module: statements; run by the whole suite, by the quick tier; what only the whole runs"
     ]
@@ -107,10 +116,11 @@ def compare(quick, whole, source: Path) -> tuple[list[str], int]:
             rest[1] += len(ran_w)
             rest[2] += len(ran_q)
             continue
+        measured += bool(ran_w)
         only = sorted(ran_w - ran_q)
         arcs = {a for a in (w.arcs(str(path)) or ()) if min(a) > 0} - set(q.arcs(str(path)) or ())
         arcs = {a for a in arcs if a[0] not in only}  # a branch from a line the tier never runs
-        lost_front += len(only)
+        lost += len(only) + len(arcs)
         line = f"  {name}: {len(statements)}; {len(ran_w)}, {len(ran_q)}"
         if only:
             line += f"; lines {ranges(only)}"
@@ -121,7 +131,7 @@ def compare(quick, whole, source: Path) -> tuple[list[str], int]:
         f"the rest of reference/: {rest[0]} statements; the whole suite runs {rest[1]}, "
         f"the quick tier {rest[2]}"
     )
-    return lines, lost_front
+    return lines, lost, measured
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         import coverage
     except ImportError:
         parser.error("needs coverage.py 7.10 or later: python -m pip install coverage")
-    if tuple(int(p) for p in coverage.__version__.split(".")[:2]) < (7, 10):
+    version = re.match(r"(\d+)\.(\d+)", coverage.__version__)
+    if version is None or tuple(map(int, version.groups())) < (7, 10):
         parser.error(
             f"needs coverage.py 7.10 or later (patch = subprocess): {coverage.__version__}"
         )
@@ -144,22 +155,37 @@ def main(argv: list[str] | None = None) -> int:
         if args.rev or args.keep or pytest_args:
             parser.error("--from compares runs already made: --rev, --keep and pytest's "
                          "arguments do not apply")  # fmt: skip
-        runs = {label: load(args.source / label / "coveragerc") for label in TIERS}
+        runs = {
+            label: (load(args.source / label / "coveragerc"),
+                    int((args.source / label / "status").read_text()))
+            for label in TIERS
+        }  # fmt: skip
         source = Path((args.source / "source").read_text())
-        lines, lost = compare(runs["quick"], runs["whole"], source)
+        report = compare(runs["quick"][0], runs["whole"][0], source)
     else:
+        if args.keep is not None and args.keep.exists():
+            parser.error(f"--keep: {args.keep} exists; name a new folder")
         with tempfile.TemporaryDirectory(prefix="tier-coverage-") as tmp:
-            folder = args.keep or Path(tmp)
+            folder = (args.keep or Path(tmp)).resolve()
             folder.mkdir(exist_ok=args.keep is None)
             where = export(args.rev, folder) if args.rev else ROOT
-            (folder / "source").write_text(str(where / "reference"))
+            source = where / "reference"
+            (folder / "source").write_text(str(source))
             runs = {
                 label: measure(where, label, [*extra, *pytest_args], folder)
                 for label, extra in TIERS.items()
             }
-            lines, lost = compare(runs["quick"], runs["whole"], where / "reference")
+            report = compare(runs["quick"][0], runs["whole"][0], source)
+    lines, lost, measured = report
     print("\n".join(lines))
-    print(f"lines of reference/{{{','.join(FRONT)}}} that only the whole suite runs: {lost}")
+    front = f"reference/{{{','.join(FRONT)}}}"
+    print(f"lines and branches of {front} that only the whole suite runs: {lost}")
+    failed = [label for label, (_, status) in runs.items() if status != 0]
+    why = [f"the {label} run failed" for label in failed]
+    why += [] if measured else [f"the whole suite ran no module of {front}"]
+    if why:
+        print(f"not a comparison: {'; '.join(why)}")
+        return 2
     return 0 if lost == 0 else 1
 
 

@@ -59,6 +59,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:  # nothing runs: no command either
+        return
     if any(item.get_closest_marker("background") for item in session.items):
         root = tempfile.mkdtemp(prefix="backprop-tests-background-")
         background = Background(Path(root))

@@ -136,7 +136,6 @@ def test_junit_xml_parses_and_carries_the_diagnosis(broken_run):
     assert all(c.get("name") != "layer 1 W" for c in failed)
 
 
-@slow
 def test_plots_are_written(tmp_path):
     pytest.importorskip("matplotlib")
     code, _text = check(
@@ -205,6 +204,21 @@ def test_explain_states_every_activation_and_cost_of_the_tables():
     assert text.count("kinks at z = 0:") == sum(
         1 for n in backprop.ACTIVATIONS if 0.0 in NUMPY_ACTIVATIONS[n].kinks
     )
+
+
+def test_bugs_on_part_of_the_catalog_prints_its_matrix_and_json(tmp_path, monkeypatch):
+    """``--bugs`` through the command on two of the catalogue's mistakes; the whole catalogue:
+    the slow tier's test below, and tests/test_catalog.py in process."""
+    from reference.bugs import detect
+
+    part = dict(sorted(CATALOG.items())[:2])
+    monkeypatch.setattr(detect, "CATALOG", part)
+    path = tmp_path / "bugs.json"
+    code, text = check("--bugs", "--json", str(path))
+    bugs = json.loads(path.read_text())["bugs"]
+    assert code == 0 and "2 of 2 mistakes detected" in text, text
+    assert [b["name"] for b in bugs] == sorted(part) and all(b["detected"] for b in bugs)
+    assert "the correct base passes every check" in text
 
 
 @slow

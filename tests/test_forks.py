@@ -133,13 +133,14 @@ def test_a_regression_only_several_outputs_show_is_caught_by_each_command(tmp_pa
     first_quick(
         [
             ("softplus", True, SEED, 0, "NOTE declared softplus: with {up}: new in the fork"),
-            ("softplus", False, SEED, 0, None),
             ("softplus_wrong", True, SEED, 1, "off by the same factor 1.1"),
             ("convention", True, OUTPUTS, 0, "compared up to its factor"),
             ("convention", False, OUTPUTS, 1, "an undeclared difference, which the oracles pass"),
+            ("softplus", False, SEED, 0, None),
             ("formula", True, SEED, 0,
              "NOTE declared bce: with {up}: a changed formula (label smoothing 1/8)"),
         ],
+        quick=4,
         unpack=True,
     ),
 )  # fmt: skip

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from background import once
 from shipped import shipped_suite_command
-from tiers import first_quick
 
 import reference
 from reference.boundary.guard import ImplementationFailed, guard
@@ -194,7 +193,7 @@ def test_every_named_layout_is_a_preset():
     assert set(SOURCES) == set(LAYOUTS) - {"columns"}
 
 
-@pytest.mark.parametrize("layout", first_quick(sorted(SOURCES)))
+@pytest.mark.parametrize("layout", sorted(SOURCES))
 def test_correct_code_in_each_layout_passes_and_the_table_speaks_its_layout(
     module, tmp_path, layout
 ):
@@ -206,7 +205,7 @@ def test_correct_code_in_each_layout_passes_and_the_table_speaks_its_layout(
     assert f"2     W {SHOWN[layout]:>9}" in seed_table
 
 
-@pytest.mark.parametrize("layout", first_quick(sorted(SOURCES)))
+@pytest.mark.parametrize("layout", sorted(SOURCES))
 def test_a_doubled_dW2_in_each_layout_is_blamed_on_layer_2s_W(module, tmp_path, layout):
     source = mistaken(SOURCES[layout], layout)
     argv = declared(module, tmp_path, layout, f"wrong_{layout}", source)

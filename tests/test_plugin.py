@@ -480,14 +480,15 @@ def declared_relu_runs(item, root):
         [
             (None, None, [], False),  # the inherited keys hold where nothing is declared
             (0, "pyproject", [], True),  # [tool.backprop-check] relu_at_zero wins over them
-            (0, "SUPPORTS", [], True),  # so does the module's own SUPPORTS
             (0, "pyproject", ["--backprop-relu-at-zero", "1"], False),  # the command line wins
             (1, "pyproject", [], False),  # a declaration the code does not keep fails
+            (0, "SUPPORTS", [], True),  # so does the module's own SUPPORTS
         ],
+        quick=4,
         unpack=True,
     ),
-    ids=["inherited", "declared-in-pyproject", "declared-in-SUPPORTS", "command-line",
-         "declared-wrongly"],
+    ids=["inherited", "declared-in-pyproject", "command-line", "declared-wrongly",
+         "declared-in-SUPPORTS"],
 )  # fmt: skip
 def test_a_declared_relu_at_zero_wins_over_inherited_settings(
     background, request, declared, where, extra, passes

@@ -232,7 +232,7 @@ def test_progress_shows_on_a_terminal_or_when_asked_never_when_quiet(stream, qui
 
 
 @pytest.mark.parametrize(
-    "impl", first_quick(["reference.bugs:dW2_times_2", "tests.outside.partial:MSE_ONLY"])
+    "impl", first_quick(["tests.outside.partial:MSE_ONLY", "reference.bugs:dW2_times_2"])
 )
 def test_two_jobs_a_chunk_at_a_time_give_the_report_of_one(tmp_path, monkeypatch, impl):
     """Chunks of one network per worker: the report is still the one a single worker gives,

@@ -15,7 +15,9 @@ lines of the command-line interface, the worker and the plugin that the test run
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 
@@ -25,13 +27,14 @@ slow = pytest.mark.slow
 _ParameterSet = type(pytest.param(None))
 
 
-def first_quick(values: Iterable[object], *, unpack: bool = False) -> list[object]:
-    """``values`` for ``pytest.mark.parametrize``: the first in the quick tier, the others
-    marked ``slow``. ``unpack``: each value is a tuple of several arguments' values.
+def first_quick(values: Iterable[object], *, quick: int = 1, unpack: bool = False) -> list[object]:
+    """``values`` for ``pytest.mark.parametrize``: the first ``quick`` in the quick tier, the
+    others marked ``slow``; order them so that the quick ones include a case that fails when
+    the code is wrong. ``unpack``: each value is a tuple of several arguments' values.
     ``pytest.param`` values keep their marks and ids."""
     params: list[object] = []
     for index, value in enumerate(values):
-        if index == 0:
+        if index < quick:
             params.append(value)
         elif isinstance(value, _ParameterSet):
             params.append(pytest.param(*value.values, marks=[*value.marks, slow], id=value.id))
@@ -47,7 +50,7 @@ def _named(config: pytest.Config) -> list[str]:
         path, sep, rest = arg.partition("::")
         if not sep:
             continue
-        full = (config.invocation_params.dir / path).resolve()
+        full = Path(os.path.abspath(config.invocation_params.dir / path))  # as node ids are
         if full.is_relative_to(config.rootpath):
             ids.append(f"{full.relative_to(config.rootpath).as_posix()}::{rest}")
     return ids
