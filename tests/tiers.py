@@ -2,15 +2,18 @@
 that put tests in the slow one.
 
 ``python -m pytest`` runs the quick tier: every test not marked ``slow``. The slow tier holds
-breadth that starts processes or waits on a time limit: more inputs through a front-end path
-that a quick test already runs as users run it (a second public implementation through the
-shipped suite, every mistake of the catalogue through ``grade``, every fork). ``-m slow``
-runs the slow tier alone, ``--all`` both; CI (``.ci/run``) runs both, one after the other. A
-test named on the command line (``tests/test_people.py::test_...``) runs whatever its tier.
+breadth: more cases of what a quick test already checks (more public implementations through
+the shipped suite, every catalogued mistake through ``grade``, more forks, the whole catalogue
+through ``--bugs``, the class of ``tests/test_submissions.py``, the page in Chromium, the cases
+that wait out a time limit). ``-m slow`` runs the slow tier alone, ``--all`` both; CI
+(``.ci/run``) runs both, one after the other. A test named on the command line by its id
+(``tests/test_people.py::test_...``) runs whatever its tier; ``-k`` selects within the tiers
+``-m`` or ``--all`` choose.
 
-A test belongs in the slow tier only if the quick tier still runs, as users run them, the
-lines of the command-line interface, the worker and the plugin that the test runs:
-``benchmarks/tier_coverage.py`` measures that, child processes included.
+A test belongs in the slow tier only if the quick tier still checks what it checks, on a case
+that fails when the code is wrong (``first_quick``'s ``quick`` values come first), and still
+runs the lines of the command-line interface, the worker and the plugin that it runs:
+``benchmarks/tier_coverage.py`` measures the lines, child processes included.
 """
 
 from __future__ import annotations
