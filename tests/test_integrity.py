@@ -254,6 +254,13 @@ def test_the_static_scan_names_written_imports_and_leaves_built_names_to_the_hoo
     assert scan(folder / "honest.py") == []
 
 
+def test_the_scan_of_a_folder_passes_over_a_file_it_cannot_parse(tmp_path):
+    (tmp_path / "draft.py").write_text("def loss(params, X, Y\n    import backprop\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "net.py").write_text("x = 1\nfrom backprop.network import loss\n")
+    assert scan(tmp_path) == ["pkg/net.py:2 imports backprop.network"]  # the worker names the other
+
+
 def test_patching_the_harness_in_the_worker_changes_no_verdict(graded):
     row = graded["rows"]["patcher.py"]
     scores = row.grade.scores()
