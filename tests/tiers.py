@@ -77,22 +77,16 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect the ``slow`` items, unless ``--all`` or a ``-m`` expression was given (the
     expression then decides) or the command line names the test (``path::name``)."""
-    deselect_slow(config, items)
-
-
-def deselect_slow(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.option.all_tiers or config.option.markexpr:
         return
     named = _named(config)
 
-    def deselected(item: pytest.Item) -> bool:
-        if item.get_closest_marker("slow") is None:
-            return False
-        return not any(
+    def kept(item: pytest.Item) -> bool:
+        return item.get_closest_marker("slow") is None or any(
             item.nodeid == n or item.nodeid.startswith((f"{n}[", f"{n}::")) for n in named
         )
 
-    gone = [item for item in items if deselected(item)]
+    gone = [item for item in items if not kept(item)]
     if gone:
         config.hook.pytest_deselected(items=gone)
-        items[:] = [item for item in items if not deselected(item)]
+        items[:] = [item for item in items if kept(item)]
