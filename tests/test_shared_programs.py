@@ -7,7 +7,6 @@ import itertools
 
 import numpy as np
 import pytest
-from tiers import first_quick
 
 from reference.inputs.problems import (
     compatible_costs,
@@ -59,9 +58,7 @@ def rel(a, b) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), TINY))
 
 
-@pytest.mark.parametrize(
-    ("k", "out", "cost"), first_quick([(k, *c) for k, c in enumerate(combinations())], unpack=True)
-)
+@pytest.mark.parametrize(("k", "out", "cost"), [(k, *c) for k, c in enumerate(combinations())])
 def test_the_shared_program_gives_what_one_for_the_combination_gives(k, out, cost, monkeypatch):
     """Every output activation and cost of the tables, chosen at run time in the shared
     program (softmax's padded units at their fill, the layers past the depth passing the
