@@ -4,14 +4,14 @@ no process cost on their own, the floor under any selection of the suite that ke
     CI=true /usr/bin/time python -m pytest -p benchmarks.in_process -p no:cacheprovider -q
     CI=true /usr/bin/time python -m pytest -p benchmarks.in_process -p no:cacheprovider -q -n 2
 
-Once collection is done, starting a process raises :class:`StartsAProcess` (``fork``,
-``posix_spawn`` and the ``fork_exec`` behind ``subprocess`` and ``multiprocessing``), and a
-test that starts one, in its body or in a fixture, is reported skipped with the reason
-"starts a process" instead of failing. The tests with the ``background`` marker
-(``tests/background.py``) start their commands before any test runs; they are deselected.
-Time it with ``/usr/bin/time``: with no process started, its user and system time are
-the tests' (and pytest-xdist's workers', which start before collection). The patched
-functions are put back when the session ends.
+Once collection is done, starting a process raises :class:`StartsAProcess` (``os.fork``,
+``os.posix_spawn``, ``os.system`` and the ``fork_exec`` behind ``subprocess`` and
+``multiprocessing``), and a test that starts one, in its body or in a fixture, is reported
+skipped with the reason "starts a process" instead of failing. The tests with the
+``background`` marker (``tests/background.py``) have their commands started when collection
+ends; they are deselected. Time it with ``/usr/bin/time``: with no process started, its user
+and system time are the tests' (and pytest-xdist's workers', which start before collection).
+The patched functions are put back when the session ends.
 
 A test may catch the exception only by ``except BaseException``; one that does would be
 counted as passing. Measurement only: the tests' own verdicts are those of ``python -m
@@ -46,6 +46,7 @@ _PATCHED = (
     (os, "fork"),
     (os, "posix_spawn"),
     (os, "posix_spawnp"),
+    (os, "system"),
 )
 
 
