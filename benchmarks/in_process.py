@@ -59,8 +59,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     saved = [
         (owner, name, getattr(owner, name)) for owner, name in _PATCHED if hasattr(owner, name)
     ]
-    config.stash[_SAVED] = [*saved, (subprocess, "_USE_POSIX_SPAWN", subprocess._USE_POSIX_SPAWN)]
-    subprocess._USE_POSIX_SPAWN = False
+    config.stash[_SAVED] = saved
     for owner, name, _ in saved:
         setattr(owner, name, _refuse)
 
