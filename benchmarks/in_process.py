@@ -4,18 +4,19 @@ no process cost on their own, the floor under any selection of the suite that ke
     CI=true /usr/bin/time python -m pytest -p benchmarks.in_process -p no:cacheprovider -q
     CI=true /usr/bin/time python -m pytest -p benchmarks.in_process -p no:cacheprovider -q -n 2
 
-Once collection is done, starting a process raises :class:`StartsAProcess` (``os.fork``,
-``os.posix_spawn``, ``os.system`` and the ``fork_exec`` behind ``subprocess`` and
-``multiprocessing``), and a test that starts one, in its body or in a fixture, is reported
-skipped with the reason "starts a process" instead of failing. The tests with the
+Once collection is done, starting a process (``os.fork``, ``os.forkpty``, ``os.posix_spawn``,
+``os.system`` and the ``fork_exec`` behind ``subprocess`` and ``multiprocessing``) raises
+pytest's skip: a test that starts one, in its body or in a fixture, is reported skipped,
+"starts a process", and a fixture that does is not run again for each test that asks for it. A
+test whose process start was refused and the refusal swallowed (by an ``except BaseException``
+of its own or of the harness's, or in a thread) is reported skipped too. The tests with the
 ``background`` marker (``tests/background.py``) have their commands started when collection
 ends; they are deselected. Time it with ``/usr/bin/time``: with no process started, its user
 and system time are the tests' (and pytest-xdist's workers', which start before collection).
-The patched functions are put back when the session ends.
+The patched functions are put back when the session ends. A test whose fixture starts a process
+in its teardown counts as passed and skipped both.
 
-A test may catch the exception only by ``except BaseException``; one that does would be
-counted as passing. Measurement only: the tests' own verdicts are those of ``python -m
-pytest``."""
+Measurement only: the tests' own verdicts are those of ``python -m pytest``."""
 
 from __future__ import annotations
 
@@ -29,21 +30,24 @@ import pytest
 
 _SAVED = pytest.StashKey[list[tuple[Any, str, Any]]]()
 REASON = "starts a process"
-
-
-class StartsAProcess(BaseException):
-    """Raised where a process would start; a BaseException, so ``except Exception`` in the
-    code under test does not hide it."""
+_refused: list[str] = []
+"""The refusals in the running phase of a test (setup, call, teardown), kept for a refusal
+that was caught before pytest saw it."""
 
 
 def _refuse(*args: Any, **kwargs: Any) -> Any:
-    raise StartsAProcess(REASON)
+    """Stands for every function that starts a process: pytest's skip (a BaseException, so
+    ``except Exception`` in the code under test does not hide it), reported as one in any
+    phase and at the test's own line (pytest's ``_use_item_location``, ``_pytest/outcomes.py``)."""
+    _refused.append(REASON)
+    raise pytest.skip.Exception(REASON, _use_item_location=True)
 
 
 _PATCHED = (
     (_posixsubprocess, "fork_exec"),
     (subprocess, "_fork_exec"),  # subprocess keeps its own name for it
     (os, "fork"),
+    (os, "forkpty"),
     (os, "posix_spawn"),
     (os, "posix_spawnp"),
     (os, "system"),
@@ -67,10 +71,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Generator:
     outcome = yield
-    if call.excinfo is not None and call.excinfo.errisinstance(StartsAProcess):
-        report = outcome.get_result()
+    report = outcome.get_result()
+    if _refused and not report.skipped:  # refused in this phase, and the refusal caught
         report.outcome = "skipped"
         report.longrepr = (str(item.path), (item.location[1] or 0) + 1, f"Skipped: {REASON}")
+    _refused.clear()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
